@@ -1,0 +1,43 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Everything is installed into .venv with torch pinned (constraints.txt) to the local CPU build.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install --constraint constraints.txt
+STAMP  := $(VENV)/.installed
+PACKAGES := pyproject.toml plugins/stardp/pyproject.toml examples/lv_segmentation/pyproject.toml
+
+.PHONY: install test demo docs docs-check bench clean
+
+install: $(STAMP)
+
+$(STAMP): $(PACKAGES) constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip setuptools wheel
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[test,docs,distributed,bench]' -e plugins/stardp -e examples/lv_segmentation
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+	$(MAKE) docs-check
+
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -b html docs docs/_build/html
+
+# warnings are errors; then the doctests in the docs pages
+docs-check: $(STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html -q
+	$(BIN)/python -m sphinx -W --keep-going -b doctest docs docs/_build/doctest -q
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/estimators.py
+	$(BIN)/python benchmarks/stardp_throughput.py
+	$(BIN)/python benchmarks/lv_overhead.py
+	$(BIN)/python benchmarks/lv_ablation.py
+
+clean:
+	rm -rf $(VENV) docs/_build .pytest_cache .hypothesis

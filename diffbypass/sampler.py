@@ -1,0 +1,89 @@
+"""The noise-exploration sampler shared by :class:`~diffbypass.Surrogate` and :class:`~diffbypass.ES`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from diffbypass._validation import int_at_least, positive_float
+
+__all__ = ["NoiseSampler"]
+
+
+class NoiseSampler:
+    r"""Gaussian perturbations :math:`x + \sigma\varepsilon_s`, :math:`\varepsilon_s \sim \mathcal N(0, I)`.
+
+    Args:
+        sigma: noise scale :math:`\sigma > 0`.
+        samples: number :math:`S \ge 1` of perturbations per input.
+        antithetic: draw :math:`S/2` directions and use each with both signs
+            (:math:`\varepsilon, -\varepsilon`); ``samples`` must then be even.
+        generator: a CPU ``torch.Generator``; by default a new one seeded from the global RNG at
+            construction, so ``torch.manual_seed`` before building makes runs reproducible.
+
+    Noise is drawn on the CPU and moved to the input's device, so a seed gives the same noise on
+    every device and for every executor.
+
+    Example:
+        >>> s = NoiseSampler(sigma=0.5, samples=4, antithetic=True,
+        ...                  generator=torch.Generator().manual_seed(0))
+        >>> eps = s.noise(torch.zeros(3, 2))
+        >>> eps.shape
+        torch.Size([4, 3, 2])
+        >>> bool(torch.equal(eps[2:], -eps[:2]))
+        True
+    """
+
+    def __init__(
+        self,
+        sigma: float,
+        samples: int,
+        *,
+        antithetic: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.sigma = positive_float("sigma", sigma)
+        self.samples = int_at_least("samples", samples, 1)
+        self.antithetic = bool(antithetic)
+        if self.antithetic and self.samples % 2:
+            raise ValueError(
+                f"samples must be even when antithetic=True (pairs +eps, -eps); got {samples}"
+            )
+        if generator is None:
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+            generator = torch.Generator().manual_seed(seed)
+        elif not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}")
+        elif generator.device.type != "cpu":
+            raise ValueError(f"generator must be a CPU generator; got one on {generator.device}")
+        self.generator = generator
+
+    def noise(self, x: Tensor) -> Tensor:
+        """Standard normal directions :math:`\\varepsilon` of shape ``(S, *x.shape)``."""
+        shape = tuple(x.shape)
+        dtype = x.dtype if x.dtype.is_floating_point else torch.float32
+        if self.antithetic:
+            half = torch.randn((self.samples // 2, *shape), generator=self.generator, dtype=dtype)
+            eps = torch.cat([half, -half])
+        else:
+            eps = torch.randn((self.samples, *shape), generator=self.generator, dtype=dtype)
+        return eps.to(x.device)
+
+    def perturb(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Return ``(x + sigma * eps, eps)`` with shapes ``(S, *x.shape)``."""
+        eps = self.noise(x)
+        return x.detach().unsqueeze(0) + self.sigma * eps, eps
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+    def __repr__(self) -> str:
+        return (
+            f"NoiseSampler(sigma={self.sigma}, samples={self.samples}, "
+            f"antithetic={self.antithetic})"
+        )
