@@ -1,0 +1,122 @@
+"""``Bypass``: a black box inside a PyTorch model, differentiated by a gradient estimator."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from diffbypass.base import BlackBoxFn, Estimator
+from diffbypass.blackbox import BlackBox
+
+__all__ = ["Bypass"]
+
+
+class _BypassFunction(torch.autograd.Function):
+    """Forward: the estimator's ``output`` (== fn(x)); backward: the estimator's ``vjp``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, blackbox: BlackBox, estimator: Estimator) -> Tensor:
+        y = estimator.output(blackbox, x)
+        ctx.blackbox, ctx.estimator = blackbox, estimator
+        ctx.save_for_backward(x, y)
+        if not y.is_floating_point():
+            ctx.mark_non_differentiable(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad_y: Tensor) -> tuple[Tensor | None, None, None]:
+        x, y = ctx.saved_tensors
+        with torch.no_grad():
+            grad_x = ctx.estimator.vjp(ctx.blackbox, x, y, grad_y.to(y.dtype))
+        if grad_x.shape != x.shape:
+            raise RuntimeError(
+                f"{type(ctx.estimator).__name__}.vjp returned shape {tuple(grad_x.shape)}; "
+                f"expected the input's shape {tuple(x.shape)}"
+            )
+        return grad_x.to(x.dtype), None, None
+
+
+class Bypass(nn.Module):
+    r"""Wrap a black box so that it can sit inside a model and be trained through.
+
+    The forward pass returns ``fn(x)`` exactly, as a tensor on ``x``'s device (``fn`` may return
+    a tensor or a NumPy array, floats or integer indices, and never sees autograd). The backward
+    pass asks ``estimator`` for the input gradient.
+
+    Args:
+        fn: a function on a batch ``x`` of shape :math:`(B, \dots)` returning :math:`(B, \dots)`.
+        estimator: a :class:`~diffbypass.Estimator`, e.g. :class:`~diffbypass.Surrogate` or
+            :class:`~diffbypass.ES`.
+        max_batch: evaluate at most this many inputs per ``fn`` call (bounds memory).
+        executor: a :class:`concurrent.futures.Executor` (threads, processes, or a Dask
+            ``client.get_executor()``) to evaluate perturbed inputs on.
+        nonfinite: ``"raise"`` on NaN/inf from ``fn`` (default) or ``"drop"`` perturbed samples
+            with NaN/inf (the output at ``x`` itself is always checked).
+
+    Integer outputs (class indices) are returned as they are and carry no gradient; with a
+    ``Surrogate(fit_loss="ce")`` put the loss on :meth:`predict` instead.
+
+    Example:
+        >>> import torch
+        >>> from diffbypass import Bypass, ES
+        >>> layer = Bypass(torch.sign, ES(sigma=0.5, samples=256,
+        ...                               generator=torch.Generator().manual_seed(0)))
+        >>> x = torch.zeros(1, 3, requires_grad=True)
+        >>> layer(x).sum().backward()
+        >>> x.grad.shape  # close to 2 * phi(0) / 0.5 = 1.6 in each entry
+        torch.Size([1, 3])
+    """
+
+    def __init__(
+        self,
+        fn: BlackBoxFn,
+        estimator: Estimator,
+        *,
+        max_batch: int | None = None,
+        executor: Executor | None = None,
+        nonfinite: str = "raise",
+    ) -> None:
+        super().__init__()
+        if not isinstance(estimator, Estimator):
+            raise TypeError(
+                "estimator must be a diffbypass Estimator (Surrogate, ES, StraightThrough, "
+                f"FiniteDifference, ...); got {type(estimator).__name__}"
+            )
+        self.blackbox = BlackBox(fn, max_batch=max_batch, executor=executor, nonfinite=nonfinite)
+        self.estimator = estimator
+
+    @property
+    def fn(self) -> BlackBoxFn:
+        """The wrapped black-box function."""
+        return self.blackbox.fn
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor; got {type(x).__name__}")
+        if x.dim() == 0:
+            raise ValueError("x must have a leading batch dimension; got a 0-d tensor")
+        return _BypassFunction.apply(x, self.blackbox, self.estimator)
+
+    def predict(self, x: Tensor) -> Tensor:
+        """The estimator's differentiable prediction of ``fn`` at ``x`` (surrogates only).
+
+        Gradients flow to ``x`` but not into the surrogate's parameters.
+        """
+        predict = getattr(self.estimator, "predict", None)
+        if predict is None:
+            raise TypeError(
+                f"{type(self.estimator).__name__} has no differentiable prediction; "
+                "predict() needs a Surrogate estimator"
+            )
+        return predict(x)
+
+    @property
+    def stats(self) -> Any:
+        """Telemetry of the last surrogate fit (``None`` for estimators without one)."""
+        return getattr(self.estimator, "stats", None)
+
+    def extra_repr(self) -> str:
+        return repr(self.blackbox)
