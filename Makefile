@@ -19,7 +19,8 @@ $(STAMP): $(PACKAGES) constraints.txt
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+	$(BIN)/python -m pytest -n 2 -q tests README.md \
+		--doctest-modules diffbypass plugins/stardp/diffbypass_stardp examples/lv_segmentation/lvseg
 	$(MAKE) docs-check
 
 docs: $(STAMP)
