@@ -1,0 +1,163 @@
+"""Loader for the ACDC challenge layout (NIfTI volumes with label maps), read with nibabel.
+
+Layout (the ACDC ``training/`` folder)::
+
+    <data_dir>/patientNNN/patientNNN_frameMM.nii.gz      short-axis volume (X, Y, Z)
+    <data_dir>/patientNNN/patientNNN_frameMM_gt.nii.gz   labels: 0 background, 1 RV, 2 myocardium,
+                                                         3 LV cavity
+
+Uncompressed ``.nii`` works too; other files (``Info.cfg``, the 4-D cine) are not read. Every
+short-axis position ``z`` of every annotated frame becomes one :class:`~lvseg.data.Slice` with
+``image = volume[:, :, z]`` (no transpose: row = voxel axis 0, column = axis 1) and spacing
+``(zooms[0], zooms[1])`` from the header. Slices whose label map has no LV are dropped and
+counted under :data:`REASON_NO_LV`, as in the thesis protocol.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from lvseg.data.types import LoadReport, Slice
+
+__all__ = [
+    "LV_LABEL",
+    "REASON_EMPTY_PATIENT",
+    "REASON_FRAME_WITHOUT_GT",
+    "REASON_GT_WITHOUT_FRAME",
+    "REASON_NO_LV",
+    "REASON_SHAPE_MISMATCH",
+    "REASON_UNREADABLE_NIFTI",
+    "load_acdc",
+]
+
+LV_LABEL = 3
+"""ACDC label of the LV cavity (blood pool)."""
+REASON_FRAME_WITHOUT_GT = "frame_without_ground_truth"
+"""A frame volume without its ``_gt`` label map: not annotated (not read)."""
+REASON_GT_WITHOUT_FRAME = "ground_truth_without_frame"
+"""A ``_gt`` label map whose frame volume is missing."""
+REASON_UNREADABLE_NIFTI = "unreadable_nifti"
+"""The frame or its label map cannot be read as a 3-D NIfTI volume with a valid spacing."""
+REASON_SHAPE_MISMATCH = "shape_mismatch"
+"""The frame and its label map differ in shape."""
+REASON_EMPTY_PATIENT = "patient_without_frames"
+"""A ``patientNNN`` folder without any frame file."""
+REASON_NO_LV = "no_lv"
+"""A short-axis slice whose label map has no LV pixel."""
+
+_LAYOUT = "expected patientNNN/patientNNN_frameMM.nii.gz with patientNNN_frameMM_gt.nii.gz"
+_PATIENT = re.compile(r"^patient\d+$")
+_FRAME = re.compile(r"^(patient\d+)_frame(\d+)(_gt)?\.nii(\.gz)?$")
+
+
+def load_acdc(
+    data_dir: str | os.PathLike[str], *, lv_label: int = LV_LABEL
+) -> tuple[list[Slice], LoadReport]:
+    """Load every short-axis slice with an LV from the annotated ACDC frames.
+
+    Args:
+        data_dir: folder holding the ``patientNNN`` folders (module docstring).
+        lv_label: label value of the LV blood pool in the ``_gt`` maps.
+
+    Returns:
+        ``(slices, report)``: slices ordered by patient, frame and ``z``; ``patient_id`` is the
+        folder name, ``source`` is ``<frame path>#z=<z>``, ``extras`` is
+        ``{"frame": int, "z": int, "n_z": int, "labels": (H, W) uint8 label map}``.
+
+    Raises:
+        FileNotFoundError: if ``data_dir`` does not exist.
+        ValueError: if it holds no ``patientNNN`` folder.
+
+    Example:
+        >>> slices, report = load_acdc("path/to/ACDC/training")  # doctest: +SKIP
+    """
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"ACDC data directory {root} does not exist; {_LAYOUT}")
+    patients = sorted(p for p in root.iterdir() if p.is_dir() and _PATIENT.match(p.name))
+    if not patients:
+        raise ValueError(f"{root} holds no patientNNN folder; {_LAYOUT}")
+    report = LoadReport(str(root))
+    slices: list[Slice] = []
+    for patient_dir in patients:
+        frames: dict[int, dict[str, Path]] = {}
+        for path in sorted(patient_dir.iterdir()):
+            match = _FRAME.match(path.name)
+            if match is not None and match.group(1) == patient_dir.name:
+                kind = "gt" if match.group(3) else "image"
+                frames.setdefault(int(match.group(2)), {})[kind] = path
+        if not frames:
+            report.skip(REASON_EMPTY_PATIENT, str(patient_dir),
+                        f"{patient_dir}: no patientNNN_frameMM.nii(.gz) file")
+        for frame, paths in sorted(frames.items()):
+            if "gt" not in paths:
+                report.skip(REASON_FRAME_WITHOUT_GT, str(paths["image"]),
+                            f"{paths['image']}: no ground truth {patient_dir.name}_frame"
+                            f"{frame:02d}_gt.nii.gz (not annotated)")
+            elif "image" not in paths:
+                report.skip(REASON_GT_WITHOUT_FRAME, str(paths["gt"]),
+                            f"{paths['gt']}: no image {patient_dir.name}_frame{frame:02d}.nii.gz")
+            else:
+                slices.extend(_load_frame(paths["image"], paths["gt"], patient_dir.name,
+                                          frame, lv_label, report))
+    return slices, report
+
+
+def _read_volume(path: Path, labels: bool) -> tuple[np.ndarray, tuple[float, float]]:
+    img = nib.load(str(path))
+    if labels:
+        data = np.rint(np.asanyarray(img.dataobj)).astype(np.int16)
+    else:
+        data = img.get_fdata(dtype=np.float32)
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim == 2:
+        data = data[:, :, None]
+    if data.ndim != 3:
+        raise ValueError(f"expected a 3-D volume (X, Y, Z); got shape {data.shape}")
+    zooms = img.header.get_zooms()
+    spacing = (float(zooms[0]), float(zooms[1]))
+    if not all(np.isfinite(v) and v > 0 for v in spacing):
+        raise ValueError(f"header pixel spacing must be positive; got {spacing}")
+    return data, spacing
+
+
+def _load_frame(
+    image_path: Path, gt_path: Path, patient_id: str, frame: int, lv_label: int, report: LoadReport
+) -> list[Slice]:
+    try:
+        volume, spacing = _read_volume(image_path, labels=False)
+        labels, _ = _read_volume(gt_path, labels=True)
+    except Exception as err:  # nibabel raises many types for damaged files
+        report.skip(REASON_UNREADABLE_NIFTI, str(image_path),
+                    f"{image_path}: unreadable NIfTI pair ({type(err).__name__}: {err})")
+        return []
+    if volume.shape != labels.shape:
+        report.skip(REASON_SHAPE_MISMATCH, str(image_path),
+                    f"{image_path}: image shape {volume.shape} differs from ground truth shape "
+                    f"{labels.shape}")
+        return []
+    slices = []
+    n_z = volume.shape[2]
+    for z in range(n_z):
+        mask = labels[:, :, z] == lv_label
+        item = f"{image_path}#z={z}"
+        if not mask.any():
+            report.skip(REASON_NO_LV, item, f"{item}: no pixel with LV label {lv_label}")
+            continue
+        slices.append(Slice(
+            image=volume[:, :, z],
+            mask=mask,
+            spacing=spacing,
+            patient_id=patient_id,
+            source=item,
+            extras={"frame": frame, "z": z, "n_z": n_z,
+                    "labels": labels[:, :, z].clip(0, 255).astype(np.uint8)},
+        ))
+        report.add_loaded()
+    return slices
