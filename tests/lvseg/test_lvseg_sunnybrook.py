@@ -111,9 +111,20 @@ def test_missing_dicoms_folder(tmp_path):
     assert "has no dicoms/ folder" in str(info.value)
 
 
+def test_missing_contourfiles_folder(small_sunnybrook):
+    for path in sorted(small_sunnybrook.glob("contourfiles/*/*/*")):
+        path.unlink()
+    for path in sorted(small_sunnybrook.glob("contourfiles/**"), reverse=True):
+        path.rmdir()
+    with pytest.raises(FileNotFoundError) as info:
+        load_sunnybrook(small_sunnybrook)
+    assert "has no contourfiles/ folder" in str(info.value)
+
+
 def test_folder_without_any_image_or_contour(tmp_path):
     (tmp_path / "link.csv").write_text("patient_id,original_id\nA,B\n")
     (tmp_path / "dicoms").mkdir()
+    (tmp_path / "contourfiles").mkdir()
     with pytest.raises(ValueError) as info:
         load_sunnybrook(tmp_path)
     assert "holds no DICOM and no contour file" in str(info.value)

@@ -111,7 +111,8 @@ def load_sunnybrook(
         "contour_path": str}``; the report counts every skipped file under a ``REASON_*`` key.
 
     Raises:
-        FileNotFoundError: if ``data_dir``, ``link.csv`` or ``dicoms/`` is missing.
+        FileNotFoundError: if ``data_dir``, ``link.csv``, ``dicoms/`` or ``contourfiles/`` is
+            missing.
         ValueError: if ``data_dir`` is empty, ``link.csv`` is malformed or lists no patient, or
             the folder holds no DICOM and no contour file.
 
@@ -126,8 +127,9 @@ def load_sunnybrook(
     if not any(root.iterdir()):
         raise ValueError(f"Sunnybrook data directory {root} is empty; {_LAYOUT}")
     link = _read_link_csv(root / "link.csv")
-    if not (root / "dicoms").is_dir():
-        raise FileNotFoundError(f"{root} has no dicoms/ folder; {_LAYOUT}")
+    for folder in ("dicoms", "contourfiles"):
+        if not (root / folder).is_dir():
+            raise FileNotFoundError(f"{root} has no {folder}/ folder; {_LAYOUT}")
     report = LoadReport(str(root))
 
     images: dict[tuple[str, int], Path] = {}
