@@ -8,7 +8,7 @@ import torch
 from scipy import ndimage
 
 from lvseg.data import Slice, make_phantoms, object_radius, preprocess, resample
-from lvseg.data.preprocess import (
+from lvseg.data.preprocessing import (
     REASON_LV_OUTSIDE_CROP,
     REASON_NO_LV,
     REASON_NO_LV_AFTER_RESAMPLING,

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from lvseg.data.acdc import load_acdc
 from lvseg.data.polygon import polygon_to_mask
-from lvseg.data.preprocess import PreparedData, object_radius, preprocess, resample
+from lvseg.data.preprocessing import PreparedData, object_radius, preprocess, resample
 from lvseg.data.splits import Split, split_by_patient, split_from_lists, telescopic_subsets
 from lvseg.data.sunnybrook import bundled_sunnybrook, load_sunnybrook
 from lvseg.data.synthetic import make_phantoms
