@@ -1,0 +1,53 @@
+"""diffbypass-stardp: star-pattern dynamic programming (EDPCNN) as a diffbypass plugin.
+
+The pipeline of Nguyen (2019): an object-probability map is sampled on a star pattern around a
+centre (:func:`star_points`, :func:`warp`), an exact closed-contour DP picks one point per
+radial line (:func:`dp_solve`), and the indices are smoothed (:func:`smooth_indices`). The DP
+is not differentiable; inside a model it is wrapped as ::
+
+    from diffbypass import Bypass, Surrogate
+    from diffbypass_stardp import FIT_LOSS, StarDP, StarSurrogate
+
+    dp = Bypass(StarDP(), Surrogate(StarSurrogate(), fit_loss=FIT_LOSS))
+
+What a diffbypass plugin offers (loaded with ``diffbypass.plugins.load("stardp")``): the black
+box :class:`StarDP`, the default surrogate :class:`StarSurrogate`, the fit loss
+:data:`FIT_LOSS`, and helpers for geometry, ground truth and a differentiable soft DP.
+"""
+
+from __future__ import annotations
+
+from diffbypass_stardp.blackbox import FIT_LOSS, StarDP
+from diffbypass_stardp.contour import contour_points, mask_to_indices, polygon_mask
+from diffbypass_stardp.cost import radial_difference
+from diffbypass_stardp.dp import dp_solve
+from diffbypass_stardp.semiring import HardMin, Semiring, SoftMin
+from diffbypass_stardp.smoothing import default_smoothing_width, smooth_indices
+from diffbypass_stardp.soft_dp import SoftDPResult, soft_dp
+from diffbypass_stardp.star import star_points
+from diffbypass_stardp.surrogate import StarSurrogate
+from diffbypass_stardp.torch_dp import dp_torch
+from diffbypass_stardp.warp import warp
+
+__all__ = [
+    "FIT_LOSS",
+    "HardMin",
+    "Semiring",
+    "SoftDPResult",
+    "SoftMin",
+    "StarDP",
+    "StarSurrogate",
+    "contour_points",
+    "default_smoothing_width",
+    "dp_solve",
+    "dp_torch",
+    "mask_to_indices",
+    "polygon_mask",
+    "radial_difference",
+    "smooth_indices",
+    "soft_dp",
+    "star_points",
+    "warp",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,92 @@
+"""Argument checks shared by the public functions.
+
+Messages name the argument, the expectation and what was received: ``"cost must have shape
+(B, N, M); got (25, 65)"``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+ArrayLike = Union[Tensor, np.ndarray]
+
+_FLOAT_UPCAST = (np.float16,)
+_TORCH_UPCAST = (torch.float16, torch.bfloat16)
+
+
+def int_at_least(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an ``int``; rejects bools, floats and values below ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def one_of(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        expected = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {expected}; got {value!r}")
+    return value
+
+
+def check_array(name: str, value: Any) -> None:
+    if not isinstance(value, (Tensor, np.ndarray)):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray; got {type(value).__name__}")
+
+
+def check_shape(name: str, value: ArrayLike, ndim: int, layout: str) -> None:
+    if value.ndim != ndim:
+        raise ValueError(f"{name} must have shape {layout}; got {tuple(value.shape)}")
+
+
+def check_cost(cost: Any) -> tuple[int, int, int]:
+    """Validate the type and shape of a DP cost; returns ``(B, N, M)``."""
+    check_array("cost", cost)
+    check_shape("cost", cost, 3, "(B, N, M)")
+    n_batch, n_lines, m = (int(s) for s in cost.shape)
+    if n_lines < 3:
+        raise ValueError(f"cost must have N >= 3 lines (dimension 1 of (B, N, M)); got N={n_lines}")
+    if m < 2:
+        raise ValueError(
+            f"cost must have M >= 2 points per line (dimension 2 of (B, N, M)); got M={m}"
+        )
+    return n_batch, n_lines, m
+
+
+def real_numpy(name: str, value: ArrayLike) -> np.ndarray:
+    """A C-contiguous float32/float64 NumPy copy or view of ``value`` (detached, on the CPU).
+
+    float16/bfloat16 become float32 (exact), integers become float64 (exact up to 2**53); bool
+    and complex arrays are rejected.
+    """
+    if isinstance(value, Tensor):
+        t = value.detach()
+        if t.dtype in _TORCH_UPCAST:
+            t = t.float()
+        if t.dtype.is_complex or t.dtype == torch.bool:
+            raise ValueError(f"{name} must hold real numbers; got dtype {value.dtype}")
+        arr = t.cpu().numpy()
+    else:
+        arr = value
+    if arr.dtype.kind == "f" and arr.dtype.type in _FLOAT_UPCAST:
+        arr = arr.astype(np.float32)
+    elif arr.dtype.kind in "iu":
+        arr = arr.astype(np.float64)
+    elif arr.dtype not in (np.float32, np.float64):
+        raise ValueError(f"{name} must hold real numbers; got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr)
+
+
+def check_finite(name: str, arr: np.ndarray) -> None:
+    """Raise naming the first batch element of ``arr`` that holds NaN or inf."""
+    finite = np.isfinite(arr)
+    if not finite.all():
+        b = int(np.argmin(finite.reshape(len(arr), -1).all(axis=1)))
+        raise ValueError(
+            f"{name} must be finite; got NaN or inf in batch element {b} "
+            "(replace them, e.g. with torch.nan_to_num, before calling)"
+        )

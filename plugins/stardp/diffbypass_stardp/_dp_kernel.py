@@ -1,0 +1,155 @@
+"""Private numba kernels of the exact cyclic DP; the public entry point is :func:`~.dp.dp_solve`.
+
+The problem for one contour: given ``c`` of shape ``(N, M)``, find ``v`` minimising
+``sum_n c[n, v[n]]`` subject to ``|v[n] - v[(n + 1) % N]| <= delta``.
+
+Algorithm (exact; "bound, then evaluate starts in bound order"):
+
+1. *Open bound.* One backward pass of the open-chain DP (the closure ``v[N-1] ~ v[0]`` dropped)
+   gives, for every start ``s``, a lower bound ``bound[s]`` on the best closed contour with
+   ``v[0] = s``. The open problem is a relaxation and float rounding is monotone, so the
+   inequality also holds for the computed values.
+2. *Exact evaluation in bound order.* Starts are tried in increasing ``bound[s]`` (smallest ``s``
+   first among equal bounds). For one start the closed backward DP only visits the band
+   ``|j - s| <= delta * min(n, N - n)`` (states reachable from ``s`` and back to it), much
+   narrower than ``M`` on most lines. The search stops at the first start whose bound exceeds
+   the best closed energy found (or equals it with a larger index): no later start can beat or
+   tie-break it.
+3. *Back-tracking without back-pointers.* The cost-to-go table of the best start is kept (two
+   table buffers, swapped by offset, never copied) and the contour is read off forwards, taking
+   the smallest index among equal cost-to-go values. With "smallest ``s`` among equal energies"
+   this yields the lexicographically smallest optimal contour.
+
+All tables are flat 1-D arrays addressed by offsets (no per-row views in the hot loops). Rows are
+padded with ``2 * delta`` cells of ``+inf`` on both sides so that window minima need no bounds
+checks. ``delta`` must already be clipped to ``M - 1`` by the caller.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from diffbypass_stardp._config import JIT, JIT_PARALLEL
+
+
+@njit(**JIT)
+def _window_min(src, so, dst, lo, hi, delta):  # pragma: no cover - compiled
+    """``dst[j] = min(src[so + j + d] for |d| <= delta)`` for ``lo <= j <= hi``."""
+    if delta == 1:  # the thesis setting: a fused, vectorisable three-way minimum
+        for j in range(lo, hi + 1):
+            x = src[so + j - 1]
+            y = src[so + j]
+            z = src[so + j + 1]
+            x = x if x < y else y
+            dst[j] = x if x < z else z
+    else:
+        for j in range(lo, hi + 1):
+            x = src[so + j - delta]
+            for d in range(1 - delta, delta + 1):
+                y = src[so + j + d]
+                x = y if y < x else x
+            dst[j] = x
+
+
+@njit(**JIT)
+def _inf_margins(row, o, lo, hi, pad):  # pragma: no cover - compiled
+    """Write ``+inf`` to the ``pad`` cells left of ``lo`` and right of ``hi`` of the row at ``o``."""
+    for k in range(o + lo, o + lo + pad):
+        row[k] = np.inf
+    for k in range(o + hi + pad + 1, o + hi + 2 * pad + 1):
+        row[k] = np.inf
+
+
+@njit(**JIT)
+def _open_bound(c, delta, row, tmp, bound):  # pragma: no cover - compiled
+    """``bound[s]``: best open chain (closure dropped) with ``v[0] = s``; ``row`` is scratch."""
+    n_lines, m = c.shape
+    pad = 2 * delta
+    for k in range(m + 2 * pad):
+        row[k] = np.inf
+    for j in range(m):
+        row[pad + j] = c[n_lines - 1, j]
+    for n in range(n_lines - 2, -1, -1):
+        _window_min(row, pad, tmp, 0, m - 1, delta)
+        for j in range(m):
+            row[pad + j] = c[n, j] + tmp[j]
+    for j in range(m):
+        bound[j] = row[pad + j]
+
+
+@njit(**JIT)
+def _closed_energy(c, s, delta, table, base, tmp):  # pragma: no cover - compiled
+    """Best closed contour with ``v[0] = s``; leaves its cost-to-go in ``table`` rows 1..N-1."""
+    n_lines, m = c.shape
+    pad = 2 * delta
+    width = m + 2 * pad
+    o = base + (n_lines - 1) * width
+    lo, hi = max(0, s - delta), min(m - 1, s + delta)
+    _inf_margins(table, o, lo, hi, pad)
+    for j in range(lo, hi + 1):
+        table[o + pad + j] = c[n_lines - 1, j]
+    for n in range(n_lines - 2, 0, -1):
+        reach = delta * min(n, n_lines - n)
+        lo, hi = max(0, s - reach), min(m - 1, s + reach)
+        _window_min(table, o + pad, tmp, lo, hi, delta)
+        o -= width
+        _inf_margins(table, o, lo, hi, pad)
+        for j in range(lo, hi + 1):
+            table[o + pad + j] = c[n, j] + tmp[j]
+    _window_min(table, o + pad, tmp, s, s, delta)
+    return c[0, s] + tmp[s]
+
+
+@njit(**JIT)
+def _solve_one(c, delta, out, table, tmp, bound, tried):  # pragma: no cover - compiled
+    n_lines, m = c.shape
+    pad = 2 * delta
+    width = m + 2 * pad
+    size = n_lines * width
+    _open_bound(c, delta, table, tmp, bound)  # uses the first row of buffer 0 as scratch
+    for t in range(m):
+        tried[t] = False
+
+    best, best_s, best_base = np.inf, -1, 0
+    for _ in range(m):
+        s, low = -1, np.inf
+        for t in range(m):  # untried start with the smallest bound, smallest index on ties
+            if not tried[t] and (s < 0 or bound[t] < low):
+                s, low = t, bound[t]
+        if low > best or (low == best and s > best_s):
+            break
+        tried[s] = True
+        base = size - best_base  # the buffer not holding the best table so far
+        energy = _closed_energy(c, s, delta, table, base, tmp)
+        if energy < best or (energy == best and s < best_s):
+            best, best_s, best_base = energy, s, base
+
+    out[0] = best_s
+    for n in range(1, n_lines):
+        prev = out[n - 1]
+        lo, hi = max(0, prev - delta), min(m - 1, prev + delta)
+        o = best_base + n * width + pad
+        arg, low = lo, table[o + lo]
+        for k in range(lo + 1, hi + 1):
+            if table[o + k] < low:
+                arg, low = k, table[o + k]
+        out[n] = arg
+
+
+@njit(**JIT_PARALLEL)
+def solve_batch(cost, delta, out):  # pragma: no cover - compiled
+    """Solve every contour of ``cost`` ``(B, N, M)`` into ``out`` ``(B, N)`` int64, in parallel.
+
+    Contours are split into chunks so that scratch buffers are allocated once per chunk.
+    """
+    n_batch, n_lines, m = cost.shape
+    width = m + 4 * delta
+    chunks = min(n_batch, 256)
+    for ch in prange(chunks):
+        table = np.empty(2 * n_lines * width, dtype=cost.dtype)
+        tmp = np.empty(m, dtype=cost.dtype)
+        bound = np.empty(m, dtype=cost.dtype)
+        tried = np.empty(m, dtype=np.bool_)
+        for b in range(ch * n_batch // chunks, (ch + 1) * n_batch // chunks):
+            _solve_one(cost[b], delta, out[b], table, tmp, bound, tried)

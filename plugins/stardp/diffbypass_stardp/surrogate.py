@@ -1,0 +1,118 @@
+r"""``StarSurrogate``: the default surrogate of :class:`~diffbypass_stardp.StarDP`."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from diffbypass_stardp._checks import int_at_least
+
+__all__ = ["StarSurrogate"]
+
+
+def _pad_star(x: Tensor, lines: int, points: int) -> Tensor:
+    """Pad ``(B, C, N, M)``: circularly along the lines (line N-1 next to line 0), by edge
+    replication along the points."""
+    if lines:
+        x = F.pad(x, (0, 0, lines, lines), mode="circular")
+    if points:
+        x = F.pad(x, (points, points, 0, 0), mode="replicate")
+    return x
+
+
+class _ConvBlock(nn.Module):
+    """Two 3x3 convolutions with star padding, each followed by ReLU."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.relu(self.conv1(_pad_star(x, 1, 1)))
+        return F.relu(self.conv2(_pad_star(x, 1, 1)))
+
+
+def _pool(x: Tensor) -> Tensor:
+    """2x2 max-pooling; an odd size is first padded by one (circular along N, edge along M)."""
+    n, m = x.shape[-2:]
+    if n % 2:
+        x = torch.cat([x, x[..., :1, :]], dim=-2)
+    if m % 2:
+        x = torch.cat([x, x[..., -1:]], dim=-1)
+    return F.max_pool2d(x, 2)
+
+
+class StarSurrogate(nn.Module):
+    r"""A small U-Net on the warped map that predicts the DP's index on every line.
+
+    The thesis' approximating network :math:`F` (section 5.4): ``depth`` encoder blocks (two
+    3x3 convolutions + ReLU, then 2x2 max-pooling, channels doubling from ``base_channels``), a
+    bottleneck block, and ``depth`` decoder blocks (2x2 transposed convolution, concatenation
+    with the skip connection, two convolutions), then a 1x1 convolution to one channel.
+    Convolutions pad *circularly along the lines* (line :math:`N-1` neighbours line 0, as on
+    the star) and by edge replication along the points. Odd sizes are padded before pooling and
+    upsampled maps cropped to the skip connection, so any :math:`N, M \ge 1` works.
+
+    The output is one logit per point, :math:`(B, N, M)`: ``softmax`` over the last axis is the
+    predicted distribution of :math:`v_n`, trained with cross-entropy against
+    :class:`~diffbypass_stardp.StarDP`'s indices (``Surrogate(..., fit_loss="ce")``).
+    Convolutions commute with rolling along the lines; with pooling, rolling the input by a
+    multiple of :math:`2^{\text{depth}}` lines rolls the output the same way whenever :math:`N`
+    is a multiple of :math:`2^{\text{depth}}`.
+
+    Args:
+        base_channels: channels of the first block (thesis: 8; controls capacity).
+        depth: number of pooling levels :math:`\ge 1` (thesis: 3).
+        in_channels: input channels; with 1 the input may be :math:`(B, N, M)`.
+
+    Example:
+        >>> import torch
+        >>> net = StarSurrogate()
+        >>> net(torch.rand(2, 25, 65)).shape
+        torch.Size([2, 25, 65])
+    """
+
+    def __init__(self, base_channels: int = 8, depth: int = 3, in_channels: int = 1) -> None:
+        super().__init__()
+        self.base_channels = int_at_least("base_channels", base_channels, 1)
+        self.depth = int_at_least("depth", depth, 1)
+        self.in_channels = int_at_least("in_channels", in_channels, 1)
+        widths = [base_channels * 2**k for k in range(depth + 1)]
+        self.encoders = nn.ModuleList(
+            _ConvBlock(c_in, c_out) for c_in, c_out in zip([in_channels, *widths[:-2]], widths[:-1])
+        )
+        self.bottleneck = _ConvBlock(widths[-2], widths[-1])
+        self.upsamples = nn.ModuleList(
+            nn.ConvTranspose2d(widths[k + 1], widths[k], 2, stride=2) for k in reversed(range(depth))
+        )
+        self.decoders = nn.ModuleList(
+            _ConvBlock(2 * widths[k], widths[k]) for k in reversed(range(depth))
+        )
+        self.head = nn.Conv2d(widths[0], 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits :math:`(B, N, M)` for warped maps :math:`(B, N, M)` or :math:`(B, C, N, M)`."""
+        if x.ndim == 3 and self.in_channels == 1:
+            x = x[:, None]
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            layout = "(B, N, M) or (B, 1, N, M)" if self.in_channels == 1 else (
+                f"(B, {self.in_channels}, N, M)")
+            raise ValueError(f"x must have shape {layout}; got {tuple(x.shape)}")
+        skips = []
+        for encoder in self.encoders:
+            x = encoder(x)
+            skips.append(x)
+            x = _pool(x)
+        x = self.bottleneck(x)
+        for upsample, decoder, skip in zip(self.upsamples, self.decoders, reversed(skips)):
+            x = upsample(x)[..., : skip.shape[-2], : skip.shape[-1]]
+            x = decoder(torch.cat([x, skip], dim=1))
+        return self.head(x)[:, 0]
+
+    def extra_repr(self) -> str:
+        return (
+            f"base_channels={self.base_channels}, depth={self.depth}, "
+            f"in_channels={self.in_channels}"
+        )
