@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections import OrderedDict
 from typing import Any, Callable, Union
 
 import torch
@@ -89,7 +91,8 @@ class Surrogate(Estimator):
         self.fit_loss = fit_loss
         self.optimizer = self._make_optimizer(optimizer, positive_float("lr", lr))
         self.stats: FitStats | None = None
-        self._hooks: dict[int, FitHook] = {}
+        # an OrderedDict: RemovableHandle keeps a weak reference to it (a plain dict has none)
+        self._hooks: OrderedDict[int, FitHook] = OrderedDict()
         self._checked: set[tuple[int, ...]] = set()
 
     def _make_optimizer(self, spec: OptimizerSpec, lr: float) -> torch.optim.Optimizer:
@@ -163,6 +166,14 @@ class Surrogate(Estimator):
             keep = valid.flatten()
             dropped = int((~keep).sum())
             inputs, targets = inputs[keep], targets[keep]
+        if self.fit_loss == "ce" and len(targets):  # indices out of range fail in cross_entropy
+            low, high = int(targets.min()), int(targets.max())
+            classes = getattr(self, "_classes", None)
+            if low < 0 or (classes is not None and high >= classes):
+                raise BlackBoxError(
+                    f"fn returned class index {low if low < 0 else high} in surrogate fit "
+                    f"samples; the surrogate has {classes} classes (its last axis)"
+                )
         metric = "accuracy" if self.fit_loss == "ce" else "r2"
         if len(inputs) == 0:
             raise BlackBoxError("every perturbed sample of the surrogate fit was NaN/inf")
@@ -238,7 +249,9 @@ class Surrogate(Estimator):
         return {"optimizer": self.optimizer.state_dict(), "sampler": self.sampler.state_dict()}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+        # a copy, as Module.load_state_dict copies parameters: the optimiser state (e.g. Adam's
+        # moments) must not stay shared with the layer the state came from
+        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
         self.sampler.load_state_dict(state["sampler"])
 
     def extra_repr(self) -> str:

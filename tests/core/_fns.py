@@ -1,0 +1,57 @@
+"""Black boxes used by the core tests.
+
+They live at module level so that process pools can pickle them (a spawned worker imports this
+module by name). Functions used to compare executors use only elementwise ``+``, ``*`` and
+``sign``, which are correctly rounded whatever the batch size, so any difference between
+executors would come from the library, not from the function.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def wiggle(x: Tensor) -> Tensor:
+    """Same-shape, real, piecewise smooth: ``x^3 - 2x + sign(x)``."""
+    return (x * x) * x - 2 * x + torch.sign(x)
+
+
+def np_sin(x: Tensor) -> np.ndarray:
+    """Same-shape, real, returned as a NumPy array of the input's dtype."""
+    return np.sin(x.numpy())
+
+
+def row_stats(x: Tensor) -> Tensor:
+    """Shape-changing, real: per item ``(sum, max |x|)`` -> ``(B, 2)``."""
+    flat = x.flatten(1)
+    return torch.stack([flat.sum(1), flat.abs().amax(1)], dim=1)
+
+
+def np_head64(x: Tensor) -> np.ndarray:
+    """Shape-changing, real, NumPy float64 whatever the input dtype -> ``(B, 1)``."""
+    return 2.0 * x.flatten(1)[:, :1].numpy().astype(np.float64)
+
+
+def levels(x: Tensor) -> Tensor:
+    """Same-shape integer class indices in {0, 1, 2}: ``[x > 0] + [x > 1]``."""
+    return (x > 0).long() + (x > 1).long()
+
+
+def np_levels(x: Tensor) -> np.ndarray:
+    """The same classes from NumPy (``np.digitize``, int64)."""
+    return np.digitize(x.numpy(), [0.0, 1.0]).astype(np.int64)
+
+
+LEVEL_CLASSES = 3
+
+
+def record_sizes(sizes: list[int]):
+    """A same-shape fn that appends the batch size of every call to ``sizes`` (in-process only)."""
+
+    def fn(x: Tensor) -> Tensor:
+        sizes.append(int(x.shape[0]))
+        return wiggle(x)
+
+    return fn

@@ -1,0 +1,211 @@
+"""One registry of estimator specs; ``test_contract.py`` runs the shared suite over every entry.
+
+To put a new estimator under the whole forward/backward contract, append an :class:`EstimatorSpec`
+to :data:`SPECS`: a name, a factory ``make(seed, problem)`` building a *fresh* estimator whose
+randomness comes only from ``seed``, which fn outputs it supports, and whether it calls ``fn`` in
+its backward pass. The black boxes the suite runs are the :data:`CASES` below.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from diffbypass import ES, Bypass, Estimator, FiniteDifference, StraightThrough, Surrogate
+
+from . import _fns
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------------- black boxes
+@dataclass(frozen=True)
+class FnCase:
+    """A black box of the contract suite."""
+
+    name: str
+    fn: Callable[[Tensor], Any]
+    kind: str  # "real" or "int"
+    same_shape: bool
+    out_shape: Callable[[tuple[int, ...]], tuple[int, ...]]  # per-item input -> output shape
+    classes: int | None = None  # number of classes of an "int" fn
+
+
+CASES = [
+    FnCase("wiggle", _fns.wiggle, "real", True, lambda s: s),
+    FnCase("np_sin", _fns.np_sin, "real", True, lambda s: s),
+    FnCase("row_stats", _fns.row_stats, "real", False, lambda s: (2,)),
+    FnCase("np_head64", _fns.np_head64, "real", False, lambda s: (1,)),
+    FnCase("levels", _fns.levels, "int", True, lambda s: s, _fns.LEVEL_CLASSES),
+    FnCase("np_levels", _fns.np_levels, "int", True, lambda s: s, _fns.LEVEL_CLASSES),
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What a factory may need to size a surrogate network."""
+
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    dtype: torch.dtype
+    classes: int | None
+
+
+# ---------------------------------------------------------------------------------- estimators
+def mlp(problem: Problem, seed: int, *, logits: bool = False) -> nn.Module:
+    """A small surrogate network for ``problem``, initialised from ``seed`` only."""
+    out_shape = problem.out_shape + ((problem.classes,) if logits else ())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(math.prod(problem.in_shape), 16),
+            nn.Tanh(),
+            nn.Linear(16, math.prod(out_shape)),
+            nn.Unflatten(1, out_shape),
+        )
+    return net.to(problem.dtype)
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """One estimator configuration under the shared contract."""
+
+    name: str
+    make: Callable[[int, Problem], Estimator]
+    outputs: frozenset[str]  # fn output kinds it supports: "real", "int"
+    same_shape_only: bool  # needs fn's output shape == input shape
+    calls_fn_in_backward: bool
+    stochastic: bool  # does the seed change its gradients?
+
+    def supports(self, case: FnCase) -> bool:
+        return case.kind in self.outputs and (case.same_shape or not self.same_shape_only)
+
+
+REAL, INT = frozenset({"real"}), frozenset({"int"})
+
+SPECS = [
+    EstimatorSpec(
+        "es",
+        lambda seed, p: ES(sigma=0.5, samples=8, generator=gen(seed)),
+        REAL,
+        False,
+        True,
+        True,
+    ),
+    EstimatorSpec(
+        "es_plain",
+        lambda seed, p: ES(
+            sigma=0.5, samples=7, antithetic=False, baseline=False, generator=gen(seed)
+        ),
+        REAL,
+        False,
+        True,
+        True,
+    ),
+    EstimatorSpec(
+        "es_ranks",
+        lambda seed, p: ES(sigma=0.5, samples=8, shaping="centered_ranks", generator=gen(seed)),
+        REAL,
+        False,
+        True,
+        True,
+    ),
+    EstimatorSpec(
+        "surrogate_mse",
+        lambda seed, p: Surrogate(
+            mlp(p, seed), sigma=0.5, samples=4, fit_steps=2, lr=1e-2, generator=gen(seed)
+        ),
+        REAL,
+        False,
+        False,
+        True,
+    ),
+    EstimatorSpec(
+        "surrogate_huber_sgd",  # callable fit loss, optimiser factory with state, antithetic noise
+        lambda seed, p: Surrogate(
+            mlp(p, seed),
+            sigma=0.5,
+            samples=4,
+            fit_steps=2,
+            fit_loss=F.smooth_l1_loss,
+            optimizer=lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9),
+            antithetic=True,
+            generator=gen(seed),
+        ),
+        REAL,
+        False,
+        False,
+        True,
+    ),
+    EstimatorSpec(
+        "surrogate_ce",
+        lambda seed, p: Surrogate(
+            mlp(p, seed, logits=True),
+            sigma=0.5,
+            samples=4,
+            fit_steps=2,
+            fit_loss="ce",
+            lr=1e-2,
+            generator=gen(seed),
+        ),
+        INT,
+        False,
+        False,
+        True,
+    ),
+    EstimatorSpec("straight_through", lambda seed, p: StraightThrough(), REAL, True, False, False),
+    EstimatorSpec(
+        "finite_difference", lambda seed, p: FiniteDifference(eps=1e-3), REAL, False, True, False
+    ),
+]
+
+PAIRS = [(s, c) for s in SPECS for c in CASES if s.supports(c)]
+
+
+# ---------------------------------------------------------------------------------- helpers
+def make_layer(spec: EstimatorSpec, case: FnCase, seed: int, x: Tensor, **bypass_kw: Any) -> Bypass:
+    """A fresh ``Bypass(case.fn, spec.make(seed, ...))`` sized for inputs like ``x``."""
+    in_shape = tuple(x.shape[1:])
+    problem = Problem(in_shape, case.out_shape(in_shape), x.dtype, case.classes)
+    return Bypass(case.fn, spec.make(seed, problem), **bypass_kw)
+
+
+def expected_output(case: FnCase, x: Tensor) -> Tensor:
+    """``fn(x)`` as the tensor ``Bypass`` must return (same values and dtype)."""
+    out = case.fn(x.detach().clone())
+    return out if isinstance(out, Tensor) else torch.from_numpy(out)
+
+
+def gradient(layer: Bypass, x: Tensor, seed: int) -> Tensor:
+    """Forward, then backward with a seeded ``grad_output``; returns ``x``'s gradient.
+
+    For an integer-valued fn (no gradient through ``Bypass``) the loss goes on ``layer.predict``,
+    the surrogate's differentiable stand-in, after the forward has fitted it.
+    """
+    xx = x.detach().clone().requires_grad_(True)
+    y = layer(xx)
+    out = y if y.is_floating_point() else layer.predict(xx)
+    v = torch.randn(out.shape, generator=gen(seed), dtype=torch.float64).to(out.dtype)
+    out.backward(v)
+    assert xx.grad is not None
+    return xx.grad
+
+
+class Affine(nn.Module):
+    """A shape-preserving trainable layer to put in front of a Bypass in ``nn.Sequential``."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.tensor(1.5, dtype=dtype))
+        self.bias = nn.Parameter(torch.tensor(0.25, dtype=dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.weight + self.bias
