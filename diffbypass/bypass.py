@@ -98,6 +98,10 @@ class Bypass(nn.Module):
             raise TypeError(f"x must be a torch.Tensor; got {type(x).__name__}")
         if x.dim() == 0:
             raise ValueError("x must have a leading batch dimension; got a 0-d tensor")
+        if x.shape[0] == 0:
+            raise ValueError(
+                f"x must have at least one item in its batch dimension; got shape {tuple(x.shape)}"
+            )
         return _BypassFunction.apply(x, self.blackbox, self.estimator)
 
     def predict(self, x: Tensor) -> Tensor:
