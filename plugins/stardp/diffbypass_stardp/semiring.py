@@ -4,7 +4,7 @@ The DP recursion (:func:`~diffbypass_stardp.dp_torch`) is written once; it adds 
 (:math:`\otimes = +`) and reduces alternatives with the semiring's :math:`\oplus`
 (pytorch-struct style). Two :math:`\oplus` are offered:
 
-* :class:`HardMin` — :math:`\min`, with the index of the (first) minimiser for back-tracking;
+* :class:`HardMin` — :math:`\min`; it selects one of its arguments, so the DP can back-track;
 * :class:`SoftMin` — :math:`-\tau \log \sum \exp(-x/\tau)`, smooth, tending to :math:`\min` as
   :math:`\tau \to 0`; its gradient with respect to the inputs is the softmax of
   :math:`-x/\tau`, so the gradient of a soft DP value with respect to the costs is the matrix of
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -23,11 +24,18 @@ __all__ = ["HardMin", "Semiring", "SoftMin"]
 
 
 class Semiring(ABC):
-    """A min-plus-like semiring: :math:`\\otimes` is addition, :meth:`reduce` is :math:`\\oplus`."""
+    """A min-plus-like semiring: :math:`\\otimes` is addition, :meth:`plus` is :math:`\\oplus`."""
+
+    #: Whether :math:`\oplus` picks one of its arguments (then the DP can back-track).
+    selects: ClassVar[bool] = False
 
     @abstractmethod
-    def reduce(self, x: Tensor, dim: int) -> tuple[Tensor, Tensor | None]:
-        """:math:`\\oplus`-reduce ``x`` over ``dim``; also the arg-choice (hard) or ``None``."""
+    def plus(self, *xs: Tensor) -> Tensor:
+        """Elementwise :math:`\\oplus` of same-shaped tensors (at least one)."""
+
+    def reduce(self, x: Tensor, dim: int) -> Tensor:
+        """:math:`\\oplus` over one dimension of ``x``."""
+        return self.plus(*x.unbind(dim))
 
     @staticmethod
     def unreachable(dtype: torch.dtype) -> float:
@@ -36,33 +44,39 @@ class Semiring(ABC):
 
 
 class HardMin(Semiring):
-    """:math:`\\oplus = \\min`; the choice is the first (smallest) index among equal minima.
+    """:math:`\\oplus = \\min` (it selects an argument, so the DP can back-track).
 
     Example:
         >>> import torch
-        >>> HardMin().reduce(torch.tensor([[3.0, 1.0, 1.0]]), dim=-1)
-        (tensor([1.]), tensor([1]))
+        >>> HardMin().plus(torch.tensor([3.0, 1.0]), torch.tensor([2.0, 2.0]))
+        tensor([2., 1.])
     """
 
-    def reduce(self, x: Tensor, dim: int) -> tuple[Tensor, Tensor | None]:
-        values, choice = torch.min(x, dim=dim)
-        return values, choice
+    selects = True
+
+    def plus(self, *xs: Tensor) -> Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = torch.minimum(out, x)
+        return out
 
     def __repr__(self) -> str:
         return "HardMin()"
 
 
 class SoftMin(Semiring):
-    r""":math:`\oplus_\tau(x) = -\tau \log \sum_k \exp(-x_k / \tau)`, computed stably.
+    r""":math:`\oplus_\tau(x_1, \dots, x_K) = -\tau \log \sum_k \exp(-x_k / \tau)`, computed stably.
 
-    :math:`\min(x) - \tau \log K \le \oplus_\tau(x) \le \min(x)` for :math:`K` alternatives.
+    :math:`\min_k x_k - \tau \log K \le \oplus_\tau \le \min_k x_k`; the gradient is the softmax
+    of :math:`-x/\tau`, and higher derivatives are exact too (the shift by the minimum used for
+    stability is treated as a constant, which it is for the value).
 
     Args:
         temperature: :math:`\tau > 0`.
 
     Example:
         >>> import torch
-        >>> SoftMin(0.5).reduce(torch.tensor([[0.0, 0.0]]), dim=-1)[0]   # -0.5 log 2
+        >>> SoftMin(0.5).plus(torch.tensor([0.0]), torch.tensor([0.0]))   # -0.5 log 2
         tensor([-0.3466])
     """
 
@@ -76,11 +90,13 @@ class SoftMin(Semiring):
             raise ValueError(f"temperature must be a finite positive number; got {temperature!r}")
         self.temperature = float(temperature)
 
-    def reduce(self, x: Tensor, dim: int) -> tuple[Tensor, Tensor | None]:
+    def plus(self, *xs: Tensor) -> Tensor:
         tau = self.temperature
-        low = x.detach().amin(dim=dim, keepdim=True)
-        total = torch.exp(-(x - low) / tau).sum(dim=dim, keepdim=True)
-        return (low - tau * torch.log(total)).squeeze(dim), None
+        low = HardMin().plus(*(x.detach() for x in xs))
+        total = torch.exp((low - xs[0]) / tau)
+        for x in xs[1:]:
+            total = total + torch.exp((low - x) / tau)
+        return low - tau * torch.log(total)
 
     def __repr__(self) -> str:
         return f"SoftMin(temperature={self.temperature})"

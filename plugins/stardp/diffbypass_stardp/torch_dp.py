@@ -32,10 +32,20 @@ from diffbypass_stardp.semiring import HardMin, Semiring
 __all__ = ["dp_torch"]
 
 
-def _windows(alpha: Tensor, delta: int, fill: float) -> Tensor:
-    """View ``(..., M, 2 delta + 1)``: entry ``[..., j, d]`` is ``alpha[..., j + d - delta]``."""
+def _shifts(alpha: Tensor, delta: int, fill: float) -> list[Tensor]:
+    """``2 delta + 1`` views; entry ``[..., j]`` of view ``d`` is ``alpha[..., j + d - delta]``."""
+    m = alpha.shape[-1]
     padded = F.pad(alpha, (delta, delta), value=fill)
-    return padded.unfold(-1, 2 * delta + 1, 1)
+    return [padded[..., d : d + m] for d in range(2 * delta + 1)]
+
+
+def _first_equal(options: list[Tensor], best: Tensor) -> Tensor:
+    """Index of the first option equal to ``best`` (the hard minimum is one of them)."""
+    dtype = torch.uint8 if len(options) <= 256 else torch.int32
+    choice = torch.full(best.shape, len(options) - 1, dtype=dtype, device=best.device)
+    for d in range(len(options) - 2, -1, -1):
+        choice = torch.where(options[d] == best, d, choice)
+    return choice
 
 
 def dp_torch(
@@ -78,20 +88,23 @@ def dp_torch(
     fill = semiring.unreachable(cost.dtype)
 
     eye = torch.eye(m, dtype=torch.bool, device=cost.device)
-    alpha = torch.where(eye, cost[:, 0, None, :], fill)  # (B, S, J)
+    alpha = torch.where(eye, cost[:, 0, None, :], fill)  # (B, S, J): start s, state j
     choices: list[Tensor] = []
-    choice_dtype = torch.uint8 if 2 * delta < 256 else torch.int16
     for n in range(1, n_lines):
-        best, choice = semiring.reduce(_windows(alpha, delta, fill), dim=-1)
+        options = _shifts(alpha, delta, fill)
+        best = semiring.plus(*options)
+        if semiring.selects:
+            choices.append(_first_equal(options, best))
         alpha = best + cost[:, n, None, :]
-        if choice is not None:
-            choices.append(choice.to(choice_dtype))
-    ring = _windows(alpha, delta, fill).diagonal(dim1=1, dim2=2)  # [b, d, s] = alpha[b, s, s+d-delta]
-    closed, last_choice = semiring.reduce(ring, dim=1)  # (B, S)
-    value, start = semiring.reduce(closed, dim=-1)  # (B,)
-    if start is None or last_choice is None:
+    # closure: [b, s] over |k - s| <= delta of alpha[b, s, k]; then over the starts s
+    ring = [o.diagonal(dim1=1, dim2=2) for o in _shifts(alpha, delta, fill)]
+    closed = semiring.plus(*ring)  # (B, S)
+    value = semiring.reduce(closed, dim=-1)  # (B,)
+    if not semiring.selects:
         return value, None
 
+    last_choice = _first_equal(ring, closed)
+    start = (closed == value[:, None]).int().argmax(dim=-1)  # first optimal start
     rows = torch.arange(n_batch, device=cost.device)
     v = torch.empty((n_batch, n_lines), dtype=torch.long, device=cost.device)
     v[:, n_lines - 1] = start + last_choice[rows, start].long() - delta
