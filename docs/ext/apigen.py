@@ -11,6 +11,10 @@ A package that is not installed in the building environment gets a page saying s
 written. Any other import failure, or an importable package without ``__all__``, is a warning
 (an error under ``sphinx -W``).
 
+Stubs of names that left ``__all__`` are deleted, so they cannot linger as orphan pages. Data
+names (constants, type aliases) are shown with the docstring written after their assignment in
+the defining module (:func:`attribute_doc`), not with the docstring of their type.
+
 ``tests/docs/test_api_coverage.py`` calls :func:`render_page` directly.
 """
 
@@ -24,7 +28,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-#: The documented packages, in the order of the API index (``docs/api/index.md``).
+#: The documented packages. ``docs/api/index.md`` lists their pages with a glob, so adding a
+#: package here is all it takes to give it a reference page.
 PACKAGES: tuple[str, ...] = ("diffbypass", "diffbypass.plugins", "diffbypass_stardp", "lvseg")
 
 GENERATED_HEADER = (
