@@ -25,6 +25,7 @@ from typing import Any
 __all__ = ["GROUP", "available", "load"]
 
 GROUP = "diffbypass.plugins"
+"""The entry-point group that plugins register under."""
 
 
 def _entry_points() -> dict[str, EntryPoint]:
