@@ -28,9 +28,9 @@ checks. ``delta`` must already be clipped to ``M - 1`` by the caller.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from diffbypass_stardp._config import JIT, JIT_PARALLEL
+from diffbypass_stardp._config import JIT
 
 
 @njit(**JIT)
@@ -137,19 +137,18 @@ def _solve_one(c, delta, out, table, tmp, bound, tried):  # pragma: no cover - c
         out[n] = arg
 
 
-@njit(**JIT_PARALLEL)
+@njit(**JIT)
 def solve_batch(cost, delta, out):  # pragma: no cover - compiled
-    """Solve every contour of ``cost`` ``(B, N, M)`` into ``out`` ``(B, N)`` int64, in parallel.
+    """Solve every contour of ``cost`` ``(B, N, M)`` into ``out`` ``(B, N)`` int64 (one thread).
 
-    Contours are split into chunks so that scratch buffers are allocated once per chunk.
+    Releases the GIL (``nogil``): :func:`~diffbypass_stardp.dp_solve` runs chunks of a batch on
+    several threads at once. Scratch buffers are allocated once per call.
     """
     n_batch, n_lines, m = cost.shape
     width = m + 4 * delta
-    chunks = min(n_batch, 256)
-    for ch in prange(chunks):
-        table = np.empty(2 * n_lines * width, dtype=cost.dtype)
-        tmp = np.empty(m, dtype=cost.dtype)
-        bound = np.empty(m, dtype=cost.dtype)
-        tried = np.empty(m, dtype=np.bool_)
-        for b in range(ch * n_batch // chunks, (ch + 1) * n_batch // chunks):
-            _solve_one(cost[b], delta, out[b], table, tmp, bound, tried)
+    table = np.empty(2 * n_lines * width, dtype=cost.dtype)
+    tmp = np.empty(m, dtype=cost.dtype)
+    bound = np.empty(m, dtype=cost.dtype)
+    tried = np.empty(m, dtype=np.bool_)
+    for b in range(n_batch):
+        _solve_one(cost[b], delta, out[b], table, tmp, bound, tried)

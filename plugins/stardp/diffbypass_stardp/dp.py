@@ -2,16 +2,48 @@ r"""The exact cyclic dynamic programme on a star pattern (the non-differentiable
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import overload
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from diffbypass_stardp import _dp_kernel
+from diffbypass_stardp import _config, _dp_kernel
 from diffbypass_stardp._checks import check_cost, check_finite, int_at_least, real_numpy
 
 __all__ = ["dp_solve"]
+
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = -1
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """The private thread pool (re-created in a forked child, whose copy has no threads)."""
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():
+            _pool = ThreadPoolExecutor(_config.THREADS, thread_name_prefix="diffbypass-stardp")
+            _pool_pid = os.getpid()
+        return _pool
+
+
+def _solve(cost: np.ndarray, delta: int, out: np.ndarray) -> None:
+    """Run the kernel on chunks of the batch, in parallel when the batch is large enough."""
+    n_batch = len(cost)
+    if _config.THREADS <= 1 or n_batch < 2 * _config.MIN_CHUNK:
+        _dp_kernel.solve_batch(cost, delta, out)
+        return
+    chunks = min(4 * _config.THREADS, n_batch // _config.MIN_CHUNK)
+    edges = np.linspace(0, n_batch, chunks + 1).astype(int)
+    pool = _executor()
+    jobs = [pool.submit(_dp_kernel.solve_batch, cost[lo:hi], delta, out[lo:hi])
+            for lo, hi in zip(edges[:-1], edges[1:])]
+    for job in jobs:
+        job.result()
 
 
 @overload
@@ -42,7 +74,8 @@ def dp_solve(cost: Tensor | np.ndarray, delta: int = 1) -> Tensor | np.ndarray:
     costs); contours whose energies differ only by rounding count as different energies.
 
     The solver is exact and deterministic (bound-and-prune over the start index :math:`v_0`,
-    see :mod:`diffbypass_stardp._dp_kernel`), written in numba and parallel over the batch.
+    see :mod:`diffbypass_stardp._dp_kernel`), written in numba; large batches are split into
+    chunks solved in parallel threads (``NUMBA_NUM_THREADS``, default: all cores).
 
     Args:
         cost: unary costs of shape :math:`(B, N, M)` with :math:`N \ge 3` lines and
@@ -83,7 +116,7 @@ def dp_solve(cost: Tensor | np.ndarray, delta: int = 1) -> Tensor | np.ndarray:
     check_finite("cost", arr)
     out = np.empty((n_batch, n_lines), dtype=np.int64)
     if n_batch:
-        _dp_kernel.solve_batch(arr, min(delta, m - 1), out)
+        _solve(arr, min(delta, m - 1), out)
     if isinstance(cost, Tensor):
         return torch.from_numpy(out).to(cost.device)
     return out
