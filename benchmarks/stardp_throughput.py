@@ -38,9 +38,10 @@ understate what the solver does on an idle one.
 
 Peak memory: for each measured case a fresh Python process (the same interpreter) builds the
 cost, makes one warm-up call on a single contour (compilation), then one measured call on the
-whole batch; the table reports the increase of the process's peak resident set size
-(``ru_maxrss``) during the measured call (0 when the call stays below the high-water mark that
-importing and compiling left), and for ``dp_solve`` also the peak traced by ``tracemalloc``
+whole batch; the table reports the increase of the process's peak resident set size during the
+measured call over its resident set size before it (Linux: the peak mark is reset through
+``/proc/self/clear_refs`` and read as ``VmHWM``), and for ``dp_solve`` also the peak traced by
+``tracemalloc``
 (NumPy allocations: the output and any input conversion; the kernel's scratch,
 ``2 N (M + 4 delta)`` floats per thread, is not traced).
 """
@@ -114,6 +115,26 @@ def summary(batch: int, seconds: list[float]) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------- memory (child process)
+def rss_kib(field: str) -> int:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process in KiB, from ``/proc/self/status``;
+    ``ru_maxrss`` where there is no ``/proc`` (it also counts the parent's peak before exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def reset_peak_rss() -> None:
+    """Reset the kernel's peak-RSS mark (Linux >= 4.0: write 5 to ``/proc/self/clear_refs``)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def measure_memory(impl: str, batch: int, seed: int) -> dict[str, float]:
     """Run in a fresh process: peak RSS increase (and tracemalloc peak) of one call."""
     cost = make_cost("disc", batch, BASE["n_lines"], BASE["m"], seed)
@@ -126,12 +147,13 @@ def measure_memory(impl: str, batch: int, seed: int) -> dict[str, float]:
         def call(n: int) -> None:
             dp_torch(tensor[:n], BASE["delta"], HardMin())
     call(1)  # compile / load the kernels with a single contour
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    reset_peak_rss()
+    before = rss_kib("VmRSS")
     tracemalloc.start()
     call(batch)
     traced = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = rss_kib("VmHWM")
     return {"peak_rss_increase_mib": (after - before) / 1024, "rss_peak_mib": after / 1024,
             "tracemalloc_peak_mib": traced / 2**20 if impl == "numba" else None,
             "input_mib": cost.nbytes / 2**20}
