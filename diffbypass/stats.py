@@ -45,11 +45,17 @@ FitHook = Callable[[Any, FitStats], None]
 
 @torch.no_grad()
 def agreement(prediction: Tensor, target: Tensor, metric: str) -> float:
-    """Accuracy of ``argmax(prediction, -1)`` against integer ``target``, or R² for reals."""
+    """Accuracy of ``argmax(prediction, -1)`` against integer ``target``, or R² for reals.
+
+    R² is ``1 - SS_res / SS_tot`` with each output coordinate centred on its own mean over the
+    samples, so a surrogate that only learns per-output offsets scores about 0, not close to 1.
+    """
     if metric == "accuracy":
         return float((prediction.argmax(dim=-1) == target).double().mean())
-    residual = ((prediction - target) ** 2).sum()
-    total = ((target - target.mean()) ** 2).sum()
+    pred = prediction.reshape(prediction.shape[0], -1).double()
+    true = target.reshape(target.shape[0], -1).double()
+    residual = ((pred - true) ** 2).sum()
+    total = ((true - true.mean(dim=0)) ** 2).sum()
     if total == 0:
         return 1.0 if residual == 0 else 0.0
     return float(1 - residual / total)
