@@ -13,7 +13,8 @@ def test_r2_centres_each_output_on_its_own_mean():
     assert abs(agreement(offsets_only, target, "r2")) < 1e-9
     assert agreement(target, target, "r2") == 1.0
     noisy = target + 0.5 * torch.randn(200, 5, generator=g)
-    expected = 1 - ((noisy - target) ** 2).sum() / ((target - target.mean(0)) ** 2).sum()
+    t, p = target.double(), noisy.double()
+    expected = 1 - ((p - t) ** 2).sum() / ((t - t.mean(0)) ** 2).sum()
     assert abs(agreement(noisy, target, "r2") - float(expected)) < 1e-9
 
 
