@@ -1,8 +1,9 @@
-"""Draw the star-pattern geometry figure of the stardp docs page (``docs/_static/stardp_geometry.png``).
+"""Draw the geometry figure of the stardp docs page: ``docs/_static/stardp_geometry.png``.
 
-A synthetic object-probability map (a soft, noisy ellipse), the star pattern around a centre inside it,
-the warped map with the DP's indices, the radial-difference cost, and the soft DP's marginals.
-Deterministic (fixed seed); runs in a few seconds: ``python benchmarks/stardp_geometry.py``.
+A synthetic object-probability map (a soft, noisy ellipse), the star pattern around a centre
+inside it, the warped map with the DP's indices, the radial-difference cost, and the soft DP's
+marginals. Deterministic (fixed seed); runs in a few seconds:
+``python benchmarks/stardp_geometry.py``.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def main() -> None:
     ax = axes[3]
     ax.imshow(soft.marginals[0].numpy().T, cmap="magma", aspect="auto", origin="lower")
     ax.plot(lines, soft.indices[0].numpy(), "c-", label="expected index")
-    ax.set(title="soft_dp marginals (temperature 0.3)", xlabel="line n", ylabel="point i", ylim=(10, 55))
+    ax.set(title="soft_dp marginals (temperature 0.3)", xlabel="line n", ylabel="point i",
+           ylim=(10, 55))
     ax.legend(fontsize=7)
 
     fig.tight_layout()

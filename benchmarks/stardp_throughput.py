@@ -230,7 +230,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for impl, batch in [("numba", 1000), ("numba", 4096), ("torch", 100), ("torch", 1000)]:
         mem = memory_in_child(impl, batch, seed)
         memory.append({"implementation": impl, "batch": batch, **mem})
-        print(f"memory {impl} B={batch}: +{mem['peak_rss_increase_mib']:.1f} MiB peak RSS", flush=True)
+        print(f"memory {impl} B={batch}: +{mem['peak_rss_increase_mib']:.1f} MiB peak RSS",
+              flush=True)
     return {"results": results, "memory": memory, "compile_s": compile_s,
             "runtime_s": time.perf_counter() - start}
 
@@ -295,7 +296,8 @@ def main() -> None:
     parser.add_argument("--min-time", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--memory-child", nargs=2, metavar=("IMPL", "BATCH"), help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", nargs=2, metavar=("IMPL", "BATCH"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         impl, batch = args.memory_child

@@ -101,7 +101,8 @@ def test_repr_and_pickle():
     [
         ({"delta": -1}, r"delta must be an integer >= 0; got -1"),
         ({"delta": 1.5}, r"delta must be an integer >= 0; got 1.5"),
-        ({"smoothing": 4}, r"smoothing must be None, 0/1 \(off\) or an odd window width >= 3; got 4"),
+        ({"smoothing": 4},
+         r"smoothing must be None, 0/1 \(off\) or an odd window width >= 3; got 4"),
         ({"smoothing": -1}, r"smoothing must be an integer >= 0; got -1"),
         ({"cost": "edges"}, r"cost must be one of 'radial_difference', 'map'; got 'edges'"),
         ({"output": "int"}, r"output must be one of 'indices', 'float'; got 'int'"),
@@ -115,7 +116,15 @@ def test_constructor_validation(kwargs, message):
 def test_call_validation():
     with pytest.raises(ValueError, match=r"warped must have shape \(B, N, M\); got \(25, 65\)"):
         StarDP()(np.zeros((25, 65)))
-    with pytest.raises(ValueError, match=r"smoothing must not exceed the number of lines N=5; got 7"):
+    with pytest.raises(
+        ValueError,
+        match=r"smoothing must not exceed the number of lines N=5; got "
+        r"7",
+    ):
         StarDP(smoothing=7)(np.zeros((1, 5, 65)))
-    with pytest.raises(TypeError, match=r"warped must be a torch.Tensor or numpy.ndarray; got list"):
+    with pytest.raises(
+        TypeError,
+        match=r"warped must be a torch.Tensor or numpy.ndarray; got "
+        r"list",
+    ):
         StarDP()([[[0.0]]])

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from diffbypass_stardp import HardMin, dp_solve, dp_torch
 
-from ._helpers import brute_force, energies, feasible_contours, is_feasible
+from ._helpers import brute_force, energies, is_feasible
 
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True)
 

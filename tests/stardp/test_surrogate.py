@@ -53,7 +53,11 @@ def test_validation():
         StarSurrogate(base_channels=0)
     with pytest.raises(ValueError, match=r"depth must be an integer >= 1; got 0"):
         StarSurrogate(depth=0)
-    with pytest.raises(ValueError, match=r"x must have shape \(B, N, M\) or \(B, 1, N, M\); got \(25, 65\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"x must have shape \(B, N, M\) or \(B, 1, N, M\); got \(25, "
+        r"65\)",
+    ):
         StarSurrogate()(torch.rand(25, 65))
     with pytest.raises(ValueError, match=r"x must have shape \(B, 2, N, M\); got \(1, 25, 65\)"):
         StarSurrogate(in_channels=2)(torch.rand(1, 25, 65))

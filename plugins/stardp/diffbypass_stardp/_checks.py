@@ -35,7 +35,9 @@ def one_of(name: str, value: Any, choices: tuple[str, ...]) -> str:
 
 def check_array(name: str, value: Any) -> None:
     if not isinstance(value, (Tensor, np.ndarray)):
-        raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray; got {type(value).__name__}")
+        raise TypeError(
+            f"{name} must be a torch.Tensor or numpy.ndarray; got {type(value).__name__}"
+        )
 
 
 def check_shape(name: str, value: ArrayLike, ndim: int, layout: str) -> None:

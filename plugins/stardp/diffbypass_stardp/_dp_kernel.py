@@ -54,7 +54,7 @@ def _window_min(src, so, dst, lo, hi, delta):  # pragma: no cover - compiled
 
 @njit(**JIT)
 def _inf_margins(row, o, lo, hi, pad):  # pragma: no cover - compiled
-    """Write ``+inf`` to the ``pad`` cells left of ``lo`` and right of ``hi`` of the row at ``o``."""
+    """Write ``+inf`` into the ``pad`` cells left of ``lo`` and right of ``hi`` (row at ``o``)."""
     for k in range(o + lo, o + lo + pad):
         row[k] = np.inf
     for k in range(o + hi + pad + 1, o + hi + 2 * pad + 1):

@@ -70,7 +70,8 @@ class StarDP:
             smoothing = int_at_least("smoothing", smoothing, 0)
             if smoothing >= 2 and smoothing % 2 == 0:
                 raise ValueError(
-                    f"smoothing must be None, 0/1 (off) or an odd window width >= 3; got {smoothing}"
+                    "smoothing must be None, 0/1 (off) or an odd window width >= 3; "
+                    f"got {smoothing}"
                 )
         self.smoothing = smoothing
         self.cost = one_of("cost", cost, COSTS)

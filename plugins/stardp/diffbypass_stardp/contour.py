@@ -164,7 +164,9 @@ def mask_to_indices(masks: Tensor | np.ndarray, points: Tensor | np.ndarray) -> 
     if mk.ndim != 3:
         raise ValueError(f"masks must have shape (B, H, W) or (B, 1, H, W); got {tuple(mk.shape)}")
     if mk.shape[0] != p.shape[0]:
-        raise ValueError(f"masks must have the batch size of points ({p.shape[0]}); got {mk.shape[0]}")
+        raise ValueError(
+            f"masks must have the batch size of points ({p.shape[0]}); got {mk.shape[0]}"
+        )
     obj = (mk != 0).to(p.dtype)
     h, w = obj.shape[1:]
     centre = p[:, :, 0].mean(dim=1)  # (B, 2)

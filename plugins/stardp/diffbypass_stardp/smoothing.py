@@ -33,7 +33,8 @@ def _check_width(width: int | None, n_lines: int) -> int:
     w = int_at_least("width", width, 1)
     if w % 2 == 0 or w > n_lines:
         raise ValueError(
-            f"width must be an odd integer between 1 and N={n_lines} (a centred window); got {width!r}"
+            f"width must be an odd integer between 1 and N={n_lines} (a centred window); "
+            f"got {width!r}"
         )
     return w
 

@@ -85,7 +85,8 @@ class StarSurrogate(nn.Module):
         )
         self.bottleneck = _ConvBlock(widths[-2], widths[-1])
         self.upsamples = nn.ModuleList(
-            nn.ConvTranspose2d(widths[k + 1], widths[k], 2, stride=2) for k in reversed(range(depth))
+            nn.ConvTranspose2d(widths[k + 1], widths[k], 2, stride=2)
+            for k in reversed(range(depth))
         )
         self.decoders = nn.ModuleList(
             _ConvBlock(2 * widths[k], widths[k]) for k in reversed(range(depth))

@@ -84,7 +84,9 @@ def dp_torch(
     delta = min(int_at_least("delta", delta, 0), m - 1)
     semiring = HardMin() if semiring is None else semiring
     if not isinstance(semiring, Semiring):
-        raise TypeError(f"semiring must be a Semiring (HardMin, SoftMin); got {type(semiring).__name__}")
+        raise TypeError(
+            f"semiring must be a Semiring (HardMin, SoftMin); got {type(semiring).__name__}"
+        )
     fill = semiring.unreachable(cost.dtype)
 
     eye = torch.eye(m, dtype=torch.bool, device=cost.device)
