@@ -159,7 +159,8 @@ def test_polygon_mask_agrees_with_skimage_up_to_boundary_pixels():
         polys.append(contour_points(v, p)[0].numpy())
     polys.append(np.array([[2.0, 2.0], [8.0, 2.0], [8.0, 6.0], [2.0, 6.0]]))  # vertices on pixels
     for poly in polys:
-        mine = polygon_mask(torch.from_numpy(poly[None]), shape)[0].numpy()
+        size = (np.int64(shape[0]), shape[1])  # NumPy integers are accepted as sizes
+        mine = polygon_mask(torch.from_numpy(poly[None]), size)[0].numpy()
         rr, cc = skimage_draw.polygon(poly[:, 1], poly[:, 0], shape)
         ref = np.zeros(shape, dtype=bool)
         ref[rr, cc] = True

@@ -2,6 +2,8 @@ r"""From indices on the star pattern to image-space contours and masks, and back
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -101,9 +103,11 @@ def polygon_mask(polygons: Tensor | np.ndarray, shape: tuple[int, int]) -> Tenso
     if (
         not isinstance(shape, (tuple, list))
         or len(shape) != 2
-        or not all(isinstance(s, int) and s >= 1 for s in shape)
+        or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1
+                   for s in shape)
     ):
         raise ValueError(f"shape must be (H, W) with positive integers; got {shape!r}")
+    shape = (int(shape[0]), int(shape[1]))
     poly = poly.detach().to(torch.float64)
     h, w = shape
     ys = torch.arange(h, dtype=poly.dtype, device=poly.device)[None, :, None]  # (1, H, 1)
