@@ -1,0 +1,329 @@
+r"""The EDPCNN pipeline (thesis fig. 4.2) and inference for every method of the example.
+
+Training (thesis Algorithm 3, ``edpcnn``)::
+
+    image --U-Net--> output map --warp on star(centre, angle)--> warped map g (B, N, M)
+    g --Bypass(StarDP, Surrogate(StarSurrogate))--> DP indices (B, N)      [fits the surrogate]
+    loss = cross_entropy(bypass.predict(g), true indices)                  [trains the U-Net]
+
+``edpcnn-es`` replaces the surrogate with :class:`~diffbypass.ES` around ``StarDP(output=
+"float")`` and puts a mean squared error directly on the smoothed DP indices.
+
+Inference (:func:`segment`) for all methods: ``unet`` thresholds the U-Net's foreground
+probability at 0.5; ``unet-dp`` runs the star DP on that probability map (no end-to-end training:
+the thesis' "U-Net+DP"); ``edpcnn``/``edpcnn-es`` run the star DP on the raw output map. The DP
+contour uses the smoothed fractional indices (``StarDP(output="float")``) and is filled into a
+mask with ``polygon_mask``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from diffbypass import ES, Bypass, Estimator, Surrogate
+from diffbypass_stardp import (
+    StarDP,
+    StarSurrogate,
+    contour_points,
+    mask_to_indices,
+    polygon_mask,
+    star_points,
+    warp,
+)
+
+__all__ = [
+    "DP_METHODS",
+    "METHODS",
+    "EDPCNN",
+    "Segmentation",
+    "StarConfig",
+    "StarOutput",
+    "jitter_centers",
+    "make_estimator",
+    "pixel_loss",
+    "segment",
+]
+
+#: Methods of the example (``lvseg train --method``).
+METHODS = ("unet", "unet-dp", "edpcnn", "edpcnn-es")
+#: Methods whose prediction is a star-DP contour.
+DP_METHODS = ("unet-dp", "edpcnn", "edpcnn-es")
+
+
+@dataclass(frozen=True)
+class StarConfig:
+    """Star pattern and DP settings (thesis §5.4 defaults).
+
+    Attributes:
+        n_lines: radial lines :math:`N` (25).
+        n_points: points per line :math:`M` (65).
+        radius: star radius in pixels (65: covers any LV after centre jitter).
+        delta: DP smoothness :math:`\\delta`, the largest index change between neighbouring lines.
+        smoothing: odd width of the circular moving average applied to the DP indices;
+            ``None``: the odd integer nearest N/4 (7 for N = 25), 1: none.
+        interpolation: ``"nearest"`` (thesis) or ``"bilinear"`` sampling of the output map.
+    """
+
+    n_lines: int = 25
+    n_points: int = 65
+    radius: float = 65.0
+    delta: int = 1
+    smoothing: int | None = None
+    interpolation: str = "nearest"
+
+    def __post_init__(self) -> None:
+        for name, low in (("n_lines", 3), ("n_points", 2), ("delta", 1), ("smoothing", 1)):
+            value = getattr(self, name)
+            if name == "smoothing" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+        if not (isinstance(self.radius, (int, float)) and self.radius > 0):
+            raise ValueError(f"radius must be a positive number of pixels; got {self.radius!r}")
+        if self.interpolation not in ("nearest", "bilinear"):
+            raise ValueError(
+                f"interpolation must be 'nearest' or 'bilinear'; got {self.interpolation!r}"
+            )
+        if self.smoothing is not None and self.smoothing > 1 and (
+            self.smoothing % 2 == 0 or self.smoothing > self.n_lines
+        ):
+            raise ValueError(
+                f"smoothing must be None or an odd width <= n_lines={self.n_lines}; "
+                f"got {self.smoothing}"
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def points(self, centers: Tensor, angles: Tensor | None = None) -> Tensor:
+        r"""Star points :math:`(B, N, M, 2)` around ``centers`` :math:`(B, 2)`, rotated by ``angles``."""
+        return star_points(
+            centers.to(torch.float32), n_lines=self.n_lines, n_points=self.n_points,
+            radius=float(self.radius), angle=0.0 if angles is None else angles.to(torch.float32),
+        )  # fmt: skip
+
+    def dp(self, output: str = "float") -> StarDP:
+        """The black box with these settings."""
+        return StarDP(delta=self.delta, smoothing=self.smoothing, output=output)
+
+
+class StarOutput(NamedTuple):
+    """What one EDPCNN forward pass computed (all batched)."""
+
+    output_map: Tensor
+    """U-Net output map :math:`(B, 1, H, W)`."""
+    points: Tensor
+    """Star points :math:`(B, N, M, 2)`."""
+    warped: Tensor
+    """Warped map :math:`g` :math:`(B, N, M)` (differentiable w.r.t. the U-Net)."""
+    indices: Tensor
+    """DP output :math:`(B, N)`: int64 indices (surrogate) or smoothed float indices (ES)."""
+
+
+def make_estimator(
+    kind: str,
+    *,
+    sigma: float = 1.0,
+    samples: int = 10,
+    fit_steps: int = 10,
+    lr: float = 1e-3,
+    base_channels: int = 8,
+    generator: torch.Generator | None = None,
+) -> Estimator:
+    """The gradient estimator of an EDPCNN variant.
+
+    Args:
+        kind: ``"surrogate"`` (thesis: ``StarSurrogate`` fitted with cross-entropy) or ``"es"``.
+        sigma: exploration / smoothing noise scale (thesis: 1).
+        samples: perturbed copies per input (thesis: 10).
+        fit_steps: surrogate optimiser steps per forward (thesis: 10; surrogate only).
+        lr: the surrogate's Adam learning rate (surrogate only).
+        base_channels: ``StarSurrogate`` width (thesis: 8; surrogate only).
+        generator: noise generator (reproducible runs; its state is in the module's state dict).
+    """
+    if kind == "surrogate":
+        return Surrogate(
+            StarSurrogate(base_channels=base_channels), sigma=sigma, samples=samples,
+            fit_steps=fit_steps, fit_loss="ce", lr=lr, generator=generator,
+        )  # fmt: skip
+    if kind == "es":
+        return ES(sigma=sigma, samples=samples, generator=generator)
+    raise ValueError(f"kind must be 'surrogate' or 'es'; got {kind!r}")
+
+
+class EDPCNN(nn.Module):
+    r"""U-Net → output map → star warp → ``Bypass(StarDP, estimator)`` (thesis fig. 4.2).
+
+    Args:
+        unet: image :math:`(B, 1, H, W)` → output map :math:`(B, 1, H, W)`.
+        star: star and DP settings.
+        estimator: :class:`~diffbypass.Surrogate` (``fit_loss="ce"``; the black box returns
+            int64 indices and the loss goes on :meth:`Bypass.predict`) or :class:`~diffbypass.ES`
+            (the black box returns smoothed float indices and the loss goes on them).
+
+    Example:
+        >>> from lvseg.models import UNet
+        >>> net = EDPCNN(UNet(base_channels=4, depth=2), StarConfig(n_lines=8, n_points=16,
+        ...              radius=12.0), make_estimator("surrogate", samples=2, fit_steps=1))
+        >>> images, masks = torch.randn(2, 1, 32, 32), torch.zeros(2, 32, 32, dtype=torch.bool)
+        >>> masks[:, 10:22, 10:22] = True
+        >>> out = net(images, torch.full((2, 2), 16.0))
+        >>> out.warped.shape, out.indices.dtype
+        (torch.Size([2, 8, 16]), torch.int64)
+        >>> net.loss(out, net.true_indices(masks, out.points)).backward()
+    """
+
+    def __init__(self, unet: nn.Module, star: StarConfig, estimator: Estimator) -> None:
+        super().__init__()
+        if not isinstance(star, StarConfig):
+            raise TypeError(f"star must be a StarConfig; got {type(star).__name__}")
+        if not isinstance(estimator, (Surrogate, ES)):
+            raise TypeError(f"estimator must be a Surrogate or ES; got {type(estimator).__name__}")
+        self.unet = unet
+        self.star = star
+        self.uses_surrogate = isinstance(estimator, Surrogate)
+        self.bypass = Bypass(star.dp("indices" if self.uses_surrogate else "float"), estimator)
+
+    def forward(self, images: Tensor, centers: Tensor, angles: Tensor | None = None) -> StarOutput:
+        output_map = self.unet(images)
+        points = self.star.points(centers, angles)
+        warped = warp(output_map, points, mode=self.star.interpolation)
+        indices = self.bypass(warped)  # fits the surrogate (training mode), exact DP output
+        return StarOutput(output_map, points, warped, indices)
+
+    def true_indices(self, masks: Tensor, points: Tensor) -> Tensor:
+        """Ground-truth indices :math:`(B, N)`: where each star line leaves the true mask."""
+        return mask_to_indices(masks, points)
+
+    def loss(self, out: StarOutput, true_indices: Tensor) -> Tensor:
+        """Cross-entropy of the surrogate's prediction (Algorithm 3) or MSE of the ES indices."""
+        if self.uses_surrogate:
+            logits = self.bypass.predict(out.warped)  # (B, N, M), gradients to the U-Net only
+            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), true_indices.reshape(-1))
+        return F.mse_loss(out.indices, true_indices.to(out.indices.dtype))
+
+
+def pixel_loss(logits: Tensor, masks: Tensor) -> Tensor:
+    """Binary cross-entropy plus soft Dice loss of the U-Net baseline.
+
+    Args:
+        logits: :math:`(B, 1, H, W)` foreground logits.
+        masks: :math:`(B, H, W)` true masks.
+    """
+    target = masks.to(logits.dtype).unsqueeze(1)
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    prob = torch.sigmoid(logits)
+    inter = (prob * target).sum(dim=(1, 2, 3))
+    soft_dice = (2 * inter + 1.0) / (prob.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3)) + 1.0)
+    return bce + (1 - soft_dice).mean()
+
+
+class Segmentation(NamedTuple):
+    """Predictions of :func:`segment` for a batch (CPU tensors).
+
+    ``points``, ``warped``, ``indices`` and ``contours`` are ``None`` for ``unet``.
+    """
+
+    masks: Tensor
+    """Predicted masks :math:`(B, H, W)` bool."""
+    output_map: Tensor
+    """The map the prediction was read from :math:`(B, H, W)`: the foreground probability
+    (``unet``, ``unet-dp``) or the raw output map (``edpcnn*``)."""
+    points: Tensor | None
+    """Star points :math:`(B, N, M, 2)`."""
+    warped: Tensor | None
+    """Warped map :math:`(B, N, M)`."""
+    indices: Tensor | None
+    """Smoothed fractional DP indices :math:`(B, N)`."""
+    contours: Tensor | None
+    """DP contour polygons :math:`(B, N, 2)` in pixels :math:`(x, y)`."""
+
+
+@torch.no_grad()
+def segment(
+    method: str,
+    unet: nn.Module,
+    images: Tensor,
+    centers: Tensor,
+    star: StarConfig,
+    *,
+    batch_size: int = 16,
+) -> Segmentation:
+    """Segment ``images`` :math:`(B, 1, H, W)` with the star centred at ``centers`` :math:`(B, 2)`.
+
+    ``unet`` is put in eval mode (and left there). See the module docstring for what each
+    ``method`` does.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    unet.eval()
+    maps = torch.cat([unet(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+    if method in ("unet", "unet-dp"):
+        maps = torch.sigmoid(maps)
+    if method == "unet":
+        return Segmentation(maps[:, 0] > 0.5, maps[:, 0], None, None, None, None)
+    points = star.points(centers)
+    warped = warp(maps, points, mode=star.interpolation)
+    indices = star.dp("float")(warped)
+    contours = contour_points(indices, points)
+    masks = polygon_mask(contours, tuple(images.shape[-2:]))
+    return Segmentation(masks, maps[:, 0], points, warped, indices, contours)
+
+
+def jitter_centers(
+    centers: np.ndarray,
+    radii: np.ndarray,
+    masks: np.ndarray,
+    scale: float,
+    rng: np.random.Generator,
+    *,
+    max_tries: int = 1000,
+) -> np.ndarray:
+    r"""Move star centres at random inside the object (thesis §5.4).
+
+    Each centre :math:`c` becomes :math:`c + \varepsilon`, :math:`\varepsilon \sim
+    \mathcal N(0, (s r)^2 I)` with :math:`r` the object radius and :math:`s` = ``scale``, drawn
+    again until the nearest pixel to the new centre lies inside the mask (a 2-D normal truncated
+    to the object). After ``max_tries`` failed draws, or for :math:`s r = 0`, the centre stays.
+    A centre whose nearest pixel is off the object (a crescent-shaped mask) is first moved to the
+    nearest object pixel, so that the star always lies inside the object (``mask_to_indices``
+    requires it).
+
+    Args:
+        centers: :math:`(B, 2)` centres :math:`(x, y)`.
+        radii: :math:`(B,)` object radii in pixels.
+        masks: :math:`(B, H, W)` bool.
+        scale: standard deviation as a fraction of the object radius (training: 1).
+        rng: the NumPy generator to draw from.
+
+    Example:
+        >>> m = np.zeros((1, 32, 32), bool); m[0, 8:24, 8:24] = True
+        >>> c = jitter_centers(np.array([[15.5, 15.5]]), np.array([8.0]), m, 1.0,
+        ...                    np.random.default_rng(0))
+        >>> bool(m[0, int(c[0, 1] + 0.5), int(c[0, 0] + 0.5)])
+        True
+    """
+    out = np.array(centers, dtype=np.float32, copy=True)
+    height, width = masks.shape[-2:]
+    for k in range(len(out)):
+        row, col = int(np.floor(out[k, 1] + 0.5)), int(np.floor(out[k, 0] + 0.5))
+        if not (0 <= row < height and 0 <= col < width and masks[k, row, col]) and masks[k].any():
+            rows, cols = np.nonzero(masks[k])  # a centre off the object: its nearest pixel
+            near = int(np.argmin((rows - out[k, 1]) ** 2 + (cols - out[k, 0]) ** 2))
+            out[k] = (cols[near], rows[near])
+        sd = float(scale) * float(radii[k])
+        if sd <= 0:
+            continue
+        for _ in range(max_tries):
+            x, y = out[k] + rng.normal(0.0, sd, size=2)
+            row, col = int(np.floor(y + 0.5)), int(np.floor(x + 0.5))
+            if 0 <= row < height and 0 <= col < width and masks[k, row, col]:
+                out[k] = (x, y)
+                break
+    return out

@@ -1,0 +1,140 @@
+"""The EDPCNN pipeline: shapes, learning signal through the bypass, inference, centre jitter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from diffbypass import ES, Surrogate
+from lvseg.data import make_phantoms, preprocess
+from lvseg.models import UNet
+from lvseg.pipeline import EDPCNN, StarConfig, jitter_centers, make_estimator, pixel_loss, segment
+from lvseg_testing import one_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+STAR = StarConfig(n_lines=12, n_points=24, radius=24.0)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> dict[str, torch.Tensor]:
+    data, _ = preprocess(make_phantoms(8, size=64, seed=3), size=64)
+    return data.to_tensors()
+
+
+def _model(kind: str = "surrogate", seed: int = 0) -> EDPCNN:
+    torch.manual_seed(seed)
+    estimator = make_estimator(kind, samples=4, fit_steps=2, lr=3e-3,
+                               generator=torch.Generator().manual_seed(seed))
+    return EDPCNN(UNet(base_channels=4, depth=2), STAR, estimator)
+
+
+def test_forward_shapes_and_types(tiny: dict[str, torch.Tensor]) -> None:
+    model = _model()
+    out = model(tiny["images"][:3], tiny["centers"][:3], torch.tensor([0.0, 0.3, -0.3]))
+    assert out.output_map.shape == (3, 1, 64, 64)
+    assert out.points.shape == (3, 12, 24, 2)
+    assert out.warped.shape == (3, 12, 24) and out.warped.requires_grad
+    assert out.indices.shape == (3, 12) and out.indices.dtype == torch.int64
+    assert model.bypass.stats is not None  # the forward pass fitted the surrogate
+
+
+def test_edpcnn_loss_decreases_and_gradients_reach_the_unet(tiny: dict[str, torch.Tensor]) -> None:
+    """Algorithm 3 on 8 phantoms: the CE on the surrogate's prediction goes down."""
+    model = _model()
+    optimizer = torch.optim.Adam(model.unet.parameters(), lr=3e-3)
+    images, masks, centers = tiny["images"], tiny["masks"], tiny["centers"]
+    losses = []
+    for step in range(40):
+        out = model(images, centers)
+        loss = model.loss(out, model.true_indices(masks, out.points))
+        optimizer.zero_grad()
+        loss.backward()
+        if step == 0:
+            grads = [p.grad for p in model.unet.parameters()]
+            assert all(g is not None for g in grads)
+            assert sum(float(g.abs().sum()) for g in grads) > 0
+            # the surrogate is trained by its own fit only, never by the U-Net's loss
+            assert all(p.grad is None for p in model.bypass.estimator.model.parameters())
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
+
+
+def test_es_variant_gives_float_indices_and_a_gradient(tiny: dict[str, torch.Tensor]) -> None:
+    model = _model("es")
+    assert isinstance(model.bypass.estimator, ES) and not model.uses_surrogate
+    out = model(tiny["images"][:2], tiny["centers"][:2])
+    assert out.indices.dtype == torch.float32
+    model.loss(out, model.true_indices(tiny["masks"][:2], out.points)).backward()
+    assert model.unet.head.weight.grad.abs().sum() > 0
+
+
+def test_surrogate_variant_uses_the_thesis_fit_loss() -> None:
+    estimator = make_estimator("surrogate")
+    assert isinstance(estimator, Surrogate)
+    assert (estimator.sigma, estimator.samples, estimator.fit_steps) == (1.0, 10, 10)
+    with pytest.raises(ValueError, match="kind must be 'surrogate' or 'es'; got 'sgd'"):
+        make_estimator("sgd")
+
+
+@pytest.mark.parametrize("method", ["unet", "unet-dp", "edpcnn", "edpcnn-es"])
+def test_segment_every_method(tiny: dict[str, torch.Tensor], method: str) -> None:
+    unet = UNet(base_channels=4, depth=2)
+    seg = segment(method, unet, tiny["images"][:2], tiny["centers"][:2], STAR)
+    assert seg.masks.shape == (2, 64, 64) and seg.masks.dtype == torch.bool
+    assert seg.output_map.shape == (2, 64, 64)
+    if method == "unet":
+        assert seg.contours is None
+    else:
+        assert seg.contours.shape == (2, 12, 2) and seg.indices.dtype == torch.float32
+        assert seg.masks.any(dim=(1, 2)).all()  # a DP contour always encloses something
+
+
+def test_segment_of_a_perfect_map_recovers_the_object(tiny: dict[str, torch.Tensor]) -> None:
+    class Oracle(torch.nn.Module):
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return (tiny["masks"][: len(images)].float()[:, None] - 0.5) * 20
+
+    seg = segment("unet-dp", Oracle(), tiny["images"][:4], tiny["centers"][:4], STAR)
+    true = tiny["masks"][:4]
+    dice = 2 * (seg.masks & true).sum((1, 2)) / (seg.masks.sum((1, 2)) + true.sum((1, 2)))
+    assert dice.min() > 0.85, dice
+
+
+def test_pixel_loss_is_small_for_a_confident_correct_prediction() -> None:
+    masks = torch.zeros(2, 8, 8, dtype=torch.bool)
+    masks[:, 2:6, 2:6] = True
+    good = (masks.float()[:, None] - 0.5) * 40
+    assert pixel_loss(good, masks) < 0.01 < pixel_loss(-good, masks)
+
+
+def test_jitter_stays_inside_and_follows_the_radius() -> None:
+    masks = np.zeros((400, 40, 40), bool)
+    masks[:, 10:30, 10:30] = True
+    centers = np.full((400, 2), 19.5, np.float32)
+    radii = np.full(400, 10.0, np.float32)
+    out = jitter_centers(centers, radii, masks, 0.3, np.random.default_rng(0))
+    rows, cols = np.floor(out[:, 1] + 0.5).astype(int), np.floor(out[:, 0] + 0.5).astype(int)
+    assert masks[np.arange(400), rows, cols].all()
+    assert abs(float(np.std(out - centers)) - 3.0) < 0.4  # s.d. 0.3 * radius, barely truncated
+    assert np.array_equal(jitter_centers(centers, radii, masks, 0.0, np.random.default_rng(0)),
+                          centers)
+
+
+def test_jitter_moves_a_centre_off_the_object_onto_it() -> None:
+    mask = np.zeros((1, 20, 20), bool)
+    mask[0, 2:18, 2:5] = True  # a bar; the given centre (10, 10) is outside it
+    out = jitter_centers(np.array([[10.0, 10.0]]), np.array([0.0]), mask, 1.0,
+                         np.random.default_rng(0))
+    assert mask[0, int(out[0, 1] + 0.5), int(out[0, 0] + 0.5)]
+
+
+def test_star_config_validation() -> None:
+    with pytest.raises(ValueError, match="smoothing must be None or an odd width <= n_lines=25; got 8"):
+        StarConfig(smoothing=8)
+    with pytest.raises(ValueError, match="interpolation must be 'nearest' or 'bilinear'; got 'cubic'"):
+        StarConfig(interpolation="cubic")
+    with pytest.raises(TypeError, match="estimator must be a Surrogate or ES"):
+        EDPCNN(UNet(base_channels=2, depth=1), StarConfig(), torch.nn.Linear(1, 1))  # type: ignore[arg-type]
