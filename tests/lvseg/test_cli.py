@@ -1,0 +1,114 @@
+"""The ``lvseg`` command: train -> evaluate -> predict, and its error messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lvseg.cli import build_parser, main
+from lvseg.train import TrainConfig
+from lvseg_testing import TINY_ARGS, one_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--method", "edpcnn", "--iterations", "2", *TINY_ARGS,
+                 "--out", str(out)]) == 0
+    return out
+
+
+def test_train_writes_a_complete_run_directory(run: Path) -> None:
+    names = {p.name for p in run.iterdir()}
+    assert {"config.json", "metrics.jsonl", "last.pt", "best.pt", "figures"} <= names
+    assert (run / "figures" / "training.png").is_file()
+    config = json.loads((run / "config.json").read_text())
+    assert config["method"] == "edpcnn" and config["star"]["n_lines"] == 12
+
+
+def test_evaluate_json_has_the_documented_keys(run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", str(run), "--split", "test", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert {"dice", "dice_std", "hd_mm", "assd_mm", "n", "per_image"} <= result.keys()
+    assert result["n"] == len(result["per_image"]) == 8
+    assert 0 <= result["dice"] <= 1
+    assert {"dice", "hd_mm", "assd_mm", "source", "patient_id", "center"} <= result["per_image"][0].keys()
+    assert "Dice" in capsys.readouterr().out
+
+
+def test_evaluate_all_with_jitter_and_figures(run: Path, tmp_path: Path) -> None:
+    out, figures = tmp_path / "eval.json", tmp_path / "figs"
+    assert main(["evaluate", str(run), "--split", "all", "--center-jitter", "0.3",
+                 "--figures", str(figures), "--max-figures", "2", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["n"] == 24 and result["center_jitter"] == 0.3
+    assert len(list(figures.glob("*.png"))) == 2
+
+
+def test_train_refuses_to_overwrite_an_existing_run(run: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    before = (run / "last.pt").read_bytes()
+    code = main(["train", "--method", "edpcnn", "--iterations", "2", *TINY_ARGS, "--out", str(run)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "lvseg: error:" in err and "already exists and is not empty; pass --resume" in err
+    assert (run / "last.pt").read_bytes() == before
+
+
+def test_broken_checkpoint_is_a_clear_error(run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((run / "config.json").read_text())
+    (broken / "best.pt").write_bytes(b"not a checkpoint")
+    assert main(["evaluate", str(broken)]) == 2
+    assert "best.pt is unreadable" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere does not exist" in capsys.readouterr().err
+
+
+def test_missing_data_dir_is_a_clear_error(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code = main(["train", "--method", "unet", "--data", "sunnybrook", "--data-dir",
+                 str(tmp_path / "no-such-dir"), "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert "no-such-dir does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # nothing created for a run that cannot start
+
+
+def test_predict_npy_and_centre_outside(run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    image = np.zeros((100, 120), np.float32)
+    yy, xx = np.mgrid[:100, :120]
+    image[(xx - 60) ** 2 + (yy - 50) ** 2 < 15**2] = 1.0
+    path = tmp_path / "slice.npy"
+    np.save(path, image)
+    out = tmp_path / "pred"
+    assert main(["predict", str(run), str(path), "--center", "60,50", "--out", str(out)]) == 0
+    mask = np.load(out / "slice_mask.npy")
+    assert mask.shape == (100, 120) and mask.dtype == bool and mask[50, 60]
+    assert (out / "slice_mask.png").is_file() and (out / "slice_overlay.png").is_file()
+
+    assert main(["predict", str(run), str(path), "--center", "130,20", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--center (130, 20) lies outside the 120x100 image" in err
+
+
+def test_help_documents_every_training_option(capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = capsys.readouterr().out
+    fields = [f for f in TrainConfig.__dataclass_fields__ if f not in ("star", "fractions", "method")]
+    for name in fields + ["n_lines", "n_points", "radius", "delta", "smoothing", "interpolation"]:
+        assert "--" + name.replace("_", "-") in text, name
+    assert "--resume" in text and "--out RUN_DIR" in text
+
+
+def test_console_script_is_installed() -> None:
+    result = subprocess.run([sys.executable, "-m", "lvseg.cli", "--help"], capture_output=True,
+                            text=True, check=True)
+    assert "train" in result.stdout and "evaluate" in result.stdout and "predict" in result.stdout
