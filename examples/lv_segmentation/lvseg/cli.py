@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,6 +31,8 @@ def _defaults() -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``lvseg`` (every option is documented in ``--help``)."""
+    from lvseg.train import DEFAULT_ITERATIONS
+
     d = _defaults()
     star = d["star"]
     parser = argparse.ArgumentParser(
@@ -63,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--split-seed", type=int, default=None,
                    help=f"seed of the patient split and subset shuffle (default {d['split_seed']})")
     t.add_argument("--iterations", type=int, default=None,
-                   help=f"training iterations [20000] (default {d['iterations']})")
+                   help="training iterations [20000] (default: "
+                   + ", ".join(f"{m} {n}" for m, n in DEFAULT_ITERATIONS.items()) + ")")
     t.add_argument("--batch-size", type=int, default=None,
                    help=f"images per iteration [10] (default {d['batch_size']})")
     t.add_argument("--lr", type=float, default=None,
@@ -129,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="jitter the star centre: s.d. R x object radius, kept inside the object "
                    "(default 0)")
     e.add_argument("--seed", type=int, default=0, help="seed of the centre jitter (default 0)")
+    e.add_argument("--dp", action="store_true",
+                   help="evaluate a unet run as U-Net+DP: the star DP on its probability map "
+                   "(the same weights; what a unet-dp run does)")
     e.add_argument("--json", default=None, metavar="FILE",
                    help="write the results (means, std, per image) as JSON")
     e.add_argument("--figures", default=None, metavar="DIR",
@@ -222,7 +229,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = evaluate_run(
         args.run_dir, data=args.data, data_dir=args.data_dir, split=args.split,
         center_jitter=args.center_jitter, seed=args.seed, figures_dir=args.figures,
-        max_figures=args.max_figures,
+        max_figures=args.max_figures, method="unet-dp" if args.dp else None,
     )  # fmt: skip
     print(f"{result['method']} ({result['checkpoint']}, iteration {result['iteration']}) on "
           f"{result['data']}/{result['split']}, n={result['n']}: Dice {result['dice']:.4f} "
@@ -264,6 +271,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``lvseg``; returns the exit status (2 on a user error)."""
+    # Spinning OpenMP threads waiting for a busy core made training steps 10-30x slower on a
+    # shared 2-core machine in our measurements; passive waiting costs little on an idle one.
+    # (Read when torch starts its thread pool, so it must be set before the first import.)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from lvseg.checkpoint import CheckpointError, RunDirError
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -81,6 +81,7 @@ def evaluate_run(
     seed: int = 0,
     figures_dir: str | os.PathLike[str] | None = None,
     max_figures: int | None = 12,
+    method: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run's best checkpoint; returns the summary with one row per image.
 
@@ -93,6 +94,8 @@ def evaluate_run(
             (0: the centre of mass), truncated to the object.
         seed: seed of the jitter.
         figures_dir: write an overlay PNG per image there (at most ``max_figures``).
+        method: evaluate a ``unet`` run as ``unet-dp`` (or back): the pixel-trained methods share
+            their training, only the prediction differs.
 
     Returns:
         ``{"method", "checkpoint", "iteration", "data", "split", "center_jitter", "n",
@@ -105,6 +108,14 @@ def evaluate_run(
         raise ValueError(f"center_jitter must be a non-negative number; got {center_jitter!r}")
     run = load_run(run_dir)
     config = run.config
+    if method is not None and method != config.method:
+        pixel = ("unet", "unet-dp")
+        if not (method in pixel and config.method in pixel):
+            raise ValueError(
+                f"method can only switch between unet and unet-dp (same training); the run "
+                f"was trained with {config.method!r}, got {method!r}"
+            )
+        config = dataclasses.replace(config, method=method)
     if data is not None and data != config.data:
         config = dataclasses.replace(config, data=data, data_dir=data_dir, train_size=None)
     elif data_dir is not None:
@@ -133,7 +144,7 @@ def evaluate_run(
         for k, (i, row) in enumerate(zip(idx, rows))
     ]  # fmt: skip
     if figures_dir is not None:
-        _write_figures(Path(figures_dir), config, sub, seg, per_image, max_figures)
+        _write_figures(Path(figures_dir), config, sub, seg, per_image, max_figures, centers)
     return {
         "method": config.method, "run": str(run_dir), "checkpoint": run.checkpoint,
         "iteration": run.iteration, "data": config.data, "split": split,
@@ -151,7 +162,7 @@ def _finite(value: float) -> float | None:
 
 def _write_figures(
     folder: Path, config: TrainConfig, sub: Any, seg: Segmentation, rows: list[dict[str, Any]],
-    max_figures: int | None,
+    max_figures: int | None, centers: np.ndarray,
 ) -> None:
     from lvseg.figures import pipeline_figure
 
@@ -164,7 +175,8 @@ def _write_figures(
         title = f"{config.method} | {row['patient_id']} {name} | Dice {row['dice']:.3f}, HD {hd}"
         pipeline_figure(
             folder / f"{k:03d}_{row['patient_id']}_{name}.png", image=sub.images[k, 0],
-            true_mask=sub.masks[k], seg=seg, k=k, star=config.star, title=title,
+            true_mask=sub.masks[k], seg=seg, k=k, star=config.star, center=centers[k],
+            title=title,
         )  # fmt: skip
 
 

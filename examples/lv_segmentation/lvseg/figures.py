@@ -51,14 +51,18 @@ def pipeline_figure(
     seg: Segmentation,
     k: int,
     star: StarConfig,
+    center: np.ndarray | None = None,
     title: str = "",
 ) -> None:
-    """Write the overlay of item ``k`` of ``seg`` (see the module docstring) to ``path``."""
+    """Write the overlay of item ``k`` of ``seg`` (see the module docstring) to ``path``.
+
+    ``center`` (x, y) is the star centre; DP methods recover it from the star points.
+    """
     image, true_mask = np.asarray(image), np.asarray(true_mask, dtype=bool)
     pred = seg.masks[k].numpy()
     output_map = seg.output_map[k].numpy()
     dp = seg.points is not None
-    fig, axes = plt.subplots(2 if dp else 1, 3 if dp else 4, figsize=(11, 7.4) if dp else (14, 3.9))
+    fig, axes = plt.subplots(2 if dp else 1, 3 if dp else 4, figsize=(11, 7.4) if dp else (14, 4.1))
     axes = np.asarray(axes).reshape(-1)
     for ax in axes:
         ax.set_xticks([]), ax.set_yticks([])
@@ -68,7 +72,6 @@ def pipeline_figure(
         center = center.mean(axis=0)
         a, b, c, d, e, f = axes
     else:
-        center = None
         a, b, e, f = axes
     a.imshow(image, cmap="gray")
     a.set_title("(a) input image")
@@ -105,7 +108,7 @@ def pipeline_figure(
             _square(ax, center, star.radius, image.shape)
         ax.set_title(label)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 

@@ -10,8 +10,9 @@ Training (thesis Algorithm 3, ``edpcnn``)::
 "float")`` and puts a mean squared error directly on the smoothed DP indices.
 
 Inference (:func:`segment`) for all methods: ``unet`` thresholds the U-Net's foreground
-probability at 0.5; ``unet-dp`` runs the star DP on that probability map (no end-to-end training:
-the thesis' "U-Net+DP"); ``edpcnn``/``edpcnn-es`` run the star DP on the raw output map. The DP
+probability at 0.5; ``unet-dp`` runs the star DP on that probability map minus 1/2 (no end-to-end
+training: the thesis' "U-Net+DP"); ``edpcnn``/``edpcnn-es`` run the star DP on the raw output
+map. The DP
 contour uses the smoothed fractional indices (``StarDP(output="float")``) and is filled into a
 mask with ``polygon_mask``.
 """
@@ -238,7 +239,7 @@ class Segmentation(NamedTuple):
     points: Tensor | None
     """Star points :math:`(B, N, M, 2)`."""
     warped: Tensor | None
-    """Warped map :math:`(B, N, M)`."""
+    """The warped map the DP solved :math:`(B, N, M)` (``unet-dp``: probability minus 1/2)."""
     indices: Tensor | None
     """Smoothed fractional DP indices :math:`(B, N)`."""
     contours: Tensor | None
@@ -269,7 +270,10 @@ def segment(
     if method == "unet":
         return Segmentation(maps[:, 0] > 0.5, maps[:, 0], None, None, None, None)
     points = star.points(centers)
-    warped = warp(maps, points, mode=star.interpolation)
+    # unet-dp: the probability minus 1/2, so that the background is negative like the point
+    # beyond the star, which radial_difference takes as 0 (else a soft background there would
+    # look like an edge and pull the contour to the end of every line)
+    warped = warp(maps - 0.5 if method == "unet-dp" else maps, points, mode=star.interpolation)
     indices = star.dp("float")(warped)
     contours = contour_points(indices, points)
     masks = polygon_mask(contours, tuple(images.shape[-2:]))
