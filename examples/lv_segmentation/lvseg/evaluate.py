@@ -42,6 +42,7 @@ class LoadedRun:
 
     @property
     def unet(self) -> nn.Module:
+        """The run's U-Net (all methods predict from it)."""
         return unet_of(self.model)
 
 

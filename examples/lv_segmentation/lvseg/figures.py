@@ -53,6 +53,7 @@ def pipeline_figure(
     star: StarConfig,
     center: np.ndarray | None = None,
     title: str = "",
+    dpi: int = 90,
 ) -> None:
     """Write the overlay of item ``k`` of ``seg`` (see the module docstring) to ``path``.
 
@@ -109,7 +110,7 @@ def pipeline_figure(
         ax.set_title(label)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
 
 

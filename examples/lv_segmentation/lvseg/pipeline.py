@@ -100,6 +100,7 @@ class StarConfig:
             )
 
     def as_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (for ``config.json``)."""
         return asdict(self)
 
     def points(self, centers: Tensor, angles: Tensor | None = None) -> Tensor:

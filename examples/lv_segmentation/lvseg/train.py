@@ -172,6 +172,7 @@ class TrainConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (what ``config.json`` holds)."""
         out = dataclasses.asdict(self)
         out["star"] = self.star.as_dict()
         out["fractions"] = list(self.fractions) if self.fractions is not None else None
@@ -179,6 +180,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error (a config from elsewhere)."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names - {"lvseg_version"})
         if unknown:
@@ -261,6 +263,7 @@ class BatchSampler:
         self.position = 0
 
     def next(self) -> torch.Tensor:
+        """Indices of the next batch (a new shuffle at the start of every epoch)."""
         if self.position >= self.n:
             self.order = torch.randperm(self.n, generator=self.generator)
             self.position = 0
@@ -269,10 +272,12 @@ class BatchSampler:
         return batch
 
     def state_dict(self) -> dict[str, Any]:
+        """Generator state, current permutation and position (for exact resume)."""
         return {"generator": self.generator.get_state(), "order": self.order.clone(),
                 "position": self.position}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
         self.generator.set_state(state["generator"])
         self.order = state["order"].clone()
         self.position = int(state["position"])
