@@ -112,3 +112,13 @@ def test_console_script_is_installed() -> None:
     result = subprocess.run([sys.executable, "-m", "lvseg.cli", "--help"], capture_output=True,
                             text=True, check=True)
     assert "train" in result.stdout and "evaluate" in result.stdout and "predict" in result.stdout
+
+
+def test_resume_from_the_command_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "run"
+    base = ["train", "--method", "unet", *TINY_ARGS, "--out", str(out)]
+    assert main([*base, "--iterations", "2"]) == 0
+    assert main([*base, "--iterations", "4", "--resume"]) == 0
+    assert json.loads((out / "config.json").read_text())["iterations"] == 4
+    assert main([*base, "--iterations", "6", "--resume", "--lr", "0.5"]) == 2
+    assert "only --iterations may change" in capsys.readouterr().err

@@ -49,67 +49,67 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-every iterations, atomically), best.pt (best validation Dice) and "
         "figures/training.png. Defaults: the best we reached for --train-size 10 on 2 CPU cores "
         "in a few minutes (thesis values in brackets).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )  # fmt: skip
     t.add_argument("--method", required=True, choices=["unet", "unet-dp", "edpcnn", "edpcnn-es"],
                    help="unet: U-Net with BCE + soft Dice; unet-dp: the same training, star DP "
                    "applied at test time; edpcnn: U-Net trained through the DP with the "
-                   "differentiable bypass (thesis Algorithm 3); edpcnn-es: the same with ES")
+                   "differentiable bypass (thesis Algorithm 3); edpcnn-es: the same with ES "
+                   "(required)")
     t.add_argument("--data", default=None, choices=["sunnybrook", "acdc", "synthetic"],
                    help="dataset (default: sunnybrook)")
-    t.add_argument("--data-dir", default=None,
+    t.add_argument("--data-dir", metavar="DIR", default=None,
                    help="dataset folder (sunnybrook: default the bundled 3-patient sample; "
                    "acdc: the training/ folder; synthetic: none)")
-    t.add_argument("--train-size", default=None, type=_size,
+    t.add_argument("--train-size", metavar="N", default=None, type=_size,
                    help=f"telescopic training subset: N slices, or 'all' (default {d['train_size']})")
-    t.add_argument("--seed", type=int, default=None, help=f"training seed (default {d['seed']})")
-    t.add_argument("--split-seed", type=int, default=None,
+    t.add_argument("--seed", metavar="S", type=int, default=None, help=f"training seed (default {d['seed']})")
+    t.add_argument("--split-seed", metavar="S", type=int, default=None,
                    help=f"seed of the patient split and subset shuffle (default {d['split_seed']})")
-    t.add_argument("--iterations", type=int, default=None,
+    t.add_argument("--iterations", metavar="K", type=int, default=None,
                    help="training iterations [20000] (default: "
                    + ", ".join(f"{m} {n}" for m, n in DEFAULT_ITERATIONS.items()) + ")")
-    t.add_argument("--batch-size", type=int, default=None,
+    t.add_argument("--batch-size", metavar="B", type=int, default=None,
                    help=f"images per iteration [10] (default {d['batch_size']})")
-    t.add_argument("--lr", type=float, default=None,
+    t.add_argument("--lr", metavar="LR", type=float, default=None,
                    help=f"Adam learning rate of the U-Net [1e-4] (default {d['lr']})")
-    t.add_argument("--val-every", type=int, default=None,
+    t.add_argument("--val-every", metavar="K", type=int, default=None,
                    help=f"validation Dice every K iterations [50] (default {d['val_every']})")
-    t.add_argument("--checkpoint-every", type=int, default=None,
+    t.add_argument("--checkpoint-every", metavar="K", type=int, default=None,
                    help=f"write last.pt every K iterations (default {d['checkpoint_every']})")
-    t.add_argument("--unet-channels", type=int, default=None,
+    t.add_argument("--unet-channels", metavar="C", type=int, default=None,
                    help=f"U-Net base channels [64] (default {d['unet_channels']})")
-    t.add_argument("--unet-depth", type=int, default=None,
+    t.add_argument("--unet-depth", metavar="D", type=int, default=None,
                    help=f"U-Net down-samplings [4] (default {d['unet_depth']})")
     t.add_argument("--unet-norm", default=None, choices=["group", "batch", "none"],
                    help=f"U-Net normalisation [none] (default {d['unet_norm']})")
-    t.add_argument("--n-lines", type=int, default=None,
+    t.add_argument("--n-lines", metavar="N", type=int, default=None,
                    help=f"star lines N [25] (default {star['n_lines']})")
-    t.add_argument("--n-points", type=int, default=None,
+    t.add_argument("--n-points", metavar="M", type=int, default=None,
                    help=f"points per line M [65] (default {star['n_points']})")
-    t.add_argument("--radius", type=float, default=None,
+    t.add_argument("--radius", metavar="PX", type=float, default=None,
                    help=f"star radius in pixels [65] (default {star['radius']})")
-    t.add_argument("--delta", type=int, default=None,
+    t.add_argument("--delta", metavar="D", type=int, default=None,
                    help=f"DP smoothness delta [1] (default {star['delta']})")
-    t.add_argument("--smoothing", type=int, default=None,
+    t.add_argument("--smoothing", metavar="W", type=int, default=None,
                    help=f"moving-average width on the DP indices [~N/4] (default {star['smoothing']})")
     t.add_argument("--interpolation", default=None, choices=["nearest", "bilinear"],
                    help=f"warp interpolation [nearest] (default {star['interpolation']})")
-    t.add_argument("--jitter", type=float, default=None,
+    t.add_argument("--jitter", metavar="F", type=float, default=None,
                    help="training star-centre jitter: s.d. as a fraction of the object radius, "
                    f"truncated to the object [1] (default {d['jitter']})")
-    t.add_argument("--rotation", type=float, default=None,
+    t.add_argument("--rotation", metavar="RAD", type=float, default=None,
                    help=f"training star rotation, uniform in +-R rad [0.5] (default {d['rotation']})")
-    t.add_argument("--sigma", type=float, default=None,
+    t.add_argument("--sigma", metavar="SIGMA", type=float, default=None,
                    help=f"surrogate exploration / ES noise scale [1] (default {d['sigma']})")
-    t.add_argument("--samples", type=int, default=None,
+    t.add_argument("--samples", metavar="S", type=int, default=None,
                    help=f"noise samples per input S [10] (default {d['samples']})")
-    t.add_argument("--fit-steps", type=int, default=None,
+    t.add_argument("--fit-steps", metavar="K", type=int, default=None,
                    help=f"surrogate fit steps per iteration [10] (default {d['fit_steps']})")
-    t.add_argument("--surrogate-lr", type=float, default=None,
+    t.add_argument("--surrogate-lr", metavar="LR", type=float, default=None,
                    help=f"surrogate Adam learning rate (default {d['surrogate_lr']})")
-    t.add_argument("--surrogate-channels", type=int, default=None,
+    t.add_argument("--surrogate-channels", metavar="C", type=int, default=None,
                    help=f"StarSurrogate base channels [8] (default {d['surrogate_channels']})")
-    t.add_argument("--synthetic-slices", type=int, default=None,
+    t.add_argument("--synthetic-slices", metavar="N", type=int, default=None,
                    help=f"phantoms generated for --data synthetic (default {d['synthetic_slices']})")
     t.add_argument("--resume", action="store_true",
                    help="continue RUN_DIR exactly from its last.pt (only --iterations may change)")
@@ -123,10 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate RUN_DIR/best.pt inside the square that tightly holds the star "
         "(thesis protocol), star centred at the LV centre of mass (optionally jittered).",
     )  # fmt: skip
-    e.add_argument("run_dir", metavar="RUN_DIR")
+    e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by lvseg train")
     e.add_argument("--data", default=None, choices=["sunnybrook", "acdc", "synthetic"],
                    help="dataset (default: the run's)")
-    e.add_argument("--data-dir", default=None, help="dataset folder (default: the run's)")
+    e.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="dataset folder (default: the run's)")
     e.add_argument("--split", default="test", choices=["val", "test", "all"],
                    help="patients to evaluate; 'all' = every usable slice (default test)")
     e.add_argument("--center-jitter", type=float, default=0.0, metavar="R",
@@ -140,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the results (means, std, per image) as JSON")
     e.add_argument("--figures", default=None, metavar="DIR",
                    help="write pipeline overlays (thesis fig. 4.3) as PNGs into DIR")
-    e.add_argument("--max-figures", type=int, default=12, help="at most this many PNGs (default 12)")
+    e.add_argument("--max-figures", type=int, default=12, metavar="N",
+                   help="at most this many PNGs (default 12)")
 
     # ------------------------------------------------------------------ predict
     p = sub.add_parser(
@@ -148,8 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Segment DICOM, NIfTI (.nii/.nii.gz) or .npy slices with RUN_DIR/best.pt. "
         "Writes <name>_mask.png, <name>_mask.npy and <name>_overlay.png per image into DIR.",
     )  # fmt: skip
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by lvseg train")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="DICOM, NIfTI (.nii, .nii.gz) or .npy slices")
     p.add_argument("--center", required=True, type=_center, metavar="X,Y",
                    help="star centre in the image's pixel coordinates (x = column, y = row)")
     p.add_argument("--spacing", type=float, default=None, metavar="MM",

@@ -356,12 +356,13 @@ class Trainer:
             except for ``iterations`` (which may be raised to train longer).
         run_dir: the run directory; without ``resume`` it must not exist or be empty.
         resume: continue from ``run_dir/last.pt``.
-        data: already prepared data (tests and the demo reuse it); by default
+        data: already prepared data (tests reuse it across runs); by default
             :func:`prepare_data`.
 
     Raises:
         RunDirError: on an existing run without ``resume``, or a missing/foreign one with it.
         CheckpointError: if ``last.pt`` is unreadable.
+        FileNotFoundError, ValueError: from :func:`prepare_data` (missing or unusable data).
     """
 
     def __init__(
