@@ -9,7 +9,7 @@ Every ``checkpoint_every`` iterations ``last.pt`` is written atomically with eve
 continue exactly: the model (U-Net, surrogate, the surrogate's optimiser and noise generator),
 the U-Net's optimiser, the batch sampler (its generator, permutation and position), and the
 torch, NumPy and Python RNG states. ``Trainer(..., resume=True)`` continues from it and gives
-bit-identical weights to an uninterrupted run (``tests/lvseg/test_train.py``).
+bit-identical weights to an uninterrupted run (``tests/lv_segmentation/test_train.py``).
 """
 
 from __future__ import annotations
@@ -69,8 +69,9 @@ Hook = Callable[["Trainer", dict[str, Any]], None]
 #: runs on the bundled Sunnybrook sample had levelled off (docs/lv_example.md).
 DEFAULT_ITERATIONS = {"unet": 200, "unet-dp": 200, "edpcnn": 150, "edpcnn-es": 150}
 
-#: Common pixel size (mm) and crop size (pixels) of the preprocessing, as in ``lvseg.data``.
+#: Common pixel size (mm) of the preprocessing, as in ``lvseg.data`` (thesis: ~1.37 mm).
 SPACING_MM = 1.37
+#: Crop size (pixels) around the LV centre of mass (128 px = 175 mm at 1.37 mm).
 CROP_SIZE = 128
 
 
