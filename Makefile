@@ -15,7 +15,7 @@ $(STAMP): $(PACKAGES) constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip setuptools wheel
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[test,docs,distributed,bench]' -e plugins/stardp -e examples/lv_segmentation
+	$(PIP) -e '.[test,docs,distributed,bench,example]' -e plugins/stardp -e examples/lv_segmentation
 	touch $(STAMP)
 
 # OMP_WAIT_POLICY=PASSIVE: idle torch threads sleep instead of spinning (on 2 shared cores a
