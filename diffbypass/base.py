@@ -19,7 +19,7 @@ from torch import Tensor, nn
 if TYPE_CHECKING:
     from diffbypass.blackbox import BlackBox
 
-__all__ = ["BlackBoxFn", "Estimator"]
+__all__ = ["BlackBoxFn", "Estimator", "require_real"]
 
 BlackBoxFn = Callable[[Tensor], Union[Tensor, np.ndarray]]
 """A function on a batch ``x`` of shape ``(B, ...)`` returning an output of shape ``(B, ...)``."""
@@ -47,3 +47,16 @@ class Estimator(nn.Module, ABC):
             f"{type(self).__name__} is a gradient estimator, not a layer: wrap a function with "
             f"Bypass(fn, {type(self).__name__}(...)) and call the Bypass."
         )
+
+
+def require_real(
+    y: Tensor, estimator: str, fix: str = "Return floats from fn"
+) -> Tensor:
+    """Return ``y`` if it is floating point, else raise the estimator's ``TypeError``.
+
+    Estimators that weight fn's output by the incoming gradient (ES, finite differences,
+    straight-through) have nothing to weight in an integer (index) output.
+    """
+    if not y.is_floating_point():
+        raise TypeError(f"{estimator} needs a real-valued fn output; got {y.dtype}. {fix}")
+    return y

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from diffbypass._validation import int_at_least, positive_float
 
-__all__ = ["NoiseSampler"]
+__all__ = ["NoiseSampler", "SamplerMixin"]
 
 
 class NoiseSampler:
@@ -87,3 +87,19 @@ class NoiseSampler:
             f"NoiseSampler(sigma={self.sigma}, samples={self.samples}, "
             f"antithetic={self.antithetic})"
         )
+
+
+class SamplerMixin:
+    """``sigma`` and ``samples`` of an estimator that owns a :class:`NoiseSampler`."""
+
+    sampler: NoiseSampler
+
+    @property
+    def sigma(self) -> float:
+        """The noise scale :math:`\\sigma`."""
+        return self.sampler.sigma
+
+    @property
+    def samples(self) -> int:
+        """The number :math:`S` of perturbations per input."""
+        return self.sampler.samples

@@ -6,9 +6,9 @@ import torch
 from torch import Tensor
 
 from diffbypass._validation import int_at_least, one_of, positive_float
-from diffbypass.base import Estimator
+from diffbypass.base import Estimator, require_real
 from diffbypass.blackbox import BlackBox
-from diffbypass.sampler import NoiseSampler
+from diffbypass.sampler import NoiseSampler, SamplerMixin
 
 __all__ = ["ES"]
 
@@ -24,7 +24,7 @@ def centered_ranks(values: Tensor, valid: Tensor | None = None) -> Tensor:
     return ranks / denom.clamp(min=1) - 0.5
 
 
-class ES(Estimator):
+class ES(SamplerMixin, Estimator):
     r"""Gaussian-smoothing gradient (evolution strategy; Salimans et al., 2017).
 
     In the backward pass, for the incoming gradient :math:`v = \partial L / \partial y`, ES
@@ -83,23 +83,12 @@ class ES(Estimator):
         self.shaping = None if shaping is None else one_of("shaping", shaping, ("centered_ranks",))
         positive_float("sigma", sigma)
 
-    @property
-    def sigma(self) -> float:
-        return self.sampler.sigma
-
-    @property
-    def samples(self) -> int:
-        return self.sampler.samples
-
     def output(self, blackbox: BlackBox, x: Tensor) -> Tensor:
-        y = blackbox(x, what="forward")
-        if not y.is_floating_point():
-            raise TypeError(
-                f"ES needs a real-valued fn output to weight by the incoming gradient; fn "
-                f"returned {y.dtype}. Return floats from fn (e.g. indices.float()), or use "
-                "Surrogate(fit_loss='ce') and put the loss on Bypass.predict(x)"
-            )
-        return y
+        return require_real(
+            blackbox(x, what="forward"), "ES",
+            "Return floats from fn (e.g. indices.float()), or use Surrogate(fit_loss='ce') and "
+            "put the loss on Bypass.predict(x)",
+        )  # fmt: skip
 
     def vjp(self, blackbox: BlackBox, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
         s, b = self.samples, x.shape[0]

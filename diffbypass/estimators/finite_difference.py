@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from diffbypass._validation import positive_float
-from diffbypass.base import Estimator
+from diffbypass.base import Estimator, require_real
 from diffbypass.blackbox import BlackBox, BlackBoxError
 
 __all__ = ["FiniteDifference"]
@@ -42,11 +42,7 @@ class FiniteDifference(Estimator):
 
     def output(self, blackbox: BlackBox, x: Tensor) -> Tensor:
         y = blackbox(x, what="forward")
-        if not y.is_floating_point():
-            raise TypeError(
-                f"FiniteDifference needs a real-valued fn output; got {y.dtype}. "
-                "Return floats from fn"
-            )
+        require_real(y, "FiniteDifference")
         return y
 
     def vjp(self, blackbox: BlackBox, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from diffbypass.base import Estimator
+from diffbypass.base import Estimator, require_real
 from diffbypass.blackbox import BlackBox
 
 __all__ = ["StraightThrough"]
@@ -34,11 +34,7 @@ class StraightThrough(Estimator):
                 "StraightThrough needs fn's output to have the input's shape "
                 f"{tuple(x.shape)}; got {tuple(y.shape)}. Use Surrogate or ES instead"
             )
-        if not y.is_floating_point():
-            raise TypeError(
-                f"StraightThrough needs a real-valued fn output; got {y.dtype}. "
-                "Return floats from fn"
-            )
+        require_real(y, "StraightThrough")
         return y
 
     def vjp(self, blackbox: BlackBox, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:

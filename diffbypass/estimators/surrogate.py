@@ -14,7 +14,7 @@ from torch.utils.hooks import RemovableHandle
 from diffbypass._validation import int_at_least, positive_float
 from diffbypass.base import Estimator
 from diffbypass.blackbox import BlackBox, BlackBoxError
-from diffbypass.sampler import NoiseSampler
+from diffbypass.sampler import NoiseSampler, SamplerMixin
 from diffbypass.stats import FitHook, FitStats, agreement
 
 __all__ = ["Surrogate"]
@@ -23,7 +23,7 @@ FitLoss = Union[str, Callable[[Tensor, Tensor], Tensor]]
 OptimizerSpec = Union[None, torch.optim.Optimizer, Callable[..., torch.optim.Optimizer]]
 
 
-class Surrogate(Estimator):
+class Surrogate(SamplerMixin, Estimator):
     r"""The differentiable bypass (Nguyen, 2019): train through a learned surrogate of ``fn``.
 
     In training mode each forward pass first runs the *noise-exploration sampler*: it evaluates
@@ -120,14 +120,6 @@ class Surrogate(Estimator):
         return opt
 
     # ------------------------------------------------------------------ public
-    @property
-    def sigma(self) -> float:
-        return self.sampler.sigma
-
-    @property
-    def samples(self) -> int:
-        return self.sampler.samples
-
     def register_fit_hook(self, hook: FitHook) -> RemovableHandle:
         """Call ``hook(surrogate, stats)`` after every fit (for loggers and progress bars)."""
         handle = RemovableHandle(self._hooks)
