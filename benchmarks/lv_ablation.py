@@ -53,9 +53,10 @@ earlier runs of that method); the runs are ordered Sunnybrook, phantoms' first s
 second seed, so a cut loses the second seeds first. The JSON records every run's seconds per
 iteration and the load average.
 
-Run ``python benchmarks/lv_ablation.py`` (about 45 minutes), ``--quick`` (a smoke run of a few
-minutes: one fold, two sizes, 3 iterations, written as ``lv_ablation_quick.*``), ``--replot``
-(redraw the PNG and the table from the JSONL) or ``--measure``.
+Run ``python benchmarks/lv_ablation.py`` (37 minutes in the recorded run; more on a busier
+machine), ``--quick`` (a smoke run of under a minute: one fold, two sizes, 3 iterations, written
+as ``lv_ablation_quick.*``), ``--replot`` (redraw the JSON and PNG from the JSONL) or
+``--measure``.
 """
 
 from __future__ import annotations
