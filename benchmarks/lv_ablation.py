@@ -71,7 +71,6 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # the star DP's thread pool: si
 import argparse
 import json
 import math
-import platform
 import subprocess
 import sys
 import tempfile
@@ -83,6 +82,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from _machine import machine_info  # benchmarks/_machine.py
 from lvseg.data import load_dataset, preprocess, split_from_lists, telescopic_subsets
 from lvseg.data.preprocessing import PreparedData
 from lvseg.metrics import evaluate_batch, summarize
@@ -298,19 +298,8 @@ def lvseg_commit() -> dict[str, Any]:
 
 
 def machine(load_start: float, records: list[dict[str, Any]]) -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
-        "python": platform.python_version(), "torch": torch.__version__,
-        "numpy": np.__version__, "torch_threads": torch.get_num_threads(),
-        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+        **machine_info(), "torch_threads": torch.get_num_threads(),
         "load_average_start_end": f"{load_start:.2f} / {os.getloadavg()[0]:.2f}",
         "load_average_over_runs_min_median_max": _loads(records),
     }  # fmt: skip

@@ -58,7 +58,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -68,6 +67,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from _machine import machine_info  # benchmarks/_machine.py
 
 ROOT = Path(__file__).resolve().parent
 TRAIN_METHODS = ("unet", "edpcnn", "edpcnn-es")
@@ -288,20 +289,7 @@ def inference_timings(repeats: int) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__,
-            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}  # fmt: skip
+    return machine_info()
 
 
 def child(args: argparse.Namespace) -> None:
