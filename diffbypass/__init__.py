@@ -10,7 +10,7 @@ estimator for the input gradient in the backward pass:
 
 from __future__ import annotations
 
-from diffbypass import plugins
+from diffbypass import plugins, validation
 from diffbypass.base import BlackBoxFn, Estimator
 from diffbypass.blackbox import BlackBox, BlackBoxError
 from diffbypass.bypass import Bypass
@@ -34,6 +34,7 @@ __all__ = [
     "Surrogate",
     "check_gradient",
     "plugins",
+    "validation",
 ]
 
 __version__ = "0.1.0"

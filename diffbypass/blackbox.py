@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from diffbypass._validation import int_at_least, one_of
+from diffbypass.validation import int_at_least, one_of
 from diffbypass.base import BlackBoxFn
 
 __all__ = ["BlackBox", "BlackBoxError"]

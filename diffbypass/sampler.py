@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from diffbypass._validation import int_at_least, positive_float
+from diffbypass.validation import int_at_least, positive_number
 
 __all__ = ["NoiseSampler", "SamplerMixin"]
 
@@ -44,7 +44,7 @@ class NoiseSampler:
         antithetic: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
-        self.sigma = positive_float("sigma", sigma)
+        self.sigma = positive_number("sigma", sigma)
         self.samples = int_at_least("samples", samples, 1)
         self.antithetic = bool(antithetic)
         if self.antithetic and self.samples % 2:

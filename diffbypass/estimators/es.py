@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from diffbypass._validation import int_at_least, one_of, positive_float
+from diffbypass.validation import int_at_least, one_of, positive_number
 from diffbypass.base import Estimator, require_real
 from diffbypass.blackbox import BlackBox
 from diffbypass.sampler import NoiseSampler, SamplerMixin
@@ -81,7 +81,7 @@ class ES(SamplerMixin, Estimator):
         self.sampler = NoiseSampler(sigma, samples, antithetic=antithetic, generator=generator)
         self.baseline = bool(baseline)
         self.shaping = None if shaping is None else one_of("shaping", shaping, ("centered_ranks",))
-        positive_float("sigma", sigma)
+        positive_number("sigma", sigma)
 
     def output(self, blackbox: BlackBox, x: Tensor) -> Tensor:
         return require_real(

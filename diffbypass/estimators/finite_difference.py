@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from diffbypass._validation import positive_float
+from diffbypass.validation import positive_number
 from diffbypass.base import Estimator, require_real
 from diffbypass.blackbox import BlackBox, BlackBoxError
 
@@ -38,7 +38,7 @@ class FiniteDifference(Estimator):
 
     def __init__(self, *, eps: float = 1e-3) -> None:
         super().__init__()
-        self.eps = positive_float("eps", eps)
+        self.eps = positive_number("eps", eps)
 
     def output(self, blackbox: BlackBox, x: Tensor) -> Tensor:
         y = blackbox(x, what="forward")

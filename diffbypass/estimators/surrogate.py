@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from diffbypass._validation import int_at_least, positive_float
+from diffbypass.validation import int_at_least, positive_number
 from diffbypass.base import Estimator
 from diffbypass.blackbox import BlackBox, BlackBoxError
 from diffbypass.sampler import NoiseSampler, SamplerMixin
@@ -89,7 +89,7 @@ class Surrogate(SamplerMixin, Estimator):
         if not (callable(fit_loss) or fit_loss in ("mse", "ce")):
             raise ValueError(f"fit_loss must be 'mse', 'ce' or a callable; got {fit_loss!r}")
         self.fit_loss = fit_loss
-        self.optimizer = self._make_optimizer(optimizer, positive_float("lr", lr))
+        self.optimizer = self._make_optimizer(optimizer, positive_number("lr", lr))
         self.stats: FitStats | None = None
         # an OrderedDict: RemovableHandle keeps a weak reference to it (a plain dict has none)
         self._hooks: OrderedDict[int, FitHook] = OrderedDict()

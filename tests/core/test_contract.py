@@ -145,7 +145,7 @@ def test_state_dict_round_trip_continues_identically(spec, case, via):
         buf = io.BytesIO()
         torch.save(state, buf)
         buf.seek(0)
-        state = torch.load(buf)
+        state = torch.load(buf, weights_only=True)
     b = make_layer(spec, case, seed=2, x=xs[0])
     b.load_state_dict(state)
     for t in range(2, 5):

@@ -83,16 +83,21 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint`.
 
+    The file is read with ``torch.load(weights_only=True)``: a checkpoint holds only tensors and
+    plain Python values, and a file that asks the unpickler for anything else (a crafted pickle
+    that would run code) is refused with :class:`CheckpointError` before it can run.
+
     Raises:
         CheckpointError: naming the file and what is wrong with it (missing, unreadable, not an
-            lvseg checkpoint).
+            lvseg checkpoint, or holding objects other than tensors and plain Python).
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        # weights_only=False: the file holds numpy RNG states; only load files you trust
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only=True: never run code from a file a user may have downloaded; the
+        # checkpoint holds only tensors and plain Python (the NumPy RNG state is a dict of ints)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, pickle garbage, ...
         raise CheckpointError(
             f"checkpoint {path} is unreadable ({type(error).__name__}: {error}); it may be "
