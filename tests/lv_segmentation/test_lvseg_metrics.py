@@ -15,6 +15,7 @@ from lvseg.metrics import (
     evaluate_batch,
     evaluate_masks,
     hausdorff_distance,
+    hd95,
     star_square,
     summarize,
     surface_distances,
@@ -22,7 +23,7 @@ from lvseg.metrics import (
 
 
 def _brute_force(pred, true, spacing):
-    """HD and ASSD from all pairwise distances between boundary pixel centres."""
+    """HD, ASSD and HD95 from all pairwise distances between boundary pixel centres."""
 
     def points(mask):
         p = np.pad(mask, 1)
@@ -33,7 +34,9 @@ def _brute_force(pred, true, spacing):
     d = cdist(points(pred), points(true))
     to_true, to_pred = d.min(axis=1), d.min(axis=0)
     hd = max(to_true.max(), to_pred.max())
-    return hd, (to_true.sum() + to_pred.sum()) / (len(to_true) + len(to_pred))
+    return hd, (to_true.sum() + to_pred.sum()) / (len(to_true) + len(to_pred)), max(
+        np.percentile(to_true, 95), np.percentile(to_pred, 95)
+    )
 
 
 def test_dice_by_hand():
@@ -54,15 +57,16 @@ def test_dice_against_jaccard_and_confusion_formulas(seed):
 
 
 @pytest.mark.parametrize("seed", range(25))
-def test_hd_and_assd_against_brute_force(seed):
+def test_hd_hd95_and_assd_against_brute_force(seed):
     rng = np.random.default_rng(seed)
     shape = tuple(int(n) for n in rng.integers(4, 20, 2))
     pred = rng.random(shape) < rng.uniform(0.2, 0.8)
     true = rng.random(shape) < rng.uniform(0.2, 0.8)
     pred[0, 0] = true[-1, -1] = True  # non-empty
     spacing = tuple(rng.uniform(0.5, 2.0, 2))
-    hd, mean = _brute_force(pred, true, spacing)
+    hd, mean, hd_95 = _brute_force(pred, true, spacing)
     assert hausdorff_distance(pred, true, spacing) == pytest.approx(hd)
+    assert hd95(pred, true, spacing) == pytest.approx(hd_95) and hd_95 <= hd
     assert assd(pred, true, spacing) == pytest.approx(mean)
     to_true, to_pred = surface_distances(pred, true, spacing)
     assert to_true.max() <= hd + 1e-9 and to_pred.max() <= hd + 1e-9
@@ -80,12 +84,13 @@ def test_shifted_square_by_hand():
 def test_empty_masks_follow_the_documented_convention():
     empty, full = np.zeros((8, 8), bool), np.zeros((8, 8), bool)
     full[2:5, 2:5] = True
-    assert (dice(empty, empty), hausdorff_distance(empty, empty), assd(empty, empty)) == (
-        1.0, 0.0, 0.0,
-    )
+    assert (
+        dice(empty, empty), hausdorff_distance(empty, empty), hd95(empty, empty), assd(empty, empty)
+    ) == (1.0, 0.0, 0.0, 0.0)
     for pred, true in ((empty, full), (full, empty)):
         assert dice(pred, true) == 0.0
         assert math.isnan(hausdorff_distance(pred, true)) and math.isnan(assd(pred, true))
+        assert math.isnan(hd95(pred, true))
         assert [d.size for d in surface_distances(pred, true)] == [0, 0]
 
 
@@ -124,6 +129,7 @@ def test_evaluate_masks_ignores_predictions_outside_the_square():
     assert result == {
         "dice": dice(pred[rows, cols], true[rows, cols]),
         "hd": pytest.approx(1.4),
+        "hd95": pytest.approx(1.4),
         "assd": assd(pred[rows, cols], true[rows, cols], (1.2, 1.4)),
         "pred_empty": False,
         "true_empty": False,
@@ -138,7 +144,7 @@ def test_evaluate_masks_empty_prediction_is_flagged():
     pred[0:3, 0:3] = True  # outside the square: empty inside it
     result = evaluate_masks(pred, true, 1.0, (14.5, 14.5), 8)
     assert result["dice"] == 0.0 and result["pred_empty"] and not result["true_empty"]
-    assert math.isnan(result["hd"]) and math.isnan(result["assd"])
+    assert math.isnan(result["hd"]) and math.isnan(result["hd95"]) and math.isnan(result["assd"])
 
 
 def test_evaluate_batch_matches_single_calls_and_takes_tensors():
