@@ -8,14 +8,15 @@ Runs the ``lvseg`` command (the same calls a user would type):
    U-Net+DP, and EDPCNN with a jittered star centre), with pipeline overlays;
 3. prints a table of Dice, Hausdorff distance and ASSD (mm) and the wall time.
 
-Everything is written to ``demo-out/`` (git-ignored), which is replaced on every run.
+Everything is written to ``demo-out/`` (git-ignored; ``DEMO_OUT=folder`` to change it). A
+previous ``demo-out/`` is never deleted: it is moved aside to ``demo-out.<its date and time>/``
+with a message.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -57,11 +58,26 @@ def circle_baseline() -> dict[str, float]:
             "hd_std": s["hd_std"], "assd_mm": s["assd_mean"], "assd_std": s["assd_std"]}
 
 
+def move_aside(out: Path) -> Path | None:
+    """Rename a previous, non-empty ``out`` to ``out.<its mtime>`` (never delete); the new name."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(out.stat().st_mtime))
+    target, n = out.with_name(f"{out.name}.{stamp}"), 1
+    while target.exists():
+        n += 1
+        target = out.with_name(f"{out.name}.{stamp}-{n}")
+    out.rename(target)
+    return target
+
+
 def run() -> None:
     start = time.perf_counter()
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    OUT.mkdir(parents=True)
+    moved = move_aside(OUT)
+    if moved is not None:
+        print(f"demo: moved the previous {OUT}/ to {moved}/ (delete it when done with it)")
+    OUT.mkdir(parents=True, exist_ok=True)
+    print(f"demo: writing runs, evaluations and figures to {OUT.resolve()}/", flush=True)
     seconds = {}
     for method in ("edpcnn", "unet"):
         t0 = time.perf_counter()
@@ -97,6 +113,7 @@ def run() -> None:
     print("training: " + ", ".join(f"{m} {s:.0f} s" for m, s in seconds.items())
           + f"; demo wall time {total:.0f} s")
     print(f"overlays: {OUT / 'figures'}/, training curves: {OUT}/<method>/figures/training.png")
+    print(f"evaluations (JSON): {OUT}/*.json; all output is in {OUT.resolve()}/")
 
 
 if __name__ == "__main__":

@@ -37,11 +37,11 @@ def test_evaluate_json_has_the_documented_keys(run: Path, tmp_path: Path, capsys
     out = tmp_path / "eval.json"
     assert main(["evaluate", str(run), "--split", "test", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert {"dice", "dice_std", "hd_mm", "assd_mm", "n", "per_image"} <= result.keys()
+    assert {"dice", "dice_std", "hd_mm", "hd95_mm", "assd_mm", "n", "per_image"} <= result.keys()
     assert result["n"] == len(result["per_image"]) == 8
     assert 0 <= result["dice"] <= 1
-    assert {"dice", "hd_mm", "assd_mm", "source", "patient_id", "center"} <= result["per_image"][0].keys()
-    assert "Dice" in capsys.readouterr().out
+    assert {"dice", "hd_mm", "hd95_mm", "assd_mm", "source", "patient_id", "center"} <= result["per_image"][0].keys()
+    assert "HD95" in capsys.readouterr().out
 
 
 def test_evaluate_all_with_jitter_and_figures(run: Path, tmp_path: Path) -> None:

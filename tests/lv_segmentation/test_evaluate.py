@@ -36,7 +36,7 @@ def test_evaluate_run_summary_and_rows(runs: dict[str, Path]) -> None:
     assert result["dice"] == pytest.approx(np.mean(dice))
     assert result["dice_std"] == pytest.approx(np.std(dice))
     for row in result["per_image"]:  # a DP contour is never empty: every distance is defined
-        assert row["hd_mm"] >= row["assd_mm"] >= 0
+        assert row["hd_mm"] >= row["assd_mm"] >= 0 and row["hd_mm"] >= row["hd95_mm"] >= 0
 
 
 def test_unet_and_unet_dp_share_the_training_but_not_the_prediction(runs: dict[str, Path]) -> None:

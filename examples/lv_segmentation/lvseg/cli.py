@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # ------------------------------------------------------------------ evaluate
     e = sub.add_parser(
-        "evaluate", help="Dice, HD and ASSD of a run's best checkpoint",
+        "evaluate", help="Dice, HD, HD95 and ASSD of a run's best checkpoint",
         description="Evaluate RUN_DIR/best.pt inside the square that tightly holds the star "
         "(thesis protocol), star centred at the LV centre of mass (optionally jittered).",
     )  # fmt: skip
@@ -236,9 +236,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print(f"{result['method']} ({result['checkpoint']}, iteration {result['iteration']}) on "
           f"{result['data']}/{result['split']}, n={result['n']}: Dice {result['dice']:.4f} "
-          f"± {result['dice_std']:.4f}, HD {result['hd_mm']:.2f} mm, ASSD "
-          f"{result['assd_mm']:.2f} mm" + (f" ({result['n_undefined']} empty predictions)"
-                                         if result["n_undefined"] else ""))
+          f"± {result['dice_std']:.4f}, HD {result['hd_mm']:.2f} mm, HD95 "
+          f"{result['hd95_mm']:.2f} mm, ASSD {result['assd_mm']:.2f} mm"
+          + (f" ({result['n_undefined']} empty predictions)" if result["n_undefined"] else ""))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

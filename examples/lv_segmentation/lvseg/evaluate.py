@@ -1,4 +1,4 @@
-"""Evaluation of a run (Dice, HD, ASSD inside the star's square) and prediction on new images.
+"""Evaluation of a run (Dice, HD, HD95, ASSD inside the star's square) and prediction on new images.
 
 :func:`evaluate_run` follows the thesis protocol (§5.3): the star is centred at the LV's centre
 of mass (optionally jittered inside the object, ``center_jitter`` times the object radius, to
@@ -100,9 +100,9 @@ def evaluate_run(
 
     Returns:
         ``{"method", "checkpoint", "iteration", "data", "split", "center_jitter", "n",
-        "dice", "dice_std", "hd_mm", "hd_std", "assd_mm", "assd_std", "n_undefined",
-        "per_image": [{"index", "source", "patient_id", "center", "dice", "hd_mm",
-        "assd_mm"}, ...]}`` (undefined distances are ``None``).
+        "dice", "dice_std", "hd_mm", "hd_std", "hd95_mm", "hd95_std", "assd_mm", "assd_std",
+        "n_undefined", "per_image": [{"index", "source", "patient_id", "center", "dice", "hd_mm",
+        "hd95_mm", "assd_mm"}, ...]}`` (undefined distances are ``None``).
     """
     if not (isinstance(center_jitter, (int, float)) and math.isfinite(center_jitter)
             and center_jitter >= 0):
@@ -141,7 +141,8 @@ def evaluate_run(
     per_image = [
         {"index": int(i), "source": sub.sources[k], "patient_id": sub.patient_ids[k],
          "center": [float(centers[k, 0]), float(centers[k, 1])], "dice": row["dice"],
-         "hd_mm": _finite(row["hd"]), "assd_mm": _finite(row["assd"])}
+         "hd_mm": _finite(row["hd"]), "hd95_mm": _finite(row["hd95"]),
+         "assd_mm": _finite(row["assd"])}
         for k, (i, row) in enumerate(zip(idx, rows))
     ]  # fmt: skip
     if figures_dir is not None:
@@ -152,6 +153,7 @@ def evaluate_run(
         "center_jitter": float(center_jitter), "n": summary["n"],
         "dice": summary["dice_mean"], "dice_std": summary["dice_std"],
         "hd_mm": summary["hd_mean"], "hd_std": summary["hd_std"],
+        "hd95_mm": summary["hd95_mean"], "hd95_std": summary["hd95_std"],
         "assd_mm": summary["assd_mean"], "assd_std": summary["assd_std"],
         "n_undefined": summary["n_undefined"], "per_image": per_image,
     }  # fmt: skip

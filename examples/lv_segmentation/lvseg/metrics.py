@@ -188,7 +188,9 @@ def hausdorff_distance(pred: Any, true: Any, spacing: float | Sequence[float] = 
 
 
 def hd95(pred: Any, true: Any, spacing: float | Sequence[float] = 1.0) -> float:
-    """95th-percentile Hausdorff distance in mm: the larger directed 95th percentile (module docstring).
+    """95th-percentile Hausdorff distance in mm: the larger directed 95th percentile.
+
+    See the module docstring for the definition and its relation to MONAI and MedPy.
 
     Robust to a few outlying boundary pixels, unlike :func:`hausdorff_distance`. Returns 0.0 if
     both masks are empty and ``nan`` if exactly one is.
@@ -233,7 +235,8 @@ def evaluate_masks(
 
     Returns:
         ``{"dice": float, "hd": float, "hd95": float, "assd": float, "pred_empty": bool,
-        "true_empty": bool}`` with the distances in mm; the emptiness flags refer to the masks inside the square.
+        "true_empty": bool}`` with the distances in mm; the emptiness flags refer to the masks
+        inside the square.
 
     Example:
         >>> t = np.zeros((64, 64), bool); t[20:40, 20:40] = True

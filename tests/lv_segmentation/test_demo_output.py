@@ -1,0 +1,35 @@
+"""``make demo`` never deletes a previous output folder: it moves it aside and says so."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
+
+
+def _demo():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("lvseg_demo_script", DEMO)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_previous_output_is_moved_aside_not_deleted(tmp_path: Path) -> None:
+    demo = _demo()
+    out = tmp_path / "demo-out"
+    assert demo.move_aside(out) is None  # nothing there
+    out.mkdir()
+    assert demo.move_aside(out) is None  # empty: reused
+    (out / "edpcnn.json").write_text("{}")
+    first = demo.move_aside(out)
+    assert first is not None and not out.exists()
+    assert (first / "edpcnn.json").read_text() == "{}" and first.name.startswith("demo-out.")
+    out.mkdir()
+    (out / "unet.json").write_text("{}")
+    os.utime(out, (first.stat().st_mtime, first.stat().st_mtime))  # same timestamp: a new name
+    second = demo.move_aside(out)
+    assert second is not None and second != first and (second / "unet.json").exists()
+    assert (first / "edpcnn.json").exists()
