@@ -87,6 +87,11 @@ def missing(*names):
     '''True while one of ``names`` is not exported by diffbypass yet.'''
     return not all(hasattr(diffbypass, n) for n in names)
 
+def lacks(module):
+    '''True when the optional package ``module`` is not installed (e.g. tensorboard).'''
+    import importlib.util
+    return importlib.util.find_spec(module) is None
+
 torch.set_num_threads(1)
 torch.manual_seed(0)
 """

@@ -154,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="DICOM, NIfTI (.nii, .nii.gz) or .npy slices")
     p.add_argument("--center", required=True, type=_center, metavar="X,Y",
-                   help="star centre in the image's pixel coordinates (x = column, y = row)")
+                   help="LV centre in pixels of the image, from 0: x = column, y = row (NIfTI: "
+                   "voxel j,i). Click the cavity's middle in a viewer, or take the centroid of a "
+                   "rough mask; check it on <name>_overlay.png")
     p.add_argument("--spacing", type=float, default=None, metavar="MM",
                    help="pixel size in mm for .npy images (default: the training spacing 1.37)")
     p.add_argument("--slice", type=int, default=None, metavar="Z",
