@@ -7,7 +7,8 @@ Local extensions live in ``docs/ext``:
 * ``coverage_check`` fails the build when a public name is missing from the reference;
 * ``benchjson`` renders ``benchmarks/results/*.json`` and ``*.png`` (``docs/benchmarks.md``).
 
-The machine that builds the docs has no network access: nothing here downloads anything.
+The machine that builds the docs has no network access: nothing here downloads anything, and the
+built site loads nothing from the network either (MathJax is bundled in ``_static/mathjax``).
 """
 
 from __future__ import annotations
@@ -52,8 +53,14 @@ templates_path = ["_templates"]
 # -- HTML ---------------------------------------------------------------------------------------
 html_theme = "furo"
 html_title = f"diffbypass {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]  # wide benchmark tables scroll inside the page
 pygments_style = "default"
+
+# -- Maths --------------------------------------------------------------------------------------
+# MathJax is bundled (docs/_static/mathjax, Apache-2.0; see its README.txt) instead of loaded
+# from a CDN, so that the pages show their maths offline. SVG output needs no font files.
+mathjax_path = "mathjax/tex-svg-full.js"
 
 # -- Markdown (MyST) ----------------------------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
