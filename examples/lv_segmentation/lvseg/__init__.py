@@ -4,8 +4,8 @@ One concept per module:
 
 - :mod:`lvseg.data` — loaders for Sunnybrook (DICOM), ACDC (NIfTI) and synthetic phantoms,
   preprocessing, patient splits and telescopic subsets;
-- :mod:`lvseg.metrics` — Dice, Hausdorff distance and ASSD inside the star's square (the
-  thesis' evaluation protocol);
+- :mod:`lvseg.metrics` — Dice, Hausdorff distance (HD, HD95) and ASSD inside the star's square
+  (the thesis' evaluation protocol), checked against MONAI;
 - :mod:`lvseg.models` — the CPU-sized U-Net;
 - :mod:`lvseg.pipeline` — EDPCNN on diffbypass: U-Net → star warp → ``Bypass(StarDP, estimator)``;
 - :mod:`lvseg.train` — configuration, the training loop with hooks, exact resume;

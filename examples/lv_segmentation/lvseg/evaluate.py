@@ -1,4 +1,4 @@
-"""Evaluation of a run (Dice, HD, HD95, ASSD inside the star's square) and prediction on new images.
+"""Evaluation of a run (Dice, HD, HD95, ASSD inside the star's square); prediction on new images.
 
 :func:`evaluate_run` follows the thesis protocol (§5.3): the star is centred at the LV's centre
 of mass (optionally jittered inside the object, ``center_jitter`` times the object radius, to
