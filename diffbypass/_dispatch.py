@@ -20,8 +20,12 @@ from diffbypass.base import BlackBoxError, BlackBoxFn
 __all__: list[str] = []
 
 
-def _call(fn: BlackBoxFn, x: Tensor) -> Any:
-    """Module-level so that process pools can pickle it."""
+def _call(fn: BlackBoxFn, x: Tensor, attempt: int = 0) -> Any:
+    """Module-level so that process pools can pickle it.
+
+    ``attempt`` only makes a retry a different task: Dask names a task by hashing its function
+    and arguments, and would hand back the failed one.
+    """
     return fn(x)
 
 
@@ -73,10 +77,12 @@ class Dispatcher:
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------------ executor
-    def _submit(self, chunk: Tensor, what: str) -> Future | None:
+    def _submit(self, chunk: Tensor, what: str, retry: bool = False) -> Future | None:
         """A future, or ``None`` when the executor is broken (the attempt has failed)."""
         assert self.executor is not None
         try:
+            if retry:  # a new task, not the failed one (see _call)
+                return self.executor.submit(_call, self.fn, chunk.clone(), self.retried)
             return self.executor.submit(_call, self.fn, chunk.clone())
         except BrokenExecutor:
             return None
@@ -92,7 +98,7 @@ class Dispatcher:
         for attempt in range(self.retries + 1):
             if attempt > 0:
                 self.retried += 1
-                fut = None if broken else self._submit(chunk, where(i))
+                fut = None if broken else self._submit(chunk, where(i), retry=True)
                 broken = fut is None
                 if broken:  # a broken executor takes no new work: retry in the calling thread
                     try:
@@ -119,7 +125,9 @@ class Dispatcher:
                             f"({type(exc).__name__}: {exc}); define fn at module level (no "
                             "lambda, closure or local class), or use a thread pool"
                         ) from exc
-                    error, cause = f"fn raised in {where(i)}", exc
+                    lost = type(exc).__name__ == "KilledWorker"  # distributed's
+                    error = f"the worker running {where(i)} was lost" if lost else f"fn raised in {where(i)}"
+                    cause = exc
             if attempt == self.retries:
                 raise BlackBoxError(error + self._after(attempt)) from cause
         raise AssertionError("unreachable")  # pragma: no cover
