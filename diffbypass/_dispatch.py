@@ -45,6 +45,14 @@ def check_picklable(fn: BlackBoxFn, executor: Executor | None) -> None:
             ) from exc
 
 
+class _Failed(Exception):
+    """An attempt that failed without fn raising (timeout, broken pool, lost worker)."""
+
+    def __init__(self, message: str, broken: bool = False) -> None:
+        super().__init__(message)
+        self.broken = broken
+
+
 class Dispatcher:
     """Evaluate ``fn`` on chunks, each attempted up to ``1 + retries`` times.
 
@@ -63,10 +71,11 @@ class Dispatcher:
         if self.executor is None:
             return [self._local(c, i, where) for i, c in enumerate(chunks)]
         futures = [self._submit(c, where(i)) for i, c in enumerate(chunks)]
-        return [self._collect(fut, c, i, where) for i, (fut, c) in enumerate(zip(futures, chunks))]
+        return [self._collect(fut, c, where(i)) for i, (fut, c) in enumerate(zip(futures, chunks))]
 
     # ------------------------------------------------------------------ calling thread
     def _local(self, chunk: Tensor, i: int, where: Callable[[int], str]) -> Any:
+        """Attempt the chunk in the calling thread (no timeout: it cannot be interrupted)."""
         for attempt in range(self.retries + 1):
             try:
                 return _call(self.fn, chunk.clone())
@@ -93,44 +102,50 @@ class Dispatcher:
                 "pass a running executor, or none"
             ) from exc
 
-    def _collect(self, fut: Future | None, chunk: Tensor, i: int, where: Callable[[int], str]) -> Any:
+    def _collect(self, fut: Future | None, chunk: Tensor, what: str) -> Any:
         broken = fut is None
         for attempt in range(self.retries + 1):
             if attempt > 0:
                 self.retried += 1
-                fut = None if broken else self._submit(chunk, where(i), retry=True)
+                fut = None if broken else self._submit(chunk, what, retry=True)
                 broken = fut is None
-                if broken:  # a broken executor takes no new work: retry in the calling thread
-                    try:
-                        return _call(self.fn, chunk.clone())
-                    except Exception as exc:
-                        error, cause = f"fn raised in {where(i)}", exc
-            if fut is None and attempt == 0:
-                error, cause = self._broken(where(i)), None
-            elif fut is not None:
-                try:
-                    return fut.result(timeout=self.timeout)
-                except FutureTimeout as exc:
-                    if fut.done():  # fn itself raised a TimeoutError
-                        error, cause = f"fn raised in {where(i)}", exc
-                    else:
-                        fut.cancel()
-                        error, cause = f"fn timed out in {where(i)} after {self.timeout:g} s", None
-                except BrokenExecutor as exc:
-                    broken, error, cause = True, self._broken(where(i)), exc
-                except Exception as exc:
-                    if _is_pickling_error(exc):
-                        raise BlackBoxError(
-                            f"could not pickle fn or its input to send {where(i)} to the executor "
-                            f"({type(exc).__name__}: {exc}); define fn at module level (no "
-                            "lambda, closure or local class), or use a thread pool"
-                        ) from exc
-                    lost = type(exc).__name__ == "KilledWorker"  # distributed's
-                    error = f"the worker running {where(i)} was lost" if lost else f"fn raised in {where(i)}"
-                    cause = exc
+            try:
+                if fut is not None:
+                    return self._result(fut, what)
+                if attempt == 0:
+                    raise _Failed(self._broken(what))
+                return _call(self.fn, chunk.clone())  # a broken executor takes no new work
+            except BlackBoxError:
+                raise  # not worth a retry (pickling)
+            except _Failed as failure:
+                error, cause, broken = str(failure), failure.__cause__, broken or failure.broken
+            except Exception as exc:
+                error, cause = f"fn raised in {what}", exc
             if attempt == self.retries:
                 raise BlackBoxError(error + self._after(attempt)) from cause
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _result(self, fut: Future, what: str) -> Any:
+        """The chunk's result; :class:`_Failed` for a timeout, a broken pool or a lost worker."""
+        try:
+            return fut.result(timeout=self.timeout)
+        except FutureTimeout:
+            if fut.done():  # fn itself raised a TimeoutError
+                raise
+            fut.cancel()
+            raise _Failed(f"fn timed out in {what} after {self.timeout:g} s") from None
+        except BrokenExecutor as exc:
+            raise _Failed(self._broken(what), broken=True) from exc
+        except Exception as exc:
+            if _is_pickling_error(exc):
+                raise BlackBoxError(
+                    f"could not pickle fn or its input to send {what} to the executor "
+                    f"({type(exc).__name__}: {exc}); define fn at module level (no lambda, "
+                    "closure or local class), or use a thread pool"
+                ) from exc
+            if type(exc).__name__ == "KilledWorker":  # distributed's
+                raise _Failed(f"the worker running {what} was lost") from exc
+            raise
 
     @staticmethod
     def _broken(what: str) -> str:
