@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from diffbypass import Bypass, Surrogate, plugins
+from diffbypass import plugins
 from diffbypass.plugins import Plugin
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "writing_plugins.md"

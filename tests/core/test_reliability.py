@@ -22,7 +22,6 @@ from diffbypass import (
     FiniteDifference,
     StraightThrough,
     Surrogate,
-    check_gradient,
 )
 
 from . import _fns
@@ -95,19 +94,6 @@ def test_a_reused_output_buffer_does_not_change_the_forward_output():
     y = layer(x)
     y.sum().backward()  # the ES samples overwrite the buffer
     assert torch.equal(y, torch.full((2, 3), 3.0, dtype=torch.float64))
-
-
-def test_check_gradient_reference_cannot_corrupt_x():
-    x0 = torch.randn(2, 3, generator=gen(1), dtype=torch.float64)
-    x = x0.clone()
-
-    def reference(z, v):
-        g = torch.cos(z) * v
-        z.mul_(0)
-        return g
-
-    check_gradient(FiniteDifference(eps=1e-5), torch.sin, x, reference=reference)
-    assert torch.equal(x, x0)
 
 
 # ---------------------------------------------------------------------------------- diverging fit
@@ -295,33 +281,6 @@ def test_shape_errors_name_the_chunk_like_raise_errors():
         r"\(flat samples 1\.\.5 of 8\)$",
     ):
         y.sum().backward()
-
-
-# ---------------------------------------------------------------------------------- check_gradient
-def test_check_gradient_does_not_change_the_estimator_it_checks():
-    est = surrogate(dtype=torch.float64)
-    layer = Bypass(torch.sin, est)
-    calls = []
-    est.register_fit_hook(lambda e, s: calls.append(s))
-    state = {k: v.clone() for k, v in est.model.state_dict().items()}
-    rng = est.sampler.generator.get_state()
-    x = torch.randn(2, 3, generator=gen(1), dtype=torch.float64)
-    check_gradient(layer, None, x)
-    assert all(torch.equal(state[k], v) for k, v in est.model.state_dict().items())
-    assert torch.equal(est.sampler.generator.get_state(), rng)
-    assert est.optimizer.state_dict()["state"] == {} and est.stats is None and calls == []
-    assert layer.blackbox.calls == 0
-
-    es = ES(sigma=0.5, samples=4, generator=gen(2))
-    rng = es.sampler.generator.get_state()
-    check_gradient(es, torch.sin, x, reference=ES(sigma=0.5, samples=4, generator=gen(3)))
-    assert torch.equal(es.sampler.generator.get_state(), rng) and es.stats is None
-
-
-def test_check_gradient_of_a_copy_gives_the_same_numbers_twice():
-    x = torch.randn(2, 3, generator=gen(1), dtype=torch.float64)
-    layer = Bypass(torch.sin, ES(sigma=0.5, samples=4, generator=gen(2)))
-    assert torch.equal(check_gradient(layer, None, x).estimate, check_gradient(layer, None, x).estimate)
 
 
 def test_helpers_pickle():
