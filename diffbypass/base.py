@@ -85,13 +85,14 @@ class Predictor(Protocol):
 
 @runtime_checkable
 class Reporter(Protocol):
-    """An estimator that keeps telemetry of its last update and calls hooks with it."""
+    """An estimator that keeps telemetry of its last update in ``stats``.
+
+    The built-in ones (:class:`~diffbypass.Surrogate`, :class:`~diffbypass.ES`) also call hooks
+    registered with ``register_fit_hook(hook)`` as ``hook(estimator, stats)`` after every update.
+    """
 
     #: the last telemetry record (``None`` before the first update)
     stats: Any
-
-    def register_fit_hook(self, hook: Callable[[Any, Any], None]) -> Any:
-        """Call ``hook(estimator, stats)`` after every update; returns a removable handle."""
 
 
 @runtime_checkable
