@@ -10,14 +10,16 @@ estimator for the input gradient in the backward pass:
 
 from __future__ import annotations
 
-from diffbypass import plugins, validation
-from diffbypass.base import BlackBoxFn, Estimator
-from diffbypass.blackbox import BlackBox, BlackBoxError
+from diffbypass import losses, plugins, validation
+from diffbypass.base import BlackBoxError, BlackBoxFn, Estimator, Predictor, Reporter
+from diffbypass.blackbox import BlackBox
 from diffbypass.bypass import Bypass
 from diffbypass.check import GradientCheck, check_gradient
 from diffbypass.estimators import ES, FiniteDifference, StraightThrough, Surrogate
 from diffbypass.sampler import NoiseSampler
-from diffbypass.stats import FitStats
+from diffbypass.losses import FitLoss
+from diffbypass.plugins import Plugin
+from diffbypass.stats import ESStats, FitStats
 
 __all__ = [
     "BlackBox",
@@ -25,14 +27,20 @@ __all__ = [
     "BlackBoxFn",
     "Bypass",
     "ES",
+    "ESStats",
     "Estimator",
     "FiniteDifference",
+    "FitLoss",
     "FitStats",
     "GradientCheck",
     "NoiseSampler",
+    "Plugin",
+    "Predictor",
+    "Reporter",
     "StraightThrough",
     "Surrogate",
     "check_gradient",
+    "losses",
     "plugins",
     "validation",
 ]

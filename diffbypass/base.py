@@ -1,28 +1,54 @@
-"""The two contracts of diffbypass: a black box and a gradient estimator.
+"""The contracts of diffbypass: a black box, its evaluation, and a gradient estimator.
 
 A *black box* is any callable on a batched input (leading batch dimension) that returns a tensor
 or NumPy array with the same leading dimension. diffbypass never differentiates it.
 
 An *estimator* decides what :class:`~diffbypass.Bypass` returns as the input gradient. It is an
 ``nn.Module`` so that its state (a surrogate network, an optimiser, a random generator) travels
-with ``state_dict`` and follows ``.train()`` / ``.eval()``.
+with ``state_dict`` and follows ``.train()`` / ``.eval()``. It reaches the black box only through
+an :class:`Evaluator` (in practice a :class:`~diffbypass.BlackBox`).
+
+Optional abilities are declared, not probed: an estimator that can :meth:`~Predictor.predict`
+is a :class:`Predictor`; one that keeps telemetry of its last update is a :class:`Reporter`; one
+that smooths ``fn`` with a noise scale is :class:`Smoothed`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Callable, ClassVar, Union
+from typing import Any, Callable, ClassVar, Optional, Protocol, Union, runtime_checkable
 
 import numpy as np
 from torch import Tensor, nn
 
-if TYPE_CHECKING:
-    from diffbypass.blackbox import BlackBox
-
-__all__ = ["BlackBoxFn", "Estimator", "require_real"]
+__all__ = [
+    "BlackBoxError",
+    "BlackBoxFn",
+    "Estimator",
+    "Evaluator",
+    "Predictor",
+    "Reporter",
+    "Smoothed",
+    "require_real",
+]
 
 BlackBoxFn = Callable[[Tensor], Union[Tensor, np.ndarray]]
 """A function on a batch ``x`` of shape ``(B, ...)`` returning an output of shape ``(B, ...)``."""
+
+
+class BlackBoxError(RuntimeError):
+    """The black box raised, hung, or returned something unusable; the message names the
+    evaluation (forward, ES samples, surrogate fit samples, finite differences) and the chunk."""
+
+
+class Evaluator(Protocol):
+    """How an estimator evaluates the black box (implemented by :class:`~diffbypass.BlackBox`)."""
+
+    def __call__(self, x: Tensor, *, what: str = "forward") -> Tensor:
+        """``fn(x)`` for a batch ``(B, ...)``, checked; ``what`` names the evaluation in errors."""
+
+    def many(self, xs: Tensor, *, what: str) -> tuple[Tensor, Optional[Tensor]]:
+        """``fn`` on ``(S, B, ...)``: outputs ``(S, B, ...)`` and a mask of usable samples."""
 
 
 class Estimator(nn.Module, ABC):
@@ -34,12 +60,12 @@ class Estimator(nn.Module, ABC):
     #: Whether :meth:`vjp` evaluates the black box (ES, finite differences) or not (Surrogate).
     calls_fn_in_backward: ClassVar[bool] = True
 
-    def output(self, blackbox: BlackBox, x: Tensor) -> Tensor:
+    def output(self, blackbox: Evaluator, x: Tensor) -> Tensor:
         """Return ``fn(x)``; an estimator may do extra work here (the surrogate fits itself)."""
         return blackbox(x, what="forward")
 
     @abstractmethod
-    def vjp(self, blackbox: BlackBox, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
+    def vjp(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
         """Return the estimated vector-Jacobian product ``grad_y^T dfn/dx`` with ``x``'s shape."""
 
     def forward(self, *args: object, **kwargs: object) -> Tensor:  # pragma: no cover - guard
@@ -49,9 +75,36 @@ class Estimator(nn.Module, ABC):
         )
 
 
-def require_real(
-    y: Tensor, estimator: str, fix: str = "Return floats from fn"
-) -> Tensor:
+@runtime_checkable
+class Predictor(Protocol):
+    """An estimator with a differentiable stand-in for ``fn`` (e.g. the fitted surrogate)."""
+
+    def predict(self, x: Tensor) -> Tensor:
+        """The prediction of ``fn(x)``; gradients flow to ``x`` only."""
+
+
+@runtime_checkable
+class Reporter(Protocol):
+    """An estimator that keeps telemetry of its last update in ``stats``.
+
+    The built-in ones (:class:`~diffbypass.Surrogate`, :class:`~diffbypass.ES`) also call hooks
+    registered with ``register_fit_hook(hook)`` as ``hook(estimator, stats)`` after every update.
+    """
+
+    #: the last telemetry record (``None`` before the first update)
+    stats: Any
+
+
+@runtime_checkable
+class Smoothed(Protocol):
+    """An estimator that perturbs ``fn``'s input with Gaussian noise of scale ``sigma``."""
+
+    @property
+    def sigma(self) -> float:
+        """The noise scale."""
+
+
+def require_real(y: Tensor, estimator: str, fix: str = "Return floats from fn") -> Tensor:
     """Return ``y`` if it is floating point, else raise the estimator's ``TypeError``.
 
     Estimators that weight fn's output by the incoming gradient (ES, finite differences,

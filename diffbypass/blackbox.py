@@ -1,17 +1,19 @@
-"""Evaluating a black box: conversion, checks, chunking and executors.
+"""Evaluating a black box: conversion, checks, chunking, executors, timeouts and retries.
 
 Every call of the user's function goes through :class:`BlackBox`. It
 
-* hands ``fn`` a detached tensor (``fn`` never sees autograd) and converts what comes back
-  (tensor or NumPy array) to a tensor on the input's device;
+* hands ``fn`` a detached *copy* of its input in every call (``fn`` never sees autograd, and a
+  black box that writes into its input cannot change the caller's tensors), and copies what
+  comes back (tensor or NumPy array) into a tensor on the input's device;
 * checks the output's leading dimension, and that its trailing shape and dtype kind stay the same
   from call to call;
 * evaluates many perturbed inputs ``(S, B, ...)`` as one flat batch, in chunks of ``max_batch``,
   optionally on a :class:`concurrent.futures.Executor` (threads, processes, or a Dask cluster
-  through ``client.get_executor()``);
-* reports NaN/inf and exceptions with the evaluation that produced them.
+  through ``client.get_executor()``), with a ``timeout`` per chunk and ``retries``;
+* reports NaN/inf and exceptions with the evaluation (and the chunk) that produced them.
 
-Noise is always drawn before dispatch, so for a fixed seed results do not depend on the executor.
+Noise is always drawn before dispatch, so for a fixed seed results do not depend on the executor,
+nor on retries.
 """
 
 from __future__ import annotations
@@ -23,29 +25,30 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from diffbypass.validation import int_at_least, one_of
-from diffbypass.base import BlackBoxFn
+from diffbypass._dispatch import Dispatcher, check_picklable
+from diffbypass.base import BlackBoxError, BlackBoxFn
+from diffbypass.validation import int_at_least, one_of, positive_number
 
 __all__ = ["BlackBox", "BlackBoxError"]
 
 
-class BlackBoxError(RuntimeError):
-    """The black box raised, or returned something unusable; the message says which evaluation."""
-
-
-def _call(fn: BlackBoxFn, x: Tensor) -> Any:
-    """Module-level so that process pools can pickle it."""
-    return fn(x)
-
-
 def _to_tensor(out: Any, device: torch.device, what: str) -> Tensor:
+    """A copy of ``out`` as a tensor on ``device`` (fn may reuse its output buffer)."""
     if isinstance(out, Tensor):
-        return out.detach().to(device)
+        return out.detach().to(device=device, copy=True)
     if isinstance(out, np.ndarray) or np.isscalar(out):
         arr = np.asarray(out)
-        if arr.dtype == object:
-            raise BlackBoxError(f"fn returned an object array in {what}; expected numbers")
-        return torch.from_numpy(np.ascontiguousarray(arr)).to(device)
+        if arr.ndim == 0:
+            raise BlackBoxError(
+                f"fn returned a scalar ({type(out).__name__} {str(out)[:40]!r}) in {what}; "
+                "expected an output with a leading batch dimension"
+            )
+        if arr.dtype.kind not in "biufc":
+            raise BlackBoxError(
+                f"fn returned a NumPy array of dtype {arr.dtype} and shape {arr.shape} in {what}; "
+                "expected numbers"
+            )
+        return torch.from_numpy(np.array(arr, order="C", copy=True)).to(device)
     raise BlackBoxError(
         f"fn must return a torch.Tensor or numpy.ndarray; got {type(out).__name__} in {what}"
     )
@@ -63,6 +66,17 @@ class BlackBox:
         nonfinite: ``"raise"`` (default) to fail on NaN/inf, or ``"drop"`` to leave out
             perturbed samples whose output has NaN/inf (the estimators then average over the
             rest). The output at the unperturbed input is always checked and never dropped.
+        timeout: seconds to wait for each chunk's result on the ``executor`` (counted from when
+            the result is first waited for); a chunk that takes longer is a failed attempt.
+            Needs an executor (a call in the calling thread cannot be interrupted).
+        retries: how many times a failed chunk (fn raised, timed out, or its worker was lost) is
+            attempted again before :class:`BlackBoxError`. The inputs are the same, so for a
+            deterministic ``fn`` the result is identical to a fault-free run. A retry on a
+            broken process pool (a worker died) runs in the calling thread.
+
+    Attributes:
+        calls: ``fn`` invocations so far (chunks submitted; retries not included).
+        retried: attempts repeated after a failure so far.
     """
 
     def __init__(
@@ -72,6 +86,8 @@ class BlackBox:
         max_batch: int | None = None,
         executor: Executor | None = None,
         nonfinite: str = "raise",
+        timeout: float | None = None,
+        retries: int = 0,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"fn must be callable; got {type(fn).__name__}")
@@ -83,11 +99,22 @@ class BlackBox:
                     "executor must be a concurrent.futures.Executor (or have .submit); "
                     f"got {type(executor).__name__}"
                 )
+        if timeout is not None:
+            timeout = positive_number("timeout", timeout)
+            if executor is None:
+                raise ValueError(
+                    "timeout needs an executor (a call in the calling thread cannot be "
+                    "interrupted); pass e.g. executor=ThreadPoolExecutor(1)"
+                )
+        check_picklable(fn, executor)
         self.fn = fn
         self.max_batch = max_batch
         self.executor = executor
         self.nonfinite = one_of("nonfinite", nonfinite, ("raise", "drop"))
-        self.calls = 0  #: number of ``fn`` invocations so far (tests and telemetry read it)
+        self.timeout = timeout
+        self.retries = int_at_least("retries", retries, 0)
+        self._dispatch = Dispatcher(fn, executor, timeout, self.retries)
+        self.calls = 0
         # per input item shape: (output item shape, floating?) seen at the first call
         self._signatures: dict[tuple[int, ...], tuple[tuple[int, ...], bool]] = {}
 
@@ -126,7 +153,7 @@ class BlackBox:
         chunks = [flat[i : i + size] for i in range(0, s * b, size)]
         outs = self._run(chunks, what, chunk_size=size)
         for i, out in enumerate(outs):
-            self._check(out, chunks[i], f"{what} (chunk {i})")
+            self._check(out, chunks[i], self._where(what, i, size, len(chunks), s * b))
         ys = torch.cat(outs).reshape(s, b, *outs[0].shape[1:])
         if not ys.is_floating_point():
             return ys, None
@@ -143,32 +170,30 @@ class BlackBox:
             )
         return ys, ~bad
 
+    @property
+    def retried(self) -> int:
+        return self._dispatch.retried
+
+    def policy(self) -> dict[str, Any]:
+        """The evaluation settings, as keyword arguments of :class:`~diffbypass.Bypass`."""
+        return {"max_batch": self.max_batch, "executor": self.executor,
+                "nonfinite": self.nonfinite, "timeout": self.timeout, "retries": self.retries}  # fmt: skip
+
     # ------------------------------------------------------------------ internals
     def _run(self, chunks: list[Tensor], what: str, chunk_size: int = 0) -> list[Tensor]:
         device = chunks[0].device
+        total = sum(len(c) for c in chunks)
         self.calls += len(chunks)
-        if self.executor is None:
-            results = []
-            for i, c in enumerate(chunks):
-                try:
-                    results.append(_call(self.fn, c))
-                except Exception as exc:  # re-raised with the evaluation that failed
-                    raise BlackBoxError(self._where(what, i, chunk_size, len(chunks))) from exc
-        else:
-            futures = [self.executor.submit(_call, self.fn, c) for c in chunks]
-            results = []
-            for i, fut in enumerate(futures):
-                try:
-                    results.append(fut.result())
-                except Exception as exc:
-                    raise BlackBoxError(self._where(what, i, chunk_size, len(chunks))) from exc
-        return [_to_tensor(r, device, what) for r in results]
+        where = lambda i: self._where(what, i, chunk_size, len(chunks), total)  # noqa: E731
+        return [_to_tensor(r, device, where(i)) for i, r in enumerate(self._dispatch.run(chunks, where))]
 
     @staticmethod
-    def _where(what: str, i: int, size: int, n: int) -> str:
+    def _where(what: str, i: int, size: int, n: int, total: int) -> str:
+        """``what``, and for several chunks the 1-based chunk and its 1-based sample range."""
         if n == 1:
-            return f"fn raised in {what}"
-        return f"fn raised in {what}, chunk {i + 1} of {n} (flat samples {i * size}..{(i + 1) * size - 1})"
+            return what
+        last = min((i + 1) * size, total)
+        return f"{what}, chunk {i + 1} of {n} (flat samples {i * size + 1}..{last} of {total})"
 
     def _check(self, y: Tensor, x: Tensor, what: str) -> None:
         batch = x.shape[0]
@@ -178,7 +203,9 @@ class BlackBox:
                 f"got shape {tuple(y.shape)} in {what}"
             )
         if y.dtype == torch.bool or y.is_complex():
-            raise BlackBoxError(f"fn must return real numbers or integer indices; got {y.dtype}")
+            raise BlackBoxError(
+                f"fn must return real numbers or integer indices; got {y.dtype} in {what}"
+            )
         signature = (tuple(y.shape[1:]), y.is_floating_point())
         first = self._signatures.setdefault(tuple(x.shape[1:]), signature)
         if signature != first:
@@ -190,5 +217,6 @@ class BlackBox:
 
     def __repr__(self) -> str:
         name = getattr(self.fn, "__name__", type(self.fn).__name__)
-        return f"BlackBox({name}, max_batch={self.max_batch}, nonfinite={self.nonfinite!r})"
+        extra = "" if self.executor is None else f", timeout={self.timeout}, retries={self.retries}"
+        return f"BlackBox({name}, max_batch={self.max_batch}, nonfinite={self.nonfinite!r}{extra})"
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from diffbypass.base import BlackBoxFn, Estimator
+from diffbypass.base import BlackBoxFn, Estimator, Predictor, Reporter
 from diffbypass.blackbox import BlackBox
 
 __all__ = ["Bypass"]
@@ -55,6 +55,13 @@ class Bypass(nn.Module):
             ``client.get_executor()``) to evaluate perturbed inputs on.
         nonfinite: ``"raise"`` on NaN/inf from ``fn`` (default) or ``"drop"`` perturbed samples
             with NaN/inf (the output at ``x`` itself is always checked).
+        timeout: seconds to wait for each chunk's result on the ``executor``; a hung evaluation
+            becomes a :class:`~diffbypass.BlackBoxError` naming it (see :class:`~diffbypass.BlackBox`).
+        retries: attempts again for a chunk that failed (fn raised, timed out, its worker was
+            lost); the result is the same as without the fault for a fixed seed.
+
+    ``fn`` gets a copy of its input in every call, so a black box that writes into its input
+    cannot change the model's tensors (see :doc:`/reliability`).
 
     Integer outputs (class indices) are returned as they are and carry no gradient; with a
     ``Surrogate(fit_loss="ce")`` put the loss on :meth:`predict` instead.
@@ -78,6 +85,8 @@ class Bypass(nn.Module):
         max_batch: int | None = None,
         executor: Executor | None = None,
         nonfinite: str = "raise",
+        timeout: float | None = None,
+        retries: int = 0,
     ) -> None:
         super().__init__()
         if not isinstance(estimator, Estimator):
@@ -85,7 +94,10 @@ class Bypass(nn.Module):
                 "estimator must be a diffbypass Estimator (Surrogate, ES, StraightThrough, "
                 f"FiniteDifference, ...); got {type(estimator).__name__}"
             )
-        self.blackbox = BlackBox(fn, max_batch=max_batch, executor=executor, nonfinite=nonfinite)
+        self.blackbox = BlackBox(
+            fn, max_batch=max_batch, executor=executor, nonfinite=nonfinite, timeout=timeout,
+            retries=retries,
+        )  # fmt: skip
         self.estimator = estimator
 
     @property
@@ -109,18 +121,19 @@ class Bypass(nn.Module):
 
         Gradients flow to ``x`` but not into the surrogate's parameters.
         """
-        predict = getattr(self.estimator, "predict", None)
-        if predict is None:
+        if not isinstance(self.estimator, Predictor):
             raise TypeError(
                 f"{type(self.estimator).__name__} has no differentiable prediction; "
-                "predict() needs a Surrogate estimator"
+                "predict() needs an estimator that is a diffbypass.base.Predictor, e.g. Surrogate"
             )
-        return predict(x)
+        return self.estimator.predict(x)
 
     @property
     def stats(self) -> Any:
-        """Telemetry of the last surrogate fit (``None`` for estimators without one)."""
-        return getattr(self.estimator, "stats", None)
+        """Telemetry of the estimator's last update (a :class:`~diffbypass.base.Reporter`:
+        :class:`~diffbypass.FitStats` of a Surrogate, :class:`~diffbypass.ESStats` of ES);
+        ``None`` for estimators without telemetry."""
+        return self.estimator.stats if isinstance(self.estimator, Reporter) else None
 
     def extra_repr(self) -> str:
         return repr(self.blackbox)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Callable, Union
 
 import torch
 from torch import Tensor
 
-from diffbypass.base import BlackBoxFn, Estimator
+from diffbypass.base import BlackBoxFn, Estimator, Smoothed
 from diffbypass.bypass import Bypass
+from diffbypass.stats import Telemetry
 from diffbypass.estimators.es import ES
 from diffbypass.estimators.finite_difference import FiniteDifference
 
@@ -66,6 +68,14 @@ def _gradient(layer: Bypass, x: Tensor, grad_output: Tensor | None, seed: int) -
     return xx.grad.detach(), grad_output
 
 
+def _copy(estimator: Estimator) -> Estimator:
+    """A deep copy (model, optimiser, generator), without the caller's telemetry hooks."""
+    twin = copy.deepcopy(estimator)
+    if isinstance(twin, Telemetry):
+        twin._hooks.clear()
+    return twin
+
+
 def check_gradient(
     layer_or_estimator: Bypass | Estimator,
     fn: BlackBoxFn | None,
@@ -82,6 +92,11 @@ def check_gradient(
 
     Both gradients are vector-Jacobian products with the same ``grad_output`` (by default a
     seeded standard-normal tensor of ``fn(x)``'s shape).
+
+    The check works on a copy of the estimator (and of a reference estimator): the caller's
+    surrogate is not fitted, its random generator not advanced, its hooks not called, and a
+    ``Bypass``'s call counters stay as they were. A training-mode ``Surrogate`` copy fits itself
+    once at ``x`` before its gradient is taken, as in a training step.
 
     Args:
         layer_or_estimator: a :class:`~diffbypass.Bypass` (``fn`` may then be ``None``) or an
@@ -111,10 +126,11 @@ def check_gradient(
         if fn is not None and fn is not layer.fn:
             raise ValueError("fn must be None or the Bypass's own fn when a Bypass is given")
         fn = layer.fn
+        layer = Bypass(fn, _copy(layer.estimator), **layer.blackbox.policy())
     elif isinstance(layer_or_estimator, Estimator):
         if fn is None:
             raise ValueError("fn must be given when layer_or_estimator is an estimator")
-        layer = Bypass(fn, layer_or_estimator)
+        layer = Bypass(fn, _copy(layer_or_estimator))
     else:
         raise TypeError(
             f"layer_or_estimator must be a Bypass or an Estimator; got {type(layer_or_estimator).__name__}"
@@ -124,18 +140,19 @@ def check_gradient(
     estimate, v = _gradient(layer, x, grad_output, seed)
 
     if isinstance(reference, Estimator):
-        ref = _gradient(Bypass(fn, reference), x, v, seed)[0]
+        ref = _gradient(Bypass(fn, _copy(reference)), x, v, seed)[0]
     elif reference == "finite_difference":
         ref = _gradient(Bypass(fn, FiniteDifference(eps=eps)), x, v, seed)[0]
     elif reference == "es":
-        sigma = reference_sigma or getattr(layer.estimator, "sigma", None)
+        est = layer.estimator
+        sigma = reference_sigma or (est.sigma if isinstance(est, Smoothed) else None)
         if sigma is None:
             raise ValueError("reference='es' needs reference_sigma for this estimator")
         es = ES(sigma=sigma, samples=reference_samples + reference_samples % 2,
                 generator=torch.Generator().manual_seed(seed + 1))
         ref = _gradient(Bypass(fn, es, max_batch=max(1, 2**20 // max(1, x[0].numel()))), x, v, seed)[0]
     elif callable(reference):
-        ref = torch.as_tensor(reference(x.detach(), v)).to(estimate)
+        ref = torch.as_tensor(reference(x.detach().clone(), v.clone())).to(estimate)
         if ref.shape != estimate.shape:
             raise ValueError(
                 f"reference returned shape {tuple(ref.shape)}; expected {tuple(estimate.shape)}"

@@ -1,14 +1,16 @@
-"""Telemetry of surrogate fits, read by training loops and loggers through hooks."""
+"""Telemetry of estimator updates (surrogate fits, ES estimates), read by loggers through hooks."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Generic, TypeVar
 
 import torch
 from torch import Tensor
+from torch.utils.hooks import RemovableHandle
 
-__all__ = ["FitStats", "agreement"]
+__all__ = ["ESStats", "FitStats", "Telemetry", "agreement"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class FitStats:
         samples: number of perturbed inputs evaluated (``S * B``, less any dropped).
         dropped: perturbed samples left out because ``fn`` returned NaN/inf.
         steps: optimiser steps taken.
+        skipped: optimiser steps skipped because the loss or a gradient was NaN/inf (only with
+            ``Surrogate(nonfinite_fit="skip")``; the default raises instead).
     """
 
     loss_first: float
@@ -35,12 +39,59 @@ class FitStats:
     samples: int
     dropped: int
     steps: int
+    skipped: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-FitHook = Callable[[Any, FitStats], None]
+@dataclass(frozen=True)
+class ESStats:
+    """What one ES gradient estimate used.
+
+    Attributes:
+        samples: perturbed samples that entered the estimate (``S * B``, less any dropped).
+        dropped: perturbed samples left out because ``fn`` returned NaN/inf
+            (``Bypass(nonfinite="drop")``).
+        value_std: standard deviation of the weights :math:`\\langle v, f(x+\\sigma\\varepsilon_s)
+            \\rangle - b` over the samples used (before any rank shaping): the spread that sets the
+            estimate's variance.
+    """
+
+    samples: int
+    dropped: int
+    value_std: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+S = TypeVar("S")
+Hook = Callable[[Any, Any], None]
+FitHook = Hook  # the name Surrogate's documentation has always used
+
+
+class Telemetry(Generic[S]):
+    """Mixin: ``stats`` of the last update and hooks called with it (see :class:`~diffbypass.base.Reporter`)."""
+
+    stats: S | None
+
+    def _init_telemetry(self) -> None:
+        self.stats = None
+        # an OrderedDict: RemovableHandle keeps a weak reference to it (a plain dict has none)
+        self._hooks: OrderedDict[int, Hook] = OrderedDict()
+
+    def register_fit_hook(self, hook: Hook) -> RemovableHandle:
+        """Call ``hook(estimator, stats)`` after every update (for loggers and progress bars)."""
+        handle = RemovableHandle(self._hooks)
+        self._hooks[handle.id] = hook
+        return handle
+
+    def _publish(self, stats: S) -> S:
+        self.stats = stats
+        for hook in list(self._hooks.values()):
+            hook(self, stats)
+        return stats
 
 
 @torch.no_grad()

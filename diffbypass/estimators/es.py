@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from diffbypass.validation import int_at_least, one_of, positive_number
-from diffbypass.base import Estimator, require_real
-from diffbypass.blackbox import BlackBox
+from diffbypass.base import Estimator, Evaluator, require_real
+from diffbypass.blackbox import BlackBoxError
 from diffbypass.sampler import NoiseSampler, SamplerMixin
+from diffbypass.stats import ESStats, Telemetry
+from diffbypass.validation import one_of
 
 __all__ = ["ES"]
 
@@ -24,7 +25,7 @@ def centered_ranks(values: Tensor, valid: Tensor | None = None) -> Tensor:
     return ranks / denom.clamp(min=1) - 0.5
 
 
-class ES(SamplerMixin, Estimator):
+class ES(SamplerMixin, Telemetry[ESStats], Estimator):
     r"""Gaussian-smoothing gradient (evolution strategy; Salimans et al., 2017).
 
     In the backward pass, for the incoming gradient :math:`v = \partial L / \partial y`, ES
@@ -52,7 +53,13 @@ class ES(SamplerMixin, Estimator):
     ``fn`` must return real values: an integer (index) output has no :math:`v` to weight it, so
     ES raises ``TypeError`` at the first call; return floats from ``fn``, or use
     ``Surrogate(fit_loss="ce")`` with a loss on :meth:`Bypass.predict`. With
-    ``Bypass(nonfinite="drop")`` samples where ``fn`` gave NaN/inf are left out of the average.
+    ``Bypass(nonfinite="drop")`` samples where ``fn`` gave NaN/inf are left out of the average;
+    a batch item left with no sample at all is an error (its gradient would silently be zero).
+
+    Attributes:
+        stats: :class:`~diffbypass.stats.ESStats` of the last estimate (samples used, dropped,
+            spread of the weights); :meth:`register_fit_hook` calls a hook with it after every
+            estimate, as for :class:`~diffbypass.Surrogate`.
 
     Example:
         >>> import torch
@@ -77,26 +84,26 @@ class ES(SamplerMixin, Estimator):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        int_at_least("samples", samples, 1)
         self.sampler = NoiseSampler(sigma, samples, antithetic=antithetic, generator=generator)
         self.baseline = bool(baseline)
         self.shaping = None if shaping is None else one_of("shaping", shaping, ("centered_ranks",))
-        positive_number("sigma", sigma)
+        self._init_telemetry()
 
-    def output(self, blackbox: BlackBox, x: Tensor) -> Tensor:
+    def output(self, blackbox: Evaluator, x: Tensor) -> Tensor:
         return require_real(
             blackbox(x, what="forward"), "ES",
             "Return floats from fn (e.g. indices.float()), or use Surrogate(fit_loss='ce') and "
             "put the loss on Bypass.predict(x)",
         )  # fmt: skip
 
-    def vjp(self, blackbox: BlackBox, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
+    def vjp(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
         s, b = self.samples, x.shape[0]
         xs, eps = self.sampler.perturb(x)
         ys, valid = blackbox.many(xs, what="ES samples")
         values = (ys * grad_y.unsqueeze(0)).reshape(s, b, -1).sum(dim=2)  # (S, B)
         if self.baseline:
             values = values - (y * grad_y).reshape(b, -1).sum(dim=1)
+        self._report(values, valid)
         if self.shaping == "centered_ranks":
             values = centered_ranks(values, valid)
         count: Tensor | int = s
@@ -106,6 +113,21 @@ class ES(SamplerMixin, Estimator):
             count = count.reshape(b, *([1] * (x.dim() - 1)))
         weights = values.to(eps.dtype).reshape(s, b, *([1] * (x.dim() - 1)))
         return (weights * eps).sum(dim=0) / (self.sigma * count)
+
+    def _report(self, values: Tensor, valid: Tensor | None) -> None:
+        """Raise if a batch item has no usable sample; publish :class:`ESStats`."""
+        used = values.flatten() if valid is None else values[valid]
+        if valid is not None:
+            empty = (~valid.any(dim=0)).nonzero().flatten().tolist()
+            if empty:
+                raise BlackBoxError(
+                    f"every perturbed sample of ES samples was NaN/inf for batch item(s) "
+                    f"{empty[:10]}{'...' if len(empty) > 10 else ''} ({self.samples} samples each): "
+                    "no sample left to estimate their gradient from"
+                )
+        spread = float(used.double().std()) if used.numel() > 1 else 0.0
+        self._publish(ESStats(samples=used.numel(), dropped=values.numel() - used.numel(),
+                              value_std=spread))  # fmt: skip
 
     def get_extra_state(self) -> dict:
         return {"sampler": self.sampler.state_dict()}

@@ -6,8 +6,8 @@ import torch
 from torch import Tensor
 
 from diffbypass.validation import positive_number
-from diffbypass.base import Estimator, require_real
-from diffbypass.blackbox import BlackBox, BlackBoxError
+from diffbypass.base import Estimator, Evaluator, require_real
+from diffbypass.blackbox import BlackBoxError
 
 __all__ = ["FiniteDifference"]
 
@@ -40,12 +40,12 @@ class FiniteDifference(Estimator):
         super().__init__()
         self.eps = positive_number("eps", eps)
 
-    def output(self, blackbox: BlackBox, x: Tensor) -> Tensor:
+    def output(self, blackbox: Evaluator, x: Tensor) -> Tensor:
         y = blackbox(x, what="forward")
         require_real(y, "FiniteDifference")
         return y
 
-    def vjp(self, blackbox: BlackBox, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
+    def vjp(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
         b, d = x.shape[0], x[0].numel()
         steps = self.eps * torch.eye(d, dtype=x.dtype, device=x.device).reshape(d, 1, *x.shape[1:])
         xs = torch.cat([x.unsqueeze(0) + steps, x.unsqueeze(0) - steps])  # (2d, B, ...)

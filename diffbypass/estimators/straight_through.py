@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from diffbypass.base import Estimator, require_real
-from diffbypass.blackbox import BlackBox
+from diffbypass.base import Estimator, Evaluator, require_real
 
 __all__ = ["StraightThrough"]
 
@@ -27,7 +26,7 @@ class StraightThrough(Estimator):
 
     calls_fn_in_backward = False
 
-    def output(self, blackbox: BlackBox, x: Tensor) -> Tensor:
+    def output(self, blackbox: Evaluator, x: Tensor) -> Tensor:
         y = blackbox(x, what="forward")
         if y.shape != x.shape:
             raise ValueError(
@@ -37,5 +36,5 @@ class StraightThrough(Estimator):
         require_real(y, "StraightThrough")
         return y
 
-    def vjp(self, blackbox: BlackBox, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
+    def vjp(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
         return grad_y

@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 import copy
-from collections import OrderedDict
+import math
 from typing import Any, Callable, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.hooks import RemovableHandle
 
-from diffbypass.validation import int_at_least, positive_number
-from diffbypass.base import Estimator
-from diffbypass.blackbox import BlackBox, BlackBoxError
+from diffbypass.base import Estimator, Evaluator
+from diffbypass.blackbox import BlackBoxError
+from diffbypass.losses import FitLoss, FitLossSpec, fit_loss as make_fit_loss
 from diffbypass.sampler import NoiseSampler, SamplerMixin
-from diffbypass.stats import FitHook, FitStats, agreement
+from diffbypass.stats import FitStats, Telemetry
+from diffbypass.validation import int_at_least, one_of, positive_number
 
 __all__ = ["Surrogate"]
 
-FitLoss = Union[str, Callable[[Tensor, Tensor], Tensor]]
 OptimizerSpec = Union[None, torch.optim.Optimizer, Callable[..., torch.optim.Optimizer]]
 
 
-class Surrogate(SamplerMixin, Estimator):
+class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
     r"""The differentiable bypass (Nguyen, 2019): train through a learned surrogate of ``fn``.
 
     In training mode each forward pass first runs the *noise-exploration sampler*: it evaluates
@@ -41,15 +39,25 @@ class Surrogate(SamplerMixin, Estimator):
         samples: :math:`S \ge 1` perturbed copies per input and forward (thesis: 10).
         fit_steps: optimiser steps per forward, each on all :math:`S \cdot B` samples (thesis: 10;
             0 disables fitting).
-        fit_loss: ``"mse"``, ``"ce"`` or a callable ``loss(prediction, target) -> scalar``.
+        fit_loss: ``"mse"``, ``"ce"``, a :class:`~diffbypass.losses.FitLoss` or a callable
+            ``loss(prediction, target) -> scalar`` (see :mod:`diffbypass.losses`).
         optimizer: ``None`` (Adam over ``model``'s parameters with ``lr``), an optimiser over
             ``model``'s parameters, or a factory ``params -> optimiser``.
         lr: learning rate of the default Adam.
         antithetic: draw the noise in :math:`\pm\varepsilon` pairs.
         generator: CPU ``torch.Generator`` for the noise (reproducible runs).
+        nonfinite_fit: what a fit step with a NaN/inf loss or gradient does. The step is always
+            skipped (the model and the optimiser state stay as they were); ``"raise"`` (default)
+            then raises ``FloatingPointError``, ``"skip"`` goes on and counts the skipped steps
+            in :attr:`FitStats.skipped <diffbypass.FitStats>`.
+
+    Inputs are cast to the model's dtype (a float64 or integer ``x`` with a float32 network);
+    the gradient is cast back to ``x``'s dtype. In training mode the surrogate fits itself in
+    the forward pass, which needs autograd: under ``torch.inference_mode()`` call ``.eval()``.
 
     Attributes:
-        stats: :class:`~diffbypass.stats.FitStats` of the last fit (``None`` before the first).
+        stats: :class:`~diffbypass.stats.FitStats` of the last fit (``None`` before the first);
+            :meth:`register_fit_hook` calls a hook with it after every fit.
 
     Example:
         >>> import torch
@@ -74,11 +82,12 @@ class Surrogate(SamplerMixin, Estimator):
         sigma: float = 1.0,
         samples: int = 10,
         fit_steps: int = 10,
-        fit_loss: FitLoss = "mse",
+        fit_loss: FitLossSpec = "mse",
         optimizer: OptimizerSpec = None,
         lr: float = 1e-3,
         antithetic: bool = False,
         generator: torch.Generator | None = None,
+        nonfinite_fit: str = "raise",
     ) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
@@ -86,14 +95,12 @@ class Surrogate(SamplerMixin, Estimator):
         self.model = model
         self.sampler = NoiseSampler(sigma, samples, antithetic=antithetic, generator=generator)
         self.fit_steps = int_at_least("fit_steps", fit_steps, 0)
-        if not (callable(fit_loss) or fit_loss in ("mse", "ce")):
-            raise ValueError(f"fit_loss must be 'mse', 'ce' or a callable; got {fit_loss!r}")
-        self.fit_loss = fit_loss
+        self.fit_loss: FitLoss = make_fit_loss(fit_loss)
         self.optimizer = self._make_optimizer(optimizer, positive_number("lr", lr))
-        self.stats: FitStats | None = None
-        # an OrderedDict: RemovableHandle keeps a weak reference to it (a plain dict has none)
-        self._hooks: OrderedDict[int, FitHook] = OrderedDict()
-        self._checked: set[tuple[int, ...]] = set()
+        self.nonfinite_fit = one_of("nonfinite_fit", nonfinite_fit, ("raise", "skip"))
+        self._init_telemetry()
+        # per-item input shape -> the model's per-item output shape (found at the first call)
+        self._out_shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
 
     def _make_optimizer(self, spec: OptimizerSpec, lr: float) -> torch.optim.Optimizer:
         params = list(self.model.parameters())
@@ -120,27 +127,28 @@ class Surrogate(SamplerMixin, Estimator):
         return opt
 
     # ------------------------------------------------------------------ public
-    def register_fit_hook(self, hook: FitHook) -> RemovableHandle:
-        """Call ``hook(surrogate, stats)`` after every fit (for loggers and progress bars)."""
-        handle = RemovableHandle(self._hooks)
-        self._hooks[handle.id] = hook
-        return handle
-
     def predict(self, x: Tensor) -> Tensor:
         """``model(x)`` with gradients to ``x`` only (the parameters are used detached)."""
         params = {k: v.detach() for k, v in self.model.named_parameters()}
         params.update(dict(self.model.named_buffers()))
-        return torch.func.functional_call(self.model, params, (x,))
+        return torch.func.functional_call(self.model, params, (self._cast(x),))
 
     # ------------------------------------------------------------------ Estimator
-    def output(self, blackbox: BlackBox, x: Tensor) -> Tensor:
+    def output(self, blackbox: Evaluator, x: Tensor) -> Tensor:
+        fitting = self.training and self.fit_steps > 0
+        if fitting and torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                "Surrogate is in training mode, where every forward pass fits the surrogate "
+                "(which needs autograd), but torch.inference_mode() is active; call .eval() on "
+                "the model (or the Bypass) for inference, or use torch.no_grad() instead"
+            )
         y = blackbox(x, what="forward")
-        self._check_model(x, y)
-        if self.training and self.fit_steps > 0:
+        self.fit_loss.check(self._out_shape(x), y, "forward")
+        if fitting:
             self.fit(blackbox, x)
         return y
 
-    def vjp(self, blackbox: BlackBox, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
+    def vjp(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
         with torch.enable_grad():
             xx = x.detach().requires_grad_(True)
             out = self.predict(xx)
@@ -148,93 +156,70 @@ class Surrogate(SamplerMixin, Estimator):
         return grad_x
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, blackbox: BlackBox, x: Tensor) -> FitStats:
+    def fit(self, blackbox: Evaluator, x: Tensor) -> FitStats:
         """Sample around ``x``, evaluate ``fn`` there and fit the model; returns the stats."""
         xs, _ = self.sampler.perturb(x)
         ys, valid = blackbox.many(xs, what="surrogate fit samples")
-        inputs, targets = xs.flatten(0, 1), ys.flatten(0, 1)
+        inputs, targets = self._cast(xs.flatten(0, 1)), ys.flatten(0, 1)
         dropped = 0
         if valid is not None:
             keep = valid.flatten()
             dropped = int((~keep).sum())
             inputs, targets = inputs[keep], targets[keep]
-        if self.fit_loss == "ce" and len(targets):  # indices out of range fail in cross_entropy
-            low, high = int(targets.min()), int(targets.max())
-            classes = getattr(self, "_classes", None)
-            if low < 0 or (classes is not None and high >= classes):
-                raise BlackBoxError(
-                    f"fn returned class index {low if low < 0 else high} in surrogate fit "
-                    f"samples; the surrogate has {classes} classes (its last axis)"
-                )
-        metric = "accuracy" if self.fit_loss == "ce" else "r2"
         if len(inputs) == 0:
             raise BlackBoxError("every perturbed sample of the surrogate fit was NaN/inf")
-        losses = []
+        self.fit_loss.check(self._out_shape(x), targets, "surrogate fit samples")
+        losses, skipped = [], 0
         with torch.enable_grad():
             for step in range(self.fit_steps):
                 self.optimizer.zero_grad(set_to_none=True)
                 pred = self.model(inputs)
                 if step == 0:
-                    before = agreement(pred.detach(), targets, metric)
-                loss = self._loss(pred, targets)
+                    before = self.fit_loss.agreement(pred.detach(), targets)
+                loss = self.fit_loss(pred, targets)
                 loss.backward()
-                self.optimizer.step()
                 losses.append(float(loss.detach()))
+                if self._finite_step(losses[-1]):
+                    self.optimizer.step()
+                    continue
+                skipped += 1
+                if self.nonfinite_fit == "raise":
+                    self.optimizer.zero_grad(set_to_none=True)
+                    raise FloatingPointError(
+                        f"surrogate fit step {step + 1} of {self.fit_steps} had a NaN/inf "
+                        f"{'loss' if not _finite(losses[-1]) else 'gradient'} (loss {losses[-1]}); "
+                        "that step was skipped (the model keeps its previous weights). Lower lr, check the "
+                        "model and fn's outputs, or pass nonfinite_fit='skip' to Surrogate to "
+                        "skip such steps and count them in stats.skipped"
+                    )
         self.optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
-            after = agreement(self.model(inputs), targets, metric)
-        self.stats = FitStats(
+            after = self.fit_loss.agreement(self.model(inputs), targets)
+        return self._publish(FitStats(
             loss_first=losses[0], loss_last=losses[-1], agreement_before=before,
-            agreement_after=after, metric=metric, samples=len(inputs), dropped=dropped,
-            steps=self.fit_steps,
-        )  # fmt: skip
-        for hook in list(self._hooks.values()):
-            hook(self, self.stats)
-        return self.stats
+            agreement_after=after, metric=self.fit_loss.metric, samples=len(inputs),
+            dropped=dropped, steps=self.fit_steps - skipped, skipped=skipped,
+        ))  # fmt: skip
 
-    def _loss(self, pred: Tensor, target: Tensor) -> Tensor:
-        if self.fit_loss == "ce":
-            return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1))
-        if self.fit_loss == "mse":
-            return F.mse_loss(pred, target.to(pred.dtype))
-        return self.fit_loss(pred, target)  # type: ignore[operator]
+    def _finite_step(self, loss: float) -> bool:
+        """Is the loss finite and every gradient of the model finite (one synchronisation)?"""
+        if not _finite(loss):
+            return False
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        return not grads or bool(torch.stack([g.isfinite().all() for g in grads]).all())
 
-    def _check_model(self, x: Tensor, y: Tensor) -> None:
-        """At the first call per input shape: does the model's output fit fn's output?"""
-        if self.fit_loss == "ce":
-            if y.is_floating_point():
-                raise BlackBoxError(
-                    f"fit_loss='ce' needs fn to return integer class indices; got {y.dtype}"
-                )
-            if int(y.min()) < 0:
-                raise BlackBoxError(f"fn returned a negative class index ({int(y.min())})")
+    def _cast(self, x: Tensor) -> Tensor:
+        """``x`` in the model's (floating) dtype; autograd casts the gradient back."""
+        dtype = next(self.model.parameters()).dtype
+        return x if x.dtype == dtype or not dtype.is_floating_point else x.to(dtype)
+
+    def _out_shape(self, x: Tensor) -> tuple[int, ...]:
+        """The model's per-item output shape for inputs shaped like ``x`` (cached per shape)."""
         key = tuple(x.shape[1:])
-        if key in self._checked:
-            if self.fit_loss == "ce" and int(y.max()) >= self._classes:
-                raise BlackBoxError(
-                    f"fn returned class index {int(y.max())} but the surrogate has "
-                    f"{self._classes} classes (its last axis)"
-                )
-            return
-        with torch.no_grad():
-            out = self.predict(x[:1])
-        expected = tuple(y.shape[1:])
-        if self.fit_loss == "ce":
-            got = tuple(out.shape[1:-1])
-            self._classes = out.shape[-1]
-            if got != expected or int(y.max()) >= self._classes:
-                raise BlackBoxError(
-                    f"with fit_loss='ce' the surrogate must return logits of shape (B, *{expected}, "
-                    f"K) with K > max index {int(y.max())}; got (B, *{tuple(out.shape[1:])})"
-                )
-        elif callable(self.fit_loss) and not isinstance(self.fit_loss, str):
-            pass  # a custom loss defines its own pairing of prediction and target
-        elif tuple(out.shape[1:]) != expected:
-            raise BlackBoxError(
-                f"the surrogate must return fn's per-item shape {expected}; "
-                f"got {tuple(out.shape[1:])}"
-            )
-        self._checked.add(key)
+        if key not in self._out_shapes:
+            with torch.no_grad():
+                self._out_shapes[key] = tuple(self.predict(x[:1].detach()).shape[1:])
+        return self._out_shapes[key]
 
     # ------------------------------------------------------------------ state
     def get_extra_state(self) -> dict[str, Any]:
@@ -247,8 +232,11 @@ class Surrogate(SamplerMixin, Estimator):
         self.sampler.load_state_dict(state["sampler"])
 
     def extra_repr(self) -> str:
-        loss = self.fit_loss if isinstance(self.fit_loss, str) else getattr(self.fit_loss, "__name__", "custom")
         return (
             f"sigma={self.sigma}, samples={self.samples}, fit_steps={self.fit_steps}, "
-            f"fit_loss={loss!r}"
+            f"fit_loss={self.fit_loss.name!r}"
         )
+
+
+def _finite(value: float) -> bool:
+    return math.isfinite(value)

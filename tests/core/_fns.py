@@ -55,3 +55,53 @@ def record_sizes(sizes: list[int]):
         return wiggle(x)
 
     return fn
+
+
+class KillOnce:
+    """``wiggle``, but the first call (whichever process makes it) kills its own process.
+
+    The marker file records that the kill happened, so a retry in a fresh worker, or in the
+    calling process, evaluates normally. Picklable (a module-level class with a plain attribute).
+    """
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __call__(self, x: Tensor) -> Tensor:
+        import os
+
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return wiggle(x)
+        os.close(fd)
+        os._exit(1)  # a worker lost mid-batch: no exception, no result
+
+
+class CloseDaskWorkerOnce:
+    """``wiggle``, but the first call closes the Dask worker running it, mid-task.
+
+    For an in-process ``LocalCluster`` (fast to start), where a worker cannot be killed with
+    ``os._exit``: the worker leaves the cluster while its task runs, as a killed one would, and
+    the task's late result is never delivered.
+    """
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __call__(self, x: Tensor) -> Tensor:
+        import functools
+        import os
+        import time
+
+        from distributed import get_worker
+
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return wiggle(x)
+        os.close(fd)
+        worker = get_worker()
+        worker.loop.add_callback(functools.partial(worker.close, executor_wait=False, nanny=False))
+        time.sleep(2)
+        return wiggle(x) * 0  # a wrong value that must never arrive

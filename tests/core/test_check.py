@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diffbypass import ES, Bypass, FiniteDifference, GradientCheck, StraightThrough, check_gradient
+from torch import nn
+
+from diffbypass import (
+    ES,
+    Bypass,
+    FiniteDifference,
+    GradientCheck,
+    StraightThrough,
+    Surrogate,
+    check_gradient,
+)
 
 from .closed_forms import Z, sign_term_variance, smoothed_sign_grad
 from .registry import gen
@@ -118,3 +128,46 @@ def test_estimator_as_reference():
         FiniteDifference(eps=1e-4), smooth, X, reference=FiniteDifference(eps=1e-5)
     )
     assert result.cosine == pytest.approx(1.0, abs=1e-8)
+
+
+# ---------------------------------------------------------------------------------- works on a copy (#8)
+def test_check_gradient_does_not_change_the_estimator_it_checks():
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = nn.Linear(3, 3).double()
+    est = Surrogate(model, samples=4, fit_steps=2, lr=1e-2, generator=gen(0))
+    layer = Bypass(torch.sin, est)
+    calls = []
+    est.register_fit_hook(lambda e, s: calls.append(s))
+    state = {k: v.clone() for k, v in est.model.state_dict().items()}
+    rng = est.sampler.generator.get_state()
+    x = torch.randn(2, 3, generator=gen(1), dtype=torch.float64)
+    check_gradient(layer, None, x)
+    assert all(torch.equal(state[k], v) for k, v in est.model.state_dict().items())
+    assert torch.equal(est.sampler.generator.get_state(), rng)
+    assert est.optimizer.state_dict()["state"] == {} and est.stats is None and calls == []
+    assert layer.blackbox.calls == 0
+
+    es = ES(sigma=0.5, samples=4, generator=gen(2))
+    rng = es.sampler.generator.get_state()
+    check_gradient(es, torch.sin, x, reference=ES(sigma=0.5, samples=4, generator=gen(3)))
+    assert torch.equal(es.sampler.generator.get_state(), rng) and es.stats is None
+
+
+def test_check_gradient_of_a_copy_gives_the_same_numbers_twice():
+    x = torch.randn(2, 3, generator=gen(1), dtype=torch.float64)
+    layer = Bypass(torch.sin, ES(sigma=0.5, samples=4, generator=gen(2)))
+    assert torch.equal(check_gradient(layer, None, x).estimate, check_gradient(layer, None, x).estimate)
+
+
+def test_check_gradient_reference_cannot_corrupt_x():
+    x0 = torch.randn(2, 3, generator=gen(1), dtype=torch.float64)
+    x = x0.clone()
+
+    def reference(z, v):
+        g = torch.cos(z) * v
+        z.mul_(0)
+        return g
+
+    check_gradient(FiniteDifference(eps=1e-5), torch.sin, x, reference=reference)
+    assert torch.equal(x, x0)

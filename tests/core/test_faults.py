@@ -120,7 +120,7 @@ def test_raise_in_es_samples_names_the_chunk():
     fn = raising_after(2)  # forward and first chunk fine, the second chunk raises
     y = Bypass(fn, ES(sigma=1.0, samples=8, generator=gen(0)), max_batch=4)(x)
     with pytest.raises(
-        BlackBoxError, match=r"fn raised in ES samples, chunk 2 of 4 \(flat samples 4\.\.7\)"
+        BlackBoxError, match=r"^fn raised in ES samples, chunk 2 of 4 \(flat samples 5\.\.8 of 16\)$"
     ) as info:
         y.sum().backward()
     assert isinstance(info.value.__cause__, Boom)
@@ -156,7 +156,7 @@ def test_wrong_leading_dimension_in_perturbed_samples():
     y = Bypass(lambda t: t[:4].clone(), ES(sigma=1.0, samples=2, generator=gen(0)))(x)
     with pytest.raises(
         BlackBoxError,
-        match=r"leading \(batch\) dimension 8; got shape \(4, 2\) in ES samples \(chunk 0\)",
+        match=r"leading \(batch\) dimension 8; got shape \(4, 2\) in ES samples$",
     ):
         y.sum().backward()
 
@@ -195,7 +195,10 @@ def test_output_kind_changing_between_calls():
     "out,match",
     [
         ([1.0, 2.0], r"must return a torch.Tensor or numpy.ndarray; got list in forward"),
-        (np.array([object(), object()]), r"fn returned an object array in forward"),
+        (
+            np.array([object(), object()]),
+            r"fn returned a NumPy array of dtype object and shape \(2,\) in forward; expected numbers",
+        ),
     ],
     ids=["list", "object-array"],
 )
@@ -233,7 +236,7 @@ def test_class_index_beyond_the_logits_at_the_first_call():
     layer = Bypass(lambda x: torch.full((x.shape[0], 2), 4), ce_surrogate(classes=3))
     with pytest.raises(
         BlackBoxError,
-        match=r"logits of shape \(B, \*\(2,\), K\) with K > max index 4; got \(B, \*\(2, 3\)\)",
+        match=r"fn returned class index 4 in forward; the surrogate has 3 classes \(its last axis\)",
     ):
         layer(torch.zeros(2, 3))
 
@@ -248,7 +251,7 @@ def test_class_index_beyond_the_logits_at_a_later_call():
     layer = Bypass(fn, ce_surrogate(classes=3))
     layer(torch.zeros(2, 3))
     with pytest.raises(
-        BlackBoxError, match=r"fn returned class index 5 but the surrogate has 3 classes"
+        BlackBoxError, match=r"fn returned class index 5 in forward; the surrogate has 3 classes"
     ):
         layer(torch.zeros(2, 3))
 
@@ -268,7 +271,7 @@ def test_class_index_beyond_the_logits_in_fit_samples():
 
 def test_negative_class_index():
     layer = Bypass(lambda x: torch.full((x.shape[0], 2), -1), ce_surrogate())
-    with pytest.raises(BlackBoxError, match=r"fn returned a negative class index \(-1\)"):
+    with pytest.raises(BlackBoxError, match=r"fn returned a negative class index \(-1\) in forward"):
         layer(torch.zeros(2, 3))
 
 

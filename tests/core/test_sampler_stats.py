@@ -73,4 +73,5 @@ def test_fit_stats_as_dict():
         "samples": 8,
         "dropped": 0,
         "steps": 2,
+        "skipped": 0,
     }

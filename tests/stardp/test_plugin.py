@@ -16,9 +16,14 @@ MODULES = ["blackbox", "contour", "cost", "dp", "semiring", "smoothing", "soft_d
            "surrogate", "torch_dp", "warp"]
 
 
-def test_entry_point_loads_the_module():
+def test_entry_point_loads_the_plugin_record():
     assert "stardp" in diffbypass.plugins.available()
-    assert diffbypass.plugins.load("stardp") is diffbypass_stardp
+    plugin = diffbypass.plugins.load("stardp")
+    assert plugin is diffbypass_stardp.PLUGIN and isinstance(plugin, diffbypass.plugins.Plugin)
+    assert (plugin.name, plugin.version) == ("stardp", diffbypass_stardp.__version__)
+    assert plugin.blackbox is diffbypass_stardp.StarDP
+    assert plugin.surrogate is diffbypass_stardp.StarSurrogate
+    assert plugin.fit_loss == diffbypass_stardp.FIT_LOSS
 
 
 def test_plugin_offers_black_box_surrogate_and_fit_loss():
@@ -32,8 +37,8 @@ def test_all_is_explicit_sorted_and_documented():
     assert names == sorted(names) and len(set(names)) == len(names)
     for name in names:
         obj = getattr(diffbypass_stardp, name)
-        if name == "FIT_LOSS":
-            continue  # data: documented by its #: comment in blackbox.py
+        if name in ("FIT_LOSS", "PLUGIN"):
+            continue  # data: documented by a #: comment or a docstring after the assignment
         assert inspect.getdoc(obj), f"{name} has no docstring"
 
 

@@ -10,12 +10,15 @@ is not differentiable; inside a model it is wrapped as ::
 
     dp = Bypass(StarDP(), Surrogate(StarSurrogate(), fit_loss=FIT_LOSS))
 
-What a diffbypass plugin offers (loaded with ``diffbypass.plugins.load("stardp")``): the black
-box :class:`StarDP`, the default surrogate :class:`StarSurrogate`, the fit loss
-:data:`FIT_LOSS`, and helpers for geometry, ground truth and a differentiable soft DP.
+The plugin's record :data:`PLUGIN` (what ``diffbypass.plugins.load("stardp")`` returns) names
+the black box :class:`StarDP`, the default surrogate :class:`StarSurrogate` and the fit loss
+:data:`FIT_LOSS`; the module adds helpers for geometry, ground truth and a differentiable soft
+DP.
 """
 
 from __future__ import annotations
+
+from diffbypass.plugins import Plugin
 
 from diffbypass_stardp.blackbox import FIT_LOSS, StarDP
 from diffbypass_stardp.contour import contour_points, mask_to_indices, polygon_mask
@@ -32,6 +35,7 @@ from diffbypass_stardp.warp import warp
 __all__ = [
     "FIT_LOSS",
     "HardMin",
+    "PLUGIN",
     "Semiring",
     "SoftDPResult",
     "SoftMin",
@@ -51,3 +55,8 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+PLUGIN = Plugin(
+    name="stardp", version=__version__, blackbox=StarDP, surrogate=StarSurrogate, fit_loss=FIT_LOSS
+)
+"""The plugin's record, returned by ``diffbypass.plugins.load("stardp")``."""
