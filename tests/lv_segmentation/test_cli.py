@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lvseg.cli import build_parser, main
-from lvseg.train import TrainConfig
+from lvseg.config import TrainConfig
 from lvseg_testing import TINY_ARGS, one_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")

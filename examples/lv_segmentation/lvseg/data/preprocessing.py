@@ -36,14 +36,23 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "CROP_SIZE",
     "REASON_LV_OUTSIDE_CROP",
     "REASON_NO_LV",
     "REASON_NO_LV_AFTER_RESAMPLING",
+    "SPACING_MM",
     "PreparedData",
+    "crop_around",
+    "normalize_intensities",
     "object_radius",
     "preprocess",
     "resample",
 ]
+
+#: Common pixel size (mm) every slice is resampled to (thesis: ~1.37 mm).
+SPACING_MM = 1.37
+#: Side (pixels) of the square crop around the LV centre (128 px = 175 mm at 1.37 mm).
+CROP_SIZE = 128
 
 REASON_NO_LV = "no_lv"
 """The slice's mask is empty."""
@@ -107,8 +116,8 @@ class PreparedData:
 def preprocess(
     slices: Sequence[Slice],
     *,
-    spacing: float = 1.37,
-    size: int | tuple[int, int] = 128,
+    spacing: float = SPACING_MM,
+    size: int | tuple[int, int] = CROP_SIZE,
     crop: Literal["lv", "image"] = "lv",
     normalize: bool = True,
     percentiles: tuple[float, float] = (1.0, 99.0),
@@ -160,18 +169,12 @@ def preprocess(
                         f"resampled to {spacing} mm")
             continue
         if normalize:
-            lo, hi = np.percentile(image, (low, high))
-            image = np.clip(image, lo, hi)
-            std = float(image.std())
-            image = (image - image.mean()) / (std if std > 0 else 1.0)
+            image = normalize_intensities(image, (low, high))
         if crop == "lv":
             row, col = ndimage.center_of_mass(mask)
         else:
             row, col = (image.shape[0] - 1) / 2, (image.shape[1] - 1) / 2
-        top = int(math.floor(row + 0.5)) - height // 2
-        left = int(math.floor(col + 0.5)) - width // 2
-        image = _window(image, top, left, height, width, fill=float(image.min()))
-        mask = _window(mask, top, left, height, width, fill=False)
+        image, mask, _ = crop_around(image, (row, col), (height, width), mask)
         if not mask.any():
             report.skip(REASON_LV_OUTSIDE_CROP, item.source,
                         f"{item.source}: the LV lies outside the {height}x{width} crop")
@@ -271,6 +274,51 @@ def object_radius(mask: np.ndarray, center: tuple[float, float]) -> float:
     d_v = np.hypot(x - (c_v + 0.5), np.maximum(np.abs(y - r_v) - 0.5, 0.0))
     d_h = np.hypot(y - (r_h + 0.5), np.maximum(np.abs(x - c_h) - 0.5, 0.0))
     return float(min(d_v.min(initial=np.inf), d_h.min(initial=np.inf)))
+
+
+def normalize_intensities(
+    image: np.ndarray, percentiles: tuple[float, float] = (1.0, 99.0)
+) -> np.ndarray:
+    """Clip to the ``percentiles`` and scale to zero mean and unit variance (step 3).
+
+    A constant image stays constant (it is only shifted to 0).
+
+    Example:
+        >>> float(normalize_intensities(np.array([[0.0, 2.0], [4.0, 6.0]]), (0.0, 100.0)).std())
+        1.0
+    """
+    lo, hi = np.percentile(image, percentiles)
+    image = np.clip(image, lo, hi)
+    std = float(image.std())
+    return (image - image.mean()) / (std if std > 0 else 1.0)
+
+
+def crop_around(
+    image: np.ndarray,
+    center: tuple[float, float],
+    size: tuple[int, int],
+    mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
+    """Crop or pad ``image`` (and ``mask``) to ``size`` around ``center`` (step 4).
+
+    The crop's pixel ``(H // 2, W // 2)`` is the image pixel nearest to ``center`` = (row,
+    column); padding takes the image's lowest value and an empty mask.
+
+    Returns:
+        ``(image crop, mask crop or None, (top, left))``: ``(top, left)`` is the image position
+        of the crop's pixel ``(0, 0)`` (negative when padded).
+
+    Example:
+        >>> crop, _, origin = crop_around(np.arange(25.0).reshape(5, 5), (0.0, 4.0), (3, 3))
+        >>> crop.tolist(), origin
+        ([[0.0, 0.0, 0.0], [3.0, 4.0, 0.0], [8.0, 9.0, 0.0]], (-1, 3))
+    """
+    height, width = int(size[0]), int(size[1])
+    top = int(math.floor(center[0] + 0.5)) - height // 2
+    left = int(math.floor(center[1] + 0.5)) - width // 2
+    crop = _window(image, top, left, height, width, fill=float(image.min()))
+    mask_crop = None if mask is None else _window(mask, top, left, height, width, fill=False)
+    return crop, mask_crop, (top, left)
 
 
 def _window(
