@@ -22,6 +22,7 @@ from typing import Any
 
 from diffbypass.validation import int_at_least, nonnegative_number, one_of, positive_number
 from lvseg.data.datasets import DATASETS
+from lvseg.data.splits import SCHEMES
 from lvseg.methods import METHODS
 from lvseg.models import NORMS
 from lvseg.options import document, option
@@ -62,6 +63,10 @@ class TrainConfig:
     data: str = option("sunnybrook", "dataset; " + _DATA_HELP, choices=tuple(DATASETS))
     data_dir: str | None = option(None, "dataset folder, stored as an absolute path (None: the "
                                   "dataset's default)", metavar="DIR")
+    split: str = option("random", "patient split: random (seeded shares: 1/3 each for "
+                        "sunnybrook, 0.8/0.1/0.1 otherwise) or thesis (ACDC: validation = "
+                        "patients whose number is divisible by 5, no test split)",
+                        choices=tuple(SCHEMES))
     train_size: int | None = option(10, "telescopic training subset: N slices, or 'all' (None)",
                                     metavar="N", parse=_size)
     seed: int = option(0, "seed of initialisation, batch order, centre jitter and surrogate "
@@ -102,6 +107,7 @@ class TrainConfig:
             self.fractions = tuple(float(f) for f in self.fractions)  # type: ignore[assignment]
         one_of("method", self.method, tuple(METHODS))
         one_of("data", self.data, tuple(DATASETS))
+        one_of("split", self.split, tuple(SCHEMES))
         if self.data_dir is not None:
             self.data_dir = os.path.abspath(self.data_dir)
         if self.iterations is None:

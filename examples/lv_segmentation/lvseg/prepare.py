@@ -19,13 +19,13 @@ from lvseg.config import TrainConfig
 from lvseg.data import (
     CROP_SIZE,
     DATASETS,
+    SCHEMES,
     SPACING_MM,
     PreparedData,
     crop_around,
     normalize_intensities,
     preprocess,
     resample,
-    split_by_patient,
     telescopic_subsets,
 )
 
@@ -86,7 +86,7 @@ def prepare_data(config: TrainConfig) -> PreparedSplits:
     """
     data, report = load_prepared(config)
     fractions = config.fractions or DATASETS[config.data].fractions
-    split = split_by_patient(data.patient_ids, fractions, seed=config.split_seed)
+    split = SCHEMES[config.split](data.patient_ids, fractions, seed=config.split_seed)
     train = split.train
     if config.train_size is not None:
         if config.train_size > len(train):

@@ -27,7 +27,14 @@ from lvseg.data.preprocessing import (
     preprocess,
     resample,
 )
-from lvseg.data.splits import Split, split_by_patient, split_from_lists, telescopic_subsets
+from lvseg.data.splits import (
+    SCHEMES,
+    Split,
+    split_by_number,
+    split_by_patient,
+    split_from_lists,
+    telescopic_subsets,
+)
 from lvseg.data.sunnybrook import bundled_sunnybrook, load_sunnybrook
 from lvseg.data.synthetic import make_phantoms
 from lvseg.data.types import LoadReport, Skipped, Slice
@@ -35,6 +42,7 @@ from lvseg.data.types import LoadReport, Skipped, Slice
 __all__ = [
     "CROP_SIZE",
     "DATASETS",
+    "SCHEMES",
     "SPACING_MM",
     "Dataset",
     "LoadReport",
@@ -53,6 +61,7 @@ __all__ = [
     "polygon_to_mask",
     "preprocess",
     "resample",
+    "split_by_number",
     "split_by_patient",
     "split_from_lists",
     "telescopic_subsets",
@@ -63,5 +72,7 @@ __all__ = [
 SPACING_MM = SPACING_MM
 #: Side (pixels) of the square crop around the LV centre (:mod:`lvseg.data.preprocessing`).
 CROP_SIZE = CROP_SIZE
+#: Patient split schemes by name (:mod:`lvseg.data.splits`): ``random`` and ``thesis``.
+SCHEMES = SCHEMES
 #: The datasets by name (:mod:`lvseg.data.datasets`); :func:`load_dataset` looks names up here.
 DATASETS = DATASETS
