@@ -247,3 +247,28 @@ def test_a_checkpoint_that_does_not_fit_the_config_is_one_paragraph(
     assert "method: 'unet' in the checkpoint, 'edpcnn' in config.json" in err
     with pytest.raises(CheckpointError, match="tensors missing"):
         Trainer(tiny_config("edpcnn", iterations=4), other, data=data, resume=True)
+
+
+# ----------------------------------------------------------------------- devices
+def test_device_option_on_a_cpu_machine(tmp_path: Path, data, monkeypatch: pytest.MonkeyPatch,
+                                        capsys) -> None:  # type: ignore[no-untyped-def]
+    from lvseg.device import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(ValueError, match="device 'cuda' was asked for, but torch .* sees no CUDA"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="device must be one of 'auto', 'cpu', 'cuda'; got 'tpu'"):
+        resolve_device("tpu")
+    # --device cpu and auto give the same numbers as before (the default)
+    a, b = tmp_path / "a", tmp_path / "b"
+    Trainer(tiny_config("edpcnn", iterations=2), a, data=data).fit()
+    Trainer(tiny_config("edpcnn", iterations=2), b, data=data, device="auto").fit()
+    wa, wb = load_checkpoint(a / "last.pt")["model"], load_checkpoint(b / "last.pt")["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa if isinstance(wa[k], torch.Tensor))
+    assert evaluate_run(a, split="val", device="cpu")["dice"] == evaluate_run(b, split="val")["dice"]
+    out = tmp_path / "c"
+    assert main(["train", "--method", "unet", *TINY_ARGS, "--iterations", "1", "--device",
+                 "cuda", "--out", str(out)]) == 2
+    assert "sees no CUDA device; use --device cpu" in capsys.readouterr().err
+    assert not out.exists()

@@ -10,6 +10,7 @@ The modules follow the pipeline, one concept each:
 - :mod:`lvseg.pipeline` — star settings and EDPCNN: U-Net → warp → ``Bypass(StarDP, estimator)``;
 - :mod:`lvseg.methods` — the method table (estimator, loss, DP or not) and the model factory;
 - :mod:`lvseg.segment` — inference for every method;
+- :mod:`lvseg.device` — ``--device auto|cpu|cuda``;
 - :mod:`lvseg.sampler` — the batch sampler with a resumable state;
 - :mod:`lvseg.hooks` — the metrics log and the progress bar;
 - :mod:`lvseg.train` — the training loop: hooks, exact resume, safe interruption;
@@ -34,6 +35,7 @@ __all__ = [
     "cli",
     "config",
     "data",
+    "device",
     "evaluate",
     "figures",
     "hooks",

@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``lvseg`` (every option is documented in ``--help``)."""
     from lvseg.config import TrainConfig
     from lvseg.data import DATASETS
+    from lvseg.device import DEVICES
     from lvseg.options import add_arguments
     from lvseg.pipeline import StarConfig
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true",
                    help="continue RUN_DIR exactly from its last.pt (only --iterations may change)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _device(t, DEVICES)
     t.add_argument("--out", required=True, metavar="RUN_DIR",
                    help="run directory; must not exist (or be empty) unless --resume")
 
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write pipeline overlays (thesis fig. 4.3) as PNGs into DIR")
     e.add_argument("--max-figures", type=int, default=12, metavar="N",
                    help="at most this many PNGs (default 12)")
+    _device(e, DEVICES)
 
     p = sub.add_parser(
         "predict", help="segment new slices given the LV centre",
@@ -102,7 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slice", type=int, default=None, metavar="Z",
                    help="slice of a 3-D NIfTI volume")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    _device(p, DEVICES)
     return parser
+
+
+def _device(parser: argparse.ArgumentParser, choices: tuple[str, ...]) -> None:
+    parser.add_argument("--device", default="auto", choices=list(choices),
+                        help="where the U-Net (and the surrogate) run: auto = CUDA when present, "
+                        "else the CPU; the star DP always runs on the CPU (default auto)")
 
 
 def defaults_spacing() -> float:
@@ -147,11 +157,11 @@ def _train(args: argparse.Namespace) -> int:
         config = TrainConfig.from_dict(stored)
     else:
         config = TrainConfig(star=StarConfig(**star_given), **given)
-    trainer = Trainer(config, args.out, resume=args.resume)
+    trainer = Trainer(config, args.out, resume=args.resume, device=args.device)
     print(f"lvseg train: {config.method} on {config.data} ({trainer.data.report}); "
           f"{len(trainer.data.train)} training slices (patients "
           f"{', '.join(trainer.data.patients['train'])}), {len(trainer.data.val)} validation; "
-          f"run directory {args.out}", file=sys.stderr)
+          f"run directory {args.out}; device {trainer.device}", file=sys.stderr)
     if not args.no_progress:
         trainer.add_hook(ProgressBar())
     try:
@@ -176,6 +186,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.run_dir, data=args.data, data_dir=args.data_dir, split=args.split,
         center_jitter=args.center_jitter, seed=args.seed, figures_dir=args.figures,
         max_figures=args.max_figures, method="unet-dp" if args.dp else None,
+        device=args.device,
     )  # fmt: skip
     where = f" ({result['data_dir']})" if result["data_dir"] else ""
     print(f"{result['method']} ({result['checkpoint']}, iteration {result['iteration']}) on "
@@ -193,7 +204,7 @@ def _predict(args: argparse.Namespace) -> int:
     from lvseg.evaluate import load_run
     from lvseg.predict import predict_files
 
-    run = load_run(args.run_dir)
+    run = load_run(args.run_dir, device=args.device)
     for image, (png, result) in zip(args.images, predict_files(
             run, args.images, args.center, args.out, spacing=args.spacing,
             slice_index=args.slice)):

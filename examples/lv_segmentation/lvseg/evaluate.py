@@ -26,6 +26,7 @@ from diffbypass.validation import nonnegative_number, one_of
 from lvseg.checkpoint import CheckpointError, load_checkpoint, load_model_state, read_config
 from lvseg.config import TrainConfig
 from lvseg.data import DATASETS
+from lvseg.device import resolve_device
 from lvseg.methods import build_model, get_method, unet_of
 from lvseg.metrics import evaluate_batch, summarize
 from lvseg.pipeline import jitter_centers
@@ -50,8 +51,13 @@ class LoadedRun:
         return unet_of(self.model)
 
 
-def load_run(run_dir: str | os.PathLike[str], checkpoint: str = "best") -> LoadedRun:
+def load_run(
+    run_dir: str | os.PathLike[str], checkpoint: str = "best", *, device: str = "cpu"
+) -> LoadedRun:
     """Load ``run_dir/<checkpoint>.pt`` (``best``, falling back to ``last``) into its model.
+
+    The model is put on ``device`` (:func:`~lvseg.device.resolve_device`: ``auto``, ``cpu`` or
+    ``cuda``), in eval mode.
 
     Raises:
         RunDirError: if ``run_dir`` is not a run directory.
@@ -69,7 +75,7 @@ def load_run(run_dir: str | os.PathLike[str], checkpoint: str = "best") -> Loade
     state = load_checkpoint(path)
     model = build_model(config)
     load_model_state(model, state, path, config.to_dict())
-    model.eval()
+    model.to(resolve_device(device)).eval()
     return LoadedRun(config, model, path.name, int(state.get("iteration", 0)))
 
 
@@ -84,6 +90,7 @@ def evaluate_run(
     figures_dir: str | os.PathLike[str] | None = None,
     max_figures: int | None = 12,
     method: str | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Evaluate a run's best checkpoint; returns the summary with one row per image.
 
@@ -98,6 +105,7 @@ def evaluate_run(
         figures_dir: write an overlay PNG per image there (at most ``max_figures``).
         method: evaluate a ``unet`` run as ``unet-dp`` (or back): the pixel-trained methods share
             their training, only the prediction differs.
+        device: where the U-Net runs (``auto``, ``cpu`` or ``cuda``); the DP runs on the CPU.
 
     Returns:
         ``{"method", "checkpoint", "iteration", "data", "data_dir" (the folder read, absolute;
@@ -108,7 +116,7 @@ def evaluate_run(
     """
     nonnegative_number("center_jitter", center_jitter)
     one_of("split", split, ("val", "test", "all"))
-    run = load_run(run_dir)
+    run = load_run(run_dir, device=device)
     config = run.config
     if method is not None and method != config.method:
         if get_method(method).end_to_end or get_method(config.method).end_to_end:

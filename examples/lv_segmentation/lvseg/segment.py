@@ -55,16 +55,20 @@ def segment(
     """Segment ``images`` :math:`(B, 1, H, W)` with the star centred at ``centers`` :math:`(B, 2)`.
 
     ``unet`` is put in eval mode (and left there). ``method`` is a :class:`~lvseg.methods.Method`
-    or its name; the module docstring says what each kind of method does.
+    or its name; the module docstring says what each kind of method does. The U-Net and the warp
+    run on the U-Net's device, the DP on the CPU; the results are CPU tensors.
     """
     if isinstance(method, str):
         method = get_method(method)
     unet.eval()
+    weight = next(unet.parameters(), None)  # a parameter-free map (tests) stays where it is
+    if weight is not None:
+        images, centers = images.to(weight.device), centers.to(weight.device)
     maps = torch.cat([unet(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
     if not method.end_to_end:  # trained on pixels: read the foreground probability
         maps = torch.sigmoid(maps)
     if not method.dp:
-        return Segmentation(maps[:, 0] > 0.5, maps[:, 0], None, None, None, None)
+        return Segmentation((maps[:, 0] > 0.5).cpu(), maps[:, 0].cpu(), None, None, None, None)
     points = star.points(centers)
     # pixel-trained + DP (unet-dp): the probability minus 1/2, so that the background is
     # negative like the point beyond the star, which radial_difference takes as 0 (else a soft
@@ -73,4 +77,4 @@ def segment(
     indices = star.dp("float")(warped)
     contours = contour_points(indices, points)
     masks = polygon_mask(contours, tuple(images.shape[-2:]))
-    return Segmentation(masks, maps[:, 0], points, warped, indices, contours)
+    return Segmentation(*(t.cpu() for t in (masks, maps[:, 0], points, warped, indices, contours)))

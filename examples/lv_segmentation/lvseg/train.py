@@ -35,6 +35,7 @@ from lvseg.checkpoint import (
     write_config,
 )
 from lvseg.config import TrainConfig
+from lvseg.device import resolve_device
 from lvseg.hooks import Hook, MetricsLog, read_metrics
 from lvseg.methods import build_model, get_method, unet_of
 from lvseg.metrics import evaluate_batch, summarize
@@ -65,6 +66,8 @@ class Trainer:
         resume: continue from ``run_dir/last.pt``.
         data: already prepared data (tests reuse it across runs); by default
             :func:`~lvseg.prepare.prepare_data`.
+        device: where the U-Net and the surrogate train (``auto``, ``cpu`` or ``cuda``; not part
+            of the run's config: a run resumes on any device). The DP runs on the CPU.
 
     Raises:
         RunDirError: on an existing run without ``resume``, a missing/foreign one with it, a run
@@ -80,8 +83,10 @@ class Trainer:
         *,
         resume: bool = False,
         data: PreparedSplits | None = None,
+        device: str = "cpu",
     ) -> None:
         self.run_dir = Path(run_dir)
+        self.device = resolve_device(device)
         self.config = config
         self.method = get_method(config.method)
         self._lock = RunLock(self.run_dir)
@@ -89,7 +94,7 @@ class Trainer:
             self._lock.acquire()
         try:
             checkpoint = self._open_run_dir(config, resume)
-            self.model = build_model(config)  # the constructors check their options here
+            self.model = build_model(config).to(self.device)  # the constructors check options
             self.data = data if data is not None else prepare_data(config)
             self._setup(checkpoint)
             self.run_dir.mkdir(parents=True, exist_ok=True)  # only now: the run can start
@@ -199,15 +204,16 @@ class Trainer:
         start = time.perf_counter()
         self.model.train()
         idx = self.data.train[self.sampler.next().numpy()]
-        images, masks = self.images[idx], self.masks[idx]
+        images, masks = self.images[idx].to(self.device), self.masks[idx].to(self.device)
         self._last_fit = None
         centers = angles = None
         if self.method.end_to_end:  # a jittered, rotated star (thesis §5.4)
             cfg = self.config
             jittered = jitter_centers(self.centers[idx].numpy(), self.radii[idx].numpy(),
-                                      masks.numpy(), cfg.jitter, self.rng)
+                                      self.masks[idx].numpy(), cfg.jitter, self.rng)
             turns = self.rng.uniform(-cfg.rotation, cfg.rotation, size=len(idx))
-            centers, angles = torch.from_numpy(jittered), torch.from_numpy(turns).float()
+            centers = torch.from_numpy(jittered).to(self.device)
+            angles = torch.from_numpy(turns).float().to(self.device)
         loss = self.method.loss(self.model, images, masks, centers, angles)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
