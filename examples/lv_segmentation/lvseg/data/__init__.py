@@ -17,16 +17,7 @@ from __future__ import annotations
 from lvseg.data.acdc import load_acdc
 from lvseg.data.datasets import DATASETS, Dataset, load_dataset
 from lvseg.data.polygon import polygon_to_mask
-from lvseg.data.preprocessing import (
-    CROP_SIZE,
-    SPACING_MM,
-    PreparedData,
-    crop_around,
-    normalize_intensities,
-    object_radius,
-    preprocess,
-    resample,
-)
+from lvseg.data.preprocessing import CROP_SIZE, SPACING_MM, PreparedData, object_radius, preprocess
 from lvseg.data.splits import (
     SCHEMES,
     Split,
@@ -37,6 +28,7 @@ from lvseg.data.splits import (
 )
 from lvseg.data.sunnybrook import bundled_sunnybrook, load_sunnybrook
 from lvseg.data.synthetic import make_phantoms
+from lvseg.data.transforms import crop_around, normalize_intensities, resample
 from lvseg.data.types import LoadReport, Skipped, Slice
 
 __all__ = [
