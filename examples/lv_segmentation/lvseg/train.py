@@ -13,6 +13,7 @@ One process trains a run directory at a time (:class:`~lvseg.checkpoint.RunLock`
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -90,7 +91,7 @@ class Trainer:
         self.config = config
         self.method = get_method(config.method)
         self._lock = RunLock(self.run_dir)
-        if resume and self.run_dir.is_dir():
+        if resume and (self.run_dir / "config.json").is_file():  # a run: lock it before reading
             self._lock.acquire()
         try:
             checkpoint = self._open_run_dir(config, resume)
@@ -179,8 +180,6 @@ class Trainer:
             ) from None
         log = self.run_dir / "metrics.jsonl"
         if log.is_file():  # drop what was logged after the checkpoint: it will be redone
-            import json
-
             kept = [e for e in read_metrics(log) if e.get("iteration", 0) < self.iteration]
             log.write_text("".join(json.dumps(e) + "\n" for e in kept))
 
