@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--center", required=True, type=_center, metavar="X,Y", help=_CENTER_HELP)
     p.add_argument("--spacing", type=float, default=None, metavar="MM",
                    help="pixel size in mm for .npy images (default: the training spacing "
-                   f"{defaults_spacing()})")
+                   f"{_training_spacing()})")
     p.add_argument("--slice", type=int, default=None, metavar="Z",
                    help="slice of a 3-D NIfTI volume")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -115,7 +115,7 @@ def _device(parser: argparse.ArgumentParser, choices: tuple[str, ...]) -> None:
                         "else the CPU; the star DP always runs on the CPU (default auto)")
 
 
-def defaults_spacing() -> float:
+def _training_spacing() -> float:
     """The training pixel size (mm), for the help text."""
     from lvseg.data import SPACING_MM
 
