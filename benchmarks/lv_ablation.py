@@ -27,7 +27,7 @@ the CPU-sized U-Net, StarSurrogate with S = 10 samples and 2 fit steps, ES with 
 antithetic samples, centre jitter and rotation, ...; the JSON's ``config``), except the
 number of iterations, which is the same for every method at a given dataset and size (the
 ``iterations`` column). ``unet-dp`` is not trained: it is the trained ``unet`` evaluated with
-the star DP on its probability map minus 1/2 (``lvseg.pipeline.segment(method="unet-dp")``, what
+the star DP on its probability map minus 1/2 (``lvseg.segment.segment(method="unet-dp")``, what
 ``lvseg evaluate --dp`` does).
 
 Evaluation follows ``lvseg.evaluate.evaluate_run``: the star is centred at the LV's centre of
@@ -83,11 +83,20 @@ import numpy as np
 import torch
 
 from _machine import machine_info  # benchmarks/_machine.py
-from lvseg.data import load_dataset, preprocess, split_from_lists, telescopic_subsets
+from lvseg.config import TrainConfig
+from lvseg.data import (
+    CROP_SIZE,
+    SPACING_MM,
+    load_dataset,
+    preprocess,
+    split_from_lists,
+    telescopic_subsets,
+)
 from lvseg.data.preprocessing import PreparedData
 from lvseg.metrics import evaluate_batch, summarize
-from lvseg.pipeline import segment
-from lvseg.train import CROP_SIZE, SPACING_MM, PreparedSplits, TrainConfig, Trainer
+from lvseg.prepare import PreparedSplits
+from lvseg.segment import segment
+from lvseg.train import Trainer
 
 ROOT = Path(__file__).resolve().parent
 LVSEG = ROOT.parent / "examples" / "lv_segmentation" / "lvseg"

@@ -36,7 +36,7 @@ surrogate predict backward (for ES: the ES backward without the DP); warp + U-Ne
 Adam step. The pieces add up to the total; what no timestamp covers is "other". The hooks and
 wrappers only read the clock.
 
-Inference: ``lvseg.pipeline.segment`` on test-split images, seconds per image at batch 1 and
+Inference: ``lvseg.segment.segment`` on test-split images, seconds per image at batch 1 and
 batch 10: ``unet`` (U-Net + sigmoid + threshold) against ``edpcnn`` (U-Net, star warp, DP,
 contour, polygon to mask), with the pieces timed separately through the same public functions
 ``segment`` calls. 5 warm-up calls, then ``--repeats`` x 5 timed calls (100 by default).
@@ -202,7 +202,8 @@ def train_timings(
     ``warmup + repeats`` rounds only.
     """
     rounds = rounds or {}
-    from lvseg.train import TrainConfig, Trainer
+    from lvseg.config import TrainConfig
+    from lvseg.train import Trainer
 
     trainers, clocks = {}, {}
     tmp = tempfile.TemporaryDirectory(prefix="lv_overhead_")
@@ -244,8 +245,10 @@ def inference_timings(repeats: int) -> dict[str, Any]:
     import torch
     from diffbypass_stardp import contour_points, polygon_mask, warp
 
-    from lvseg.pipeline import segment
-    from lvseg.train import TrainConfig, build_model, prepare_data
+    from lvseg.config import TrainConfig
+    from lvseg.methods import build_model
+    from lvseg.prepare import prepare_data
+    from lvseg.segment import segment
 
     config = TrainConfig(method="edpcnn", train_size=10)
     data = prepare_data(config)

@@ -41,7 +41,8 @@ def circle_baseline() -> dict[str, float]:
     import numpy as np
 
     from lvseg.metrics import evaluate_batch, summarize
-    from lvseg.train import TrainConfig, prepare_data
+    from lvseg.config import TrainConfig
+    from lvseg.prepare import prepare_data
 
     config = json.loads((OUT / "edpcnn" / "config.json").read_text())
     prepared = prepare_data(TrainConfig(method="edpcnn", data="sunnybrook",

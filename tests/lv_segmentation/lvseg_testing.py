@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lvseg.pipeline import StarConfig
-from lvseg.train import TrainConfig
+from lvseg.config import TrainConfig
 
 #: Command-line options of a tiny synthetic run (3 patients of 8 phantoms: 8 train/val/test).
 TINY_ARGS = [

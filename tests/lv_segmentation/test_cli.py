@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lvseg.cli import build_parser, main
-from lvseg.train import TrainConfig
+from lvseg.config import TrainConfig
 from lvseg_testing import TINY_ARGS, one_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -122,3 +122,12 @@ def test_resume_from_the_command_line(tmp_path: Path, capsys) -> None:  # type: 
     assert json.loads((out / "config.json").read_text())["iterations"] == 4
     assert main([*base, "--iterations", "6", "--resume", "--lr", "0.5"]) == 2
     assert "only --iterations may change" in capsys.readouterr().err
+
+
+def test_importing_the_command_starts_neither_torch_nor_matplotlib() -> None:
+    """``lvseg.cli.main`` sets OMP_WAIT_POLICY, read when torch starts: it must come first."""
+    code = ("import sys, lvseg, lvseg.cli; "
+            "print(sorted(m for m in ('torch', 'matplotlib', 'numpy') if m in sys.modules)); "
+            "print(lvseg.models.__name__, 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split("\n")[:2] == ["[]", "lvseg.models True"]  # lazy, then loaded

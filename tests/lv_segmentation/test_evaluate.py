@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from lvseg.data import bundled_sunnybrook
-from lvseg.evaluate import evaluate_run, load_run, predict_image, read_image
+from lvseg.evaluate import evaluate_run, load_run
+from lvseg.predict import predict_image, read_image
 from lvseg.figures import prediction_figure, training_curves
 from lvseg.train import Trainer
 from lvseg_testing import one_thread, tiny_config  # noqa: F401  (fixture)
@@ -53,7 +54,7 @@ def test_center_jitter_is_seeded_and_stays_inside(runs: dict[str, Path]) -> None
     b = evaluate_run(runs["edpcnn"], split="test", center_jitter=0.5, seed=1)
     assert [r["center"] for r in a["per_image"]] == [r["center"] for r in b["per_image"]]
     assert [r["center"] for r in a["per_image"]] != [r["center"] for r in plain["per_image"]]
-    with pytest.raises(ValueError, match="center_jitter must be a non-negative number; got -1"):
+    with pytest.raises(ValueError, match="center_jitter must be a finite number >= 0; got -1"):
         evaluate_run(runs["edpcnn"], center_jitter=-1)
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from lvseg.data import split_by_patient, split_from_lists, telescopic_subsets
+from lvseg.config import TrainConfig
+from lvseg.data import split_by_number, split_by_patient, split_from_lists, telescopic_subsets
+from lvseg.prepare import prepare_data
 
 patient_lists = st.lists(
     st.sampled_from([f"p{i:02d}" for i in range(30)]), min_size=3, max_size=120
@@ -96,3 +101,34 @@ def test_telescopic_subsets_are_nested_and_stable():
         with pytest.raises(ValueError) as info:
             telescopic_subsets(indices, [bad])
         assert f"sizes must be integers in [1, 100]; got {bad!r}" in str(info.value)
+
+
+def test_split_by_number_is_the_thesis_rule() -> None:
+    ids = ["patient005", "patient001", "patient005", "patient100", "patient099"]
+    s = split_by_number(ids)
+    assert s.patients == {"train": ("patient001", "patient099"),
+                          "val": ("patient005", "patient100"), "test": ()}
+    assert s.val.tolist() == [0, 2, 3] and s.test.size == 0
+    with pytest.raises(ValueError, match="the thesis split needs patient ids ending in a number"):
+        split_by_number(["SC-HF-I-1x"])
+
+
+def _acdc_dir() -> Path | None:
+    """``../shared/data/acdc/training`` of the checkout (or of ``$LVSEG_ACDC``), if present."""
+    root = Path(__file__).resolve().parents[2]
+    candidates = (os.environ.get("LVSEG_ACDC"), root.parent / "shared" / "data" / "acdc",
+                  root.parent.parent / "shared" / "data" / "acdc")  # a worktree in wt/<name>
+    for base in filter(None, candidates):
+        if (Path(base) / "training").is_dir():
+            return Path(base) / "training"
+    return None
+
+
+@pytest.mark.skipif(_acdc_dir() is None, reason="the ACDC training data are not in ../shared/data/"
+                    "acdc (research licence, not redistributed; set LVSEG_ACDC to its folder)")
+def test_thesis_split_of_acdc_gives_the_thesis_1436_and_372_images() -> None:
+    config = TrainConfig(method="edpcnn", data="acdc", data_dir=str(_acdc_dir()), split="thesis",
+                         train_size=None)
+    prepared = prepare_data(config)
+    assert (len(prepared.train), len(prepared.val), len(prepared.test)) == (1436, 372, 0)
+    assert len(prepared.patients["val"]) == 20

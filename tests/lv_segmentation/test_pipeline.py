@@ -9,7 +9,8 @@ import torch
 from diffbypass import ES, Surrogate
 from lvseg.data import make_phantoms, preprocess
 from lvseg.models import UNet
-from lvseg.pipeline import EDPCNN, StarConfig, jitter_centers, make_estimator, pixel_loss, segment
+from lvseg.pipeline import EDPCNN, StarConfig, jitter_centers, make_estimator, pixel_loss
+from lvseg.segment import segment
 from lvseg_testing import one_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -132,9 +133,17 @@ def test_jitter_moves_a_centre_off_the_object_onto_it() -> None:
 
 
 def test_star_config_validation() -> None:
-    with pytest.raises(ValueError, match="smoothing must be None or an odd width <= n_lines=25; got 8"):
+    with pytest.raises(ValueError, match="smoothing must be None or an odd width <= n_lines=25; got 27"):
+        StarConfig(smoothing=27)
+    # the settings StarDP and star_points take are checked by them, with their rules
+    with pytest.raises(ValueError, match=r"smoothing must be None, 0/1 \(off\) or an odd window width"):
         StarConfig(smoothing=8)
-    with pytest.raises(ValueError, match="interpolation must be 'nearest' or 'bilinear'; got 'cubic'"):
+    with pytest.raises(ValueError, match="n_lines must be an integer >= 3; got 2"):
+        StarConfig(n_lines=2, smoothing=1)
+    assert StarConfig(delta=0).delta == 0  # StarDP accepts delta = 0 (a circle): so does the config
+    with pytest.raises(ValueError, match="delta must be an integer >= 0; got -1"):
+        StarConfig(delta=-1)
+    with pytest.raises(ValueError, match="interpolation must be one of 'nearest', 'bilinear'; got 'cubic'"):
         StarConfig(interpolation="cubic")
     with pytest.raises(TypeError, match="estimator must be a Surrogate or ES"):
         EDPCNN(UNet(base_channels=2, depth=1), StarConfig(), torch.nn.Linear(1, 1))  # type: ignore[arg-type]

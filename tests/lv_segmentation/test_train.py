@@ -9,7 +9,10 @@ import pytest
 import torch
 
 from lvseg.checkpoint import CheckpointError, RunDirError, load_checkpoint
-from lvseg.train import BatchSampler, Trainer, prepare_data
+from lvseg.methods import build_model
+from lvseg.prepare import prepare_data
+from lvseg.sampler import BatchSampler
+from lvseg.train import Trainer
 from lvseg_testing import one_thread, tiny_config  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -126,9 +129,20 @@ def test_telescopic_training_subsets_are_nested() -> None:
 
 
 def test_config_validation_names_the_option() -> None:
-    with pytest.raises(ValueError, match="method must be one of unet, unet-dp, edpcnn, edpcnn-es"):
+    with pytest.raises(ValueError, match="method must be one of 'unet', 'unet-dp', 'edpcnn', 'edpcnn-es'"):
         tiny_config("cnn")
     with pytest.raises(ValueError, match="lr must be a positive number; got -1"):
         tiny_config(lr=-1)
-    with pytest.raises(ValueError, match="samples must be even for edpcnn-es"):
-        tiny_config("edpcnn-es", samples=3)
+    # options passed on to a constructor are checked by it, when the model is built
+    with pytest.raises(ValueError, match=r"samples must be even when antithetic=True .*got 3"):
+        build_model(tiny_config("edpcnn-es", samples=3))
+    with pytest.raises(ValueError, match="sigma must be a positive number; got -1"):
+        build_model(tiny_config(sigma=-1))
+    assert build_model(tiny_config(fit_steps=0)).bypass.estimator.fit_steps == 0  # Surrogate's rule
+
+
+def test_a_bad_model_option_fails_before_the_data_is_loaded(tmp_path: Path) -> None:
+    config = tiny_config("unet", unet_depth=-1, data="sunnybrook", data_dir=str(tmp_path / "none"))
+    with pytest.raises(ValueError, match="depth must be an integer >= 0; got -1"):
+        Trainer(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -1,34 +1,65 @@
 """lvseg: left-ventricle segmentation of short-axis cardiac MRI with EDPCNN (diffbypass example).
 
-One concept per module:
+The modules follow the pipeline, one concept each:
 
-- :mod:`lvseg.data` — loaders for Sunnybrook (DICOM), ACDC (NIfTI) and synthetic phantoms,
-  preprocessing, patient splits and telescopic subsets;
+- :mod:`lvseg.data` — loaders (the dataset table), preprocessing, patient splits;
+- :mod:`lvseg.options` — dataclass fields with their help; docstrings and the CLI from them;
+- :mod:`lvseg.config` — :class:`~lvseg.config.TrainConfig` and the constants;
+- :mod:`lvseg.prepare` — data preparation shared by training, evaluation and prediction;
+- :mod:`lvseg.models` — the CPU-sized U-Net;
+- :mod:`lvseg.pipeline` — star settings and EDPCNN: U-Net → warp → ``Bypass(StarDP, estimator)``;
+- :mod:`lvseg.methods` — the method table (estimator, loss, DP or not) and the model factory;
+- :mod:`lvseg.segment` — inference for every method;
+- :mod:`lvseg.device` — ``--device auto|cpu|cuda``;
+- :mod:`lvseg.sampler` — the batch sampler with a resumable state;
+- :mod:`lvseg.hooks` — the metrics log and the progress bar;
+- :mod:`lvseg.train` — the training loop: hooks, exact resume, safe interruption;
+- :mod:`lvseg.checkpoint` — atomic checkpoints, run directories and their lock;
 - :mod:`lvseg.metrics` — Dice, Hausdorff distance (HD, HD95) and ASSD inside the star's square
   (the thesis' evaluation protocol), checked against MONAI;
-- :mod:`lvseg.models` — the CPU-sized U-Net;
-- :mod:`lvseg.pipeline` — EDPCNN on diffbypass: U-Net → star warp → ``Bypass(StarDP, estimator)``;
-- :mod:`lvseg.train` — configuration, the training loop with hooks, exact resume;
-- :mod:`lvseg.checkpoint` — atomic checkpoints and run directories;
-- :mod:`lvseg.evaluate` — evaluation of a run and prediction on new images;
-- :mod:`lvseg.figures` — pipeline overlays (image, output map, warped map, DP path, contours);
+- :mod:`lvseg.evaluate` — evaluation of a run;
+- :mod:`lvseg.predict` — prediction on new images;
+- :mod:`lvseg.figures` — pipeline overlays and training curves;
 - :mod:`lvseg.cli` — the ``lvseg`` command.
+
+Submodules are imported on first use (PEP 562), so ``import lvseg`` starts neither torch nor
+matplotlib, and ``lvseg.cli.main`` can set ``OMP_WAIT_POLICY`` before torch starts.
 """
 
 from __future__ import annotations
 
-from lvseg import checkpoint, cli, data, evaluate, figures, metrics, models, pipeline, train
+import importlib
+from typing import Any
 
 __all__ = [
     "checkpoint",
     "cli",
+    "config",
     "data",
+    "device",
     "evaluate",
     "figures",
+    "hooks",
+    "methods",
     "metrics",
     "models",
+    "options",
     "pipeline",
+    "predict",
+    "prepare",
+    "sampler",
+    "segment",
     "train",
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return importlib.import_module(f"lvseg.{name}")
+    raise AttributeError(f"module 'lvseg' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

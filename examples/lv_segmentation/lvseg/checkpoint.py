@@ -2,7 +2,8 @@
 
 A run directory holds::
 
-    config.json      the training configuration (written once, at the start)
+    config.json      the training configuration (written at the start of every train/resume)
+    lvseg.lock       held (fcntl.flock) by the one training process working on the run
     metrics.jsonl    one JSON object per line: training steps and validations
     last.pt          the latest checkpoint (everything needed to resume exactly)
     best.pt          the checkpoint with the best validation Dice (what ``evaluate`` uses)
@@ -15,6 +16,7 @@ middle of a write leaves the previous version intact.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -23,13 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
     "RunDirError",
+    "RunLock",
     "atomic_write_bytes",
     "load_checkpoint",
+    "load_model_state",
     "read_config",
     "save_checkpoint",
     "write_config",
@@ -38,6 +43,7 @@ __all__ = [
 #: Written into every checkpoint; a file without it is not an lvseg checkpoint.
 CHECKPOINT_FORMAT = "lvseg-checkpoint-v1"
 CONFIG_NAME = "config.json"
+LOCK_NAME = "lvseg.lock"
 
 
 class CheckpointError(RuntimeError):
@@ -74,10 +80,112 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
-    """Serialise ``state`` (tensors, state dicts, plain Python) to ``path`` atomically."""
+    """Serialise ``state`` (tensors, state dicts, plain Python) to ``path`` atomically.
+
+    Raises:
+        CheckpointError: if the file cannot be written (disk full, no permission, ...); the
+            previous version of ``path`` is left intact.
+    """
     buffer = io.BytesIO()
     torch.save({"format": CHECKPOINT_FORMAT, **state}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as error:
+        reason = "the disk is full" if error.errno == errno.ENOSPC else (
+            error.strerror or str(error))
+        raise CheckpointError(
+            f"cannot write the checkpoint {path}: {reason}; the previous {Path(path).name} "
+            "is intact"
+        ) from None
+
+
+def load_model_state(model: nn.Module, state: dict[str, Any], path: str | os.PathLike[str],
+                     config: dict[str, Any] | None = None) -> None:
+    """Load ``state["model"]`` into ``model``; a mismatch is one paragraph, not a key dump.
+
+    Args:
+        model: the model built from the run's ``config.json``.
+        state: the loaded checkpoint.
+        path: the checkpoint file (for the message).
+        config: the run's config as a dict; options that differ from the config stored in the
+            checkpoint are named in the message.
+
+    Raises:
+        CheckpointError: if the tensors do not fit the model.
+    """
+    weights = state.get("model")
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{path} holds no model weights")
+    try:
+        model.load_state_dict(weights)
+        return
+    except (RuntimeError, ValueError, TypeError):
+        pass
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    extra = sorted(set(weights) - set(own))
+    shapes = sorted(k for k in set(own) & set(weights)
+                    if getattr(weights[k], "shape", None) != own[k].shape)
+    parts = [f"{len(x)} {what} (e.g. {x[0]})" for x, what in (
+        (missing, "tensors missing"), (extra, "unexpected tensors"),
+        (shapes, "tensors of another shape")) if x]  # fmt: skip
+    stored = state.get("config")
+    differ = []
+    if isinstance(config, dict) and isinstance(stored, dict):
+        differ = [f"{k}: {stored.get(k)!r} in the checkpoint, {config.get(k)!r} in config.json"
+                  for k in sorted(set(config) | set(stored))
+                  if k != "iterations" and stored.get(k) != config.get(k)]
+    why = ("It was written with other options (" + "; ".join(differ) + ")" if differ else
+           "It was probably written with other options (method, U-Net or star settings)")
+    raise CheckpointError(
+        f"{path} does not fit the run's config.json: the model built from the config and the "
+        f"checkpoint's weights differ ({', '.join(parts) or 'in their values'}). {why}. Put the "
+        "config.json that was saved with this checkpoint back, or train a new run."
+    )
+
+
+class RunLock:
+    """An exclusive lock on a run directory (``lvseg.lock``, :func:`fcntl.flock`).
+
+    Held by the training process from start to end, so a second ``lvseg train --resume`` on the
+    same run is refused instead of interleaving its checkpoints with the first one's. The lock
+    goes with the process: a killed process never leaves a stale lock.
+
+    Raises:
+        RunDirError: from :meth:`acquire` if another process holds the lock.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+        self.path = Path(run_dir) / LOCK_NAME
+        self._handle: Any = None
+
+    def acquire(self) -> RunLock:
+        """Take the lock (without waiting)."""
+        import fcntl
+
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            handle.close()
+            raise RunDirError(
+                f"{self.path.parent} is in use by another lvseg train process (pid {owner}); "
+                "wait for it to finish or stop it before resuming this run"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        """Let go of the lock (closing the file releases it)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -1,8 +1,11 @@
 """The ``lvseg`` command: ``train``, ``evaluate`` and ``predict`` (``lvseg <command> --help``).
 
-Errors the user can fix (a missing data folder, an existing run directory, a broken checkpoint,
-a star centre outside the image, ...) are printed as one ``lvseg: error: ...`` line with exit
-status 2; nothing is overwritten.
+The ``train`` options are generated from the fields of :class:`~lvseg.config.TrainConfig` and
+:class:`~lvseg.pipeline.StarConfig` (:func:`lvseg.options.add_arguments`), so each is written
+once. Errors the user can fix (a missing data folder, an existing or busy run directory, a broken
+checkpoint, a full disk, a star centre outside the image, ...) are printed as one
+``lvseg: error: ...`` line with exit status 2; nothing is overwritten. Ctrl-C during training
+saves the run and prints the command that resumes it (exit status 130).
 """
 
 from __future__ import annotations
@@ -17,24 +20,22 @@ from typing import Any, Sequence
 
 __all__ = ["build_parser", "main"]
 
-_DEFAULTS: dict[str, Any] = {}
-
-
-def _defaults() -> dict[str, Any]:
-    if not _DEFAULTS:
-        from lvseg.train import TrainConfig
-
-        config = TrainConfig(method="edpcnn")
-        _DEFAULTS.update(config.to_dict())
-    return _DEFAULTS
+_CENTER_HELP = (
+    "LV centre in pixels of the image, from 0: x = column, y = row (NIfTI: voxel j,i). Click the "
+    "middle of the bright blood pool in a viewer, or take the centroid of a rough mask; a centre "
+    "off by a fraction of the LV radius still works. Check it on <name>_overlay.png"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``lvseg`` (every option is documented in ``--help``)."""
-    from lvseg.train import DEFAULT_ITERATIONS
+    from lvseg.config import TrainConfig
+    from lvseg.data import DATASETS
+    from lvseg.device import DEVICES
+    from lvseg.options import add_arguments
+    from lvseg.pipeline import StarConfig
 
-    d = _defaults()
-    star = d["star"]
+    defaults = TrainConfig(method="edpcnn")
     parser = argparse.ArgumentParser(
         prog="lvseg",
         description="Left-ventricle segmentation of short-axis cardiac MRI with EDPCNN: a U-Net "
@@ -42,7 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    # ------------------------------------------------------------------ train
     t = sub.add_parser(
         "train", help="train a method into a run directory",
         description="Train one method. Writes RUN_DIR/config.json, metrics.jsonl, last.pt (every "
@@ -50,86 +50,29 @@ def build_parser() -> argparse.ArgumentParser:
         "figures/training.png. Defaults: the best we reached for --train-size 10 on 2 CPU cores "
         "in a few minutes (thesis values in brackets).",
     )  # fmt: skip
-    t.add_argument("--method", required=True, choices=["unet", "unet-dp", "edpcnn", "edpcnn-es"],
-                   help="unet: U-Net with BCE + soft Dice; unet-dp: the same training, star DP "
-                   "applied at test time; edpcnn: U-Net trained through the DP with the "
-                   "differentiable bypass (thesis Algorithm 3); edpcnn-es: the same with ES "
-                   "(required)")
-    t.add_argument("--data", default=None, choices=["sunnybrook", "acdc", "synthetic"],
-                   help="dataset (default: sunnybrook)")
-    t.add_argument("--data-dir", metavar="DIR", default=None,
-                   help="dataset folder (sunnybrook: default the bundled 3-patient sample; "
-                   "acdc: the training/ folder; synthetic: none)")
-    t.add_argument("--train-size", metavar="N", default=None, type=_size,
-                   help=f"telescopic training subset: N slices, or 'all' (default {d['train_size']})")
-    t.add_argument("--seed", metavar="S", type=int, default=None, help=f"training seed (default {d['seed']})")
-    t.add_argument("--split-seed", metavar="S", type=int, default=None,
-                   help=f"seed of the patient split and subset shuffle (default {d['split_seed']})")
-    t.add_argument("--iterations", metavar="K", type=int, default=None,
-                   help="training iterations [20000] (default: "
-                   + ", ".join(f"{m} {n}" for m, n in DEFAULT_ITERATIONS.items()) + ")")
-    t.add_argument("--batch-size", metavar="B", type=int, default=None,
-                   help=f"images per iteration [10] (default {d['batch_size']})")
-    t.add_argument("--lr", metavar="LR", type=float, default=None,
-                   help=f"Adam learning rate of the U-Net [1e-4] (default {d['lr']})")
-    t.add_argument("--val-every", metavar="K", type=int, default=None,
-                   help=f"validation Dice every K iterations [50] (default {d['val_every']})")
-    t.add_argument("--checkpoint-every", metavar="K", type=int, default=None,
-                   help=f"write last.pt every K iterations (default {d['checkpoint_every']})")
-    t.add_argument("--unet-channels", metavar="C", type=int, default=None,
-                   help=f"U-Net base channels [64] (default {d['unet_channels']})")
-    t.add_argument("--unet-depth", metavar="D", type=int, default=None,
-                   help=f"U-Net down-samplings [4] (default {d['unet_depth']})")
-    t.add_argument("--unet-norm", default=None, choices=["group", "batch", "none"],
-                   help=f"U-Net normalisation [none] (default {d['unet_norm']})")
-    t.add_argument("--n-lines", metavar="N", type=int, default=None,
-                   help=f"star lines N [25] (default {star['n_lines']})")
-    t.add_argument("--n-points", metavar="M", type=int, default=None,
-                   help=f"points per line M [65] (default {star['n_points']})")
-    t.add_argument("--radius", metavar="PX", type=float, default=None,
-                   help=f"star radius in pixels [65] (default {star['radius']})")
-    t.add_argument("--delta", metavar="D", type=int, default=None,
-                   help=f"DP smoothness delta [1] (default {star['delta']})")
-    t.add_argument("--smoothing", metavar="W", type=int, default=None,
-                   help=f"moving-average width on the DP indices [~N/4] (default {star['smoothing']})")
-    t.add_argument("--interpolation", default=None, choices=["nearest", "bilinear"],
-                   help=f"warp interpolation [nearest] (default {star['interpolation']})")
-    t.add_argument("--jitter", metavar="F", type=float, default=None,
-                   help="training star-centre jitter: s.d. as a fraction of the object radius, "
-                   f"truncated to the object [1] (default {d['jitter']})")
-    t.add_argument("--rotation", metavar="RAD", type=float, default=None,
-                   help=f"training star rotation, uniform in +-R rad [0.5] (default {d['rotation']})")
-    t.add_argument("--sigma", metavar="SIGMA", type=float, default=None,
-                   help=f"surrogate exploration / ES noise scale [1] (default {d['sigma']})")
-    t.add_argument("--samples", metavar="S", type=int, default=None,
-                   help=f"noise samples per input S [10] (default {d['samples']})")
-    t.add_argument("--fit-steps", metavar="K", type=int, default=None,
-                   help=f"surrogate fit steps per iteration [10] (default {d['fit_steps']})")
-    t.add_argument("--surrogate-lr", metavar="LR", type=float, default=None,
-                   help=f"surrogate Adam learning rate (default {d['surrogate_lr']})")
-    t.add_argument("--surrogate-channels", metavar="C", type=int, default=None,
-                   help=f"StarSurrogate base channels [8] (default {d['surrogate_channels']})")
-    t.add_argument("--synthetic-slices", metavar="N", type=int, default=None,
-                   help=f"phantoms generated for --data synthetic (default {d['synthetic_slices']})")
+    add_arguments(t, TrainConfig, defaults=defaults)
+    add_arguments(t.add_argument_group("star pattern and DP"), StarConfig,
+                  defaults=defaults.star)
     t.add_argument("--resume", action="store_true",
                    help="continue RUN_DIR exactly from its last.pt (only --iterations may change)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _device(t, DEVICES)
     t.add_argument("--out", required=True, metavar="RUN_DIR",
                    help="run directory; must not exist (or be empty) unless --resume")
 
-    # ------------------------------------------------------------------ evaluate
     e = sub.add_parser(
         "evaluate", help="Dice, HD, HD95 and ASSD of a run's best checkpoint",
         description="Evaluate RUN_DIR/best.pt inside the square that tightly holds the star "
         "(thesis protocol), star centred at the LV centre of mass (optionally jittered).",
     )  # fmt: skip
     e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by lvseg train")
-    e.add_argument("--data", default=None, choices=["sunnybrook", "acdc", "synthetic"],
+    e.add_argument("--data", default=None, choices=list(DATASETS),
                    help="dataset (default: the run's)")
     e.add_argument("--data-dir", default=None, metavar="DIR",
                    help="dataset folder (default: the run's)")
     e.add_argument("--split", default="test", choices=["val", "test", "all"],
-                   help="patients to evaluate; 'all' = every usable slice (default test)")
+                   help="patients to evaluate; 'all' = every usable slice, without a patient "
+                   "split (any folder, even of one patient) (default test)")
     e.add_argument("--center-jitter", type=float, default=0.0, metavar="R",
                    help="jitter the star centre: s.d. R x object radius, kept inside the object "
                    "(default 0)")
@@ -143,38 +86,40 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write pipeline overlays (thesis fig. 4.3) as PNGs into DIR")
     e.add_argument("--max-figures", type=int, default=12, metavar="N",
                    help="at most this many PNGs (default 12)")
+    _device(e, DEVICES)
 
-    # ------------------------------------------------------------------ predict
     p = sub.add_parser(
         "predict", help="segment new slices given the LV centre",
         description="Segment DICOM, NIfTI (.nii/.nii.gz) or .npy slices with RUN_DIR/best.pt. "
-        "Writes <name>_mask.png, <name>_mask.npy and <name>_overlay.png per image into DIR.",
+        "Writes <name>_mask.png, <name>_mask.npy and <name>_overlay.png per image into DIR "
+        "(<name>: the file's stem, prefixed with its folder where stems repeat). Every input is "
+        "checked before anything is written.",
     )  # fmt: skip
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by lvseg train")
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="DICOM, NIfTI (.nii, .nii.gz) or .npy slices")
-    p.add_argument("--center", required=True, type=_center, metavar="X,Y",
-                   help="LV centre in pixels of the image, from 0: x = column, y = row (NIfTI: "
-                   "voxel j,i). Click the cavity's middle in a viewer, or take the centroid of a "
-                   "rough mask; check it on <name>_overlay.png")
+    p.add_argument("--center", required=True, type=_center, metavar="X,Y", help=_CENTER_HELP)
     p.add_argument("--spacing", type=float, default=None, metavar="MM",
-                   help="pixel size in mm for .npy images (default: the training spacing 1.37)")
+                   help="pixel size in mm for .npy images (default: the training spacing "
+                   f"{_training_spacing()})")
     p.add_argument("--slice", type=int, default=None, metavar="Z",
                    help="slice of a 3-D NIfTI volume")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    _device(p, DEVICES)
     return parser
 
 
-def _size(text: str) -> int | str:
-    if text == "all":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all'; got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all'; got {text!r}")
-    return value
+def _device(parser: argparse.ArgumentParser, choices: tuple[str, ...]) -> None:
+    parser.add_argument("--device", default="auto", choices=list(choices),
+                        help="where the U-Net (and the surrogate) run: auto = CUDA when present, "
+                        "else the CPU; the star DP always runs on the CPU (default auto)")
+
+
+def _training_spacing() -> float:
+    """The training pixel size (mm), for the help text."""
+    from lvseg.data import SPACING_MM
+
+    return SPACING_MM
 
 
 def _center(text: str) -> tuple[float, float]:
@@ -187,39 +132,45 @@ def _center(text: str) -> tuple[float, float]:
     return x, y
 
 
-_STAR_OPTIONS = ("n_lines", "n_points", "radius", "delta", "smoothing", "interpolation")
-_TRAIN_OPTIONS = ("data", "data_dir", "train_size", "seed", "split_seed", "iterations",
-                  "batch_size", "lr", "val_every", "checkpoint_every", "unet_channels",
-                  "unet_depth", "unet_norm", "jitter", "rotation", "sigma", "samples", "fit_steps",
-                  "surrogate_lr", "surrogate_channels", "synthetic_slices")
+def _given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The options of ``cls`` given on the command line (absent ones are not in ``args``)."""
+    import dataclasses
+
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
 
 
 def _train(args: argparse.Namespace) -> int:
     from lvseg.checkpoint import read_config
+    from lvseg.config import TrainConfig
     from lvseg.figures import training_curves
+    from lvseg.hooks import ProgressBar
     from lvseg.pipeline import StarConfig
-    from lvseg.train import ProgressBar, TrainConfig, Trainer
+    from lvseg.train import Trainer, TrainingInterrupted
 
-    given = {k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k) is not None}
-    if given.get("train_size") == "all":
-        given["train_size"] = None
-    star_given = {k: getattr(args, k) for k in _STAR_OPTIONS if getattr(args, k) is not None}
+    given = _given(args, TrainConfig)
+    star_given = _given(args, StarConfig)
     if args.resume:
         # the stored config, with what was given on the command line (checked by the Trainer)
         stored = TrainConfig.from_dict(read_config(args.out)).to_dict()
-        stored.update(given, method=args.method)
+        stored.update(given)
         stored["star"] = {**stored["star"], **star_given}
         config = TrainConfig.from_dict(stored)
     else:
-        config = TrainConfig(method=args.method, star=StarConfig(**star_given), **given)
-    trainer = Trainer(config, args.out, resume=args.resume)
+        config = TrainConfig(star=StarConfig(**star_given), **given)
+    trainer = Trainer(config, args.out, resume=args.resume, device=args.device)
     print(f"lvseg train: {config.method} on {config.data} ({trainer.data.report}); "
           f"{len(trainer.data.train)} training slices (patients "
           f"{', '.join(trainer.data.patients['train'])}), {len(trainer.data.val)} validation; "
-          f"run directory {args.out}", file=sys.stderr)
+          f"run directory {args.out}; device {trainer.device}", file=sys.stderr)
     if not args.no_progress:
         trainer.add_hook(ProgressBar())
-    summary = trainer.fit()
+    try:
+        summary = trainer.fit()
+    except TrainingInterrupted as stop:
+        print(f"lvseg: interrupted; {args.out}/last.pt saved at iteration {stop.iteration}; "
+              f"resume with: lvseg train --method {config.method} --out {args.out} --resume",
+              file=sys.stderr)
+        return 130
     figures = Path(args.out) / "figures"
     figures.mkdir(exist_ok=True)
     training_curves(Path(args.out) / "metrics.jsonl", figures / "training.png")
@@ -235,10 +186,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.run_dir, data=args.data, data_dir=args.data_dir, split=args.split,
         center_jitter=args.center_jitter, seed=args.seed, figures_dir=args.figures,
         max_figures=args.max_figures, method="unet-dp" if args.dp else None,
+        device=args.device,
     )  # fmt: skip
+    where = f" ({result['data_dir']})" if result["data_dir"] else ""
     print(f"{result['method']} ({result['checkpoint']}, iteration {result['iteration']}) on "
-          f"{result['data']}/{result['split']}, n={result['n']}: Dice {result['dice']:.4f} "
-          f"± {result['dice_std']:.4f}, HD {result['hd_mm']:.2f} mm, HD95 "
+          f"{result['data']}{where}/{result['split']}, n={result['n']}: Dice "
+          f"{result['dice']:.4f} ± {result['dice_std']:.4f}, HD {result['hd_mm']:.2f} mm, HD95 "
           f"{result['hd95_mm']:.2f} mm, ASSD {result['assd_mm']:.2f} mm"
           + (f" ({result['n_undefined']} empty predictions)" if result["n_undefined"] else ""))
     if args.json:
@@ -248,29 +201,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    import numpy as np
+    from lvseg.evaluate import load_run
+    from lvseg.predict import predict_files
 
-    from lvseg.evaluate import load_run, predict_image, read_image
-    from lvseg.figures import prediction_figure
-
-    run = load_run(args.run_dir)
-    inputs = [(Path(path), *read_image(path, slice_index=args.slice)) for path in args.images]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for path, image, spacing in inputs:
-        if spacing is None and args.spacing is not None:
-            spacing = (args.spacing, args.spacing)
-        result = predict_image(run, image, args.center, spacing)
-        stem = path.name.split(".")[0]
-        mask = result["mask"]
-        np.save(out / f"{stem}_mask.npy", mask)
-        import matplotlib.pyplot as plt
-
-        plt.imsave(out / f"{stem}_mask.png", mask.astype(np.uint8) * 255, cmap="gray",
-                   vmin=0, vmax=255)
-        prediction_figure(out / f"{stem}_overlay.png", image, mask, result["center"],
-                          result["contour"], title=f"{run.config.method}: {path.name}")
-        print(f"{path}: {int(mask.sum())} LV pixels -> {out / (stem + '_mask.png')}")
+    run = load_run(args.run_dir, device=args.device)
+    for image, (png, result) in zip(args.images, predict_files(
+            run, args.images, args.center, args.out, spacing=args.spacing,
+            slice_index=args.slice)):
+        print(f"{image}: {int(result['mask'].sum())} LV pixels -> {png}")
     return 0
 
 
@@ -288,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"train": _train, "evaluate": _evaluate, "predict": _predict}
     try:
         return handlers[args.command](args)
-    except (RunDirError, CheckpointError, FileNotFoundError, ValueError) as error:
+    except (RunDirError, CheckpointError, OSError, ValueError) as error:
         print(f"lvseg: error: {error}", file=sys.stderr)
         return 2
 

@@ -1,13 +1,13 @@
-"""Evaluation of a run (Dice, HD, HD95, ASSD inside the star's square); prediction on new images.
+"""Evaluation of a run: Dice, HD, HD95 and ASSD inside the star's square (thesis protocol).
 
 :func:`evaluate_run` follows the thesis protocol (§5.3): the star is centred at the LV's centre
 of mass (optionally jittered inside the object, ``center_jitter`` times the object radius, to
 test robustness as in thesis fig. 5.4) and every metric is computed inside the square that
 tightly holds the star, for every method alike.
 
-:func:`predict_image` segments one DICOM, NIfTI or ``.npy`` slice given the star centre in the
-slice's own pixel coordinates, with the same preprocessing as training (resampling to the run's
-spacing, robust normalisation, a crop around the centre), and maps the mask back to the slice.
+``split="all"`` evaluates every usable slice of the data without splitting it by patient, so
+any folder works, even one of a single patient. :func:`load_run` loads a run's model (also used
+by :mod:`lvseg.predict`).
 """
 
 from __future__ import annotations
@@ -22,13 +22,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from lvseg.checkpoint import CheckpointError, load_checkpoint, read_config
-from lvseg.data import resample
+from diffbypass.validation import nonnegative_number, one_of
+from lvseg.checkpoint import CheckpointError, load_checkpoint, load_model_state, read_config
+from lvseg.config import TrainConfig
+from lvseg.data import DATASETS
+from lvseg.device import resolve_device
+from lvseg.methods import build_model, get_method, unet_of
 from lvseg.metrics import evaluate_batch, summarize
-from lvseg.pipeline import DP_METHODS, Segmentation, jitter_centers, segment
-from lvseg.train import CROP_SIZE, SPACING_MM, TrainConfig, build_model, prepare_data, unet_of
+from lvseg.pipeline import jitter_centers
+from lvseg.prepare import load_prepared, prepare_data
+from lvseg.segment import Segmentation, segment
 
-__all__ = ["LoadedRun", "evaluate_run", "load_run", "predict_image", "read_image"]
+__all__ = ["LoadedRun", "evaluate_run", "load_run"]
 
 
 @dataclasses.dataclass
@@ -46,8 +51,13 @@ class LoadedRun:
         return unet_of(self.model)
 
 
-def load_run(run_dir: str | os.PathLike[str], checkpoint: str = "best") -> LoadedRun:
+def load_run(
+    run_dir: str | os.PathLike[str], checkpoint: str = "best", *, device: str = "cpu"
+) -> LoadedRun:
     """Load ``run_dir/<checkpoint>.pt`` (``best``, falling back to ``last``) into its model.
+
+    The model is put on ``device`` (:func:`~lvseg.device.resolve_device`: ``auto``, ``cpu`` or
+    ``cuda``), in eval mode.
 
     Raises:
         RunDirError: if ``run_dir`` is not a run directory.
@@ -64,11 +74,8 @@ def load_run(run_dir: str | os.PathLike[str], checkpoint: str = "best") -> Loade
         )
     state = load_checkpoint(path)
     model = build_model(config)
-    try:
-        model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as error:
-        raise CheckpointError(f"{path} does not fit {run_dir}/config.json ({error})") from None
-    model.eval()
+    load_model_state(model, state, path, config.to_dict())
+    model.to(resolve_device(device)).eval()
     return LoadedRun(config, model, path.name, int(state.get("iteration", 0)))
 
 
@@ -83,6 +90,7 @@ def evaluate_run(
     figures_dir: str | os.PathLike[str] | None = None,
     max_figures: int | None = 12,
     method: str | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Evaluate a run's best checkpoint; returns the summary with one row per image.
 
@@ -97,40 +105,40 @@ def evaluate_run(
         figures_dir: write an overlay PNG per image there (at most ``max_figures``).
         method: evaluate a ``unet`` run as ``unet-dp`` (or back): the pixel-trained methods share
             their training, only the prediction differs.
+        device: where the U-Net runs (``auto``, ``cpu`` or ``cuda``); the DP runs on the CPU.
 
     Returns:
-        ``{"method", "checkpoint", "iteration", "data", "split", "center_jitter", "n",
+        ``{"method", "checkpoint", "iteration", "data", "data_dir" (the folder read, absolute;
+        ``None`` for generated data), "split", "center_jitter", "n",
         "dice", "dice_std", "hd_mm", "hd_std", "hd95_mm", "hd95_std", "assd_mm", "assd_std",
         "n_undefined", "per_image": [{"index", "source", "patient_id", "center", "dice", "hd_mm",
         "hd95_mm", "assd_mm"}, ...]}`` (undefined distances are ``None``).
     """
-    if not (isinstance(center_jitter, (int, float)) and math.isfinite(center_jitter)
-            and center_jitter >= 0):
-        raise ValueError(f"center_jitter must be a non-negative number; got {center_jitter!r}")
-    run = load_run(run_dir)
+    nonnegative_number("center_jitter", center_jitter)
+    one_of("split", split, ("val", "test", "all"))
+    run = load_run(run_dir, device=device)
     config = run.config
     if method is not None and method != config.method:
-        pixel = ("unet", "unet-dp")
-        if not (method in pixel and config.method in pixel):
+        if get_method(method).end_to_end or get_method(config.method).end_to_end:
             raise ValueError(
                 f"method can only switch between unet and unet-dp (same training); the run "
                 f"was trained with {config.method!r}, got {method!r}"
             )
         config = dataclasses.replace(config, method=method)
+    # the evaluation data do not depend on the telescopic training subset
     if data is not None and data != config.data:
         config = dataclasses.replace(config, data=data, data_dir=data_dir, train_size=None)
-    elif data_dir is not None:
-        config = dataclasses.replace(config, data_dir=data_dir)
-    if split in ("val", "test", "all"):
-        # the evaluation splits do not depend on the telescopic training subset
-        config = dataclasses.replace(config, train_size=None)
     else:
-        raise ValueError(f"split must be val, test or all; got {split!r}")
-    prepared = prepare_data(config)
-    idx = prepared.indices(split)
+        config = dataclasses.replace(config, data_dir=data_dir or config.data_dir, train_size=None)
+    if split == "all":  # every usable slice: no patient split, so any folder works
+        data_all, _ = load_prepared(config)
+        data_all, idx = data_all, np.arange(len(data_all))
+    else:
+        prepared = prepare_data(config)
+        data_all, idx = prepared.data, prepared.indices(split)
     if len(idx) == 0:
         raise ValueError(f"the {split} split of {config.data} is empty; use --split all")
-    sub = prepared.data.subset(idx)
+    sub = data_all.subset(idx)
     tensors = sub.to_tensors()
     centers = jitter_centers(sub.centers, sub.radii, sub.masks, center_jitter,
                              np.random.default_rng(seed))
@@ -149,7 +157,8 @@ def evaluate_run(
         _write_figures(Path(figures_dir), config, sub, seg, per_image, max_figures, centers)
     return {
         "method": config.method, "run": str(run_dir), "checkpoint": run.checkpoint,
-        "iteration": run.iteration, "data": config.data, "split": split,
+        "iteration": run.iteration, "data": config.data,
+        "data_dir": DATASETS[config.data].location(config.data_dir), "split": split,
         "center_jitter": float(center_jitter), "n": summary["n"],
         "dice": summary["dice_mean"], "dice_std": summary["dice_std"],
         "hd_mm": summary["hd_mean"], "hd_std": summary["hd_std"],
@@ -181,120 +190,3 @@ def _write_figures(
             true_mask=sub.masks[k], seg=seg, k=k, star=config.star, center=centers[k],
             title=title,
         )  # fmt: skip
-
-
-# --------------------------------------------------------------------------- predict
-def read_image(
-    path: str | os.PathLike[str], *, slice_index: int | None = None
-) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """Read one 2-D slice: DICOM (``.dcm`` or any file pydicom reads), NIfTI, or ``.npy``.
-
-    Returns:
-        ``(image float32 (H, W), spacing (row_mm, col_mm) or None)`` — ``.npy`` has no spacing.
-        NIfTI slices are ``volume[:, :, z]`` (row = voxel axis 0), as the ACDC loader reads them.
-
-    Raises:
-        FileNotFoundError, ValueError: naming the file and what is wrong.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image {path} does not exist")
-    name = path.name.lower()
-    if name.endswith(".npy"):
-        image = np.load(path, allow_pickle=False)
-        spacing = None
-    elif name.endswith((".nii", ".nii.gz")):
-        import nibabel as nib
-
-        volume = nib.load(str(path))
-        data = np.asarray(volume.dataobj, dtype=np.float32)
-        zooms = volume.header.get_zooms()
-        if data.ndim == 3:
-            if slice_index is None and data.shape[2] != 1:
-                raise ValueError(
-                    f"{path} is a volume with {data.shape[2]} slices; pick one with --slice Z"
-                )
-            z = 0 if slice_index is None else slice_index
-            if not 0 <= z < data.shape[2]:
-                raise ValueError(f"--slice must be in [0, {data.shape[2] - 1}]; got {z}")
-            data = data[:, :, z]
-        image, spacing = data, (float(zooms[0]), float(zooms[1]))
-    else:
-        import pydicom
-
-        try:
-            ds = pydicom.dcmread(path)
-            image = ds.pixel_array.astype(np.float32)
-        except Exception as error:
-            raise ValueError(
-                f"{path} is not a readable DICOM, NIfTI (.nii, .nii.gz) or .npy image ({error})"
-            ) from None
-        spacing = (float(ds.PixelSpacing[0]), float(ds.PixelSpacing[1])) if "PixelSpacing" in ds else None
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim != 2:
-        raise ValueError(f"{path} must hold a 2-D slice; got shape {image.shape}")
-    return image, spacing
-
-
-def predict_image(
-    run: LoadedRun,
-    image: np.ndarray,
-    center: tuple[float, float],
-    spacing: tuple[float, float] | None = None,
-    *,
-    size: int = CROP_SIZE,
-) -> dict[str, Any]:
-    """Segment one slice with the star centred at ``center`` = (x, y) in its pixel coordinates.
-
-    Steps: resample to the training spacing (1.37 mm; ``spacing=None`` means the image already
-    has it), clip to the 1st/99th percentile and standardise, crop ``size`` x ``size`` around the
-    centre, segment, and map the result back to the input grid (the DP contour as a polygon,
-    the U-Net mask by nearest neighbour).
-
-    Returns:
-        ``{"mask": bool (H, W), "contour": (N, 2) array in input pixels or None, "center"}``.
-
-    Raises:
-        ValueError: if the centre lies outside the image.
-    """
-    from diffbypass_stardp import polygon_mask
-
-    height, width = image.shape
-    x, y = float(center[0]), float(center[1])
-    if not (math.isfinite(x) and math.isfinite(y) and -0.5 <= x < width - 0.5
-            and -0.5 <= y < height - 0.5):
-        raise ValueError(
-            f"--center ({x:g}, {y:g}) lies outside the {width}x{height} image; x must be in "
-            f"[0, {width - 1}] and y in [0, {height - 1}] (pixel column, row)"
-        )
-    target = SPACING_MM
-    spacing = (target, target) if spacing is None else spacing
-    resampled, _ = resample(image, np.zeros(image.shape, bool), spacing, target)
-    lo, hi = np.percentile(resampled, (1.0, 99.0))
-    norm = np.clip(resampled, lo, hi)
-    norm = (norm - norm.mean()) / (float(norm.std()) or 1.0)
-    fr, fc = spacing[0] / target, spacing[1] / target
-    cx, cy = (x + 0.5) * fc - 0.5, (y + 0.5) * fr - 0.5  # centre in the resampled grid
-    top, left = int(math.floor(cy + 0.5)) - size // 2, int(math.floor(cx + 0.5)) - size // 2
-    crop = np.full((size, size), float(norm.min()), dtype=np.float32)
-    r0, c0 = max(top, 0), max(left, 0)
-    r1, c1 = min(top + size, norm.shape[0]), min(left + size, norm.shape[1])
-    crop[r0 - top : r1 - top, c0 - left : c1 - left] = norm[r0:r1, c0:c1]
-    star_center = torch.tensor([[cx - left, cy - top]], dtype=torch.float32)
-    seg = segment(run.config.method, run.unet, torch.from_numpy(crop)[None, None], star_center,
-                  run.config.star)
-    if seg.contours is not None:  # DP methods: the contour, mapped back exactly
-        contour = seg.contours[0].numpy().astype(np.float64)
-        contour = np.stack([(contour[:, 0] + left + 0.5) / fc - 0.5,
-                            (contour[:, 1] + top + 0.5) / fr - 0.5], axis=1)
-        mask = polygon_mask(torch.from_numpy(contour).float()[None], (height, width))[0].numpy()
-    else:  # nearest crop pixel of every input pixel centre
-        contour = None
-        rows = np.floor((np.arange(height) + 0.5) * fr - 0.5 - top + 0.5).astype(int)
-        cols = np.floor((np.arange(width) + 0.5) * fc - 0.5 - left + 0.5).astype(int)
-        ok_r, ok_c = (rows >= 0) & (rows < size), (cols >= 0) & (cols < size)
-        crop_mask = seg.masks[0].numpy()
-        mask = np.zeros((height, width), dtype=bool)
-        mask[np.ix_(ok_r, ok_c)] = crop_mask[np.ix_(rows[ok_r], cols[ok_c])]
-    return {"mask": mask.astype(bool), "contour": contour, "center": (x, y),
-            "method": run.config.method, "dp": run.config.method in DP_METHODS}

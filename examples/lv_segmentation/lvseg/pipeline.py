@@ -1,4 +1,4 @@
-r"""The EDPCNN pipeline (thesis fig. 4.2) and inference for every method of the example.
+r"""The EDPCNN pipeline (thesis fig. 4.2): star settings, the model, its losses and centre jitter.
 
 Training (thesis Algorithm 3, ``edpcnn``)::
 
@@ -9,12 +9,8 @@ Training (thesis Algorithm 3, ``edpcnn``)::
 ``edpcnn-es`` replaces the surrogate with :class:`~diffbypass.ES` around ``StarDP(output=
 "float")`` and puts a mean squared error directly on the smoothed DP indices.
 
-Inference (:func:`segment`) for all methods: ``unet`` thresholds the U-Net's foreground
-probability at 0.5; ``unet-dp`` runs the star DP on that probability map minus 1/2 (no end-to-end
-training: the thesis' "U-Net+DP"); ``edpcnn``/``edpcnn-es`` run the star DP on the raw output
-map. The DP
-contour uses the smoothed fractional indices (``StarDP(output="float")``) and is filled into a
-mask with ``polygon_mask``.
+Inference for every method is :func:`lvseg.segment.segment`; which method uses which estimator
+and loss is the table :data:`lvseg.methods.METHODS`.
 """
 
 from __future__ import annotations
@@ -28,72 +24,52 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from diffbypass import ES, Bypass, Estimator, Surrogate
-from diffbypass_stardp import (
-    StarDP,
-    StarSurrogate,
-    contour_points,
-    mask_to_indices,
-    polygon_mask,
-    star_points,
-    warp,
-)
+from diffbypass.validation import one_of
+from diffbypass_stardp import StarDP, StarSurrogate, mask_to_indices, star_points, warp
+from lvseg.options import document, option
 
 __all__ = [
-    "DP_METHODS",
-    "METHODS",
+    "INTERPOLATIONS",
     "EDPCNN",
-    "Segmentation",
     "StarConfig",
     "StarOutput",
     "jitter_centers",
     "make_estimator",
     "pixel_loss",
-    "segment",
 ]
 
-#: Methods of the example (``lvseg train --method``).
-METHODS = ("unet", "unet-dp", "edpcnn", "edpcnn-es")
-#: Methods whose prediction is a star-DP contour.
-DP_METHODS = ("unet-dp", "edpcnn", "edpcnn-es")
+#: Sampling modes of the output map on the star (``warp``'s ``mode``).
+INTERPOLATIONS = ("nearest", "bilinear")
 
 
+@document
 @dataclass(frozen=True)
 class StarConfig:
-    """Star pattern and DP settings (thesis §5.4 defaults).
+    """Star pattern and DP settings (thesis §5.4 defaults in brackets).
 
-    Attributes:
-        n_lines: radial lines :math:`N` (25).
-        n_points: points per line :math:`M` (65).
-        radius: star radius in pixels (65: covers any LV after centre jitter).
-        delta: DP smoothness :math:`\\delta`, the largest index change between neighbouring lines.
-        smoothing: odd width of the circular moving average applied to the DP indices;
-            ``None``: the odd integer nearest N/4 (7 for N = 25), 1: none.
-        interpolation: ``"nearest"`` (thesis) or ``"bilinear"`` sampling of the output map.
+    Each setting is checked by its owner: ``n_lines``, ``n_points`` and ``radius`` by
+    ``star_points``, ``delta`` and ``smoothing`` by ``StarDP`` (so ``delta=0``, a circle, and
+    ``smoothing=0`` or ``1``, none, are accepted as ``StarDP`` accepts them); the config adds
+    only what involves two settings: an odd ``smoothing`` width must not exceed ``n_lines``.
     """
 
-    n_lines: int = 25
-    n_points: int = 65
-    radius: float = 65.0
-    delta: int = 1
-    smoothing: int | None = None
-    interpolation: str = "nearest"
+    n_lines: int = option(25, "star lines N", thesis="25", metavar="N")
+    n_points: int = option(65, "points per line M", thesis="65", metavar="M")
+    radius: float = option(65.0, "star radius in pixels (covers any LV after centre jitter)",
+                           thesis="65", metavar="PX")
+    delta: int = option(1, "DP smoothness delta, the largest index change between neighbouring "
+                        "lines", thesis="1", metavar="D")
+    smoothing: int | None = option(None, "odd width of the moving average on the DP indices "
+                                   "(None: the odd integer nearest N/4; 0 or 1: none)",
+                                   thesis="~N/4", metavar="W")
+    interpolation: str = option("nearest", "warp interpolation of the output map",
+                                thesis="nearest", choices=INTERPOLATIONS)
 
     def __post_init__(self) -> None:
-        for name, low in (("n_lines", 3), ("n_points", 2), ("delta", 1), ("smoothing", 1)):
-            value = getattr(self, name)
-            if name == "smoothing" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
-        if not (isinstance(self.radius, (int, float)) and self.radius > 0):
-            raise ValueError(f"radius must be a positive number of pixels; got {self.radius!r}")
-        if self.interpolation not in ("nearest", "bilinear"):
-            raise ValueError(
-                f"interpolation must be 'nearest' or 'bilinear'; got {self.interpolation!r}"
-            )
-        if self.smoothing is not None and self.smoothing > 1 and (
-            self.smoothing % 2 == 0 or self.smoothing > self.n_lines
-        ):
+        self.points(torch.zeros(1, 2))  # star_points checks n_lines, n_points and radius
+        self.dp()  # StarDP checks delta and smoothing
+        one_of("interpolation", self.interpolation, INTERPOLATIONS)
+        if self.smoothing is not None and self.smoothing > self.n_lines:
             raise ValueError(
                 f"smoothing must be None or an odd width <= n_lines={self.n_lines}; "
                 f"got {self.smoothing}"
@@ -224,61 +200,6 @@ def pixel_loss(logits: Tensor, masks: Tensor) -> Tensor:
     inter = (prob * target).sum(dim=(1, 2, 3))
     soft_dice = (2 * inter + 1.0) / (prob.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3)) + 1.0)
     return bce + (1 - soft_dice).mean()
-
-
-class Segmentation(NamedTuple):
-    """Predictions of :func:`segment` for a batch (CPU tensors).
-
-    ``points``, ``warped``, ``indices`` and ``contours`` are ``None`` for ``unet``.
-    """
-
-    masks: Tensor
-    """Predicted masks :math:`(B, H, W)` bool."""
-    output_map: Tensor
-    """The map the prediction was read from :math:`(B, H, W)`: the foreground probability
-    (``unet``, ``unet-dp``) or the raw output map (``edpcnn*``)."""
-    points: Tensor | None
-    """Star points :math:`(B, N, M, 2)`."""
-    warped: Tensor | None
-    """The warped map the DP solved :math:`(B, N, M)` (``unet-dp``: probability minus 1/2)."""
-    indices: Tensor | None
-    """Smoothed fractional DP indices :math:`(B, N)`."""
-    contours: Tensor | None
-    """DP contour polygons :math:`(B, N, 2)` in pixels :math:`(x, y)`."""
-
-
-@torch.no_grad()
-def segment(
-    method: str,
-    unet: nn.Module,
-    images: Tensor,
-    centers: Tensor,
-    star: StarConfig,
-    *,
-    batch_size: int = 16,
-) -> Segmentation:
-    """Segment ``images`` :math:`(B, 1, H, W)` with the star centred at ``centers`` :math:`(B, 2)`.
-
-    ``unet`` is put in eval mode (and left there). See the module docstring for what each
-    ``method`` does.
-    """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
-    unet.eval()
-    maps = torch.cat([unet(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
-    if method in ("unet", "unet-dp"):
-        maps = torch.sigmoid(maps)
-    if method == "unet":
-        return Segmentation(maps[:, 0] > 0.5, maps[:, 0], None, None, None, None)
-    points = star.points(centers)
-    # unet-dp: the probability minus 1/2, so that the background is negative like the point
-    # beyond the star, which radial_difference takes as 0 (else a soft background there would
-    # look like an edge and pull the contour to the end of every line)
-    warped = warp(maps - 0.5 if method == "unet-dp" else maps, points, mode=star.interpolation)
-    indices = star.dp("float")(warped)
-    contours = contour_points(indices, points)
-    masks = polygon_mask(contours, tuple(images.shape[-2:]))
-    return Segmentation(masks, maps[:, 0], points, warped, indices, contours)
 
 
 def jitter_centers(

@@ -14,80 +14,57 @@ Example:
 
 from __future__ import annotations
 
-import os
-from typing import Any, Literal
-
 from lvseg.data.acdc import load_acdc
+from lvseg.data.datasets import DATASETS, Dataset, load_dataset
 from lvseg.data.polygon import polygon_to_mask
-from lvseg.data.preprocessing import PreparedData, object_radius, preprocess, resample
-from lvseg.data.splits import Split, split_by_patient, split_from_lists, telescopic_subsets
+from lvseg.data.preprocessing import CROP_SIZE, SPACING_MM, PreparedData, object_radius, preprocess
+from lvseg.data.splits import (
+    SCHEMES,
+    Split,
+    split_by_number,
+    split_by_patient,
+    split_from_lists,
+    telescopic_subsets,
+)
 from lvseg.data.sunnybrook import bundled_sunnybrook, load_sunnybrook
 from lvseg.data.synthetic import make_phantoms
+from lvseg.data.transforms import crop_around, normalize_intensities, resample
 from lvseg.data.types import LoadReport, Skipped, Slice
 
 __all__ = [
+    "CROP_SIZE",
     "DATASETS",
+    "SCHEMES",
+    "SPACING_MM",
+    "Dataset",
     "LoadReport",
     "PreparedData",
     "Skipped",
     "Slice",
     "Split",
     "bundled_sunnybrook",
+    "crop_around",
     "load_acdc",
     "load_dataset",
     "load_sunnybrook",
     "make_phantoms",
+    "normalize_intensities",
     "object_radius",
     "polygon_to_mask",
     "preprocess",
     "resample",
+    "split_by_number",
     "split_by_patient",
     "split_from_lists",
     "telescopic_subsets",
 ]
 
-DATASETS = ("sunnybrook", "acdc", "synthetic")
-"""Names accepted by :func:`load_dataset`."""
-
-
-def load_dataset(
-    name: Literal["sunnybrook", "acdc", "synthetic"],
-    data_dir: str | os.PathLike[str] | None = None,
-    **kwargs: Any,
-) -> tuple[list[Slice], LoadReport]:
-    """Load a dataset by name.
-
-    Args:
-        name: ``"sunnybrook"`` (:func:`load_sunnybrook`; without ``data_dir`` the bundled
-            sample), ``"acdc"`` (:func:`load_acdc`; ``data_dir`` required) or ``"synthetic"``
-            (:func:`make_phantoms`; no ``data_dir``, ``n`` defaults to 256).
-        data_dir: dataset folder.
-        **kwargs: passed on to the loader (e.g. ``n=1000, seed=3`` for ``"synthetic"``).
-
-    Returns:
-        ``(slices, report)``.
-
-    Raises:
-        ValueError: on an unknown name, a missing ``data_dir`` for ACDC, or a ``data_dir`` for
-            ``"synthetic"``.
-
-    Example:
-        >>> slices, report = load_dataset("synthetic", n=8, size=64, seed=0)
-        >>> print(report)
-        synthetic(n=8, seed=0): 8 loaded, 0 skipped
-    """
-    if name == "sunnybrook":
-        return load_sunnybrook(data_dir, **kwargs)
-    if name == "acdc":
-        if data_dir is None:
-            raise ValueError("data_dir is required for 'acdc' (the ACDC data are not bundled)")
-        return load_acdc(data_dir, **kwargs)
-    if name == "synthetic":
-        if data_dir is not None:
-            raise ValueError(f"'synthetic' is generated and takes no data_dir; got {data_dir!r}")
-        kwargs.setdefault("n", 256)
-        slices = make_phantoms(**kwargs)
-        report = LoadReport(f"synthetic(n={kwargs['n']}, seed={kwargs.get('seed', 0)})")
-        report.add_loaded(len(slices))
-        return slices, report
-    raise ValueError(f"name must be one of {', '.join(map(repr, DATASETS))}; got {name!r}")
+# Re-bound here so that autodoc, which reads attribute docs from this module's source, shows them.
+#: Common pixel size (mm) every slice is resampled to (:mod:`lvseg.data.preprocessing`).
+SPACING_MM = SPACING_MM
+#: Side (pixels) of the square crop around the LV centre (:mod:`lvseg.data.preprocessing`).
+CROP_SIZE = CROP_SIZE
+#: Patient split schemes by name (:mod:`lvseg.data.splits`): ``random`` and ``thesis``.
+SCHEMES = SCHEMES
+#: The datasets by name (:mod:`lvseg.data.datasets`); :func:`load_dataset` looks names up here.
+DATASETS = DATASETS

@@ -30,20 +30,27 @@ from typing import TYPE_CHECKING, Literal, Sequence
 import numpy as np
 from scipy import ndimage
 
+from lvseg.data.transforms import crop_around, normalize_intensities, resample
 from lvseg.data.types import LoadReport, Slice
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "CROP_SIZE",
     "REASON_LV_OUTSIDE_CROP",
     "REASON_NO_LV",
     "REASON_NO_LV_AFTER_RESAMPLING",
+    "SPACING_MM",
     "PreparedData",
     "object_radius",
     "preprocess",
-    "resample",
 ]
+
+#: Common pixel size (mm) every slice is resampled to (thesis: ~1.37 mm).
+SPACING_MM = 1.37
+#: Side (pixels) of the square crop around the LV centre (128 px = 175 mm at 1.37 mm).
+CROP_SIZE = 128
 
 REASON_NO_LV = "no_lv"
 """The slice's mask is empty."""
@@ -107,8 +114,8 @@ class PreparedData:
 def preprocess(
     slices: Sequence[Slice],
     *,
-    spacing: float = 1.37,
-    size: int | tuple[int, int] = 128,
+    spacing: float = SPACING_MM,
+    size: int | tuple[int, int] = CROP_SIZE,
     crop: Literal["lv", "image"] = "lv",
     normalize: bool = True,
     percentiles: tuple[float, float] = (1.0, 99.0),
@@ -160,18 +167,12 @@ def preprocess(
                         f"resampled to {spacing} mm")
             continue
         if normalize:
-            lo, hi = np.percentile(image, (low, high))
-            image = np.clip(image, lo, hi)
-            std = float(image.std())
-            image = (image - image.mean()) / (std if std > 0 else 1.0)
+            image = normalize_intensities(image, (low, high))
         if crop == "lv":
             row, col = ndimage.center_of_mass(mask)
         else:
             row, col = (image.shape[0] - 1) / 2, (image.shape[1] - 1) / 2
-        top = int(math.floor(row + 0.5)) - height // 2
-        left = int(math.floor(col + 0.5)) - width // 2
-        image = _window(image, top, left, height, width, fill=float(image.min()))
-        mask = _window(mask, top, left, height, width, fill=False)
+        image, mask, _ = crop_around(image, (row, col), (height, width), mask)
         if not mask.any():
             report.skip(REASON_LV_OUTSIDE_CROP, item.source,
                         f"{item.source}: the LV lies outside the {height}x{width} crop")
@@ -199,43 +200,6 @@ def preprocess(
         spacing=float(spacing),
     )
     return data, report
-
-
-def resample(
-    image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float], target: float
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""Resample an image (bilinear) and its mask (bilinear, threshold 0.5) to ``target`` mm.
-
-    The output has :math:`\mathrm{round}(H \cdot s_r / t) \times \mathrm{round}(W \cdot s_c / t)`
-    pixels of exactly ``target`` mm, aligned on the image's top-left outer corner. Samples
-    between the outermost pixel centres and the image's outer edge repeat the edge pixel.
-
-    Args:
-        image: float :math:`(H, W)`.
-        mask: bool :math:`(H, W)`.
-        spacing: input pixel size ``(row_mm, col_mm)``.
-        target: output pixel size in mm.
-
-    Returns:
-        ``(image float32, mask bool)`` of the new shape.
-
-    Example:
-        >>> img, m = resample(np.ones((10, 10)), np.ones((10, 10), bool), (2.0, 2.0), 1.0)
-        >>> img.shape, int(m.sum())
-        ((20, 20), 400)
-    """
-    image = np.asarray(image, dtype=np.float32)
-    mask = np.asarray(mask, dtype=bool)
-    factors = np.array([spacing[0] / target, spacing[1] / target], dtype=np.float64)
-    if np.allclose(factors, 1.0, rtol=0, atol=1e-9):
-        return image.copy(), mask.copy()
-    out_shape = tuple(max(1, int(round(n * f))) for n, f in zip(image.shape, factors))
-    # output pixel j covers [j, j + 1) * target mm; its centre is input coordinate (j + .5)/f - .5
-    kwargs = {"matrix": 1.0 / factors, "offset": 0.5 / factors - 0.5,
-              "output_shape": out_shape, "order": 1, "mode": "nearest"}
-    new_image = ndimage.affine_transform(image, **kwargs)
-    new_mask = ndimage.affine_transform(mask.astype(np.float32), **kwargs) >= 0.5
-    return new_image.astype(np.float32, copy=False), new_mask
 
 
 def object_radius(mask: np.ndarray, center: tuple[float, float]) -> float:
@@ -271,14 +235,3 @@ def object_radius(mask: np.ndarray, center: tuple[float, float]) -> float:
     d_v = np.hypot(x - (c_v + 0.5), np.maximum(np.abs(y - r_v) - 0.5, 0.0))
     d_h = np.hypot(y - (r_h + 0.5), np.maximum(np.abs(x - c_h) - 0.5, 0.0))
     return float(min(d_v.min(initial=np.inf), d_h.min(initial=np.inf)))
-
-
-def _window(
-    array: np.ndarray, top: int, left: int, height: int, width: int, fill: object
-) -> np.ndarray:
-    out = np.full((height, width), fill, dtype=array.dtype)
-    r0, c0 = max(top, 0), max(left, 0)
-    r1, c1 = min(top + height, array.shape[0]), min(left + width, array.shape[1])
-    if r0 < r1 and c0 < c1:
-        out[r0 - top : r1 - top, c0 - left : c1 - left] = array[r0:r1, c0:c1]
-    return out

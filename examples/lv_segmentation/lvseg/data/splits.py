@@ -1,19 +1,28 @@
 """Patient-level train/val/test splits and telescopic training subsets.
 
 Slices of one patient are strongly correlated, so splits are made over patients: no patient has
-slices in two splits. Telescopic subsets follow the thesis (§5.1): shuffle the training set once
+slices in two splits. The named schemes (:data:`SCHEMES`) are ``random`` (:func:`split_by_patient`)
+and ``thesis`` (:func:`split_by_number`: the thesis' ACDC split, after Baumgartner et al. 2017). Telescopic subsets follow the thesis (§5.1): shuffle the training set once
 with a seed and take prefixes, so each smaller training set lies inside every bigger one.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["Split", "split_by_patient", "split_from_lists", "telescopic_subsets"]
+__all__ = [
+    "SCHEMES",
+    "Split",
+    "split_by_number",
+    "split_by_patient",
+    "split_from_lists",
+    "telescopic_subsets",
+]
 
 _NAMES = ("train", "val", "test")
 
@@ -92,6 +101,35 @@ def split_by_patient(
         groups.append([patients[i] for i in order[start : start + count]])
         start += count
     return _make_split(ids, dict(zip(_NAMES, groups)))
+
+
+def split_by_number(patient_ids: Sequence[str], divisor: int = 5) -> Split:
+    """Validation = patients whose number is divisible by ``divisor``; training = the others.
+
+    The number is the trailing digits of the patient id (``patient045`` → 45). With the
+    default, on the 100 ACDC training patients, this is the thesis' split (Baumgartner et al.
+    2017): 20 validation patients, 1436 training and 372 validation slices with an LV. There is
+    no test split.
+
+    Raises:
+        ValueError: if a patient id does not end in a number.
+
+    Example:
+        >>> s = split_by_number(["patient004", "patient005", "patient010", "patient011"])
+        >>> s.patients["train"], s.patients["val"]
+        (('patient004', 'patient011'), ('patient005', 'patient010'))
+    """
+    ids = [str(p) for p in patient_ids]
+    groups: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for patient in sorted(set(ids)):
+        match = re.search(r"(\d+)$", patient)
+        if match is None:
+            raise ValueError(
+                f"the thesis split needs patient ids ending in a number (ACDC's patientNNN); "
+                f"got {patient!r}"
+            )
+        groups["val" if int(match.group(1)) % divisor == 0 else "train"].append(patient)
+    return _make_split(ids, groups)
 
 
 def split_from_lists(
@@ -181,3 +219,18 @@ def _make_split(ids: list[str], groups: dict[str, list[str]]) -> Split:
     }
     patients = {name: tuple(sorted(members[name])) for name in _NAMES}
     return Split(train=arrays["train"], val=arrays["val"], test=arrays["test"], patients=patients)
+
+
+def _random(patient_ids: Sequence[str], fractions: tuple[float, float, float], seed: int) -> Split:
+    return split_by_patient(patient_ids, fractions, seed=seed)
+
+
+def _thesis(patient_ids: Sequence[str], fractions: tuple[float, float, float], seed: int) -> Split:
+    return split_by_number(patient_ids, 5)
+
+
+#: Patient split schemes by name: ``scheme(patient_ids, fractions, seed) -> Split``.
+SCHEMES: dict[str, Callable[[Sequence[str], tuple[float, float, float], int], Split]] = {
+    "random": _random,
+    "thesis": _thesis,
+}

@@ -21,6 +21,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from lvseg.data.preprocessing import SPACING_MM
 from lvseg.data.types import Slice
 
 __all__ = ["make_phantoms"]
@@ -32,7 +33,7 @@ def make_phantoms(
     size: int | tuple[int, int] = 128,
     seed: int = 0,
     slices_per_patient: int = 8,
-    spacing: float = 1.37,
+    spacing: float = SPACING_MM,
     noise: float = 0.05,
     bias: float = 0.3,
 ) -> list[Slice]:

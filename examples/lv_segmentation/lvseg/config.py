@@ -1,0 +1,139 @@
+"""The configuration of a training run (:class:`TrainConfig`, saved as ``config.json``).
+
+Each option is written once, as a field with its help text (:func:`lvseg.options.option`): the
+docstring's attribute list and the ``lvseg train`` options are generated from the fields.
+
+Validation has one owner per rule. :class:`TrainConfig` checks the fields only it uses (method,
+data, sizes, seeds, schedule, learning rate, jitter, rotation); the fields it passes on are
+checked by the constructors that take them when the model is built
+(:func:`lvseg.methods.build_model`, before any data is loaded): ``unet_*`` by ``UNet``, ``sigma``
+and ``samples`` by ``Surrogate``/``ES`` (``samples`` even for the antithetic ES pairs),
+``fit_steps`` by ``Surrogate`` (``>= 0``: 0 never fits the surrogate), ``surrogate_*`` by
+``Surrogate`` and ``StarSurrogate``, the star settings by :class:`~lvseg.pipeline.StarConfig`,
+``fractions`` by ``split_by_patient`` and ``synthetic_slices`` by ``make_phantoms``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from diffbypass.validation import int_at_least, nonnegative_number, one_of, positive_number
+from lvseg.data.datasets import DATASETS
+from lvseg.data.splits import SCHEMES
+from lvseg.methods import METHODS
+from lvseg.models import NORMS
+from lvseg.options import document, option
+from lvseg.pipeline import StarConfig
+
+__all__ = ["TrainConfig"]
+
+_METHOD_HELP = "; ".join(f"{m.name}: {m.help}" for m in METHODS.values())
+_DATA_HELP = "; ".join(f"{d.name}: {d.help}" for d in DATASETS.values())
+_ITERATIONS = ", ".join(f"{m.name} {m.iterations}" for m in METHODS.values())
+
+
+def _size(text: str) -> int | None:
+    """``--train-size``: a positive integer, or ``all`` (``None``)."""
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        import argparse
+
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'all'; got {text!r}"
+        ) from None
+
+
+@document
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved as the run's ``config.json``).
+
+    Defaults are the best we reached for ``--train-size 10`` on two CPU cores in a few minutes
+    (``docs/lv_example.md`` explains each choice). Thesis values, where they differ, in brackets.
+    The module docstring says which constructor checks which field.
+    """
+
+    method: str = option(help=_METHOD_HELP, choices=tuple(METHODS))
+    data: str = option("sunnybrook", "dataset; " + _DATA_HELP, choices=tuple(DATASETS))
+    data_dir: str | None = option(None, "dataset folder, stored as an absolute path (None: the "
+                                  "dataset's default)", metavar="DIR")
+    split: str = option("random", "patient split: random (seeded shares: 1/3 each for "
+                        "sunnybrook, 0.8/0.1/0.1 otherwise) or thesis (ACDC: validation = "
+                        "patients whose number is divisible by 5, no test split)",
+                        choices=tuple(SCHEMES))
+    train_size: int | None = option(10, "telescopic training subset: N slices, or 'all' (None)",
+                                    metavar="N", parse=_size)
+    seed: int = option(0, "seed of initialisation, batch order, centre jitter and surrogate "
+                       "noise", metavar="S")
+    split_seed: int = option(0, "seed of the patient split and of the telescopic shuffle",
+                             metavar="S")
+    iterations: int | None = option(None, f"training iterations (None: {_ITERATIONS})",
+                                    thesis="20000", metavar="K")
+    batch_size: int = option(10, "images per iteration", thesis="10", metavar="B")
+    lr: float = option(1e-3, "Adam learning rate of the U-Net", thesis="1e-4", metavar="LR")
+    val_every: int = option(25, "validation Dice (for best.pt) every K iterations",
+                            thesis="50", metavar="K")
+    checkpoint_every: int = option(25, "write last.pt every K iterations", metavar="K")
+    unet_channels: int = option(8, "U-Net base channels", thesis="64", metavar="C")
+    unet_depth: int = option(4, "U-Net down-samplings", thesis="4", metavar="D")
+    unet_norm: str = option("group", "U-Net normalisation", thesis="none", choices=NORMS)
+    star: StarConfig = option(help="star pattern and DP settings (their own options)",
+                              default_factory=StarConfig, cli=False)
+    jitter: float = option(1.0, "training star-centre jitter: s.d. as a fraction of the object "
+                           "radius, truncated to the object", thesis="1", metavar="F")
+    rotation: float = option(0.5, "training star rotation, uniform in +-R radians",
+                             thesis="0.5", metavar="RAD")
+    sigma: float = option(1.0, "surrogate exploration / ES noise scale", thesis="1",
+                          metavar="SIGMA")
+    samples: int = option(10, "noise samples per input", thesis="10", metavar="S")
+    fit_steps: int = option(2, "surrogate fit steps per iteration", thesis="10", metavar="K")
+    surrogate_lr: float = option(1e-3, "the surrogate's Adam learning rate", metavar="LR")
+    surrogate_channels: int = option(8, "StarSurrogate base channels", thesis="8", metavar="C")
+    synthetic_slices: int = option(256, "phantoms generated for --data synthetic", metavar="N")
+    fractions: tuple[float, float, float] | None = option(
+        None, "patient shares (train, val, test) of the split (None: the dataset's default)",
+        cli=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.star, dict):
+            self.star = StarConfig(**self.star)
+        if self.fractions is not None:
+            self.fractions = tuple(float(f) for f in self.fractions)  # type: ignore[assignment]
+        one_of("method", self.method, tuple(METHODS))
+        one_of("data", self.data, tuple(DATASETS))
+        one_of("split", self.split, tuple(SCHEMES))
+        if self.data_dir is not None:
+            self.data_dir = os.path.abspath(self.data_dir)
+        if self.iterations is None:
+            self.iterations = METHODS[self.method].iterations
+        for name in ("iterations", "batch_size", "val_every", "checkpoint_every"):
+            int_at_least(name, getattr(self, name), 1)
+        for name in ("seed", "split_seed"):
+            int_at_least(name, getattr(self, name), 0)
+        if self.train_size is not None:
+            int_at_least("train_size", self.train_size, 1)
+        positive_number("lr", self.lr)
+        for name in ("jitter", "rotation"):
+            nonnegative_number(name, getattr(self, name))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (what ``config.json`` holds)."""
+        out = dataclasses.asdict(self)
+        out["star"] = self.star.as_dict()
+        out["fractions"] = list(self.fractions) if self.fractions is not None else None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error (a config from elsewhere)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names - {"lvseg_version"})
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        return cls(**{k: v for k, v in data.items() if k in names})

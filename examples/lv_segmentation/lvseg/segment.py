@@ -1,0 +1,80 @@
+r"""Inference for every method: segment images with the star centred at given points.
+
+A pixel-trained method without the DP (``unet``) thresholds the U-Net's foreground probability at
+0.5; a pixel-trained method with the DP (``unet-dp``, the thesis' "U-Net+DP") runs the star DP on
+that probability map minus 1/2; the end-to-end methods (``edpcnn``, ``edpcnn-es``) run the star
+DP on the raw output map. The DP contour uses the smoothed fractional indices
+(``StarDP(output="float")``) and is filled into a mask with ``polygon_mask``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from diffbypass_stardp import contour_points, polygon_mask, warp
+from lvseg.methods import Method, get_method
+from lvseg.pipeline import StarConfig
+
+__all__ = ["Segmentation", "segment"]
+
+
+class Segmentation(NamedTuple):
+    """Predictions of :func:`segment` for a batch (CPU tensors).
+
+    ``points``, ``warped``, ``indices`` and ``contours`` are ``None`` for ``unet``.
+    """
+
+    masks: Tensor
+    """Predicted masks :math:`(B, H, W)` bool."""
+    output_map: Tensor
+    """The map the prediction was read from :math:`(B, H, W)`: the foreground probability
+    (``unet``, ``unet-dp``) or the raw output map (``edpcnn*``)."""
+    points: Tensor | None
+    """Star points :math:`(B, N, M, 2)`."""
+    warped: Tensor | None
+    """The warped map the DP solved :math:`(B, N, M)` (``unet-dp``: probability minus 1/2)."""
+    indices: Tensor | None
+    """Smoothed fractional DP indices :math:`(B, N)`."""
+    contours: Tensor | None
+    """DP contour polygons :math:`(B, N, 2)` in pixels :math:`(x, y)`."""
+
+
+@torch.no_grad()
+def segment(
+    method: str | Method,
+    unet: nn.Module,
+    images: Tensor,
+    centers: Tensor,
+    star: StarConfig,
+    *,
+    batch_size: int = 16,
+) -> Segmentation:
+    """Segment ``images`` :math:`(B, 1, H, W)` with the star centred at ``centers`` :math:`(B, 2)`.
+
+    ``unet`` is put in eval mode (and left there). ``method`` is a :class:`~lvseg.methods.Method`
+    or its name; the module docstring says what each kind of method does. The U-Net and the warp
+    run on the U-Net's device, the DP on the CPU; the results are CPU tensors.
+    """
+    if isinstance(method, str):
+        method = get_method(method)
+    unet.eval()
+    weight = next(unet.parameters(), None)  # a parameter-free map (tests) stays where it is
+    if weight is not None:
+        images, centers = images.to(weight.device), centers.to(weight.device)
+    maps = torch.cat([unet(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+    if not method.end_to_end:  # trained on pixels: read the foreground probability
+        maps = torch.sigmoid(maps)
+    if not method.dp:
+        return Segmentation((maps[:, 0] > 0.5).cpu(), maps[:, 0].cpu(), None, None, None, None)
+    points = star.points(centers)
+    # pixel-trained + DP (unet-dp): the probability minus 1/2, so that the background is
+    # negative like the point beyond the star, which radial_difference takes as 0 (else a soft
+    # background there would look like an edge and pull the contour to the end of every line)
+    warped = warp(maps if method.end_to_end else maps - 0.5, points, mode=star.interpolation)
+    indices = star.dp("float")(warped)
+    contours = contour_points(indices, points)
+    masks = polygon_mask(contours, tuple(images.shape[-2:]))
+    return Segmentation(*(t.cpu() for t in (masks, maps[:, 0], points, warped, indices, contours)))
