@@ -130,7 +130,9 @@ def test_predict_checks_its_inputs_and_leaves_no_folder(
 def test_predict_help_says_how_to_find_the_centre(capsys) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
-    assert "read it off an image viewer" in " ".join(capsys.readouterr().out.split())
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "Click the middle of the bright blood pool in a viewer" in help_text
+    assert "centroid of a rough mask" in help_text
 
 
 # ----------------------------------------------------------------------- resume

@@ -16,16 +16,23 @@ and loss is the table :data:`lvseg.methods.METHODS`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from diffbypass import ES, Bypass, Estimator, Surrogate
+from diffbypass import ES, Bypass, Estimator, Surrogate, plugins
 from diffbypass.validation import one_of
-from diffbypass_stardp import StarDP, StarSurrogate, mask_to_indices, star_points, warp
+from diffbypass_stardp import mask_to_indices, star_points, warp
+
+if TYPE_CHECKING:
+    from diffbypass_stardp import StarDP
+
+#: The star-DP plugin's record (black box, default surrogate, fit loss), through the plugin
+#: contract: ``lvseg`` uses the DP as any user of a plugin would.
+STARDP = plugins.load("stardp")
 from lvseg.options import document, option
 
 __all__ = [
@@ -88,7 +95,7 @@ class StarConfig:
 
     def dp(self, output: str = "float") -> StarDP:
         """The black box with these settings."""
-        return StarDP(delta=self.delta, smoothing=self.smoothing, output=output)
+        return STARDP.blackbox(delta=self.delta, smoothing=self.smoothing, output=output)
 
 
 class StarOutput(NamedTuple):
@@ -127,8 +134,8 @@ def make_estimator(
     """
     if kind == "surrogate":
         return Surrogate(
-            StarSurrogate(base_channels=base_channels), sigma=sigma, samples=samples,
-            fit_steps=fit_steps, fit_loss="ce", lr=lr, generator=generator,
+            STARDP.surrogate(base_channels=base_channels), sigma=sigma, samples=samples,
+            fit_steps=fit_steps, fit_loss=STARDP.fit_loss, lr=lr, generator=generator,
         )  # fmt: skip
     if kind == "es":
         return ES(sigma=sigma, samples=samples, generator=generator)
