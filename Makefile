@@ -40,6 +40,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/estimators.py
 	$(BIN)/python benchmarks/stardp_throughput.py
+	$(BIN)/python benchmarks/executors.py
 	$(BIN)/python benchmarks/lv_overhead.py
 	$(BIN)/python benchmarks/lv_ablation.py
 

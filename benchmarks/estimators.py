@@ -62,135 +62,26 @@ because the fitted step sharpens.
   weights across coordinates, so it needs many more samples per step.
 
 Run ``python benchmarks/estimators.py`` (full run, about 4-8 minutes on 2 busy CPU cores) or
-add ``--quick`` (d = 16 and 256 only, under a minute).
+add ``--quick`` (d = 16 and 256 only, under a minute; written as ``estimators_quick.*``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+import _harness as h
+from _boxes import BOXES, RHO, SIGMA, Box, group_size, make_box
+from _estimators_plot import figures, plot
 from diffbypass import ES, Bypass, FiniteDifference, StraightThrough, Surrogate
-
-SIGMA = 0.5
-RHO = 0.05
-HIDDEN = 32  # hidden units of the smooth black box
-GH_Z, GH_W = np.polynomial.hermite_e.hermegauss(64)
-GH_Z, GH_W = torch.tensor(GH_Z), torch.tensor(GH_W / math.sqrt(2 * math.pi))
-
-
-def group_size(d: int) -> int:
-    return 8 if d % 8 == 0 else 65
-
-
-# ---------------------------------------------------------------------------- black boxes
-@dataclass
-class Box:
-    name: str
-    d: int
-    fn: Callable[[Tensor], Tensor]  # the black box, float32 in and out
-    smoothed: Callable[[Tensor], Tensor]  # E f(x + sigma eps), float64, differentiable
-    exact: Callable[[Tensor], Tensor] | None = None  # f itself, differentiable (smooth box only)
-    model: Callable[[], nn.Module] | None = None
-    fit_loss: object = "mse"
-    surrogate_samples: tuple[int, ...] = (10,)
-
-
-class PerCoordinate(nn.Module):
-    """One small MLP applied to every coordinate (elementwise boxes)."""
-
-    def __init__(self, hidden: int = 32) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(1, hidden), nn.Tanh(), nn.Linear(hidden, 1))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x.unsqueeze(-1)).squeeze(-1)
-
-
-class PerGroup(nn.Module):
-    """One MLP k -> hidden -> k applied to every group of k coordinates (optionally softmax)."""
-
-    def __init__(self, k: int, hidden: int = 64, softmax: bool = False) -> None:
-        super().__init__()
-        self.k, self.softmax = k, softmax
-        self.net = nn.Sequential(nn.Linear(k, hidden), nn.Tanh(), nn.Linear(hidden, k))
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.net(x.reshape(*x.shape[:-1], -1, self.k))
-        return (out.softmax(-1) if self.softmax else out).flatten(-2)
-
-
-def soft_cross_entropy(k: int) -> Callable[[Tensor, Tensor], Tensor]:
-    def loss(prob: Tensor, onehot: Tensor) -> Tensor:
-        return -(onehot * prob.clamp_min(1e-8).log()).sum(-1).mean() * k
-
-    return loss
-
-
-def make_box(name: str, d: int, gen: torch.Generator) -> Box:
-    k = group_size(d)
-    groups = lambda x: x.reshape(*x.shape[:-1], -1, k)  # noqa: E731
-    if name == "sign":
-        return Box(name, d, torch.sign, lambda x: 2 * torch.special.ndtr(x / SIGMA) - 1,
-                   model=PerCoordinate)  # fmt: skip
-    if name == "argmax":
-        def argmax(x: Tensor) -> Tensor:
-            g = groups(x)
-            return torch.zeros_like(g).scatter_(-1, g.argmax(-1, keepdim=True), 1.0).flatten(-2)
-
-        def smoothed(x: Tensor) -> Tensor:
-            g = groups(x)
-            a = (g.unsqueeze(-1) - g.unsqueeze(-2)) / SIGMA  # (..., i, j): (x_i - x_j)/sigma
-            z = GH_Z.to(x.dtype)
-            logs = torch.special.log_ndtr(a.unsqueeze(-1) + z).sum(-2)  # sum over j, incl. j = i
-            logs = logs - torch.special.log_ndtr(z)  # remove the j = i factor Phi(z)
-            return (logs.exp() * GH_W.to(x.dtype)).sum(-1).flatten(-2)
-
-        return Box(name, d, argmax, smoothed, model=lambda: PerGroup(k, softmax=True),
-                   fit_loss=soft_cross_entropy(k))  # fmt: skip
-    if name == "rank":
-        def rank(x: Tensor) -> Tensor:
-            return groups(x).argsort(-1).argsort(-1).to(x.dtype).flatten(-2) / (k - 1)
-
-        def smoothed(x: Tensor) -> Tensor:
-            g = groups(x)
-            p = torch.special.ndtr((g.unsqueeze(-1) - g.unsqueeze(-2)) / (SIGMA * math.sqrt(2)))
-            return ((p.sum(-1) - 0.5) / (k - 1)).flatten(-2)
-
-        return Box(name, d, rank, smoothed, model=lambda: PerGroup(k))
-    if name == "smooth":
-        w1 = torch.randn(HIDDEN, d, generator=gen, dtype=torch.float64) / math.sqrt(d)
-        b1 = 0.5 * torch.randn(HIDDEN, generator=gen, dtype=torch.float64)
-        w2 = torch.randn(d, HIDDEN, generator=gen, dtype=torch.float64) / math.sqrt(HIDDEN)
-        w1f, b1f, w2f = w1.float(), b1.float(), w2.float()
-
-        def smooth(x: Tensor) -> Tensor:
-            return torch.tanh(x @ w1f.T + b1f) @ w2f.T
-
-        def exact(x: Tensor) -> Tensor:
-            return torch.tanh(x @ w1.T + b1) @ w2.T
-
-        def smoothed(x: Tensor) -> Tensor:  # E tanh(a + sigma |w_j| z) per hidden unit
-            a, s = x @ w1.T + b1, SIGMA * w1.norm(dim=1)
-            h = (torch.tanh(a.unsqueeze(-1) + s.unsqueeze(-1) * GH_Z) * GH_W).sum(-1)
-            return h @ w2.T
-
-        return Box(name, d, smooth, smoothed, exact=exact, surrogate_samples=(10, 100),
-                   model=lambda: nn.Sequential(nn.Linear(d, 64), nn.Tanh(), nn.Linear(64, d)))  # fmt: skip
-    raise ValueError(f"unknown box {name!r}")
-
 
 def vjp_of(f: Callable[[Tensor], Tensor], x: Tensor, v: Tensor) -> Tensor:
     xx = x.double().requires_grad_(True)
@@ -220,12 +111,6 @@ def gradient(layer: Bypass, x: Tensor, v: Tensor) -> tuple[Tensor, float]:
     return xx.grad, time.perf_counter() - t0  # type: ignore[return-value]
 
 
-def summary(values: list[float]) -> dict[str, object]:
-    q = np.percentile(values, [25, 50, 75])
-    return {"median": float(q[1]), "q25": float(q[0]), "q75": float(q[2]),
-            "n": len(values), "values": [float(v) for v in values]}  # fmt: skip
-
-
 def run_config(box: Box, xs: Tensor, vs: Tensor, windows: list[int], args: argparse.Namespace,
                seed: int) -> tuple[list[dict[str, object]], list[dict[str, object]]]:  # fmt: skip
     """All estimators on one (box, d); returns result rows and the surrogates' learning curves."""
@@ -246,12 +131,12 @@ def run_config(box: Box, xs: Tensor, vs: Tensor, windows: list[int], args: argpa
         row: dict[str, object] = {
             "box": box.name, "d": d, "group_size": group_size(d) if box.name in ("argmax", "rank")
             else None, "estimator": estimator, "samples": samples, "evals_per_gradient": evals,
-            "sigma": SIGMA, "steps": [steps.start, steps.stop], "time_s": summary(times),
+            "sigma": SIGMA, "steps": [steps.start, steps.stop], "time_s": h.summary(times),
         }  # fmt: skip
         for name in refs(steps.start):
             ref = [refs(t)[name] for t in steps]
-            row[f"cosine_{name}"] = summary([cosine(g, r) for g, r in zip(grads, ref)])
-            row[f"norm_ratio_{name}"] = summary(
+            row[f"cosine_{name}"] = h.summary([cosine(g, r) for g, r in zip(grads, ref)])
+            row[f"norm_ratio_{name}"] = h.summary(
                 [float(g.norm() / r.norm()) for g, r in zip(grads, ref)])
         row.update(extra or {})
         rows.append(row)
@@ -294,7 +179,7 @@ def run_config(box: Box, xs: Tensor, vs: Tensor, windows: list[int], args: argpa
             steps = range(w, w + k)
             record(f"Surrogate S={s} @{w}", s, s + 1, steps, [grads[t] for t in steps],
                    [times[t] for t in steps],
-                   {"trained_steps": w, "fit_agreement_before": summary([fit[t] for t in steps]),
+                   {"trained_steps": w, "fit_agreement_before": h.summary([fit[t] for t in steps]),
                     "fit_metric": est.stats.metric})  # type: ignore[union-attr]  # fmt: skip
         curves.append({"box": box.name, "d": d, "estimator": f"Surrogate S={s}", "samples": s, **curve})
     return rows, curves
@@ -322,16 +207,6 @@ def reference_check(box: Box, x: Tensor, v: Tensor, pairs: int, seed: int) -> di
 
 
 # ---------------------------------------------------------------------------- output
-def machine() -> dict[str, object]:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "numpy": np.__version__}  # fmt: skip
-
-
-BOXES = ("smooth", "sign", "argmax", "rank")
-
-
 def table(results: list[dict], dims: list[int]) -> dict[str, object]:
     cols = ["black box", "reference", "estimator", "fn evals / gradient"]
     cols += [f"cosine d={d}" for d in dims] + [f"ms / gradient d={d}" for d in dims]
@@ -352,125 +227,8 @@ def table(results: list[dict], dims: list[int]) -> dict[str, object]:
     return {"columns": cols, "rows": rows}
 
 
-def figures(warmup: int) -> list[dict[str, str]]:
-    return [
-        {"file": "estimators.png", "caption": "Median cosine (IQR bars) to the sigma-smoothed "
-         "gradient and wall time per gradient against d; the surrogate after "
-         f"{warmup} training steps."},
-        {"file": "estimators_budget.png", "caption": "Median cosine against fn evaluations per "
-         "gradient; dotted: sqrt((S/2)/(S/2+d+1)), antithetic ES on a linear function."},
-        {"file": "estimators_training.png", "caption": "The surrogate's cosine at single steps "
-         "along the training trajectory: it is a moving target, not a fixed estimator."},
-    ]  # fmt: skip
-
-
-def plot(data: dict, out: Path) -> None:
-    """Draw the three PNGs from a result file's contents."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    results, curves, dims = data["results"], data["curves"], data["config"]["dims"]
-    warmup = data["config"]["warmup_steps"]
-    main = [r for r in results if r.get("trained_steps", warmup) == warmup]
-    names = list(dict.fromkeys(r["estimator"] for r in main))
-    colors = dict(zip(names, plt.cm.tab10.colors))
-    fig, axes = plt.subplots(2, len(BOXES), figsize=(4.3 * len(BOXES), 7.5), squeeze=False)
-    for j, box in enumerate(BOXES):
-        for est in names:
-            sel = sorted((r for r in main if r["box"] == box and r["estimator"] == est),
-                         key=lambda r: r["d"])  # fmt: skip
-            ds = [r["d"] for r in sel]
-            for i, key in enumerate(("cosine_smoothed", "time_s")):
-                if not sel:
-                    continue
-                scale = 1e3 if key == "time_s" else 1.0
-                med = np.array([r[key]["median"] for r in sel]) * scale
-                err = [med - np.array([r[key]["q25"] for r in sel]) * scale,
-                       np.array([r[key]["q75"] for r in sel]) * scale - med]  # fmt: skip
-                axes[i, j].errorbar(ds, med, yerr=err, marker="o", ms=4, capsize=3,
-                                    color=colors[est], label=est)  # fmt: skip
-            if sel and "cosine_true" in sel[0]:
-                axes[0, j].plot(ds, [r["cosine_true"]["median"] for r in sel], ls=":", marker="x",
-                                color=colors[est])  # fmt: skip
-        extra = "\n(dotted, x: cosine to the true gradient)" if box == "smooth" else ""
-        axes[0, j].set_title(f"{box}: cosine to the smoothed gradient{extra}", fontsize=9)
-        axes[0, j].set_ylim(-0.1, 1.02)
-        axes[0, j].set_ylabel("cosine (median, IQR)")
-        axes[1, j].set_title(f"{box}: wall time per gradient (1 thread)", fontsize=9)
-        axes[1, j].set_yscale("log")
-        axes[1, j].set_ylabel("ms (median, IQR)")
-        for ax in axes[:, j]:
-            ax.set_xscale("log")
-            ax.set_xticks(dims, [str(d) for d in dims])
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-            ax.set_xlabel("input dimension d")
-            ax.grid(alpha=0.3, which="both")
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=len(names),
-               fontsize=8)  # fmt: skip
-    fig.suptitle(f"Estimators against input dimension (sigma={data['sigma']}, B=1, surrogate after "
-                 f"{warmup} training steps)", fontsize=11)  # fmt: skip
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(out / "estimators.png", dpi=100)
-    plt.close(fig)
-
-    fig, axes = plt.subplots(1, len(BOXES), figsize=(4.3 * len(BOXES), 4.0), squeeze=False)
-    markers = dict(zip(dims, "os^Dv<>"))
-    for j, box in enumerate(BOXES):
-        ax = axes[0, j]
-        for d in dims:
-            sel = [r for r in main if r["box"] == box and r["d"] == d and r["estimator"] != "StraightThrough"]
-            for r in sel:
-                ax.scatter(r["evals_per_gradient"], r["cosine_smoothed"]["median"], marker=markers[d],
-                           color=colors[r["estimator"]], s=30, zorder=3)  # fmt: skip
-            es = sorted((r for r in sel if r["estimator"].startswith("ES")), key=lambda r: r["samples"])
-            ax.plot([r["evals_per_gradient"] for r in es], [r["cosine_smoothed"]["median"] for r in es],
-                    color="gray", lw=0.8, alpha=0.7)  # fmt: skip
-            half = np.geomspace(5, 500, 30)  # antithetic ES: S/2 independent directions
-            ax.plot(2 * half + 1, np.sqrt(half / (half + d + 1)), ls=":", color="gray", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_ylim(-0.1, 1.02)
-        ax.set_xlabel("fn evaluations per gradient")
-        ax.set_title(box, fontsize=9)
-        ax.grid(alpha=0.3, which="both")
-    axes[0, 0].set_ylabel("cosine to the smoothed gradient (median)")
-    handles = [plt.Line2D([], [], color=colors[n], marker="o", ls="", label=n)
-               for n in names if n != "StraightThrough"]  # fmt: skip
-    handles += [plt.Line2D([], [], color="k", marker=markers[d], ls="", label=f"d={d}") for d in dims]
-    handles += [plt.Line2D([], [], color="gray", ls=":", label="ES on a linear fn (theory)")]
-    fig.legend(handles=handles, fontsize=8, loc="center right")
-    fig.tight_layout(rect=(0, 0, 0.86, 1))
-    fig.savefig(out / "estimators_budget.png", dpi=100)
-    plt.close(fig)
-
-    fig, axes = plt.subplots(1, len(BOXES), figsize=(4.3 * len(BOXES), 3.8), squeeze=False)
-    dcolors = dict(zip(dims, plt.cm.viridis(np.linspace(0, 0.9, len(dims)))))
-    for j, box in enumerate(BOXES):
-        ax = axes[0, j]
-        for c in (c for c in curves if c["box"] == box):
-            ls = "-" if c["samples"] == min(x["samples"] for x in curves) else "--"
-            ax.plot(c["step"], c["cosine_smoothed"], color=dcolors[c["d"]], lw=1, ls=ls,
-                    label=f"d={c['d']}, S={c['samples']}")  # fmt: skip
-        ax.set_ylim(-0.1, 1.02)
-        ax.set_xscale("log")
-        ax.set_xlabel("surrogate training steps (one fit per step)")
-        ax.set_title(f"{box}: Surrogate, cosine at single steps", fontsize=9)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7, loc="lower right")
-    axes[0, 0].set_ylabel("cosine to the smoothed gradient")
-    fig.tight_layout()
-    fig.savefig(out / "estimators_training.png", dpi=100)
-    plt.close(fig)
-
-
-METHOD = __doc__.split("Method\n------\n", 1)[1].rsplit("\nRun ", 1)[0].strip()  # type: ignore[union-attr]
-
-
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])  # type: ignore[union-attr]
-    p.add_argument("--quick", action="store_true",
-                   help="d in 16, 256 only, fewer steps and repeats (about a minute)")  # fmt: skip
+    p = h.parser(__doc__, "d in 16, 256 only, fewer steps and repeats (about a minute)")
     p.add_argument("--dims", type=int, nargs="+", default=[16, 256, 1625, 10000])
     p.add_argument("--boxes", nargs="+", default=list(BOXES), choices=BOXES)
     p.add_argument("--es-samples", type=int, nargs="+", default=[10, 100, 1000])
@@ -490,20 +248,17 @@ def main(argv: list[str] | None = None) -> None:
                    help="antithetic pairs of the large-sample ES check of each reference (d <= 256)")  # fmt: skip
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    p.add_argument("--replot", action="store_true",
-                   help="only redraw the PNGs from the existing estimators.json in --out")  # fmt: skip
     args = p.parse_args(argv)
+    stem = "estimators_quick" if args.quick else "estimators"
     if args.replot:
-        plot(json.loads((args.out / "estimators.json").read_text(encoding="utf-8")), args.out)
+        plot(h.read_result(args.out / f"{stem}.json"), args.out, stem)
         return
     if args.quick:
         args.dims = [d for d in args.dims if d <= 256]
         args.warmup_steps, args.checkpoints, args.repeats = 100, [300], 5
         args.check_pairs = 20_000
     torch.set_num_threads(args.threads)
-    start, load_start = time.perf_counter(), os.getloadavg()
-    args.out.mkdir(parents=True, exist_ok=True)
+    start, load = time.perf_counter(), h.Load()
     results: list[dict] = []
     curves: list[dict] = []
     checks = []
@@ -525,13 +280,11 @@ def main(argv: list[str] | None = None) -> None:
                 checks.append(reference_check(box, xs[args.warmup_steps], vs[args.warmup_steps],
                                               args.check_pairs, seed + 1))  # fmt: skip
             print(f"{name:>7} d={d:<6} {time.perf_counter() - t0:6.1f} s", file=sys.stderr, flush=True)
-    info = machine()
-    info["load_average_start_end"] = f"{load_start[0]:.2f} / {os.getloadavg()[0]:.2f}"
     data = {
         "benchmark": "estimators",
         "title": "Bypass vs ES: cosine to the reference gradient and time per gradient",
-        "method": METHOD.replace("``", ""),
-        "machine": info,
+        "method": h.method_text(__doc__),
+        "machine": h.machine_info(load_average_start_end=str(load)),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "out"},
         "sigma": SIGMA, "rho": RHO, "batch": 1,
         "reference_check": checks,
@@ -541,9 +294,9 @@ def main(argv: list[str] | None = None) -> None:
         "curves": curves,
         "runtime_s": round(time.perf_counter() - start, 1),
     }  # fmt: skip
-    (args.out / "estimators.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    plot(data, args.out)
-    print(f"wrote {args.out / 'estimators.json'} in {data['runtime_s']} s", file=sys.stderr)
+    h.write_result(args.out / f"{stem}.json", data, echo=False)
+    plot(data, args.out, stem)
+    print(f"wrote {args.out / (stem + '.json')} in {data['runtime_s']} s", file=sys.stderr)
 
 
 if __name__ == "__main__":

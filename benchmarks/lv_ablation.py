@@ -68,21 +68,19 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # the star DP's thread pool: single-threaded too
 
-import argparse
 import json
 import math
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from _machine import machine_info  # benchmarks/_machine.py
+import _harness as h
+from _lv_ablation_study import FULL, QUICK, TRAINED, Job, Plan, jobs_of, write_outputs
 from lvseg.config import TrainConfig
 from lvseg.data import (
     CROP_SIZE,
@@ -100,64 +98,9 @@ from lvseg.train import Trainer
 
 ROOT = Path(__file__).resolve().parent
 LVSEG = ROOT.parent / "examples" / "lv_segmentation" / "lvseg"
-METHODS = ("unet", "unet-dp", "edpcnn", "edpcnn-es")
-TRAINED = {"unet": ("unet", "unet-dp"), "edpcnn": ("edpcnn",), "edpcnn-es": ("edpcnn-es",)}
-DATASETS = ("sunnybrook", "synthetic")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What to run: sizes, folds/seeds and iterations per dataset."""
-
-    sunnybrook_folds: tuple[int, ...]
-    sunnybrook_sizes: tuple[int | str, ...]
-    sunnybrook_iterations: dict[int | str, int]
-    synthetic_seeds: dict[int, tuple[int, ...]]  # size -> seeds
-    synthetic_iterations: dict[int, int]
-    synthetic_pool: int
-    synthetic_test: int
-
-
-# Measured before the run (--measure, 1 thread, shared machine): about 0.3-0.5 s per U-Net or
-# EDPCNN-ES iteration and 1.1-1.5 s per EDPCNN iteration at batch 10 (about half at batch 5).
-# 60 iterations x 20 trained configurations x 3 methods: about 40 minutes.
-FULL = Plan(
-    sunnybrook_folds=(0, 1, 2),
-    sunnybrook_sizes=(5, 10, 20, "all"),
-    sunnybrook_iterations={5: 60, 10: 60, 20: 60, "all": 60},
-    synthetic_seeds={10: (0, 1), 30: (0, 1), 100: (0, 1), 300: (0,), 1000: (0,)},
-    synthetic_iterations={10: 60, 30: 60, 100: 60, 300: 60, 1000: 60},
-    synthetic_pool=1000,
-    synthetic_test=200,
-)
-QUICK = Plan(
-    sunnybrook_folds=(0,),
-    sunnybrook_sizes=(5, 10),
-    sunnybrook_iterations={5: 3, 10: 3},
-    synthetic_seeds={10: (0,), 30: (0,)},
-    synthetic_iterations={10: 3, 30: 3},
-    synthetic_pool=30,
-    synthetic_test=24,
-)
 
 
 # ---------------------------------------------------------------------------- data
-@dataclass
-class Job:
-    """One training run and the evaluations made from it."""
-
-    dataset: str
-    split: str  # "fold0" (test patient 0) or "seed0"
-    seed: int
-    size: int | str
-    method: str  # trained method
-    iterations: int
-
-    @property
-    def key(self) -> str:
-        return f"{self.dataset}/{self.split}/n={self.size}/{self.method}/it={self.iterations}"
-
-
 class Datasets:
     """Loads each dataset once and builds the training/test splits of the jobs."""
 
@@ -200,24 +143,6 @@ def _concat(a: PreparedData, b: PreparedData) -> PreparedData:
         slice_indices=np.concatenate([a.slice_indices, b.slice_indices + len(a)]),
         spacing=a.spacing,
     )  # fmt: skip
-
-
-def jobs_of(plan: Plan) -> list[Job]:
-    """All runs: Sunnybrook, then the phantoms' first seed, then their further seeds."""
-    jobs = []
-    for size in plan.sunnybrook_sizes:
-        for fold in plan.sunnybrook_folds:
-            for method in TRAINED:
-                jobs.append(Job("sunnybrook", f"fold{fold}", fold, size, method,
-                                plan.sunnybrook_iterations[size]))  # fmt: skip
-    extra = []  # further seeds after the first seed of every size (the budget may cut them)
-    for size, seeds in plan.synthetic_seeds.items():
-        for seed in seeds:
-            for method in TRAINED:
-                job = Job("synthetic", f"seed{seed}", seed, size, method,
-                          plan.synthetic_iterations[size])
-                (jobs if seed == seeds[0] else extra).append(job)
-    return jobs + extra
 
 
 # ---------------------------------------------------------------------------- one run
@@ -277,41 +202,15 @@ def _num(value: float) -> float | None:
 
 
 # ---------------------------------------------------------------------------- bookkeeping
-def read_records(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            records.append(json.loads(line))
-    return records
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def lvseg_commit() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        out = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
-        return out.stdout.strip()
-
-    dirty = git("status", "--porcelain", "--", str(LVSEG))
-    return {"commit": git("rev-parse", "HEAD"), "lvseg_uncommitted_changes": bool(dirty),
-            "lvseg_uncommitted_diff_stat": git("diff", "--stat", "--", str(LVSEG)) or None}
+    dirty = h.git_commit("status", "--porcelain", "--", str(LVSEG))
+    return {"commit": h.git_commit(), "lvseg_uncommitted_changes": bool(dirty),
+            "lvseg_uncommitted_diff_stat": h.git_commit("diff", "--stat", "--", str(LVSEG)) or None}
 
 
-def machine(load_start: float, records: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        **machine_info(), "torch_threads": torch.get_num_threads(),
-        "load_average_start_end": f"{load_start:.2f} / {os.getloadavg()[0]:.2f}",
-        "load_average_over_runs_min_median_max": _loads(records),
-    }  # fmt: skip
+def machine(load: h.Load, records: list[dict[str, Any]]) -> dict[str, Any]:
+    return h.machine_info(load_average_start_end=str(load),
+                          load_average_over_runs_min_median_max=_loads(records))  # fmt: skip
 
 
 def _loads(records: list[dict[str, Any]]) -> str | None:
@@ -319,138 +218,6 @@ def _loads(records: list[dict[str, Any]]) -> str | None:
     if not loads:
         return None
     return f"{min(loads):.2f} / {float(np.median(loads)):.2f} / {max(loads):.2f}"
-
-
-# ---------------------------------------------------------------------------- summary
-def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (dataset, size, method): mean and s.d. over runs of the run's mean Dice."""
-    groups: dict[tuple[str, str, str], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
-    for rec in records:
-        for method, ev in rec["evaluations"].items():
-            groups.setdefault((rec["dataset"], str(rec["size"]), method), []).append((rec, ev))
-    rows = []
-    for (dataset, size, method), items in groups.items():
-        dice = np.array([ev["dice"] for _, ev in items])
-        n_train = sorted({rec["n_train"] for rec, _ in items})
-        rows.append({
-            "dataset": dataset, "size": size, "method": method,
-            "n_train": n_train, "x": float(np.mean(n_train)),
-            "dice_mean": float(dice.mean()),
-            "dice_sd": float(dice.std(ddof=1)) if len(dice) > 1 else None,
-            "runs": len(dice), "per_run": [round(float(d), 4) for d in dice],
-            "n_test": sum(ev["n_test"] for _, ev in items),
-            "iterations": sorted({rec["iterations"] for rec, _ in items}),
-        })  # fmt: skip
-    order = {m: i for i, m in enumerate(METHODS)}
-    rows.sort(key=lambda r: (DATASETS.index(r["dataset"]), r["x"], order[r["method"]]))
-    return rows
-
-
-def table(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    cols = ["dataset", "training images", "method", "Dice mean", "Dice s.d. over runs", "runs",
-            "per-run Dice", "iterations"]  # fmt: skip
-    out = []
-    for r in rows:
-        label = r["size"] if r["size"] != "all" else f"all ({'/'.join(map(str, r['n_train']))})"
-        out.append([
-            r["dataset"], label, r["method"], round(r["dice_mean"], 4),
-            None if r["dice_sd"] is None else round(r["dice_sd"], 4), r["runs"],
-            ", ".join(f"{d:.3f}" for d in r["per_run"]),
-            "/".join(map(str, r["iterations"])),
-        ])  # fmt: skip
-    return {"columns": cols, "rows": out}
-
-
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    datasets = [d for d in DATASETS if any(r["dataset"] == d for r in rows)]
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False)
-    styles = {"unet": ("C0", "o"), "unet-dp": ("C1", "s"), "edpcnn": ("C3", "D"),
-              "edpcnn-es": ("C2", "^")}  # fmt: skip
-    for ax, dataset in zip(axes[0], datasets):
-        sizes = sorted({r["x"] for r in rows if r["dataset"] == dataset})
-        for k, method in enumerate(METHODS):
-            sel = sorted((r for r in rows if r["dataset"] == dataset and r["method"] == method),
-                         key=lambda r: r["x"])  # fmt: skip
-            if not sel:
-                continue
-            shift = 1.0 + 0.03 * (k - 1.5)  # spread the points a little (log x axis)
-            x = np.array([r["x"] for r in sel]) * shift
-            y = np.array([r["dice_mean"] for r in sel])
-            err = np.array([r["dice_sd"] or 0.0 for r in sel])
-            color, marker = styles[method]
-            ax.errorbar(x, y, yerr=err, color=color, marker=marker, capsize=3, label=method)
-            for xi, r in zip(x, sel):  # the individual runs
-                ax.scatter([xi] * len(r["per_run"]), r["per_run"], color=color, s=8, alpha=0.35)
-        ticks = []
-        for x in sizes:
-            r = next(r for r in rows if r["dataset"] == dataset and r["x"] == x)
-            pool = "/".join(map(str, r["n_train"]))
-            label = f"{x:g}" if r["size"] != "all" else f"all\n({pool})"
-            ticks.append(f"{label}\nruns={r['runs']}")
-        ax.set_xscale("log")
-        ax.minorticks_off()
-        ax.set_xticks(sizes)
-        ax.set_xticklabels(ticks, fontsize=8)
-        pool = " (largest: the whole pool)" if dataset == "sunnybrook" else ""
-        ax.set_xlabel("training images" + pool)
-        ax.set_ylabel("test Dice (mean over runs)")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-        what = "patient folds" if dataset == "sunnybrook" else "seeds"
-        ax.set_title(f"{dataset}: mean ± s.d. over {what} (dots: single runs)", fontsize=10)
-        ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def write_outputs(records: list[dict[str, Any]], out: Path, stem: str, plan: Plan,
-                  meta: dict[str, Any]) -> None:  # fmt: skip
-    rows = aggregate(records)
-    data = {
-        "benchmark": "lv_ablation",
-        "title": "LV segmentation: test Dice against training-set size (CPU-sized runs)",
-        "method": METHOD_TEXT,
-        "machine": meta["machine"],
-        "lvseg_commit": meta["lvseg_commit"],
-        "config": {
-            "plan": {k: ({str(s): v for s, v in val.items()} if isinstance(val, dict) else val)
-                     for k, val in plan.__dict__.items()},
-            "torch_threads": meta["threads"], "train_config_defaults": meta["defaults"],
-        },  # fmt: skip
-        "runtime_s": meta.get("runtime_s"),
-        "complete": meta.get("complete", False),
-        "table": table(rows),
-        "summary": rows,
-        "runs": records,
-    }
-    write_atomic(out / f"{stem}.json", json.dumps(data, indent=1) + "\n")
-    plot(rows, out / f"{stem}.png")
-
-
-METHOD_TEXT = (
-    "Test Dice of the last model (no checkpoint selection) against the number of training "
-    "images, for unet, unet-dp (the trained unet with the star DP at inference), edpcnn "
-    "(surrogate bypass) and edpcnn-es (ES), all with the lvseg TrainConfig defaults of the "
-    "recorded commit except the number of iterations, which is the same for every method at a "
-    "given size and far below the thesis' 20000 (50-minute CPU budget; see 'iterations').\n\n"
-    "Sunnybrook (bundled sample, 3 patients): patient-level folds; each patient is the test set "
-    "once, the training pool is the other two patients; sizes 5, 10, 20 and all of the pool "
-    "are telescopic prefixes of one shuffle per fold. Synthetic phantoms: training pool of 1000 "
-    "(phantom seed 1), fixed test set of 200 other phantoms (seed 2); telescopic sizes 10 to "
-    "1000.\n\n"
-    "Dice is computed inside the star's square with the star at the LV centre of mass "
-    "(lvseg evaluate protocol); a run's score is its mean over the test slices; the table gives "
-    "the mean and sample s.d. over runs (folds or seeds) and the per-run values. Seeds: fold or "
-    "seed k uses seed k for initialisation, batches, centre jitter, surrogate noise and the "
-    "subset shuffle. torch single-threaded on a shared 2-core CPU; the load average is in "
-    "'machine'."
-)
 
 
 # ---------------------------------------------------------------------------- main
@@ -473,31 +240,27 @@ def measure(datasets: Datasets, plan: Plan) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="smoke run (lv_ablation_quick.*)")
+    p = h.parser(__doc__, "smoke run (lv_ablation_quick.*)", replot=False)
     p.add_argument("--replot", action="store_true", help="redraw JSON and PNG from the JSONL")
     p.add_argument("--measure", action="store_true", help="time iterations, print the cost")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--budget-min", type=float, default=50.0,
                    help="start no run that would end after this many minutes (default 50)")
-    p.add_argument("--out", type=Path, default=ROOT / "results")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     plan = QUICK if args.quick else FULL
     stem = "lv_ablation_quick" if args.quick else "lv_ablation"
-    args.out.mkdir(parents=True, exist_ok=True)
-    jsonl = args.out / f"{stem}.jsonl"
-    load_start = os.getloadavg()[0]
-    start = time.perf_counter()
+    log = h.RunLog(args.out / f"{stem}.jsonl")
+    load, start = h.Load(), time.perf_counter()
     datasets = Datasets(plan)
     meta = {"threads": args.threads, "lvseg_commit": lvseg_commit(),
             "defaults": TrainConfig(method="edpcnn").to_dict()}  # fmt: skip
     if args.measure:
         measure(datasets, plan)
         return
-    records = read_records(jsonl)
+    records = log.records
     if not args.replot:
-        done = {r["key"] for r in records}
+        done = log.done
         jobs = jobs_of(plan)
         for k, job in enumerate(jobs):
             if job.key in done:
@@ -511,15 +274,14 @@ def main(argv: list[str] | None = None) -> None:
             rec = run_job(job, datasets)
             rec["lvseg_commit"] = meta["lvseg_commit"]["commit"]
             rec["lvseg_uncommitted_changes"] = meta["lvseg_commit"]["lvseg_uncommitted_changes"]
-            records.append(rec)
-            write_atomic(jsonl, "".join(json.dumps(r) + "\n" for r in records))
+            log.add(rec)
             dice = ", ".join(f"{m} {e['dice']:.3f}" for m, e in rec["evaluations"].items())
             print(f"[{k + 1}/{len(jobs)} {time.perf_counter() - start:7.0f} s] {job.key}: "
                   f"{dice} ({rec['train_seconds']:.0f} s, load {rec['load_average_end']})",
                   file=sys.stderr, flush=True)  # fmt: skip
-        meta["complete"] = all(j.key in {r["key"] for r in records} for j in jobs)
+        meta["complete"] = all(j.key in log.done for j in jobs)
     meta["runtime_s"] = round(sum(r["train_seconds"] + r["eval_seconds"] for r in records), 1)
-    meta["machine"] = machine(load_start, records)
+    meta["machine"] = machine(load, records)
     meta["lvseg_commit"] = {  # what the runs ran on, and HEAD when this JSON was written
         "commits_of_runs": sorted({r.get("lvseg_commit", "") for r in records}),
         "lvseg_uncommitted_changes_in_any_run": any(
@@ -528,12 +290,11 @@ def main(argv: list[str] | None = None) -> None:
         "lvseg_uncommitted_changes_when_written": meta["lvseg_commit"]["lvseg_uncommitted_changes"],
     }  # fmt: skip
     if args.replot:
-        meta["complete"] = all(j.key in {r["key"] for r in records} for j in jobs_of(plan))
+        meta["complete"] = all(j.key in log.done for j in jobs_of(plan))
         old = args.out / f"{stem}.json"
         if old.exists():  # keep the machine data of the run, not of the replot
-            meta["machine"] = json.loads(old.read_text(encoding="utf-8"))["machine"]
+            meta["machine"] = h.read_result(old)["machine"]
     write_outputs(records, args.out, stem, plan, meta)
-    print(f"wrote {args.out / (stem + '.json')}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from diffbypass_stardp import (  # noqa: E402
+import _harness as h
+from diffbypass_stardp import (
     StarDP,
     contour_points,
     dp_solve,
@@ -33,13 +30,13 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "_static" / "stardp_geometr
 
 def main() -> None:
     rng = np.random.default_rng(0)
-    h, w = 150, 150
-    yy, xx = np.mgrid[:h, :w].astype(np.float64)
+    rows, cols = 150, 150
+    yy, xx = np.mgrid[:rows, :cols].astype(np.float64)
     u, v = (xx - 78) * np.cos(0.5) + (yy - 72) * np.sin(0.5), -(xx - 78) * np.sin(0.5) + (
         yy - 72) * np.cos(0.5)
     radius = np.sqrt((u / 34) ** 2 + (v / 29) ** 2)  # 1 on the ellipse
     mask = radius <= 1
-    prob = 1 / (1 + np.exp(60 * (radius - 1))) + 0.1 * rng.standard_normal((h, w))
+    prob = 1 / (1 + np.exp(60 * (radius - 1))) + 0.1 * rng.standard_normal((rows, cols))
     prob = np.clip(prob, 0, 1).astype(np.float32)  # like a network's object probability
 
     centre = torch.tensor([[76.0, 71.0]])
@@ -51,7 +48,7 @@ def main() -> None:
     truth = mask_to_indices(torch.from_numpy(mask)[None], points)
     soft = soft_dp(cost.double(), 1, temperature=0.3)
 
-    fig, axes = plt.subplots(1, 4, figsize=(17, 4.3))
+    fig, axes = h.pyplot().subplots(1, 4, figsize=(17, 4.3))
     ax = axes[0]
     ax.imshow(prob, cmap="gray")
     pts = points[0].numpy()
@@ -64,7 +61,7 @@ def main() -> None:
         poly = np.vstack([poly, poly[:1]])
         ax.plot(poly[:, 0], poly[:, 1], color=color, lw=1.5, label=label)
     ax.plot(*centre[0].numpy(), "y+", ms=10, mew=2)
-    ax.set(title="map, star pattern (N=25, M=R=65), contours", xlim=(0, w), ylim=(h, 0))
+    ax.set(title="map, star pattern (N=25, M=R=65), contours", xlim=(0, cols), ylim=(rows, 0))
     ax.legend(fontsize=7, loc="lower left")
 
     lines = np.arange(25)
@@ -90,9 +87,8 @@ def main() -> None:
            ylim=(10, 55))
     ax.legend(fontsize=7)
 
-    fig.tight_layout()
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(OUT, dpi=90)
+    h.save(fig, OUT, dpi=90)
     print(f"wrote {OUT}")
 
 

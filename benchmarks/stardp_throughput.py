@@ -44,29 +44,29 @@ measured call over its resident set size before it (Linux: the peak mark is rese
 ``tracemalloc``
 (NumPy allocations: the output and any input conversion; the kernel's scratch,
 ``2 N (M + 4 delta)`` floats per thread, is not traced).
+
+Run ``python benchmarks/stardp_throughput.py`` (a few minutes) or ``--quick`` (3 repeats of at
+least 0.02 s; written as ``stardp_throughput_quick.*``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
-import subprocess
 import sys
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
+import _harness as h
 import numba
 from diffbypass_stardp import HardMin, dp_solve, dp_torch, radial_difference
 
-RESULTS = Path(__file__).resolve().parent / "results"
 BASE = {"n_lines": 25, "m": 65, "delta": 1}
 BATCHES = [1, 10, 100, 1000, 4096]
 TORCH_BATCHES = [1, 10, 100, 1000]
@@ -91,26 +91,10 @@ def make_cost(workload: str, batch: int, n_lines: int, m: int, seed: int) -> np.
 
 
 # ---------------------------------------------------------------- timing
-def time_calls(call: Callable[[], Any], repeats: int, min_time: float) -> list[float]:
-    """Seconds per call, one value per repeat (each repeat loops for at least ``min_time``)."""
-    call()  # warm-up
-    out = []
-    for _ in range(repeats):
-        calls, start = 0, time.perf_counter()
-        while True:
-            call()
-            calls += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_time:
-                break
-        out.append(elapsed / calls)
-    return out
-
-
-def summary(batch: int, seconds: list[float]) -> dict[str, float]:
-    rate = batch / np.asarray(seconds)
-    q25, q50, q75 = np.percentile(rate, [25, 50, 75])
-    return {"contours_per_s": float(q50), "iqr_low": float(q25), "iqr_high": float(q75),
+def summary(batch: int, seconds: list[float]) -> dict[str, Any]:
+    """Contours per second (median and IQR over the repeats) and ms per call."""
+    rate = h.summary(batch / np.asarray(seconds))
+    return {"contours_per_s": rate["median"], "iqr_low": rate["q25"], "iqr_high": rate["q75"],
             "ms_per_call": float(np.median(seconds) * 1e3), "repeats": len(seconds)}
 
 
@@ -160,25 +144,11 @@ def measure_memory(impl: str, batch: int, seed: int) -> dict[str, float]:
 
 
 def memory_in_child(impl: str, batch: int, seed: int) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--memory-child", impl, str(batch), "--seed", str(seed)],
-        check=True, capture_output=True, text=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return h.run_json_child(
+        [sys.executable, __file__, "--memory-child", impl, str(batch), "--seed", str(seed)])
 
 
 # ---------------------------------------------------------------- run
-def machine(load_start: float) -> dict[str, object]:
-    return {
-        "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(), "python": platform.python_version(),
-        "torch": torch.__version__, "torch_threads_default": torch.get_num_threads(),
-        "numba": numba.__version__, "numba_threads": numba.config.NUMBA_NUM_THREADS,
-        "numpy": np.__version__,
-        "load_average_start_end": f"{load_start:.2f} / {os.getloadavg()[0]:.2f}",
-    }
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     seed = args.seed
@@ -203,18 +173,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for batch in BATCHES:
         cost = make_cost("disc", batch, n_lines, m, seed + batch)
         add("batch", "numba dp_solve", "disc", batch, n_lines, m, delta,
-            time_calls(lambda: dp_solve(cost, delta), args.repeats, args.min_time))
+            h.time_calls(lambda: dp_solve(cost, delta), args.repeats, args.min_time))
     for workload in ("noise", "helix"):
         cost = make_cost(workload, 1000, n_lines, m, seed + 1)
         add("workload", "numba dp_solve", workload, 1000, n_lines, m, delta,
-            time_calls(lambda: dp_solve(cost, delta), args.repeats, args.min_time))
+            h.time_calls(lambda: dp_solve(cost, delta), args.repeats, args.min_time))
     for key, values in SCALING.items():
         for value in values:
             cfg = {**BASE, key: value}
             cost = make_cost("disc", 1000, cfg["n_lines"], cfg["m"], seed + 7 * value)
             add(f"scale {key}", "numba dp_solve", "disc", 1000, cfg["n_lines"], cfg["m"],
                 cfg["delta"],
-                time_calls(lambda: dp_solve(cost, cfg["delta"]), args.repeats, args.min_time))
+                h.time_calls(lambda: dp_solve(cost, cfg["delta"]), args.repeats, args.min_time))
 
     default_threads = torch.get_num_threads()
     for threads in sorted({default_threads, 1}, reverse=True):
@@ -223,7 +193,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             cost = torch.from_numpy(make_cost("disc", batch, n_lines, m, seed + batch))
             reps, min_time = (3, 0.0) if batch >= 100 else (args.repeats, args.min_time)
             add("batch", f"torch reference ({threads} thr)", "disc", batch, n_lines, m, delta,
-                time_calls(lambda: dp_torch(cost, delta, HardMin()), reps, min_time))
+                h.time_calls(lambda: dp_torch(cost, delta, HardMin()), reps, min_time))
     torch.set_num_threads(default_threads)
 
     memory = []
@@ -256,12 +226,7 @@ def table(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def plot(data: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    fig, axes = h.pyplot().subplots(1, 4, figsize=(16, 3.8))
     res = data["results"]
 
     def draw(ax: Any, rows: list[dict[str, Any]], x: str, label: str, **kw: Any) -> None:
@@ -285,44 +250,47 @@ def plot(data: dict[str, Any], path: Path) -> None:
         ax.axhline(20000, color="grey", ls=":", lw=1)
     fig.suptitle(f"stardp DP throughput ({data['machine']['cpu_count']} CPU cores; load "
                  f"{data['machine']['load_average_start_end']})", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    h.save(fig, path)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = h.parser(__doc__, "3 repeats of at least 0.02 s (stardp_throughput_quick.*)")
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--min-time", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--memory-child", nargs=2, metavar=("IMPL", "BATCH"),
                         help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.memory_child:
         impl, batch = args.memory_child
         print(json.dumps(measure_memory(impl, int(batch), args.seed)))
         return
-
-    load_start = os.getloadavg()[0]
+    if args.quick:
+        args.repeats, args.min_time = 3, 0.02
+    stem = "stardp_throughput_quick" if args.quick else "stardp_throughput"
+    if args.replot:
+        plot(h.read_result(args.out / f"{stem}.json"), args.out / f"{stem}.png")
+        return
+    load = h.Load()
     data = run(args)
-    data["machine"] = machine(load_start)
+    data["machine"] = h.machine_info(numba=numba.__version__,
+                                     numba_threads=numba.config.NUMBA_NUM_THREADS,
+                                     load_average_start_end=str(load))  # fmt: skip
     base = next(r for r in data["results"] if r["benchmark"] == "batch" and r["batch"] == 1000
                 and r["implementation"] == "numba dp_solve")
     data.update({
         "benchmark": "stardp_throughput",
         "title": "Star-pattern DP throughput (contours per second)",
-        "method": __doc__.split("Method\n------\n", 1)[1].strip(),
+        "method": h.method_text(__doc__),
         "config": {**BASE, "dtype": "float32", "batches": BATCHES, "scaling": SCALING,
                    "repeats": args.repeats, "min_time_s": args.min_time, "seed": args.seed},
         "headline": {"contours_per_s_batch_1000": base["contours_per_s"],
                      "iqr": [base["iqr_low"], base["iqr_high"]]},
         "table": table(data),
-        "figures": ["stardp_throughput.png"],
+        "figures": [f"{stem}.png"],
     })
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "stardp_throughput.json").write_text(json.dumps(data, indent=1) + "\n")
-    plot(data, args.out / "stardp_throughput.png")
+    h.write_result(args.out / f"{stem}.json", data, echo=False)
+    plot(data, args.out / f"{stem}.png")
     print(f"batch 1000: {base['contours_per_s']:.0f} contours/s; wrote {args.out} "
           f"in {data['runtime_s']:.0f} s")
 

@@ -1,0 +1,62 @@
+"""The external-program example (examples/external_program) trains, locally and on Dask.
+
+A tiny setting: a few steps, a short solver run. For a fixed seed the losses do not depend on
+where the program runs (the noise is drawn before dispatch), so the Dask run must repeat the
+local run's losses exactly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "external_program"
+TINY = ["--steps", "4", "--batch", "4", "--samples", "4", "--max-batch", "8", "--iterations", "200"]
+
+
+@pytest.fixture(scope="module")
+def example():
+    sys.path.insert(0, str(EXAMPLE))  # `from program import ...`, as when run as a script
+    spec = importlib.util.spec_from_file_location("external_program_train", EXAMPLE / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    sys.path.remove(str(EXAMPLE))
+
+
+@pytest.fixture(scope="module")
+def local_losses(example):
+    return example.main(TINY)
+
+
+def test_the_program_is_the_same_in_c_and_in_python(example):
+    program = sys.modules["program"]
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    outputs = [program.ExternalProgram(program.build(prefer), 300)(x) for prefer in ("c", "python")]
+    assert outputs[0].shape == (5, 3)
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    assert np.all(outputs[0] * 16 == np.round(outputs[0] * 16))  # quantised: no useful gradient
+
+
+def test_a_failing_program_says_why(example):
+    program = sys.modules["program"].ExternalProgram(["false"])
+    with pytest.raises(RuntimeError, match="exited with 1"):
+        program(torch.zeros(1, 2))
+
+
+def test_trains_locally(local_losses, capsys):
+    assert len(local_losses) == 4 and all(map(math.isfinite, local_losses))
+
+
+@pytest.mark.parametrize("executor", ["threads", "dask"])
+def test_the_executor_changes_nothing_but_where_it_runs(example, local_losses, executor):
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    losses = example.main([*TINY, "--executor", executor, "--workers", "1"])
+    assert losses == local_losses
