@@ -5,6 +5,10 @@ estimator for the input gradient in the backward pass:
 
 * :class:`Surrogate` — the differentiable bypass: a network fitted to ``fn`` around the input;
 * :class:`ES` — Gaussian-smoothing evolution strategy;
+* :class:`Perturbed` (+ :class:`FenchelYoungLoss`), :class:`DBB` — the perturbed-optimizer and
+  blackbox-differentiation estimators of decision-focused learning;
+* :class:`GuidedES`, :class:`Gated` (+ :class:`ReplayBuffer`) — ES guided by a surrogate, and a
+  surrogate gated by an online fidelity check;
 * :class:`StraightThrough`, :class:`FiniteDifference` — for comparison and checks.
 """
 
@@ -15,8 +19,20 @@ from diffbypass.base import BlackBoxFn, Estimator
 from diffbypass.blackbox import BlackBox, BlackBoxError
 from diffbypass.bypass import Bypass
 from diffbypass.check import GradientCheck, check_gradient
-from diffbypass.estimators import ES, FiniteDifference, StraightThrough, Surrogate
-from diffbypass.sampler import NoiseSampler
+from diffbypass.estimators import (
+    DBB,
+    ES,
+    FenchelYoungLoss,
+    FiniteDifference,
+    Gated,
+    GateStats,
+    GuidedES,
+    Perturbed,
+    StraightThrough,
+    Surrogate,
+)
+from diffbypass.replay import ReplayBuffer
+from diffbypass.sampler import NoiseSampler, Relative
 from diffbypass.stats import FitStats
 
 __all__ = [
@@ -24,12 +40,20 @@ __all__ = [
     "BlackBoxError",
     "BlackBoxFn",
     "Bypass",
+    "DBB",
     "ES",
     "Estimator",
+    "FenchelYoungLoss",
     "FiniteDifference",
     "FitStats",
+    "GateStats",
+    "Gated",
     "GradientCheck",
+    "GuidedES",
     "NoiseSampler",
+    "Perturbed",
+    "Relative",
+    "ReplayBuffer",
     "StraightThrough",
     "Surrogate",
     "check_gradient",

@@ -88,6 +88,7 @@ class BlackBox:
         self.executor = executor
         self.nonfinite = one_of("nonfinite", nonfinite, ("raise", "drop"))
         self.calls = 0  #: number of ``fn`` invocations so far (tests and telemetry read it)
+        self.instances = 0  #: number of inputs (batch items) ``fn`` evaluated, over all calls
         # per input item shape: (output item shape, floating?) seen at the first call
         self._signatures: dict[tuple[int, ...], tuple[tuple[int, ...], bool]] = {}
 
@@ -147,6 +148,7 @@ class BlackBox:
     def _run(self, chunks: list[Tensor], what: str, chunk_size: int = 0) -> list[Tensor]:
         device = chunks[0].device
         self.calls += len(chunks)
+        self.instances += sum(int(c.shape[0]) for c in chunks)
         if self.executor is None:
             results = []
             for i, c in enumerate(chunks):

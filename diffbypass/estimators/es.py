@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from diffbypass.validation import int_at_least, one_of, positive_number
+from diffbypass.validation import int_at_least, one_of
 from diffbypass.base import Estimator, require_real
 from diffbypass.blackbox import BlackBox
-from diffbypass.sampler import NoiseSampler, SamplerMixin
+from diffbypass.sampler import NoiseSampler, SamplerMixin, Sigma
 
 __all__ = ["ES"]
 
@@ -38,7 +38,8 @@ class ES(SamplerMixin, Estimator):
     for any baseline :math:`b` that does not depend on :math:`\varepsilon_s`.
 
     Args:
-        sigma: smoothing scale :math:`\sigma > 0`.
+        sigma: smoothing scale :math:`\sigma > 0`; also a per-coordinate tensor or
+            :class:`~diffbypass.sampler.Relative` (see :class:`~diffbypass.NoiseSampler`).
         samples: :math:`S`, evaluations of ``fn`` per input and backward pass.
         antithetic: use pairs :math:`\pm\varepsilon` (``samples`` must be even); removes the
             even part of ``f`` from the estimate.
@@ -69,7 +70,7 @@ class ES(SamplerMixin, Estimator):
     def __init__(
         self,
         *,
-        sigma: float,
+        sigma: Sigma,
         samples: int,
         antithetic: bool = True,
         baseline: bool = True,
@@ -81,7 +82,6 @@ class ES(SamplerMixin, Estimator):
         self.sampler = NoiseSampler(sigma, samples, antithetic=antithetic, generator=generator)
         self.baseline = bool(baseline)
         self.shaping = None if shaping is None else one_of("shaping", shaping, ("centered_ranks",))
-        positive_number("sigma", sigma)
 
     def output(self, blackbox: BlackBox, x: Tensor) -> Tensor:
         return require_real(
@@ -105,7 +105,11 @@ class ES(SamplerMixin, Estimator):
             count = valid.sum(dim=0).clamp(min=1).to(values.dtype)  # (B,)
             count = count.reshape(b, *([1] * (x.dim() - 1)))
         weights = values.to(eps.dtype).reshape(s, b, *([1] * (x.dim() - 1)))
-        return (weights * eps).sum(dim=0) / (self.sigma * count)
+        scale = self.sampler.scale(x)  # a number, or per coordinate (0 where Relative meets x = 0)
+        if isinstance(scale, Tensor):
+            inv = torch.where(scale > 0, 1 / scale.clamp(min=torch.finfo(scale.dtype).tiny), 0.0)
+            return (weights * eps).sum(dim=0) * inv / count
+        return (weights * eps).sum(dim=0) / (scale * count)
 
     def get_extra_state(self) -> dict:
         return {"sampler": self.sampler.state_dict()}

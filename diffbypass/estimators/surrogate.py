@@ -47,6 +47,8 @@ class Surrogate(SamplerMixin, Estimator):
         lr: learning rate of the default Adam.
         antithetic: draw the noise in :math:`\pm\varepsilon` pairs.
         generator: CPU ``torch.Generator`` for the noise (reproducible runs).
+        replay: a :class:`~diffbypass.ReplayBuffer`: fit also on stored recent evaluations near
+            the input (no extra ``fn`` calls); agreement is still measured on the fresh samples.
 
     Attributes:
         stats: :class:`~diffbypass.stats.FitStats` of the last fit (``None`` before the first).
@@ -79,8 +81,10 @@ class Surrogate(SamplerMixin, Estimator):
         lr: float = 1e-3,
         antithetic: bool = False,
         generator: torch.Generator | None = None,
+        replay: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        self.replay = replay  # a ReplayBuffer (diffbypass.replay), or None
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
         self.model = model
@@ -169,23 +173,26 @@ class Surrogate(SamplerMixin, Estimator):
         metric = "accuracy" if self.fit_loss == "ce" else "r2"
         if len(inputs) == 0:
             raise BlackBoxError("every perturbed sample of the surrogate fit was NaN/inf")
+        fresh = len(inputs)  # agreement is measured on these; replayed pairs only add fit data
+        if self.replay is not None:
+            inputs, targets = self.replay.extend(inputs, targets, near=x)
         losses = []
         with torch.enable_grad():
             for step in range(self.fit_steps):
                 self.optimizer.zero_grad(set_to_none=True)
                 pred = self.model(inputs)
                 if step == 0:
-                    before = agreement(pred.detach(), targets, metric)
+                    before = agreement(pred.detach()[:fresh], targets[:fresh], metric)
                 loss = self._loss(pred, targets)
                 loss.backward()
                 self.optimizer.step()
                 losses.append(float(loss.detach()))
         self.optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
-            after = agreement(self.model(inputs), targets, metric)
+            after = agreement(self.model(inputs[:fresh]), targets[:fresh], metric)
         self.stats = FitStats(
             loss_first=losses[0], loss_last=losses[-1], agreement_before=before,
-            agreement_after=after, metric=metric, samples=len(inputs), dropped=dropped,
+            agreement_after=after, metric=metric, samples=fresh, dropped=dropped,
             steps=self.fit_steps,
         )  # fmt: skip
         for hook in list(self._hooks.values()):
