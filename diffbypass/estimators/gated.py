@@ -26,7 +26,7 @@ class GateStats:
         step: backward passes so far (training mode).
         fidelity: running (exponential-average) estimate of the cosine between the surrogate's
             gradient and the smoothed gradient; ``nan`` before the first probe.
-        probe_cosine: this step's estimate (``nan`` when no probe ran).
+        probe_cosine: this step's (unclipped, noisy) estimate; ``nan`` when no probe ran.
         agreement: the surrogate's last held-out fit agreement (R² or accuracy; ``nan`` if none).
         trusted: whether this step returned the surrogate's gradient.
         probes: probes run so far.
@@ -61,8 +61,10 @@ class Gated(Estimator):
         {\lVert s\rVert \sqrt{\max(\langle g_1, g_2\rangle, 0)}},
 
     as :math:`E\langle g_1, g_2\rangle = \lVert g\rVert^2` (a noisy probe alone would make even a
-    perfect surrogate look poor). The running *fidelity* is an exponential average of these
-    (clipped to :math:`[-1, 1]`). While the fidelity is below ``threshold`` — or the surrogate's
+    perfect surrogate look poor). The running *fidelity* is the ratio of exponential averages of
+    the numerator :math:`\langle s/\lVert s\rVert, (g_1+g_2)/2\rangle` and of
+    :math:`\langle g_1, g_2\rangle` (a ratio of averages is far less biased than an average of
+    ratios), clipped to :math:`[-1, 1]`. While the fidelity is below ``threshold`` — or the surrogate's
     held-out fit agreement is below ``min_agreement`` — the backward returns ``fallback``'s
     gradient (ES, or :class:`~diffbypass.GuidedES` guided by a *fixed* function); otherwise the
     surrogate's. On probe steps while untrusted the probes' average is returned instead of
@@ -128,7 +130,7 @@ class Gated(Estimator):
             raise ValueError("decay must be < 1 (1 would never update the fidelity); got 1.0")
         self.gate_stats: GateStats | None = None
         self._step, self._probes, self._fallbacks = 0, 0, 0
-        self._fidelity = float("nan")
+        self._fidelity, self._along, self._square = float("nan"), 0.0, 0.0
         self._hooks: OrderedDict[int, GateHook] = OrderedDict()
 
     @property
@@ -162,15 +164,17 @@ class Gated(Estimator):
             g1 = self.probe.vjp(blackbox, x, y, grad_y)
             g2 = self.probe.vjp(blackbox, x, y, grad_y)
             probe_mean = (g1 + g2) / 2
-            norm2 = float((g1.double() * g2.double()).sum())
             s_norm = float(s.double().norm())
-            if norm2 > 0 and s_norm > 0:
-                cosine = float((s.double() * probe_mean.double()).sum()) / (s_norm * norm2**0.5)
-                cosine = max(-1.0, min(1.0, cosine))
+            along = float((s.double() * probe_mean.double()).sum()) / s_norm if s_norm > 0 else 0.0
+            square = float((g1.double() * g2.double()).sum())  # unbiased for |g|^2
+            cosine = along / square**0.5 if square > 0 else float("nan")
+            if self._probes == 0:
+                self._along, self._square = along, square
             else:
-                cosine = 0.0
-            old = self._fidelity
-            self._fidelity = cosine if old != old else self.decay * old + (1 - self.decay) * cosine
+                self._along = self.decay * self._along + (1 - self.decay) * along
+                self._square = self.decay * self._square + (1 - self.decay) * square
+            ratio = self._along / self._square**0.5 if self._square > 0 else 0.0
+            self._fidelity = max(-1.0, min(1.0, ratio))
             self._probes += 1
         fit = self.stats
         agreement = float("nan") if fit is None else float(fit.agreement_before)
@@ -198,12 +202,13 @@ class Gated(Estimator):
     def get_extra_state(self) -> dict[str, Any]:
         return {
             "step": self._step, "probes": self._probes, "fallbacks": self._fallbacks,
-            "fidelity": self._fidelity,
+            "fidelity": self._fidelity, "along": self._along, "square": self._square,
         }  # fmt: skip
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self._step, self._probes = int(state["step"]), int(state["probes"])
         self._fallbacks, self._fidelity = int(state["fallbacks"]), float(state["fidelity"])
+        self._along, self._square = float(state["along"]), float(state["square"])
 
     def extra_repr(self) -> str:
         return (
