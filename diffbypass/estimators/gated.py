@@ -20,12 +20,14 @@ __all__ = ["GateStats", "Gated"]
 
 @dataclass(frozen=True)
 class GateStats:
-    """Fidelity telemetry of a :class:`Gated` estimator after one backward pass.
+    r"""Fidelity telemetry of a :class:`Gated` estimator after one backward pass.
 
     Attributes:
         step: backward passes so far (training mode).
-        fidelity: running (exponential-average) estimate of the cosine between the surrogate's
+        fidelity: running, noise-corrected estimate of the cosine between the surrogate's
             gradient and the smoothed gradient; ``nan`` before the first probe.
+        advantage: running :math:`\bar a - \bar p` (see :class:`Gated`): how much better aligned
+            the surrogate is than a probe-sized ES, in units of :math:`\lVert g\rVert`.
         probe_cosine: this step's (unclipped, noisy) estimate; ``nan`` when no probe ran.
         agreement: the surrogate's last held-out fit agreement (R² or accuracy; ``nan`` if none).
         trusted: whether this step returned the surrogate's gradient.
@@ -35,6 +37,7 @@ class GateStats:
 
     step: int
     fidelity: float
+    advantage: float
     probe_cosine: float
     agreement: float
     trusted: bool
@@ -52,34 +55,36 @@ class Gated(Estimator):
     r"""A surrogate, checked online against a cheap ES probe, with a fallback while it is wrong.
 
     Every ``every`` backward passes (and at the first) the gate runs two independent probes
-    :math:`g_1, g_2` of the smoothed gradient (an :class:`~diffbypass.ES` with few samples) and
-    estimates the cosine of the surrogate's gradient :math:`s` to the smoothed gradient
-    :math:`g` *without the probe's noise*:
+    :math:`g_1, g_2` of the smoothed gradient :math:`g` (an :class:`~diffbypass.ES` with few
+    samples) and keeps exponential averages of three inner products, with :math:`\hat s` the
+    surrogate's gradient and :math:`\hat g_i` the probes, normalised:
 
-    .. math::
-        \widehat{\cos}(s, g) = \frac{\langle s, (g_1 + g_2)/2\rangle}
-        {\lVert s\rVert \sqrt{\max(\langle g_1, g_2\rangle, 0)}},
+    * :math:`a = \langle \hat s, (g_1 + g_2)/2\rangle`, whose mean is
+      :math:`\lVert g\rVert \cos(s, g)`;
+    * :math:`p = (\langle \hat g_1, g_2\rangle + \langle \hat g_2, g_1\rangle)/2`, whose mean
+      is :math:`\lVert g\rVert\, E\cos(g_1, g)`: the same for one probe-sized ES;
+    * :math:`q = \langle g_1, g_2\rangle`, whose mean is :math:`\lVert g\rVert^2`.
 
-    as :math:`E\langle g_1, g_2\rangle = \lVert g\rVert^2` (a noisy probe alone would make even a
-    perfect surrogate look poor). The running *fidelity* is the ratio of exponential averages of
-    the numerator :math:`\langle s/\lVert s\rVert, (g_1+g_2)/2\rangle` and of
-    :math:`\langle g_1, g_2\rangle` (a ratio of averages is far less biased than an average of
-    ratios), clipped to :math:`[-1, 1]`. While the fidelity is below ``threshold`` — or the surrogate's
-    held-out fit agreement is below ``min_agreement`` — the backward returns ``fallback``'s
-    gradient (ES, or :class:`~diffbypass.GuidedES` guided by a *fixed* function); otherwise the
-    surrogate's. On probe steps while untrusted the probes' average is returned instead of
-    calling the fallback.
+    The surrogate is **trusted** while :math:`\bar a \ge \bar p` — it is at least as aligned
+    with the smoothed gradient as an independent ES of the probe's size; the unknown
+    :math:`\lVert g\rVert` cancels, so this comparison stays reliable at high dimension — and
+    the *fidelity* :math:`\bar a / \sqrt{\bar q}` (a noise-corrected estimate of
+    :math:`\cos(s, g)`, clipped to :math:`[-1, 1]`; noisy when :math:`d \gg` probe samples) is
+    at least ``threshold``, and the surrogate's held-out fit agreement is at least
+    ``min_agreement``. While untrusted the backward returns ``fallback``'s gradient (on probe
+    steps with the default fallback, the probes' average, at no extra call).
 
     Args:
         surrogate: the gated estimator (a :class:`~diffbypass.Surrogate`; its forward fits it).
         probe: the ES that probes (default ``ES(sigma=surrogate.sigma, samples=4)``);
             it runs twice per probe step.
-        fallback: the estimator used while untrusted (default: ``probe``).
+        fallback: the estimator used while untrusted (default: ``probe``; a larger fallback than
+            the probe makes the comparison favour the surrogate).
         every: probe every ``every`` backward passes (``k``).
-        threshold: least fidelity at which the surrogate is trusted.
+        threshold: least fidelity at which the surrogate is trusted (default ``-1``: off).
         min_agreement: least held-out fit agreement (``FitStats.agreement_before``) for trust;
             ``None`` to ignore it.
-        decay: weight of the past in the fidelity's running average, in ``[0, 1)``.
+        decay: weight of the past in the running averages, in ``[0, 1)``.
 
     Attributes:
         gate_stats: :class:`GateStats` of the last backward (``None`` before the first).
@@ -107,9 +112,9 @@ class Gated(Estimator):
         probe: ES | None = None,
         fallback: Estimator | None = None,
         every: int = 10,
-        threshold: float = 0.5,
+        threshold: float = -1.0,
         min_agreement: float | None = None,
-        decay: float = 0.5,
+        decay: float = 0.8,
     ) -> None:
         super().__init__()
         self.surrogate = instance_of("surrogate", surrogate, Estimator)
@@ -130,7 +135,8 @@ class Gated(Estimator):
             raise ValueError("decay must be < 1 (1 would never update the fidelity); got 1.0")
         self.gate_stats: GateStats | None = None
         self._step, self._probes, self._fallbacks = 0, 0, 0
-        self._fidelity, self._along, self._square = float("nan"), 0.0, 0.0
+        self._fidelity, self._better = float("nan"), False
+        self._avg: tuple[float, ...] = (0.0, 0.0, 0.0)
         self._hooks: OrderedDict[int, GateHook] = OrderedDict()
 
     @property
@@ -161,24 +167,25 @@ class Gated(Estimator):
         probed = self._step % self.every == 0
         cosine, probe_mean = float("nan"), None
         if probed:
-            g1 = self.probe.vjp(blackbox, x, y, grad_y)
-            g2 = self.probe.vjp(blackbox, x, y, grad_y)
-            probe_mean = (g1 + g2) / 2
-            s_norm = float(s.double().norm())
-            along = float((s.double() * probe_mean.double()).sum()) / s_norm if s_norm > 0 else 0.0
-            square = float((g1.double() * g2.double()).sum())  # unbiased for |g|^2
-            cosine = along / square**0.5 if square > 0 else float("nan")
-            if self._probes == 0:
-                self._along, self._square = along, square
-            else:
-                self._along = self.decay * self._along + (1 - self.decay) * along
-                self._square = self.decay * self._square + (1 - self.decay) * square
-            ratio = self._along / self._square**0.5 if self._square > 0 else 0.0
-            self._fidelity = max(-1.0, min(1.0, ratio))
+            g1 = self.probe.vjp(blackbox, x, y, grad_y).double()
+            g2 = self.probe.vjp(blackbox, x, y, grad_y).double()
+            probe_mean = ((g1 + g2) / 2).to(s.dtype)
+            unit = lambda t: t / t.norm() if bool(t.norm() > 0) else t  # noqa: E731
+            now = (
+                float((unit(s.double()) * (g1 + g2)).sum()) / 2,
+                float((unit(g1) * g2).sum() + (unit(g2) * g1).sum()) / 2,
+                float((g1 * g2).sum()),
+            )
+            cosine = now[0] / now[2] ** 0.5 if now[2] > 0 else float("nan")
+            k = 0.0 if self._probes == 0 else self.decay
+            self._avg = tuple(k * old + (1 - k) * new for old, new in zip(self._avg, now))
+            along, probe_along, square = self._avg
+            self._fidelity = max(-1.0, min(1.0, along / square**0.5)) if square > 0 else 0.0
+            self._better = along >= probe_along
             self._probes += 1
         fit = self.stats
         agreement = float("nan") if fit is None else float(fit.agreement_before)
-        trusted = self._fidelity >= self.threshold and (
+        trusted = self._better and self._fidelity >= self.threshold and (
             self.min_agreement is None or agreement >= self.min_agreement
         )
         if trusted:
@@ -192,7 +199,8 @@ class Gated(Estimator):
         if self.training:
             self._step += 1
         self.gate_stats = GateStats(
-            step=self._step, fidelity=self._fidelity, probe_cosine=cosine, agreement=agreement,
+            step=self._step, fidelity=self._fidelity, advantage=self._avg[0] - self._avg[1],
+            probe_cosine=cosine, agreement=agreement,
             trusted=bool(trusted), probes=self._probes, fallbacks=self._fallbacks,
         )  # fmt: skip
         for hook in list(self._hooks.values()):
@@ -202,13 +210,13 @@ class Gated(Estimator):
     def get_extra_state(self) -> dict[str, Any]:
         return {
             "step": self._step, "probes": self._probes, "fallbacks": self._fallbacks,
-            "fidelity": self._fidelity, "along": self._along, "square": self._square,
+            "fidelity": self._fidelity, "better": self._better, "avg": list(self._avg),
         }  # fmt: skip
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self._step, self._probes = int(state["step"]), int(state["probes"])
         self._fallbacks, self._fidelity = int(state["fallbacks"]), float(state["fidelity"])
-        self._along, self._square = float(state["along"]), float(state["square"])
+        self._better, self._avg = bool(state["better"]), tuple(float(v) for v in state["avg"])
 
     def extra_repr(self) -> str:
         return (

@@ -11,7 +11,7 @@ from torch import Tensor
 from diffbypass.base import Estimator, require_real
 from diffbypass.blackbox import BlackBox
 from diffbypass.sampler import NoiseSampler, SamplerMixin
-from diffbypass.validation import int_at_least, number_in, positive_number
+from diffbypass.validation import int_at_least, number_in, one_of, positive_number
 
 __all__ = ["GuidedES"]
 
@@ -53,6 +53,7 @@ class GuidedES(SamplerMixin, Estimator):
         history: also span the guide's last ``history`` batch-mean directions (the paper's
             "recent gradients"; useful when successive inputs share a gradient).
         antithetic: pairs :math:`\pm\varepsilon` in each part (each count must then be even).
+        variant: ``"unbiased"`` (default: the split above) or ``"paper"`` (see above).
         generator: CPU ``torch.Generator`` for the noise.
 
     Example:
@@ -77,9 +78,11 @@ class GuidedES(SamplerMixin, Estimator):
         alpha: float = 0.5,
         history: int = 0,
         antithetic: bool = True,
+        variant: str = "unbiased",
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
+        self.variant = one_of("variant", variant, ("unbiased", "paper"))
         if isinstance(guide, Estimator):
             self.guide: Estimator | None = guide
             self._guide_fn = None
@@ -135,11 +138,20 @@ class GuidedES(SamplerMixin, Estimator):
         basis = torch.linalg.qr(guide.transpose(1, 2).double())[0].to(x.dtype)  # (B, n, k)
         basis = basis[:, :, : min(basis.shape[2], n)]
         s_full, s_sub = self.split
-        z = self._normal((s_full, b, n), x.dtype)
-        eps_full = z - torch.einsum("bnk,sbk->sbn", basis, torch.einsum("bnk,sbn->sbk", basis, z))
-        w = self._normal((s_sub, b, basis.shape[2]), x.dtype)
-        eps_sub = torch.einsum("bnk,sbk->sbn", basis, w)
-        eps = torch.cat([eps_full, eps_sub]).to(x.device)  # (S, B, n)
+        if self.variant == "paper":  # all S from N(0, alpha I + (1 - alpha) n/k U U^T)
+            k = basis.shape[2]
+            z = self._normal((self.samples, b, n), x.dtype)
+            w = self._normal((self.samples, b, k), x.dtype)
+            sub = torch.einsum("bnk,sbk->sbn", basis, w)
+            eps = (self.alpha**0.5 * z + ((1 - self.alpha) * n / k) ** 0.5 * sub).to(x.device)
+            s_full, s_sub = self.samples, 0
+        else:
+            z = self._normal((s_full, b, n), x.dtype)
+            proj = torch.einsum("bnk,sbn->sbk", basis, z)
+            eps_full = z - torch.einsum("bnk,sbk->sbn", basis, proj)
+            w = self._normal((s_sub, b, basis.shape[2]), x.dtype)
+            eps_sub = torch.einsum("bnk,sbk->sbn", basis, w)
+            eps = torch.cat([eps_full, eps_sub]).to(x.device)  # (S, B, n)
         xs = x.detach().unsqueeze(0) + self.sigma * eps.reshape(-1, *x.shape)
         ys, valid = blackbox.many(xs, what="guided ES samples")
         if valid is not None:
@@ -147,7 +159,8 @@ class GuidedES(SamplerMixin, Estimator):
         values = (ys * grad_y.unsqueeze(0)).reshape(s_full + s_sub, b, -1).sum(2)
         values = (values - (y * grad_y).reshape(b, -1).sum(1)).to(x.dtype).unsqueeze(2)
         g = (values[:s_full] * eps[:s_full]).sum(0) / s_full
-        g = g + (values[s_full:] * eps[s_full:]).sum(0) / s_sub
+        if s_sub:
+            g = g + (values[s_full:] * eps[s_full:]).sum(0) / s_sub
         return (g / self.sigma).reshape(x.shape)
 
     def _normal(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
@@ -166,5 +179,6 @@ class GuidedES(SamplerMixin, Estimator):
     def extra_repr(self) -> str:
         return (
             f"sigma={self.sigma}, samples={self.samples}, alpha={self.alpha}, "
-            f"split={self.split}, history={self.history}, antithetic={self.antithetic}"
+            f"split={self.split}, history={self.history}, antithetic={self.antithetic}, "
+            f"variant={self.variant!r}"
         )

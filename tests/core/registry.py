@@ -239,6 +239,16 @@ SPECS = [
         True,
     ),
     EstimatorSpec(
+        "guided_es_paper",
+        lambda seed, p: GuidedES(
+            lambda x, v: x.sign(), sigma=0.5, samples=4, variant="paper", generator=gen(seed)
+        ),
+        REAL,
+        False,
+        True,
+        True,
+    ),
+    EstimatorSpec(
         "gated",
         lambda seed, p: Gated(
             Surrogate(mlp(p, seed), sigma=0.5, samples=4, fit_steps=2, lr=1e-2, generator=gen(seed)),

@@ -105,3 +105,26 @@ def test_errors():
     x = torch.zeros(1, N, dtype=torch.float64, requires_grad=True)
     with pytest.raises(ValueError, match=r"the guide must return x's shape \(1, 48\); got \(1, 3\)"):
         layer(x).sum().backward()
+
+
+def test_paper_variant_mean_is_the_preconditioned_gradient():
+    """variant="paper": E g = Sigma grad, Sigma = alpha I + (1 - alpha) n/k U U^T (linear fn)."""
+    alpha, u = 0.5, torch.linalg.qr(torch.randn(N, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(8)))[0]
+    est = GuidedES(lambda x, v: u.T.expand_as(x), sigma=0.3, samples=16, alpha=alpha, variant="paper",
+                   generator=torch.Generator().manual_seed(9))  # fmt: skip
+    layer = Bypass(linear, est)
+    v = torch.randn(1, N, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    runs = []
+    for _ in range(300):
+        x = torch.zeros(1, N, dtype=torch.float64, requires_grad=True)
+        layer(x).backward(v)
+        runs.append(x.grad)
+    runs = torch.cat(runs)
+    sigma_mat = alpha * torch.eye(N, dtype=torch.float64) + (1 - alpha) * N * (u @ u.T)
+    want = (sigma_mat @ true_vjp(v)[0])
+    se = runs.std(0) / math.sqrt(len(runs))
+    assert torch.all((runs.mean(0) - want).abs() <= Z * se + 1e-9)
+    good, _ = mean_cosine(GuidedES(GUIDES["noisy"], sigma=0.3, samples=16, variant="paper",
+                                   generator=torch.Generator().manual_seed(7)))  # fmt: skip
+    es, _ = mean_cosine(ES(sigma=0.3, samples=16, generator=torch.Generator().manual_seed(6)))
+    assert good >= es
