@@ -28,13 +28,14 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import diffbypass as db  # noqa: E402
+from _grid import ARCS, GRID, SOLVES, SoftDP, shortest_paths  # noqa: E402
 from _machine import machine_info  # noqa: E402
 
 import pyepo  # noqa: E402  (pip install pyepo gurobipy: the `bench` extra)
 import pyepo.func.utils as pyepo_utils  # noqa: E402
 from pyepo.model.opt import optModel  # noqa: E402
 
-GRID, FEATURES, NOISE = (5, 5), 5, 0.5
+FEATURES, NOISE = 5, 0.5
 
 
 @dataclass
@@ -54,29 +55,6 @@ class Config:
 
 
 # --------------------------------------------------------------------------- the solver
-ARCS = pyepo.model.utils._get_grid_arcs(GRID)  # PyEPO's arc order (right arcs, then down arcs per row)
-SRC = np.array([a for a, _ in ARCS])
-INTO = {v: [k for k, (_, b) in enumerate(ARCS) if b == v] for v in range(GRID[0] * GRID[1])}
-SOLVES = [0]  # instances solved, by every method (training only; evaluation is not counted)
-
-
-def shortest_paths(cost: np.ndarray, count: bool = True) -> np.ndarray:
-    """Exact shortest paths (B, 40) -> (B, 40) 0/1 on the right/down grid DAG, all B at once."""
-    b, n = cost.shape[0], GRID[0] * GRID[1]
-    dist, pred = np.zeros((b, n)), np.zeros((b, n), dtype=np.int64)
-    for v in range(1, n):
-        cand = np.stack([dist[:, SRC[k]] + cost[:, k] for k in INTO[v]], 1)
-        best = cand.argmin(1)
-        dist[:, v], pred[:, v] = cand[np.arange(b), best], np.array(INTO[v])[best]
-    sol, cur = np.zeros_like(cost), np.full(b, n - 1)
-    for _ in range(sum(GRID) - 2):
-        arc = pred[np.arange(b), cur]
-        sol[np.arange(b), arc] = 1.0
-        cur = SRC[arc]
-    SOLVES[0] += b * count
-    return sol
-
-
 def solve_tensor(c: torch.Tensor) -> torch.Tensor:
     """The black box handed to diffbypass."""
     return torch.from_numpy(shortest_paths(c.detach().double().numpy())).to(c.dtype)
@@ -124,51 +102,6 @@ def check_against_lp(cost: np.ndarray) -> float:
 # --------------------------------------------------------------------------- methods
 def decision(sol: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return (sol * c).sum(1).mean()  # the true cost of the chosen path
-
-
-def _levels() -> tuple[list, list, list, np.ndarray, np.ndarray]:
-    """Anti-diagonals of the grid: an arc joins level t to t + 1, so each level is one tensor op."""
-    n, cols = GRID[0] * GRID[1], GRID[1]
-    levels = [[v for v in range(n) if v // cols + v % cols == t] for t in range(sum(GRID) - 1)]
-    at = {v: i for lv in levels for i, v in enumerate(lv)}
-    pad = lambda rows: torch.tensor([r + [r[0]] * (2 - len(r)) for r in rows])  # noqa: E731
-    mask = lambda rows: torch.tensor([[0.0] * len(r) + [1e9] * (2 - len(r)) for r in rows])  # noqa: E731
-    fwd, bwd = [], []
-    for t in range(1, len(levels)):  # arcs into level t, from level t - 1
-        rows = [[k for k, (_, b) in enumerate(ARCS) if b == v] for v in levels[t]]
-        fwd.append((pad(rows), pad([[at[ARCS[k][0]] for k in r] for r in rows]), mask(rows)))
-    for t in range(len(levels) - 1):  # arcs out of level t, into level t + 1
-        rows = [[k for k, (a, _) in enumerate(ARCS) if a == v] for v in levels[t]]
-        bwd.append((pad(rows), pad([[at[ARCS[k][1]] for k in r] for r in rows]), mask(rows)))
-    flat = [v for lv in levels for v in lv]
-    where = np.array([flat.index(v) for v in range(n)])
-    return levels, fwd, bwd, where[SRC], where[[b for _, b in ARCS]]
-
-
-LEVELS, FWD, BWD, ARC_SRC, ARC_DST = _levels()
-
-
-class SoftDP(nn.Module):
-    """A structured surrogate: expected arc use under the Gibbs distribution over grid paths,
-    exp(-cost(path) / tau), with a learnt temperature and per-arc affine map of the costs (the
-    solver is its tau -> 0 limit); soft-min forward-backward recursions over anti-diagonals."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.log_tau = nn.Parameter(torch.zeros(()))
-        self.scale, self.shift = nn.Parameter(torch.ones(40)), nn.Parameter(torch.zeros(40))
-
-    def forward(self, c: torch.Tensor) -> torch.Tensor:
-        w = (c * self.scale + self.shift) / self.log_tau.exp()
-        a = [torch.zeros(len(c), 1, dtype=c.dtype)]
-        for arcs, src, big in FWD:
-            a.append(-torch.logsumexp(-(a[-1][:, src] + w[:, arcs] + big.to(c.dtype)), 2))
-        b = [torch.zeros(len(c), 1, dtype=c.dtype)]
-        for arcs, dst, big in reversed(BWD):
-            b.insert(0, -torch.logsumexp(-(w[:, arcs] + b[0][:, dst] + big.to(c.dtype)), 2))
-        a_all, b_all = torch.cat(a, 1), torch.cat(b, 1)
-        return torch.exp(a_all[:, -1:] - a_all[:, ARC_SRC] - w - b_all[:, ARC_DST])
-
 
 def surrogate(hp: dict, seed: int, samples: int, structured: bool = True) -> db.Surrogate:
     torch.manual_seed(seed)
@@ -226,8 +159,9 @@ METHODS: dict[str, tuple[str, Callable | None, dict[str, list]]] = {
     "StraightThrough(-1)": ("diffbypass", bypass(lambda hp, s: db.StraightThrough(scale=-1)), {"lr": LR}),
     "Surrogate (MLP)": ("diffbypass", bypass(lambda hp, s: surrogate(hp, s, 8, False)), {"lr": LR, "sigma": [1.0], "fit_lr": [1e-3, 1e-2]}),
     "Surrogate (soft DP)": ("diffbypass", bypass(lambda hp, s: surrogate(hp, s, 8)), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
-    "GuidedES": ("diffbypass", bypass(lambda hp, s: db.GuidedES(surrogate(hp, s, 2), sigma=hp["sigma"], samples=6, generator=g(s))), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
-    "Gated": ("diffbypass", bypass(lambda hp, s: db.Gated(surrogate(hp, s, 4), probe=db.ES(sigma=hp["sigma"], samples=2, generator=g(s)), every=4, threshold=0.3)), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
+    "GuidedES (unbiased)": ("diffbypass", bypass(lambda hp, s: db.GuidedES(surrogate(hp, s, 2), sigma=hp["sigma"], samples=6, generator=g(s))), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
+    "GuidedES (paper)": ("diffbypass", bypass(lambda hp, s: db.GuidedES(surrogate(hp, s, 2), sigma=hp["sigma"], samples=6, variant="paper", generator=g(s))), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
+    "Gated": ("diffbypass", bypass(lambda hp, s: db.Gated(surrogate(hp, s, 4), probe=db.ES(sigma=hp["sigma"], samples=2, generator=g(s)), every=4)), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
 }  # fmt: skip
 
 
@@ -313,10 +247,10 @@ def main(argv: list[str] | None = None) -> None:
     finished = {key(r) for r in done}
     methods = cfg.methods or list(METHODS)
     try:
-        lp_gap = check_against_lp(data(cfg.degrees[-1], cfg.seeds[0], cfg)["test"][1][:200])
+        lp_gap = check_against_lp(data(cfg.degrees[-1], cfg.seeds[0], cfg)["test"][1][: 20 if cfg.quick else 200])
     except ImportError:  # gurobipy absent: the DP is still exact, just unchecked
         lp_gap = float("nan")
-    print(f"DP vs PyEPO's Gurobi LP: largest objective gap {lp_gap:.2e} on 200 instances")
+    print(f"DP vs PyEPO's Gurobi LP: largest objective gap {lp_gap:.2e}")
     for deg in ([] if args.replot else cfg.degrees):
         for seed in cfg.seeds:
             d = data(deg, seed, cfg)
@@ -381,7 +315,7 @@ def plot(final: list[dict], methods: list[str], degrees: list[int], path: Path) 
         mean = [np.mean(v) if v else np.nan for v in vals]
         err = [np.std(v) if v else 0 for v in vals]
         style = "-" if METHODS[m][0] == "diffbypass" else "--"
-        ax.errorbar(np.array(degrees) + 0.03 * (i - len(methods) / 2), mean, yerr=err, ls=style, marker="o", ms=3, label=m)
+        ax.errorbar(np.array(degrees) + 0.03 * (i - len(methods) / 2), mean, yerr=err, ls=style, marker="o", ms=3, label=m, color=plt.cm.tab20(i % 20))
     ax.set(xlabel="polynomial degree", ylabel="normalised regret (test)", xticks=degrees,
            title="5x5 shortest path, linear model (solid: diffbypass, dashed: PyEPO)")  # fmt: skip
     ax.set_yscale("log")

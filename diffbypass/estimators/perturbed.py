@@ -68,6 +68,9 @@ class Perturbed(SamplerMixin, Estimator):
 
     with :math:`\nabla\nu(z) = z` for Gaussian and :math:`1 - e^{-z}` for Gumbel noise. For a
     one-hot argmax with Gumbel noise and :math:`\sigma = 1`, :math:`f_\sigma` *is* the softmax.
+    As :math:`E[\nabla\nu(Z)] = 0` for both, subtracting a baseline :math:`\langle v, y\rangle`
+    (the forward output) from every term keeps the estimate unbiased and cuts its variance (PyEPO's
+    ``variance_reduction``).
 
     Args:
         sigma: perturbation scale (a number, per-coordinate tensor or
@@ -79,6 +82,7 @@ class Perturbed(SamplerMixin, Estimator):
             ``"smoothed"`` — the forward returns the Monte-Carlo :math:`f_\sigma(x)`, the
             average of :math:`S` perturbed outputs (the quantity whose gradient the backward
             estimates; the backward draws fresh samples, so the two are independent).
+        baseline: subtract :math:`\langle v, y\rangle` (default ``True``).
         sense: ``"max"`` (default: ``fn`` increases with its input, e.g. argmax) or ``"min"``
             (argmin-type oracles such as shortest paths: perturb by :math:`-\sigma Z`, which
             for symmetric Gaussian noise changes nothing and for Gumbel keeps the max-form).
@@ -103,12 +107,14 @@ class Perturbed(SamplerMixin, Estimator):
         noise: str = "gaussian",
         output: str = "exact",
         sense: str = "max",
+        baseline: bool = True,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         int_at_least("samples", samples, 1)
         self.sampler = NoiseSampler(sigma, samples, generator=generator)
         self.noise = one_of("noise", noise, tuple(NOISES))
+        self.baseline = bool(baseline)
         self.mode = one_of("output", output, ("exact", "smoothed"))
         self.sense = one_of("sense", sense, ("max", "min"))
 
@@ -130,6 +136,8 @@ class Perturbed(SamplerMixin, Estimator):
         )
         s, b = ys.shape[0], x.shape[0]
         values = (require_real(ys, "Perturbed") * grad_y.unsqueeze(0)).reshape(s, b, -1).sum(2)
+        if self.baseline:
+            values = values - (y * grad_y).reshape(b, -1).sum(1)
         weights = values.to(z.dtype).reshape(s, b, *([1] * (x.dim() - 1)))
         g = (weights * NOISES[self.noise].score(z)).mean(dim=0) * self._sign
         if isinstance(scale, Tensor):
@@ -145,7 +153,7 @@ class Perturbed(SamplerMixin, Estimator):
     def extra_repr(self) -> str:
         return (
             f"sigma={self.sigma}, samples={self.samples}, noise={self.noise!r}, "
-            f"output={self.mode!r}, sense={self.sense!r}"
+            f"output={self.mode!r}, sense={self.sense!r}, baseline={self.baseline}"
         )
 
 

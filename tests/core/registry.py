@@ -205,7 +205,7 @@ SPECS = [
     EstimatorSpec(
         "perturbed_gumbel_min",
         lambda seed, p: Perturbed(
-            sigma=0.5, samples=6, noise="gumbel", sense="min", generator=gen(seed)
+            sigma=0.5, samples=6, noise="gumbel", sense="min", baseline=False, generator=gen(seed)
         ),
         REAL,
         False,

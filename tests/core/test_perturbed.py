@@ -146,3 +146,25 @@ def test_errors_name_the_argument():
     loss = FenchelYoungLoss(onehot_max, sigma=1.0, samples=2)
     with pytest.raises(ValueError, match=r"target must have theta's shape \(2, 4\); got \(2, 3\)"):
         loss(THETA, torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "gumbel"])
+def test_baseline_keeps_the_mean_and_cuts_the_variance(noise):
+    a = torch.randn(4, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    offset = torch.full((4,), 50.0, dtype=torch.float64)  # a large constant output: pure noise
+
+    def runs(baseline):
+        layer = Bypass(lambda x: x @ a.T + offset, Perturbed(sigma=0.7, samples=50, noise=noise,
+                       baseline=baseline, generator=torch.Generator().manual_seed(5)))  # fmt: skip
+        out = []
+        for _ in range(40):
+            x = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
+            layer(x).backward(V)
+            out.append(x.grad)
+        return torch.stack(out)
+
+    with_b, without = runs(True), runs(False)
+    assert float(with_b.var(0).mean()) < 0.05 * float(without.var(0).mean())
+    if noise == "gaussian":  # exact in expectation on a linear fn
+        se = with_b.std(0) / math.sqrt(len(with_b))
+        assert torch.all((with_b.mean(0) - V @ a).abs() <= Z * se + 1e-9)
