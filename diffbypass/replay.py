@@ -63,7 +63,8 @@ class ReplayBuffer(nn.Module):
                 keep = dist.min(dim=1).values <= self.radius
                 old_x, old_y = old_x[keep], old_y[keep]
             out_x, out_y = torch.cat([inputs, old_x]), torch.cat([targets, old_y])
-            new_x, new_y = torch.cat([self._inputs.to(inputs), inputs]), torch.cat([self._targets.to(targets), targets])
+            new_x = torch.cat([self._inputs.to(inputs), inputs])
+            new_y = torch.cat([self._targets.to(targets), targets])
         else:  # first call, or another input shape: start over
             new_x, new_y = inputs, targets
         self._inputs, self._targets = new_x[-self.capacity :], new_y[-self.capacity :]

@@ -29,7 +29,7 @@ class Relative:
 
 
 Sigma = Union[float, Tensor, Relative]
-"""A noise scale: a number, a per-coordinate tensor (broadcast to one input item) or :class:`Relative`."""
+"""A noise scale: a number, a per-coordinate tensor (broadcast to an item) or :class:`Relative`."""
 
 
 def _check_sigma(sigma: Any) -> Any:
@@ -37,7 +37,9 @@ def _check_sigma(sigma: Any) -> Any:
         return sigma
     if isinstance(sigma, Tensor):
         if not sigma.is_floating_point() or sigma.numel() == 0:
-            raise ValueError(f"sigma must be a non-empty float tensor; got {sigma.dtype}, {tuple(sigma.shape)}")
+            raise ValueError(
+                f"sigma must be a non-empty float tensor; got {sigma.dtype}, {tuple(sigma.shape)}"
+            )
         if not bool(torch.isfinite(sigma).all()) or not bool((sigma > 0).all()):
             raise ValueError("sigma must be finite and > 0 in every coordinate; got a tensor with "
                              f"min {float(sigma.min())}")

@@ -12,7 +12,7 @@ __all__ = ["DBB"]
 
 
 class DBB(Estimator):
-    r"""Differentiation of blackbox solvers by :math:`\lambda`-interpolation (Vlastelica et al., 2020).
+    r"""Blackbox solver differentiation by :math:`\lambda`-interpolation (Vlastelica et al., 2020).
 
     For the incoming gradient :math:`v = \partial L/\partial y` at :math:`y = f(x)`, the backward
     pass calls ``fn`` once more, at the input moved along :math:`v`, and returns the published

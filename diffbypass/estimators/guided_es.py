@@ -121,7 +121,9 @@ class GuidedES(SamplerMixin, Estimator):
         else:
             d = torch.as_tensor(self._guide_fn(x.detach(), grad_y))  # type: ignore[misc]
         if d.shape != x.shape:
-            raise ValueError(f"the guide must return x's shape {tuple(x.shape)}; got {tuple(d.shape)}")
+            raise ValueError(
+                f"the guide must return x's shape {tuple(x.shape)}; got {tuple(d.shape)}"
+            )
         d = d.detach().reshape(x.shape[0], 1, -1).to(x.dtype)
         if self.history and self._past:
             past = torch.stack(list(self._past)).to(x.dtype)
@@ -166,7 +168,8 @@ class GuidedES(SamplerMixin, Estimator):
     def _normal(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
         if not self.antithetic:
             return torch.randn(shape, generator=self.sampler.generator, dtype=dtype)
-        half = torch.randn((shape[0] // 2, *shape[1:]), generator=self.sampler.generator, dtype=dtype)
+        half_shape = (shape[0] // 2, *shape[1:])
+        half = torch.randn(half_shape, generator=self.sampler.generator, dtype=dtype)
         return torch.cat([half, -half])
 
     def get_extra_state(self) -> dict[str, Any]:

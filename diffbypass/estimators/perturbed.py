@@ -185,7 +185,7 @@ class _FenchelYoungFunction(torch.autograd.Function):
 
 
 class FenchelYoungLoss(SamplerMixin, nn.Module):
-    r"""The perturbed Fenchel–Young loss (Berthet et al., 2020), when the target solution is known.
+    r"""The perturbed Fenchel–Young loss (Berthet et al., 2020), for known target solutions.
 
     For an oracle :math:`f(\theta) = \arg\max_{y \in C}\langle y, \theta\rangle` (``sense="max"``)
     and a target :math:`y^\star`,

@@ -16,9 +16,10 @@ class StraightThrough(Estimator):
 
     Args:
         scale: the factor; ``1`` (default) for quantisers, signs and argmax-type oracles
-            (a larger input raises the output), ``-1`` — the *negative identity* — for argmin-type
-            oracles such as shortest paths (a larger cost lowers the chance of being chosen; PyEPO's
-            ``negativeIdentity``). With ``scale=1`` on an argmin oracle training ascends the loss.
+            (a larger input raises the output), ``-1`` — the *negative identity* — for
+            argmin-type oracles such as shortest paths (a larger cost makes an item less likely
+            to be chosen; PyEPO's ``negativeIdentity``). With ``scale=1`` on an argmin oracle,
+            training ascends the loss.
 
     Only defined when ``fn`` maps ``(B, ...)`` to the same shape; a different output shape is an
     error at the first call. Cheap and biased: useful as a baseline for quantisers and signs.
@@ -38,7 +39,9 @@ class StraightThrough(Estimator):
         super().__init__()
         self.scale = finite_number("scale", scale)
         if self.scale == 0:
-            raise ValueError("scale must be non-zero (1 for argmax-type, -1 for argmin-type fns); got 0")
+            raise ValueError(
+                "scale must be non-zero (1 for argmax-type, -1 for argmin-type fns); got 0"
+            )
 
     def output(self, blackbox: BlackBox, x: Tensor) -> Tensor:
         y = blackbox(x, what="forward")

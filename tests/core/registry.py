@@ -104,6 +104,11 @@ class EstimatorSpec:
 
 REAL, INT = frozenset({"real"}), frozenset({"int"})
 
+
+def small_surrogate(p: Problem, seed: int) -> Surrogate:
+    """The surrogate inside the guided and gated specs."""
+    return Surrogate(mlp(p, seed), sigma=0.5, samples=4, fit_steps=2, lr=1e-2, generator=gen(seed))
+
 SPECS = [
     EstimatorSpec(
         "es",
@@ -216,7 +221,7 @@ SPECS = [
     EstimatorSpec(
         "guided_es_surrogate",
         lambda seed, p: GuidedES(
-            Surrogate(mlp(p, seed), sigma=0.5, samples=4, fit_steps=2, lr=1e-2, generator=gen(seed)),
+            small_surrogate(p, seed),
             sigma=0.5,
             samples=8,
             history=2,
@@ -251,7 +256,7 @@ SPECS = [
     EstimatorSpec(
         "gated",
         lambda seed, p: Gated(
-            Surrogate(mlp(p, seed), sigma=0.5, samples=4, fit_steps=2, lr=1e-2, generator=gen(seed)),
+            small_surrogate(p, seed),
             probe=ES(sigma=0.5, samples=4, generator=gen(seed + 1)),
             every=2,
             min_agreement=0.0,

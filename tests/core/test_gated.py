@@ -20,7 +20,8 @@ def fixed_surrogate(weight, seed=0):
     net = torch.nn.Linear(N, N, bias=False).double()
     with torch.no_grad():
         net.weight.copy_(weight)
-    return Surrogate(net, sigma=0.3, samples=2, fit_steps=0, generator=torch.Generator().manual_seed(seed))
+    g = torch.Generator().manual_seed(seed)
+    return Surrogate(net, sigma=0.3, samples=2, fit_steps=0, generator=g)
 
 
 def run(gate, steps, seed=1):

@@ -14,7 +14,8 @@ def test_per_coordinate_sigma_matches_the_sign_closed_form():
     sigma = torch.tensor([0.3, 1.0, 2.0], dtype=torch.float64)
     x = torch.tensor([[0.2, -0.5, 1.0]], dtype=torch.float64)
     s = 20000
-    layer = Bypass(torch.sign, ES(sigma=sigma, samples=s, generator=torch.Generator().manual_seed(0)))
+    est = ES(sigma=sigma, samples=s, generator=torch.Generator().manual_seed(0))
+    layer = Bypass(torch.sign, est)
     xx = x.clone().requires_grad_(True)
     layer(xx).sum().backward()
     want = torch.stack([smoothed_sign_grad(x[0, i : i + 1], float(sigma[i]))[0] for i in range(3)])

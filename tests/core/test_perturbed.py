@@ -53,8 +53,9 @@ def test_gumbel_perturbed_argmax_is_the_softmax():
     want = THETA.softmax(-1)
     assert torch.all((mean - want).abs() <= Z * se + 1e-12), (mean, want)
     # a single 40,000-sample average is within 0.01 of the softmax (Bernoulli SE <= 0.0025)
-    one = Bypass(onehot_max, Perturbed(sigma=1.0, samples=40000, noise="gumbel",
-                 output="smoothed", generator=torch.Generator().manual_seed(99)))(THETA)  # fmt: skip
+    est = Perturbed(sigma=1.0, samples=40000, noise="gumbel", output="smoothed",
+                    generator=torch.Generator().manual_seed(99))  # fmt: skip
+    one = Bypass(onehot_max, est)(THETA)
     assert torch.allclose(one, want, atol=0.01)
 
 
