@@ -5,6 +5,10 @@ estimator for the input gradient in the backward pass:
 
 * :class:`Surrogate` — the differentiable bypass: a network fitted to ``fn`` around the input;
 * :class:`ES` — Gaussian-smoothing evolution strategy;
+* :class:`Perturbed` (+ :class:`FenchelYoungLoss`), :class:`DBB` — the perturbed-optimizer and
+  blackbox-differentiation estimators of decision-focused learning;
+* :class:`GuidedES`, :class:`Gated` (+ :class:`ReplayBuffer`) — ES guided by a surrogate, and a
+  surrogate gated by an online fidelity check;
 * :class:`StraightThrough`, :class:`FiniteDifference` — for comparison and checks.
 """
 
@@ -15,10 +19,22 @@ from diffbypass.base import BlackBoxError, BlackBoxFn, Estimator, Predictor, Rep
 from diffbypass.blackbox import BlackBox
 from diffbypass.bypass import Bypass
 from diffbypass.check import GradientCheck, check_gradient
-from diffbypass.estimators import ES, FiniteDifference, StraightThrough, Surrogate
-from diffbypass.sampler import NoiseSampler
+from diffbypass.estimators import (
+    DBB,
+    ES,
+    FenchelYoungLoss,
+    FiniteDifference,
+    Gated,
+    GateStats,
+    GuidedES,
+    Perturbed,
+    StraightThrough,
+    Surrogate,
+)
 from diffbypass.losses import FitLoss
 from diffbypass.plugins import Plugin
+from diffbypass.replay import ReplayBuffer
+from diffbypass.sampler import NoiseSampler, Relative
 from diffbypass.stats import ESStats, FitStats
 
 __all__ = [
@@ -26,16 +42,24 @@ __all__ = [
     "BlackBoxError",
     "BlackBoxFn",
     "Bypass",
+    "DBB",
     "ES",
     "ESStats",
     "Estimator",
+    "FenchelYoungLoss",
     "FiniteDifference",
     "FitLoss",
     "FitStats",
+    "GateStats",
+    "Gated",
     "GradientCheck",
+    "GuidedES",
     "NoiseSampler",
+    "Perturbed",
     "Plugin",
     "Predictor",
+    "Relative",
+    "ReplayBuffer",
     "Reporter",
     "StraightThrough",
     "Surrogate",

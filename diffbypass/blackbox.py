@@ -114,7 +114,8 @@ class BlackBox:
         self.timeout = timeout
         self.retries = int_at_least("retries", retries, 0)
         self._dispatch = Dispatcher(fn, executor, timeout, self.retries)
-        self.calls = 0
+        self.calls = 0  #: number of ``fn`` invocations so far (tests and telemetry read it)
+        self.instances = 0  #: number of inputs (batch items) ``fn`` evaluated, over all calls
         # per input item shape: (output item shape, floating?) seen at the first call
         self._signatures: dict[tuple[int, ...], tuple[tuple[int, ...], bool]] = {}
 
@@ -184,6 +185,7 @@ class BlackBox:
         device = chunks[0].device
         total = sum(len(c) for c in chunks)
         self.calls += len(chunks)
+        self.instances += total
         where = lambda i: self._where(what, i, chunk_size, len(chunks), total)  # noqa: E731
         return [_to_tensor(r, device, where(i)) for i, r in enumerate(self._dispatch.run(chunks, where))]
 

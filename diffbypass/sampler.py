@@ -2,21 +2,58 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Union
 
 import torch
 from torch import Tensor
 
 from diffbypass.validation import int_at_least, positive_number
 
-__all__ = ["NoiseSampler", "SamplerMixin"]
+__all__ = ["NoiseSampler", "Relative", "SamplerMixin", "Sigma"]
+
+
+@dataclass(frozen=True)
+class Relative:
+    r"""A relative (multiplicative) noise scale: coordinate :math:`i` gets :math:`\sigma |x_i|`.
+
+    Pass it wherever an estimator takes ``sigma``, e.g. ``ES(sigma=Relative(0.1), samples=8)``:
+    the perturbation is :math:`x \odot (1 + \sigma\varepsilon)`. A coordinate with
+    :math:`x_i = 0` is not perturbed, and ES reports a zero gradient for it.
+    """
+
+    sigma: float
+
+    def __post_init__(self) -> None:
+        positive_number("Relative.sigma", self.sigma)
+
+
+Sigma = Union[float, Tensor, Relative]
+"""A noise scale: a number, a per-coordinate tensor (broadcast to an item) or :class:`Relative`."""
+
+
+def _check_sigma(sigma: Any) -> Any:
+    if isinstance(sigma, Relative):
+        return sigma
+    if isinstance(sigma, Tensor):
+        if not sigma.is_floating_point() or sigma.numel() == 0:
+            raise ValueError(
+                f"sigma must be a non-empty float tensor; got {sigma.dtype}, {tuple(sigma.shape)}"
+            )
+        if not bool(torch.isfinite(sigma).all()) or not bool((sigma > 0).all()):
+            raise ValueError("sigma must be finite and > 0 in every coordinate; got a tensor with "
+                             f"min {float(sigma.min())}")
+        return sigma.detach().clone()
+    return positive_number("sigma", sigma)
 
 
 class NoiseSampler:
     r"""Gaussian perturbations :math:`x + \sigma\varepsilon_s`, :math:`\varepsilon_s \sim \mathcal N(0, I)`.
 
     Args:
-        sigma: noise scale :math:`\sigma > 0`.
+        sigma: noise scale :math:`\sigma > 0`: a number, a tensor of per-coordinate scales
+            broadcastable to one input item's shape (e.g. ``torch.tensor([0.1, 1.0])`` for
+            items of shape ``(2,)``), or :class:`Relative` for :math:`\sigma |x|`.
         samples: number :math:`S \ge 1` of perturbations per input.
         antithetic: draw :math:`S/2` directions and use each with both signs
             (:math:`\varepsilon, -\varepsilon`); ``samples`` must then be even.
@@ -44,7 +81,7 @@ class NoiseSampler:
         antithetic: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
-        self.sigma = positive_number("sigma", sigma)
+        self.sigma = _check_sigma(sigma)
         self.samples = int_at_least("samples", samples, 1)
         self.antithetic = bool(antithetic)
         if self.antithetic and self.samples % 2:
@@ -71,10 +108,24 @@ class NoiseSampler:
             eps = torch.randn((self.samples, *shape), generator=self.generator, dtype=dtype)
         return eps.to(x.device)
 
+    def scale(self, x: Tensor) -> float | Tensor:
+        """The noise scale at ``x``: a number, or a tensor broadcastable to ``x.shape``."""
+        if isinstance(self.sigma, Relative):
+            return self.sigma.sigma * x.detach().abs()
+        if isinstance(self.sigma, Tensor):
+            try:
+                return self.sigma.to(x.device, x.dtype).expand(x.shape[1:])
+            except RuntimeError:
+                raise ValueError(
+                    f"per-coordinate sigma of shape {tuple(self.sigma.shape)} does not broadcast "
+                    f"to the input items' shape {tuple(x.shape[1:])}"
+                ) from None
+        return self.sigma
+
     def perturb(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Return ``(x + sigma * eps, eps)`` with shapes ``(S, *x.shape)``."""
+        """Return ``(x + scale * eps, eps)`` with shapes ``(S, *x.shape)``."""
         eps = self.noise(x)
-        return x.detach().unsqueeze(0) + self.sigma * eps, eps
+        return x.detach().unsqueeze(0) + self.scale(x) * eps, eps
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state()}

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from diffbypass.base import Estimator, Evaluator, require_real
 from diffbypass.blackbox import BlackBoxError
-from diffbypass.sampler import NoiseSampler, SamplerMixin
+from diffbypass.sampler import NoiseSampler, SamplerMixin, Sigma
 from diffbypass.stats import ESStats, Telemetry
 from diffbypass.validation import one_of
 
@@ -39,7 +39,8 @@ class ES(SamplerMixin, Telemetry[ESStats], Estimator):
     for any baseline :math:`b` that does not depend on :math:`\varepsilon_s`.
 
     Args:
-        sigma: smoothing scale :math:`\sigma > 0`.
+        sigma: smoothing scale :math:`\sigma > 0`; also a per-coordinate tensor or
+            :class:`~diffbypass.sampler.Relative` (see :class:`~diffbypass.NoiseSampler`).
         samples: :math:`S`, evaluations of ``fn`` per input and backward pass.
         antithetic: use pairs :math:`\pm\varepsilon` (``samples`` must be even); removes the
             even part of ``f`` from the estimate.
@@ -76,7 +77,7 @@ class ES(SamplerMixin, Telemetry[ESStats], Estimator):
     def __init__(
         self,
         *,
-        sigma: float,
+        sigma: Sigma,
         samples: int,
         antithetic: bool = True,
         baseline: bool = True,
@@ -112,7 +113,11 @@ class ES(SamplerMixin, Telemetry[ESStats], Estimator):
             count = valid.sum(dim=0).clamp(min=1).to(values.dtype)  # (B,)
             count = count.reshape(b, *([1] * (x.dim() - 1)))
         weights = values.to(eps.dtype).reshape(s, b, *([1] * (x.dim() - 1)))
-        return (weights * eps).sum(dim=0) / (self.sigma * count)
+        scale = self.sampler.scale(x)  # a number, or per coordinate (0 where Relative meets x = 0)
+        if isinstance(scale, Tensor):
+            inv = torch.where(scale > 0, 1 / scale.clamp(min=torch.finfo(scale.dtype).tiny), 0.0)
+            return (weights * eps).sum(dim=0) * inv / count
+        return (weights * eps).sum(dim=0) / (scale * count)
 
     def _report(self, values: Tensor, valid: Tensor | None) -> None:
         """Raise if a batch item has no usable sample; publish :class:`ESStats`."""

@@ -5,12 +5,20 @@ from __future__ import annotations
 from torch import Tensor
 
 from diffbypass.base import Estimator, Evaluator, require_real
+from diffbypass.validation import finite_number
 
 __all__ = ["StraightThrough"]
 
 
 class StraightThrough(Estimator):
-    """Identity vector-Jacobian product: ``grad_x = grad_y`` (Bengio et al., 2013).
+    """Scaled identity vector-Jacobian product: ``grad_x = scale * grad_y`` (Bengio et al., 2013).
+
+    Args:
+        scale: the factor; ``1`` (default) for quantisers, signs and argmax-type oracles
+            (a larger input raises the output), ``-1`` — the *negative identity* — for
+            argmin-type oracles such as shortest paths (a larger cost makes an item less likely
+            to be chosen; PyEPO's ``negativeIdentity``). With ``scale=1`` on an argmin oracle,
+            training ascends the loss.
 
     Only defined when ``fn`` maps ``(B, ...)`` to the same shape; a different output shape is an
     error at the first call. Cheap and biased: useful as a baseline for quantisers and signs.
@@ -26,6 +34,14 @@ class StraightThrough(Estimator):
 
     calls_fn_in_backward = False
 
+    def __init__(self, *, scale: float = 1.0) -> None:
+        super().__init__()
+        self.scale = finite_number("scale", scale)
+        if self.scale == 0:
+            raise ValueError(
+                "scale must be non-zero (1 for argmax-type, -1 for argmin-type fns); got 0"
+            )
+
     def output(self, blackbox: Evaluator, x: Tensor) -> Tensor:
         y = blackbox(x, what="forward")
         if y.shape != x.shape:
@@ -37,4 +53,7 @@ class StraightThrough(Estimator):
         return y
 
     def vjp(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
-        return grad_y
+        return grad_y if self.scale == 1 else self.scale * grad_y
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}"

@@ -50,6 +50,8 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
             skipped (the model and the optimiser state stay as they were); ``"raise"`` (default)
             then raises ``FloatingPointError``, ``"skip"`` goes on and counts the skipped steps
             in :attr:`FitStats.skipped <diffbypass.FitStats>`.
+        replay: a :class:`~diffbypass.ReplayBuffer`: fit also on stored recent evaluations near
+            the input (no extra ``fn`` calls); agreement is still measured on the fresh samples.
 
     Inputs are cast to the model's dtype (a float64 or integer ``x`` with a float32 network);
     the gradient is cast back to ``x``'s dtype. In training mode the surrogate fits itself in
@@ -88,8 +90,10 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
         antithetic: bool = False,
         generator: torch.Generator | None = None,
         nonfinite_fit: str = "raise",
+        replay: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        self.replay = replay  # a ReplayBuffer (diffbypass.replay), or None
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
         self.model = model
@@ -169,13 +173,16 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
         if len(inputs) == 0:
             raise BlackBoxError("every perturbed sample of the surrogate fit was NaN/inf")
         self.fit_loss.check(self._out_shape(x), targets, "surrogate fit samples")
+        fresh = len(inputs)  # agreement is measured on these; replayed pairs only add fit data
+        if self.replay is not None:
+            inputs, targets = self.replay.extend(inputs, targets, near=x)
         losses, skipped = [], 0
         with torch.enable_grad():
             for step in range(self.fit_steps):
                 self.optimizer.zero_grad(set_to_none=True)
                 pred = self.model(inputs)
                 if step == 0:
-                    before = self.fit_loss.agreement(pred.detach(), targets)
+                    before = self.fit_loss.agreement(pred.detach()[:fresh], targets[:fresh])
                 loss = self.fit_loss(pred, targets)
                 loss.backward()
                 losses.append(float(loss.detach()))
@@ -194,10 +201,10 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
                     )
         self.optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
-            after = self.fit_loss.agreement(self.model(inputs), targets)
+            after = self.fit_loss.agreement(self.model(inputs[:fresh]), targets[:fresh])
         return self._publish(FitStats(
             loss_first=losses[0], loss_last=losses[-1], agreement_before=before,
-            agreement_after=after, metric=self.fit_loss.metric, samples=len(inputs),
+            agreement_after=after, metric=self.fit_loss.metric, samples=fresh,
             dropped=dropped, steps=self.fit_steps - skipped, skipped=skipped,
         ))  # fmt: skip
 

@@ -16,7 +16,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from diffbypass import ES, Bypass, Estimator, FiniteDifference, StraightThrough, Surrogate
+from diffbypass import (
+    DBB,
+    ES,
+    Bypass,
+    Estimator,
+    FiniteDifference,
+    Gated,
+    GuidedES,
+    Perturbed,
+    Relative,
+    ReplayBuffer,
+    StraightThrough,
+    Surrogate,
+)
 
 from . import _fns
 
@@ -91,6 +104,11 @@ class EstimatorSpec:
 
 REAL, INT = frozenset({"real"}), frozenset({"int"})
 
+
+def small_surrogate(p: Problem, seed: int) -> Surrogate:
+    """The surrogate inside the guided and gated specs."""
+    return Surrogate(mlp(p, seed), sigma=0.5, samples=4, fit_steps=2, lr=1e-2, generator=gen(seed))
+
 SPECS = [
     EstimatorSpec(
         "es",
@@ -162,6 +180,103 @@ SPECS = [
         True,
     ),
     EstimatorSpec("straight_through", lambda seed, p: StraightThrough(), REAL, True, False, False),
+    EstimatorSpec(
+        "straight_through_neg", lambda seed, p: StraightThrough(scale=-1), REAL, True, False, False
+    ),
+    EstimatorSpec(
+        "es_relative",
+        lambda seed, p: ES(sigma=Relative(0.3), samples=8, generator=gen(seed)),
+        REAL,
+        False,
+        True,
+        True,
+    ),
+    EstimatorSpec(
+        "es_per_coordinate",  # a 0-d tensor broadcasts to any item shape
+        lambda seed, p: ES(sigma=torch.tensor(0.4), samples=6, generator=gen(seed)),
+        REAL,
+        False,
+        True,
+        True,
+    ),
+    EstimatorSpec(
+        "perturbed_gaussian",
+        lambda seed, p: Perturbed(sigma=0.5, samples=8, generator=gen(seed)),
+        REAL,
+        False,
+        True,
+        True,
+    ),
+    EstimatorSpec(
+        "perturbed_gumbel_min",
+        lambda seed, p: Perturbed(
+            sigma=0.5, samples=6, noise="gumbel", sense="min", baseline=False, generator=gen(seed)
+        ),
+        REAL,
+        False,
+        True,
+        True,
+    ),
+    EstimatorSpec("dbb", lambda seed, p: DBB(lam=2.0), REAL, True, True, False),
+    EstimatorSpec(
+        "guided_es_surrogate",
+        lambda seed, p: GuidedES(
+            small_surrogate(p, seed),
+            sigma=0.5,
+            samples=8,
+            history=2,
+            generator=gen(seed + 1),
+        ),
+        REAL,
+        False,
+        True,
+        True,
+    ),
+    EstimatorSpec(
+        "guided_es_fn",  # a fixed guide function, no antithetic pairs
+        lambda seed, p: GuidedES(
+            lambda x, v: torch.ones_like(x), sigma=0.5, samples=5, alpha=0.4, antithetic=False,
+            generator=gen(seed),
+        ),
+        REAL,
+        False,
+        True,
+        True,
+    ),
+    EstimatorSpec(
+        "guided_es_paper",
+        lambda seed, p: GuidedES(
+            lambda x, v: x.sign(), sigma=0.5, samples=4, variant="paper", generator=gen(seed)
+        ),
+        REAL,
+        False,
+        True,
+        True,
+    ),
+    EstimatorSpec(
+        "gated",
+        lambda seed, p: Gated(
+            small_surrogate(p, seed),
+            probe=ES(sigma=0.5, samples=4, generator=gen(seed + 1)),
+            every=2,
+            min_agreement=0.0,
+        ),
+        REAL,
+        False,
+        True,
+        True,
+    ),
+    EstimatorSpec(
+        "surrogate_replay",
+        lambda seed, p: Surrogate(
+            mlp(p, seed), sigma=0.5, samples=4, fit_steps=2, lr=1e-2, generator=gen(seed),
+            replay=ReplayBuffer(24, radius=3.0),
+        ),
+        REAL,
+        False,
+        False,
+        True,
+    ),
     EstimatorSpec(
         "finite_difference", lambda seed, p: FiniteDifference(eps=1e-3), REAL, False, True, False
     ),

@@ -1,0 +1,136 @@
+"""Guided ES: unbiased on a linear fn whatever the guide; at equal fn budget its cosine is at
+least ES's with a good guide and within the mixing factor of ES's with an adversarial one."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from diffbypass import ES, Bypass, GuidedES, Surrogate
+
+from .closed_forms import Z
+
+N = 48
+A = torch.randn(N, N, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+
+def linear(x):
+    return x @ A.T
+
+
+def seeded(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def true_vjp(v):
+    return v @ A
+
+
+GUIDES = {
+    "good": lambda x, v: true_vjp(v),
+    "noisy": lambda x, v: true_vjp(v)
+    + 0.3 * true_vjp(v).norm() / math.sqrt(N) * torch.randn_like(x),
+    "adversarial": lambda x, v: torch.linalg.qr(  # orthogonal to the true gradient
+        torch.stack([true_vjp(v)[0], torch.randn(N, dtype=v.dtype)], 1)
+    )[0][:, 1].reshape(1, N),
+    "zero": lambda x, v: torch.zeros_like(x),
+}
+
+
+@pytest.mark.parametrize("guide", list(GUIDES))
+def test_unbiased_on_a_linear_fn(guide):
+    torch.manual_seed(1)  # the "noisy" and "adversarial" guides draw from the global RNG
+    x = torch.randn(1, N, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    v = torch.randn(1, N, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    est = GuidedES(GUIDES[guide], sigma=0.3, samples=16, generator=torch.Generator().manual_seed(4))
+    layer = Bypass(linear, est)
+    runs = []
+    for _ in range(200):
+        xx = x.clone().requires_grad_(True)
+        layer(xx).backward(v)
+        runs.append(xx.grad)
+    runs = torch.cat(runs)
+    mean, se = runs.mean(0), runs.std(0) / math.sqrt(len(runs))
+    want = true_vjp(v)[0]
+    tol = Z * se + 1e-9 * want.abs().max()
+    assert torch.all((mean - want).abs() <= tol), float(((mean - want).abs() / se).max())
+
+
+def mean_cosine(est, steps=60, seed=5):
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    layer, cosines = Bypass(linear, est), []
+    for _ in range(steps):
+        x = torch.randn(1, N, dtype=torch.float64, generator=g, requires_grad=True)
+        v = torch.randn(1, N, dtype=torch.float64, generator=g)
+        layer(x).backward(v)
+        cosines.append(float(F.cosine_similarity(x.grad, true_vjp(v))))
+    return sum(cosines) / len(cosines), layer.blackbox.instances
+
+
+@pytest.mark.parametrize("alpha", [0.25, 0.5])
+def test_cosine_at_equal_budget_good_and_adversarial_guides(alpha):
+    es, es_calls = mean_cosine(ES(sigma=0.3, samples=16, generator=seeded(6)))
+    for name in ("good", "noisy", "adversarial"):
+        gest = GuidedES(GUIDES[name], sigma=0.3, samples=16, alpha=alpha,
+                        generator=torch.Generator().manual_seed(7))  # fmt: skip
+        cos, calls = mean_cosine(gest)
+        assert calls == es_calls  # equal fn budget
+        if name == "adversarial":
+            assert cos >= alpha * es, (name, cos, es)  # within the mixing factor of ES
+        else:
+            assert cos >= es, (name, cos, es)
+    assert mean_cosine(GuidedES(GUIDES["good"], sigma=0.3, samples=16, alpha=alpha))[0] > 0.999
+
+
+def test_surrogate_guide_fits_in_forward_and_history_spans_past_directions():
+    net = torch.nn.Linear(N, N).double()
+    sur = Surrogate(net, sigma=0.3, samples=4, fit_steps=1, generator=seeded(0))
+    est = GuidedES(sur, sigma=0.3, samples=8, history=3, generator=torch.Generator().manual_seed(1))
+    layer = Bypass(linear, est)
+    for t in range(5):
+        x = torch.randn(2, N, dtype=torch.float64, requires_grad=True)
+        layer(x).sum().backward()
+        assert layer.stats is not None and layer.stats.steps == 1
+    y = linear(x.detach())
+    assert est.directions(layer.blackbox, x.detach(), y, torch.ones_like(y)).shape == (2, 4, N)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match=r"alpha must be .*got 1.0"):
+        GuidedES(GUIDES["good"], sigma=0.3, samples=8, alpha=1.0)
+    with pytest.raises(TypeError, match="guide must be a diffbypass Estimator"):
+        GuidedES(3, sigma=0.3, samples=8)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="samples must be"):
+        GuidedES(GUIDES["good"], sigma=0.3, samples=2)
+    layer = Bypass(linear, GuidedES(lambda x, v: x[:, :3], sigma=0.3, samples=4))
+    x = torch.zeros(1, N, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match=r"the guide must return x's shape \(1, 48\); got \(1, 3"):
+        layer(x).sum().backward()
+
+
+def test_paper_variant_mean_is_the_preconditioned_gradient():
+    """variant="paper": E g = Sigma grad, Sigma = alpha I + (1 - alpha) n/k U U^T (linear fn)."""
+    alpha = 0.5
+    u = torch.linalg.qr(torch.randn(N, 1, dtype=torch.float64, generator=seeded(8)))[0]
+    est = GuidedES(lambda x, v: u.T.expand_as(x), sigma=0.3, samples=16, alpha=alpha,
+                   variant="paper", generator=seeded(9))  # fmt: skip
+    layer = Bypass(linear, est)
+    v = torch.randn(1, N, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    runs = []
+    for _ in range(300):
+        x = torch.zeros(1, N, dtype=torch.float64, requires_grad=True)
+        layer(x).backward(v)
+        runs.append(x.grad)
+    runs = torch.cat(runs)
+    sigma_mat = alpha * torch.eye(N, dtype=torch.float64) + (1 - alpha) * N * (u @ u.T)
+    want = (sigma_mat @ true_vjp(v)[0])
+    se = runs.std(0) / math.sqrt(len(runs))
+    assert torch.all((runs.mean(0) - want).abs() <= Z * se + 1e-9)
+    good, _ = mean_cosine(GuidedES(GUIDES["noisy"], sigma=0.3, samples=16, variant="paper",
+                                   generator=torch.Generator().manual_seed(7)))  # fmt: skip
+    es, _ = mean_cosine(ES(sigma=0.3, samples=16, generator=torch.Generator().manual_seed(6)))
+    assert good >= es
