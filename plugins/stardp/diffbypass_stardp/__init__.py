@@ -26,7 +26,7 @@ from diffbypass_stardp.smoothing import default_smoothing_width, smooth_indices
 from diffbypass_stardp.soft_dp import SoftDPResult, soft_dp
 from diffbypass_stardp.star import star_points
 from diffbypass_stardp.surrogate import StarSurrogate
-from diffbypass_stardp.torch_dp import dp_torch
+from diffbypass_stardp.torch_dp import dp_torch, torch_dp_bytes
 from diffbypass_stardp.warp import warp
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "smooth_indices",
     "soft_dp",
     "star_points",
+    "torch_dp_bytes",
     "warp",
 ]
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from diffbypass_stardp._checks import int_at_least
+from diffbypass.validation import int_at_least
 
 __all__ = ["StarSurrogate"]
 
