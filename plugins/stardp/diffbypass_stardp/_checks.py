@@ -6,6 +6,7 @@ Messages name the argument, the expectation and what was received: ``"cost must 
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Union
 
 import numpy as np
@@ -84,3 +85,15 @@ def check_magnitude(name: str, peak: float, limit: float, dtype: object, n_lines
             f"lines (sums of N costs must stay finite); got max |{name}| = {peak:.3g}; rescale "
             f"{name} (multiplying it by a positive number does not change the optimal contour)"
         )
+
+
+def check_mask_shape(shape: object) -> tuple[int, int]:
+    """``shape`` as ``(H, W)`` positive ints (the size of a mask)."""
+    if (
+        not isinstance(shape, (tuple, list))
+        or len(shape) != 2
+        or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1
+                   for s in shape)
+    ):
+        raise ValueError(f"shape must be (H, W) with positive integers; got {shape!r}")
+    return int(shape[0]), int(shape[1])
