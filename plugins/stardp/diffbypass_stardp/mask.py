@@ -60,7 +60,8 @@ def star_mask(
         shape: mask size ``(H, W)``.
 
     Returns:
-        Boolean masks :math:`(B, H, W)` on ``polygons``' device.
+        Boolean masks :math:`(B, H, W)` on ``polygons``' device (computed on the CPU, in the
+        calling thread).
 
     Raises:
         ValueError: bad shapes, non-finite values, or a polygon that is not star-shaped around
