@@ -1,11 +1,12 @@
-"""StarSurrogate: shapes for any N, M, circular padding along the lines."""
+"""StarSurrogate and LineSurrogate: shapes for any N, M, circular padding along the lines."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from diffbypass_stardp import StarSurrogate
+from diffbypass import Bypass, Surrogate
+from diffbypass_stardp import FIT_LOSS, LineSurrogate, StarDP, StarSurrogate
 
 
 @pytest.mark.parametrize(("n_lines", "m"), [(25, 65), (24, 64), (7, 13), (3, 2), (12, 129)])
@@ -61,3 +62,60 @@ def test_validation():
         StarSurrogate()(torch.rand(25, 65))
     with pytest.raises(ValueError, match=r"x must have shape \(B, 2, N, M\); got \(1, 25, 65\)"):
         StarSurrogate(in_channels=2)(torch.rand(1, 25, 65))
+
+
+# ---------------------------------------------------------------- LineSurrogate (issue #9)
+@pytest.mark.parametrize(("n_lines", "m"), [(25, 65), (7, 13), (3, 2)])
+@pytest.mark.parametrize("dilation", [1, 4])
+def test_line_surrogate_shape_and_any_roll(n_lines, m, dilation):
+    torch.manual_seed(3)
+    net = LineSurrogate(max_dilation=dilation).double()
+    x = torch.rand(2, n_lines, m, dtype=torch.float64)
+    assert net(x).shape == (2, n_lines, m) and net(x[:, None]).shape == (2, n_lines, m)
+    for shift in (1, -2, n_lines + 1):  # no pooling: equivariant to every roll of the lines
+        torch.testing.assert_close(net(torch.roll(x, shift, dims=1)),
+                                   torch.roll(net(x), shift, dims=1))
+
+
+def test_line_surrogate_context_along_the_lines():
+    # without dilation, 4 convolutions with 3 lines each: lines 0 +- 4 reach line 0, wrapping
+    # round; with dilations 1, 2, 4, 4 (default) lines 0 +- 11
+    torch.manual_seed(4)
+    x = torch.rand(1, 25, 65, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(LineSurrogate(max_dilation=1).double()(x)[0, 0].sum(), x)
+    reach = g[0].abs().sum(dim=1) > 0
+    assert reach[[0, 1, 4, 21, 24]].all() and not reach[5:21].any()
+    (g,) = torch.autograd.grad(LineSurrogate().double()(x)[0, 0].sum(), x)
+    reach = g[0].abs().sum(dim=1) > 0
+    assert reach[[0, 11, 14]].all() and not reach[12:14].any()
+
+
+def test_line_surrogate_is_lighter_and_fits_as_a_surrogate():
+    light = sum(p.numel() for p in LineSurrogate().parameters())
+    assert light < sum(p.numel() for p in StarSurrogate().parameters()) / 30
+    torch.manual_seed(5)
+    layer = Bypass(StarDP(), Surrogate(LineSurrogate(), samples=2, fit_steps=1,
+                                       fit_loss=FIT_LOSS))
+    x = torch.rand(3, 25, 65, requires_grad=True)
+    layer(x)
+    logits = layer.predict(x)
+    assert logits.shape == (3, 25, 65)
+    logits.sum().backward()
+    assert x.grad is not None and layer.stats.steps == 1
+
+
+def test_line_surrogate_validation():
+    assert "channels=8, layers=4, kernel=(3, 5), max_dilation=4, in_channels=1" in repr(
+        LineSurrogate())
+    with pytest.raises(ValueError, match=r"channels must be an integer >= 1; got 0"):
+        LineSurrogate(channels=0)
+    with pytest.raises(ValueError, match=r"layers must be an integer >= 1; got 0"):
+        LineSurrogate(layers=0)
+    with pytest.raises(
+        ValueError, match=r"kernel must be \(k_N, k_M\) with odd positive integers; got \(2, 3\)"
+    ):
+        LineSurrogate(kernel=(2, 3))
+    with pytest.raises(ValueError, match=r"max_dilation must be an integer >= 1; got 0"):
+        LineSurrogate(max_dilation=0)
+    with pytest.raises(ValueError, match=r"x must have shape \(B, 2, N, M\); got \(1, 25, 65\)"):
+        LineSurrogate(in_channels=2)(torch.rand(1, 25, 65))

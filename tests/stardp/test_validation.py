@@ -99,7 +99,7 @@ def test_torch_reference_errors():
     ):
         dp_torch(torch.zeros(1, 3, 2), 1, "min")
     for tau in (0.0, -1.0, float("inf"), float("nan")):
-        with pytest.raises(ValueError, match=r"temperature must be a finite positive number; got"):
+        with pytest.raises(ValueError, match=r"temperature must be a (finite )?positive number; got"):
             SoftMin(tau)
 
 
@@ -114,7 +114,7 @@ def test_geometry_errors():
         star_points(torch.zeros(1, 2), n_lines=2)
     with pytest.raises(ValueError, match=r"n_points must be an integer >= 2; got 1"):
         star_points(torch.zeros(1, 2), n_points=1)
-    with pytest.raises(ValueError, match=r"radius must be a positive number of pixels; got 0"):
+    with pytest.raises(ValueError, match=r"radius must be a positive number; got 0"):
         star_points(torch.zeros(1, 2), radius=0)
     with pytest.raises(
         ValueError,

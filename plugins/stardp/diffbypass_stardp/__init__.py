@@ -24,17 +24,19 @@ from diffbypass_stardp.blackbox import FIT_LOSS, StarDP
 from diffbypass_stardp.contour import contour_points, mask_to_indices, polygon_mask
 from diffbypass_stardp.cost import radial_difference
 from diffbypass_stardp.dp import dp_solve
+from diffbypass_stardp.mask import star_mask
 from diffbypass_stardp.semiring import HardMin, Semiring, SoftMin
 from diffbypass_stardp.smoothing import default_smoothing_width, smooth_indices
 from diffbypass_stardp.soft_dp import SoftDPResult, soft_dp
 from diffbypass_stardp.star import star_points
-from diffbypass_stardp.surrogate import StarSurrogate
-from diffbypass_stardp.torch_dp import dp_torch
+from diffbypass_stardp.surrogate import LineSurrogate, StarSurrogate
+from diffbypass_stardp.torch_dp import dp_torch, torch_dp_bytes
 from diffbypass_stardp.warp import warp
 
 __all__ = [
     "FIT_LOSS",
     "HardMin",
+    "LineSurrogate",
     "PLUGIN",
     "Semiring",
     "SoftDPResult",
@@ -50,7 +52,9 @@ __all__ = [
     "radial_difference",
     "smooth_indices",
     "soft_dp",
+    "star_mask",
     "star_points",
+    "torch_dp_bytes",
     "warp",
 ]
 

@@ -1,4 +1,4 @@
-"""Argument checks shared by the public functions.
+"""Array checks specific to this plugin (scalars are checked with :mod:`diffbypass.validation`).
 
 Messages name the argument, the expectation and what was received: ``"cost must have shape
 (B, N, M); got (25, 65)"``.
@@ -13,24 +13,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from diffbypass.validation import shape
+
 ArrayLike = Union[Tensor, np.ndarray]
 
 _FLOAT_UPCAST = (np.float16,)
 _TORCH_UPCAST = (torch.float16, torch.bfloat16)
-
-
-def int_at_least(name: str, value: Any, minimum: int) -> int:
-    """``value`` as an ``int``; rejects bools, floats and values below ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
-
-
-def one_of(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        expected = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be one of {expected}; got {value!r}")
-    return value
 
 
 def check_array(name: str, value: Any) -> None:
@@ -40,16 +28,10 @@ def check_array(name: str, value: Any) -> None:
         )
 
 
-def check_shape(name: str, value: ArrayLike, ndim: int, layout: str) -> None:
-    if value.ndim != ndim:
-        raise ValueError(f"{name} must have shape {layout}; got {tuple(value.shape)}")
-
-
 def check_cost(cost: Any) -> tuple[int, int, int]:
     """Validate the type and shape of a DP cost; returns ``(B, N, M)``."""
     check_array("cost", cost)
-    check_shape("cost", cost, 3, "(B, N, M)")
-    n_batch, n_lines, m = (int(s) for s in cost.shape)
+    n_batch, n_lines, m = shape("cost", cost, 3, "(B, N, M)")
     if n_lines < 3:
         raise ValueError(f"cost must have N >= 3 lines (dimension 1 of (B, N, M)); got N={n_lines}")
     if m < 2:
@@ -92,3 +74,26 @@ def check_finite(name: str, arr: np.ndarray) -> None:
             f"{name} must be finite; got NaN or inf in batch element {b} "
             "(replace them, e.g. with torch.nan_to_num, before calling)"
         )
+
+
+def check_magnitude(name: str, peak: float, limit: float, dtype: object, n_lines: int) -> None:
+    """Reject costs whose largest magnitude ``peak`` exceeds ``limit`` (sums of ``N`` would
+    overflow or reach the DP's stand-in for infinity)."""
+    if peak > limit:
+        raise ValueError(
+            f"{name} must have magnitude at most {limit:.3g} for dtype {dtype} and N={n_lines} "
+            f"lines (sums of N costs must stay finite); got max |{name}| = {peak:.3g}; rescale "
+            f"{name} (multiplying it by a positive number does not change the optimal contour)"
+        )
+
+
+def check_mask_shape(shape: object) -> tuple[int, int]:
+    """``shape`` as ``(H, W)`` positive ints (the size of a mask)."""
+    if (
+        not isinstance(shape, (tuple, list))
+        or len(shape) != 2
+        or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1
+                   for s in shape)
+    ):
+        raise ValueError(f"shape must be (H, W) with positive integers; got {shape!r}")
+    return int(shape[0]), int(shape[1])

@@ -29,3 +29,8 @@ THREADS: int = int(numba.config.NUMBA_NUM_THREADS)
 
 #: Batches smaller than two chunks of this many contours are solved in the calling thread.
 MIN_CHUNK: int = 32
+
+#: Memory budget (bytes) of one chunk of the torch DP (``dp_torch``, ``soft_dp``): a batch whose
+#: estimated memory (:func:`~diffbypass_stardp.torch_dp_bytes` per contour) exceeds it is solved
+#: in chunks, with identical results.
+TORCH_CHUNK_BYTES: int = 256 * 2**20

@@ -1,4 +1,4 @@
-"""Private numba kernels of the exact cyclic DP; the public entry point is :func:`~.dp.dp_solve`.
+r"""Private numba kernels of the exact cyclic DP; the public entry point is :func:`~.dp.dp_solve`.
 
 The problem for one contour: given ``c`` of shape ``(N, M)``, find ``v`` minimising
 ``sum_n c[n, v[n]]`` subject to ``|v[n] - v[(n + 1) % N]| <= delta``.
@@ -19,6 +19,12 @@ Algorithm (exact; "bound, then evaluate starts in bound order"):
    table buffers, swapped by offset, never copied) and the contour is read off forwards, taking
    the smallest index among equal cost-to-go values. With "smallest ``s`` among equal energies"
    this yields the lexicographically smallest optimal contour.
+
+Sums are accumulated in float64 whatever the cost dtype: a float32 cost is at most
+:math:`3.4 \cdot 10^{38}` in magnitude, so :math:`N` of them never overflow a float64 sum (in
+float32, :math:`|c| \gtrsim 10^{37}` overflowed to :math:`\pm\infty` and returned a wrong contour
+without an error), and ties are decided on sums that are exact for far more float32 costs. A float64
+cost must keep :math:`N \max|c|` below the float64 maximum; :func:`~.dp.dp_solve` checks that.
 
 All tables are flat 1-D arrays addressed by offsets (no per-row views in the hot loops). Rows are
 padded with ``2 * delta`` cells of ``+inf`` on both sides so that window minima need no bounds
@@ -146,9 +152,9 @@ def solve_batch(cost, delta, out):  # pragma: no cover - compiled
     """
     n_batch, n_lines, m = cost.shape
     width = m + 4 * delta
-    table = np.empty(2 * n_lines * width, dtype=cost.dtype)
-    tmp = np.empty(m, dtype=cost.dtype)
-    bound = np.empty(m, dtype=cost.dtype)
+    table = np.empty(2 * n_lines * width, dtype=np.float64)  # sums in float64: see the module
+    tmp = np.empty(m, dtype=np.float64)
+    bound = np.empty(m, dtype=np.float64)
     tried = np.empty(m, dtype=np.bool_)
     for b in range(n_batch):
         _solve_one(cost[b], delta, out[b], table, tmp, bound, tried)

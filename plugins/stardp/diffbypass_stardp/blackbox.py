@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from diffbypass_stardp._checks import check_array, check_shape, int_at_least, one_of
+from diffbypass.validation import int_at_least, one_of, shape
+from diffbypass_stardp._checks import check_array
 from diffbypass_stardp.cost import radial_difference
 from diffbypass_stardp.dp import dp_solve
 from diffbypass_stardp.smoothing import default_smoothing_width, smooth_indices
@@ -91,7 +92,7 @@ class StarDP:
     def __call__(self, warped: Tensor | np.ndarray) -> Tensor | np.ndarray:
         """Contour indices :math:`(B, N)` for warped maps :math:`(B, N, M)`."""
         check_array("warped", warped)
-        check_shape("warped", warped, 3, "(B, N, M)")
+        shape("warped", warped, 3, "(B, N, M)")
         cost = radial_difference(warped) if self.cost == "radial_difference" else warped
         indices = dp_solve(cost, self.delta)
         width = self.smoothing_width(int(warped.shape[1]))

@@ -2,13 +2,11 @@ r"""From indices on the star pattern to image-space contours and masks, and back
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import torch
 from torch import Tensor
 
-from diffbypass_stardp._checks import check_array
+from diffbypass_stardp._checks import check_array, check_mask_shape
 from diffbypass_stardp.warp import warp
 
 __all__ = ["contour_points", "mask_to_indices", "polygon_mask"]
@@ -100,16 +98,8 @@ def polygon_mask(polygons: Tensor | np.ndarray, shape: tuple[int, int]) -> Tenso
         raise ValueError(
             f"polygons must have shape (B, N, 2) with N >= 3 vertices; got {tuple(poly.shape)}"
         )
-    if (
-        not isinstance(shape, (tuple, list))
-        or len(shape) != 2
-        or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1
-                   for s in shape)
-    ):
-        raise ValueError(f"shape must be (H, W) with positive integers; got {shape!r}")
-    shape = (int(shape[0]), int(shape[1]))
+    h, w = check_mask_shape(shape)
     poly = poly.detach().to(torch.float64)
-    h, w = shape
     ys = torch.arange(h, dtype=poly.dtype, device=poly.device)[None, :, None]  # (1, H, 1)
     xs = torch.arange(w, dtype=poly.dtype, device=poly.device)[None, None, :]  # (1, 1, W)
     inside = torch.zeros((poly.shape[0], h, w), dtype=torch.bool, device=poly.device)

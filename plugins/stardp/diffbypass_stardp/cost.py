@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from diffbypass_stardp._checks import check_array, check_shape
+from diffbypass.validation import shape
+from diffbypass_stardp._checks import check_array
 
 __all__ = ["radial_difference"]
 
@@ -50,7 +51,7 @@ def radial_difference(g: Tensor | np.ndarray) -> Tensor | np.ndarray:
         tensor([[[ 0., -1.,  0.,  0.]]])
     """
     check_array("g", g)
-    check_shape("g", g, 3, "(B, N, M)")
+    shape("g", g, 3, "(B, N, M)")
     if isinstance(g, Tensor):
         outside = torch.zeros_like(g[:, :, :1])
         return torch.cat([g[:, :, 1:], outside], dim=2) - g

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from diffbypass.validation import int_at_least
 from diffbypass_stardp import _config, _dp_kernel
-from diffbypass_stardp._checks import check_cost, check_finite, int_at_least, real_numpy
+from diffbypass_stardp._checks import check_cost, check_finite, check_magnitude, real_numpy
 
 __all__ = ["dp_solve"]
 
@@ -70,8 +71,9 @@ def dp_solve(cost: Tensor | np.ndarray, delta: int = 1) -> Tensor | np.ndarray:
 
     **Ties** (several optimal contours): the lexicographically smallest one is returned, i.e.
     the smallest :math:`v_0`, then the smallest :math:`v_1`, and so on. This is exact whenever
-    the sums of costs are exact in the floating-point type (e.g. integer-valued or dyadic
-    costs); contours whose energies differ only by rounding count as different energies.
+    the sums of costs are exact in float64, the type they are accumulated in (e.g.
+    integer-valued or dyadic costs); contours whose energies differ only by rounding count as
+    different energies.
 
     The solver is exact and deterministic (bound-and-prune over the start index :math:`v_0`,
     see :mod:`diffbypass_stardp._dp_kernel`), written in numba; large batches are split into
@@ -83,7 +85,10 @@ def dp_solve(cost: Tensor | np.ndarray, delta: int = 1) -> Tensor | np.ndarray:
             ``numpy.ndarray``. float32 and float64 are used as they are; float16 and bfloat16
             are converted to float32 and integer arrays to float64 (both exact); bool and
             complex arrays are rejected. Non-contiguous input is copied to a contiguous array.
-            NaN and inf are rejected.
+            NaN and inf are rejected. Sums of costs are accumulated in float64, so every
+            finite float32 cost is solved exactly as given; float64 costs must satisfy
+            :math:`\max|c| \le 1.79 \cdot 10^{308} / (2N)` (else the sums could overflow:
+            an error, never a wrong contour).
         delta: the largest index change :math:`\delta \ge 0` between neighbouring lines
             (thesis: 1). Values :math:`\ge M - 1` leave the lines unconstrained (per-line
             argmin).
@@ -95,7 +100,7 @@ def dp_solve(cost: Tensor | np.ndarray, delta: int = 1) -> Tensor | np.ndarray:
     Raises:
         TypeError: ``cost`` is neither a tensor nor an array.
         ValueError: wrong shape, :math:`N < 3`, :math:`M < 2`, a bad ``delta``, an unsupported
-            dtype, or NaN/inf in ``cost``.
+            dtype, NaN/inf in ``cost``, or float64 costs too large to sum.
 
     Example:
         >>> import numpy as np
@@ -113,7 +118,11 @@ def dp_solve(cost: Tensor | np.ndarray, delta: int = 1) -> Tensor | np.ndarray:
     n_batch, n_lines, m = check_cost(cost)
     delta = int_at_least("delta", delta, 0)
     arr = real_numpy("cost", cost)
-    check_finite("cost", arr)
+    peak = float(np.abs(arr).max()) if arr.size else 0.0
+    if not np.isfinite(peak):
+        check_finite("cost", arr)
+    if arr.dtype == np.float64:  # float32 costs are summed in float64 and cannot overflow
+        check_magnitude("cost", peak, np.finfo(np.float64).max / (2 * n_lines), "float64", n_lines)
     out = np.empty((n_batch, n_lines), dtype=np.int64)
     if n_batch:
         _solve(arr, min(delta, m - 1), out)

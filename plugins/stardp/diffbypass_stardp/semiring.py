@@ -13,12 +13,13 @@ The DP recursion (:func:`~diffbypass_stardp.dp_torch`) is written once; it adds 
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import torch
 from torch import Tensor
+
+from diffbypass.validation import positive_number
 
 __all__ = ["HardMin", "Semiring", "SoftMin"]
 
@@ -81,14 +82,7 @@ class SoftMin(Semiring):
     """
 
     def __init__(self, temperature: float = 1.0) -> None:
-        if (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, (int, float))
-            or not temperature > 0
-            or not math.isfinite(temperature)
-        ):
-            raise ValueError(f"temperature must be a finite positive number; got {temperature!r}")
-        self.temperature = float(temperature)
+        self.temperature = positive_number("temperature", temperature)
 
     def plus(self, *xs: Tensor) -> Tensor:
         tau = self.temperature

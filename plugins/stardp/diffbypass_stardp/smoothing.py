@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from diffbypass_stardp._checks import check_array, check_shape, int_at_least
+from diffbypass.validation import int_at_least, shape
+from diffbypass_stardp._checks import check_array
 
 __all__ = ["default_smoothing_width", "smooth_indices"]
 
@@ -72,7 +73,7 @@ def smooth_indices(indices: Tensor | np.ndarray, width: int | None = None) -> Te
         tensor([[0., 1., 1., 1., 0., 0.]])
     """
     check_array("indices", indices)
-    check_shape("indices", indices, 2, "(B, N)")
+    shape("indices", indices, 2, "(B, N)")
     w = _check_width(width, int(indices.shape[1]))
     half = w // 2
     if isinstance(indices, Tensor):

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from diffbypass_stardp._checks import int_at_least
+from diffbypass.validation import int_at_least, positive_number
 
 __all__ = ["star_points"]
 
@@ -83,10 +83,7 @@ def star_points(
         raise ValueError(f"centers must have shape (B, 2) as (x, y); got {tuple(c.shape)}")
     n_lines = int_at_least("n_lines", n_lines, 3)
     n_points = int_at_least("n_points", n_points, 2)
-    if isinstance(radius, bool) or not isinstance(radius, numbers.Real) or not radius > 0:
-        raise ValueError(f"radius must be a positive number of pixels; got {radius!r}")
-    if not math.isfinite(radius):
-        raise ValueError(f"radius must be finite; got {radius!r}")
+    radius = positive_number("radius", radius)
     a = _as_float_tensor("angle", angle).to(device=c.device, dtype=c.dtype)
     if a.ndim == 0:
         a = a.expand(len(c))

@@ -22,14 +22,18 @@ DP behind :func:`~diffbypass_stardp.soft_dp`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from diffbypass_stardp._checks import check_cost, int_at_least
+from diffbypass.validation import int_at_least
+from diffbypass_stardp import _config
+from diffbypass_stardp._checks import check_cost, check_magnitude
 from diffbypass_stardp.semiring import HardMin, Semiring
 
-__all__ = ["dp_torch"]
+__all__ = ["dp_torch", "torch_dp_bytes"]
 
 
 def _shifts(alpha: Tensor, delta: int, fill: float) -> list[Tensor]:
@@ -68,6 +72,16 @@ def dp_torch(
         :math:`v_{N-2}`, ... (back-tracking order), which can differ from
         :func:`~diffbypass_stardp.dp_solve`'s lexicographic rule; energies agree.
 
+    Memory: about :func:`torch_dp_bytes` per contour (HardMin, :math:`N = 25, M = 65`,
+    float32: 0.3 MiB; SoftMin with autograd: 4 MiB). Batches are solved in chunks of at most
+    ``diffbypass_stardp._config.TORCH_CHUNK_BYTES`` (256 MiB) and concatenated; the results are
+    identical to one pass (contours are independent).
+
+    Range: sums of costs stay below the semiring's stand-in for :math:`+\infty`
+    (:math:`\text{finfo.max} / 16`) only if :math:`\max|c| \le \text{finfo.max} / (32 N)`:
+    :math:`4.2 \cdot 10^{35}` for float32 and :math:`2.2 \cdot 10^{305}` for float64 at
+    :math:`N = 25`. Larger costs raise a ``ValueError`` (rescale them, or use float64).
+
     Example:
         >>> import torch
         >>> cost = torch.zeros(1, 4, 5)
@@ -87,6 +101,48 @@ def dp_torch(
         raise TypeError(
             f"semiring must be a Semiring (HardMin, SoftMin); got {type(semiring).__name__}"
         )
+    peak = float(cost.detach().abs().max()) if cost.numel() else 0.0
+    if not math.isfinite(peak):
+        raise ValueError("cost must be finite; got NaN or inf")
+    limit = torch.finfo(cost.dtype).max / (32 * n_lines)
+    check_magnitude("cost", peak, limit, cost.dtype, n_lines)
+    chunk = _chunk_size(n_lines, m, delta, cost.dtype, semiring)
+    if n_batch <= chunk:
+        return _dp_torch(cost, delta, semiring)
+    parts = [_dp_torch(cost[i : i + chunk], delta, semiring) for i in range(0, n_batch, chunk)]
+    value = torch.cat([p[0] for p in parts])
+    if not semiring.selects:
+        return value, None
+    return value, torch.cat([p[1] for p in parts])  # type: ignore[misc]
+
+
+def torch_dp_bytes(n_lines: int, m: int, delta: int, dtype: torch.dtype, soft: bool) -> int:
+    r"""Approximate peak memory in bytes of :func:`dp_torch` for one contour (upper estimate).
+
+    ``soft=False``: the hard DP's back-pointers (:math:`N M (M + 2\delta)` bytes) and a few
+    :math:`M (M + 2\delta)` tables; ``soft=True``: what the soft DP keeps for autograd,
+    :math:`(4\delta + 6)` tables per line (:func:`~diffbypass_stardp.soft_dp`).
+
+    Example:
+        >>> round(torch_dp_bytes(25, 65, 1, torch.float32, soft=True) / 2**20, 1)   # MiB
+        4.2
+    """
+    table = m * (m + 2 * delta)
+    itemsize = torch.finfo(dtype).bits // 8
+    if soft:
+        return (4 * delta + 6) * n_lines * table * itemsize
+    return n_lines * table + 12 * table * itemsize
+
+
+def _chunk_size(n_lines: int, m: int, delta: int, dtype: torch.dtype, semiring: Semiring) -> int:
+    """Contours per chunk that fit in ``_config.TORCH_CHUNK_BYTES`` (at least 1)."""
+    per = torch_dp_bytes(n_lines, m, delta, dtype, soft=not semiring.selects)
+    return max(1, _config.TORCH_CHUNK_BYTES // per)
+
+
+def _dp_torch(cost: Tensor, delta: int, semiring: Semiring) -> tuple[Tensor, Tensor | None]:
+    """:func:`dp_torch` on validated arguments, in one pass."""
+    n_batch, n_lines, m = cost.shape
     fill = semiring.unreachable(cost.dtype)
 
     eye = torch.eye(m, dtype=torch.bool, device=cost.device)

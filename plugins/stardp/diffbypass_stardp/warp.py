@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from diffbypass_stardp._checks import check_array, one_of
+from diffbypass.validation import one_of
+from diffbypass_stardp._checks import check_array
 
 __all__ = ["warp"]
 
