@@ -10,14 +10,16 @@ import torch
 from scipy.spatial.distance import cdist
 
 from lvseg.metrics import (
-    assd,
     dice,
     evaluate_batch,
     evaluate_masks,
-    hausdorff_distance,
-    hd95,
     star_square,
     summarize,
+)
+from lvseg.surface import (
+    assd,
+    hausdorff_distance,
+    hd95,
     surface_distances,
 )
 

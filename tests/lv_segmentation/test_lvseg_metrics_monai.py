@@ -5,7 +5,7 @@ ASSD (one rounding of a float64 distance, or a float32 mean), 1e-5 for HD95 (MON
 ``torch.quantile`` places the 95th percentile in float32); fed our own distances rounded to
 float32, MONAI's percentile reproduces its HD95 exactly, so the HD95 gap is that rounding and not
 a definition. Empty masks follow documented conventions that differ from MONAI's
-(``lvseg.metrics`` module docstring); the last tests assert the relation.
+(``lvseg.surface`` module docstring); the last tests assert the relation.
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from monai.metrics import (
 from scipy import ndimage
 
 from lvseg.metrics import (
-    assd,
     dice,
     evaluate_masks,
+    star_square,
+)
+from lvseg.surface import (
+    assd,
     hausdorff_distance,
     hd95,
-    star_square,
     surface_distances,
 )
 

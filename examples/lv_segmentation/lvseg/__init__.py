@@ -15,8 +15,9 @@ The modules follow the pipeline, one concept each:
 - :mod:`lvseg.hooks` — the metrics log and the progress bar;
 - :mod:`lvseg.train` — the training loop: hooks, exact resume, safe interruption;
 - :mod:`lvseg.checkpoint` — atomic checkpoints, run directories and their lock;
-- :mod:`lvseg.metrics` — Dice, Hausdorff distance (HD, HD95) and ASSD inside the star's square
-  (the thesis' evaluation protocol), checked against MONAI;
+- :mod:`lvseg.metrics` — the evaluation protocol: Dice, HD, HD95 and ASSD inside the star's
+  square;
+- :mod:`lvseg.surface` — surface distances (HD, HD95, ASSD), checked against MONAI;
 - :mod:`lvseg.evaluate` — evaluation of a run;
 - :mod:`lvseg.predict` — prediction on new images;
 - :mod:`lvseg.figures` — pipeline overlays and training curves;
@@ -49,6 +50,7 @@ __all__ = [
     "prepare",
     "sampler",
     "segment",
+    "surface",
     "train",
 ]
 
