@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
-from diffbypass.base import Estimator, require_real
+from diffbypass.base import Estimator, Predictor, Reporter, Smoothed, require_real
 from diffbypass.blackbox import BlackBox
 from diffbypass.estimators.es import ES
 from diffbypass.validation import instance_of, int_at_least, number_in
@@ -118,13 +118,14 @@ class Gated(Estimator):
     ) -> None:
         super().__init__()
         self.surrogate = instance_of("surrogate", surrogate, Estimator)
-        if not hasattr(surrogate, "predict"):
+        if not isinstance(surrogate, Predictor):
             raise TypeError(
                 f"surrogate must have a differentiable predict() (a Surrogate); got "
                 f"{type(surrogate).__name__}"
             )
         if probe is None:
-            probe = ES(sigma=float(getattr(surrogate, "sigma", 1.0)), samples=4)
+            sigma = surrogate.sigma if isinstance(surrogate, Smoothed) else 1.0
+            probe = ES(sigma=sigma, samples=4)
         self.probe = instance_of("probe", probe, ES)
         self.fallback = None if fallback is None else instance_of("fallback", fallback, Estimator)
         self.every = int_at_least("every", every, 1)
@@ -142,7 +143,7 @@ class Gated(Estimator):
     @property
     def stats(self) -> Any:
         """The surrogate's fit telemetry (:class:`~diffbypass.FitStats`)."""
-        return getattr(self.surrogate, "stats", None)
+        return self.surrogate.stats if isinstance(self.surrogate, Reporter) else None
 
     @property
     def fidelity(self) -> float:

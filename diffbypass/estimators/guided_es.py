@@ -8,12 +8,14 @@ from typing import Any, Callable, Union
 import torch
 from torch import Tensor
 
-from diffbypass.base import Estimator, require_real
+from diffbypass.base import Estimator, Reporter, require_real
 from diffbypass.blackbox import BlackBox
 from diffbypass.sampler import NoiseSampler, SamplerMixin
 from diffbypass.validation import int_at_least, number_in, one_of, positive_number
 
 __all__ = ["GuidedES"]
+
+Noise = tuple[Tensor, tuple[int, int]]
 
 Guide = Union[Estimator, Callable[[Tensor, Tensor], Tensor]]
 """A :class:`~diffbypass.Estimator` (e.g. a Surrogate) or a function ``(x, grad_y) -> (B, ...)``."""
@@ -82,7 +84,7 @@ class GuidedES(SamplerMixin, Estimator):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        self.variant = one_of("variant", variant, ("unbiased", "paper"))
+        self.variant = one_of("variant", variant, ("unbiased", "paper"))  # keys of _VARIANTS
         if isinstance(guide, Estimator):
             self.guide: Estimator | None = guide
             self._guide_fn = None
@@ -108,7 +110,7 @@ class GuidedES(SamplerMixin, Estimator):
     @property
     def stats(self) -> Any:
         """The guide's fit telemetry (``None`` for a guide without one)."""
-        return getattr(self.guide, "stats", None)
+        return self.guide.stats if isinstance(self.guide, Reporter) else None
 
     def output(self, blackbox: BlackBox, x: Tensor) -> Tensor:
         y = self.guide.output(blackbox, x) if self.guide is not None else blackbox(x)
@@ -139,21 +141,8 @@ class GuidedES(SamplerMixin, Estimator):
         guide = self.directions(blackbox, x, y, grad_y)
         basis = torch.linalg.qr(guide.transpose(1, 2).double())[0].to(x.dtype)  # (B, n, k)
         basis = basis[:, :, : min(basis.shape[2], n)]
-        s_full, s_sub = self.split
-        if self.variant == "paper":  # all S from N(0, alpha I + (1 - alpha) n/k U U^T)
-            k = basis.shape[2]
-            z = self._normal((self.samples, b, n), x.dtype)
-            w = self._normal((self.samples, b, k), x.dtype)
-            sub = torch.einsum("bnk,sbk->sbn", basis, w)
-            eps = (self.alpha**0.5 * z + ((1 - self.alpha) * n / k) ** 0.5 * sub).to(x.device)
-            s_full, s_sub = self.samples, 0
-        else:
-            z = self._normal((s_full, b, n), x.dtype)
-            proj = torch.einsum("bnk,sbn->sbk", basis, z)
-            eps_full = z - torch.einsum("bnk,sbk->sbn", basis, proj)
-            w = self._normal((s_sub, b, basis.shape[2]), x.dtype)
-            eps_sub = torch.einsum("bnk,sbk->sbn", basis, w)
-            eps = torch.cat([eps_full, eps_sub]).to(x.device)  # (S, B, n)
+        eps, (s_full, s_sub) = _VARIANTS[self.variant](self, basis, b, n, x.dtype)
+        eps = eps.to(x.device)  # (S, B, n)
         xs = x.detach().unsqueeze(0) + self.sigma * eps.reshape(-1, *x.shape)
         ys, valid = blackbox.many(xs, what="guided ES samples")
         if valid is not None:
@@ -164,6 +153,24 @@ class GuidedES(SamplerMixin, Estimator):
         if s_sub:
             g = g + (values[s_full:] * eps[s_full:]).sum(0) / s_sub
         return (g / self.sigma).reshape(x.shape)
+
+    def _paper_noise(self, basis: Tensor, b: int, n: int, dtype: torch.dtype) -> Noise:
+        """All S from N(0, alpha I + (1 - alpha) n/k U U^T)."""
+        k = basis.shape[2]
+        z = self._normal((self.samples, b, n), dtype)
+        sub = torch.einsum("bnk,sbk->sbn", basis, self._normal((self.samples, b, k), dtype))
+        eps = self.alpha**0.5 * z + ((1 - self.alpha) * n / k) ** 0.5 * sub
+        return eps, (self.samples, 0)
+
+    def _unbiased_noise(self, basis: Tensor, b: int, n: int, dtype: torch.dtype) -> Noise:
+        """S_perp directions P z in the complement, then S_U directions U w in the subspace."""
+        s_full, s_sub = self.split
+        z = self._normal((s_full, b, n), dtype)
+        proj = torch.einsum("bnk,sbn->sbk", basis, z)
+        eps_full = z - torch.einsum("bnk,sbk->sbn", basis, proj)
+        w = self._normal((s_sub, b, basis.shape[2]), dtype)
+        eps_sub = torch.einsum("bnk,sbk->sbn", basis, w)
+        return torch.cat([eps_full, eps_sub]), self.split
 
     def _normal(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
         if not self.antithetic:
@@ -185,3 +192,7 @@ class GuidedES(SamplerMixin, Estimator):
             f"split={self.split}, history={self.history}, antithetic={self.antithetic}, "
             f"variant={self.variant!r}"
         )
+
+
+#: variant -> the noise it samples: ``(eps (S, B, n), (S_full, S_sub))``
+_VARIANTS = {"unbiased": GuidedES._unbiased_noise, "paper": GuidedES._paper_noise}
