@@ -13,7 +13,7 @@ from torch.utils.hooks import RemovableHandle
 from diffbypass.base import Estimator, Predictor, Reporter, Smoothed, require_real
 from diffbypass.blackbox import BlackBox
 from diffbypass.estimators.es import ES
-from diffbypass.validation import instance_of, int_at_least, number_in
+from diffbypass.validation import instance_of, int_at_least, nonnegative_number, number_in
 
 __all__ = ["GateStats", "Gated"]
 
@@ -85,6 +85,10 @@ class Gated(Estimator):
         min_agreement: least held-out fit agreement (``FitStats.agreement_before``) for trust;
             ``None`` to ignore it.
         decay: weight of the past in the running averages, in ``[0, 1)``.
+        hysteresis: once trusted, the surrogate keeps its trust until :math:`\bar a - \bar p`
+            falls below ``-hysteresis`` running standard errors of that average (``0``: below
+            zero, no hysteresis). Fewer fallbacks on noisy probes; a surrogate that degrades
+            slowly is caught later (see ``benchmarks/guided_gating.py``).
 
     Attributes:
         gate_stats: :class:`GateStats` of the last backward (``None`` before the first).
@@ -115,6 +119,7 @@ class Gated(Estimator):
         threshold: float = -1.0,
         min_agreement: float | None = None,
         decay: float = 0.8,
+        hysteresis: float = 0.0,
     ) -> None:
         super().__init__()
         self.surrogate = instance_of("surrogate", surrogate, Estimator)
@@ -134,10 +139,11 @@ class Gated(Estimator):
         self.decay = number_in("decay", decay, 0.0, 1.0)
         if self.decay == 1.0:
             raise ValueError("decay must be < 1 (1 would never update the fidelity); got 1.0")
+        self.hysteresis = nonnegative_number("hysteresis", hysteresis)
         self.gate_stats: GateStats | None = None
         self._step, self._probes, self._fallbacks = 0, 0, 0
         self._fidelity, self._better = float("nan"), False
-        self._avg: tuple[float, ...] = (0.0, 0.0, 0.0)
+        self._avg: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # a, p, q, (a - p)^2
         self._hooks: OrderedDict[int, GateHook] = OrderedDict()
 
     @property
@@ -177,12 +183,15 @@ class Gated(Estimator):
                 float((unit(g1) * g2).sum() + (unit(g2) * g1).sum()) / 2,
                 float((g1 * g2).sum()),
             )
+            now += ((now[0] - now[1]) ** 2,)
             cosine = now[0] / now[2] ** 0.5 if now[2] > 0 else float("nan")
             k = 0.0 if self._probes == 0 else self.decay
             self._avg = tuple(k * old + (1 - k) * new for old, new in zip(self._avg, now))
-            along, probe_along, square = self._avg
+            along, probe_along, square, diff_sq = self._avg
             self._fidelity = max(-1.0, min(1.0, along / square**0.5)) if square > 0 else 0.0
-            self._better = along >= probe_along
+            diff = along - probe_along
+            spread = (max(diff_sq - diff**2, 0.0) * (1 - k) / (1 + k)) ** 0.5
+            self._better = diff >= (-self.hysteresis * spread if self._better else 0.0)
             self._probes += 1
         fit = self.stats
         agreement = float("nan") if fit is None else float(fit.agreement_before)
@@ -217,10 +226,12 @@ class Gated(Estimator):
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self._step, self._probes = int(state["step"]), int(state["probes"])
         self._fallbacks, self._fidelity = int(state["fallbacks"]), float(state["fidelity"])
-        self._better, self._avg = bool(state["better"]), tuple(float(v) for v in state["avg"])
+        avg = [float(v) for v in state["avg"]]
+        self._better, self._avg = bool(state["better"]), tuple(avg + [0.0] * (4 - len(avg)))
 
     def extra_repr(self) -> str:
         return (
             f"every={self.every}, threshold={self.threshold}, "
-            f"min_agreement={self.min_agreement}, decay={self.decay}"
+            f"min_agreement={self.min_agreement}, decay={self.decay}, "
+            f"hysteresis={self.hysteresis}"
         )
