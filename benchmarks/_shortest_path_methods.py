@@ -137,7 +137,7 @@ METHODS: dict[str, tuple[str, Callable | None, dict[str, list]]] = {
     "StraightThrough(-1)": ("diffbypass", bypass(lambda hp, s: db.StraightThrough(scale=-1)), {"lr": LR}),
     "Surrogate (MLP)": ("diffbypass", bypass(lambda hp, s: surrogate(hp, s, 8, False)), {"lr": LR, "sigma": [1.0], "fit_lr": [1e-3, 1e-2]}),
     "Surrogate (soft DP)": ("diffbypass", bypass(lambda hp, s: surrogate(hp, s, 8)), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
-    "GuidedES (unbiased)": ("diffbypass", bypass(lambda hp, s: db.GuidedES(surrogate(hp, s, 2), sigma=hp["sigma"], samples=6, generator=g(s))), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
+    "GuidedES (unbiased)": ("diffbypass", bypass(lambda hp, s: db.GuidedES(surrogate(hp, s, 2), sigma=hp["sigma"], samples=6, variant="unbiased", generator=g(s))), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
     "GuidedES (paper)": ("diffbypass", bypass(lambda hp, s: db.GuidedES(surrogate(hp, s, 2), sigma=hp["sigma"], samples=6, variant="paper", generator=g(s))), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
     "Gated": ("diffbypass", bypass(lambda hp, s: db.Gated(surrogate(hp, s, 4), probe=db.ES(sigma=hp["sigma"], samples=2, generator=g(s)), every=4)), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
 }  # fmt: skip
