@@ -139,5 +139,5 @@ METHODS: dict[str, tuple[str, Callable | None, dict[str, list]]] = {
     "Surrogate (soft DP)": ("diffbypass", bypass(lambda hp, s: surrogate(hp, s, 8)), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
     "GuidedES (unbiased)": ("diffbypass", bypass(lambda hp, s: db.GuidedES(surrogate(hp, s, 2), sigma=hp["sigma"], samples=6, variant="unbiased", generator=g(s))), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
     "GuidedES (paper)": ("diffbypass", bypass(lambda hp, s: db.GuidedES(surrogate(hp, s, 2), sigma=hp["sigma"], samples=6, variant="paper", generator=g(s))), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
-    "Gated": ("diffbypass", bypass(lambda hp, s: db.Gated(surrogate(hp, s, 4), probe=db.ES(sigma=hp["sigma"], samples=2, generator=g(s)), every=4)), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
+    "Gated": ("diffbypass", bypass(lambda hp, s: db.Gated(surrogate(hp, s, 4), probe=db.ES(sigma=hp["sigma"], samples=2, generator=g(s)), every=4, hysteresis=0.0)), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
 }  # fmt: skip

@@ -186,7 +186,7 @@ def run_config(box: Box, xs: Tensor, vs: Tensor, windows: list[int], args: argpa
     trained("GuidedES paper S=4+6", GuidedES(surrogate(4, 1), sigma=SIGMA, samples=6,
             variant="paper", generator=gen), 10, main_only, False)  # fmt: skip
     probe = ES(sigma=SIGMA, samples=2, generator=gen)
-    trained("Gated S=8, probe 2x2/4", Gated(surrogate(8, 2), probe=probe, every=4), 10,
+    trained("Gated S=8, probe 2x2/4", Gated(surrogate(8, 2), probe=probe, every=4, hysteresis=0.0), 10,
             main_only, False)  # fmt: skip
     return rows, curves
 
