@@ -158,6 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--dims", type=int, nargs="+", default=list(PLAN), choices=list(PLAN))
     p.add_argument("--steps", type=int, default=None, help="steps per trajectory (default: PLAN)")
+    p.add_argument("--estimators", nargs="+", default=None, choices=list(ESTIMATORS),
+                   help="only these estimators (default: PLAN's)")  # fmt: skip
     args = p.parse_args(argv)
     stem = "guided_gating_quick" if args.quick else "guided_gating"
     if args.replot:
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         kinds, steps, names = PLAN[d]
         steps = args.steps or (min(150, steps) if args.quick else steps)
         for kind in kinds:
-            for name in names:
+            for name in (n for n in names if args.estimators is None or n in args.estimators):
                 for seed in args.seeds:
                     key = f"d={d}/{kind}/{name}/seed={seed}"
                     if key in log.done:

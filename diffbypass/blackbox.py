@@ -76,6 +76,7 @@ class BlackBox:
 
     Attributes:
         calls: ``fn`` invocations so far (chunks submitted; retries not included).
+        instances: inputs (batch items) ``fn`` evaluated so far, over all calls.
         retried: attempts repeated after a failure so far.
     """
 
@@ -114,8 +115,8 @@ class BlackBox:
         self.timeout = timeout
         self.retries = int_at_least("retries", retries, 0)
         self._dispatch = Dispatcher(fn, executor, timeout, self.retries)
-        self.calls = 0  #: number of ``fn`` invocations so far (tests and telemetry read it)
-        self.instances = 0  #: number of inputs (batch items) ``fn`` evaluated, over all calls
+        self.calls = 0  # documented under Attributes
+        self.instances = 0
         # per input item shape: (output item shape, floating?) seen at the first call
         self._signatures: dict[tuple[int, ...], tuple[tuple[int, ...], bool]] = {}
 
