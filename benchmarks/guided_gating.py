@@ -80,7 +80,7 @@ ESTIMATORS: dict[str, Factory] = {
     "GuidedES unbiased": guided("unbiased"),
     "GuidedES paper": guided("paper"),
     "Surrogate S=8 (Gated's part)": lambda k, d, s: surrogate(k, d, s, 8),
-    "Gated": gated(0.0),
+    "Gated, hysteresis 0 (the rule before)": gated(0.0),
     "Gated, hysteresis 2": gated(2.0),
     "Gated, hysteresis 2, S=9, probe every 8": gated(2.0, samples=9, every=8),
 }  # fmt: skip
@@ -111,7 +111,8 @@ def window_means(records: list[dict]) -> list[list[float]]:
 def report(records: list[dict]) -> tuple[dict, list[dict], dict]:
     """The table, the goal checks and the seed-mean curves from the finished runs."""
     groups: dict[tuple, list[dict]] = {}
-    for r in records:
+    order = lambda r: (r["d"], r["kind"] != "per-coordinate", list(ESTIMATORS).index(r["estimator"]))  # noqa: E731
+    for r in sorted(records, key=order):
         groups.setdefault((r["d"], r["kind"], r["estimator"]), []).append(r)
     means = {k: np.mean(window_means(v), axis=0) for k, v in groups.items()}
     rows = []
@@ -138,6 +139,8 @@ def report(records: list[dict]) -> tuple[dict, list[dict], dict]:
 
 def plot(data: dict, path: Path) -> None:
     plt = h.pyplot()
+    from matplotlib.ticker import NullFormatter
+
     panels = data["curves"]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False)
     colors = dict(zip(ESTIMATORS, plt.cm.tab10.colors))
@@ -148,9 +151,10 @@ def plot(data: dict, path: Path) -> None:
             ax.plot(np.arange(len(smooth)) + width // 2 + 1, smooth, label=name, color=colors[name])
         ax.set(title=f"sign, {title} surrogate", xlabel="step", xscale="log", ylim=(-0.05, 1.02))
         ax.grid(alpha=0.3, which="both")
+        ax.xaxis.set_minor_formatter(NullFormatter())
     axes[0, 0].set_ylabel("cosine to the smoothed gradient\n(25-step mean, mean over seeds)")
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8)
-    h.save(fig, path, rect=(0, 0.1, 1, 1))
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)
+    h.save(fig, path, rect=(0, 0.15, 1, 1))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -185,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     data = {
         "benchmark": "guided_gating", "table": table, "method": h.method_text(__doc__),
         "machine": h.machine_info(load_average_start_end=str(load)), "goals": goals,
-        "config": {"plan": {str(d): PLAN[d] for d in args.dims}, "sigma": SIGMA, "lr": LR,
+        "config": {"plan": {str(d): PLAN[d] for d in sorted({r["d"] for r in log.records})}, "sigma": SIGMA, "lr": LR,
                    "fit_steps": FIT_STEPS, "seeds": args.seeds, "steps": args.steps},
         "runtime_s": round(time.perf_counter() - start, 1), "curves": curves,
     }  # fmt: skip
