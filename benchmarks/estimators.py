@@ -61,7 +61,15 @@ because the fitted step sharpens.
 * ``smooth``: a dense MLP d-64-d (MSE), run with S = 10 and S = 100. A dense model shares no
   weights across coordinates, so it needs many more samples per step.
 
-Run ``python benchmarks/estimators.py`` (full run, about 4-8 minutes on 2 busy CPU cores) or
+The estimators of issue #11, each at ES's smallest budget (about 11 fn evaluations per step;
+the measured count is in the JSON): Perturbed (Gaussian, S = 10; stateless, like ES);
+GuidedES (variant "paper") on a surrogate S = 4 with 6 ES samples; Gated on a surrogate S = 8
+with two 2-sample ES probes every 4 steps (hysteresis 0, the rule this run measured); and, on
+the smooth box only (the dense model, where replay matters), the Surrogate S = 10 with
+ReplayBuffer(200, radius 3 sigma sqrt d). The trained ones use the box's surrogate model,
+train along the same trajectory and are scored in the main window only.
+
+Run ``python benchmarks/estimators.py`` (full run, about 30 minutes on 2 busy CPU cores) or
 add ``--quick`` (d = 16 and 256 only, under a minute; written as ``estimators_quick.*``).
 """
 
