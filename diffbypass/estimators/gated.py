@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
@@ -87,10 +88,12 @@ class Gated(Estimator):
         decay: weight of the past in the running averages, in ``[0, 1)``.
         hysteresis: once trusted, the surrogate keeps its trust until :math:`\bar a - \bar p`
             falls below ``-hysteresis`` running standard errors of that average (``0``: below
-            zero, no hysteresis). Fewer fallbacks on noisy probes; a surrogate that degrades
-            slowly is caught later. The default 2 kept the gate within 0.06 of a plain
-            surrogate's cosine at equal budget in ``benchmarks/guided_gating.py``, where ``0``
-            lost up to 0.11 to fallbacks on noisy probes.
+            zero, no hysteresis). With hysteresis the surrogate also starts trusted, and one
+            probe alone (whose spread is unknown) cannot withdraw it. Fewer fallbacks on noisy
+            probes; a surrogate that degrades slowly is caught later. The default 2 kept the
+            gate within 0.03 of a plain surrogate's cosine at equal budget in
+            ``benchmarks/guided_gating.py``, where ``0`` lost up to 0.10 to fallbacks on noisy
+            probes.
 
     Attributes:
         gate_stats: :class:`GateStats` of the last backward (``None`` before the first).
@@ -144,7 +147,8 @@ class Gated(Estimator):
         self.hysteresis = nonnegative_number("hysteresis", hysteresis)
         self.gate_stats: GateStats | None = None
         self._step, self._probes, self._fallbacks = 0, 0, 0
-        self._fidelity, self._better = float("nan"), False
+        # with hysteresis, trust is withdrawn only on evidence: the surrogate starts trusted
+        self._fidelity, self._better = float("nan"), self.hysteresis > 0
         self._avg: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # a, p, q, (a - p)^2
         self._hooks: OrderedDict[int, GateHook] = OrderedDict()
 
@@ -192,8 +196,9 @@ class Gated(Estimator):
             along, probe_along, square, diff_sq = self._avg
             self._fidelity = max(-1.0, min(1.0, along / square**0.5)) if square > 0 else 0.0
             diff = along - probe_along
-            spread = (max(diff_sq - diff**2, 0.0) * (1 - k) / (1 + k)) ** 0.5
-            self._better = diff >= (-self.hysteresis * spread if self._better else 0.0)
+            spread = (max(diff_sq - diff**2, 0.0) * (1 - k) / (1 + k)) ** 0.5 if k else math.inf
+            keep = -self.hysteresis * spread if self._better and self.hysteresis else 0.0
+            self._better = diff >= keep
             self._probes += 1
         fit = self.stats
         agreement = float("nan") if fit is None else float(fit.agreement_before)
