@@ -47,9 +47,9 @@ class GuidedES(SamplerMixin, Estimator):
       adversarial guide leaves ES in the complement with :math:`\alpha S` samples.
 
     The default is the paper's because it was the better one at equal budget wherever it was
-    measured (``benchmarks/guided_gating.py``, 3 seeds: above both ES and the surrogate's worse
-    part in every window, where the unbiased split fell below ES with a poor guide; and the
-    shortest-path benchmark): the unbiased split keeps ES's noise in the complement with
+    measured (``benchmarks/guided_gating.py``, 3 seeds: never below both ES and the surrogate,
+    where the unbiased split fell below both with a poor guide; ``benchmarks/estimators.py``;
+    the shortest-path benchmark): the unbiased split keeps ES's noise in the complement with
     :math:`\alpha S` samples. Choose ``"unbiased"`` when an unbiased estimate matters more than
     its variance.
 
