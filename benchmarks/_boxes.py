@@ -3,7 +3,8 @@
 ``make_box(name, d, gen)`` returns a :class:`Box`: the black box ``fn`` (float32), its smoothed
 version ``E f(x + sigma eps)`` (float64, differentiable: the reference gradient), the exact
 function where it has one, and a surrogate model that matches its structure. The method is
-in the docstring of ``estimators.py``.
+in the docstring of ``estimators.py``. :func:`trajectory`, :func:`vjp_of` and :func:`cosine` are
+the measurement helpers that ``estimators.py`` and ``guided_gating.py`` share.
 """
 
 from __future__ import annotations
@@ -24,6 +25,29 @@ GH_Z, GH_W = np.polynomial.hermite_e.hermegauss(64)
 GH_Z, GH_W = torch.tensor(GH_Z), torch.tensor(GH_W / math.sqrt(2 * math.pi))
 
 
+def trajectory(d: int, steps: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Inputs ``x_{t+1} = sqrt(1 - rho^2) x_t + rho xi_t`` (each N(0, I)) and fresh ``v_t``."""
+    xs, vs = torch.empty(steps, 1, d), torch.randn(steps, 1, d, generator=gen)
+    x = torch.randn(1, d, generator=gen)
+    for t in range(steps):
+        xs[t] = x
+        x = math.sqrt(1 - RHO**2) * x + RHO * torch.randn(1, d, generator=gen)
+    return xs, vs
+
+
+def vjp_of(f: Callable[[Tensor], Tensor], x: Tensor, v: Tensor) -> Tensor:
+    """``v^T df/dx`` by autograd in float64 (the reference gradients)."""
+    xx = x.double().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(xx), xx, v.double())
+    return g
+
+
+def cosine(a: Tensor, b: Tensor) -> float:
+    """Cosine of two tensors (flattened); 0 when either is zero."""
+    a, b = a.double().flatten(), b.double().flatten()
+    return float(a @ b / (a.norm() * b.norm()).clamp_min(1e-300))
+
+
 def group_size(d: int) -> int:
     return 8 if d % 8 == 0 else 65
 
@@ -38,6 +62,7 @@ class Box:
     model: Callable[[], nn.Module] | None = None
     fit_loss: object = "mse"
     surrogate_samples: tuple[int, ...] = (10,)
+    replay: bool = False  # also measure the surrogate with a ReplayBuffer (dense models)
 
 
 class PerCoordinate(nn.Module):
@@ -119,6 +144,6 @@ def make_box(name: str, d: int, gen: torch.Generator) -> Box:
             h = (torch.tanh(a.unsqueeze(-1) + s.unsqueeze(-1) * GH_Z) * GH_W).sum(-1)
             return h @ w2.T
 
-        return Box(name, d, smooth, smoothed, exact=exact, surrogate_samples=(10, 100),
+        return Box(name, d, smooth, smoothed, exact=exact, surrogate_samples=(10, 100), replay=True,
                    model=lambda: nn.Sequential(nn.Linear(d, 64), nn.Tanh(), nn.Linear(64, d)))  # fmt: skip
     raise ValueError(f"unknown box {name!r}")

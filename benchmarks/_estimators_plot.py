@@ -31,7 +31,7 @@ def plot(data: dict, out: Path, stem: str = "estimators") -> None:
     warmup = data["config"]["warmup_steps"]
     main = [r for r in results if r.get("trained_steps", warmup) == warmup]
     names = list(dict.fromkeys(r["estimator"] for r in main))
-    colors = dict(zip(names, plt.cm.tab10.colors))
+    colors = dict(zip(names, plt.cm.tab20.colors))
     fig, axes = plt.subplots(2, len(BOXES), figsize=(4.3 * len(BOXES), 7.5), squeeze=False)
     for j, box in enumerate(BOXES):
         for est in names:

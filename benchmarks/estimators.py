@@ -61,7 +61,15 @@ because the fitted step sharpens.
 * ``smooth``: a dense MLP d-64-d (MSE), run with S = 10 and S = 100. A dense model shares no
   weights across coordinates, so it needs many more samples per step.
 
-Run ``python benchmarks/estimators.py`` (full run, about 4-8 minutes on 2 busy CPU cores) or
+The estimators of issue #11, each at ES's smallest budget (about 11 fn evaluations per step;
+the measured count is in the JSON): Perturbed (Gaussian, S = 10; stateless, like ES);
+GuidedES (variant "paper") on a surrogate S = 4 with 6 ES samples; Gated on a surrogate S = 8
+with two 2-sample ES probes every 4 steps (hysteresis 0, the rule this run measured); and, on
+the smooth box only (the dense model, where replay matters), the Surrogate S = 10 with
+ReplayBuffer(200, radius 3 sigma sqrt d). The trained ones use the box's surrogate model,
+train along the same trajectory and are scored in the main window only.
+
+Run ``python benchmarks/estimators.py`` (full run, about 30 minutes on 2 busy CPU cores) or
 add ``--quick`` (d = 16 and 256 only, under a minute; written as ``estimators_quick.*``).
 """
 
@@ -79,31 +87,13 @@ import torch
 from torch import Tensor
 
 import _harness as h
-from _boxes import BOXES, RHO, SIGMA, Box, group_size, make_box
+from _boxes import BOXES, RHO, SIGMA, Box, cosine, group_size, make_box, trajectory, vjp_of
 from _estimators_plot import figures, plot
-from diffbypass import ES, Bypass, FiniteDifference, StraightThrough, Surrogate
-
-def vjp_of(f: Callable[[Tensor], Tensor], x: Tensor, v: Tensor) -> Tensor:
-    xx = x.double().requires_grad_(True)
-    (g,) = torch.autograd.grad(f(xx), xx, v.double())
-    return g
-
-
-def cosine(a: Tensor, b: Tensor) -> float:
-    a, b = a.double().flatten(), b.double().flatten()
-    return float(a @ b / (a.norm() * b.norm()).clamp_min(1e-300))
-
+from _estimators_table import reference_check, table
+from diffbypass import (ES, Bypass, Estimator, FiniteDifference, Gated, GuidedES, Perturbed,
+                        ReplayBuffer, Reporter, StraightThrough, Surrogate)
 
 # ---------------------------------------------------------------------------- measurement
-def trajectory(d: int, steps: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-    xs, vs = torch.empty(steps, 1, d), torch.randn(steps, 1, d, generator=gen)
-    x = torch.randn(1, d, generator=gen)
-    for t in range(steps):
-        xs[t] = x
-        x = math.sqrt(1 - RHO**2) * x + RHO * torch.randn(1, d, generator=gen)
-    return xs, vs
-
-
 def gradient(layer: Bypass, x: Tensor, v: Tensor) -> tuple[Tensor, float]:
     xx = x.clone().requires_grad_(True)
     t0 = time.perf_counter()
@@ -155,76 +145,58 @@ def run_config(box: Box, xs: Tensor, vs: Tensor, windows: list[int], args: argpa
         stateless("FiniteDifference", Bypass(box.fn, FiniteDifference(eps=1e-3)), None, 2 * d + 1)
     stateless("StraightThrough", Bypass(box.fn, StraightThrough()), None, 1)
 
+    for s in args.es_samples[:1]:  # a perturbed optimizer at ES's smallest budget
+        gen = torch.Generator().manual_seed(seed + 3 * s)
+        stateless(f"Perturbed S={s}", Bypass(box.fn, Perturbed(sigma=SIGMA, samples=s, generator=gen)),
+                  s, s + 1)  # fmt: skip
+
     curves = []
-    last = max(windows) + k
-    curve_steps = set(np.unique(np.geomspace(1, last, 30).round().astype(int)) - 1)
-    for s in args.surrogate_samples or box.surrogate_samples:
-        torch.manual_seed(seed + 7 * s)  # the surrogate's initial weights
-        est = Surrogate(box.model(), sigma=SIGMA, samples=s, fit_steps=args.fit_steps,  # type: ignore[misc]
-                        fit_loss=box.fit_loss, lr=args.lr,  # type: ignore[arg-type]
-                        generator=torch.Generator().manual_seed(seed + 11 * s))  # fmt: skip
-        layer = Bypass(box.fn, est)
-        curve: dict[str, list[float]] = {"step": []}
+    curve_steps = set(np.unique(np.geomspace(1, max(windows) + k, 30).round().astype(int)) - 1)
+
+    def trained(name: str, est: Estimator, samples: int, at: list[int], curve: bool) -> None:
+        """Train ``est`` along the trajectory; record it in the windows ``at``."""
+        layer, line = Bypass(box.fn, est), {"step": []}
         grads, times, fit = {}, {}, {}
-        for t in range(last):
+        for t in range(max(at) + k):
             g, sec = gradient(layer, xs[t], vs[t])
-            grads[t], times[t], fit[t] = g, sec, est.stats.agreement_before  # type: ignore[union-attr]
-            if t in curve_steps:
-                curve["step"].append(t + 1)
-                for name, ref in refs(t).items():
-                    curve.setdefault(f"cosine_{name}", []).append(cosine(g, ref))
-            if not any(w <= t < w + k for w in windows):
+            stats = est.stats if isinstance(est, Reporter) else None
+            grads[t], times[t] = g, sec
+            fit[t] = float("nan") if stats is None else stats.agreement_before
+            if curve and t in curve_steps:
+                line["step"].append(t + 1)
+                for ref_name, ref in refs(t).items():
+                    line.setdefault(f"cosine_{ref_name}", []).append(cosine(g, ref))
+            if not any(w <= t < w + k for w in at):
                 del grads[t]
-        for w in windows:
+        evals = round(layer.blackbox.instances / (max(at) + k), 2)
+        for w in at:
             steps = range(w, w + k)
-            record(f"Surrogate S={s} @{w}", s, s + 1, steps, [grads[t] for t in steps],
+            record(f"{name} @{w}", samples, evals, steps, [grads[t] for t in steps],
                    [times[t] for t in steps],
                    {"trained_steps": w, "fit_agreement_before": h.summary([fit[t] for t in steps]),
-                    "fit_metric": est.stats.metric})  # type: ignore[union-attr]  # fmt: skip
-        curves.append({"box": box.name, "d": d, "estimator": f"Surrogate S={s}", "samples": s, **curve})
+                    "fit_metric": None if stats is None else stats.metric})  # fmt: skip
+        if curve:
+            curves.append({"box": box.name, "d": d, "estimator": name, "samples": samples, **line})
+
+    def surrogate(s: int, offset: int, replay: bool = False) -> Surrogate:
+        torch.manual_seed(seed + 7 * s + offset)  # the surrogate's initial weights
+        buffer = ReplayBuffer(200, radius=3 * SIGMA * math.sqrt(d)) if replay else None
+        return Surrogate(box.model(), sigma=SIGMA, samples=s, fit_steps=args.fit_steps,  # type: ignore[misc]
+                         fit_loss=box.fit_loss, lr=args.lr, replay=buffer,  # type: ignore[arg-type]
+                         generator=torch.Generator().manual_seed(seed + 11 * s + offset))  # fmt: skip
+
+    for s in args.surrogate_samples or box.surrogate_samples:
+        trained(f"Surrogate S={s}", surrogate(s, 0), s, windows, curve=True)
+    main_only = [main]  # the combinations: at the main window, at the smallest budget
+    gen = torch.Generator().manual_seed(seed + 5)
+    if box.replay:
+        trained("Surrogate S=10 + replay", surrogate(10, 0, replay=True), 10, main_only, False)
+    trained("GuidedES paper S=4+6", GuidedES(surrogate(4, 1), sigma=SIGMA, samples=6,
+            variant="paper", generator=gen), 10, main_only, False)  # fmt: skip
+    probe = ES(sigma=SIGMA, samples=2, generator=gen)
+    trained("Gated S=8, probe 2x2/4", Gated(surrogate(8, 2), probe=probe, every=4, hysteresis=0.0), 10,
+            main_only, False)  # fmt: skip
     return rows, curves
-
-
-def reference_check(box: Box, x: Tensor, v: Tensor, pairs: int, seed: int) -> dict[str, object]:
-    """Large-sample antithetic ES of the smoothed VJP, with per-coordinate standard errors."""
-    gen = torch.Generator().manual_seed(seed)
-    total, total_sq, chunk = torch.zeros(box.d, dtype=torch.float64), 0.0, 4096
-    total_sq = torch.zeros(box.d, dtype=torch.float64)
-    for start in range(0, pairs, chunk):
-        n = min(chunk, pairs - start)
-        eps = torch.randn(n, box.d, generator=gen, dtype=torch.float64)
-        diff = box.fn((x + SIGMA * eps).float()).double() - box.fn((x - SIGMA * eps).float()).double()
-        per = ((diff * v).sum(-1, keepdim=True) / (2 * SIGMA)) * eps  # one estimate per pair
-        total += per.sum(0)
-        total_sq += (per**2).sum(0)
-    mean = total / pairs
-    se = ((total_sq / pairs - mean**2) / (pairs - 1)).sqrt()
-    ref = vjp_of(box.smoothed, x, v).flatten()
-    z = (mean - ref) / se
-    return {"box": box.name, "d": box.d, "pairs": pairs, "cosine": cosine(mean, ref),
-            "relative_se": float(se.norm() / ref.norm()), "max_abs_z": float(z.abs().max()),
-            "fraction_abs_z_below_2": float((z.abs() < 2).double().mean())}  # fmt: skip
-
-
-# ---------------------------------------------------------------------------- output
-def table(results: list[dict], dims: list[int]) -> dict[str, object]:
-    cols = ["black box", "reference", "estimator", "fn evals / gradient"]
-    cols += [f"cosine d={d}" for d in dims] + [f"ms / gradient d={d}" for d in dims]
-    rows = []
-    names = list(dict.fromkeys(r["estimator"] for r in results))
-    for box in BOXES:
-        for ref in ("smoothed", "true"):
-            for est in names:
-                sel = {r["d"]: r for r in results
-                       if r["box"] == box and r["estimator"] == est and f"cosine_{ref}" in r}
-                if not sel:
-                    continue
-                evals = "2d+1" if est == "FiniteDifference" else next(iter(sel.values()))["evals_per_gradient"]
-                label = f"smoothed (sigma={SIGMA})" if ref == "smoothed" else "true gradient"
-                cos = [round(sel[d][f"cosine_{ref}"]["median"], 3) if d in sel else None for d in dims]
-                ms = [round(1e3 * sel[d]["time_s"]["median"], 3) if d in sel else None for d in dims]
-                rows.append([box, label, est, evals, *cos, *ms])
-    return {"columns": cols, "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,46 +1,54 @@
 """Decision-focused learning on PyEPO's 5x5 shortest path: diffbypass estimators against PyEPO.
 
-A linear model maps 5 features to the 40 edge costs of a 5x5 grid; a shortest-path solver turns
-costs into a path; the score is the normalised regret on 1000 test instances. Every diffbypass
-estimator and PyEPO's 2-stage, SPO+, PFYL, DPO and DBB train in the same run, on the same data,
-with the same solver, and hyperparameters chosen on a validation split only (see
-benchmarks/README.md, "shortest_path"). Resumable: one JSONL line per finished run.
+Writes ``benchmarks/results/shortest_path.json`` (a ``"table"``, the ``"method"``, ``"machine"``,
+the configuration, the LP check and every run), ``shortest_path.png`` and the resumable run log
+``shortest_path.jsonl`` (one line per finished training run).
 
-    python benchmarks/shortest_path.py            # full run (~30-40 min on 2 shared cores)
-    python benchmarks/shortest_path.py --quick    # smoke run (seconds)
+Method
+------
+Normalised regret (mean ± sd over seeds) on the test split; linear model, Adam, hyperparameters
+chosen on the validation split of the first seed per degree; exact grid-DAG DP solver for every
+method (checked against PyEPO's Gurobi LP). A linear model maps 5 features to the 40 edge costs
+of a 5x5 grid (PyEPO's genData, noise 0.5, polynomial degree 1/2/4/6; 1000 training, 200
+validation and 1000 test instances; seeds 0, 1, 2); a shortest-path solver turns costs into a
+path. Every diffbypass estimator and PyEPO's 2-stage, SPO+, PFYL, DPO and DBB train in the same
+run for 10 epochs (batch 32), on the same data and solver; the methods and their hyperparameter
+grids are the table of _shortest_path_methods.py. Solver calls are counted per training instance
+and epoch; seconds per epoch are the median over epochs (torch single-threaded).
+
+Run ``python benchmarks/shortest_path.py`` (about 30-40 minutes on 2 shared cores; resumable,
+``--replot`` rebuilds the JSON and PNG from the run log) or ``--quick`` (degree 1, 1 seed,
+100/50/100 instances, 1 epoch, the first grid point; written as ``shortest_path_quick.*``).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
 import json
-import sys
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import diffbypass as db  # noqa: E402
-from _grid import ARCS, GRID, SOLVES, SoftDP, shortest_paths  # noqa: E402
-from _harness import machine_info  # noqa: E402
+import _harness as h
+from _grid import GRID, SOLVES, shortest_paths
+from _shortest_path_methods import METHODS, check_against_lp
 
 import pyepo  # noqa: E402  (pip install pyepo gurobipy: the `bench` extra)
-import pyepo.func.utils as pyepo_utils  # noqa: E402
-from pyepo.model.opt import optModel  # noqa: E402
 
 FEATURES, NOISE = 5, 0.5
 
 
 @dataclass
 class Config:
-    """Options of the benchmark; the CLI is generated from these fields."""
+    """Options of the benchmark; the CLI is generated from these fields (and the harness's
+    ``--quick``/``--out``)."""
 
     degrees: list[int] = field(default_factory=lambda: [1, 2, 4, 6], metadata={"help": "polynomial degrees of genData"})
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "data/initialisation seeds"})
@@ -50,119 +58,8 @@ class Config:
     epochs: int = field(default=10, metadata={"help": "training epochs"})
     batch: int = field(default=32, metadata={"help": "mini-batch size"})
     methods: list[str] = field(default_factory=list, metadata={"help": "subset of methods (default: all)"})
-    out: str = field(default="benchmarks/results", metadata={"help": "output folder"})
-    quick: bool = field(default=False, metadata={"help": "smoke run: deg 1, 1 seed, 100/50/100 instances, 1 epoch, first grid point"})
-
-
-# --------------------------------------------------------------------------- the solver
-def solve_tensor(c: torch.Tensor) -> torch.Tensor:
-    """The black box handed to diffbypass."""
-    return torch.from_numpy(shortest_paths(c.detach().double().numpy())).to(c.dtype)
-
-
-class GridDP(optModel):
-    """PyEPO's optModel interface over the same DP; PyEPO's batch solves are routed to it."""
-
-    def _getModel(self) -> tuple:
-        self.arcs = ARCS
-        return None, list(range(len(ARCS)))
-
-    def setObj(self, c: Any) -> None:
-        self._c = np.asarray(c, dtype=np.float64)
-
-    def solve(self) -> tuple[np.ndarray, float]:
-        sol = shortest_paths(self._c[None])[0]
-        return sol, float(sol @ self._c)
-
-
-_pyepo_batch = pyepo_utils._solve_batch_np
-
-
-def _batched(cp: np.ndarray, optmodel: Any, processes: int, pool: Any) -> tuple[np.ndarray, np.ndarray]:
-    if not isinstance(optmodel, GridDP):
-        return _pyepo_batch(cp, optmodel, processes, pool)
-    sol = shortest_paths(np.asarray(cp, dtype=np.float64))
-    return sol.astype(np.float32), (sol * cp).sum(1).astype(np.float32)
-
-
-pyepo_utils._solve_batch_np = _batched  # same solver, batched, for PyEPO's methods too
-
-
-def check_against_lp(cost: np.ndarray) -> float:
-    """Largest |objective difference| between the DP and PyEPO's Gurobi LP model."""
-    from pyepo.model.grb import shortestPathModel
-
-    lp, worst = shortestPathModel(GRID), 0.0
-    for c, s in zip(cost, shortest_paths(cost, count=False)):
-        lp.setObj(c)
-        worst = max(worst, abs(lp.solve()[1] - float(s @ c)))
-    return worst
-
-
-# --------------------------------------------------------------------------- methods
-def decision(sol: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    return (sol * c).sum(1).mean()  # the true cost of the chosen path
-
-def surrogate(hp: dict, seed: int, samples: int, structured: bool = True) -> db.Surrogate:
-    torch.manual_seed(seed)
-    net = SoftDP() if structured else nn.Sequential(nn.Linear(40, 128), nn.ReLU(), nn.Linear(128, 40))
-    return db.Surrogate(net, sigma=hp["sigma"], samples=samples, fit_steps=1, lr=hp["fit_lr"],
-                        generator=torch.Generator().manual_seed(seed))  # fmt: skip
-
-
-def bypass(make: Callable[[dict, int], db.Estimator]) -> Callable:
-    def build(hp: dict, seed: int) -> Callable:
-        layer = db.Bypass(solve_tensor, make(hp, seed))
-        return lambda cp, c, w: decision(layer(cp), c)
-    return build
-
-
-def g(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed + 1000)
-
-
-def fy_build(hp: dict, seed: int) -> Callable:
-    loss = db.FenchelYoungLoss(solve_tensor, sigma=hp["sigma"], samples=10, sense="min", generator=g(seed))
-    return lambda cp, c, w: loss(cp, w)
-
-
-def pyepo_build(kind: str) -> Callable:
-    def build(hp: dict, seed: int) -> Callable:
-        torch.manual_seed(seed)
-        m = GridDP()
-        if kind == "spo+":
-            f = pyepo.func.SPOPlus(m)
-            return lambda cp, c, w: f(cp, c, w, (w * c).sum(1, keepdim=True))
-        if kind == "pfyl":
-            f = pyepo.func.perturbedFenchelYoung(m, n_samples=10, sigma=hp["sigma"], seed=seed)
-            return lambda cp, c, w: f(cp, w)
-        f = (pyepo.func.perturbedOpt(m, n_samples=10, sigma=hp["sigma"], seed=seed) if kind == "dpo"
-             else pyepo.func.blackboxOpt(m, lambd=hp["lam"]))  # fmt: skip
-        return lambda cp, c, w: decision(f(cp), c)
-    return build
-
-
-LR = [0.01, 0.05]
-SIG = [0.5, 1.0]
-#: name -> (library, builder(hp, seed) -> loss(pred_cost, cost, sol), hyperparameter grid)
-METHODS: dict[str, tuple[str, Callable | None, dict[str, list]]] = {
-    "2-stage": ("PyEPO", None, {}),
-    "SPO+": ("PyEPO", pyepo_build("spo+"), {"lr": LR}),
-    "PFYL": ("PyEPO", pyepo_build("pfyl"), {"lr": LR, "sigma": SIG}),
-    "DPO": ("PyEPO", pyepo_build("dpo"), {"lr": LR, "sigma": SIG}),
-    "DBB (PyEPO)": ("PyEPO", pyepo_build("dbb"), {"lr": LR, "lam": [5.0, 20.0]}),
-    "ES S=8": ("diffbypass", bypass(lambda hp, s: db.ES(sigma=hp["sigma"], samples=8, generator=g(s))), {"lr": LR, "sigma": SIG}),
-    "ES S=16": ("diffbypass", bypass(lambda hp, s: db.ES(sigma=hp["sigma"], samples=16, generator=g(s))), {"lr": LR, "sigma": [1.0]}),
-    "Perturbed": ("diffbypass", bypass(lambda hp, s: db.Perturbed(sigma=hp["sigma"], samples=8, sense="min", generator=g(s))), {"lr": LR, "sigma": SIG}),
-    "FenchelYoungLoss": ("diffbypass", fy_build, {"lr": LR, "sigma": SIG}),
-    "DBB": ("diffbypass", bypass(lambda hp, s: db.DBB(lam=hp["lam"])), {"lr": LR, "lam": [5.0, 20.0]}),
-    "StraightThrough(-1)": ("diffbypass", bypass(lambda hp, s: db.StraightThrough(scale=-1)), {"lr": LR}),
-    "Surrogate (MLP)": ("diffbypass", bypass(lambda hp, s: surrogate(hp, s, 8, False)), {"lr": LR, "sigma": [1.0], "fit_lr": [1e-3, 1e-2]}),
-    "Surrogate (soft DP)": ("diffbypass", bypass(lambda hp, s: surrogate(hp, s, 8)), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
-    "GuidedES (unbiased)": ("diffbypass", bypass(lambda hp, s: db.GuidedES(surrogate(hp, s, 2), sigma=hp["sigma"], samples=6, generator=g(s))), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
-    "GuidedES (paper)": ("diffbypass", bypass(lambda hp, s: db.GuidedES(surrogate(hp, s, 2), sigma=hp["sigma"], samples=6, variant="paper", generator=g(s))), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
-    "Gated": ("diffbypass", bypass(lambda hp, s: db.Gated(surrogate(hp, s, 4), probe=db.ES(sigma=hp["sigma"], samples=2, generator=g(s)), every=4)), {"lr": LR, "sigma": SIG, "fit_lr": [1e-2]}),
-}  # fmt: skip
+    out: str = "benchmarks/results"
+    quick: bool = False
 
 
 # --------------------------------------------------------------------------- one run
@@ -187,7 +84,8 @@ def run(method: str, hp: dict, d: dict, seed: int, cfg: Config) -> dict[str, Any
     model = nn.Linear(FEATURES, 40)
     x, c, w, _ = d["train"]
     start, SOLVES[0] = SOLVES[0], 0
-    if method == "2-stage":  # least squares on the costs: closed form, no solver call
+    build = METHODS[method][1]
+    if build is None:  # 2-stage: least squares on the costs, closed form, no solver call
         t = time.perf_counter()
         sol = torch.linalg.lstsq(torch.cat([x, torch.ones(len(x), 1)], 1), torch.from_numpy(c).float()).solution
         with torch.no_grad():
@@ -195,7 +93,7 @@ def run(method: str, hp: dict, d: dict, seed: int, cfg: Config) -> dict[str, Any
             model.bias.copy_(sol[-1])
         epoch_s = [time.perf_counter() - t]
     else:
-        loss_fn = METHODS[method][1](hp, seed)
+        loss_fn = build(hp, seed)
         opt = torch.optim.Adam(model.parameters(), lr=hp["lr"])
         ct, wt = torch.from_numpy(c).float(), torch.from_numpy(w).float()
         order, epoch_s = torch.Generator().manual_seed(seed), []
@@ -207,7 +105,7 @@ def run(method: str, hp: dict, d: dict, seed: int, cfg: Config) -> dict[str, Any
                 loss.backward()
                 opt.step()
             epoch_s.append(time.perf_counter() - t)
-    calls = SOLVES[0] / (len(x) * max(len(epoch_s), 1) if method != "2-stage" else len(x))
+    calls = SOLVES[0] / (len(x) * max(len(epoch_s), 1) if build is not None else len(x))
     SOLVES[0] += start
     return {"val": regret(model, *[d["val"][i] for i in (0, 1, 3)]),
             "test": regret(model, *[d["test"][i] for i in (0, 1, 3)]),
@@ -221,61 +119,60 @@ def grid(method: str, quick: bool) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def config(argv: list[str] | None) -> tuple[Config, bool]:
+    """The configuration from the command line (one option per field) and ``--replot``."""
+    p = h.parser(__doc__, "smoke run: deg 1, 1 seed, 100/50/100 instances, 1 epoch, first grid point",
+                 replot=False)  # fmt: skip
+    p.add_argument("--replot", action="store_true", help="rebuild the JSON/PNG from the JSONL only")
     for f in dataclasses.fields(Config):
-        kw: dict[str, Any] = {"help": f.metadata["help"]}
-        if f.type == "bool":
-            kw["action"] = "store_true"
-        elif f.type.startswith("list"):
-            kw.update(nargs="+", type=int if "int" in f.type else str)
-        else:
-            kw["type"] = int if f.type == "int" else str
-        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, **kw)
-    p.add_argument("--replot", action="store_true", help="redraw the JSON/PNG from the JSONL only")
-    args = p.parse_args(argv)
-    cfg = Config(**{k: v for k, v in vars(args).items() if k != "replot" and v is not None})
+        if "help" in f.metadata:
+            many = f.type.startswith("list")
+            p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, help=f.metadata["help"],
+                           nargs="+" if many else None, type=int if "int" in f.type else str)  # fmt: skip
+    args = vars(p.parse_args(argv))
+    replot = args.pop("replot")
+    args["out"] = os.path.relpath(args["out"], h.ROOT.parent)  # recorded relative to the repository
+    cfg = Config(**{k: v for k, v in args.items() if v is not None})
     if cfg.quick:
-        cfg = dataclasses.replace(cfg, degrees=cfg.degrees[:1], seeds=cfg.seeds[:1], n_train=100, n_val=50, n_test=100, epochs=1)
+        cfg = dataclasses.replace(cfg, degrees=cfg.degrees[:1], seeds=cfg.seeds[:1], n_train=100,
+                                  n_val=50, n_test=100, epochs=1)  # fmt: skip
+    return cfg, replot
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg, replot = config(argv)
     torch.set_num_threads(1)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = "shortest_path_quick" if cfg.quick else "shortest_path"
-    jsonl = out / f"{stem}.jsonl"
-    done = [json.loads(line) for line in jsonl.read_text().splitlines()] if jsonl.exists() else []
+    log = h.RunLog(out / f"{stem}.jsonl")
     key = lambda r: json.dumps([r["phase"], r["method"], r["deg"], r["seed"], r["hp"]])  # noqa: E731
-    finished = {key(r) for r in done}
-    methods = cfg.methods or list(METHODS)
     try:
         lp_gap = check_against_lp(data(cfg.degrees[-1], cfg.seeds[0], cfg)["test"][1][: 20 if cfg.quick else 200])
     except ImportError:  # gurobipy absent: the DP is still exact, just unchecked
         lp_gap = float("nan")
     print(f"DP vs PyEPO's Gurobi LP: largest objective gap {lp_gap:.2e}")
-    for deg in ([] if args.replot else cfg.degrees):
+
+    def finished(rec: dict, d: dict, seed: int) -> dict:
+        """The record of this run, after running it if the log does not have it yet."""
+        if key(rec) not in log.done:
+            log.add({"key": key(rec), **rec, **run(rec["method"], rec["hp"], d, seed, cfg)})
+        return next(r for r in reversed(log.records) if r["key"] == key(rec))
+
+    for deg in ([] if replot else cfg.degrees):
         for seed in cfg.seeds:
             d = data(deg, seed, cfg)
-            for m in methods:
+            for m in cfg.methods or list(METHODS):
                 # tuning on the validation split of seed cfg.seeds[0]; then every seed at the choice
                 points = grid(m, cfg.quick)
                 if seed == cfg.seeds[0] and len(points) > 1:
                     for hp in points:
-                        rec = {"phase": "tune", "method": m, "deg": deg, "seed": seed, "hp": hp}
-                        if key(rec) not in finished:
-                            rec.update(run(m, hp, d, seed, cfg))
-                            done.append(rec), finished.add(key(rec))
-                            with jsonl.open("a") as fh:
-                                fh.write(json.dumps(rec) + "\n")
-                tuned = [r for r in done if r["phase"] == "tune" and r["method"] == m and r["deg"] == deg]
+                        finished({"phase": "tune", "method": m, "deg": deg, "seed": seed, "hp": hp}, d, seed)
+                tuned = [r for r in log.records if r["phase"] == "tune" and r["method"] == m and r["deg"] == deg]
                 hp = min(tuned, key=lambda r: r["val"])["hp"] if tuned else points[0]
-                rec = {"phase": "final", "method": m, "deg": deg, "seed": seed, "hp": hp}
-                if key(rec) not in finished:
-                    rec.update(run(m, hp, d, seed, cfg))
-                    done.append(rec), finished.add(key(rec))
-                    with jsonl.open("a") as fh:
-                        fh.write(json.dumps(rec) + "\n")
-                    print(f"deg {deg} seed {seed} {m:22s} test regret {rec['test']:.4f} "
-                          f"calls/inst {rec['calls_per_instance']:.1f} {rec['s_per_epoch']:.2f}s/epoch", flush=True)  # fmt: skip
-    summarise(done, cfg, out / f"{stem}.json", lp_gap)
+                rec = finished({"phase": "final", "method": m, "deg": deg, "seed": seed, "hp": hp}, d, seed)
+                print(f"deg {deg} seed {seed} {m:22s} test regret {rec['test']:.4f} "
+                      f"calls/inst {rec['calls_per_instance']:.1f} {rec['s_per_epoch']:.2f}s/epoch", flush=True)  # fmt: skip
+    summarise(log.records, cfg, out / f"{stem}.json", lp_gap)
 
 
 def summarise(done: list[dict], cfg: Config, path: Path, lp_gap: float | None) -> None:
@@ -292,36 +189,28 @@ def summarise(done: list[dict], cfg: Config, path: Path, lp_gap: float | None) -
     result = {
         "table": {"columns": ["method", "library"] + [f"regret deg {d}" for d in degrees]
                   + ["solver calls / instance / epoch", "s / epoch"], "rows": rows},
-        "method": ("Normalised regret (mean ± sd over seeds) on the test split; linear model, Adam, "
-                   "hyperparameters chosen on the validation split of the first seed per degree; "
-                   "exact grid-DAG DP solver for every method (checked against PyEPO's Gurobi LP)."),
-        "machine": machine_info(), "config": dataclasses.asdict(cfg), "lp_gap": lp_gap,
-        "runs": done,
+        "method": h.method_text(__doc__), "machine": h.machine_info(),
+        "config": dataclasses.asdict(cfg), "lp_gap": lp_gap, "runs": done,
     }  # fmt: skip
-    path.write_text(json.dumps(result, indent=1))
+    h.write_result(path, result)
     plot(final, methods, degrees, path.with_suffix(".png"))
-    print("\n".join(" | ".join(map(str, r)) for r in [result["table"]["columns"]] + rows))
 
 
 def plot(final: list[dict], methods: list[str], degrees: list[int], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = h.pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for i, m in enumerate(methods):
         vals = [[r["test"] for r in final if r["method"] == m and r["deg"] == d] for d in degrees]
         mean = [np.mean(v) if v else np.nan for v in vals]
         err = [np.std(v) if v else 0 for v in vals]
         style = "-" if METHODS[m][0] == "diffbypass" else "--"
-        ax.errorbar(np.array(degrees) + 0.03 * (i - len(methods) / 2), mean, yerr=err, ls=style, marker="o", ms=3, label=m, color=plt.cm.tab20(i % 20))
+        ax.errorbar(np.array(degrees) + 0.03 * (i - len(methods) / 2), mean, yerr=err, ls=style,
+                    marker="o", ms=3, label=m, color=plt.cm.tab20(i % 20))  # fmt: skip
     ax.set(xlabel="polynomial degree", ylabel="normalised regret (test)", xticks=degrees,
            title="5x5 shortest path, linear model (solid: diffbypass, dashed: PyEPO)")  # fmt: skip
     ax.set_yscale("log")
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    h.save(fig, path, dpi=120)
 
 
 if __name__ == "__main__":

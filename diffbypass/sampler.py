@@ -141,7 +141,8 @@ class NoiseSampler:
 
 
 class SamplerMixin:
-    """``sigma`` and ``samples`` of an estimator that owns a :class:`NoiseSampler`."""
+    """``sigma`` and ``samples`` of an estimator that owns a :class:`NoiseSampler`, and the
+    sampler's random state in the module's ``state_dict``."""
 
     sampler: NoiseSampler
 
@@ -154,3 +155,11 @@ class SamplerMixin:
     def samples(self) -> int:
         """The number :math:`S` of perturbations per input."""
         return self.sampler.samples
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """The noise generator's state (saved with ``state_dict``)."""
+        return {"sampler": self.sampler.state_dict()}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore the noise generator's state (``load_state_dict``)."""
+        self.sampler.load_state_dict(state["sampler"])

@@ -134,12 +134,6 @@ class ES(SamplerMixin, Telemetry[ESStats], Estimator):
         self._publish(ESStats(samples=used.numel(), dropped=values.numel() - used.numel(),
                               value_std=spread))  # fmt: skip
 
-    def get_extra_state(self) -> dict:
-        return {"sampler": self.sampler.state_dict()}
-
-    def set_extra_state(self, state: dict) -> None:
-        self.sampler.load_state_dict(state["sampler"])
-
     def extra_repr(self) -> str:
         return (
             f"sigma={self.sigma}, samples={self.samples}, antithetic={self.sampler.antithetic}, "

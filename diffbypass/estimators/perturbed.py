@@ -144,12 +144,6 @@ class Perturbed(SamplerMixin, Estimator):
             return g * torch.where(scale > 0, 1 / scale.clamp(min=torch.finfo(g.dtype).tiny), 0.0)
         return g / scale
 
-    def get_extra_state(self) -> dict:
-        return {"sampler": self.sampler.state_dict()}
-
-    def set_extra_state(self, state: dict) -> None:
-        self.sampler.load_state_dict(state["sampler"])
-
     def extra_repr(self) -> str:
         return (
             f"sigma={self.sigma}, samples={self.samples}, noise={self.noise!r}, "
@@ -258,12 +252,6 @@ class FenchelYoungLoss(SamplerMixin, nn.Module):
             got = tuple(target.shape) if isinstance(target, Tensor) else type(target).__name__
             raise ValueError(f"target must have theta's shape {tuple(theta.shape)}; got {got}")
         return _FenchelYoungFunction.apply(theta, target.to(theta.dtype), self)
-
-    def get_extra_state(self) -> dict:
-        return {"sampler": self.sampler.state_dict()}
-
-    def set_extra_state(self, state: dict) -> None:
-        self.sampler.load_state_dict(state["sampler"])
 
     def extra_repr(self) -> str:
         return (

@@ -225,6 +225,7 @@ SPECS = [
             sigma=0.5,
             samples=8,
             history=2,
+            variant="unbiased",
             generator=gen(seed + 1),
         ),
         REAL,
@@ -236,7 +237,7 @@ SPECS = [
         "guided_es_fn",  # a fixed guide function, no antithetic pairs
         lambda seed, p: GuidedES(
             lambda x, v: torch.ones_like(x), sigma=0.5, samples=5, alpha=0.4, antithetic=False,
-            generator=gen(seed),
+            variant="unbiased", generator=gen(seed),
         ),
         REAL,
         False,

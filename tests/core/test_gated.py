@@ -96,3 +96,20 @@ def test_errors():
         Gated(fixed_surrogate(A), every=0)
     with pytest.raises(ValueError, match="decay must be < 1"):
         Gated(fixed_surrogate(A), decay=1.0)
+
+
+def test_hysteresis_keeps_a_good_surrogate_through_noisy_probes_but_not_an_adversarial_one():
+    noisy = A + 1.5 * torch.randn(N, N, generator=torch.Generator().manual_seed(4), dtype=A.dtype)
+    fallbacks = []
+    for h in (0.0, 2.0):
+        gate = Gated(fixed_surrogate(noisy), probe=ES(sigma=0.3, samples=2,
+                     generator=torch.Generator().manual_seed(5)), every=1, hysteresis=h)  # fmt: skip
+        run(gate, 200)
+        fallbacks.append(gate.gate_stats.fallbacks)
+    assert fallbacks[1] < fallbacks[0] / 2, fallbacks
+    gate = Gated(fixed_surrogate(-A), probe=probe(), every=1, hysteresis=2.0)
+    _, out = run(gate, 20)
+    assert out[0][2].trusted  # trust is withdrawn on evidence, and a first probe is not enough
+    assert out[-1][2].fallbacks >= 18 and not out[-1][2].trusted
+    with pytest.raises(ValueError, match="hysteresis"):
+        Gated(fixed_surrogate(A), hysteresis=-1.0)

@@ -45,7 +45,8 @@ def test_unbiased_on_a_linear_fn(guide):
     torch.manual_seed(1)  # the "noisy" and "adversarial" guides draw from the global RNG
     x = torch.randn(1, N, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     v = torch.randn(1, N, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
-    est = GuidedES(GUIDES[guide], sigma=0.3, samples=16, generator=torch.Generator().manual_seed(4))
+    est = GuidedES(GUIDES[guide], sigma=0.3, samples=16, variant="unbiased",
+                   generator=torch.Generator().manual_seed(4))  # fmt: skip
     layer = Bypass(linear, est)
     runs = []
     for _ in range(200):
@@ -75,7 +76,7 @@ def mean_cosine(est, steps=60, seed=5):
 def test_cosine_at_equal_budget_good_and_adversarial_guides(alpha):
     es, es_calls = mean_cosine(ES(sigma=0.3, samples=16, generator=seeded(6)))
     for name in ("good", "noisy", "adversarial"):
-        gest = GuidedES(GUIDES[name], sigma=0.3, samples=16, alpha=alpha,
+        gest = GuidedES(GUIDES[name], sigma=0.3, samples=16, alpha=alpha, variant="unbiased",
                         generator=torch.Generator().manual_seed(7))  # fmt: skip
         cos, calls = mean_cosine(gest)
         assert calls == es_calls  # equal fn budget
@@ -83,13 +84,15 @@ def test_cosine_at_equal_budget_good_and_adversarial_guides(alpha):
             assert cos >= alpha * es, (name, cos, es)  # within the mixing factor of ES
         else:
             assert cos >= es, (name, cos, es)
-    assert mean_cosine(GuidedES(GUIDES["good"], sigma=0.3, samples=16, alpha=alpha))[0] > 0.999
+    perfect = GuidedES(GUIDES["good"], sigma=0.3, samples=16, alpha=alpha, variant="unbiased")
+    assert mean_cosine(perfect)[0] > 0.999
 
 
 def test_surrogate_guide_fits_in_forward_and_history_spans_past_directions():
     net = torch.nn.Linear(N, N).double()
     sur = Surrogate(net, sigma=0.3, samples=4, fit_steps=1, generator=seeded(0))
-    est = GuidedES(sur, sigma=0.3, samples=8, history=3, generator=torch.Generator().manual_seed(1))
+    est = GuidedES(sur, sigma=0.3, samples=8, history=3, variant="unbiased",
+                   generator=torch.Generator().manual_seed(1))  # fmt: skip
     layer = Bypass(linear, est)
     for t in range(5):
         x = torch.randn(2, N, dtype=torch.float64, requires_grad=True)
