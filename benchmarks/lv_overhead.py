@@ -66,7 +66,7 @@ from pathlib import Path
 from typing import Any
 
 import _harness as h
-from _lv_overhead_report import (INFER_PIECES, LEAN, METHOD_TEXT, THESIS, TRAIN_METHODS, Clock,
+from _lv_overhead_report import (INFER_PIECES, METHOD_TEXT, OLD, THESIS, TRAIN_METHODS, Clock,
                                 breakdown, plot, table, timed)  # fmt: skip
 
 
@@ -160,7 +160,7 @@ def train_timings(
 def inference_timings(repeats: int) -> dict[str, Any]:
     """Seconds per image of ``segment`` (unet, edpcnn) at batch 1 and 10, with its pieces."""
     import torch
-    from diffbypass_stardp import contour_points, polygon_mask, warp
+    from diffbypass_stardp import contour_points, star_mask, warp
 
     from lvseg.config import TrainConfig
     from lvseg.methods import build_model
@@ -195,7 +195,7 @@ def inference_timings(repeats: int) -> dict[str, Any]:
                 t2 = time.perf_counter()
                 indices = dp(warped)
                 t3 = time.perf_counter()
-                polygon_mask(contour_points(indices, points), tuple(images.shape[-2:]))
+                star_mask(contour_points(indices, points), centers, tuple(images.shape[-2:]))
                 t4 = time.perf_counter()
             if k >= 5:
                 for name, span in zip(INFER_PIECES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
@@ -218,9 +218,11 @@ def child(args: argparse.Namespace) -> None:
     variants: dict[str, dict[str, Any]] = {m: {"method": m} for m in TRAIN_METHODS}
     rounds: dict[str, tuple[int, int]] = {}
     if args.threads == 1 and not args.quick:  # non-default points: how the fit's cost scales
-        variants[THESIS] = {"method": "edpcnn", "fit_steps": 10}
+        old = {"method": "edpcnn", "samples": 10, "fit_steps": 2, "surrogate": "star",
+               "surrogate_channels": 8}
+        variants[OLD] = old
+        variants[THESIS] = {**old, "fit_steps": 10}
         rounds[THESIS] = (1, args.thesis_repeats)
-        variants[LEAN] = {"method": "edpcnn", "samples": 1, "fit_steps": 1}
     train = train_timings(args.warmup, args.repeats, variants, rounds)
     infer = inference_timings(args.repeats)
     import diffbypass_stardp._config as stardp_config

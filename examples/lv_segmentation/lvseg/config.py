@@ -26,7 +26,7 @@ from lvseg.data.splits import SCHEMES
 from lvseg.methods import METHODS
 from lvseg.models import NORMS
 from lvseg.options import document, option
-from lvseg.pipeline import StarConfig
+from lvseg.pipeline import SURROGATES, StarConfig
 
 __all__ = ["TrainConfig"]
 
@@ -94,7 +94,10 @@ class TrainConfig:
     samples: int = option(10, "noise samples per input", thesis="10", metavar="S")
     fit_steps: int = option(2, "surrogate fit steps per iteration", thesis="10", metavar="K")
     surrogate_lr: float = option(1e-3, "the surrogate's Adam learning rate", metavar="LR")
-    surrogate_channels: int = option(8, "StarSurrogate base channels", thesis="8", metavar="C")
+    surrogate: str = option("star", "surrogate architecture: star (the thesis' small U-Net on "
+                            "the star) or line (line-wise convolutions, circular across lines)",
+                            thesis="star", choices=tuple(SURROGATES))
+    surrogate_channels: int = option(8, "surrogate base channels", thesis="8", metavar="C")
     synthetic_slices: int = option(256, "phantoms generated for --data synthetic", metavar="N")
     fractions: tuple[float, float, float] | None = option(
         None, "patient shares (train, val, test) of the split (None: the dataset's default)",
@@ -136,4 +139,5 @@ class TrainConfig:
         unknown = sorted(set(data) - names - {"lvseg_version"})
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        data = {"surrogate": "star", **data}  # runs saved before the option existed
         return cls(**{k: v for k, v in data.items() if k in names})

@@ -76,7 +76,8 @@ def _star_step(model: nn.Module, images: Tensor, masks: Tensor, centers: Tensor 
 def _surrogate(config: TrainConfig, generator: torch.Generator) -> Estimator:
     return make_estimator(
         "surrogate", sigma=config.sigma, samples=config.samples, fit_steps=config.fit_steps,
-        lr=config.surrogate_lr, base_channels=config.surrogate_channels, generator=generator,
+        lr=config.surrogate_lr, base_channels=config.surrogate_channels,
+        architecture=config.surrogate, generator=generator,
     )  # fmt: skip
 
 

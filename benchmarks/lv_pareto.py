@@ -1,0 +1,225 @@
+"""Pareto front of the EDPCNN surrogate settings: validation Dice against seconds per iteration.
+
+Writes ``benchmarks/results/lv_pareto.json`` (a ``"table"``: variant, seconds per iteration and
+its ratio to the U-Net's, ACDC and Sunnybrook Dice as mean ± s.d. over seeds; the Pareto front;
+the method, machine and every run) and ``lv_pareto.png``; while it runs, one
+``lv_pareto.<shard>.jsonl`` per shard (one line per finished run, ``_harness.RunLog``).
+
+Method
+------
+Variants: EDPCNN with every TrainConfig default except the surrogate knobs each variant names:
+exploration samples S, fit steps per iteration k and the surrogate (StarSurrogate, the thesis'
+small U-Net on the star, or LineSurrogate, line-wise convolutions circular across the lines;
+both 8 channels). "old" is the setting before issue #9 (S = 10, k = 2, StarSurrogate(8)).
+
+Cost: seconds per training iteration, ``lvseg.train.Trainer.step()`` on the bundled Sunnybrook
+sample (train_size 10, batch 10), torch and numba single-threaded, every variant and the U-Net
+timed interleaved (one iteration of each in turn; 3 warm-up, then 15 timed iterations each), so
+that the machine's load hits all alike; the median, and its ratio to the U-Net's median.
+
+Quality: ACDC (``../shared/data/acdc``, never committed), thesis split (validation: the 372
+images of the patients whose number is divisible by 5), the first 50 training images of the
+telescopic shuffle (split seed 0), 100 iterations (what the study's time allowed on the
+loaded machine), the Dice on all 372 validation images every 25 iterations and the best of
+those 4 checkpoints as the score (the thesis' model selection). Seeds 0, 1, 2.
+Second check: the bundled Sunnybrook sample, lvseg's defaults (train_size 10, 150 iterations,
+validation every 25), seeds 0, 1, 2. Runs go to ``--shards`` processes (2 on the 2-core
+machine), single-threaded each; a restart skips the finished runs.
+
+Run ``python benchmarks/lv_pareto.py --shard 0 --shards 2`` and ``--shard 1`` (about 45
+minutes on the shared 2-core CPU), then ``--measure`` and ``--report``; ``--quick`` is a
+smoke run (20 iterations, 1 seed, 40 validation images, ``lv_pareto_quick.*``).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+import dataclasses
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import _harness as h
+
+ROOT = Path(__file__).resolve().parent
+ACDC = next((p for p in (ROOT.parent.parent / "shared" / "data" / "acdc",
+                         ROOT.parent.parent.parent / "shared" / "data" / "acdc")
+             if (p / "training").is_dir()), ROOT.parent.parent / "shared" / "data" / "acdc")
+#: name -> TrainConfig overrides of the method edpcnn (the surrogate knobs).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "S10 k2 star (old)": {"samples": 10, "fit_steps": 2, "surrogate": "star"},
+    "S2 k1 line": {"samples": 2, "fit_steps": 1, "surrogate": "line"},
+    "S1 k1 line": {"samples": 1, "fit_steps": 1, "surrogate": "line"},
+    "S1 k1 star": {"samples": 1, "fit_steps": 1, "surrogate": "star"},
+}
+SEEDS = (0, 1, 2)
+DATASETS = {"acdc": {"train_size": 50, "iterations": 100, "val_every": 25},
+            "sunnybrook": {"train_size": 10, "iterations": 150, "val_every": 25}}
+
+
+def config_of(variant: str, data: str, seed: int, quick: bool) -> Any:
+    from lvseg.config import TrainConfig
+
+    plan = dict(DATASETS[data])
+    if quick:
+        plan.update(iterations=20, val_every=10)
+    extra = {"data_dir": str(ACDC / "training"), "split": "thesis"} if data == "acdc" else {}
+    return TrainConfig(method="edpcnn", data=data, seed=seed, split_seed=0,
+                       checkpoint_every=plan["val_every"], **plan, **extra, **VARIANTS[variant])
+
+
+def jobs(quick: bool, shard: int, shards: int) -> list[tuple[str, str, int]]:
+    """This shard's runs: ACDC first, each run to the shard with the least estimated work."""
+    seeds = SEEDS[:1] if quick else SEEDS
+    work = [0.0] * shards
+    mine = []
+    for d in DATASETS:
+        for s in seeds:
+            for v, kw in VARIANTS.items():  # cost ~ U-Net + S k fit, a star step ~2 line steps
+                cost = 1 + 0.3 * kw["samples"] * kw["fit_steps"] * (2 if kw["surrogate"] ==
+                                                                   "star" else 1)
+                k = int(np.argmin(work))
+                work[k] += cost
+                if k == shard:
+                    mine.append((d, v, s))
+    return mine
+
+
+def run_shard(shard: int, shards: int, quick: bool, out: Path) -> None:
+    """Train this shard's runs (:func:`jobs`) that its log has not got yet."""
+    import torch
+
+    from lvseg.prepare import prepare_data
+    from lvseg.train import Trainer
+
+    torch.set_num_threads(1)
+    stem = "lv_pareto_quick" if quick else "lv_pareto"
+    log = h.RunLog(out / f"{stem}.{shard}.jsonl")
+    work = ROOT / ".lv_pareto_runs"  # never committed (ACDC-trained weights)
+    data: dict[str, Any] = {}
+    for dataset, variant, seed in jobs(quick, shard, shards):
+        key = f"{dataset}/{variant}/seed{seed}"
+        if key in log.done:
+            continue
+        config = config_of(variant, dataset, seed, quick)
+        if dataset not in data:
+            data[dataset] = prepare_data(config)
+            if quick:
+                data[dataset] = dataclasses.replace(data[dataset], val=data[dataset].val[:40])
+        run = work / key.replace("/", "_").replace(" ", "_")
+        resume = (run / "last.pt").is_file()
+        load0, t0 = os.getloadavg()[0], time.perf_counter()
+        trainer = Trainer(config, run, resume=resume, data=data[dataset])
+        summary = trainer.fit()
+        log.add({"key": key, "dataset": dataset, "variant": variant, "seed": seed,
+                 "iterations": config.iterations, "train_size": config.train_size,
+                 "val_images": len(data[dataset].val), "best_dice": summary["best_dice"],
+                 "best_iteration": summary["best_iteration"],
+                 "seconds": round(time.perf_counter() - t0, 1), "resumed": resume,
+                 "load_average_start": round(load0, 2),
+                 "load_average_end": round(os.getloadavg()[0], 2), "commit": h.git_commit()})
+        print(f"{key}: Dice {summary['best_dice']:.4f}", file=sys.stderr, flush=True)
+
+
+def measure(warmup: int = 3, repeats: int = 15) -> dict[str, Any]:
+    """Interleaved ``Trainer.step()`` seconds of the U-Net and every variant (1 thread)."""
+    import torch
+
+    from lvseg.config import TrainConfig
+    from lvseg.train import Trainer
+
+    torch.set_num_threads(1)
+    configs = {"unet": TrainConfig(method="unet")}
+    configs.update({v: TrainConfig(method="edpcnn", **kw) for v, kw in VARIANTS.items()})
+    tmp = tempfile.TemporaryDirectory(prefix="lv_pareto_")
+    trainers = {n: Trainer(c, Path(tmp.name) / str(i)) for i, (n, c) in enumerate(configs.items())}
+    times: dict[str, list[float]] = {n: [] for n in trainers}
+    load = h.Load()
+    for it in range(warmup + repeats):
+        for name, trainer in trainers.items():
+            t0 = time.perf_counter()
+            trainer.step()
+            if it >= warmup:
+                times[name].append(time.perf_counter() - t0)
+    tmp.cleanup()
+    return {"step_s": {n: h.summary(t, digits=5) for n, t in times.items()},
+            "warmup": warmup, "repeats": repeats, "load_average_start_end": str(load)}
+
+
+def report(out: Path, quick: bool) -> None:
+    stem = "lv_pareto_quick" if quick else "lv_pareto"
+    records = [r for p in sorted(out.glob(f"{stem}.*.jsonl")) for r in h.RunLog(p).records]
+    timing = h.read_result(out / f"{stem}_timing.json")
+    unet = timing["step_s"]["unet"]["median"]
+    rows, points = [], []
+    for v in VARIANTS:
+        sec = timing["step_s"][v]["median"]
+        row: list[Any] = [v, round(sec, 3), round(sec / unet, 2)]
+        for d in DATASETS:
+            dice = [r["best_dice"] for r in records if r["variant"] == v and r["dataset"] == d]
+            row += [round(float(np.mean(dice)), 4) if dice else None,
+                    round(float(np.std(dice, ddof=1)), 4) if len(dice) > 1 else None, len(dice)]
+        rows.append(row)
+        if row[3] is not None:
+            points.append((sec, row[3], v))
+    front = [v for s, d, v in points if not any(s2 <= s and d2 >= d and (s2, d2) != (s, d)
+                                                for s2, d2, _ in points)]
+    cols = ["variant", "s/iter", "x U-Net", "ACDC Dice", "sd", "n", "Sunnybrook Dice", "sd", "n"]
+    data = {"benchmark": "lv_pareto", "title": "EDPCNN surrogate settings: Dice against s/iter",
+            "method": h.method_text(__doc__), "variants": VARIANTS, "plan": DATASETS,
+            "machine": h.machine_info(), "table": {"columns": cols, "rows": rows},
+            "pareto_front_acdc": front, "timing": timing, "runs": records}
+    h.write_result(out / f"{stem}.json", data)
+    plot(data, out / f"{stem}.png")
+
+
+def plot(data: dict[str, Any], path: Path) -> None:
+    plt = h.pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    unet = data["timing"]["step_s"]["unet"]["median"]
+    for ax, (d, col) in zip(axes, (("ACDC (50 images, 372 val.)", 3), ("Sunnybrook", 6))):
+        for row in data["table"]["rows"]:
+            if row[col] is None:
+                continue
+            front = row[0] in data["pareto_front_acdc"]
+            ax.errorbar(row[1], row[col], yerr=row[col + 1] or 0, marker="o" if front else "s",
+                        capsize=3, label=row[0])
+            ax.annotate(row[0], (row[1], row[col]), fontsize=7, xytext=(4, 4),
+                        textcoords="offset points")
+        ax.axvline(unet, color="grey", ls=":", lw=1)
+        ax.axvline(1.3 * unet, color="grey", ls="--", lw=1)
+        ax.set(xlabel="s per training iteration (1 thread; dotted U-Net, dashed 1.3x)",
+               ylabel="best validation Dice (mean ± s.d. over seeds)", title=d)
+    h.save(fig, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = h.parser(__doc__, "smoke run: 20 iterations, 1 seed, 40 validation images")
+    p.add_argument("--shard", type=int, default=0)
+    p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--measure", action="store_true", help="time the variants (1 thread)")
+    p.add_argument("--report", action="store_true", help="write the JSON/PNG from the logs")
+    args = p.parse_args(argv)
+    stem = "lv_pareto_quick" if args.quick else "lv_pareto"
+    if args.replot:
+        plot(h.read_result(args.out / f"{stem}.json"), args.out / f"{stem}.png")
+    elif args.measure:
+        result = measure(1, 3) if args.quick else measure()
+        h.write_result(args.out / f"{stem}_timing.json",
+                       {**result, "machine": h.machine_info(), "commit": h.git_commit()})
+    elif args.report:
+        report(args.out, args.quick)
+    else:
+        run_shard(args.shard, args.shards, args.quick, args.out)
+
+
+if __name__ == "__main__":
+    main()
