@@ -9,11 +9,11 @@ Method
 Same run, same data, same U-Net: the bundled Sunnybrook sample, the first 10 images of the
 training split of ``lvseg`` (``TrainConfig(train_size=10)``, patient split seed 0), batch
 size 10, and every other ``TrainConfig`` default of ``lvseg`` (the CPU-sized U-Net; EDPCNN with
-StarSurrogate, S = 10 exploration samples and 2 fit steps per iteration; EDPCNN-ES with
-S = 10 antithetic samples). Two non-default points, single-threaded only, show how the
-surrogate fit's cost scales: EDPCNN with the thesis' 10 fit steps, timed over
-``--thesis-repeats`` (10) iterations after 1 warm-up in the same interleaved loop (it skips the
-later rounds), and EDPCNN with S = 1 exploration sample and 1 fit step (all rounds).
+the default surrogate settings, written in each record's ``"config"``; EDPCNN-ES with S = 10
+antithetic samples). Two non-default points, single-threaded only, show what issue #9 changed:
+EDPCNN with the defaults before it (S = 10 exploration samples, 2 fit steps, StarSurrogate(8);
+all rounds) and the same with the thesis' 10 fit steps, timed over ``--thesis-repeats`` (10)
+iterations after 1 warm-up in the same interleaved loop (it skips the later rounds).
 
 Training: one ``lvseg.train.Trainer`` per method, built before anything is timed. A timed
 iteration is one call of ``Trainer.step()``: batch sampling, centre jitter, forward, loss,
@@ -30,7 +30,7 @@ U-Net's backward pre-hook, the optimiser's step pre/post hooks) and by timing wr
 the black box (every ``StarDP`` call, with its batch size), the surrogate's ``fit`` and
 ``predict``. The pieces: data and centre jitter; U-Net forward; star points and warp; DP on the
 batch (the forward value); DP on the S x B exploration samples (surrogate fit; for ES, in the
-backward pass); surrogate fit without the DP (``fit_steps`` Adam steps of StarSurrogate on
+backward pass); surrogate fit without the DP (``fit_steps`` Adam steps of the surrogate on
 S x B warped maps); true indices and other Bypass work; surrogate predict (forward);
 surrogate predict backward (for ES: the ES backward without the DP); warp + U-Net backward;
 Adam step. The pieces add up to the total; what no timestamp covers is "other". The hooks and
@@ -38,7 +38,7 @@ wrappers only read the clock.
 
 Inference: ``lvseg.segment.segment`` on test-split images, seconds per image at batch 1 and
 batch 10: ``unet`` (U-Net + sigmoid + threshold) against ``edpcnn`` (U-Net, star warp, DP,
-contour, polygon to mask), with the pieces timed separately through the same public functions
+contour, ``star_mask``), with the pieces timed separately through the same public functions
 ``segment`` calls. 5 warm-up calls, then ``--repeats`` x 5 timed calls (100 by default).
 
 Threads: each thread setting runs in a fresh process with ``torch.set_num_threads(t)`` and
@@ -152,8 +152,12 @@ def train_timings(
     for name in variants:
         pieces = {p: h.summary([d[p] for d in parts[name]], digits=6) for p in parts[name][0]}
         w, r = rounds.get(name, (warmup, repeats))
-        out[name] = {"config": variants[name], "warmup": w, "step_s": h.summary(times[name], digits=6),
-                     "pieces": pieces, "dp_calls_first_timed": dp_calls[name][0]}  # fmt: skip
+        cfg = trainers[name].config
+        knobs = {k: getattr(cfg, k) for k in ("sigma", "samples", "fit_steps", "surrogate",
+                                               "surrogate_channels")}
+        out[name] = {"config": {**knobs, **variants[name]}, "warmup": w,
+                     "step_s": h.summary(times[name], digits=6), "pieces": pieces,
+                     "dp_calls_first_timed": dp_calls[name][0]}  # fmt: skip
     return out
 
 

@@ -33,6 +33,7 @@ __all__ = ["TrainConfig"]
 _METHOD_HELP = "; ".join(f"{m.name}: {m.help}" for m in METHODS.values())
 _DATA_HELP = "; ".join(f"{d.name}: {d.help}" for d in DATASETS.values())
 _ITERATIONS = ", ".join(f"{m.name} {m.iterations}" for m in METHODS.values())
+_SAMPLES = ", ".join(f"{m.name} {m.samples}" for m in METHODS.values() if m.end_to_end)
 
 
 def _size(text: str) -> int | None:
@@ -91,10 +92,11 @@ class TrainConfig:
                              thesis="0.5", metavar="RAD")
     sigma: float = option(1.0, "surrogate exploration / ES noise scale", thesis="1",
                           metavar="SIGMA")
-    samples: int = option(10, "noise samples per input", thesis="10", metavar="S")
-    fit_steps: int = option(2, "surrogate fit steps per iteration", thesis="10", metavar="K")
+    samples: int | None = option(None, f"noise samples per input (None: {_SAMPLES})",
+                                 thesis="10", metavar="S")
+    fit_steps: int = option(1, "surrogate fit steps per iteration", thesis="10", metavar="K")
     surrogate_lr: float = option(1e-3, "the surrogate's Adam learning rate", metavar="LR")
-    surrogate: str = option("star", "surrogate architecture: star (the thesis' small U-Net on "
+    surrogate: str = option("line", "surrogate architecture: star (the thesis' small U-Net on "
                             "the star) or line (line-wise convolutions, circular across lines)",
                             thesis="star", choices=tuple(SURROGATES))
     surrogate_channels: int = option(8, "surrogate base channels", thesis="8", metavar="C")
@@ -115,6 +117,8 @@ class TrainConfig:
             self.data_dir = os.path.abspath(self.data_dir)
         if self.iterations is None:
             self.iterations = METHODS[self.method].iterations
+        if self.samples is None:
+            self.samples = METHODS[self.method].samples
         for name in ("iterations", "batch_size", "val_every", "checkpoint_every"):
             int_at_least(name, getattr(self, name), 1)
         for name in ("seed", "split_seed"):
