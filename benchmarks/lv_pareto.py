@@ -42,6 +42,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import dataclasses
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -61,7 +62,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "S10 k2 star (old)": {"samples": 10, "fit_steps": 2, "surrogate": "star"},
     "S2 k1 line": {"samples": 2, "fit_steps": 1, "surrogate": "line"},
     "S1 k1 line": {"samples": 1, "fit_steps": 1, "surrogate": "line"},
+    "S2 k1 line, 200 it": {"samples": 2, "fit_steps": 1, "surrogate": "line", "iterations": 200},
 }
+#: variant -> the variant whose finished run it continues (a copy, resumed with more iterations).
+EXTENDS = {"S2 k1 line, 200 it": "S2 k1 line"}
 SEEDS = (0, 1, 2)
 OLD = "S10 k2 star (old)"
 DEFAULT = "S2 k1 line"  # lvseg's TrainConfig defaults since issue #9
@@ -75,15 +79,19 @@ def config_of(variant: str, data: str, seed: int, quick: bool) -> Any:
     from lvseg.config import TrainConfig
 
     plan = dict(DATASETS[data])
+    knobs = dict(VARIANTS[variant])
+    if "iterations" in knobs:
+        plan["iterations"] = knobs.pop("iterations")
     if quick:
-        plan.update(iterations=20, val_every=10)
+        plan.update(iterations=20 * plan["iterations"] // DATASETS[data]["iterations"],
+                    val_every=10)
     extra = {"data_dir": str(ACDC / "training"), "split": "thesis"} if data == "acdc" else {}
     return TrainConfig(method="edpcnn", data=data, seed=seed, split_seed=0,
-                       checkpoint_every=plan["val_every"], **plan, **extra, **VARIANTS[variant])
+                       checkpoint_every=plan["val_every"], **plan, **extra, **knobs)
 
 
-def jobs(quick: bool, shard: int, shards: int,
-         datasets: tuple[str, ...] = tuple(DATASETS)) -> list[tuple[str, str, int]]:
+def jobs(quick: bool, shard: int, shards: int, datasets: tuple[str, ...] = tuple(DATASETS),
+         variants: tuple[str, ...] = tuple(VARIANTS)) -> list[tuple[str, str, int]]:
     """This shard's runs: ACDC first, each run to the shard with the least estimated work."""
     seeds = SEEDS[:1] if quick else SEEDS
     work = [0.0] * shards
@@ -102,7 +110,8 @@ def jobs(quick: bool, shard: int, shards: int,
     return mine
 
 
-def run_shard(shard: int, shards: int, quick: bool, out: Path, datasets: tuple[str, ...]) -> None:
+def run_shard(shard: int, shards: int, quick: bool, out: Path, datasets: tuple[str, ...],
+              variants: tuple[str, ...]) -> None:
     """Train this shard's runs (:func:`jobs`) that its log has not got yet."""
     import torch
 
@@ -112,10 +121,12 @@ def run_shard(shard: int, shards: int, quick: bool, out: Path, datasets: tuple[s
     torch.set_num_threads(1)
     stem = "lv_pareto_quick" if quick else "lv_pareto"
     part = f"{shard}" if datasets == tuple(DATASETS) else f"{'+'.join(datasets)}.{shard}"
+    if variants != tuple(VARIANTS):
+        part += "." + "+".join(v.replace(" ", "").replace(",", "") for v in variants)
     log = h.RunLog(out / f"{stem}.{part}.jsonl")
     work = ROOT / ".lv_pareto_runs"  # never committed (ACDC-trained weights)
     data: dict[str, Any] = {}
-    for dataset, variant, seed in jobs(quick, shard, shards, datasets):
+    for dataset, variant, seed in jobs(quick, shard, shards, datasets, variants):
         key = f"{dataset}/{variant}/seed{seed}"
         if key in log.done:
             continue
@@ -124,7 +135,13 @@ def run_shard(shard: int, shards: int, quick: bool, out: Path, datasets: tuple[s
             data[dataset] = prepare_data(config)
             if quick:
                 data[dataset] = dataclasses.replace(data[dataset], val=data[dataset].val[:40])
-        run = work / key.replace("/", "_").replace(" ", "_")
+        run = work / key.replace("/", "_").replace(" ", "_").replace(",", "")
+        if variant in EXTENDS and not run.exists():
+            base = work / f"{dataset}_{EXTENDS[variant]}_seed{seed}".replace(" ", "_")
+            if not (base / "last.pt").is_file():
+                print(f"{key}: {base} has not finished yet; skipped", file=sys.stderr)
+                continue
+            shutil.copytree(base, run, ignore=shutil.ignore_patterns("lvseg.lock"))
         resume = (run / "last.pt").is_file()
         load0, t0 = os.getloadavg()[0], time.perf_counter()
         trainer = Trainer(config, run, resume=resume, data=data[dataset])
@@ -153,7 +170,8 @@ def measure(warmup: int = 3, repeats: int = 15) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     configs = {"unet": TrainConfig(method="unet")}
-    configs.update({v: TrainConfig(method="edpcnn", **kw) for v, kw in VARIANTS.items()})
+    configs.update({v: TrainConfig(method="edpcnn", **kw) for v, kw in VARIANTS.items()
+                    if v not in EXTENDS})  # the same iterations as the variant it extends
     tmp = tempfile.TemporaryDirectory(prefix="lv_pareto_")
     trainers = {n: Trainer(c, Path(tmp.name) / str(i)) for i, (n, c) in enumerate(configs.items())}
     times: dict[str, list[float]] = {n: [] for n in trainers}
@@ -176,8 +194,9 @@ def report(out: Path, quick: bool) -> None:
     unet = timing["step_s"]["unet"]["median"]
     rows, points = [], []
     for v in VARIANTS:
-        sec = timing["step_s"][v]["median"]
-        row: list[Any] = [v, round(sec, 3), round(sec / unet, 2)]
+        sec = timing["step_s"][EXTENDS.get(v, v)]["median"]
+        its = VARIANTS[v].get("iterations", DATASETS["acdc"]["iterations"])
+        row: list[Any] = [v, round(sec, 3), round(sec / unet, 2), round(its * sec / unet)]
         for d in DATASETS:
             score = "test_dice" if d == "sunnybrook" else "best_dice"
             dice = [r[score] for r in records if r["variant"] == v and r["dataset"] == d]
@@ -186,12 +205,12 @@ def report(out: Path, quick: bool) -> None:
             row += [round(float(np.mean(dice)), 4) if dice else None,
                     round(float(np.std(dice, ddof=1)), 4) if len(dice) > 1 else None, len(dice)]
         rows.append(row)
-        if row[3] is not None:
-            points.append((sec, row[3], v))
+        if row[4] is not None and v not in EXTENDS:  # the front at equal iterations
+            points.append((sec, row[4], v))
     front = [v for s, d, v in points if not any(s2 <= s and d2 >= d and (s2, d2) != (s, d)
                                                 for s2, d2, _ in points)]
-    cols = ["variant", "s/iter", "x U-Net", "ACDC val. Dice", "sd", "n", "Sunnybrook test Dice",
-            "sd", "n"]
+    cols = ["variant", "s/iter", "x U-Net", "ACDC run (U-Net its)", "ACDC val. Dice", "sd", "n",
+            "Sunnybrook test Dice", "sd", "n"]
     data = {"benchmark": "lv_pareto", "title": "EDPCNN surrogate settings: Dice against s/iter",
             "method": h.method_text(__doc__), "variants": VARIANTS, "plan": DATASETS,
             "machine": h.machine_info(), "table": {"columns": cols, "rows": rows},
@@ -204,7 +223,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
     plt = h.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     unet = data["timing"]["step_s"]["unet"]["median"]
-    for ax, (d, col) in zip(axes, (("ACDC (50 images, 372 val.)", 3), ("Sunnybrook", 6))):
+    for ax, (d, col) in zip(axes, (("ACDC (50 images, 372 val.)", 4), ("Sunnybrook", 7))):
         for row in data["table"]["rows"]:
             if row[col] is None:
                 continue
@@ -226,6 +245,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--shards", type=int, default=1)
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS),
                    help="only these datasets' runs (their own log files)")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                   help="only these variants' runs (their own log files)")
     p.add_argument("--measure", action="store_true", help="time the variants (1 thread)")
     p.add_argument("--report", action="store_true", help="write the JSON/PNG from the logs")
     args = p.parse_args(argv)
@@ -239,7 +260,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.report:
         report(args.out, args.quick)
     else:
-        run_shard(args.shard, args.shards, args.quick, args.out, tuple(args.datasets))
+        run_shard(args.shard, args.shards, args.quick, args.out, tuple(args.datasets),
+                  tuple(args.variants))
 
 
 if __name__ == "__main__":
