@@ -22,8 +22,8 @@ PIECES = (
     "loss", "warp + U-Net backward", "U-Net backward", "Adam step", "other",
 )  # fmt: skip
 THESIS = "edpcnn, 10 fit steps"
-LEAN = "edpcnn, S=1, 1 fit step"
-INFER_PIECES = ("U-Net forward", "star points + warp", "DP", "contour + polygon mask", "other")
+OLD = "edpcnn, old defaults"
+INFER_PIECES = ("U-Net forward", "star points + warp", "DP", "contour + star mask", "other")
 
 
 # ---------------------------------------------------------------------------- breakdown
@@ -65,8 +65,10 @@ def breakdown(
         out["loss"] = m["unet bwd start"] - m["unet fwd end"]  # pixel loss, zero_grad, its bwd
         out["U-Net backward"] = m["adam start"] - m["unet bwd start"]
     else:
-        dp_batch = sum(t for b, t in clock.dp_calls if b <= batch)
-        dp_samples = sum(t for b, t in clock.dp_calls if b > batch)
+        # the first call is the forward value; the others evaluate the S x B samples (S = 1
+        # gives them the batch's size, so the size cannot tell them apart)
+        dp_batch = clock.dp_calls[0][1] if clock.dp_calls else 0.0
+        dp_samples = sum(t for _, t in clock.dp_calls[1:])
         out["star points + warp"] = m["bypass start"] - m["unet fwd end"]
         out["DP on the batch"] = dp_batch
         out["DP on S x B samples"] = dp_samples
@@ -101,8 +103,10 @@ def table(settings: list[dict[str, Any]]) -> dict[str, Any]:
         u, e, es = (tr[m]["step_s"]["median"] for m in TRAIN_METHODS)
         rows.append([s["threads"], "training iteration (batch 10)", round(u, 4), round(e, 3),
                      f"{e / u:.2f}x", round(es, 4), f"{es / u:.2f}x", "1.64x", "<= 1.3x", load])
-        for name, what in ((THESIS, "EDPCNN with the thesis' 10 fit steps"),
-                           (LEAN, "EDPCNN with S = 1 sample and 1 fit step")):
+        for name, what in ((OLD, "EDPCNN with the defaults before issue #9 (S = 10, 2 fit "
+                                 "steps, StarSurrogate)"),
+                           (THESIS, "EDPCNN with the thesis' 10 fit steps (S = 10, "
+                                    "StarSurrogate)")):
             if name in tr:
                 e1 = tr[name]["step_s"]["median"]
                 rows.append([s["threads"], f"training iteration, {what} (not default)",
@@ -124,7 +128,7 @@ COLORS = {
     "true indices + Bypass other": "#8172b3", "surrogate predict": "#e377c2",
     "surrogate predict backward": "#f7b6d2", "ES backward (w/o DP)": "#937860",
     "warp + U-Net backward": "#64b5cd", "U-Net backward": "#64b5cd", "Adam step": "#8c8c8c",
-    "other": "#e5e5e5", "DP": "#55a868", "contour + polygon mask": "#dd8452",
+    "other": "#e5e5e5", "DP": "#55a868", "contour + star mask": "#dd8452",
 }  # fmt: skip
 
 
@@ -190,7 +194,7 @@ def plot(settings: list[dict[str, Any]], path: Path) -> None:
             ticks += [x, x + 1]
             x += 2.6
     label_axes(ax, ticks, labels, "ms per image",
-               "Inference per image: U-Net vs U-Net + warp + DP + mask", fontsize=7)
+               "Inference per image: U-Net vs U-Net + warp + DP + star mask", fontsize=7)
     h.save(fig, path)
 
 
@@ -198,9 +202,10 @@ METHOD_TEXT = (
     "Seconds per training iteration (lvseg Trainer.step: sampling, centre jitter, forward, "
     "loss, backward, Adam; batch 10) and per image at inference (lvseg segment), EDPCNN "
     "against the plain U-Net in the same process: same U-Net, same 10 Sunnybrook training "
-    "images, every lvseg TrainConfig default (EDPCNN: StarSurrogate, S = 10 samples, 2 fit "
-    "steps per iteration; extra rows, not defaults: the thesis' 10 fit steps (10 repeats) and "
-    "S = 1 sample with 1 fit step). Methods "
+    "images, every lvseg TrainConfig default (the EDPCNN surrogate settings are in each "
+    "record's config and in the JSON's config; extra rows at 1 thread, not defaults: the "
+    "defaults before issue #9 (S = 10 samples, 2 fit steps, StarSurrogate(8)) and the thesis' "
+    "10 fit steps with them (10 repeats)). Methods "
     "are timed interleaved, one iteration each in turn, after "
     "untimed warm-up iterations; the figure is the median of the timed repeats (IQR and raw "
     "values in the JSON). The breakdown of an iteration comes from clock-reading hooks and "

@@ -9,11 +9,11 @@ Method
 Same run, same data, same U-Net: the bundled Sunnybrook sample, the first 10 images of the
 training split of ``lvseg`` (``TrainConfig(train_size=10)``, patient split seed 0), batch
 size 10, and every other ``TrainConfig`` default of ``lvseg`` (the CPU-sized U-Net; EDPCNN with
-StarSurrogate, S = 10 exploration samples and 2 fit steps per iteration; EDPCNN-ES with
-S = 10 antithetic samples). Two non-default points, single-threaded only, show how the
-surrogate fit's cost scales: EDPCNN with the thesis' 10 fit steps, timed over
-``--thesis-repeats`` (10) iterations after 1 warm-up in the same interleaved loop (it skips the
-later rounds), and EDPCNN with S = 1 exploration sample and 1 fit step (all rounds).
+the default surrogate settings, written in each record's ``"config"``; EDPCNN-ES with S = 10
+antithetic samples). Two non-default points, single-threaded only, show what issue #9 changed:
+EDPCNN with the defaults before it (S = 10 exploration samples, 2 fit steps, StarSurrogate(8);
+all rounds) and the same with the thesis' 10 fit steps, timed over ``--thesis-repeats`` (10)
+iterations after 1 warm-up in the same interleaved loop (it skips the later rounds).
 
 Training: one ``lvseg.train.Trainer`` per method, built before anything is timed. A timed
 iteration is one call of ``Trainer.step()``: batch sampling, centre jitter, forward, loss,
@@ -30,7 +30,7 @@ U-Net's backward pre-hook, the optimiser's step pre/post hooks) and by timing wr
 the black box (every ``StarDP`` call, with its batch size), the surrogate's ``fit`` and
 ``predict``. The pieces: data and centre jitter; U-Net forward; star points and warp; DP on the
 batch (the forward value); DP on the S x B exploration samples (surrogate fit; for ES, in the
-backward pass); surrogate fit without the DP (``fit_steps`` Adam steps of StarSurrogate on
+backward pass); surrogate fit without the DP (``fit_steps`` Adam steps of the surrogate on
 S x B warped maps); true indices and other Bypass work; surrogate predict (forward);
 surrogate predict backward (for ES: the ES backward without the DP); warp + U-Net backward;
 Adam step. The pieces add up to the total; what no timestamp covers is "other". The hooks and
@@ -38,7 +38,7 @@ wrappers only read the clock.
 
 Inference: ``lvseg.segment.segment`` on test-split images, seconds per image at batch 1 and
 batch 10: ``unet`` (U-Net + sigmoid + threshold) against ``edpcnn`` (U-Net, star warp, DP,
-contour, polygon to mask), with the pieces timed separately through the same public functions
+contour, ``star_mask``), with the pieces timed separately through the same public functions
 ``segment`` calls. 5 warm-up calls, then ``--repeats`` x 5 timed calls (100 by default).
 
 Threads: each thread setting runs in a fresh process with ``torch.set_num_threads(t)`` and
@@ -66,7 +66,7 @@ from pathlib import Path
 from typing import Any
 
 import _harness as h
-from _lv_overhead_report import (INFER_PIECES, LEAN, METHOD_TEXT, THESIS, TRAIN_METHODS, Clock,
+from _lv_overhead_report import (INFER_PIECES, METHOD_TEXT, OLD, THESIS, TRAIN_METHODS, Clock,
                                 breakdown, plot, table, timed)  # fmt: skip
 
 
@@ -152,15 +152,19 @@ def train_timings(
     for name in variants:
         pieces = {p: h.summary([d[p] for d in parts[name]], digits=6) for p in parts[name][0]}
         w, r = rounds.get(name, (warmup, repeats))
-        out[name] = {"config": variants[name], "warmup": w, "step_s": h.summary(times[name], digits=6),
-                     "pieces": pieces, "dp_calls_first_timed": dp_calls[name][0]}  # fmt: skip
+        cfg = trainers[name].config
+        knobs = {k: getattr(cfg, k) for k in ("sigma", "samples", "fit_steps", "surrogate",
+                                               "surrogate_channels")}
+        out[name] = {"config": {**knobs, **variants[name]}, "warmup": w,
+                     "step_s": h.summary(times[name], digits=6), "pieces": pieces,
+                     "dp_calls_first_timed": dp_calls[name][0]}  # fmt: skip
     return out
 
 
 def inference_timings(repeats: int) -> dict[str, Any]:
     """Seconds per image of ``segment`` (unet, edpcnn) at batch 1 and 10, with its pieces."""
     import torch
-    from diffbypass_stardp import contour_points, polygon_mask, warp
+    from diffbypass_stardp import contour_points, star_mask, warp
 
     from lvseg.config import TrainConfig
     from lvseg.methods import build_model
@@ -195,7 +199,7 @@ def inference_timings(repeats: int) -> dict[str, Any]:
                 t2 = time.perf_counter()
                 indices = dp(warped)
                 t3 = time.perf_counter()
-                polygon_mask(contour_points(indices, points), tuple(images.shape[-2:]))
+                star_mask(contour_points(indices, points), centers, tuple(images.shape[-2:]))
                 t4 = time.perf_counter()
             if k >= 5:
                 for name, span in zip(INFER_PIECES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
@@ -218,9 +222,11 @@ def child(args: argparse.Namespace) -> None:
     variants: dict[str, dict[str, Any]] = {m: {"method": m} for m in TRAIN_METHODS}
     rounds: dict[str, tuple[int, int]] = {}
     if args.threads == 1 and not args.quick:  # non-default points: how the fit's cost scales
-        variants[THESIS] = {"method": "edpcnn", "fit_steps": 10}
+        old = {"method": "edpcnn", "samples": 10, "fit_steps": 2, "surrogate": "star",
+               "surrogate_channels": 8}
+        variants[OLD] = old
+        variants[THESIS] = {**old, "fit_steps": 10}
         rounds[THESIS] = (1, args.thesis_repeats)
-        variants[LEAN] = {"method": "edpcnn", "samples": 1, "fit_steps": 1}
     train = train_timings(args.warmup, args.repeats, variants, rounds)
     infer = inference_timings(args.repeats)
     import diffbypass_stardp._config as stardp_config

@@ -22,7 +22,8 @@ class FitStats:
         loss_last: fit loss at the last step.
         agreement_before: agreement with ``fn`` on the freshly sampled inputs *before* the fit —
             an honest held-out figure, since the surrogate has not seen these samples yet.
-        agreement_after: the same agreement after the fit.
+        agreement_after: the same agreement after the fit (one more forward pass of the
+            model); ``None`` when the surrogate was built with ``report_after=False``.
         metric: ``"accuracy"`` (index outputs) or ``"r2"`` (real outputs).
         samples: number of perturbed inputs evaluated (``S * B``, less any dropped).
         dropped: perturbed samples left out because ``fn`` returned NaN/inf.
@@ -34,7 +35,7 @@ class FitStats:
     loss_first: float
     loss_last: float
     agreement_before: float
-    agreement_after: float
+    agreement_after: float | None
     metric: str
     samples: int
     dropped: int

@@ -290,3 +290,28 @@ def test_properties_and_repr():
     assert "sigma=0.3, samples=6, fit_steps=2, fit_loss='l1_loss'" in repr(est)
     with pytest.raises(TypeError, match=r"Surrogate is a gradient estimator, not a layer.*Bypass"):
         est(torch.zeros(1, 3))
+
+
+def test_report_after_false_skips_only_the_post_fit_forward():
+    """``report_after=False``: the same fit (weights, loss, agreement_before), one model forward
+    fewer per fit, and ``agreement_after`` is ``None``; a non-bool is rejected."""
+    counts = []
+    layers = []
+    for report in (True, False):
+        est = Surrogate(small_model(), sigma=0.5, samples=8, fit_steps=3, lr=0.05,
+                        generator=gen(0), report_after=report)
+        calls = [0]
+        est.model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+        layer = Bypass(lambda t: torch.round(t[:, :2] * 3), est)
+        layer(torch.randn(5, 3, generator=gen(1), dtype=torch.float64))
+        counts.append(calls[0])
+        layers.append(layer)
+    on, off = layers
+    assert counts[0] == counts[1] + 1
+    assert off.stats.agreement_after is None and on.stats.agreement_after is not None
+    assert off.stats.agreement_before == on.stats.agreement_before
+    assert off.stats.loss_last == on.stats.loss_last
+    for p, q in zip(on.estimator.model.parameters(), off.estimator.model.parameters()):
+        assert torch.equal(p, q)
+    with pytest.raises(TypeError, match="report_after must be a bool; got int"):
+        Surrogate(small_model(), report_after=1)

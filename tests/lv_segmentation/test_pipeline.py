@@ -80,6 +80,18 @@ def test_surrogate_variant_uses_the_thesis_fit_loss() -> None:
         make_estimator("sgd")
 
 
+def test_surrogate_architectures_come_from_the_table() -> None:
+    from diffbypass_stardp import LineSurrogate, StarSurrogate
+
+    line = make_estimator("surrogate", architecture="line", base_channels=4)
+    star = make_estimator("surrogate", architecture="star")
+    assert isinstance(line.model, LineSurrogate) and line.model.channels == 4
+    assert isinstance(star.model, StarSurrogate)
+    assert not line.report_after  # the trainer logs agreement_before only
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        make_estimator("surrogate", architecture="mlp")
+
+
 @pytest.mark.parametrize("method", ["unet", "unet-dp", "edpcnn", "edpcnn-es"])
 def test_segment_every_method(tiny: dict[str, torch.Tensor], method: str) -> None:
     unet = UNet(base_channels=4, depth=2)

@@ -26,13 +26,14 @@ from lvseg.data.splits import SCHEMES
 from lvseg.methods import METHODS
 from lvseg.models import NORMS
 from lvseg.options import document, option
-from lvseg.pipeline import StarConfig
+from lvseg.pipeline import SURROGATES, StarConfig
 
 __all__ = ["TrainConfig"]
 
 _METHOD_HELP = "; ".join(f"{m.name}: {m.help}" for m in METHODS.values())
 _DATA_HELP = "; ".join(f"{d.name}: {d.help}" for d in DATASETS.values())
 _ITERATIONS = ", ".join(f"{m.name} {m.iterations}" for m in METHODS.values())
+_SAMPLES = ", ".join(f"{m.name} {m.samples}" for m in METHODS.values() if m.end_to_end)
 
 
 def _size(text: str) -> int | None:
@@ -91,10 +92,14 @@ class TrainConfig:
                              thesis="0.5", metavar="RAD")
     sigma: float = option(1.0, "surrogate exploration / ES noise scale", thesis="1",
                           metavar="SIGMA")
-    samples: int = option(10, "noise samples per input", thesis="10", metavar="S")
-    fit_steps: int = option(2, "surrogate fit steps per iteration", thesis="10", metavar="K")
+    samples: int | None = option(None, f"noise samples per input (None: {_SAMPLES})",
+                                 thesis="10", metavar="S")
+    fit_steps: int = option(1, "surrogate fit steps per iteration", thesis="10", metavar="K")
     surrogate_lr: float = option(1e-3, "the surrogate's Adam learning rate", metavar="LR")
-    surrogate_channels: int = option(8, "StarSurrogate base channels", thesis="8", metavar="C")
+    surrogate: str = option("line", "surrogate architecture: star (the thesis' small U-Net on "
+                            "the star) or line (line-wise convolutions, circular across lines)",
+                            thesis="star", choices=tuple(SURROGATES))
+    surrogate_channels: int = option(8, "surrogate base channels", thesis="8", metavar="C")
     synthetic_slices: int = option(256, "phantoms generated for --data synthetic", metavar="N")
     fractions: tuple[float, float, float] | None = option(
         None, "patient shares (train, val, test) of the split (None: the dataset's default)",
@@ -112,6 +117,8 @@ class TrainConfig:
             self.data_dir = os.path.abspath(self.data_dir)
         if self.iterations is None:
             self.iterations = METHODS[self.method].iterations
+        if self.samples is None:
+            self.samples = METHODS[self.method].samples
         for name in ("iterations", "batch_size", "val_every", "checkpoint_every"):
             int_at_least(name, getattr(self, name), 1)
         for name in ("seed", "split_seed"):
@@ -136,4 +143,5 @@ class TrainConfig:
         unknown = sorted(set(data) - names - {"lvseg_version"})
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        data = {"surrogate": "star", **data}  # runs saved before the option existed
         return cls(**{k: v for k, v in data.items() if k in names})

@@ -47,6 +47,8 @@ class Method:
         dp: whether the prediction is the star DP's contour (else the U-Net's mask).
         iterations: default training iterations: where the validation Dice of
             ``--train-size 10`` runs on the bundled Sunnybrook sample had levelled off.
+        samples: default noise samples per input of the estimator (``--samples``): 2 for the
+            surrogate's fit (``benchmarks/lv_pareto.py``), 10 for ES (thesis).
     """
 
     name: str
@@ -55,6 +57,7 @@ class Method:
     loss: StepLoss
     dp: bool
     iterations: int
+    samples: int = 10
 
     @property
     def end_to_end(self) -> bool:
@@ -76,7 +79,8 @@ def _star_step(model: nn.Module, images: Tensor, masks: Tensor, centers: Tensor 
 def _surrogate(config: TrainConfig, generator: torch.Generator) -> Estimator:
     return make_estimator(
         "surrogate", sigma=config.sigma, samples=config.samples, fit_steps=config.fit_steps,
-        lr=config.surrogate_lr, base_channels=config.surrogate_channels, generator=generator,
+        lr=config.surrogate_lr, base_channels=config.surrogate_channels,
+        architecture=config.surrogate, generator=generator,
     )  # fmt: skip
 
 
@@ -90,7 +94,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("unet-dp", "the same training, star DP applied at test time", None, _pixel_step,
            dp=True, iterations=200),
     Method("edpcnn", "U-Net trained through the DP with the differentiable bypass (thesis "
-           "Algorithm 3)", _surrogate, _star_step, dp=True, iterations=150),
+           "Algorithm 3)", _surrogate, _star_step, dp=True, iterations=150, samples=2),
     Method("edpcnn-es", "the same with ES", _es, _star_step, dp=True, iterations=150),
 )}  # fmt: skip
 

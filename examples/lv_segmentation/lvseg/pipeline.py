@@ -16,7 +16,7 @@ and loss is the table :data:`lvseg.methods.METHODS`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from diffbypass import ES, Bypass, Estimator, Surrogate, plugins
 from diffbypass.validation import one_of
-from diffbypass_stardp import mask_to_indices, star_points, warp
+from diffbypass_stardp import LineSurrogate, StarSurrogate, mask_to_indices, star_points, warp
 
 if TYPE_CHECKING:
     from diffbypass_stardp import StarDP
@@ -37,6 +37,7 @@ from lvseg.options import document, option
 
 __all__ = [
     "INTERPOLATIONS",
+    "SURROGATES",
     "EDPCNN",
     "StarConfig",
     "StarOutput",
@@ -47,6 +48,15 @@ __all__ = [
 
 #: Sampling modes of the output map on the star (``warp``'s ``mode``).
 INTERPOLATIONS = ("nearest", "bilinear")
+
+#: Surrogate architectures by name: ``channels -> network`` (``docs/stardp.md`` compares them).
+#: ``star``: the thesis' small U-Net on the star (``StarSurrogate(base_channels)``); ``line``:
+#: line-wise convolutions, circular across the lines (``LineSurrogate(channels)``), about half
+#: the cost of a fit step.
+SURROGATES: dict[str, Callable[[int], nn.Module]] = {
+    "star": lambda channels: StarSurrogate(base_channels=channels),
+    "line": lambda channels: LineSurrogate(channels=channels),
+}
 
 
 @document
@@ -119,6 +129,7 @@ def make_estimator(
     fit_steps: int = 10,
     lr: float = 1e-3,
     base_channels: int = 8,
+    architecture: str = "star",
     generator: torch.Generator | None = None,
 ) -> Estimator:
     """The gradient estimator of an EDPCNN variant.
@@ -129,13 +140,19 @@ def make_estimator(
         samples: perturbed copies per input (thesis: 10).
         fit_steps: surrogate optimiser steps per forward (thesis: 10; surrogate only).
         lr: the surrogate's Adam learning rate (surrogate only).
-        base_channels: ``StarSurrogate`` width (thesis: 8; surrogate only).
+        base_channels: the surrogate's width (thesis: 8; surrogate only).
+        architecture: a name in :data:`SURROGATES` (thesis: ``"star"``; surrogate only).
         generator: noise generator (reproducible runs; its state is in the module's state dict).
+
+    The surrogate does not measure ``FitStats.agreement_after`` (``report_after=False``): the
+    trainer logs ``agreement_before`` only, and the extra forward pass would cost a third of a
+    2-step fit.
     """
     if kind == "surrogate":
+        build = SURROGATES[one_of("architecture", architecture, tuple(SURROGATES))]
         return Surrogate(
-            STARDP.surrogate(base_channels=base_channels), sigma=sigma, samples=samples,
-            fit_steps=fit_steps, fit_loss=STARDP.fit_loss, lr=lr, generator=generator,
+            build(base_channels), sigma=sigma, samples=samples, fit_steps=fit_steps,
+            fit_loss=STARDP.fit_loss, lr=lr, generator=generator, report_after=False,
         )  # fmt: skip
     if kind == "es":
         return ES(sigma=sigma, samples=samples, generator=generator)

@@ -121,7 +121,7 @@ def predict_image(
             finite numbers, or the image has non-finite pixels or is constant (``name`` names
             it in the message).
     """
-    from diffbypass_stardp import polygon_mask
+    from diffbypass_stardp import star_mask
 
     height, width = image.shape
     x, y = float(center[0]), float(center[1])
@@ -141,7 +141,8 @@ def predict_image(
                   star_center, run.config.star)
     if seg.contours is not None:  # DP methods: the contour, mapped back exactly
         contour = prepared.to_input(seg.contours[0].numpy().astype(np.float64))
-        mask = polygon_mask(torch.from_numpy(contour).float()[None], (height, width))[0].numpy()
+        centre = prepared.to_input(np.array([prepared.center], dtype=np.float64))  # same map
+        mask = star_mask(contour[None], centre, (height, width))[0].numpy()
     else:  # nearest crop pixel of every input pixel centre
         contour = None
         rows, cols = prepared.crop_index(height, 0), prepared.crop_index(width, 1)
