@@ -197,7 +197,7 @@ def report(out: Path, quick: bool) -> None:
         if r["key"] not in best or r["seconds"] > best[r["key"]]["seconds"]:
             best[r["key"]] = r
     records = list(best.values())
-    timing = json.loads((out / f"{stem}_timing.json").read_text(encoding="utf-8"))
+    timing = json.loads((out / f"{stem}.timing").read_text(encoding="utf-8"))
     unet = timing["step_s"]["unet"]["median"]
     rows, points = [], []
     for v in VARIANTS:
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         plot(h.read_result(args.out / f"{stem}.json"), args.out / f"{stem}.png")
     elif args.measure:
         result = measure(1, 3) if args.quick else measure()
-        h.atomic_write(args.out / f"{stem}_timing.json", json.dumps(
+        h.atomic_write(args.out / f"{stem}.timing", json.dumps(
             {**result, "machine": h.machine_info(), "commit": h.git_commit()}, indent=1))
     elif args.report:
         report(args.out, args.quick)
