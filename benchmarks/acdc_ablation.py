@@ -80,7 +80,10 @@ from lvseg.metrics import evaluate_batch, summarize
 from lvseg.train import Trainer
 
 ROOT = Path(__file__).resolve().parent
-ACDC = ROOT.parent.parent / "shared" / "data" / "acdc"
+# ../shared/data/acdc next to the clone (or next to wt/ for a worktree in wt/<name>)
+ACDC = next((p for p in (ROOT.parent.parent / "shared" / "data" / "acdc",
+                         ROOT.parent.parent.parent / "shared" / "data" / "acdc")
+             if (p / "training").is_dir()), ROOT.parent.parent / "shared" / "data" / "acdc")
 
 
 def config_of(job: Job, plan: Plan, data_dir: Path) -> TrainConfig:
