@@ -33,6 +33,7 @@ __all__ = ["TrainConfig"]
 _METHOD_HELP = "; ".join(f"{m.name}: {m.help}" for m in METHODS.values())
 _DATA_HELP = "; ".join(f"{d.name}: {d.help}" for d in DATASETS.values())
 _ITERATIONS = ", ".join(f"{m.name} {m.iterations}" for m in METHODS.values())
+_SIGMA = ", ".join(f"{m.name} {m.sigma:g}" for m in METHODS.values() if m.end_to_end)
 
 
 def _size(text: str) -> int | None:
@@ -89,8 +90,8 @@ class TrainConfig:
                            "radius, truncated to the object", thesis="1", metavar="F")
     rotation: float = option(0.5, "training star rotation, uniform in +-R radians",
                              thesis="0.5", metavar="RAD")
-    sigma: float = option(1.0, "surrogate exploration / ES noise scale", thesis="1",
-                          metavar="SIGMA")
+    sigma: float | None = option(None, f"surrogate exploration / ES noise scale (None: {_SIGMA})",
+                                 thesis="1", metavar="SIGMA")
     samples: int = option(10, "noise samples per input", thesis="10", metavar="S")
     fit_steps: int = option(2, "surrogate fit steps per iteration", thesis="10", metavar="K")
     surrogate_lr: float = option(1e-3, "the surrogate's Adam learning rate", metavar="LR")
@@ -112,6 +113,8 @@ class TrainConfig:
             self.data_dir = os.path.abspath(self.data_dir)
         if self.iterations is None:
             self.iterations = METHODS[self.method].iterations
+        if self.sigma is None:
+            self.sigma = METHODS[self.method].sigma
         for name in ("iterations", "batch_size", "val_every", "checkpoint_every"):
             int_at_least(name, getattr(self, name), 1)
         for name in ("seed", "split_seed"):

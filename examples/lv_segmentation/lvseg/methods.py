@@ -47,6 +47,10 @@ class Method:
         dp: whether the prediction is the star DP's contour (else the U-Net's mask).
         iterations: default training iterations: where the validation Dice of
             ``--train-size 10`` runs on the bundled Sunnybrook sample had levelled off.
+        sigma: default noise scale of the estimator: 1 for the surrogate (thesis); 0.1 for ES,
+            where sigma = 1, about 3 times the RMS of the output map, smooths the DP so much
+            that the estimated gradient drove contours to the line ends, the more so with more
+            samples (``benchmarks/README.md``, acdc_ablation: the ES diagnosis).
     """
 
     name: str
@@ -55,6 +59,7 @@ class Method:
     loss: StepLoss
     dp: bool
     iterations: int
+    sigma: float = 1.0
 
     @property
     def end_to_end(self) -> bool:
@@ -91,7 +96,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            dp=True, iterations=200),
     Method("edpcnn", "U-Net trained through the DP with the differentiable bypass (thesis "
            "Algorithm 3)", _surrogate, _star_step, dp=True, iterations=150),
-    Method("edpcnn-es", "the same with ES", _es, _star_step, dp=True, iterations=150),
+    Method("edpcnn-es", "the same with ES", _es, _star_step, dp=True, iterations=150, sigma=0.1),
 )}  # fmt: skip
 
 
