@@ -57,6 +57,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import dataclasses
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -129,6 +130,8 @@ def train_job(job: Job, data: Data, plan: Plan, work: Path, data_dir: Path) -> d
     splits = data.splits(job.size)
     run = work / job.key.replace("/", "_")
     resume = (run / "last.pt").is_file()
+    if not resume and run.exists():  # stopped before its first checkpoint: nothing to resume
+        shutil.rmtree(run)
     trainer = Trainer(config, run, resume=resume, data=splits)
     names = EVALUATED[job.variant]
     curve_file = run / "curve.jsonl"
