@@ -56,6 +56,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import dataclasses
+import fcntl
 import json
 import shutil
 import sys
@@ -255,6 +256,12 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     plan = QUICK if args.quick else FULL
     stem = "acdc_ablation_quick" if args.quick else "acdc_ablation"
+    args.out.mkdir(parents=True, exist_ok=True)
+    lock = (args.out / f"{stem}.lock").open("w")  # one study per JSONL: a second one would
+    try:  # rewrite the file from its own records and drop the first one's
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise SystemExit(f"another acdc_ablation.py is running on {args.out / stem}.jsonl")
     log = h.RunLog(args.out / f"{stem}.jsonl")
     data_dir = args.data_dir / "training"
     load, now = h.Load(), lv.lvseg_commit()

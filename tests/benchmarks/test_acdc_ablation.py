@@ -78,3 +78,12 @@ def test_quick_run_writes_the_tables_and_resumes(tmp_path: Path, source: str) ->
 def test_missing_data_is_a_clear_message(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="ACDC not found"):
         bench.main(["--quick", "--data-dir", str(tmp_path), "--out", str(tmp_path)])
+
+
+def test_a_second_study_on_the_same_results_is_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    with (tmp_path / "acdc_ablation_quick.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(SystemExit, match="another acdc_ablation.py is running"):
+            bench.main(["--quick", "--data-dir", str(tmp_path), "--out", str(tmp_path)])
