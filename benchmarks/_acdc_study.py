@@ -7,6 +7,7 @@ run and summarises the records of the finished runs.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 import _harness as h
+import _lv_runs as lv
 
 #: Thesis Table 5.1, validation Dice at 10 / 20 / 50 / 100 / 200 training images.
 THESIS = {
@@ -177,3 +179,34 @@ def plot(records: list[dict[str, Any]], plan: Plan, path: Path) -> None:
         if a.get_legend_handles_labels()[0]:
             a.legend(fontsize=7)
     h.save(fig, path)
+
+
+def write(records: list[dict[str, Any]], plan: Plan, out: Path, stem: str, now: dict[str, Any],
+          load: h.Load, doc: str | None, defaults: dict[str, Any]) -> None:  # fmt: skip
+    """The result JSONs (the study, the jitter table) and the PNG, from the finished runs."""
+    done = {r["key"] for r in records}
+    data = {
+        "benchmark": "acdc_ablation",
+        "title": "Reproducing the thesis on ACDC (validation Dice, 372 images)",
+        "method": h.method_text(doc),
+        "machine": lv.machine(load, records),
+        "lvseg_commit": lv.commits_of(records, now),
+        "config": {"plan": {k: ({str(s): x for s, x in v.items()} if isinstance(v, dict) else v)
+                            for k, v in dataclasses.asdict(plan).items()},
+                   "train_config_defaults": defaults},
+        "complete": all(j.key in done for j in jobs_of(plan)),
+        "runs_done": len(done), "runs_planned": len(jobs_of(plan)),
+        "table": table(records, plan),
+        "jitter_table": jitter_table(records, plan),
+        "runs": records,
+    }  # fmt: skip
+    h.write_result(out / f"{stem}.json", data, echo=False)
+    h.write_result(out / f"{stem}_jitter.json", {
+        "benchmark": "acdc_ablation", "title": "Fig. 5.4: EDPCNN with the test centre jittered",
+        "method": "Validation Dice (372 images) of the best edpcnn checkpoint with every test "
+                  "star centre jittered inside the LV: s.d. = jitter x object radius "
+                  "(lvseg jitter_centers, generator seed 1234). The rest of the method is in "
+                  "acdc_ablation.json.",
+        "machine": data["machine"], "table": data.pop("jitter_table"),
+    }, echo=False)  # fmt: skip
+    plot(records, plan, out / f"{stem}.png")

@@ -70,8 +70,7 @@ import torch
 
 import _harness as h
 import _lv_runs as lv
-from _acdc_study import EVALUATED, FULL, QUICK, VARIANTS, Job, Plan, jitter_table, jobs_of, plot
-from _acdc_study import table as side_by_side
+from _acdc_study import EVALUATED, FULL, QUICK, VARIANTS, Job, Plan, jobs_of, write
 from lvseg.checkpoint import load_checkpoint, load_model_state
 from lvseg.config import TrainConfig
 from lvseg.methods import build_model, unet_of
@@ -257,11 +256,17 @@ def main(argv: list[str] | None = None) -> None:
     plan = QUICK if args.quick else FULL
     stem = "acdc_ablation_quick" if args.quick else "acdc_ablation"
     args.out.mkdir(parents=True, exist_ok=True)
-    lock = (args.out / f"{stem}.lock").open("w")  # one study per JSONL: a second one would
-    try:  # rewrite the file from its own records and drop the first one's
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        raise SystemExit(f"another acdc_ablation.py is running on {args.out / stem}.jsonl")
+    # one study per JSONL: a second one would rewrite it from its own records, dropping others
+    with (args.out / f"{stem}.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise SystemExit(f"another acdc_ablation.py is running on {args.out / stem}.jsonl")
+        study(args, plan, stem)
+
+
+def study(args: Any, plan: Plan, stem: str) -> None:
+    """Run (or, with ``--measure``, cost) the plan's unfinished jobs; write the outputs."""
     log = h.RunLog(args.out / f"{stem}.jsonl")
     data_dir = args.data_dir / "training"
     load, now = h.Load(), lv.lvseg_commit()
@@ -288,38 +293,10 @@ def main(argv: list[str] | None = None) -> None:
             log.add(rec)
             dice = ", ".join(f"{m} {e['dice']:.3f}" for m, e in rec["evaluations"].items())
             print(f"[{k + 1}/{len(jobs)}] {job.key}: {dice}", file=sys.stderr, flush=True)
-            write(log.records, plan, args.out, stem, now, load)
-    write(log.records, plan, args.out, stem, now, load)
-
-
-def write(records: list[dict[str, Any]], plan: Plan, out: Path, stem: str, now: dict[str, Any],
-          load: h.Load) -> None:  # fmt: skip
-    done = {r["key"] for r in records}
-    data = {
-        "benchmark": "acdc_ablation",
-        "title": "Reproducing the thesis on ACDC (validation Dice, 372 images)",
-        "method": h.method_text(__doc__),
-        "machine": lv.machine(load, records),
-        "lvseg_commit": lv.commits_of(records, now),
-        "config": {"plan": {k: ({str(s): x for s, x in v.items()} if isinstance(v, dict) else v)
-                            for k, v in dataclasses.asdict(plan).items()},
-                   "train_config_defaults": TrainConfig(method="edpcnn").to_dict()},
-        "complete": all(j.key in done for j in jobs_of(plan)),
-        "runs_done": len(done), "runs_planned": len(jobs_of(plan)),
-        "table": side_by_side(records, plan),
-        "jitter_table": jitter_table(records, plan),
-        "runs": records,
-    }  # fmt: skip
-    h.write_result(out / f"{stem}.json", data, echo=False)
-    h.write_result(out / f"{stem}_jitter.json", {
-        "benchmark": "acdc_ablation", "title": "Fig. 5.4: EDPCNN with the test centre jittered",
-        "method": "Validation Dice (372 images) of the best edpcnn checkpoint with every test "
-                  "star centre jittered inside the LV: s.d. = jitter x object radius "
-                  "(lvseg jitter_centers, generator seed 1234). The rest of the method is in "
-                  "acdc_ablation.json.",
-        "machine": data["machine"], "table": data.pop("jitter_table"),
-    }, echo=False)  # fmt: skip
-    plot(records, plan, out / f"{stem}.png")
+            write(log.records, plan, args.out, stem, now, load, __doc__,
+              TrainConfig(method="edpcnn").to_dict())
+    write(log.records, plan, args.out, stem, now, load, __doc__,
+              TrainConfig(method="edpcnn").to_dict())
 
 
 if __name__ == "__main__":
