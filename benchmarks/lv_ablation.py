@@ -69,7 +69,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # the star DP's thread pool: single-threaded too
 
 import json
-import math
 import sys
 import tempfile
 import time
@@ -80,6 +79,7 @@ import numpy as np
 import torch
 
 import _harness as h
+import _lv_runs as lv
 from _lv_ablation_study import FULL, QUICK, TRAINED, Job, Plan, jobs_of, write_outputs
 from lvseg.config import TrainConfig
 from lvseg.data import (
@@ -91,13 +91,9 @@ from lvseg.data import (
     telescopic_subsets,
 )
 from lvseg.data.preprocessing import PreparedData
-from lvseg.metrics import evaluate_batch, summarize
 from lvseg.prepare import PreparedSplits
-from lvseg.segment import segment
 from lvseg.train import Trainer
 
-ROOT = Path(__file__).resolve().parent
-LVSEG = ROOT.parent / "examples" / "lv_segmentation" / "lvseg"
 
 
 # ---------------------------------------------------------------------------- data
@@ -171,18 +167,9 @@ def run_job(job: Job, datasets: Datasets) -> dict[str, Any]:
         train_s = time.perf_counter() - start
         idx = splits.test
         t = splits.data.subset(idx).to_tensors()
-        evals = {}
-        for method in TRAINED[job.method]:
-            seg = segment(method, trainer.unet, t["images"], t["centers"], config.star)
-            rows = evaluate_batch(seg.masks, t["masks"], splits.data.spacing, t["centers"],
-                                  config.star.radius)  # fmt: skip
-            s = summarize(rows)
-            evals[method] = {
-                "dice": s["dice_mean"], "dice_std_images": s["dice_std"],
-                "hd_mm": _num(s["hd_mean"]), "assd_mm": _num(s["assd_mean"]),
-                "n_undefined": s["n_undefined"], "n_test": s["n"],
-                "dice_per_image": [round(float(r["dice"]), 5) for r in rows],
-            }  # fmt: skip
+        evals = {method: lv.evaluation(method, trainer.unet, t["images"], t["masks"],
+                                       t["centers"], config.star, splits.data.spacing)
+                 for method in TRAINED[job.method]}  # fmt: skip
     tail = losses[-5:]
     return {
         "key": job.key, "dataset": job.dataset, "split": job.split, "seed": job.seed,
@@ -195,29 +182,6 @@ def run_job(job: Job, datasets: Datasets) -> dict[str, Any]:
         "load_average_start": load_start, "load_average_end": round(os.getloadavg()[0], 2),
         "evaluations": evals,
     }  # fmt: skip
-
-
-def _num(value: float) -> float | None:
-    return None if math.isnan(value) else float(value)
-
-
-# ---------------------------------------------------------------------------- bookkeeping
-def lvseg_commit() -> dict[str, Any]:
-    dirty = h.git_commit("status", "--porcelain", "--", str(LVSEG))
-    return {"commit": h.git_commit(), "lvseg_uncommitted_changes": bool(dirty),
-            "lvseg_uncommitted_diff_stat": h.git_commit("diff", "--stat", "--", str(LVSEG)) or None}
-
-
-def machine(load: h.Load, records: list[dict[str, Any]]) -> dict[str, Any]:
-    return h.machine_info(load_average_start_end=str(load),
-                          load_average_over_runs_min_median_max=_loads(records))  # fmt: skip
-
-
-def _loads(records: list[dict[str, Any]]) -> str | None:
-    loads = [r[k] for r in records for k in ("load_average_start", "load_average_end") if k in r]
-    if not loads:
-        return None
-    return f"{min(loads):.2f} / {float(np.median(loads)):.2f} / {max(loads):.2f}"
 
 
 # ---------------------------------------------------------------------------- main
@@ -253,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     log = h.RunLog(args.out / f"{stem}.jsonl")
     load, start = h.Load(), time.perf_counter()
     datasets = Datasets(plan)
-    meta = {"threads": args.threads, "lvseg_commit": lvseg_commit(),
+    meta = {"threads": args.threads, "lvseg_commit": lv.lvseg_commit(),
             "defaults": TrainConfig(method="edpcnn").to_dict()}  # fmt: skip
     if args.measure:
         measure(datasets, plan)
@@ -281,14 +245,8 @@ def main(argv: list[str] | None = None) -> None:
                   file=sys.stderr, flush=True)  # fmt: skip
         meta["complete"] = all(j.key in log.done for j in jobs)
     meta["runtime_s"] = round(sum(r["train_seconds"] + r["eval_seconds"] for r in records), 1)
-    meta["machine"] = machine(load, records)
-    meta["lvseg_commit"] = {  # what the runs ran on, and HEAD when this JSON was written
-        "commits_of_runs": sorted({r.get("lvseg_commit", "") for r in records}),
-        "lvseg_uncommitted_changes_in_any_run": any(
-            r.get("lvseg_uncommitted_changes", False) for r in records),
-        "head_when_written": meta["lvseg_commit"]["commit"],
-        "lvseg_uncommitted_changes_when_written": meta["lvseg_commit"]["lvseg_uncommitted_changes"],
-    }  # fmt: skip
+    meta["machine"] = lv.machine(load, records)
+    meta["lvseg_commit"] = lv.commits_of(records, meta["lvseg_commit"])
     if args.replot:
         meta["complete"] = all(j.key in log.done for j in jobs_of(plan))
         old = args.out / f"{stem}.json"

@@ -159,3 +159,25 @@ def test_star_config_validation() -> None:
         StarConfig(interpolation="cubic")
     with pytest.raises(TypeError, match="estimator must be a Surrogate or ES"):
         EDPCNN(UNet(base_channels=2, depth=1), StarConfig(), torch.nn.Linear(1, 1))  # type: ignore[arg-type]
+
+
+def test_pooled_star_lowers_what_es_sees_and_keeps_the_contour(tiny: dict[str, torch.Tensor]) -> None:
+    star = StarConfig(n_lines=12, n_points=24, radius=24.0, pool=4)
+    g = (torch.arange(24) < 10).float().expand(2, 12, 24)  # object up to point 9
+    assert star.reduce(g).shape == (2, 12, 6)
+    assert torch.equal(star.reduce(g).mean(-1), g.reshape(2, 12, 6, 4).mean(-1).mean(-1))
+    # the interpolated step falls between blocks: the contour moves by less than a block
+    assert (star.dp()(star.reduce(g)) - 9).abs().max() <= 4
+    assert StarConfig(n_points=65, pool=4).reduce(torch.zeros(1, 25, 65)).shape == (1, 25, 17)
+    torch.manual_seed(0)
+    model = EDPCNN(UNet(base_channels=4, depth=2), star, make_estimator("es", samples=4))
+    out = model(tiny["images"][:2], tiny["centers"][:2])
+    assert out.warped.shape == (2, 12, 6) and out.indices.shape == (2, 12)
+    model.loss(out, model.true_indices(tiny["masks"][:2], out.points)).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.unet.parameters())
+    seg = segment("edpcnn-es", model.unet, tiny["images"][:2], tiny["centers"][:2], star)
+    assert seg.indices.shape == (2, 12) and seg.warped.shape == (2, 12, 24)
+    with pytest.raises(ValueError, match="star.pool > 1 .ES-lo. is for the ES estimator"):
+        EDPCNN(UNet(base_channels=4, depth=2), star, make_estimator("surrogate", samples=2))
+    with pytest.raises(ValueError, match="pool"):
+        StarConfig(pool=0)

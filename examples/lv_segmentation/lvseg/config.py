@@ -34,6 +34,7 @@ _METHOD_HELP = "; ".join(f"{m.name}: {m.help}" for m in METHODS.values())
 _DATA_HELP = "; ".join(f"{d.name}: {d.help}" for d in DATASETS.values())
 _ITERATIONS = ", ".join(f"{m.name} {m.iterations}" for m in METHODS.values())
 _SAMPLES = ", ".join(f"{m.name} {m.samples}" for m in METHODS.values() if m.end_to_end)
+_SIGMA = ", ".join(f"{m.name} {m.sigma:g}" for m in METHODS.values() if m.end_to_end)
 
 
 def _size(text: str) -> int | None:
@@ -90,8 +91,8 @@ class TrainConfig:
                            "radius, truncated to the object", thesis="1", metavar="F")
     rotation: float = option(0.5, "training star rotation, uniform in +-R radians",
                              thesis="0.5", metavar="RAD")
-    sigma: float = option(1.0, "surrogate exploration / ES noise scale", thesis="1",
-                          metavar="SIGMA")
+    sigma: float | None = option(None, f"surrogate exploration / ES noise scale (None: {_SIGMA})",
+                                 thesis="1", metavar="SIGMA")
     samples: int | None = option(None, f"noise samples per input (None: {_SAMPLES})",
                                  thesis="10", metavar="S")
     fit_steps: int = option(1, "surrogate fit steps per iteration", thesis="10", metavar="K")
@@ -119,6 +120,8 @@ class TrainConfig:
             self.iterations = METHODS[self.method].iterations
         if self.samples is None:
             self.samples = METHODS[self.method].samples
+        if self.sigma is None:
+            self.sigma = METHODS[self.method].sigma
         for name in ("iterations", "batch_size", "val_every", "checkpoint_every"):
             int_at_least(name, getattr(self, name), 1)
         for name in ("seed", "split_seed"):

@@ -49,6 +49,10 @@ class Method:
             ``--train-size 10`` runs on the bundled Sunnybrook sample had levelled off.
         samples: default noise samples per input of the estimator (``--samples``): 2 for the
             surrogate's fit (``benchmarks/lv_pareto.py``), 10 for ES (thesis).
+        sigma: default noise scale of the estimator: 1 for the surrogate (thesis); 0.1 for ES,
+            where sigma = 1, about 3 times the RMS of the output map, smooths the DP so much
+            that the estimated gradient drove contours to the line ends, the more so with more
+            samples (``benchmarks/README.md``, acdc_ablation: the ES diagnosis).
     """
 
     name: str
@@ -58,6 +62,7 @@ class Method:
     dp: bool
     iterations: int
     samples: int = 10
+    sigma: float = 1.0
 
     @property
     def end_to_end(self) -> bool:
@@ -95,7 +100,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            dp=True, iterations=200),
     Method("edpcnn", "U-Net trained through the DP with the differentiable bypass (thesis "
            "Algorithm 3)", _surrogate, _star_step, dp=True, iterations=150, samples=2),
-    Method("edpcnn-es", "the same with ES", _es, _star_step, dp=True, iterations=150),
+    Method("edpcnn-es", "the same with ES", _es, _star_step, dp=True, iterations=150, sigma=0.1),
 )}  # fmt: skip
 
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from diffbypass import ES, Bypass, Estimator, Surrogate, plugins
-from diffbypass.validation import one_of
+from diffbypass.validation import int_at_least, one_of
 from diffbypass_stardp import LineSurrogate, StarSurrogate, mask_to_indices, star_points, warp
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ __all__ = [
     "INTERPOLATIONS",
     "SURROGATES",
     "EDPCNN",
+    "PooledDP",
     "StarConfig",
     "StarOutput",
     "jitter_centers",
@@ -81,11 +82,18 @@ class StarConfig:
                                    thesis="~N/4", metavar="W")
     interpolation: str = option("nearest", "warp interpolation of the output map",
                                 thesis="nearest", choices=INTERPOLATIONS)
+    pool: int = option(1, "ES-lo: the DP solves the warped map averaged over blocks of F "
+                       "points along each line (ceil(M/F) values per line) and linearly "
+                       "interpolated back to M points, so the estimator sees N x ceil(M/F) "
+                       "values (thesis ES-lo: a U-Net without input padding, its smaller output "
+                       "upsampled); 1: none; edpcnn-es only", thesis="1 (ES-lo: lower)",
+                       metavar="F")
 
     def __post_init__(self) -> None:
         self.points(torch.zeros(1, 2))  # star_points checks n_lines, n_points and radius
         self.dp()  # StarDP checks delta and smoothing
         one_of("interpolation", self.interpolation, INTERPOLATIONS)
+        int_at_least("pool", self.pool, 1)
         if self.smoothing is not None and self.smoothing > self.n_lines:
             raise ValueError(
                 f"smoothing must be None or an odd width <= n_lines={self.n_lines}; "
@@ -103,9 +111,34 @@ class StarConfig:
             radius=float(self.radius), angle=0.0 if angles is None else angles.to(torch.float32),
         )  # fmt: skip
 
-    def dp(self, output: str = "float") -> StarDP:
-        """The black box with these settings."""
-        return STARDP.blackbox(delta=self.delta, smoothing=self.smoothing, output=output)
+    def dp(self, output: str = "float") -> StarDP | PooledDP:
+        """The black box with these settings: the DP on the bypass input :meth:`reduce` makes."""
+        dp = STARDP.blackbox(delta=self.delta, smoothing=self.smoothing, output=output)
+        return dp if self.pool == 1 else PooledDP(dp, self.n_points)
+
+    def reduce(self, warped: Tensor) -> Tensor:
+        r"""What the DP's bypass sees: ``warped`` :math:`(B, N, M)` itself, or for ``pool``
+        :math:`F > 1` its averages over blocks of :math:`F` points along each line,
+        :math:`(B, N, \lceil M/F \rceil)` (differentiable; :meth:`dp` interpolates them back)."""
+        if self.pool == 1:
+            return warped
+        b, n, m = warped.shape
+        pooled = F.adaptive_avg_pool1d(warped.reshape(b * n, 1, m), -(-m // self.pool))
+        return pooled.reshape(b, n, -1)
+
+
+class PooledDP:
+    """``StarDP`` on a pooled warped map (:attr:`StarConfig.pool`): linear interpolation of the
+    :math:`L` values per line back to ``n_points``, then the DP (picklable, like ``StarDP``)."""
+
+    def __init__(self, dp: StarDP, n_points: int) -> None:
+        self.dp, self.n_points = dp, int(n_points)
+
+    def __call__(self, pooled: Tensor) -> Tensor:
+        b, n, length = pooled.shape
+        full = F.interpolate(pooled.reshape(b * n, 1, length), size=self.n_points, mode="linear",
+                             align_corners=True)  # fmt: skip
+        return self.dp(full.reshape(b, n, self.n_points))
 
 
 class StarOutput(NamedTuple):
@@ -116,7 +149,8 @@ class StarOutput(NamedTuple):
     points: Tensor
     """Star points :math:`(B, N, M, 2)`."""
     warped: Tensor
-    """Warped map :math:`g` :math:`(B, N, M)` (differentiable w.r.t. the U-Net)."""
+    """Warped map :math:`g` :math:`(B, N, M)` (differentiable w.r.t. the U-Net); with
+    ``star.pool > 1`` its pooled version :meth:`StarConfig.reduce` (what the bypass sees)."""
     indices: Tensor
     """DP output :math:`(B, N)`: int64 indices (surrogate) or smoothed float indices (ES)."""
 
@@ -190,12 +224,17 @@ class EDPCNN(nn.Module):
         self.unet = unet
         self.star = star
         self.uses_surrogate = isinstance(estimator, Surrogate)
+        if self.uses_surrogate and star.pool > 1:
+            raise ValueError(
+                f"star.pool > 1 (ES-lo) is for the ES estimator: the surrogate predicts the "
+                f"DP's indices from the full warped map; got pool={star.pool} with a Surrogate"
+            )
         self.bypass = Bypass(star.dp("indices" if self.uses_surrogate else "float"), estimator)
 
     def forward(self, images: Tensor, centers: Tensor, angles: Tensor | None = None) -> StarOutput:
         output_map = self.unet(images)
         points = self.star.points(centers, angles)
-        warped = warp(output_map, points, mode=self.star.interpolation)
+        warped = self.star.reduce(warp(output_map, points, mode=self.star.interpolation))
         indices = self.bypass(warped)  # fits the surrogate (training mode), exact DP output
         return StarOutput(output_map, points, warped, indices)
 

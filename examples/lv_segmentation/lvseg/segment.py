@@ -75,7 +75,7 @@ def segment(
     # negative like the point beyond the star, which radial_difference takes as 0 (else a soft
     # background there would look like an edge and pull the contour to the end of every line)
     warped = warp(maps if method.end_to_end else maps - 0.5, points, mode=star.interpolation)
-    indices = star.dp("float")(warped)
+    indices = star.dp("float")(star.reduce(warped))
     contours = contour_points(indices, points)
     masks = star_mask(contours, centers, tuple(images.shape[-2:]))
     return Segmentation(*(t.cpu() for t in (masks, maps[:, 0], points, warped, indices, contours)))

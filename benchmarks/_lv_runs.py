@@ -1,0 +1,70 @@
+"""What the LV benchmarks (``lv_ablation.py``, ``acdc_ablation.py``) share: the lvseg commit a run
+ran on, machine metadata with the load over the runs, and the evaluation record of a model.
+
+Unlike ``_harness.py`` this module needs ``lvseg`` (imported by the functions that use it).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import _harness as h
+
+LVSEG = Path(__file__).resolve().parent.parent / "examples" / "lv_segmentation" / "lvseg"
+
+
+def lvseg_commit() -> dict[str, Any]:
+    """HEAD, and whether ``lvseg`` has uncommitted changes (with their diff stat)."""
+    dirty = h.git_commit("status", "--porcelain", "--", str(LVSEG))
+    return {"commit": h.git_commit(), "lvseg_uncommitted_changes": bool(dirty),
+            "lvseg_uncommitted_diff_stat": h.git_commit("diff", "--stat", "--", str(LVSEG)) or None}
+
+
+def commits_of(records: list[dict[str, Any]], now: dict[str, Any]) -> dict[str, Any]:
+    """What the runs ran on, and HEAD when the JSON was written (``now``: :func:`lvseg_commit`)."""
+    return {
+        "commits_of_runs": sorted({r.get("lvseg_commit", "") for r in records}),
+        "lvseg_uncommitted_changes_in_any_run": any(
+            r.get("lvseg_uncommitted_changes", False) for r in records),
+        "head_when_written": now["commit"],
+        "lvseg_uncommitted_changes_when_written": now["lvseg_uncommitted_changes"],
+    }  # fmt: skip
+
+
+def machine(load: h.Load, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`_harness.machine_info` with the load average of this process and over the runs."""
+    return h.machine_info(load_average_start_end=str(load),
+                          load_average_over_runs_min_median_max=_loads(records))  # fmt: skip
+
+
+def _loads(records: list[dict[str, Any]]) -> str | None:
+    loads = [r[k] for r in records for k in ("load_average_start", "load_average_end") if k in r]
+    if not loads:
+        return None
+    return f"{min(loads):.2f} / {float(np.median(loads)):.2f} / {max(loads):.2f}"
+
+
+def num(value: float) -> float | None:
+    """A JSON number, ``None`` for NaN."""
+    return None if math.isnan(value) else float(value)
+
+
+def evaluation(method: str, unet: Any, images: Any, masks: Any, centers: Any, star: Any,
+               spacing: Any, per_image: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Segment with ``method`` (``lvseg.segment``) and score inside the star square
+    (``lvseg.metrics``): mean Dice, its s.d. over images, mean HD and ASSD, counts."""
+    from lvseg.metrics import evaluate_batch, summarize
+    from lvseg.segment import segment
+
+    seg = segment(method, unet, images, centers, star)
+    rows = evaluate_batch(seg.masks, masks, spacing, centers, star.radius)
+    s = summarize(rows)
+    out = {"dice": s["dice_mean"], "dice_std_images": s["dice_std"], "hd_mm": num(s["hd_mean"]),
+           "assd_mm": num(s["assd_mean"]), "n_undefined": s["n_undefined"], "n_test": s["n"]}
+    if per_image:
+        out["dice_per_image"] = [round(float(r["dice"]), 5) for r in rows]
+    return out

@@ -1,0 +1,309 @@
+"""Reproducing the thesis on ACDC: Table 5.1, the jitter study (Fig. 5.4), the learning curves
+(Fig. 5.5) and the ES ablation (Figs. 5.8/5.9), with two label-free baselines.
+
+Writes ``benchmarks/results/acdc_ablation.json`` (the side-by-side ``"table"``, the jitter table,
+the plan, the ``TrainConfig`` defaults and commit of every run, the machine, one record per run
+with its validation curve), ``acdc_ablation.png`` and, while it runs, ``acdc_ablation.jsonl``
+(one line per finished run, rewritten atomically). A restart skips the finished runs and resumes
+the interrupted one from its last checkpoint (``lvseg.train.Trainer(resume=True)``; run folders
+in ``benchmarks/.acdc_runs/``, never committed: they are trained on ACDC).
+
+Method
+------
+Data: the ACDC training set (``../shared/data/acdc``, never committed) with the thesis split
+(``lvseg --split thesis``: validation = patients whose number is divisible by 5): 1436 training
+and 372 validation images, preprocessed by ``lvseg`` (1.37 mm, 128 x 128 crop around the LV).
+Training subsets of 10, 20, 50, 100 and 200 images are telescopic prefixes of one fixed shuffle
+(``telescopic_subsets``, shuffle seed 0); seed k (model initialisation, batch order, centre
+jitter, estimator noise) runs 2 seeds up to 50 images and 1 above.
+
+Methods: every ``TrainConfig`` default of the commit in each record (``train_config``: batch 10,
+Adam, the CPU-sized U-Net, surrogate/ES settings, jitter and rotation), except the iterations
+(500 / 600 / 1000 / 1500 / 2000 at 10 / 20 / 50 / 100 / 200 images, the same for every method at
+a size; the thesis ran 20000) and the validation period K (every 50 iterations for edpcnn, the
+thesis' value; every 100 for the cheaper unet and ES iterations, so that validating all 372
+images costs at most about 15 % of a run). Model selection as in the thesis: the validation Dice
+every K iterations, and the best checkpoint's Dice is the score; U-Net+DP (the U-Net's
+probability minus 1/2 through the star DP) is selected on its own validation Dice along the same
+unet run. ES-hi is edpcnn-es as lvseg defines it; ES-lo is the same with the DP's input averaged
+over blocks of 4 points along each line (``StarConfig.pool = 4``: 25 x 17 = 425 values reach ES
+instead of 25 x 65 = 1625), lvseg's documented stand-in for the thesis' unpadded U-Net. ES runs
+at 10 to 100 images, first seed.
+
+Baselines without training: the star DP on the output map of an untrained U-Net (the edpcnn
+initialisation of that seed), and a disc of the mean equivalent radius sqrt(area / pi) of the
+training subset's LV masks, centred at the given centre. Scores: mean Dice over the validation
+images inside the star's square, star at the LV centre of mass (lvseg evaluate protocol); the
+table gives mean ± s.d. over seeds (runs in brackets) and the thesis' number in square brackets.
+Fig. 5.4: the best edpcnn model at 10 and 100 images, test centres jittered inside the object
+(``jitter_centers``, s.d. 0 to 0.5 of the object radius, generator seed 1234). Fig. 5.5: at each
+validation, the Dice on (up to 50 of) the training images with true centres.
+
+Machine: the project's shared 2-core CPU, torch and numba single-threaded, the load average in
+each record. ``--measure`` times a few iterations of every variant and one validation, and
+prints the plan's cost before running.
+
+Run ``python benchmarks/acdc_ablation.py`` (hours; resumable: rerun the same command),
+``--measure``, ``--quick`` (a smoke run on 40 validation images: ``acdc_ablation_quick.*``) or
+``--replot``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+import dataclasses
+import fcntl
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import _harness as h
+import _lv_runs as lv
+from _acdc_study import EVALUATED, FULL, QUICK, VARIANTS, Job, Plan, jobs_of, write
+from lvseg.checkpoint import load_checkpoint, load_model_state
+from lvseg.config import TrainConfig
+from lvseg.methods import build_model, unet_of
+from lvseg.pipeline import StarConfig, jitter_centers
+from lvseg.prepare import PreparedSplits, prepare_data
+from lvseg.data import telescopic_subsets
+from lvseg.metrics import evaluate_batch, summarize
+from lvseg.train import Trainer
+
+ROOT = Path(__file__).resolve().parent
+# ../shared/data/acdc next to the clone (or next to wt/ for a worktree in wt/<name>)
+ACDC = next((p for p in (ROOT.parent.parent / "shared" / "data" / "acdc",
+                         ROOT.parent.parent.parent / "shared" / "data" / "acdc")
+             if (p / "training").is_dir()), ROOT.parent.parent / "shared" / "data" / "acdc")
+
+
+#: The study's surrogate setting, fixed so every run of the study shares it: the quality point of
+#: benchmarks/lv_pareto.py (lvseg's faster default, LineSurrogate with S = 2 and 1 fit step,
+#: scored about 0.02 lower on ACDC at equal iterations).
+SURROGATE = {"surrogate": "star", "samples": 10, "fit_steps": 2}
+
+
+def config_of(job: Job, plan: Plan, data_dir: Path) -> TrainConfig:
+    """The job's TrainConfig: the defaults, except :data:`SURROGATE` and what the plan sets."""
+    method, star = VARIANTS[job.variant]
+    stars = {**TrainConfig(method=method).star.as_dict(), **star}
+    every = min(plan.val_every[job.variant], job.iterations)
+    return TrainConfig(method=method, data="acdc", data_dir=str(data_dir), split="thesis",
+                       train_size=job.size, seed=job.seed, split_seed=0,
+                       iterations=job.iterations, val_every=every, checkpoint_every=every,
+                       star=StarConfig(**stars), **SURROGATE)  # fmt: skip
+
+
+class Data:
+    """The ACDC data with the thesis split, loaded once; the training subset of a size."""
+
+    def __init__(self, data_dir: Path, plan: Plan) -> None:
+        cfg = TrainConfig(method="unet", data="acdc", data_dir=str(data_dir), split="thesis",
+                          train_size=None)  # fmt: skip
+        full = prepare_data(cfg)
+        val = full.val[:: plan.val_subset] if plan.val_subset else full.val
+        self.full = dataclasses.replace(full, val=val)
+        self.tensors = full.data.to_tensors()
+
+    def splits(self, size: int) -> PreparedSplits:
+        train = telescopic_subsets(self.full.train, [size], seed=0)[size]  # as prepare_data
+        return dataclasses.replace(self.full, train=train)
+
+    def evaluate(self, method: str, unet: Any, star: StarConfig, idx: np.ndarray | None = None,
+                 centers: Any = None, per_image: bool = True) -> dict[str, Any]:  # fmt: skip
+        """Scores of ``method`` on ``idx`` (default: the validation images)."""
+        idx = self.full.val if idx is None else idx
+        t = self.tensors
+        c = t["centers"][idx] if centers is None else centers
+        return lv.evaluation(method, unet, t["images"][idx], t["masks"][idx], c, star,
+                             self.full.data.spacing, per_image)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- one run
+def train_job(job: Job, data: Data, plan: Plan, work: Path, data_dir: Path) -> dict[str, Any]:
+    """Train (or resume) one variant, select the best checkpoint, evaluate; returns the record."""
+    config = config_of(job, plan, data_dir)
+    splits = data.splits(job.size)
+    run = work / job.key.replace("/", "_")
+    resume = (run / "last.pt").is_file()
+    if not resume and run.exists():  # stopped before its first checkpoint: nothing to resume
+        shutil.rmtree(run)
+    trainer = Trainer(config, run, resume=resume, data=splits)
+    names = EVALUATED[job.variant]
+    curve_file = run / "curve.jsonl"
+    curve = [json.loads(x) for x in curve_file.read_text().splitlines()] if resume else []
+    curve = [c for c in curve if c["iteration"] < trainer.iteration]
+    steps: list[float] = []
+    train_idx = splits.train[: plan.train_curve_images]
+
+    def hook(t: Trainer, event: dict[str, Any]) -> None:
+        if event["event"] == "step":
+            steps.append(event["seconds"])
+        if event["event"] != "validation":
+            return
+        val = {names[0]: event["dice"]}
+        if "unet-dp" in names:  # U-Net+DP is selected on its own validation Dice
+            val["unet-dp"] = data.evaluate("unet-dp", t.unet, config.star, per_image=False)["dice"]
+            if val["unet-dp"] > max([c["val"]["unet-dp"] for c in curve], default=-1):
+                torch.save(t.unet.state_dict(), run / "unet_dp_best.pt")
+        train = data.evaluate(names[0], t.unet, config.star, train_idx, per_image=False)["dice"]
+        curve.append({"iteration": event["iteration"], "val": val, "train": train})
+        h.atomic_write(curve_file, "".join(json.dumps(c) + "\n" for c in curve))
+
+    trainer.add_hook(hook)
+    load = round(os.getloadavg()[0], 2)
+    start = time.perf_counter()
+    summary = trainer.fit()
+    train_s = time.perf_counter() - start
+    load_model_state(trainer.model, load_checkpoint(run / "best.pt"), run / "best.pt")
+    evals = {names[0]: data.evaluate(names[0], trainer.unet, config.star)}
+    if "unet-dp" in names:
+        trainer.unet.load_state_dict(torch.load(run / "unet_dp_best.pt", weights_only=True))
+        evals["unet-dp"] = data.evaluate("unet-dp", trainer.unet, config.star)
+    rec: dict[str, Any] = {
+        "key": job.key, "size": job.size, "seed": job.seed, "variant": job.variant,
+        "method": config.method, "iterations": job.iterations, "val_every": config.val_every,
+        "best_iteration": summary["best_iteration"], "curve": curve, "evaluations": evals,
+        "resumed": resume, "train_seconds_this_session": round(train_s, 1),
+        "seconds_per_iteration_median": round(float(np.median(steps)), 4) if steps else None,
+        "overhead_seconds_this_session": round(train_s - sum(steps), 1),
+        "load_average_start": load, "load_average_end": round(os.getloadavg()[0], 2),
+        "train_config": config.to_dict(),
+    }  # fmt: skip
+    if job.variant == "edpcnn" and job.size in plan.jitter_sizes:
+        load_model_state(trainer.model, load_checkpoint(run / "best.pt"), run / "best.pt")
+        rec["jitter_dice"] = jitter(data, trainer.unet, config, plan)
+    return rec
+
+
+def jitter(data: Data, unet: Any, config: TrainConfig, plan: Plan) -> dict[str, float]:
+    """Validation Dice with the test centres jittered inside the object (Fig. 5.4)."""
+    idx, t, out = data.full.val, data.tensors, {}
+    for scale in plan.jitters:
+        centers = jitter_centers(t["centers"][idx].numpy(), t["radii"][idx].numpy(),
+                                 t["masks"][idx].numpy(), scale, np.random.default_rng(1234))
+        ev = data.evaluate(config.method, unet, config.star, centers=torch.from_numpy(centers))
+        out[f"{scale:g}"] = ev["dice"]
+    return out
+
+
+def baselines(job: Job, data: Data, plan: Plan, data_dir: Path) -> dict[str, Any]:
+    """The label-free rows: DP on an untrained U-Net, a disc of the mean radius."""
+    config = config_of(Job(job.size, job.seed, "edpcnn", 1), plan, data_dir)
+    unet = unet_of(build_model(config))
+    evals = {"untrained-dp": data.evaluate("edpcnn", unet, config.star)}
+    masks, train = data.tensors["masks"], data.splits(job.size).train
+    radius = float(np.mean(np.sqrt(masks[train].sum(dim=(1, 2)).numpy() / np.pi)))
+    idx = data.full.val
+    centers = data.tensors["centers"][idx]
+    ys, xs = torch.meshgrid(*(torch.arange(n, dtype=torch.float32) for n in masks.shape[1:]),
+                            indexing="ij")  # fmt: skip
+    discs = ((xs - centers[:, :1, None]) ** 2 + (ys - centers[:, 1:, None]) ** 2) <= radius**2
+    rows = evaluate_batch(discs, masks[idx], data.full.data.spacing, centers, config.star.radius)
+    s = summarize(rows)
+    evals["mean-disc"] = {"dice": s["dice_mean"], "dice_std_images": s["dice_std"],
+                          "hd_mm": lv.num(s["hd_mean"]), "n_test": s["n"], "radius_px": radius}
+    return {"key": job.key, "size": job.size, "seed": job.seed, "variant": "baselines",
+            "evaluations": evals}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- plan cost
+def measure(data: Data, plan: Plan, work: Path, data_dir: Path) -> dict[str, Any]:
+    """Seconds per iteration of each variant (3 after 1 warm-up, 10 images) and per validation;
+    prints the plan's projected cost."""
+    per, val = {}, {}
+    for variant in VARIANTS:
+        config = config_of(Job(10, 0, variant, 10), plan, data_dir)
+        tmp = tempfile.TemporaryDirectory(prefix="acdc_measure_")
+        trainer = Trainer(config, Path(tmp.name) / "run", data=data.splits(10))
+        trainer.step()
+        per[variant] = float(np.median([trainer.step()["seconds"] for _ in range(3)]))
+        start = time.perf_counter()
+        trainer.validate()
+        if variant == "unet":
+            data.evaluate("unet-dp", trainer.unet, config.star, per_image=False)
+        val[variant] = time.perf_counter() - start
+        trainer._lock.release()  # no fit(): release the run folder's lock, then remove it
+        tmp.cleanup()
+    total = 0.0
+    for job in jobs_of(plan):
+        if job.variant in VARIANTS:
+            total += job.iterations * (per[job.variant] + val[job.variant] /
+                                       min(plan.val_every[job.variant], job.iterations))
+    for v in VARIANTS:
+        share = val[v] / (val[v] + plan.val_every[v] * per[v])
+        print(f"{v:7s} {per[v]:.3f} s/iteration, validation {val[v]:.1f} s every "
+              f"{plan.val_every[v]} iterations ({100 * share:.0f} % of a run)", file=sys.stderr)
+    print(f"plan: {len(jobs_of(plan))} jobs, about {total / 3600:.1f} h of training and "
+          f"validation (baselines, jitter and final evaluations: minutes)", file=sys.stderr)
+    return {"seconds_per_iteration": per, "validation_seconds": val, "plan_hours": total / 3600}
+
+
+# ---------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> None:
+    p = h.parser(__doc__, "smoke run (acdc_ablation_quick.*)", replot=False)
+    p.add_argument("--replot", action="store_true", help="redraw JSON and PNG from the JSONL")
+    p.add_argument("--measure", action="store_true", help="time iterations, print the cost")
+    p.add_argument("--data-dir", type=Path, default=ACDC, help="the ACDC folder (holds training/)")
+    p.add_argument("--work", type=Path, default=ROOT / ".acdc_runs", help="run folders")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    plan = QUICK if args.quick else FULL
+    stem = "acdc_ablation_quick" if args.quick else "acdc_ablation"
+    args.out.mkdir(parents=True, exist_ok=True)
+    # one study per JSONL: a second one would rewrite it from its own records, dropping others
+    with (args.out / f"{stem}.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise SystemExit(f"another acdc_ablation.py is running on {args.out / stem}.jsonl")
+        study(args, plan, stem)
+
+
+def study(args: Any, plan: Plan, stem: str) -> None:
+    """Run (or, with ``--measure``, cost) the plan's unfinished jobs; write the outputs."""
+    log = h.RunLog(args.out / f"{stem}.jsonl")
+    data_dir = args.data_dir / "training"
+    load, now = h.Load(), lv.lvseg_commit()
+    if not args.replot:
+        if not data_dir.is_dir():
+            raise SystemExit(f"ACDC not found at {data_dir} (see ../shared/data/acdc/README.md)")
+        data = Data(data_dir, plan)
+        work = args.work / ("quick" if args.quick else "full")
+        if args.measure:
+            measure(data, plan, work, data_dir)
+            return
+        jobs = jobs_of(plan)
+        for k, job in enumerate(jobs):
+            if job.key in log.done:
+                continue
+            start = time.perf_counter()
+            if job.variant == "baselines":
+                rec = baselines(job, data, plan, data_dir)
+            else:
+                rec = train_job(job, data, plan, work, data_dir)
+            rec["lvseg_commit"] = now["commit"]
+            rec["lvseg_uncommitted_changes"] = now["lvseg_uncommitted_changes"]
+            rec["wall_seconds_this_session"] = round(time.perf_counter() - start, 1)
+            log.add(rec)
+            dice = ", ".join(f"{m} {e['dice']:.3f}" for m, e in rec["evaluations"].items())
+            print(f"[{k + 1}/{len(jobs)}] {job.key}: {dice}", file=sys.stderr, flush=True)
+            write(log.records, plan, args.out, stem, now, load, __doc__,
+              TrainConfig(method="edpcnn", **SURROGATE).to_dict())
+    write(log.records, plan, args.out, stem, now, load, __doc__,
+              TrainConfig(method="edpcnn", **SURROGATE).to_dict())
+
+
+if __name__ == "__main__":
+    main()

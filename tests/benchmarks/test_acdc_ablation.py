@@ -1,0 +1,89 @@
+"""benchmarks/acdc_ablation.py --quick: the whole code path (plan, training with validation and
+best-checkpoint selection, baselines, jitter, resume, JSON + PNG) on a tiny setting.
+
+On ten real ACDC patients (``../shared/data/acdc``, linked, never copied) where the data are
+present; elsewhere (a fresh clone, CI) on phantoms written in the ACDC layout, so the code path
+is always tested.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import acdc_ablation as bench  # noqa: E402
+from lvseg.data import make_phantoms  # noqa: E402
+
+PATIENTS = [f"patient{k:03d}" for k in range(1, 11)]  # thesis split: 005 and 010 validate
+
+
+SHARED = next((p for p in (ROOT.parent / "shared" / "data" / "acdc",
+                           ROOT.parent.parent / "shared" / "data" / "acdc")  # a worktree
+               if (p / "training").is_dir()), None)  # fmt: skip
+
+
+def _acdc(tmp_path: Path, shared: Path | None) -> Path:
+    """Ten ACDC patients: the shared data linked, or phantoms in the ACDC layout."""
+    out = tmp_path / "acdc" / "training"
+    out.mkdir(parents=True)
+    for k, name in enumerate(PATIENTS):
+        if shared is not None:
+            (out / name).symlink_to(shared / "training" / name)
+            continue
+        (out / name).mkdir()
+        slices = make_phantoms(4, size=64, seed=k, slices_per_patient=4)
+        for frame, part in ((1, slices[:2]), (12, slices[2:])):
+            image = np.stack([s.image for s in part], axis=-1).astype(np.float32) * 400
+            labels = np.stack([s.mask for s in part], axis=-1).astype(np.uint8) * 3
+            for data, suffix in ((image, ""), (labels, "_gt")):
+                img = nib.Nifti1Image(data, np.diag([1.37, 1.37, 10.0, 1.0]))
+                nib.save(img, str(out / name / f"{name}_frame{frame:02d}{suffix}.nii.gz"))
+    return tmp_path / "acdc"
+
+
+@pytest.mark.parametrize("source", ["acdc", "phantoms"])
+def test_quick_run_writes_the_tables_and_resumes(tmp_path: Path, source: str) -> None:
+    if source == "acdc" and SHARED is None:
+        pytest.skip("the ACDC training data are not in ../shared/data/acdc (research licence, "
+                    "not redistributed); the phantom variant tests the same code path")
+    data = _acdc(tmp_path, SHARED if source == "acdc" else None)
+    args = ["--quick", "--data-dir", str(data), "--out", str(tmp_path / "out"),
+            "--work", str(tmp_path / "runs")]  # fmt: skip
+    bench.main(args)
+    result = json.loads((tmp_path / "out" / "acdc_ablation_quick.json").read_text())
+    assert result["complete"] and result["runs_done"] == result["runs_planned"] == 5
+    rows = {r[0]: r[1] for r in result["table"]["rows"]}
+    assert rows["U-Net"].endswith("[0.5115]") and rows["EDPCNN (bypass)"].endswith("[0.7270]")
+    for name in ("U-Net+DP", "EDPCNN-ES-hi", "EDPCNN-ES-lo", "DP on an untrained U-Net (no labels)",
+                 "disc of the mean radius (no labels)"):
+        assert not rows[name].startswith("-"), name
+    runs = {r["variant"]: r for r in result["runs"]}
+    assert runs["es-lo"]["train_config"]["star"]["pool"] == 4
+    assert runs["edpcnn"]["curve"][0]["iteration"] == 3 and "train" in runs["edpcnn"]["curve"][0]
+    assert list(runs["edpcnn"]["jitter_dice"]) == ["0", "0.2"]
+    assert (tmp_path / "out" / "acdc_ablation_quick.png").stat().st_size > 0
+    lines = (tmp_path / "out" / "acdc_ablation_quick.jsonl").read_text().splitlines()
+    bench.main(args)  # a restart finds every run done and only rewrites the outputs
+    assert (tmp_path / "out" / "acdc_ablation_quick.jsonl").read_text().splitlines() == lines
+
+
+def test_missing_data_is_a_clear_message(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="ACDC not found"):
+        bench.main(["--quick", "--data-dir", str(tmp_path), "--out", str(tmp_path)])
+
+
+def test_a_second_study_on_the_same_results_is_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    with (tmp_path / "acdc_ablation_quick.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(SystemExit, match="another acdc_ablation.py is running"):
+            bench.main(["--quick", "--data-dir", str(tmp_path), "--out", str(tmp_path)])
