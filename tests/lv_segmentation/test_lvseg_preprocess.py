@@ -158,7 +158,7 @@ def test_object_radius_of_a_disk_and_outside_centres():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"spacing": 0}, "spacing must be a positive number (mm); got 0"),
+        ({"spacing": 0}, "spacing (mm) must be a positive number; got 0"),
         ({"size": (64,)}, "size must be a positive integer or (H, W) of such; got (64,)"),
         ({"crop": "heart"}, "crop must be 'lv' or 'image'; got 'heart'"),
         ({"percentiles": (99, 1)}, "percentiles must satisfy 0 <= low < high <= 100"),

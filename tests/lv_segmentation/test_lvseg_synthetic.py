@@ -77,9 +77,9 @@ def test_load_dataset_synthetic():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"n": 0}, "n must be a positive integer; got 0"),
+        ({"n": 0}, "n must be an integer >= 1; got 0"),
         ({"n": 2, "size": 16}, "size must be an integer >= 32"),
-        ({"n": 2, "seed": -1}, "seed must be a non-negative integer; got -1"),
+        ({"n": 2, "seed": -1}, "seed must be an integer >= 0; got -1"),
         ({"n": 2, "slices_per_patient": 0}, "slices_per_patient must be a positive integer"),
         ({"n": 2, "spacing": 0.0}, "spacing must be a positive number (mm); got 0.0"),
         ({"n": 2, "noise": -0.1}, "noise must be a non-negative number; got -0.1"),

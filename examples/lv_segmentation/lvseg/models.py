@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from diffbypass.validation import int_at_least, one_of
+
 __all__ = ["UNet"]
 
 
@@ -72,12 +74,10 @@ class UNet(nn.Module):
         norm: str = "group",
     ) -> None:
         super().__init__()
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+        one_of("norm", norm, NORMS)
         for name, value, low in (("in_channels", in_channels, 1), ("out_channels", out_channels, 1),
                                  ("base_channels", base_channels, 1), ("depth", depth, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+            int_at_least(name, value, low)
         self.depth = depth
         widths = [base_channels * 2**level for level in range(depth + 1)]
         self.down = nn.ModuleList([_block(in_channels, widths[0], norm)])

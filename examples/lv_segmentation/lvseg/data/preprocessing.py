@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Literal, Sequence
 import numpy as np
 from scipy import ndimage
 
+from diffbypass.validation import positive_number
 from lvseg.data.transforms import crop_around, normalize_intensities, resample
 from lvseg.data.types import LoadReport, Slice
 
@@ -140,10 +141,7 @@ def preprocess(
         >>> data.images.shape, data.masks.shape, data.centers.shape, report.loaded
         ((4, 1, 64, 64), (4, 64, 64), (4, 2), 4)
     """
-    if isinstance(spacing, bool) or not isinstance(spacing, (int, float)) or not (
-        math.isfinite(spacing) and spacing > 0
-    ):
-        raise ValueError(f"spacing must be a positive number (mm); got {spacing!r}")
+    positive_number("spacing (mm)", spacing)
     shape = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
     if len(shape) != 2 or not all(isinstance(s, (int, np.integer)) and s >= 1 for s in shape):
         raise ValueError(f"size must be a positive integer or (H, W) of such; got {size!r}")

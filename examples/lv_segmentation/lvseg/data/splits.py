@@ -15,6 +15,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from diffbypass.validation import int_at_least
+
 __all__ = [
     "SCHEMES",
     "Split",
@@ -80,8 +82,7 @@ def split_by_patient(
             f"fractions must be three non-negative numbers (train, val, test) summing to 1; "
             f"got {fractions!r}"
         )
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    int_at_least("seed", seed, 0)
     ids = [str(p) for p in patient_ids]
     patients = sorted(set(ids))
     positive = [i for i, f in enumerate(shares) if f > 0]
@@ -198,8 +199,7 @@ def telescopic_subsets(
         (True, 50)
     """
     items = np.asarray(indices, dtype=np.int64).reshape(-1)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    int_at_least("seed", seed, 0)
     shuffled = items[np.random.default_rng(seed).permutation(len(items))]
     subsets = {}
     for size in sizes:

@@ -21,6 +21,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from diffbypass.validation import int_at_least
 from lvseg.data.preprocessing import SPACING_MM
 from lvseg.data.types import Slice
 
@@ -64,13 +65,11 @@ def make_phantoms(
         >>> a[0].image.shape, bool(np.array_equal(a[2].image, b[2].image)), a[0].has_lv
         ((64, 64), True, True)
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer; got {n!r}")
+    int_at_least("n", n, 1)
     shape = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
     if len(shape) != 2 or not all(isinstance(s, (int, np.integer)) and s >= 32 for s in shape):
         raise ValueError(f"size must be an integer >= 32 or (H, W) of such; got {size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    int_at_least("seed", seed, 0)
     if (
         isinstance(slices_per_patient, bool)
         or not isinstance(slices_per_patient, (int, np.integer))
