@@ -14,6 +14,12 @@ import numpy as np
 
 import _harness as h
 
+ROOT = Path(__file__).resolve().parent
+#: ../shared/data/acdc next to the clone (or next to wt/ for a worktree in wt/<name>).
+ACDC = next((p for p in (ROOT.parent.parent / "shared" / "data" / "acdc",
+                         ROOT.parent.parent.parent / "shared" / "data" / "acdc")
+             if (p / "training").is_dir()), ROOT.parent.parent / "shared" / "data" / "acdc")
+
 LVSEG = Path(__file__).resolve().parent.parent / "examples" / "lv_segmentation" / "lvseg"
 
 

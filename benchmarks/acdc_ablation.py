@@ -74,17 +74,14 @@ from _acdc_study import EVALUATED, FULL, QUICK, VARIANTS, Job, Plan, jobs_of, wr
 from lvseg.checkpoint import load_checkpoint, load_model_state
 from lvseg.config import TrainConfig
 from lvseg.methods import build_model, unet_of
-from lvseg.pipeline import StarConfig, jitter_centers
+from lvseg.jitter import jitter_centers
+from lvseg.pipeline import StarConfig
 from lvseg.prepare import PreparedSplits, prepare_data
 from lvseg.data import telescopic_subsets
 from lvseg.metrics import evaluate_batch, summarize
 from lvseg.train import Trainer
 
 ROOT = Path(__file__).resolve().parent
-# ../shared/data/acdc next to the clone (or next to wt/ for a worktree in wt/<name>)
-ACDC = next((p for p in (ROOT.parent.parent / "shared" / "data" / "acdc",
-                         ROOT.parent.parent.parent / "shared" / "data" / "acdc")
-             if (p / "training").is_dir()), ROOT.parent.parent / "shared" / "data" / "acdc")
 
 
 #: The study's surrogate setting, fixed so every run of the study shares it: the quality point of
@@ -254,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     p = h.parser(__doc__, "smoke run (acdc_ablation_quick.*)", replot=False)
     p.add_argument("--replot", action="store_true", help="redraw JSON and PNG from the JSONL")
     p.add_argument("--measure", action="store_true", help="time iterations, print the cost")
-    p.add_argument("--data-dir", type=Path, default=ACDC, help="the ACDC folder (holds training/)")
+    p.add_argument("--data-dir", type=Path, default=lv.ACDC, help="the ACDC folder (holds training/)")
     p.add_argument("--work", type=Path, default=ROOT / ".acdc_runs", help="run folders")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = p.parse_args(argv)

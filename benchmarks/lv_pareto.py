@@ -52,11 +52,9 @@ from typing import Any
 import numpy as np
 
 import _harness as h
+import _lv_runs as lv
 
 ROOT = Path(__file__).resolve().parent
-ACDC = next((p for p in (ROOT.parent.parent / "shared" / "data" / "acdc",
-                         ROOT.parent.parent.parent / "shared" / "data" / "acdc")
-             if (p / "training").is_dir()), ROOT.parent.parent / "shared" / "data" / "acdc")
 #: name -> TrainConfig overrides of the method edpcnn (the surrogate knobs).
 VARIANTS: dict[str, dict[str, Any]] = {
     "S10 k2 star (old)": {"samples": 10, "fit_steps": 2, "surrogate": "star"},
@@ -86,7 +84,7 @@ def config_of(variant: str, data: str, seed: int, quick: bool) -> Any:
     if quick:
         plan.update(iterations=20 * plan["iterations"] // DATASETS[data]["iterations"],
                     val_every=10)
-    extra = {"data_dir": str(ACDC / "training"), "split": "thesis"} if data == "acdc" else {}
+    extra = {"data_dir": str(lv.ACDC / "training"), "split": "thesis"} if data == "acdc" else {}
     return TrainConfig(method="edpcnn", data=data, seed=seed, split_seed=0,
                        checkpoint_every=plan["val_every"], **plan, **extra, **knobs)
 

@@ -117,7 +117,7 @@ def load_maps() -> dict[str, np.ndarray | torch.Tensor]:
 
 def fit_curve(name: str, maps: torch.Tensor, data: dict, iterations: int, seed: int) -> list[float]:
     """``agreement_before`` of every iteration of a fresh surrogate fitted as in lvseg."""
-    from lvseg.pipeline import jitter_centers
+    from lvseg.jitter import jitter_centers
 
     rng = np.random.default_rng(seed)
     noise = torch.Generator().manual_seed(seed)

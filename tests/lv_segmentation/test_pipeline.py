@@ -9,7 +9,8 @@ import torch
 from diffbypass import ES, Surrogate
 from lvseg.data import make_phantoms, preprocess
 from lvseg.models import UNet
-from lvseg.pipeline import EDPCNN, StarConfig, jitter_centers, make_estimator, pixel_loss
+from lvseg.jitter import jitter_centers
+from lvseg.pipeline import EDPCNN, StarConfig, make_estimator, pixel_loss
 from lvseg.segment import segment
 from lvseg_testing import one_thread  # noqa: F401  (fixture)
 

@@ -9,6 +9,7 @@ The modules follow the pipeline, one concept each:
 - :mod:`lvseg.models` — the CPU-sized U-Net;
 - :mod:`lvseg.pipeline` — star settings and EDPCNN: U-Net → warp → ``Bypass(StarDP, estimator)``;
 - :mod:`lvseg.methods` — the method table (estimator, loss, DP or not) and the model factory;
+- :mod:`lvseg.jitter` — the star centre jittered inside the object (training, jitter study);
 - :mod:`lvseg.segment` — inference for every method;
 - :mod:`lvseg.device` — ``--device auto|cpu|cuda``;
 - :mod:`lvseg.sampler` — the batch sampler with a resumable state;
@@ -41,6 +42,7 @@ __all__ = [
     "evaluate",
     "figures",
     "hooks",
+    "jitter",
     "methods",
     "metrics",
     "models",

@@ -29,7 +29,7 @@ from lvseg.data import DATASETS
 from lvseg.device import resolve_device
 from lvseg.methods import build_model, get_method, unet_of
 from lvseg.metrics import evaluate_batch, summarize
-from lvseg.pipeline import jitter_centers
+from lvseg.jitter import jitter_centers
 from lvseg.prepare import load_prepared, prepare_data
 from lvseg.segment import Segmentation, segment
 

@@ -40,7 +40,8 @@ from lvseg.device import resolve_device
 from lvseg.hooks import Hook, MetricsLog, read_metrics
 from lvseg.methods import build_model, get_method, unet_of
 from lvseg.metrics import evaluate_batch, summarize
-from lvseg.pipeline import EDPCNN, jitter_centers
+from lvseg.jitter import jitter_centers
+from lvseg.pipeline import EDPCNN
 from lvseg.prepare import PreparedSplits, prepare_data
 from lvseg.sampler import BatchSampler
 from lvseg.segment import segment
