@@ -57,6 +57,17 @@ def record_sizes(sizes: list[int]):
     return fn
 
 
+def _first_call(marker: str) -> bool:
+    """True exactly once across processes: whoever creates the ``marker`` file first."""
+    import os
+
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
 class KillOnce:
     """``wiggle``, but the first call (whichever process makes it) kills its own process.
 
@@ -70,11 +81,8 @@ class KillOnce:
     def __call__(self, x: Tensor) -> Tensor:
         import os
 
-        try:
-            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
+        if not _first_call(self.marker):
             return wiggle(x)
-        os.close(fd)
         os._exit(1)  # a worker lost mid-batch: no exception, no result
 
 
@@ -91,16 +99,12 @@ class CloseDaskWorkerOnce:
 
     def __call__(self, x: Tensor) -> Tensor:
         import functools
-        import os
         import time
 
         from distributed import get_worker
 
-        try:
-            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
+        if not _first_call(self.marker):
             return wiggle(x)
-        os.close(fd)
         worker = get_worker()
         worker.loop.add_callback(functools.partial(worker.close, executor_wait=False, nanny=False))
         time.sleep(2)

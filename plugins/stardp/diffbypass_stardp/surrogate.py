@@ -97,12 +97,7 @@ class StarSurrogate(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits :math:`(B, N, M)` for warped maps :math:`(B, N, M)` or :math:`(B, C, N, M)`."""
-        if x.ndim == 3 and self.in_channels == 1:
-            x = x[:, None]
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            layout = "(B, N, M) or (B, 1, N, M)" if self.in_channels == 1 else (
-                f"(B, {self.in_channels}, N, M)")
-            raise ValueError(f"x must have shape {layout}; got {tuple(x.shape)}")
+        x = _channels_first(x, self.in_channels)
         skips = []
         for encoder in self.encoders:
             x = encoder(x)
@@ -197,12 +192,7 @@ class LineSurrogate(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits :math:`(B, N, M)` for warped maps :math:`(B, N, M)` or :math:`(B, C, N, M)`."""
-        if x.ndim == 3 and self.in_channels == 1:
-            x = x[:, None]
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            layout = "(B, N, M) or (B, 1, N, M)" if self.in_channels == 1 else (
-                f"(B, {self.in_channels}, N, M)")
-            raise ValueError(f"x must have shape {layout}; got {tuple(x.shape)}")
+        x = _channels_first(x, self.in_channels)
         b, c, n, m = x.shape
         x = torch.cat([x, radial_difference(x.reshape(b * c, n, m)).reshape(b, c, n, m)], dim=1)
         k_n, k_m = self.kernel
@@ -225,3 +215,13 @@ def _circular_lines(x: Tensor, pad: int) -> Tensor:
     n = x.shape[-2]
     idx = torch.arange(-pad, n + pad, device=x.device) % n
     return x.index_select(-2, idx)
+
+
+def _channels_first(x: Tensor, in_channels: int) -> Tensor:
+    """Warped maps as :math:`(B, C, N, M)`: a channel axis added to :math:`(B, N, M)` if C = 1."""
+    if x.ndim == 3 and in_channels == 1:
+        x = x[:, None]
+    if x.ndim != 4 or x.shape[1] != in_channels:
+        layout = "(B, N, M) or (B, 1, N, M)" if in_channels == 1 else f"(B, {in_channels}, N, M)"
+        raise ValueError(f"x must have shape {layout}; got {tuple(x.shape)}")
+    return x
