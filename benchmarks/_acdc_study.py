@@ -23,21 +23,27 @@ THESIS = {
     "unet-dp": {10: 0.6025, 20: 0.6558, 50: 0.7296, 100: 0.8135, 200: 0.8558},
     "edpcnn": {10: 0.7270, 20: 0.7569, 50: 0.8015, 100: 0.8328, 200: 0.8701},
 }
-#: What each trained variant is: the lvseg method and the star settings changed from the
-#: TrainConfig defaults (ES-lo: the DP's input pooled along the lines, ``StarConfig.pool``).
-VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "unet": ("unet", {}),
-    "edpcnn": ("edpcnn", {}),
-    "es-hi": ("edpcnn-es", {}),
-    "es-lo": ("edpcnn-es", {"pool": 4}),
+#: The surrogate setting lvseg used before issue #9 (the thesis' StarSurrogate, S = 10, 2 fit
+#: steps); the study's first EDPCNN run (10 images, seed 0) used it and is kept as its own row.
+OLD_SURROGATE = {"surrogate": "star", "samples": 10, "fit_steps": 2}
+#: What each trained variant is: the lvseg method, the star settings changed from the
+#: TrainConfig defaults (ES-lo: the DP's input pooled along the lines, ``StarConfig.pool``) and
+#: other TrainConfig settings changed from the defaults.
+VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "unet": ("unet", {}, {}),
+    "edpcnn": ("edpcnn", {}, {}),
+    "edpcnn-old": ("edpcnn", {}, OLD_SURROGATE),
+    "es-hi": ("edpcnn-es", {}, {}),
+    "es-lo": ("edpcnn-es", {"pool": 4}, {}),
 }
 #: What a trained variant is evaluated as (the unet run also gives U-Net+DP).
-EVALUATED = {"unet": ("unet", "unet-dp"), "edpcnn": ("edpcnn",), "es-hi": ("edpcnn-es",),
-             "es-lo": ("edpcnn-es",)}  # fmt: skip
-ROWS = ("untrained-dp", "mean-disc", "unet", "unet-dp", "edpcnn", "es-hi", "es-lo")
+EVALUATED = {"unet": ("unet", "unet-dp"), "edpcnn": ("edpcnn",), "edpcnn-old": ("edpcnn",),
+             "es-hi": ("edpcnn-es",), "es-lo": ("edpcnn-es",)}  # fmt: skip
+ROWS = ("untrained-dp", "mean-disc", "unet", "unet-dp", "edpcnn", "edpcnn-old", "es-hi", "es-lo")
 LABELS = {"untrained-dp": "DP on an untrained U-Net (no labels)",
           "mean-disc": "disc of the mean radius (no labels)", "unet": "U-Net",
-          "unet-dp": "U-Net+DP", "edpcnn": "EDPCNN (bypass)", "es-hi": "EDPCNN-ES-hi",
+          "unet-dp": "U-Net+DP", "edpcnn": "EDPCNN (bypass)",
+          "edpcnn-old": "EDPCNN, surrogate before #9 (S10 k2)", "es-hi": "EDPCNN-ES-hi",
           "es-lo": "EDPCNN-ES-lo"}  # fmt: skip
 
 
@@ -50,6 +56,7 @@ class Plan:
     iterations: dict[int, int]  # size -> iterations (every variant alike)
     val_every: dict[str, int]  # variant -> validate every K iterations
     es_sizes: tuple[int, ...]  # sizes with the ES variants (first seed)
+    old_sizes: tuple[int, ...]  # sizes with edpcnn-old (first seed)
     jitter_sizes: tuple[int, ...]  # edpcnn sizes evaluated with jittered centres (Fig. 5.4)
     jitters: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
     val_subset: int = 0  # 0: all validation images; else every k-th (quick runs)
@@ -63,13 +70,15 @@ FULL = Plan(
     sizes=(10, 20, 50, 100, 200),
     seeds={10: (0, 1), 20: (0, 1), 50: (0, 1), 100: (0,), 200: (0,)},
     iterations={10: 500, 20: 600, 50: 1000, 100: 1500, 200: 2000},
-    val_every={"unet": 100, "edpcnn": 50, "es-hi": 100, "es-lo": 100},
+    val_every={"unet": 100, "edpcnn": 50, "edpcnn-old": 50, "es-hi": 100, "es-lo": 100},
     es_sizes=(10, 20, 50, 100),
+    old_sizes=(10,),
     jitter_sizes=(10, 100),
 )
 QUICK = Plan(
     sizes=(10,), seeds={10: (0,)}, iterations={10: 3},
-    val_every={"unet": 3, "edpcnn": 3, "es-hi": 3, "es-lo": 3}, es_sizes=(10,),
+    val_every={"unet": 3, "edpcnn": 3, "edpcnn-old": 3, "es-hi": 3, "es-lo": 3}, es_sizes=(10,),
+    old_sizes=(),
     jitter_sizes=(10,), jitters=(0.0, 0.2), val_subset=4, train_curve_images=5,
 )  # fmt: skip
 
@@ -92,8 +101,10 @@ def jobs_of(plan: Plan) -> list[Job]:
     """Most informative first: the baselines (minutes in all), 10 and 20 images (seed 0, every
     variant), EDPCNN at the jitter sizes, then the remaining sizes and seeds (smallest first)."""
     def trained(size: int, seed: int) -> list[Job]:
+        first = seed == plan.seeds[size][0]
         names = [v for v in VARIANTS if v in ("unet", "edpcnn") or
-                 (size in plan.es_sizes and seed == plan.seeds[size][0])]
+                 (v.startswith("es-") and size in plan.es_sizes and first) or
+                 (v == "edpcnn-old" and size in plan.old_sizes and first)]
         return [Job(size, seed, v, plan.iterations[size]) for v in names]
 
     first = [j for s in plan.sizes[:2] for j in trained(s, plan.seeds[s][0])]
@@ -113,7 +124,7 @@ def scores(records: list[dict[str, Any]]) -> dict[tuple[str, int], list[float]]:
     out: dict[tuple[str, int], list[float]] = {}
     for rec in records:
         for name, ev in rec["evaluations"].items():
-            row = rec["variant"] if name == "edpcnn-es" else name
+            row = name if rec["variant"] in ("unet", "edpcnn", "baselines") else rec["variant"]
             out.setdefault((row, rec["size"]), []).append(ev["dice"])
     return out
 
@@ -136,8 +147,8 @@ def table(records: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
 
 
 def jitter_table(records: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
-    cols = ["training images", "seed"] + [f"jitter {j:g}" for j in plan.jitters]
-    rows = [[r["size"], r["seed"]] + [round(v, 4) for v in r["jitter_dice"].values()]
+    cols = ["variant", "training images", "seed"] + [f"jitter {j:g}" for j in plan.jitters]
+    rows = [[r["variant"], r["size"], r["seed"]] + [round(v, 4) for v in r["jitter_dice"].values()]
             for r in records if "jitter_dice" in r]  # fmt: skip
     return {"columns": cols, "rows": sorted(rows)}
 
@@ -161,7 +172,7 @@ def plot(records: list[dict[str, Any]], plan: Plan, path: Path) -> None:
               title="Table 5.1 (dashed: thesis)", ylim=(0.3, 1.0))  # fmt: skip
     for rec in (r for r in records if "jitter_dice" in r):
         ax[1].plot(plan.jitters, list(rec["jitter_dice"].values()), marker="o",
-                   label=f"EDPCNN, {rec['size']} images, seed {rec['seed']}")  # fmt: skip
+                   label=f"{LABELS[rec['variant']]}, {rec['size']} images, seed {rec['seed']}")
     ax[1].set(xlabel="test centre jitter (fraction of the object radius)",
               ylabel="validation Dice", title="Fig. 5.4: jittered star centre")
     small = min(plan.sizes)

@@ -18,7 +18,8 @@ Training subsets of 10, 20, 50, 100 and 200 images are telescopic prefixes of on
 jitter, estimator noise) runs 2 seeds up to 50 images and 1 above.
 
 Methods: every ``TrainConfig`` default of the commit in each record (``train_config``: batch 10,
-Adam, the CPU-sized U-Net, surrogate/ES settings, jitter and rotation), except the iterations
+Adam, the CPU-sized U-Net, surrogate/ES settings, jitter and rotation; EDPCNN-old: the surrogate
+setting before issue #9, StarSurrogate with S = 10 and 2 fit steps), except the iterations
 (500 / 600 / 1000 / 1500 / 2000 at 10 / 20 / 50 / 100 / 200 images, the same for every method at
 a size; the thesis ran 20000) and the validation period K (every 50 iterations for edpcnn, the
 thesis' value; every 100 for the cheaper unet and ES iterations, so that validating all 372
@@ -43,7 +44,9 @@ Machine: the project's shared 2-core CPU, torch and numba single-threaded, the l
 each record. ``--measure`` times a few iterations of every variant and one validation, and
 prints the plan's cost before running.
 
-Run ``python benchmarks/acdc_ablation.py`` (hours; resumable: rerun the same command),
+Run ``python benchmarks/acdc_ablation.py`` (hours; resumable: rerun the same command; start it
+twice to use two cores: each worker takes the next job no other worker holds and writes its own
+``acdc_ablation[.k].jsonl``),
 ``--measure``, ``--quick`` (a smoke run on 40 validation images: ``acdc_ablation_quick.*``) or
 ``--replot``.
 """
@@ -82,23 +85,18 @@ from lvseg.metrics import evaluate_batch, summarize
 from lvseg.train import Trainer
 
 ROOT = Path(__file__).resolve().parent
-
-
-#: The study's surrogate setting, fixed so every run of the study shares it: the quality point of
-#: benchmarks/lv_pareto.py (lvseg's faster default, LineSurrogate with S = 2 and 1 fit step,
-#: scored about 0.02 lower on ACDC at equal iterations).
-SURROGATE = {"surrogate": "star", "samples": 10, "fit_steps": 2}
+MAX_WORKERS = 8
 
 
 def config_of(job: Job, plan: Plan, data_dir: Path) -> TrainConfig:
-    """The job's TrainConfig: the defaults, except :data:`SURROGATE` and what the plan sets."""
-    method, star = VARIANTS[job.variant]
+    """The job's TrainConfig: the defaults, except what the variant and the plan set."""
+    method, star, knobs = VARIANTS[job.variant]
     stars = {**TrainConfig(method=method).star.as_dict(), **star}
     every = min(plan.val_every[job.variant], job.iterations)
     return TrainConfig(method=method, data="acdc", data_dir=str(data_dir), split="thesis",
                        train_size=job.size, seed=job.seed, split_seed=0,
                        iterations=job.iterations, val_every=every, checkpoint_every=every,
-                       star=StarConfig(**stars), **SURROGATE)  # fmt: skip
+                       star=StarConfig(**stars), **knobs)  # fmt: skip
 
 
 class Data:
@@ -177,7 +175,7 @@ def train_job(job: Job, data: Data, plan: Plan, work: Path, data_dir: Path) -> d
         "load_average_start": load, "load_average_end": round(os.getloadavg()[0], 2),
         "train_config": config.to_dict(),
     }  # fmt: skip
-    if job.variant == "edpcnn" and job.size in plan.jitter_sizes:
+    if job.variant in ("edpcnn", "edpcnn-old") and job.size in plan.jitter_sizes:
         load_model_state(trainer.model, load_checkpoint(run / "best.pt"), run / "best.pt")
         rec["jitter_dice"] = jitter(data, trainer.unet, config, plan)
     return rec
@@ -259,20 +257,38 @@ def main(argv: list[str] | None = None) -> None:
     plan = QUICK if args.quick else FULL
     stem = "acdc_ablation_quick" if args.quick else "acdc_ablation"
     args.out.mkdir(parents=True, exist_ok=True)
-    # one study per JSONL: a second one would rewrite it from its own records, dropping others
-    with (args.out / f"{stem}.lock").open("w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise SystemExit(f"another acdc_ablation.py is running on {args.out / stem}.jsonl")
-        study(args, plan, stem)
+    if args.replot or args.measure:
+        study(args, plan, stem, args.out / f"{stem}.jsonl")
+        return
+    # each worker its own JSONL (slot 0: stem.jsonl, k: stem.k.jsonl), held by a lock
+    for slot in range(MAX_WORKERS):
+        name = stem if slot == 0 else f"{stem}.{slot}"
+        with (args.out / f"{name}.lock").open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue
+            study(args, plan, stem, args.out / f"{name}.jsonl")
+            return
+    raise SystemExit(f"{MAX_WORKERS} acdc_ablation.py workers are running on {args.out}")
 
 
-def study(args: Any, plan: Plan, stem: str) -> None:
-    """Run (or, with ``--measure``, cost) the plan's unfinished jobs; write the outputs."""
-    log = h.RunLog(args.out / f"{stem}.jsonl")
+def finished(out: Path, stem: str) -> list[dict[str, Any]]:
+    """The records of every worker's JSONL (``stem.jsonl``, ``stem.1.jsonl``, ...)."""
+    paths = [out / f"{stem}.jsonl", *sorted(out.glob(f"{stem}.[0-9]*.jsonl"))]
+    return [r for p in paths for r in h.RunLog(p).records]
+
+
+def study(args: Any, plan: Plan, stem: str, path: Path) -> None:
+    """Run (or, with ``--measure``, cost) the plan's unfinished jobs; write the outputs.
+
+    Workers share the plan: a job is claimed by a lock on ``<work>/<job>.claim`` while it runs,
+    so a second worker takes the next free job; each worker appends to its own JSONL ``path``.
+    """
+    log = h.RunLog(path)
     data_dir = args.data_dir / "training"
     load, now = h.Load(), lv.lvseg_commit()
+    defaults = TrainConfig(method="edpcnn").to_dict()
     if not args.replot:
         if not data_dir.is_dir():
             raise SystemExit(f"ACDC not found at {data_dir} (see ../shared/data/acdc/README.md)")
@@ -281,25 +297,29 @@ def study(args: Any, plan: Plan, stem: str) -> None:
         if args.measure:
             measure(data, plan, work, data_dir)
             return
+        work.mkdir(parents=True, exist_ok=True)
         jobs = jobs_of(plan)
         for k, job in enumerate(jobs):
-            if job.key in log.done:
-                continue
-            start = time.perf_counter()
-            if job.variant == "baselines":
-                rec = baselines(job, data, plan, data_dir)
-            else:
-                rec = train_job(job, data, plan, work, data_dir)
-            rec["lvseg_commit"] = now["commit"]
-            rec["lvseg_uncommitted_changes"] = now["lvseg_uncommitted_changes"]
-            rec["wall_seconds_this_session"] = round(time.perf_counter() - start, 1)
-            log.add(rec)
+            with (work / (job.key.replace("/", "_") + ".claim")).open("w") as claim:
+                try:
+                    fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # another worker is running it
+                if job.key in {r["key"] for r in finished(args.out, stem)}:
+                    continue
+                start = time.perf_counter()
+                if job.variant == "baselines":
+                    rec = baselines(job, data, plan, data_dir)
+                else:
+                    rec = train_job(job, data, plan, work, data_dir)
+                rec["lvseg_commit"] = now["commit"]
+                rec["lvseg_uncommitted_changes"] = now["lvseg_uncommitted_changes"]
+                rec["wall_seconds_this_session"] = round(time.perf_counter() - start, 1)
+                log.add(rec)
             dice = ", ".join(f"{m} {e['dice']:.3f}" for m, e in rec["evaluations"].items())
             print(f"[{k + 1}/{len(jobs)}] {job.key}: {dice}", file=sys.stderr, flush=True)
-            write(log.records, plan, args.out, stem, now, load, __doc__,
-              TrainConfig(method="edpcnn", **SURROGATE).to_dict())
-    write(log.records, plan, args.out, stem, now, load, __doc__,
-              TrainConfig(method="edpcnn", **SURROGATE).to_dict())
+            write(finished(args.out, stem), plan, args.out, stem, now, load, __doc__, defaults)
+    write(finished(args.out, stem), plan, args.out, stem, now, load, __doc__, defaults)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,7 @@ from _lv_overhead_report import (INFER_PIECES, METHOD_TEXT, OLD, THESIS, TRAIN_M
 # ---------------------------------------------------------------------------- instrumentation
 def instrument(trainer: Any, clock: Clock) -> None:
     """Hooks and wrappers that read the clock; they change no computation."""
+    from diffbypass import Surrogate
     from lvseg.pipeline import EDPCNN
 
     model, unet = trainer.model, trainer.unet
@@ -103,7 +104,7 @@ def instrument(trainer: Any, clock: Clock) -> None:
     bypass.register_forward_pre_hook(on_bypass_input)
     bypass.register_forward_hook(lambda *_: clock.mark("bypass end"))
     estimator = bypass.estimator
-    if hasattr(estimator, "fit"):
+    if isinstance(estimator, Surrogate):
         estimator.fit = timed(clock, "fit", estimator.fit)
         estimator.predict = timed(clock, "predict", estimator.predict)
 

@@ -62,12 +62,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "S2 k1 line": {"samples": 2, "fit_steps": 1, "surrogate": "line"},
     "S1 k1 line": {"samples": 1, "fit_steps": 1, "surrogate": "line"},
     "S2 k1 line, 200 it": {"samples": 2, "fit_steps": 1, "surrogate": "line", "iterations": 200},
+    "S2 k1 star": {"samples": 2, "fit_steps": 1, "surrogate": "star"},
+    "S1 k1 star": {"samples": 1, "fit_steps": 1, "surrogate": "star"},
+    "S2 k1 line, lr 3e-3": {"samples": 2, "fit_steps": 1, "surrogate": "line",
+                            "surrogate_lr": 3e-3},
 }
 #: variant -> the variant whose finished run it continues (a copy, resumed with more iterations).
 EXTENDS = {"S2 k1 line, 200 it": "S2 k1 line"}
 SEEDS = (0, 1, 2)
 OLD = "S10 k2 star (old)"
-DEFAULT = "S2 k1 line"  # lvseg's TrainConfig defaults since issue #9
+DEFAULT = "S1 k1 star"  # lvseg's TrainConfig defaults since issue #9
 #: Sunnybrook test Dice of the old setting, seeds 0-2 (docs/lv_example.md, the same protocol).
 OLD_SUNNYBROOK_TEST = (0.873, 0.849, 0.850)
 DATASETS = {"acdc": {"train_size": 50, "iterations": 100, "val_every": 50},
@@ -90,9 +94,10 @@ def config_of(variant: str, data: str, seed: int, quick: bool) -> Any:
 
 
 def jobs(quick: bool, shard: int, shards: int, datasets: tuple[str, ...] = tuple(DATASETS),
-         variants: tuple[str, ...] = tuple(VARIANTS)) -> list[tuple[str, str, int]]:
+         variants: tuple[str, ...] = tuple(VARIANTS),
+         seeds: tuple[int, ...] = SEEDS) -> list[tuple[str, str, int]]:
     """This shard's runs: ACDC first, each run to the shard with the least estimated work."""
-    seeds = SEEDS[:1] if quick else SEEDS
+    seeds = seeds[:1] if quick else seeds
     work = [0.0] * shards
     mine = []
     for d in datasets:
@@ -110,7 +115,7 @@ def jobs(quick: bool, shard: int, shards: int, datasets: tuple[str, ...] = tuple
 
 
 def run_shard(shard: int, shards: int, quick: bool, out: Path, datasets: tuple[str, ...],
-              variants: tuple[str, ...]) -> None:
+              variants: tuple[str, ...], seeds: tuple[int, ...] = SEEDS) -> None:
     """Train this shard's runs (:func:`jobs`) that its log has not got yet."""
     import torch
 
@@ -122,10 +127,12 @@ def run_shard(shard: int, shards: int, quick: bool, out: Path, datasets: tuple[s
     part = f"{shard}" if datasets == tuple(DATASETS) else f"{'+'.join(datasets)}.{shard}"
     if variants != tuple(VARIANTS):
         part += "." + "+".join(v.replace(" ", "").replace(",", "") for v in variants)
+    if seeds != SEEDS:
+        part += ".seeds" + "+".join(map(str, seeds))
     log = h.RunLog(out / f"{stem}.{part}.jsonl")
     work = ROOT / ".lv_pareto_runs"  # never committed (ACDC-trained weights)
     data: dict[str, Any] = {}
-    for dataset, variant, seed in jobs(quick, shard, shards, datasets, variants):
+    for dataset, variant, seed in jobs(quick, shard, shards, datasets, variants, seeds):
         key = f"{dataset}/{variant}/seed{seed}"
         if key in log.done:
             continue
@@ -257,6 +264,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="only these datasets' runs (their own log files)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
                    help="only these variants' runs (their own log files)")
+    p.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS),
+                   help="only these seeds' runs (their own log files)")
     p.add_argument("--measure", action="store_true", help="time the variants (1 thread)")
     p.add_argument("--report", action="store_true", help="write the JSON/PNG from the logs")
     args = p.parse_args(argv)
@@ -271,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
         report(args.out, args.quick)
     else:
         run_shard(args.shard, args.shards, args.quick, args.out, tuple(args.datasets),
-                  tuple(args.variants))
+                  tuple(args.variants), tuple(args.seeds))
 
 
 if __name__ == "__main__":

@@ -90,8 +90,6 @@ class BlackBox:
         timeout: float | None = None,
         retries: int = 0,
     ) -> None:
-        if not callable(fn):
-            raise TypeError(f"fn must be callable; got {type(fn).__name__}")
         if max_batch is not None:
             max_batch = int_at_least("max_batch", max_batch, 1)
         if executor is not None and not isinstance(executor, Executor):
@@ -107,18 +105,30 @@ class BlackBox:
                     "timeout needs an executor (a call in the calling thread cannot be "
                     "interrupted); pass e.g. executor=ThreadPoolExecutor(1)"
                 )
-        check_picklable(fn, executor)
-        self.fn = fn
         self.max_batch = max_batch
         self.executor = executor
         self.nonfinite = one_of("nonfinite", nonfinite, ("raise", "drop"))
         self.timeout = timeout
         self.retries = int_at_least("retries", retries, 0)
         self._dispatch = Dispatcher(fn, executor, timeout, self.retries)
+        self.fn = fn  # checked by the setter
         self.calls = 0
         self.instances = 0
         # per input item shape: (output item shape, floating?) seen at the first call
         self._signatures: dict[tuple[int, ...], tuple[tuple[int, ...], bool]] = {}
+
+    @property
+    def fn(self) -> BlackBoxFn:
+        """The function. Assigning another one (e.g. a timed wrapper) takes effect at the next
+        call; it is checked as at construction."""
+        return self._dispatch.fn
+
+    @fn.setter
+    def fn(self, fn: BlackBoxFn) -> None:
+        if not callable(fn):
+            raise TypeError(f"fn must be callable; got {type(fn).__name__}")
+        check_picklable(fn, self.executor)
+        self._dispatch.fn = fn
 
     # ------------------------------------------------------------------ single batch
     def __call__(self, x: Tensor, *, what: str = "forward") -> Tensor:

@@ -80,10 +80,43 @@ def test_missing_data_is_a_clear_message(tmp_path: Path) -> None:
         bench.main(["--quick", "--data-dir", str(tmp_path), "--out", str(tmp_path)])
 
 
-def test_a_second_study_on_the_same_results_is_refused(tmp_path: Path) -> None:
+def test_workers_beyond_the_cap_are_refused(tmp_path: Path) -> None:
+    import contextlib
     import fcntl
 
-    with (tmp_path / "acdc_ablation_quick.lock").open("w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with pytest.raises(SystemExit, match="another acdc_ablation.py is running"):
+    names = ["acdc_ablation_quick"] + [f"acdc_ablation_quick.{k}" for k in range(1, 8)]
+    with contextlib.ExitStack() as stack:
+        for name in names:  # every worker slot is held
+            fcntl.flock(stack.enter_context((tmp_path / f"{name}.lock").open("w")),
+                        fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(SystemExit, match="8 acdc_ablation.py workers are running"):
             bench.main(["--quick", "--data-dir", str(tmp_path), "--out", str(tmp_path)])
+
+
+def test_workers_share_the_plan(tmp_path: Path) -> None:
+    """A second worker writes its own JSONL, skips a job another worker holds, and every
+    worker's records count as done."""
+    import fcntl
+
+    data = _acdc(tmp_path, None)
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    args = ["--quick", "--data-dir", str(data), "--out", str(out), "--work", str(runs)]
+    held = "n=10/seed=0/es-lo/it=3"
+    (runs / "quick").mkdir(parents=True)
+    out.mkdir()
+    with (out / "acdc_ablation_quick.lock").open("w") as slot0, \
+            (runs / "quick" / (held.replace("/", "_") + ".claim")).open("w") as claim:
+        fcntl.flock(slot0, fcntl.LOCK_EX | fcntl.LOCK_NB)  # worker 0 is busy
+        fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ... running es-lo
+        bench.main(args)
+    second = [json.loads(x)["key"] for x in
+              (out / "acdc_ablation_quick.1.jsonl").read_text().splitlines()]
+    assert len(second) == 4 and held not in second
+    assert not (out / "acdc_ablation_quick.jsonl").exists()
+    assert not json.loads((out / "acdc_ablation_quick.json").read_text())["complete"]
+    bench.main(args)  # slot 0 is free again: it runs only the job that was held
+    first = [json.loads(x)["key"] for x in
+             (out / "acdc_ablation_quick.jsonl").read_text().splitlines()]
+    assert first == [held]
+    result = json.loads((out / "acdc_ablation_quick.json").read_text())
+    assert result["complete"] and result["runs_done"] == 5

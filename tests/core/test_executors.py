@@ -134,3 +134,28 @@ def test_executor_without_max_batch_sends_one_task_per_perturbation():
         x = X.clone().requires_grad_(True)
         layer(x).backward(V)
     assert sizes == [4] * 7
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_replacing_fn_takes_effect_at_the_next_call(threads):
+    """``blackbox.fn = wrapper`` (e.g. a timer) is what every later call evaluates."""
+    sizes = []
+    pool = ThreadPoolExecutor(2) if threads else None
+    layer = Bypass(_fns.wiggle, ES(sigma=0.3, samples=4, generator=gen(0)), executor=pool)
+    reference = layer(X)
+    layer.blackbox.fn = _fns.record_sizes(sizes)
+    assert layer.fn is layer.blackbox.fn
+    x = X.clone().requires_grad_(True)
+    layer(x).backward(V)
+    assert sizes == ([4] * 5 if threads else [4, 16])
+    layer.blackbox.fn = _fns.wiggle
+    assert torch.equal(layer(X), reference)
+    if pool is not None:
+        pool.shutdown()
+
+
+def test_replacing_fn_is_checked():
+    layer = Bypass(_fns.wiggle, ES(sigma=0.3, samples=4))
+    with pytest.raises(TypeError, match="fn must be callable; got int"):
+        layer.blackbox.fn = 3
+    assert layer.fn is _fns.wiggle

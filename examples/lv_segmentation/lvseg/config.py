@@ -97,7 +97,7 @@ class TrainConfig:
                                  thesis="10", metavar="S")
     fit_steps: int = option(1, "surrogate fit steps per iteration", thesis="10", metavar="K")
     surrogate_lr: float = option(1e-3, "the surrogate's Adam learning rate", metavar="LR")
-    surrogate: str = option("line", "surrogate architecture: star (the thesis' small U-Net on "
+    surrogate: str = option("star", "surrogate architecture: star (the thesis' small U-Net on "
                             "the star) or line (line-wise convolutions, circular across lines)",
                             thesis="star", choices=tuple(SURROGATES))
     surrogate_channels: int = option(8, "surrogate base channels", thesis="8", metavar="C")
