@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Callable, Union
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Union
 
 import torch
 from torch import Tensor, nn
@@ -57,6 +58,13 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
             ``False`` skips that pass (in the LV example it was a third of a 2-step fit's cost)
             and leaves ``agreement_after`` ``None``; ``agreement_before`` is always measured,
             from the first step's forward pass, at no extra cost.
+        threads: torch intra-op threads for the surrogate's own work (its fit, :meth:`predict`
+            and its backward, the VJP); ``None`` (default): the caller's setting. A small network
+            on small inputs can run slower on several threads than on one (each operation
+            wakes the thread pool): in the LV example, 2 threads made its share of a training
+            iteration 1.6 times as slow as 1 thread. The setting is process-wide while it
+            applies (``torch.set_num_threads``) and restored after. With ``threads`` set,
+            :meth:`predict`'s output supports first-order gradients only.
 
     Inputs are cast to the model's dtype (a float64 or integer ``x`` with a float32 network);
     the gradient is cast back to ``x``'s dtype. In training mode the surrogate fits itself in
@@ -97,6 +105,7 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
         nonfinite_fit: str = "raise",
         replay: nn.Module | None = None,
         report_after: bool = True,
+        threads: int | None = None,
     ) -> None:
         super().__init__()
         self.replay = replay  # a ReplayBuffer (diffbypass.replay), or None
@@ -109,6 +118,7 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
         self.optimizer = self._make_optimizer(optimizer, positive_number("lr", lr))
         self.nonfinite_fit = one_of("nonfinite_fit", nonfinite_fit, ("raise", "skip"))
         self.report_after = instance_of("report_after", report_after, bool)
+        self.threads = None if threads is None else int_at_least("threads", threads, 1)
         self._init_telemetry()
         # per-item input shape -> the model's per-item output shape (found at the first call)
         self._out_shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
@@ -140,6 +150,12 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
     # ------------------------------------------------------------------ public
     def predict(self, x: Tensor) -> Tensor:
         """``model(x)`` with gradients to ``x`` only (the parameters are used detached)."""
+        if self.threads is not None and x.requires_grad and torch.is_grad_enabled():
+            return _ThreadedPredict.apply(x, self)
+        with _num_threads(self.threads):
+            return self._predict(x)
+
+    def _predict(self, x: Tensor) -> Tensor:
         params = {k: v.detach() for k, v in self.model.named_parameters()}
         params.update(dict(self.model.named_buffers()))
         return torch.func.functional_call(self.model, params, (self._cast(x),))
@@ -160,9 +176,9 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
         return y
 
     def vjp(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
-        with torch.enable_grad():
+        with torch.enable_grad(), _num_threads(self.threads):
             xx = x.detach().requires_grad_(True)
-            out = self.predict(xx)
+            out = self._predict(xx)
             (grad_x,) = torch.autograd.grad(out, xx, grad_y.to(out.dtype))
         return grad_x
 
@@ -184,7 +200,7 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
         if self.replay is not None:
             inputs, targets = self.replay.extend(inputs, targets, near=x)
         losses, skipped = [], 0
-        with torch.enable_grad():
+        with torch.enable_grad(), _num_threads(self.threads):
             for step in range(self.fit_steps):
                 self.optimizer.zero_grad(set_to_none=True)
                 pred = self.model(inputs)
@@ -209,7 +225,7 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
         self.optimizer.zero_grad(set_to_none=True)
         after = None
         if self.report_after:
-            with torch.no_grad():
+            with torch.no_grad(), _num_threads(self.threads):
                 after = self.fit_loss.agreement(self.model(inputs[:fresh]), targets[:fresh])
         return self._publish(FitStats(
             loss_first=losses[0], loss_last=losses[-1], agreement_before=before,
@@ -256,3 +272,36 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
 
 def _finite(value: float) -> bool:
     return math.isfinite(value)
+
+
+@contextmanager
+def _num_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` (``None``: unchanged) inside, restored after."""
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class _ThreadedPredict(torch.autograd.Function):
+    """:meth:`Surrogate.predict` whose forward *and* backward run on ``surrogate.threads``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, surrogate: Surrogate) -> Tensor:
+        with torch.enable_grad(), _num_threads(surrogate.threads):
+            xx = x.detach().requires_grad_(True)
+            out = surrogate._predict(xx)
+        ctx.graph, ctx.threads = (xx, out), surrogate.threads
+        return out.detach()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        xx, out = ctx.graph
+        with _num_threads(ctx.threads):
+            (grad_x,) = torch.autograd.grad(out, xx, grad)
+        return grad_x, None

@@ -315,3 +315,53 @@ def test_report_after_false_skips_only_the_post_fit_forward():
         assert torch.equal(p, q)
     with pytest.raises(TypeError, match="report_after must be a bool; got int"):
         Surrogate(small_model(), report_after=1)
+
+
+class ThreadProbe(nn.Module):
+    """A small model that records torch's thread count in its forward and backward passes."""
+
+    def __init__(self, seen):
+        super().__init__()
+        self.net, self.seen = small_model(), seen
+
+    def forward(self, x):
+        self.seen.append(("forward", torch.get_num_threads()))
+        out = self.net(x)
+        if out.requires_grad:
+            out.register_hook(lambda g: self.seen.append(("backward", torch.get_num_threads())))
+        return out
+
+
+@pytest.mark.parametrize("path", ["predict", "vjp"])
+def test_threads_apply_to_fit_predict_and_backward_and_are_restored(path):
+    """``threads=1``: the fit, the prediction and its backward run on one thread, the caller's
+    setting is back afterwards, and every number equals the run without ``threads``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        grads, weights = [], []
+        for threads in (None, 1):
+            seen = []
+            est = Surrogate(ThreadProbe(seen).double(), sigma=0.5, samples=4, fit_steps=2,
+                            lr=0.05, generator=gen(0), threads=threads)
+            layer = Bypass(lambda t: torch.round(t[:, :2] * 3), est)
+            x = torch.randn(5, 3, generator=gen(1), dtype=torch.float64, requires_grad=True)
+            y = layer(x)  # fits
+            out = layer.predict(x) if path == "predict" else y
+            out.backward(torch.ones_like(out))
+            assert torch.get_num_threads() == 2
+            expected = 2 if threads is None else 1
+            assert {n for _, n in seen} == {expected}, seen
+            assert {kind for kind, _ in seen} == {"forward", "backward"}
+            grads.append(x.grad)
+            weights.append([p.detach().clone() for p in est.model.parameters()])
+        assert torch.allclose(grads[0], grads[1], rtol=1e-12, atol=1e-12)
+        for p, q in zip(*weights):
+            assert torch.allclose(p, q, rtol=1e-12, atol=1e-12)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_threads_is_checked():
+    with pytest.raises(ValueError, match="threads must be an integer >= 1; got 0"):
+        Surrogate(small_model(), threads=0)

@@ -169,6 +169,8 @@ def test_pooled_star_lowers_what_es_sees_and_keeps_the_contour(tiny: dict[str, t
     assert torch.equal(star.reduce(g).mean(-1), g.reshape(2, 12, 6, 4).mean(-1).mean(-1))
     # the interpolated step falls between blocks: the contour moves by less than a block
     assert (star.dp()(star.reduce(g)) - 9).abs().max() <= 4
+    pooled = star.reduce(g)  # NumPy in, NumPy out, the same numbers (as StarDP)
+    assert torch.equal(torch.from_numpy(star.dp()(pooled.numpy())), star.dp()(pooled))
     assert StarConfig(n_points=65, pool=4).reduce(torch.zeros(1, 25, 65)).shape == (1, 25, 17)
     torch.manual_seed(0)
     model = EDPCNN(UNet(base_channels=4, depth=2), star, make_estimator("es", samples=4))

@@ -205,3 +205,19 @@ def test_line_that_never_leaves_and_object_smaller_than_a_step():
     dot = torch.zeros(1, 11, 11)
     dot[0, 5, 5] = 1
     torch.testing.assert_close(mask_to_indices(dot, p), torch.zeros(1, 4, dtype=torch.long))
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.3, torch.tensor(-0.2)])
+def test_one_rotation_for_all_centres_is_the_batched_formula(angle):
+    """A scalar angle reuses one cached pattern: the same numbers as one angle per centre, a
+    fresh tensor each call (writing into it leaves the next call unchanged), and gradients to
+    the centres."""
+    c = (torch.rand(7, 2, generator=torch.Generator().manual_seed(0)) * 100).requires_grad_(True)
+    per_centre = torch.full((7,), float(angle))
+    expected = star_points(c, angle=per_centre, n_lines=25, n_points=65, radius=65.0)
+    got = star_points(c, angle=angle, n_lines=25, n_points=65, radius=65.0)
+    assert torch.equal(got, expected)
+    got.detach().zero_()
+    assert torch.equal(star_points(c, angle=angle), expected)
+    star_points(c, angle=angle).sum().backward()
+    assert torch.equal(c.grad, torch.full_like(c, 25 * 65))

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -132,7 +133,10 @@ class PooledDP:
     def __init__(self, dp: StarDP, n_points: int) -> None:
         self.dp, self.n_points = dp, int(n_points)
 
-    def __call__(self, pooled: Tensor) -> Tensor:
+    def __call__(self, pooled: Tensor | np.ndarray) -> Tensor | np.ndarray:
+        """The DP's indices for ``pooled`` :math:`(B, N, L)`; NumPy in, NumPy out (as StarDP)."""
+        if isinstance(pooled, np.ndarray):
+            return self(torch.from_numpy(pooled)).numpy()
         b, n, length = pooled.shape
         full = F.interpolate(pooled.reshape(b * n, 1, length), size=self.n_points, mode="linear",
                              align_corners=True)  # fmt: skip
@@ -178,13 +182,14 @@ def make_estimator(
 
     The surrogate does not measure ``FitStats.agreement_after`` (``report_after=False``): the
     trainer logs ``agreement_before`` only, and the extra forward pass would cost a third of a
-    2-step fit.
+    2-step fit. It runs on one thread (``threads=1``) whatever torch's setting: on 2 threads
+    its share of a training iteration was 1.6 times as slow (``benchmarks/lv_overhead.py``).
     """
     if kind == "surrogate":
         build = SURROGATES[one_of("architecture", architecture, tuple(SURROGATES))]
         return Surrogate(
             build(base_channels), sigma=sigma, samples=samples, fit_steps=fit_steps,
-            fit_loss=STARDP.fit_loss, lr=lr, generator=generator, report_after=False,
+            fit_loss=STARDP.fit_loss, lr=lr, generator=generator, report_after=False, threads=1,
         )  # fmt: skip
     if kind == "es":
         return ES(sigma=sigma, samples=samples, generator=generator)

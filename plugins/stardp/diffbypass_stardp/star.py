@@ -2,6 +2,7 @@ r"""The star pattern: ``N`` radial lines of ``M`` points around a centre."""
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -85,20 +86,37 @@ def star_points(
     n_points = int_at_least("n_points", n_points, 2)
     radius = positive_number("radius", radius)
     a = _as_float_tensor("angle", angle).to(device=c.device, dtype=c.dtype)
-    if a.ndim == 0:
-        a = a.expand(len(c))
-    elif a.shape != (len(c),):
+    if a.ndim != 0 and a.shape != (len(c),):
         raise ValueError(
             f"angle must be a scalar or have shape (B,) = ({len(c)},); got {tuple(a.shape)}"
         )
     if image_shape is not None:
         _check_inside(c, image_shape)
 
-    line = torch.arange(n_lines, device=c.device, dtype=c.dtype)
+    if a.ndim == 0 and not a.requires_grad:  # one pattern for every centre, made once
+        offsets = _offsets(n_lines, n_points, radius, float(a), c.dtype, c.device)
+        return c[:, None, None, :] + offsets
+    if a.ndim == 0:
+        a = a.expand(len(c))
+    return c[:, None, None, :] + _pattern(a, n_lines, n_points, radius)
+
+
+def _pattern(a: Tensor, n_lines: int, n_points: int, radius: float) -> Tensor:
+    r"""The star's offsets from its centre, :math:`r_i (\cos\theta_n, \sin\theta_n)`, for
+    rotations ``a`` :math:`(B,)`: :math:`(B, N, M, 2)`."""
+    line = torch.arange(n_lines, device=a.device, dtype=a.dtype)
     theta = a[:, None] + (2 * math.pi / n_lines) * line  # (B, N)
-    r = radius * torch.arange(1, n_points + 1, device=c.device, dtype=c.dtype) / n_points
+    r = radius * torch.arange(1, n_points + 1, device=a.device, dtype=a.dtype) / n_points
     direction = torch.stack([torch.cos(theta), torch.sin(theta)], dim=-1)  # (B, N, 2)
-    return c[:, None, None, :] + r[None, None, :, None] * direction[:, :, None, :]
+    return r[None, None, :, None] * direction[:, :, None, :]
+
+
+@functools.lru_cache(maxsize=64)
+def _offsets(n_lines: int, n_points: int, radius: float, angle: float, dtype: torch.dtype,
+             device: torch.device) -> Tensor:
+    """:func:`_pattern` of one rotation (the same numbers as for a batch), cached."""
+    a = torch.tensor([angle], dtype=dtype, device=device)
+    return _pattern(a, n_lines, n_points, radius)[0]
 
 
 def _check_inside(c: Tensor, image_shape: tuple[int, int]) -> None:
