@@ -23,7 +23,7 @@ PIECES = (
 )  # fmt: skip
 THESIS = "edpcnn, 10 fit steps"
 OLD = "edpcnn, old defaults"
-INFER_PIECES = ("U-Net forward", "star points + warp", "DP", "contour + star mask", "other")
+INFER_PIECES = ("U-Net forward", "star + warp + DP + contour + mask (segment_stars)", "other")
 
 
 # ---------------------------------------------------------------------------- breakdown
@@ -128,7 +128,7 @@ COLORS = {
     "true indices + Bypass other": "#8172b3", "surrogate predict": "#e377c2",
     "surrogate predict backward": "#f7b6d2", "ES backward (w/o DP)": "#937860",
     "warp + U-Net backward": "#64b5cd", "U-Net backward": "#64b5cd", "Adam step": "#8c8c8c",
-    "other": "#e5e5e5", "DP": "#55a868", "contour + star mask": "#dd8452",
+    "other": "#e5e5e5", "star + warp + DP + contour + mask (segment_stars)": "#55a868",
 }  # fmt: skip
 
 

@@ -37,9 +37,9 @@ Adam step. The pieces add up to the total; what no timestamp covers is "other". 
 wrappers only read the clock.
 
 Inference: ``lvseg.segment.segment`` on test-split images, seconds per image at batch 1 and
-batch 10: ``unet`` (U-Net + sigmoid + threshold) against ``edpcnn`` (U-Net, star warp, DP,
-contour, ``star_mask``), with the pieces timed separately through the same public functions
-``segment`` calls. 5 warm-up calls, then ``--repeats`` x 5 timed calls (100 by default).
+batch 10: ``unet`` (U-Net + threshold) against ``edpcnn`` (U-Net, then ``segment_stars``: star
+points, nearest warp, DP, contour, mask), with the pieces timed separately through the same
+public functions ``segment`` calls. 5 warm-up calls, then ``--repeats`` x 5 timed calls (100 by default).
 
 Threads: each thread setting runs in a fresh process with ``torch.set_num_threads(t)`` and
 ``NUMBA_NUM_THREADS = t`` (the star DP's thread pool), ``OMP_WAIT_POLICY=PASSIVE``; 1 thread is
@@ -165,7 +165,7 @@ def train_timings(
 def inference_timings(repeats: int) -> dict[str, Any]:
     """Seconds per image of ``segment`` (unet, edpcnn) at batch 1 and 10, with its pieces."""
     import torch
-    from diffbypass_stardp import contour_points, star_mask, warp
+    from diffbypass_stardp import segment_stars
 
     from lvseg.config import TrainConfig
     from lvseg.methods import build_model
@@ -195,15 +195,11 @@ def inference_timings(repeats: int) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 maps = unet(images)
                 t1 = time.perf_counter()
-                points = star.points(centers)
-                warped = warp(maps, points, mode=star.interpolation)
+                segment_stars(maps, centers, dp, n_lines=star.n_lines, n_points=star.n_points,
+                              radius=star.radius)  # fmt: skip
                 t2 = time.perf_counter()
-                indices = dp(warped)
-                t3 = time.perf_counter()
-                star_mask(contour_points(indices, points), centers, tuple(images.shape[-2:]))
-                t4 = time.perf_counter()
             if k >= 5:
-                for name, span in zip(INFER_PIECES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                for name, span in zip(INFER_PIECES, (t1 - t0, t2 - t1)):
                     pieces[name].append(span / batch)
         res = {m: h.summary(v, digits=6) for m, v in totals.items()}
         piece_stats = {p: h.summary(v, digits=6) for p, v in pieces.items()}

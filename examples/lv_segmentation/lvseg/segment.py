@@ -5,7 +5,8 @@ A pixel-trained method without the DP (``unet``) thresholds the U-Net's foregrou
 that probability map minus 1/2; the end-to-end methods (``edpcnn``, ``edpcnn-es``) run the star
 DP on the raw output map. The DP contour uses the smoothed fractional indices
 (``StarDP(output="float")``) and is filled into a mask with ``star_mask`` (the contour is
-star-shaped around the star centre: the same mask as ``polygon_mask``, 17-21x faster).
+star-shaped around the star centre: the same mask as ``polygon_mask``, 17-21x faster). With the
+nearest-pixel warp and no pooling, ``segment_stars`` computes the same in a few compiled passes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from diffbypass_stardp import contour_points, star_mask, warp
+from diffbypass_stardp import contour_points, segment_stars, star_mask, warp
 from lvseg.methods import Method, get_method
 from lvseg.pipeline import StarConfig
 
@@ -70,14 +71,18 @@ def segment(
         maps = torch.sigmoid(maps)
     if not method.dp:
         return Segmentation((maps[:, 0] > 0.5).cpu(), maps[:, 0].cpu(), None, None, None, None)
-    points = star.points(centers)
     # pixel-trained + DP (unet-dp): the probability minus 1/2, so that the background is
     # negative like the point beyond the star, which radial_difference takes as 0 (else a soft
     # background there would look like an edge and pull the contour to the end of every line)
-    warped = warp(maps if method.end_to_end else maps - 0.5, points, mode=star.interpolation)
-    # the DP runs on the CPU; on NumPy arrays it skips torch's cost per operation (StarDP gives
-    # the same numbers for both), a third of the DP's time at batch 1
-    indices = torch.from_numpy(star.dp("float")(star.reduce(warped).cpu().numpy()))
-    contours = contour_points(indices.to(points.device), points)
+    dp_input = maps if method.end_to_end else maps - 0.5
+    if star.interpolation == "nearest" and star.pool == 1:  # the same numbers, compiled
+        out = segment_stars(dp_input, centers, star.dp("float"), n_lines=star.n_lines,
+                            n_points=star.n_points, radius=star.radius)  # fmt: skip
+        return Segmentation(out.masks, maps[:, 0].cpu(), out.points, out.warped, out.indices,
+                            out.contours)  # fmt: skip
+    points = star.points(centers)
+    warped = warp(dp_input, points, mode=star.interpolation)
+    indices = star.dp("float")(star.reduce(warped))
+    contours = contour_points(indices, points)
     masks = star_mask(contours, centers, tuple(images.shape[-2:]))
     return Segmentation(*(t.cpu() for t in (masks, maps[:, 0], points, warped, indices, contours)))

@@ -24,6 +24,7 @@ from diffbypass_stardp.blackbox import FIT_LOSS, StarDP
 from diffbypass_stardp.contour import contour_points, mask_to_indices, polygon_mask
 from diffbypass_stardp.cost import radial_difference
 from diffbypass_stardp.dp import dp_solve
+from diffbypass_stardp.inference import StarSegments, segment_stars
 from diffbypass_stardp.mask import star_mask
 from diffbypass_stardp.semiring import HardMin, Semiring, SoftMin
 from diffbypass_stardp.smoothing import default_smoothing_width, smooth_indices
@@ -42,6 +43,7 @@ __all__ = [
     "SoftDPResult",
     "SoftMin",
     "StarDP",
+    "StarSegments",
     "StarSurrogate",
     "contour_points",
     "default_smoothing_width",
@@ -50,6 +52,7 @@ __all__ = [
     "mask_to_indices",
     "polygon_mask",
     "radial_difference",
+    "segment_stars",
     "smooth_indices",
     "soft_dp",
     "star_mask",

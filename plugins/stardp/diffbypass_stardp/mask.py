@@ -92,10 +92,15 @@ def star_mask(
     out = np.zeros((poly.shape[0], h, w), dtype=np.bool_)
     bad = np.zeros(poly.shape[0], dtype=np.bool_)
     _mask_kernel.fill_stars(poly.cpu().numpy(), c.cpu().numpy(), out, bad)
+    check_star_shaped(bad)
+    return torch.from_numpy(out).to(poly.device)
+
+
+def check_star_shaped(bad: np.ndarray) -> None:
+    """Raise naming the first polygon the mask kernel found not star-shaped (``bad``)."""
     if bad.any():
         raise ValueError(
             "polygons must be star-shaped around centers: vertices in angular order around the "
             "centre, consecutive ones less than pi apart, none at the centre (as contour_points "
             f"gives them); got polygon {int(np.argmax(bad))} that is not"
         )
-    return torch.from_numpy(out).to(poly.device)
