@@ -59,10 +59,12 @@ class BlackBox:
 
     Args:
         fn: the function; see :data:`~diffbypass.base.BlackBoxFn`.
-        max_batch: largest number of inputs passed to one ``fn`` call (``None``: all at once).
+        max_batch: largest number of inputs passed to one ``fn`` call, in the forward pass and
+            for the perturbed samples alike (``None``: all at once).
         executor: a :class:`concurrent.futures.Executor` to run the chunks on (``None``: in the
-            calling thread). With an executor and no ``max_batch``, each of the ``S`` perturbation
-            sets becomes one task.
+            calling thread). With an executor and no ``max_batch``, the forward batch and each
+            of the ``S`` perturbation sets become one task each; with ``max_batch``, every chunk
+            is a task (the forward batch too), so more workers than ``S + 1`` can share a step.
         nonfinite: ``"raise"`` (default) to fail on NaN/inf, or ``"drop"`` to leave out
             perturbed samples whose output has NaN/inf (the estimators then average over the
             rest). The output at the unperturbed input is always checked and never dropped.
@@ -135,8 +137,7 @@ class BlackBox:
         """Evaluate ``fn`` on the batch ``x`` of shape ``(B, ...)``; the output is always checked."""
         if x.dim() == 0:
             raise ValueError("x must have a leading batch dimension; got a 0-d tensor")
-        y = self._run([x.detach()], what)[0]
-        self._check(y, x, what)
+        y = self._evaluate(x.detach(), self.max_batch or len(x), what)
         bad = ~torch.isfinite(y) if y.is_floating_point() else None
         if bad is not None and bool(bad.any()):
             rows = bad.reshape(bad.shape[0], -1).any(dim=1).nonzero().flatten().tolist()
@@ -162,11 +163,8 @@ class BlackBox:
             size = b
         else:
             size = s * b
-        chunks = [flat[i : i + size] for i in range(0, s * b, size)]
-        outs = self._run(chunks, what, chunk_size=size)
-        for i, out in enumerate(outs):
-            self._check(out, chunks[i], self._where(what, i, size, len(chunks), s * b))
-        ys = torch.cat(outs).reshape(s, b, *outs[0].shape[1:])
+        out = self._evaluate(flat, size, what)
+        ys = out.reshape(s, b, *out.shape[1:])
         if not ys.is_floating_point():
             return ys, None
         bad = ~torch.isfinite(ys.reshape(s, b, -1)).all(dim=2)
@@ -192,6 +190,15 @@ class BlackBox:
                 "nonfinite": self.nonfinite, "timeout": self.timeout, "retries": self.retries}  # fmt: skip
 
     # ------------------------------------------------------------------ internals
+    def _evaluate(self, flat: Tensor, size: int, what: str) -> Tensor:
+        """``fn`` on ``flat`` in chunks of at most ``size`` inputs, each output checked."""
+        size = max(size, 1)
+        chunks = [flat[i : i + size] for i in range(0, len(flat), size)] or [flat]
+        outs = self._run(chunks, what, chunk_size=size)
+        for i, out in enumerate(outs):
+            self._check(out, chunks[i], self._where(what, i, size, len(chunks), len(flat)))
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
+
     def _run(self, chunks: list[Tensor], what: str, chunk_size: int = 0) -> list[Tensor]:
         device = chunks[0].device
         total = sum(len(c) for c in chunks)

@@ -93,7 +93,9 @@ class TrainConfig:
                              thesis="0.5", metavar="RAD")
     sigma: float | None = option(None, f"surrogate exploration / ES noise scale (None: {_SIGMA})",
                                  thesis="1", metavar="SIGMA")
-    samples: int | None = option(None, f"noise samples per input (None: {_SAMPLES})",
+    samples: int | None = option(None, f"noise samples per input (None: {_SAMPLES}; the "
+                                 "surrogate's S = 1 and 1 fit step matched the thesis' setting "
+                                 "on ACDC at a third of its cost: docs/lv_example.md, 'Speed')",
                                  thesis="10", metavar="S")
     fit_steps: int = option(1, "surrogate fit steps per iteration", thesis="10", metavar="K")
     surrogate_lr: float = option(1e-3, "the surrogate's Adam learning rate", metavar="LR")
