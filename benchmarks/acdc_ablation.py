@@ -81,7 +81,8 @@ from lvseg.jitter import jitter_centers
 from lvseg.pipeline import StarConfig
 from lvseg.prepare import PreparedSplits, prepare_data
 from lvseg.data import telescopic_subsets
-from lvseg.metrics import evaluate_batch, summarize
+from lvseg.metrics import evaluate_batch, square_dice, summarize
+from lvseg.segment import segment
 from lvseg.train import Trainer
 
 ROOT = Path(__file__).resolve().parent
@@ -123,6 +124,14 @@ class Data:
         return lv.evaluation(method, unet, t["images"][idx], t["masks"][idx], c, star,
                              self.full.data.spacing, per_image)  # fmt: skip
 
+    def dice(self, method: str, unet: Any, star: StarConfig, idx: np.ndarray | None = None) -> float:
+        """Mean Dice of ``method`` on ``idx`` (default: validation), without surface distances."""
+        idx = self.full.val if idx is None else idx
+        t = self.tensors
+        seg = segment(method, unet, t["images"][idx], t["centers"][idx], star)
+        return float(np.mean(square_dice(seg.masks, t["masks"][idx], t["centers"][idx],
+                                         star.radius)))  # fmt: skip
+
 
 # ---------------------------------------------------------------------------- one run
 def train_job(job: Job, data: Data, plan: Plan, work: Path, data_dir: Path) -> dict[str, Any]:
@@ -148,10 +157,10 @@ def train_job(job: Job, data: Data, plan: Plan, work: Path, data_dir: Path) -> d
             return
         val = {names[0]: event["dice"]}
         if "unet-dp" in names:  # U-Net+DP is selected on its own validation Dice
-            val["unet-dp"] = data.evaluate("unet-dp", t.unet, config.star, per_image=False)["dice"]
+            val["unet-dp"] = data.dice("unet-dp", t.unet, config.star)
             if val["unet-dp"] > max([c["val"]["unet-dp"] for c in curve], default=-1):
                 torch.save(t.unet.state_dict(), run / "unet_dp_best.pt")
-        train = data.evaluate(names[0], t.unet, config.star, train_idx, per_image=False)["dice"]
+        train = data.dice(names[0], t.unet, config.star, train_idx)
         curve.append({"iteration": event["iteration"], "val": val, "train": train})
         h.atomic_write(curve_file, "".join(json.dumps(c) + "\n" for c in curve))
 
@@ -226,7 +235,7 @@ def measure(data: Data, plan: Plan, work: Path, data_dir: Path) -> dict[str, Any
         start = time.perf_counter()
         trainer.validate()
         if variant == "unet":
-            data.evaluate("unet-dp", trainer.unet, config.star, per_image=False)
+            data.dice("unet-dp", trainer.unet, config.star)
         val[variant] = time.perf_counter() - start
         trainer._lock.release()  # no fit(): release the run folder's lock, then remove it
         tmp.cleanup()

@@ -192,3 +192,16 @@ def test_invalid_input_messages(call, message):
     with pytest.raises(ValueError) as info:
         call()
     assert message in str(info.value)
+
+
+def test_square_dice_is_evaluate_batchs_dice():
+    """The Dice-only path model selection uses gives evaluate_batch's Dice, slice by slice."""
+    from lvseg.metrics import evaluate_batch, square_dice
+
+    rng = np.random.default_rng(3)
+    preds, trues = rng.random((6, 48, 40)) > 0.6, rng.random((6, 48, 40)) > 0.5
+    centers = rng.uniform(5, 35, size=(6, 2))
+    rows = evaluate_batch(preds, trues, 1.2, centers, 12.0)
+    assert square_dice(preds, trues, centers, 12.0) == [r["dice"] for r in rows]
+    with pytest.raises(ValueError, match=r"centers must have shape \(6, 2\)"):
+        square_dice(preds, trues, centers[:2], 12.0)

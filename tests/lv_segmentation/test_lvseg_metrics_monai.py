@@ -169,3 +169,4 @@ def test_empty_mask_conventions_relative_to_monai():
         assert ref["hd"] == math.inf and ref["assd"] == math.inf and math.isnan(ref["hd95"])
         # MONAI's default ignore_empty=True: nan for an empty truth, 0 for an empty prediction
         assert math.isnan(ref["dice_ignore_empty"]) == (not true.any())
+

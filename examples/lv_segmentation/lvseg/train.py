@@ -39,7 +39,7 @@ from lvseg.config import TrainConfig
 from lvseg.device import resolve_device
 from lvseg.hooks import Hook, MetricsLog, read_metrics
 from lvseg.methods import build_model, get_method, unet_of
-from lvseg.metrics import evaluate_batch, summarize
+from lvseg.metrics import square_dice
 from lvseg.jitter import jitter_centers
 from lvseg.pipeline import EDPCNN
 from lvseg.prepare import PreparedSplits, prepare_data
@@ -230,9 +230,8 @@ class Trainer:
         idx = self.data.val
         seg = segment(self.method, self.unet, self.images[idx], self.centers[idx],
                       self.config.star)
-        rows = evaluate_batch(seg.masks, self.masks[idx], self.data.data.spacing,
-                              self.centers[idx], self.config.star.radius)
-        return float(summarize(rows)["dice_mean"])
+        scores = square_dice(seg.masks, self.masks[idx], self.centers[idx], self.config.star.radius)
+        return float(np.mean(scores))
 
     def fit(self) -> dict[str, Any]:
         """Train up to ``config.iterations``; returns a summary (best Dice and iteration).
