@@ -35,16 +35,21 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "edpcnn-old": ("edpcnn", {}, OLD_SURROGATE),
     "es-hi": ("edpcnn-es", {}, {}),
     "es-lo": ("edpcnn-es", {"pool": 4}, {}),
+    "es-lo2": ("edpcnn-es", {"pool": 2}, {}),
 }
 #: What a trained variant is evaluated as (the unet run also gives U-Net+DP).
 EVALUATED = {"unet": ("unet", "unet-dp"), "edpcnn": ("edpcnn",), "edpcnn-old": ("edpcnn",),
-             "es-hi": ("edpcnn-es",), "es-lo": ("edpcnn-es",)}  # fmt: skip
-ROWS = ("untrained-dp", "mean-disc", "unet", "unet-dp", "edpcnn", "edpcnn-old", "es-hi", "es-lo")
+             "es-hi": ("edpcnn-es",), "es-lo": ("edpcnn-es",), "es-lo2": ("edpcnn-es",)}  # fmt: skip
+ROWS = ("untrained-dp", "mean-disc", "unet", "unet-dp", "edpcnn", "edpcnn-old", "es-hi", "es-lo",
+        "es-lo2")
+#: The star's resolution ceilings: the DP on the true mask (minus 1/2), the DP's input pooled
+#: over blocks of F points along each line as ES-lo pools it (``StarConfig.pool``).
+CEILING_POOLS = (1, 2, 4)
 LABELS = {"untrained-dp": "DP on an untrained U-Net (no labels)",
           "mean-disc": "disc of the mean radius (no labels)", "unet": "U-Net",
           "unet-dp": "U-Net+DP", "edpcnn": "EDPCNN (bypass)",
           "edpcnn-old": "EDPCNN, surrogate before #9 (S10 k2)", "es-hi": "EDPCNN-ES-hi",
-          "es-lo": "EDPCNN-ES-lo"}  # fmt: skip
+          "es-lo": "EDPCNN-ES-lo (pool 4)", "es-lo2": "EDPCNN-ES-lo, pool 2"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ class Plan:
     iterations: dict[int, int]  # size -> iterations (every variant alike)
     val_every: dict[str, int]  # variant -> validate every K iterations
     es_sizes: tuple[int, ...]  # sizes with the ES variants (first seed)
-    old_sizes: tuple[int, ...]  # sizes with edpcnn-old (first seed)
+    only: dict[str, tuple[int, ...]]  # variants run only at these sizes (first seed)
     jitter_sizes: tuple[int, ...]  # edpcnn sizes evaluated with jittered centres (Fig. 5.4)
     jitters: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
     val_subset: int = 0  # 0: all validation images; else every k-th (quick runs)
@@ -70,26 +75,28 @@ FULL = Plan(
     sizes=(10, 20, 50, 100, 200),
     seeds={10: (0, 1), 20: (0, 1), 50: (0, 1), 100: (0,), 200: (0,)},
     iterations={10: 500, 20: 600, 50: 1000, 100: 1500, 200: 2000},
-    val_every={"unet": 100, "edpcnn": 50, "edpcnn-old": 50, "es-hi": 100, "es-lo": 100},
+    val_every={"unet": 100, "edpcnn": 50, "edpcnn-old": 50, "es-hi": 100, "es-lo": 100,
+               "es-lo2": 100},
     es_sizes=(10, 20, 50, 100),
-    old_sizes=(10,),
+    only={"edpcnn-old": (10,), "es-lo2": (10, 20)},
     jitter_sizes=(10, 100),
 )
 QUICK = Plan(
     sizes=(10,), seeds={10: (0,)}, iterations={10: 3},
-    val_every={"unet": 3, "edpcnn": 3, "edpcnn-old": 3, "es-hi": 3, "es-lo": 3}, es_sizes=(10,),
-    old_sizes=(),
+    val_every={"unet": 3, "edpcnn": 3, "edpcnn-old": 3, "es-hi": 3, "es-lo": 3, "es-lo2": 3},
+    es_sizes=(10,), only={"edpcnn-old": (), "es-lo2": ()},
     jitter_sizes=(10,), jitters=(0.0, 0.2), val_subset=4, train_curve_images=5,
 )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Job:
-    """One training run (``variant``), or the label-free baselines of a size and seed."""
+    """One training run (``variant``), the label-free baselines of a size and seed, or the
+    star's resolution ceilings (``"ceilings"``, size 0)."""
 
     size: int
     seed: int
-    variant: str  # a VARIANTS key, or "baselines"
+    variant: str  # a VARIANTS key, "baselines" or "ceilings"
     iterations: int = 0
 
     @property
@@ -103,12 +110,13 @@ def jobs_of(plan: Plan) -> list[Job]:
     def trained(size: int, seed: int) -> list[Job]:
         first = seed == plan.seeds[size][0]
         names = [v for v in VARIANTS if v in ("unet", "edpcnn") or
-                 (v.startswith("es-") and size in plan.es_sizes and first) or
-                 (v == "edpcnn-old" and size in plan.old_sizes and first)]
+                 (v in plan.only and size in plan.only[v] and first) or
+                 (v.startswith("es-") and v not in plan.only and size in plan.es_sizes and first)]
         return [Job(size, seed, v, plan.iterations[size]) for v in names]
 
     first = [j for s in plan.sizes[:2] for j in trained(s, plan.seeds[s][0])]
     base = [Job(s, seed, "baselines") for s in plan.sizes for seed in plan.seeds[s]]
+    base.append(Job(0, 0, "ceilings"))
     jitter = [Job(s, plan.seeds[s][0], "edpcnn", plan.iterations[s]) for s in plan.jitter_sizes]
     rest = [j for s in plan.sizes for seed in plan.seeds[s] for j in trained(s, seed)]
     out: list[Job] = []
@@ -123,6 +131,8 @@ def scores(records: list[dict[str, Any]]) -> dict[tuple[str, int], list[float]]:
     """Validation Dice of every run by (row, size): the best checkpoint's for trained models."""
     out: dict[tuple[str, int], list[float]] = {}
     for rec in records:
+        if rec["variant"] == "ceilings":
+            continue
         for name, ev in rec["evaluations"].items():
             row = name if rec["variant"] in ("unet", "edpcnn", "baselines") else rec["variant"]
             out.setdefault((row, rec["size"]), []).append(ev["dice"])
@@ -144,6 +154,13 @@ def table(records: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
         rows.append(cells)
     cols = ["method"] + [f"{s} images" for s in plan.sizes]
     return {"columns": cols, "rows": rows}
+
+
+def ceiling_table(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The DP on the true mask at each pooling: what the star representation allows."""
+    rows = [[f"pool {p}", v] for r in records if r["variant"] == "ceilings"
+            for p, v in r["ceilings"].items()]  # fmt: skip
+    return {"columns": ["DP input", "validation Dice with the true mask"], "rows": rows}
 
 
 def jitter_table(records: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
@@ -209,6 +226,7 @@ def write(records: list[dict[str, Any]], plan: Plan, out: Path, stem: str, now: 
         "runs_done": len(done), "runs_planned": len(jobs_of(plan)),
         "table": table(records, plan),
         "jitter_table": jitter_table(records, plan),
+        "ceiling_table": ceiling_table(records),
         "runs": records,
     }  # fmt: skip
     h.write_result(out / f"{stem}.json", data, echo=False)

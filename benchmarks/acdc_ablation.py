@@ -73,7 +73,8 @@ import torch
 
 import _harness as h
 import _lv_runs as lv
-from _acdc_study import EVALUATED, FULL, QUICK, VARIANTS, Job, Plan, jobs_of, write
+from _acdc_study import (CEILING_POOLS, EVALUATED, FULL, QUICK, VARIANTS, Job, Plan, jobs_of,
+                         write)  # fmt: skip
 from lvseg.checkpoint import load_checkpoint, load_model_state
 from lvseg.config import TrainConfig
 from lvseg.methods import build_model, unet_of
@@ -221,6 +222,21 @@ def baselines(job: Job, data: Data, plan: Plan, data_dir: Path) -> dict[str, Any
             "evaluations": evals}  # fmt: skip
 
 
+def ceilings(job: Job, data: Data) -> dict[str, Any]:
+    """The star DP on the true validation masks (minus 1/2, as U-Net+DP reads a probability),
+    the DP's input pooled as ES-lo pools it: the Dice the star representation allows."""
+    idx, t = data.full.val, data.tensors
+    maps = (t["masks"][idx].float() - 0.5)[:, None]  # "images" through an identity "U-Net"
+    out = {}
+    for pool in CEILING_POOLS:
+        star = dataclasses.replace(TrainConfig(method="edpcnn-es").star, pool=pool)
+        seg = segment("edpcnn-es", torch.nn.Identity(), maps, t["centers"][idx], star)
+        out[str(pool)] = float(np.mean(square_dice(seg.masks, t["masks"][idx], t["centers"][idx],
+                                                   star.radius)))  # fmt: skip
+    return {"key": job.key, "size": job.size, "seed": job.seed, "variant": "ceilings",
+            "evaluations": {}, "ceilings": out}  # fmt: skip
+
+
 # ---------------------------------------------------------------------------- plan cost
 def measure(data: Data, plan: Plan, work: Path, data_dir: Path) -> dict[str, Any]:
     """Seconds per iteration of each variant (3 after 1 warm-up, 10 images) and per validation;
@@ -319,6 +335,8 @@ def study(args: Any, plan: Plan, stem: str, path: Path) -> None:
                 start = time.perf_counter()
                 if job.variant == "baselines":
                     rec = baselines(job, data, plan, data_dir)
+                elif job.variant == "ceilings":
+                    rec = ceilings(job, data)
                 else:
                     rec = train_job(job, data, plan, work, data_dir)
                 rec["lvseg_commit"] = now["commit"]

@@ -59,10 +59,11 @@ def test_quick_run_writes_the_tables_and_resumes(tmp_path: Path, source: str) ->
             "--work", str(tmp_path / "runs")]  # fmt: skip
     bench.main(args)
     result = json.loads((tmp_path / "out" / "acdc_ablation_quick.json").read_text())
-    assert result["complete"] and result["runs_done"] == result["runs_planned"] == 5
+    assert result["complete"] and result["runs_done"] == result["runs_planned"] == 6
     rows = {r[0]: r[1] for r in result["table"]["rows"]}
     assert rows["U-Net"].endswith("[0.5115]") and rows["EDPCNN (bypass)"].endswith("[0.7270]")
-    for name in ("U-Net+DP", "EDPCNN-ES-hi", "EDPCNN-ES-lo", "DP on an untrained U-Net (no labels)",
+    for name in ("U-Net+DP", "EDPCNN-ES-hi", "EDPCNN-ES-lo (pool 4)",
+                 "DP on an untrained U-Net (no labels)",
                  "disc of the mean radius (no labels)"):
         assert not rows[name].startswith("-"), name
     runs = {r["variant"]: r for r in result["runs"]}
@@ -70,6 +71,9 @@ def test_quick_run_writes_the_tables_and_resumes(tmp_path: Path, source: str) ->
     assert runs["edpcnn"]["curve"][0]["iteration"] == 3 and "train" in runs["edpcnn"]["curve"][0]
     assert list(runs["edpcnn"]["jitter_dice"]) == ["0", "0.2"]
     assert (tmp_path / "out" / "acdc_ablation_quick.png").stat().st_size > 0
+    ceilings = dict(result["ceiling_table"]["rows"])  # the DP on the true masks
+    assert list(ceilings) == ["pool 1", "pool 2", "pool 4"]
+    assert all(0.5 < d <= 1.0 for d in ceilings.values()), ceilings
     lines = (tmp_path / "out" / "acdc_ablation_quick.jsonl").read_text().splitlines()
     bench.main(args)  # a restart finds every run done and only rewrites the outputs
     assert (tmp_path / "out" / "acdc_ablation_quick.jsonl").read_text().splitlines() == lines
@@ -111,7 +115,7 @@ def test_workers_share_the_plan(tmp_path: Path) -> None:
         bench.main(args)
     second = [json.loads(x)["key"] for x in
               (out / "acdc_ablation_quick.1.jsonl").read_text().splitlines()]
-    assert len(second) == 4 and held not in second
+    assert len(second) == 5 and held not in second
     assert not (out / "acdc_ablation_quick.jsonl").exists()
     assert not json.loads((out / "acdc_ablation_quick.json").read_text())["complete"]
     bench.main(args)  # slot 0 is free again: it runs only the job that was held
@@ -119,4 +123,4 @@ def test_workers_share_the_plan(tmp_path: Path) -> None:
              (out / "acdc_ablation_quick.jsonl").read_text().splitlines()]
     assert first == [held]
     result = json.loads((out / "acdc_ablation_quick.json").read_text())
-    assert result["complete"] and result["runs_done"] == 5
+    assert result["complete"] and result["runs_done"] == 6
