@@ -21,7 +21,7 @@ Quality: ACDC (``../shared/data/acdc``, never committed), thesis split (validati
 images of the patients whose number is divisible by 5), the first 50 training images of the
 telescopic shuffle (split seed 0), 100 iterations (what the study's time allowed on the
 loaded machine), the Dice on all 372 validation images at iterations 50 and 100 and the best
-of those 2 checkpoints as the score (the thesis' model selection). Seeds 0, 1, 2; seeds 0-7
+of those 2 checkpoints as the score (the thesis' model selection). Seeds 0, 1, 2; seeds 0-11
 for the old setting and the default, compared seed by seed (same initialisation, batches and
 noise seeds): mean difference, its standard error, 95 % t interval and paired t-test.
 Second check: the bundled Sunnybrook sample, lvseg's defaults (train_size 10, 150 iterations,
