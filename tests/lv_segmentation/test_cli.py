@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from lvseg.cli import build_parser, main
 from lvseg.config import TrainConfig
@@ -79,6 +80,28 @@ def test_missing_data_dir_is_a_clear_error(tmp_path: Path, capsys) -> None:  # t
     assert code == 2
     assert "no-such-dir does not exist" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # nothing created for a run that cannot start
+
+
+def test_delta_replaces_the_dps_smoothness_for_prediction(run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """``--delta`` changes the DP at inference only: evaluate reports it and segments with it
+    (a contour that may jump by 2 between lines), predict accepts it, a bad value is named."""
+    from lvseg.evaluate import load_run
+    from lvseg.segment import segment
+
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", str(run), "--split", "all", "--delta", "2", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["delta"] == 2
+    assert load_run(run).config.star.delta == 1 and load_run(run, delta=2).config.star.delta == 2
+    loaded = load_run(run, delta=0)  # delta 0: a circle, every line at the same index
+    images, centers = torch.randn(2, 1, 48, 48), torch.full((2, 2), 23.5)
+    seg = segment(loaded.config.method, loaded.unet, images, centers, loaded.config.star)
+    assert torch.all(seg.indices == seg.indices[:, :1])
+    image = tmp_path / "slice.npy"
+    np.save(image, np.random.default_rng(0).random((60, 60)).astype(np.float32))
+    assert main(["predict", str(run), str(image), "--center", "30,30", "--delta", "2",
+                 "--out", str(tmp_path / "pred")]) == 0
+    assert main(["evaluate", str(run), "--delta", "-1"]) == 2
+    assert "delta" in capsys.readouterr().err
 
 
 def test_predict_npy_and_centre_outside(run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="jitter the star centre: s.d. R x object radius, kept inside the object "
                    "(default 0)")
     e.add_argument("--seed", type=int, default=0, help="seed of the centre jitter (default 0)")
+    _delta(e)
     e.add_argument("--dp", action="store_true",
                    help="evaluate a unet run as U-Net+DP: the star DP on its probability map "
                    "(the same weights; what a unet-dp run does)")
@@ -105,8 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slice", type=int, default=None, metavar="Z",
                    help="slice of a 3-D NIfTI volume")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    _delta(p)
     _device(p, DEVICES)
     return parser
+
+
+def _delta(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--delta", type=int, default=None, metavar="D",
+        help="the DP's smoothness for prediction: the largest index change between neighbouring "
+        "star lines (default: the run's, 1 by default). With a centre away from the centre of "
+        "mass, 2 lets the contour follow the LV: on ACDC a jitter of 0.2 x the radius cost "
+        "0.007-0.008 Dice with 2 against 0.026-0.040 with 1, and the exact centre 0.001-0.007 "
+        "(benchmarks/README.md, acdc_ablation)")
 
 
 def _device(parser: argparse.ArgumentParser, choices: tuple[str, ...]) -> None:
@@ -186,7 +198,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.run_dir, data=args.data, data_dir=args.data_dir, split=args.split,
         center_jitter=args.center_jitter, seed=args.seed, figures_dir=args.figures,
         max_figures=args.max_figures, method="unet-dp" if args.dp else None,
-        device=args.device,
+        device=args.device, delta=args.delta,
     )  # fmt: skip
     where = f" ({result['data_dir']})" if result["data_dir"] else ""
     print(f"{result['method']} ({result['checkpoint']}, iteration {result['iteration']}) on "
@@ -204,7 +216,7 @@ def _predict(args: argparse.Namespace) -> int:
     from lvseg.evaluate import load_run
     from lvseg.predict import predict_files
 
-    run = load_run(args.run_dir, device=args.device)
+    run = load_run(args.run_dir, device=args.device, delta=args.delta)
     for image, (png, result) in zip(args.images, predict_files(
             run, args.images, args.center, args.out, spacing=args.spacing,
             slice_index=args.slice)):

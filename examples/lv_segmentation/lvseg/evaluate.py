@@ -52,12 +52,14 @@ class LoadedRun:
 
 
 def load_run(
-    run_dir: str | os.PathLike[str], checkpoint: str = "best", *, device: str = "cpu"
+    run_dir: str | os.PathLike[str], checkpoint: str = "best", *, device: str = "cpu",
+    delta: int | None = None,
 ) -> LoadedRun:
     """Load ``run_dir/<checkpoint>.pt`` (``best``, falling back to ``last``) into its model.
 
     The model is put on ``device`` (:func:`~lvseg.device.resolve_device`: ``auto``, ``cpu`` or
-    ``cuda``), in eval mode.
+    ``cuda``), in eval mode. ``delta`` replaces the DP's smoothness for prediction (``None``:
+    the run's; the weights do not depend on it): see ``lvseg evaluate --help``.
 
     Raises:
         RunDirError: if ``run_dir`` is not a run directory.
@@ -65,6 +67,8 @@ def load_run(
     """
     run_dir = Path(run_dir)
     config = TrainConfig.from_dict(read_config(run_dir))
+    if delta is not None:  # checked by StarConfig (StarDP)
+        config = dataclasses.replace(config, star=dataclasses.replace(config.star, delta=delta))
     path = run_dir / f"{checkpoint}.pt"
     if checkpoint == "best" and not path.exists():
         path = run_dir / "last.pt"
@@ -91,6 +95,7 @@ def evaluate_run(
     max_figures: int | None = 12,
     method: str | None = None,
     device: str = "cpu",
+    delta: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run's best checkpoint; returns the summary with one row per image.
 
@@ -106,17 +111,18 @@ def evaluate_run(
         method: evaluate a ``unet`` run as ``unet-dp`` (or back): the pixel-trained methods share
             their training, only the prediction differs.
         device: where the U-Net runs (``auto``, ``cpu`` or ``cuda``); the DP runs on the CPU.
+        delta: the DP's smoothness for prediction (``None``: the run's); see :func:`load_run`.
 
     Returns:
         ``{"method", "checkpoint", "iteration", "data", "data_dir" (the folder read, absolute;
-        ``None`` for generated data), "split", "center_jitter", "n",
+        ``None`` for generated data), "split", "center_jitter", "delta", "n",
         "dice", "dice_std", "hd_mm", "hd_std", "hd95_mm", "hd95_std", "assd_mm", "assd_std",
         "n_undefined", "per_image": [{"index", "source", "patient_id", "center", "dice", "hd_mm",
         "hd95_mm", "assd_mm"}, ...]}`` (undefined distances are ``None``).
     """
     nonnegative_number("center_jitter", center_jitter)
     one_of("split", split, ("val", "test", "all"))
-    run = load_run(run_dir, device=device)
+    run = load_run(run_dir, device=device, delta=delta)
     config = run.config
     if method is not None and method != config.method:
         if get_method(method).end_to_end or get_method(config.method).end_to_end:
@@ -159,7 +165,7 @@ def evaluate_run(
         "method": config.method, "run": str(run_dir), "checkpoint": run.checkpoint,
         "iteration": run.iteration, "data": config.data,
         "data_dir": DATASETS[config.data].location(config.data_dir), "split": split,
-        "center_jitter": float(center_jitter), "n": summary["n"],
+        "center_jitter": float(center_jitter), "delta": config.star.delta, "n": summary["n"],
         "dice": summary["dice_mean"], "dice_std": summary["dice_std"],
         "hd_mm": summary["hd_mean"], "hd_std": summary["hd_std"],
         "hd95_mm": summary["hd95_mean"], "hd95_std": summary["hd95_std"],
