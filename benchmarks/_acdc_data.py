@@ -77,6 +77,25 @@ def jitter(data: Data, unet: Any, config: TrainConfig, plan: Plan) -> dict[str, 
     return out
 
 
+def jitter_delta(job: Job, data: Data, plan: Plan, work: Path, data_dir: Path,
+                 delta: int) -> dict[str, Any] | None:
+    """The jitter study of the finished edpcnn run of ``job``'s size and seed with the DP's
+    ``delta`` replaced at test (``lvseg evaluate --delta``); ``None`` if that run is not done."""
+    from lvseg.checkpoint import load_checkpoint, load_model_state
+
+    trained = Job(job.size, job.seed, "edpcnn", job.iterations)
+    best = work / trained.key.replace("/", "_") / "best.pt"
+    if not best.is_file():
+        return None
+    config = config_of(trained, plan, data_dir)
+    config = dataclasses.replace(config, star=dataclasses.replace(config.star, delta=delta))
+    model = build_model(config)
+    load_model_state(model, load_checkpoint(best), best)
+    return {"key": job.key, "size": job.size, "seed": job.seed, "variant": job.variant,
+            "evaluations": {}, "delta": delta,
+            "jitter_dice": jitter(data, unet_of(model).eval(), config, plan)}  # fmt: skip
+
+
 def baselines(job: Job, data: Data, plan: Plan, data_dir: Path) -> dict[str, Any]:
     """The label-free rows: DP on an untrained U-Net, a disc of the mean radius."""
     config = config_of(Job(job.size, job.seed, "edpcnn", 1), plan, data_dir)

@@ -64,6 +64,7 @@ class Plan:
     only: dict[str, tuple[int, ...]]  # variants run only at these sizes (first seed)
     jitter_sizes: tuple[int, ...]  # edpcnn sizes evaluated with jittered centres (Fig. 5.4)
     jitters: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+    test_deltas: tuple[int, ...] = (2,)  # the jitter study again with the DP's delta at test
     val_subset: int = 0  # 0: all validation images; else every k-th (quick runs)
     train_curve_images: int = 50  # training images scored at each validation (Fig. 5.5)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -96,7 +97,7 @@ class Job:
 
     size: int
     seed: int
-    variant: str  # a VARIANTS key, "baselines" or "ceilings"
+    variant: str  # a VARIANTS key, "baselines", "ceilings" or "jitter-delta<D>"
     iterations: int = 0
 
     @property
@@ -119,8 +120,11 @@ def jobs_of(plan: Plan) -> list[Job]:
     base.append(Job(0, 0, "ceilings"))
     jitter = [Job(s, plan.seeds[s][0], "edpcnn", plan.iterations[s]) for s in plan.jitter_sizes]
     rest = [j for s in plan.sizes for seed in plan.seeds[s] for j in trained(s, seed)]
+    # evaluations of finished edpcnn runs: last, so that the runs they read are done
+    test_delta = [Job(j.size, j.seed, f"jitter-delta{d}", j.iterations) for j in jitter
+                  for d in plan.test_deltas]  # fmt: skip
     out: list[Job] = []
-    for job in base + first + jitter + rest:
+    for job in base + first + jitter + rest + test_delta:
         if job not in out:
             out.append(job)
     return out
@@ -156,6 +160,12 @@ def table(records: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
     return {"columns": cols, "rows": rows}
 
 
+def _jitter_label(rec: dict[str, Any]) -> str:
+    if rec["variant"].startswith("jitter-delta"):
+        return f"edpcnn (delta {rec['delta']})"
+    return f"{rec['variant']} (delta {rec.get('delta', 1)})"
+
+
 def ceiling_table(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The DP on the true mask at each pooling: what the star representation allows."""
     rows = [[f"pool {p}", v] for r in records if r["variant"] == "ceilings"
@@ -164,8 +174,9 @@ def ceiling_table(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def jitter_table(records: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
-    cols = ["variant", "training images", "seed"] + [f"jitter {j:g}" for j in plan.jitters]
-    rows = [[r["variant"], r["size"], r["seed"]] + [round(v, 4) for v in r["jitter_dice"].values()]
+    cols = ["model (DP delta at test)", "training images", "seed"] + [
+        f"jitter {j:g}" for j in plan.jitters]
+    rows = [[_jitter_label(r), r["size"], r["seed"]] + [round(v, 4) for v in r["jitter_dice"].values()]
             for r in records if "jitter_dice" in r]  # fmt: skip
     return {"columns": cols, "rows": sorted(rows)}
 
@@ -189,7 +200,7 @@ def plot(records: list[dict[str, Any]], plan: Plan, path: Path) -> None:
               title="Table 5.1 (dashed: thesis)", ylim=(0.3, 1.0))  # fmt: skip
     for rec in (r for r in records if "jitter_dice" in r):
         ax[1].plot(plan.jitters, list(rec["jitter_dice"].values()), marker="o",
-                   label=f"{LABELS[rec['variant']]}, {rec['size']} images, seed {rec['seed']}")
+                   label=f"{_jitter_label(rec)}, {rec['size']} images, seed {rec['seed']}")
     ax[1].set(xlabel="test centre jitter (fraction of the object radius)",
               ylabel="validation Dice", title="Fig. 5.4: jittered star centre")
     small = min(plan.sizes)

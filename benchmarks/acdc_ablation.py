@@ -72,7 +72,7 @@ import torch
 
 import _harness as h
 import _lv_runs as lv
-from _acdc_data import Data, baselines, ceilings, config_of, jitter
+from _acdc_data import Data, baselines, ceilings, config_of, jitter, jitter_delta
 from _acdc_study import EVALUATED, FULL, QUICK, VARIANTS, Job, Plan, jobs_of, write
 from lvseg.checkpoint import load_checkpoint, load_model_state
 from lvseg.config import TrainConfig
@@ -239,6 +239,11 @@ def study(args: Any, plan: Plan, stem: str, path: Path) -> None:
                     rec = baselines(job, data, plan, data_dir)
                 elif job.variant == "ceilings":
                     rec = ceilings(job, data)
+                elif job.variant.startswith("jitter-delta"):
+                    rec = jitter_delta(job, data, plan, work, data_dir,
+                                       int(job.variant.removeprefix("jitter-delta")))
+                    if rec is None:  # its edpcnn run is not finished: a later start does it
+                        continue
                 else:
                     rec = train_job(job, data, plan, work, data_dir)
                 rec["lvseg_commit"] = now["commit"]

@@ -59,7 +59,7 @@ def test_quick_run_writes_the_tables_and_resumes(tmp_path: Path, source: str) ->
             "--work", str(tmp_path / "runs")]  # fmt: skip
     bench.main(args)
     result = json.loads((tmp_path / "out" / "acdc_ablation_quick.json").read_text())
-    assert result["complete"] and result["runs_done"] == result["runs_planned"] == 6
+    assert result["complete"] and result["runs_done"] == result["runs_planned"] == 7
     rows = {r[0]: r[1] for r in result["table"]["rows"]}
     assert rows["U-Net"].endswith("[0.5115]") and rows["EDPCNN (bypass)"].endswith("[0.7270]")
     for name in ("U-Net+DP", "EDPCNN-ES-hi", "EDPCNN-ES-lo (pool 4)",
@@ -70,6 +70,10 @@ def test_quick_run_writes_the_tables_and_resumes(tmp_path: Path, source: str) ->
     assert runs["es-lo"]["train_config"]["star"]["pool"] == 4
     assert runs["edpcnn"]["curve"][0]["iteration"] == 3 and "train" in runs["edpcnn"]["curve"][0]
     assert list(runs["edpcnn"]["jitter_dice"]) == ["0", "0.2"]
+    assert runs["jitter-delta2"]["delta"] == 2 and list(runs["jitter-delta2"]["jitter_dice"]) == [
+        "0", "0.2"]  # the same model, the DP's delta replaced at test
+    jitter_rows = json.loads((tmp_path / "out" / "acdc_ablation_quick_jitter.json").read_text())
+    assert [r[0] for r in jitter_rows["table"]["rows"]] == ["edpcnn (delta 1)", "edpcnn (delta 2)"]
     assert (tmp_path / "out" / "acdc_ablation_quick.png").stat().st_size > 0
     ceilings = dict(result["ceiling_table"]["rows"])  # the DP on the true masks
     assert list(ceilings) == ["pool 1", "pool 2", "pool 4"]
@@ -115,7 +119,7 @@ def test_workers_share_the_plan(tmp_path: Path) -> None:
         bench.main(args)
     second = [json.loads(x)["key"] for x in
               (out / "acdc_ablation_quick.1.jsonl").read_text().splitlines()]
-    assert len(second) == 5 and held not in second
+    assert len(second) == 6 and held not in second
     assert not (out / "acdc_ablation_quick.jsonl").exists()
     assert not json.loads((out / "acdc_ablation_quick.json").read_text())["complete"]
     bench.main(args)  # slot 0 is free again: it runs only the job that was held
@@ -123,4 +127,4 @@ def test_workers_share_the_plan(tmp_path: Path) -> None:
              (out / "acdc_ablation_quick.jsonl").read_text().splitlines()]
     assert first == [held]
     result = json.loads((out / "acdc_ablation_quick.json").read_text())
-    assert result["complete"] and result["runs_done"] == 6
+    assert result["complete"] and result["runs_done"] == 7
