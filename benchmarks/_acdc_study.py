@@ -107,7 +107,8 @@ class Job:
 
 def jobs_of(plan: Plan) -> list[Job]:
     """Most informative first: the baselines (minutes in all), 10 and 20 images (seed 0, every
-    variant), EDPCNN at the jitter sizes, then the remaining sizes and seeds (smallest first)."""
+    variant), EDPCNN at the jitter sizes and their jitter study with the test deltas, then the
+    remaining sizes and seeds (smallest first)."""
     def trained(size: int, seed: int) -> list[Job]:
         first = seed == plan.seeds[size][0]
         names = [v for v in VARIANTS if v in ("unet", "edpcnn") or
@@ -120,11 +121,12 @@ def jobs_of(plan: Plan) -> list[Job]:
     base.append(Job(0, 0, "ceilings"))
     jitter = [Job(s, plan.seeds[s][0], "edpcnn", plan.iterations[s]) for s in plan.jitter_sizes]
     rest = [j for s in plan.sizes for seed in plan.seeds[s] for j in trained(s, seed)]
-    # evaluations of finished edpcnn runs: last, so that the runs they read are done
+    # evaluations of the jitter runs (a worker that finds the run unfinished leaves the job for
+    # its second pass over the plan)
     test_delta = [Job(j.size, j.seed, f"jitter-delta{d}", j.iterations) for j in jitter
                   for d in plan.test_deltas]  # fmt: skip
     out: list[Job] = []
-    for job in base + first + jitter + rest + test_delta:
+    for job in base + first + jitter + test_delta + rest:
         if job not in out:
             out.append(job)
     return out

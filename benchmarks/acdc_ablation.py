@@ -226,7 +226,9 @@ def study(args: Any, plan: Plan, stem: str, path: Path) -> None:
             return
         work.mkdir(parents=True, exist_ok=True)
         jobs = jobs_of(plan)
-        for k, job in enumerate(jobs):
+        # two passes: the second takes what the first had to leave (a jitter evaluation whose
+        # run another worker was still training)
+        for k, job in [*enumerate(jobs), *enumerate(jobs)]:
             with (work / (job.key.replace("/", "_") + ".claim")).open("w") as claim:
                 try:
                     fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
