@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import copy
 import math
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Callable, Union
 
 import torch
 from torch import Tensor, nn
 
 from diffbypass.base import Estimator, Evaluator
 from diffbypass.blackbox import BlackBoxError
+from diffbypass.estimators._threads import ThreadedPredict, num_threads
 from diffbypass.losses import FitLoss, FitLossSpec, fit_loss as make_fit_loss
 from diffbypass.sampler import NoiseSampler, SamplerMixin
 from diffbypass.stats import FitStats, Telemetry
@@ -151,8 +151,8 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
     def predict(self, x: Tensor) -> Tensor:
         """``model(x)`` with gradients to ``x`` only (the parameters are used detached)."""
         if self.threads is not None and x.requires_grad and torch.is_grad_enabled():
-            return _ThreadedPredict.apply(x, self)
-        with _num_threads(self.threads):
+            return ThreadedPredict.apply(x, self._predict, self.threads)
+        with num_threads(self.threads):
             return self._predict(x)
 
     def _predict(self, x: Tensor) -> Tensor:
@@ -176,7 +176,7 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
         return y
 
     def vjp(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
-        with torch.enable_grad(), _num_threads(self.threads):
+        with torch.enable_grad(), num_threads(self.threads):
             xx = x.detach().requires_grad_(True)
             out = self._predict(xx)
             (grad_x,) = torch.autograd.grad(out, xx, grad_y.to(out.dtype))
@@ -200,7 +200,7 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
         if self.replay is not None:
             inputs, targets = self.replay.extend(inputs, targets, near=x)
         losses, skipped = [], 0
-        with torch.enable_grad(), _num_threads(self.threads):
+        with torch.enable_grad(), num_threads(self.threads):
             for step in range(self.fit_steps):
                 self.optimizer.zero_grad(set_to_none=True)
                 pred = self.model(inputs)
@@ -225,7 +225,7 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
         self.optimizer.zero_grad(set_to_none=True)
         after = None
         if self.report_after:
-            with torch.no_grad(), _num_threads(self.threads):
+            with torch.no_grad(), num_threads(self.threads):
                 after = self.fit_loss.agreement(self.model(inputs[:fresh]), targets[:fresh])
         return self._publish(FitStats(
             loss_first=losses[0], loss_last=losses[-1], agreement_before=before,
@@ -272,36 +272,3 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
 
 def _finite(value: float) -> bool:
     return math.isfinite(value)
-
-
-@contextmanager
-def _num_threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op threads set to ``n`` (``None``: unchanged) inside, restored after."""
-    before = torch.get_num_threads()
-    if n is None or n == before:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-class _ThreadedPredict(torch.autograd.Function):
-    """:meth:`Surrogate.predict` whose forward *and* backward run on ``surrogate.threads``."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, surrogate: Surrogate) -> Tensor:
-        with torch.enable_grad(), _num_threads(surrogate.threads):
-            xx = x.detach().requires_grad_(True)
-            out = surrogate._predict(xx)
-        ctx.graph, ctx.threads = (xx, out), surrogate.threads
-        return out.detach()
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
-        xx, out = ctx.graph
-        with _num_threads(ctx.threads):
-            (grad_x,) = torch.autograd.grad(out, xx, grad)
-        return grad_x, None

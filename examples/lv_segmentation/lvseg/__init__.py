@@ -15,6 +15,7 @@ The modules follow the pipeline, one concept each:
 - :mod:`lvseg.sampler` — the batch sampler with a resumable state;
 - :mod:`lvseg.hooks` — the metrics log and the progress bar;
 - :mod:`lvseg.train` — the training loop: hooks, exact resume, safe interruption;
+- :mod:`lvseg.interrupt` — Ctrl-C during training: stop after the iteration, checkpoint;
 - :mod:`lvseg.checkpoint` — atomic checkpoints, run directories and their lock;
 - :mod:`lvseg.metrics` — the evaluation protocol: Dice, HD, HD95 and ASSD inside the star's
   square;
@@ -42,6 +43,7 @@ __all__ = [
     "evaluate",
     "figures",
     "hooks",
+    "interrupt",
     "jitter",
     "methods",
     "metrics",

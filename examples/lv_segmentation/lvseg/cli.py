@@ -157,7 +157,8 @@ def _train(args: argparse.Namespace) -> int:
     from lvseg.figures import training_curves
     from lvseg.hooks import ProgressBar
     from lvseg.pipeline import StarConfig
-    from lvseg.train import Trainer, TrainingInterrupted
+    from lvseg.interrupt import TrainingInterrupted
+    from lvseg.train import Trainer
 
     given = _given(args, TrainConfig)
     star_given = _given(args, StarConfig)

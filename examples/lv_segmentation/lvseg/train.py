@@ -8,7 +8,7 @@ bit-identical weights to an uninterrupted run (``tests/lv_segmentation/test_trai
 
 One process trains a run directory at a time (:class:`~lvseg.checkpoint.RunLock`). Ctrl-C
 (SIGINT) finishes the current iteration, writes ``last.pt`` there and raises
-:class:`TrainingInterrupted`; resuming continues exactly.
+:class:`~lvseg.interrupt.TrainingInterrupted`; resuming continues exactly.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import json
 import math
 import os
 import random
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -38,6 +36,7 @@ from lvseg.checkpoint import (
 from lvseg.config import TrainConfig
 from lvseg.device import resolve_device
 from lvseg.hooks import Hook, MetricsLog, read_metrics
+from lvseg.interrupt import TrainingInterrupted, stop_on_sigint
 from lvseg.methods import build_model, get_method, unet_of
 from lvseg.metrics import square_dice
 from lvseg.jitter import jitter_centers
@@ -46,15 +45,7 @@ from lvseg.prepare import PreparedSplits, prepare_data
 from lvseg.sampler import BatchSampler
 from lvseg.segment import segment
 
-__all__ = ["Trainer", "TrainingInterrupted"]
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped training; ``last.pt`` holds the state after ``iteration``."""
-
-    def __init__(self, run_dir: Path, iteration: int) -> None:
-        super().__init__(f"training of {run_dir} interrupted after iteration {iteration}")
-        self.run_dir, self.iteration = run_dir, iteration
+__all__ = ["Trainer"]  # TrainingInterrupted: lvseg.interrupt (imported here for callers)
 
 
 class Trainer:
@@ -122,7 +113,6 @@ class Trainer:
         self._hooks: dict[int, Hook] = {}
         self._next_hook = 0
         self._last_fit: Any = None
-        self._stop = False
         if isinstance(self.model, EDPCNN) and self.model.uses_surrogate:
             self.model.bypass.estimator.register_fit_hook(self._on_fit)
         tensors = self.data.data.to_tensors()
@@ -242,39 +232,24 @@ class Trainer:
         """
         cfg = self.config
         start = time.perf_counter()
-        previous = self._catch_sigint()
         try:
-            while self.iteration <= cfg.iterations:
-                self._emit(self.step())
-                last = self.iteration == cfg.iterations
-                if self.iteration % cfg.val_every == 0 or last:
-                    self._validation()
-                if self.iteration % cfg.checkpoint_every == 0 or last or self._stop:
-                    self.save()
-                if self._stop:
-                    raise TrainingInterrupted(self.run_dir, self.iteration)
-                self.iteration += 1
+            with stop_on_sigint() as stop:
+                while self.iteration <= cfg.iterations:
+                    self._emit(self.step())
+                    last = self.iteration == cfg.iterations
+                    if self.iteration % cfg.val_every == 0 or last:
+                        self._validation()
+                    if self.iteration % cfg.checkpoint_every == 0 or last or stop.requested:
+                        self.save()
+                    if stop.requested:
+                        raise TrainingInterrupted(self.run_dir, self.iteration)
+                    self.iteration += 1
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
             self._lock.release()
         summary = {"event": "end", "iteration": self.iteration - 1, "best_dice": self.best_dice,
                    "best_iteration": self.best_iteration, "seconds": time.perf_counter() - start}
         self._emit(summary)
         return summary
-
-    def _catch_sigint(self) -> Any:
-        """First Ctrl-C: stop after this iteration; a second one interrupts at once."""
-        if threading.current_thread() is not threading.main_thread():
-            return None
-        previous = signal.getsignal(signal.SIGINT)
-
-        def handler(signum: int, frame: Any) -> None:
-            self._stop = True
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-
-        signal.signal(signal.SIGINT, handler)
-        return previous
 
     def _validation(self) -> None:
         if len(self.data.val) == 0:  # nothing to select on: the best model is the last one

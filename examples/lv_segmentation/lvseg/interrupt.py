@@ -1,0 +1,49 @@
+"""Ctrl-C during training: the first one asks the loop to stop after the current iteration (so
+that a checkpoint holds it), a second one interrupts at once."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["StopRequest", "TrainingInterrupted", "stop_on_sigint"]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training; ``last.pt`` holds the state after ``iteration``."""
+
+    def __init__(self, run_dir: Path, iteration: int) -> None:
+        super().__init__(f"training of {run_dir} interrupted after iteration {iteration}")
+        self.run_dir, self.iteration = run_dir, iteration
+
+
+class StopRequest:
+    """Set by the first Ctrl-C inside :func:`stop_on_sigint`."""
+
+    requested = False
+
+
+@contextmanager
+def stop_on_sigint() -> Iterator[StopRequest]:
+    """Catch SIGINT into a :class:`StopRequest` inside; the caller's handler is restored after.
+
+    Outside the main thread (where signals cannot be handled) nothing is caught.
+    """
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
