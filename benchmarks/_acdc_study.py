@@ -137,8 +137,6 @@ def scores(records: list[dict[str, Any]]) -> dict[tuple[str, int], list[float]]:
     """Validation Dice of every run by (row, size): the best checkpoint's for trained models."""
     out: dict[tuple[str, int], list[float]] = {}
     for rec in records:
-        if rec["variant"] == "ceilings":
-            continue
         for name, ev in rec["evaluations"].items():
             row = name if rec["variant"] in ("unet", "edpcnn", "baselines") else rec["variant"]
             out.setdefault((row, rec["size"]), []).append(ev["dice"])
