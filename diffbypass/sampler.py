@@ -161,7 +161,9 @@ class NoiseSampler:
     def __repr__(self) -> str:
         return (
             f"NoiseSampler(sigma={self.sigma}, samples={self.samples}, "
-            f"antithetic={self.antithetic}, noise={self.distribution!r})"
+            f"antithetic={self.antithetic}"
+            + ("" if isinstance(self.distribution, Gaussian) else f", noise={self.distribution!r}")
+            + ")"
         )
 
 

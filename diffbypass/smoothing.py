@@ -36,7 +36,10 @@ from diffbypass.sampler import NoiseSampler, SamplerMixin, Sigma
 from diffbypass.stats import ESStats
 from diffbypass.validation import one_of
 
-__all__ = ["Smoothing", "Weights", "centered_ranks", "combine", "sample_weights", "smoothed_vjp"]
+__all__ = [
+    "Smoothing", "Weights", "centered_ranks", "combine", "masked_mean", "sample_weights",
+    "smoothed_mean", "smoothed_vjp",
+]  # fmt: skip
 
 SHAPINGS = ("centered_ranks",)
 
@@ -166,9 +169,8 @@ def smoothed_vjp(
     return combine(weights, eps if score is None else score, scale), weights.stats
 
 
-def smoothed_mean(blackbox: Evaluator, x: Tensor, eps: Tensor, scale: float | Tensor, what: str) -> Tensor:
-    """The Monte-Carlo :math:`E f(x + \\sigma\\varepsilon)`: the mean over the usable samples."""
-    ys, valid = blackbox.many(x.detach().unsqueeze(0) + scale * eps, what=what)
+def masked_mean(ys: Tensor, valid: Tensor | None, what: str) -> Tensor:
+    """The mean of ``ys`` ``(S, B, ...)`` over the usable samples ``valid`` ``(S, B)``."""
     if valid is None:
         return ys.mean(dim=0)
     empty = (~valid.any(dim=0)).nonzero().flatten().tolist()
@@ -177,6 +179,14 @@ def smoothed_mean(blackbox: Evaluator, x: Tensor, eps: Tensor, scale: float | Te
                             f"{empty[:10]}: no sample left to average")  # fmt: skip
     mask = valid.reshape(*valid.shape, *([1] * (ys.dim() - 2)))
     return torch.where(mask, ys, 0.0).sum(dim=0) / mask.sum(dim=0)
+
+
+def smoothed_mean(
+    blackbox: Evaluator, x: Tensor, eps: Tensor, scale: float | Tensor, estimator: str
+) -> Tensor:
+    """The Monte-Carlo :math:`E f(x + \\sigma\\varepsilon)` over the usable samples."""
+    ys, valid = blackbox.many(x.detach().unsqueeze(0) + scale * eps, what=f"{estimator} forward")
+    return masked_mean(require_real(ys, estimator), valid, f"{estimator} forward")
 
 
 class Smoothing(SamplerMixin, Estimator):
