@@ -91,6 +91,8 @@ def sample_weights(
     """
     s, b = ys.shape[0], ys.shape[1]
     groups = tuple(groups)
+    if not groups or sum(groups) != s or min(groups) < 1:
+        raise ValueError(f"groups must be positive sample counts summing to S = {s}; got {groups}")
     values = (ys * grad_y.unsqueeze(0)).reshape(s, b, -1).sum(dim=2)  # (S, B)
     if baseline:
         values = values - (y * grad_y).reshape(b, -1).sum(dim=1)

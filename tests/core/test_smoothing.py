@@ -137,3 +137,9 @@ def test_sampler_draws_inside_and_outside_given_directions():
     project = lambda d: torch.einsum("bnk,bmk,sbm->sbn", basis, basis, d)  # noqa: E731
     assert torch.allclose(project(inside), inside) and torch.allclose(project(outside), torch.zeros_like(outside))
     assert torch.equal(inside[3:], -inside[:3])
+
+
+def test_groups_must_cover_the_samples():
+    eps = NoiseSampler(0.1, 4, generator=gen(0)).noise(XS)
+    with pytest.raises(ValueError, match=r"groups must be positive sample counts summing to S = 4; got \(1, 2\)"):
+        vjp(torch.sign, XS, eps, 0.1, groups=(1, 2))
