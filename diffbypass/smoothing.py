@@ -25,7 +25,7 @@ telemetry (:class:`~diffbypass.ESStats`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -55,7 +55,8 @@ def centered_ranks(values: Tensor, valid: Tensor | None = None) -> Tensor:
     return ranks / denom.clamp(min=1) - 0.5
 
 
-class Weights(NamedTuple):
+@dataclass(frozen=True)
+class Weights:
     """The per-sample weights of one estimate and what they used.
 
     Attributes:

@@ -75,7 +75,6 @@ class GuidedES(Smoothing):
     is emptied when the input items change size (their directions no longer apply).
 
     Attributes:
-        stats: the guide's fit telemetry (``None`` for a guide without one).
         sample_stats: :class:`~diffbypass.ESStats` of the last estimate;
             :meth:`register_sample_hook` calls a hook with it after every estimate.
 
