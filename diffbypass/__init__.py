@@ -10,11 +10,15 @@ estimator for the input gradient in the backward pass:
 * :class:`GuidedES`, :class:`Gated` (+ :class:`ReplayBuffer`) — ES guided by a surrogate, and a
   surrogate gated by an online fidelity check;
 * :class:`StraightThrough`, :class:`FiniteDifference` — for comparison and checks.
+
+ES, Perturbed and GuidedES are configurations of one Monte-Carlo core
+(:mod:`diffbypass.smoothing`, with the distributions of :mod:`diffbypass.noise`); every reporting
+estimator and training loop registers its loggers through :mod:`diffbypass.hooks`.
 """
 
 from __future__ import annotations
 
-from diffbypass import losses, plugins, validation
+from diffbypass import hooks, losses, noise, plugins, smoothing, validation
 from diffbypass.base import BlackBoxError, BlackBoxFn, Estimator, Predictor, Reporter
 from diffbypass.blackbox import BlackBox
 from diffbypass.bypass import Bypass
@@ -64,8 +68,11 @@ __all__ = [
     "StraightThrough",
     "Surrogate",
     "check_gradient",
+    "hooks",
     "losses",
+    "noise",
     "plugins",
+    "smoothing",
     "validation",
 ]
 

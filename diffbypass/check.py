@@ -11,9 +11,9 @@ from torch import Tensor
 
 from diffbypass.base import BlackBoxFn, Estimator, Smoothed
 from diffbypass.bypass import Bypass
-from diffbypass.stats import Telemetry
 from diffbypass.estimators.es import ES
 from diffbypass.estimators.finite_difference import FiniteDifference
+from diffbypass.hooks import remove_hooks
 
 __all__ = ["GradientCheck", "check_gradient"]
 
@@ -69,11 +69,9 @@ def _gradient(layer: Bypass, x: Tensor, grad_output: Tensor | None, seed: int) -
 
 
 def _copy(estimator: Estimator) -> Estimator:
-    """A deep copy (model, optimiser, generator), without the caller's telemetry hooks."""
-    twin = copy.deepcopy(estimator)
-    if isinstance(twin, Telemetry):
-        twin._hooks.clear()
-    return twin
+    """A deep copy (model, optimiser, generator) without any of the caller's hooks (those of
+    inner estimators too: a Gated's surrogate, a GuidedES's guide)."""
+    return remove_hooks(copy.deepcopy(estimator))
 
 
 def check_gradient(

@@ -1,4 +1,4 @@
-"""The noise-exploration sampler shared by :class:`~diffbypass.Surrogate` and :class:`~diffbypass.ES`."""
+"""The noise sampler shared by :class:`~diffbypass.Surrogate` and the smoothing estimators."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any, Union
 import torch
 from torch import Tensor
 
-from diffbypass.validation import int_at_least, positive_number
+from diffbypass.noise import Gaussian, Noise
+from diffbypass.validation import instance_of, int_at_least, positive_number
 
 __all__ = ["NoiseSampler", "Relative", "SamplerMixin", "Sigma"]
 
@@ -48,7 +49,8 @@ def _check_sigma(sigma: Any) -> Any:
 
 
 class NoiseSampler:
-    r"""Gaussian perturbations :math:`x + \sigma\varepsilon_s`, :math:`\varepsilon_s \sim \mathcal N(0, I)`.
+    r"""Perturbations :math:`x + \sigma\varepsilon_s`, :math:`\varepsilon_s \sim \mathcal N(0, I)`
+    or another :class:`~diffbypass.noise.Noise`, in the whole space or inside given directions.
 
     Args:
         sigma: noise scale :math:`\sigma > 0`: a number, a tensor of per-coordinate scales
@@ -56,9 +58,11 @@ class NoiseSampler:
             items of shape ``(2,)``), or :class:`Relative` for :math:`\sigma |x|`.
         samples: number :math:`S \ge 1` of perturbations per input.
         antithetic: draw :math:`S/2` directions and use each with both signs
-            (:math:`\varepsilon, -\varepsilon`); ``samples`` must then be even.
+            (:math:`\varepsilon, -\varepsilon`); ``samples`` must then be even, and the noise
+            symmetric.
         generator: a CPU ``torch.Generator``; by default a new one seeded from the global RNG at
             construction, so ``torch.manual_seed`` before building makes runs reproducible.
+        noise: the distribution of :math:`\varepsilon` (default standard normal).
 
     Noise is drawn on the CPU and moved to the input's device, so a seed gives the same noise on
     every device and for every executor.
@@ -80,13 +84,20 @@ class NoiseSampler:
         *,
         antithetic: bool = False,
         generator: torch.Generator | None = None,
+        noise: Noise | None = None,
     ) -> None:
         self.sigma = _check_sigma(sigma)
+        self.distribution = Gaussian() if noise is None else instance_of("noise", noise, Noise)
         self.samples = int_at_least("samples", samples, 1)
         self.antithetic = bool(antithetic)
         if self.antithetic and self.samples % 2:
             raise ValueError(
                 f"samples must be even when antithetic=True (pairs +eps, -eps); got {samples}"
+            )
+        if self.antithetic and not self.distribution.symmetric:
+            raise ValueError(
+                f"antithetic=True needs a symmetric noise (pairs +eps, -eps); got "
+                f"{self.distribution!r}: pass antithetic=False"
             )
         if generator is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
@@ -97,16 +108,30 @@ class NoiseSampler:
             raise ValueError(f"generator must be a CPU generator; got one on {generator.device}")
         self.generator = generator
 
+    def draw(self, count: int, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        """``count`` draws of the noise, shape ``(count, *shape)`` on the CPU; with
+        ``antithetic`` the second half is the first half negated (``count`` even)."""
+        if not self.antithetic:
+            return self.distribution.sample((count, *shape), self.generator, dtype)
+        half = self.distribution.sample((count // 2, *shape), self.generator, dtype)
+        return torch.cat([half, -half])
+
     def noise(self, x: Tensor) -> Tensor:
-        """Standard normal directions :math:`\\varepsilon` of shape ``(S, *x.shape)``."""
-        shape = tuple(x.shape)
+        """Directions :math:`\\varepsilon` of shape ``(S, *x.shape)`` on ``x``'s device."""
         dtype = x.dtype if x.dtype.is_floating_point else torch.float32
-        if self.antithetic:
-            half = torch.randn((self.samples // 2, *shape), generator=self.generator, dtype=dtype)
-            eps = torch.cat([half, -half])
-        else:
-            eps = torch.randn((self.samples, *shape), generator=self.generator, dtype=dtype)
-        return eps.to(x.device)
+        return self.draw(self.samples, tuple(x.shape), dtype).to(x.device)
+
+    def within(self, basis: Tensor, count: int) -> Tensor:
+        r"""``count`` directions :math:`Uw` inside the span of the orthonormal columns
+        :math:`U` of ``basis`` ``(B, n, k)``, :math:`w` drawn from the noise: ``(count, B, n)``."""
+        w = self.draw(count, (basis.shape[0], basis.shape[2]), basis.dtype).to(basis.device)
+        return torch.einsum("bnk,sbk->sbn", basis, w)
+
+    def outside(self, basis: Tensor, count: int) -> Tensor:
+        r"""``count`` directions :math:`(I - UU^\top)z` orthogonal to the span of ``basis``
+        ``(B, n, k)``, :math:`z` drawn from the noise: ``(count, B, n)``."""
+        z = self.draw(count, basis.shape[:2], basis.dtype).to(basis.device)
+        return z - torch.einsum("bnk,sbk->sbn", basis, torch.einsum("bnk,sbn->sbk", basis, z))
 
     def scale(self, x: Tensor) -> float | Tensor:
         """The noise scale at ``x``: a number, or a tensor broadcastable to ``x.shape``."""
@@ -136,7 +161,9 @@ class NoiseSampler:
     def __repr__(self) -> str:
         return (
             f"NoiseSampler(sigma={self.sigma}, samples={self.samples}, "
-            f"antithetic={self.antithetic})"
+            f"antithetic={self.antithetic}"
+            + ("" if isinstance(self.distribution, Gaussian) else f", noise={self.distribution!r}")
+            + ")"
         )
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import torch
 from torch import Tensor
 from torch.utils.hooks import RemovableHandle
+
+from diffbypass.hooks import Hook, Hooks
 
 __all__ = ["ESStats", "FitStats", "Telemetry", "agreement"]
 
@@ -68,7 +69,6 @@ class ESStats:
 
 
 S = TypeVar("S")
-Hook = Callable[[Any, Any], None]
 FitHook = Hook  # the name Surrogate's documentation has always used
 
 
@@ -79,19 +79,15 @@ class Telemetry(Generic[S]):
 
     def _init_telemetry(self) -> None:
         self.stats = None
-        # an OrderedDict: RemovableHandle keeps a weak reference to it (a plain dict has none)
-        self._hooks: OrderedDict[int, Hook] = OrderedDict()
+        self._fit_hooks = Hooks()
 
     def register_fit_hook(self, hook: Hook) -> RemovableHandle:
         """Call ``hook(estimator, stats)`` after every update (for loggers and progress bars)."""
-        handle = RemovableHandle(self._hooks)
-        self._hooks[handle.id] = hook
-        return handle
+        return self._fit_hooks.add(hook)
 
     def _publish(self, stats: S) -> S:
         self.stats = stats
-        for hook in list(self._hooks.values()):
-            hook(self, stats)
+        self._fit_hooks(self, stats)
         return stats
 
 

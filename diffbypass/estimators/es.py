@@ -5,27 +5,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from diffbypass.base import Estimator, Evaluator, require_real
-from diffbypass.blackbox import BlackBoxError
-from diffbypass.sampler import NoiseSampler, SamplerMixin, Sigma
+from diffbypass.base import Evaluator
+from diffbypass.sampler import Sigma
+from diffbypass.smoothing import Smoothing
 from diffbypass.stats import ESStats, Telemetry
-from diffbypass.validation import one_of
 
 __all__ = ["ES"]
 
 
-def centered_ranks(values: Tensor, valid: Tensor | None = None) -> Tensor:
-    """Replace ``values`` (S, B) by their ranks along S, scaled to [-0.5, 0.5] per column."""
-    s = values.shape[0]
-    if valid is not None:  # invalid samples rank last and are masked out by the caller
-        values = values.masked_fill(~valid, float("inf"))
-    ranks = values.argsort(dim=0).argsort(dim=0).to(values.dtype)
-    count = s if valid is None else valid.sum(dim=0).clamp(min=1)
-    denom = torch.as_tensor(count, dtype=values.dtype, device=values.device) - 1
-    return ranks / denom.clamp(min=1) - 0.5
-
-
-class ES(SamplerMixin, Telemetry[ESStats], Estimator):
+class ES(Telemetry[ESStats], Smoothing):
     r"""Gaussian-smoothing gradient (evolution strategy; Salimans et al., 2017).
 
     In the backward pass, for the incoming gradient :math:`v = \partial L / \partial y`, ES
@@ -84,55 +72,15 @@ class ES(SamplerMixin, Telemetry[ESStats], Estimator):
         shaping: str | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
-        super().__init__()
-        self.sampler = NoiseSampler(sigma, samples, antithetic=antithetic, generator=generator)
-        self.baseline = bool(baseline)
-        self.shaping = None if shaping is None else one_of("shaping", shaping, ("centered_ranks",))
+        super().__init__(sigma=sigma, samples=samples, antithetic=antithetic, baseline=baseline,
+                         shaping=shaping, generator=generator)  # fmt: skip
         self._init_telemetry()
 
-    def output(self, blackbox: Evaluator, x: Tensor) -> Tensor:
-        return require_real(
-            blackbox(x, what="forward"), "ES",
-            "Return floats from fn (e.g. indices.float()), or use Surrogate(fit_loss='ce') and "
-            "put the loss on Bypass.predict(x)",
-        )  # fmt: skip
-
     def vjp(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
-        s, b = self.samples, x.shape[0]
-        xs, eps = self.sampler.perturb(x)
-        ys, valid = blackbox.many(xs, what="ES samples")
-        values = (ys * grad_y.unsqueeze(0)).reshape(s, b, -1).sum(dim=2)  # (S, B)
-        if self.baseline:
-            values = values - (y * grad_y).reshape(b, -1).sum(dim=1)
-        self._report(values, valid)
-        if self.shaping == "centered_ranks":
-            values = centered_ranks(values, valid)
-        count: Tensor | int = s
-        if valid is not None:
-            values = values.masked_fill(~valid, 0.0)
-            count = valid.sum(dim=0).clamp(min=1).to(values.dtype)  # (B,)
-            count = count.reshape(b, *([1] * (x.dim() - 1)))
-        weights = values.to(eps.dtype).reshape(s, b, *([1] * (x.dim() - 1)))
-        scale = self.sampler.scale(x)  # a number, or per coordinate (0 where Relative meets x = 0)
-        if isinstance(scale, Tensor):
-            inv = torch.where(scale > 0, 1 / scale.clamp(min=torch.finfo(scale.dtype).tiny), 0.0)
-            return (weights * eps).sum(dim=0) * inv / count
-        return (weights * eps).sum(dim=0) / (scale * count)
+        return self._estimate(blackbox, x, y, grad_y, self.sampler.noise(x))
 
-    def _report(self, values: Tensor, valid: Tensor | None) -> None:
-        """Raise if a batch item has no usable sample; publish :class:`ESStats`."""
-        used = values.flatten() if valid is None else values[valid]
-        if valid is not None:
-            empty = (~valid.any(dim=0)).nonzero().flatten().tolist()
-            if empty:
-                raise BlackBoxError(
-                    f"every perturbed sample of ES samples was NaN/inf for batch item(s) "
-                    f"{empty[:10]}{'...' if len(empty) > 10 else ''} ({self.samples} samples each): "
-                    "no sample left to estimate their gradient from"
-                )
-        spread = float(used.double().std()) if used.numel() > 1 else 0.0
-        self._publish(ESStats(samples=used.numel(), dropped=values.numel() - used.numel(),
-                              value_std=spread))  # fmt: skip
+    def _report(self, stats: ESStats) -> None:
+        self._publish(stats)
 
     def extra_repr(self) -> str:
         return (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -11,9 +10,9 @@ import torch
 from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
-from diffbypass.base import Estimator, Predictor, Reporter, Smoothed, require_real
-from diffbypass.blackbox import BlackBox
+from diffbypass.base import Estimator, Evaluator, Predictor, Reporter, Smoothed, require_real
 from diffbypass.estimators.es import ES
+from diffbypass.hooks import Hooks
 from diffbypass.validation import instance_of, int_at_least, nonnegative_number, number_in
 
 __all__ = ["GateStats", "Gated"]
@@ -83,8 +82,8 @@ class Gated(Estimator):
             the probe makes the comparison favour the surrogate).
         every: probe every ``every`` backward passes (``k``).
         threshold: least fidelity at which the surrogate is trusted (default ``-1``: off).
-        min_agreement: least held-out fit agreement (``FitStats.agreement_before``) for trust;
-            ``None`` to ignore it.
+        min_agreement: least held-out fit agreement (``FitStats.agreement_before``) for trust,
+            a number up to 1; ``None`` to ignore it.
         decay: weight of the past in the running averages, in ``[0, 1)``.
         hysteresis: once trusted, the surrogate keeps its trust until :math:`\bar a - \bar p`
             falls below ``-hysteresis`` running standard errors of that average (``0``: below
@@ -140,7 +139,10 @@ class Gated(Estimator):
         self.fallback = None if fallback is None else instance_of("fallback", fallback, Estimator)
         self.every = int_at_least("every", every, 1)
         self.threshold = number_in("threshold", threshold, -1.0, 1.0)
-        self.min_agreement = None if min_agreement is None else float(min_agreement)
+        self.min_agreement = (
+            None if min_agreement is None
+            else number_in("min_agreement", min_agreement, -math.inf, 1.0)
+        )  # fmt: skip
         self.decay = number_in("decay", decay, 0.0, 1.0)
         if self.decay == 1.0:
             raise ValueError("decay must be < 1 (1 would never update the fidelity); got 1.0")
@@ -150,7 +152,7 @@ class Gated(Estimator):
         # with hysteresis, trust is withdrawn only on evidence: the surrogate starts trusted
         self._fidelity, self._better = float("nan"), self.hysteresis > 0
         self._avg: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # a, p, q, (a - p)^2
-        self._hooks: OrderedDict[int, GateHook] = OrderedDict()
+        self._gate_hooks = Hooks()
 
     @property
     def stats(self) -> Any:
@@ -164,18 +166,16 @@ class Gated(Estimator):
 
     def register_gate_hook(self, hook: GateHook) -> RemovableHandle:
         """Call ``hook(gated, gate_stats)`` after every backward pass (loggers)."""
-        handle = RemovableHandle(self._hooks)
-        self._hooks[handle.id] = hook
-        return handle
+        return self._gate_hooks.add(hook)
 
     def predict(self, x: Tensor) -> Tensor:
         """The surrogate's differentiable prediction."""
         return self.surrogate.predict(x)  # type: ignore[operator]
 
-    def output(self, blackbox: BlackBox, x: Tensor) -> Tensor:
+    def output(self, blackbox: Evaluator, x: Tensor) -> Tensor:
         return require_real(self.surrogate.output(blackbox, x), "Gated")
 
-    def vjp(self, blackbox: BlackBox, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
+    def vjp(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
         s = self.surrogate.vjp(blackbox, x, y, grad_y)
         probed = self._step % self.every == 0
         cosine, probe_mean = float("nan"), None
@@ -220,8 +220,7 @@ class Gated(Estimator):
             probe_cosine=cosine, agreement=agreement,
             trusted=bool(trusted), probes=self._probes, fallbacks=self._fallbacks,
         )  # fmt: skip
-        for hook in list(self._hooks.values()):
-            hook(self, self.gate_stats)
+        self._gate_hooks(self, self.gate_stats)
         return grad
 
     def get_extra_state(self) -> dict[str, Any]:

@@ -7,21 +7,22 @@ from typing import Any, Callable, Union
 
 import torch
 from torch import Tensor
+from torch.utils.hooks import RemovableHandle
 
-from diffbypass.base import Estimator, Reporter, require_real
-from diffbypass.blackbox import BlackBox
-from diffbypass.sampler import NoiseSampler, SamplerMixin
-from diffbypass.validation import int_at_least, number_in, one_of, positive_number
+from diffbypass.base import Estimator, Evaluator, Reporter, require_real
+from diffbypass.hooks import Hook, Hooks
+from diffbypass.sampler import Sigma
+from diffbypass.smoothing import Smoothing
+from diffbypass.stats import ESStats
+from diffbypass.validation import int_at_least, number_in, one_of
 
 __all__ = ["GuidedES"]
-
-Noise = tuple[Tensor, tuple[int, int]]
 
 Guide = Union[Estimator, Callable[[Tensor, Tensor], Tensor]]
 """A :class:`~diffbypass.Estimator` (e.g. a Surrogate) or a function ``(x, grad_y) -> (B, ...)``."""
 
 
-class GuidedES(SamplerMixin, Estimator):
+class GuidedES(Smoothing):
     r"""ES guided by a surrogate's gradients (after Maheswaranathan et al., 2019, Guided ES).
 
     Guided ES samples from a covariance that mixes the full space with the :math:`k`-dimensional
@@ -57,14 +58,25 @@ class GuidedES(SamplerMixin, Estimator):
         guide: an :class:`~diffbypass.Estimator` — typically a :class:`~diffbypass.Surrogate`;
             its ``output`` runs in the forward (the surrogate fits there) and its ``vjp`` gives
             the guide direction — or a function ``(x, grad_y) -> directions`` of ``x``'s shape.
-        sigma: smoothing scale :math:`\sigma > 0` (a number).
+        sigma: smoothing scale :math:`\sigma > 0` (a number, a per-coordinate tensor or
+            :class:`~diffbypass.Relative`).
         samples: :math:`S \ge 2` evaluations of ``fn`` per input and backward.
         alpha: :math:`\alpha \in (0, 1)`, the share of samples in the full (complement) space.
         history: also span the guide's last ``history`` batch-mean directions (the paper's
             "recent gradients"; useful when successive inputs share a gradient).
         antithetic: pairs :math:`\pm\varepsilon` in each part (each count must then be even).
         variant: ``"paper"`` (default) or ``"unbiased"`` (see above).
+        baseline: subtract :math:`\langle v, f(x)\rangle` (default ``True``).
+        shaping: ``None`` or ``"centered_ranks"`` (as for :class:`~diffbypass.ES`).
         generator: CPU ``torch.Generator`` for the noise.
+
+    The estimate is :func:`~diffbypass.smoothing.smoothed_vjp` with the directions above: with
+    ``Bypass(nonfinite="drop")`` samples where ``fn`` gave NaN/inf are left out. The history
+    is emptied when the input items change size (their directions no longer apply).
+
+    Attributes:
+        sample_stats: :class:`~diffbypass.ESStats` of the last estimate;
+            :meth:`register_sample_hook` calls a hook with it after every estimate.
 
     Example:
         >>> import torch
@@ -80,19 +92,25 @@ class GuidedES(SamplerMixin, Estimator):
         True
     """
 
+    what = "guided ES samples"
+
     def __init__(
         self,
         guide: Guide,
         *,
-        sigma: float,
+        sigma: Sigma,
         samples: int,
         alpha: float = 0.5,
         history: int = 0,
         antithetic: bool = True,
         variant: str = "paper",
+        baseline: bool = True,
+        shaping: str | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
-        super().__init__()
+        int_at_least("samples", samples, 4 if antithetic else 2)
+        super().__init__(sigma=sigma, samples=samples, antithetic=antithetic, baseline=baseline,
+                         shaping=shaping, generator=generator)  # fmt: skip
         self.variant = one_of("variant", variant, ("paper", "unbiased"))  # keys of _VARIANTS
         if isinstance(guide, Estimator):
             self.guide: Estimator | None = guide
@@ -104,28 +122,34 @@ class GuidedES(SamplerMixin, Estimator):
                 "guide must be a diffbypass Estimator (e.g. Surrogate) or a function "
                 f"(x, grad_y) -> directions; got {type(guide).__name__}"
             )
-        int_at_least("samples", samples, 4 if antithetic else 2)
         self.alpha = number_in("alpha", alpha, 0.0, 1.0, closed=False)
-        self.sampler = NoiseSampler(positive_number("sigma", sigma), samples, generator=generator)
-        self.antithetic = bool(antithetic)
+        self.antithetic = self.sampler.antithetic
         step = 2 if self.antithetic else 1
         full = max(step, step * round(self.alpha * samples / step))
         self.split = (min(full, samples - step), samples - min(full, samples - step))
-        if self.antithetic and samples % 2:
-            raise ValueError(f"samples must be even when antithetic=True; got {samples}")
         self.history = int_at_least("history", history, 0)
         self._past: deque[Tensor] = deque(maxlen=self.history or None)
+        self.sample_stats: ESStats | None = None
+        self._sample_hooks = Hooks()
 
     @property
     def stats(self) -> Any:
         """The guide's fit telemetry (``None`` for a guide without one)."""
         return self.guide.stats if isinstance(self.guide, Reporter) else None
 
-    def output(self, blackbox: BlackBox, x: Tensor) -> Tensor:
+    def register_sample_hook(self, hook: Hook) -> RemovableHandle:
+        """Call ``hook(guided_es, sample_stats)`` after every estimate (loggers)."""
+        return self._sample_hooks.add(hook)
+
+    def _report(self, stats: ESStats) -> None:
+        self.sample_stats = stats
+        self._sample_hooks(self, stats)
+
+    def output(self, blackbox: Evaluator, x: Tensor) -> Tensor:
         y = self.guide.output(blackbox, x) if self.guide is not None else blackbox(x)
         return require_real(y, "GuidedES")
 
-    def directions(self, blackbox: BlackBox, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
+    def directions(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
         """The guide's directions, ``(B, k, n)`` with ``n`` the item size."""
         if self.guide is not None:
             d = self.guide.vjp(blackbox, x, y, grad_y)
@@ -135,9 +159,18 @@ class GuidedES(SamplerMixin, Estimator):
             raise ValueError(
                 f"the guide must return x's shape {tuple(x.shape)}; got {tuple(d.shape)}"
             )
+        bad = ~torch.isfinite(d.detach())
+        if bool(bad.any()):
+            rows = bad.reshape(len(bad), -1).any(1).nonzero().flatten().tolist()
+            raise ValueError(
+                f"the guide returned {int(bad.sum())} NaN/inf value(s) in its directions (batch "
+                f"items {rows[:10]}); a guide must return finite directions of x's shape"
+            )
         d = d.detach().reshape(x.shape[0], 1, -1).to(x.dtype)
+        if self._past and self._past[0].numel() != d.shape[2]:
+            self._past.clear()  # directions for items of another size say nothing here
         if self.history and self._past:
-            past = torch.stack(list(self._past)).to(x.dtype)
+            past = torch.stack(list(self._past)).to(x.device, x.dtype)
             d = torch.cat([d, past.unsqueeze(0).expand(x.shape[0], -1, -1)], dim=1)
         if self.history and self.training:
             mean = d[:, 0].mean(0)
@@ -145,48 +178,27 @@ class GuidedES(SamplerMixin, Estimator):
                 self._past.append(mean / mean.norm())
         return d
 
-    def vjp(self, blackbox: BlackBox, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
-        b, n = x.shape[0], x[0].numel()
+    def vjp(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
+        n = x[0].numel()
         guide = self.directions(blackbox, x, y, grad_y)
         basis = torch.linalg.qr(guide.transpose(1, 2).double())[0].to(x.dtype)  # (B, n, k)
         basis = basis[:, :, : min(basis.shape[2], n)]
-        eps, (s_full, s_sub) = _VARIANTS[self.variant](self, basis, b, n, x.dtype)
-        eps = eps.to(x.device)  # (S, B, n)
-        xs = x.detach().unsqueeze(0) + self.sigma * eps.reshape(-1, *x.shape)
-        ys, valid = blackbox.many(xs, what="guided ES samples")
-        if valid is not None:
-            raise ValueError("guided ES samples: fn returned NaN/inf; GuidedES cannot drop samples")
-        values = (ys * grad_y.unsqueeze(0)).reshape(s_full + s_sub, b, -1).sum(2)
-        values = (values - (y * grad_y).reshape(b, -1).sum(1)).to(x.dtype).unsqueeze(2)
-        g = (values[:s_full] * eps[:s_full]).sum(0) / s_full
-        if s_sub:
-            g = g + (values[s_full:] * eps[s_full:]).sum(0) / s_sub
-        return (g / self.sigma).reshape(x.shape)
+        eps, groups = _VARIANTS[self.variant](self, basis)  # (S, B, n)
+        return self._estimate(blackbox, x, y, grad_y, eps.reshape(-1, *x.shape), groups=groups)
 
-    def _paper_noise(self, basis: Tensor, b: int, n: int, dtype: torch.dtype) -> Noise:
+    def _paper_noise(self, basis: Tensor) -> Noise:
         """All S from N(0, alpha I + (1 - alpha) n/k U U^T)."""
-        k = basis.shape[2]
-        z = self._normal((self.samples, b, n), dtype)
-        sub = torch.einsum("bnk,sbk->sbn", basis, self._normal((self.samples, b, k), dtype))
+        n, k = basis.shape[1], basis.shape[2]
+        z = self.sampler.draw(self.samples, basis.shape[:2], basis.dtype).to(basis.device)
+        sub = self.sampler.within(basis, self.samples)
         eps = self.alpha**0.5 * z + ((1 - self.alpha) * n / k) ** 0.5 * sub
-        return eps, (self.samples, 0)
+        return eps, (self.samples,)
 
-    def _unbiased_noise(self, basis: Tensor, b: int, n: int, dtype: torch.dtype) -> Noise:
+    def _unbiased_noise(self, basis: Tensor) -> Noise:
         """S_perp directions P z in the complement, then S_U directions U w in the subspace."""
         s_full, s_sub = self.split
-        z = self._normal((s_full, b, n), dtype)
-        proj = torch.einsum("bnk,sbn->sbk", basis, z)
-        eps_full = z - torch.einsum("bnk,sbk->sbn", basis, proj)
-        w = self._normal((s_sub, b, basis.shape[2]), dtype)
-        eps_sub = torch.einsum("bnk,sbk->sbn", basis, w)
-        return torch.cat([eps_full, eps_sub]), self.split
-
-    def _normal(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
-        if not self.antithetic:
-            return torch.randn(shape, generator=self.sampler.generator, dtype=dtype)
-        half_shape = (shape[0] // 2, *shape[1:])
-        half = torch.randn(half_shape, generator=self.sampler.generator, dtype=dtype)
-        return torch.cat([half, -half])
+        eps = torch.cat([self.sampler.outside(basis, s_full), self.sampler.within(basis, s_sub)])
+        return eps, self.split
 
     def get_extra_state(self) -> dict[str, Any]:
         return {"sampler": self.sampler.state_dict(), "past": list(self._past)}
@@ -203,5 +215,5 @@ class GuidedES(SamplerMixin, Estimator):
         )
 
 
-#: variant -> the noise it samples: ``(eps (S, B, n), (S_full, S_sub))``
+#: variant -> the noise it samples: ``(eps (S, B, n), sizes of the groups averaged apart)``
 _VARIANTS = {"unbiased": GuidedES._unbiased_noise, "paper": GuidedES._paper_noise}

@@ -2,60 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from diffbypass.base import BlackBoxFn, Estimator, require_real
+from diffbypass.base import BlackBoxError, BlackBoxFn, Evaluator, require_real
 from diffbypass.blackbox import BlackBox
+from diffbypass.noise import NOISES, Noise, Reflected
 from diffbypass.sampler import NoiseSampler, SamplerMixin, Sigma
-from diffbypass.validation import int_at_least, one_of
+from diffbypass.smoothing import Smoothing, masked_mean, smoothed_mean
+from diffbypass.stats import ESStats, Telemetry
+from diffbypass.validation import one_of
 
 __all__ = ["NOISES", "FenchelYoungLoss", "Noise", "Perturbed"]
 
 
-class Noise(NamedTuple):
-    """A noise distribution :math:`\\mu(z) \\propto e^{-\\nu(z)}` of the perturbation.
-
-    ``sample(shape, generator, dtype)`` draws :math:`Z`; ``score(z)`` is :math:`\\nabla\\nu(z)`,
-    the weight of Berthet et al.'s gradient formula.
-    """
-
-    sample: Callable[[tuple[int, ...], torch.Generator, torch.dtype], Tensor]
-    score: Callable[[Tensor], Tensor]
+def _noise(noise: str, sense: str) -> Noise:
+    """The perturbation of an oracle of the given sense: a ``"min"`` oracle gets :math:`-Z`."""
+    chosen = NOISES[one_of("noise", noise, tuple(NOISES))]
+    return chosen if one_of("sense", sense, ("max", "min")) == "max" else Reflected(chosen)
 
 
-def _gumbel(shape: tuple[int, ...], generator: torch.Generator, dtype: torch.dtype) -> Tensor:
-    u = torch.rand(shape, generator=generator, dtype=torch.float64).clamp(1e-300, 1.0 - 1e-16)
-    return (-torch.log(-torch.log(u))).to(dtype)
-
-
-#: The perturbation distributions, looked up by name.
-NOISES: dict[str, Noise] = {
-    "gaussian": Noise(
-        lambda shape, g, dtype: torch.randn(shape, generator=g, dtype=dtype), lambda z: z
-    ),
-    "gumbel": Noise(_gumbel, lambda z: 1.0 - torch.exp(-z)),
-}
-
-
-def _perturbed_samples(
-    sampler: NoiseSampler, noise: str, blackbox: BlackBox, x: Tensor, sign: float, what: str
-) -> tuple[Tensor, Tensor, Tensor | float]:
-    """``(fn(x + sign * scale * Z), Z, scale)`` for ``S`` draws, shapes ``(S, *x.shape)``."""
-    dtype = x.dtype if x.dtype.is_floating_point else torch.float32
-    z = NOISES[noise].sample((sampler.samples, *x.shape), sampler.generator, dtype).to(x.device)
-    scale = sampler.scale(x)
-    ys, valid = blackbox.many(x.detach().unsqueeze(0) + sign * scale * z, what=what)
-    if valid is not None:
-        raise ValueError(
-            f"{what}: fn returned NaN/inf; perturbed optimizers cannot drop samples (use ES)"
-        )
-    return ys, z, scale
-
-
-class Perturbed(SamplerMixin, Estimator):
+class Perturbed(Telemetry[ESStats], Smoothing):
     r"""Perturbed optimizer (Berthet et al., 2020): the gradient of :math:`E[f(x + \sigma Z)]`.
 
     For a black box :math:`f` (typically :math:`f(\theta) = \arg\max_{y\in C}\langle y,
@@ -77,16 +46,23 @@ class Perturbed(SamplerMixin, Estimator):
             :class:`~diffbypass.sampler.Relative`).
         samples: :math:`S` perturbed evaluations per backward (and per forward with
             ``output="smoothed"``).
-        noise: ``"gaussian"`` or ``"gumbel"`` (see :data:`NOISES`).
+        noise: ``"gaussian"`` or ``"gumbel"`` (the names of ``diffbypass.noise.NOISES``).
         output: ``"exact"`` — the forward returns ``fn(x)`` exactly (one call); or
             ``"smoothed"`` — the forward returns the Monte-Carlo :math:`f_\sigma(x)`, the
             average of :math:`S` perturbed outputs (the quantity whose gradient the backward
             estimates; the backward draws fresh samples, so the two are independent).
         baseline: subtract :math:`\langle v, y\rangle` (default ``True``).
+        antithetic: pairs :math:`\pm Z` (Gaussian noise only; ``samples`` even).
+        shaping: ``None`` or ``"centered_ranks"`` (as for :class:`~diffbypass.ES`).
         sense: ``"max"`` (default: ``fn`` increases with its input, e.g. argmax) or ``"min"``
             (argmin-type oracles such as shortest paths: perturb by :math:`-\sigma Z`, which
             for symmetric Gaussian noise changes nothing and for Gumbel keeps the max-form).
         generator: CPU ``torch.Generator`` for the noise.
+
+    It is the smoothing of :class:`~diffbypass.ES` with another noise, and shares its formula
+    (:func:`~diffbypass.smoothing.smoothed_vjp`): with ``Bypass(nonfinite="drop")`` samples where
+    ``fn`` gave NaN/inf are left out, and ``stats`` / :meth:`register_fit_hook` report every
+    estimate (:class:`~diffbypass.ESStats`).
 
     Example:
         >>> import torch
@@ -99,6 +75,8 @@ class Perturbed(SamplerMixin, Estimator):
         True
     """
 
+    what = "perturbed samples"
+
     def __init__(
         self,
         *,
@@ -108,63 +86,56 @@ class Perturbed(SamplerMixin, Estimator):
         output: str = "exact",
         sense: str = "max",
         baseline: bool = True,
+        antithetic: bool = False,
+        shaping: str | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
-        super().__init__()
-        int_at_least("samples", samples, 1)
-        self.sampler = NoiseSampler(sigma, samples, generator=generator)
-        self.noise = one_of("noise", noise, tuple(NOISES))
-        self.baseline = bool(baseline)
+        super().__init__(sigma=sigma, samples=samples, antithetic=antithetic, baseline=baseline,
+                         shaping=shaping, generator=generator, noise=_noise(noise, sense))  # fmt: skip
+        self.noise, self.sense = noise, sense
         self.mode = one_of("output", output, ("exact", "smoothed"))
-        self.sense = one_of("sense", sense, ("max", "min"))
+        self._init_telemetry()
 
-    @property
-    def _sign(self) -> float:
-        return 1.0 if self.sense == "max" else -1.0
-
-    def output(self, blackbox: BlackBox, x: Tensor) -> Tensor:
+    def output(self, blackbox: Evaluator, x: Tensor) -> Tensor:
         if self.mode == "exact":
-            return require_real(blackbox(x, what="forward"), "Perturbed")
-        ys, _, _ = _perturbed_samples(
-            self.sampler, self.noise, blackbox, x, self._sign, "perturbed forward"
-        )
-        return require_real(ys, "Perturbed").mean(dim=0)
+            return super().output(blackbox, x)
+        return smoothed_mean(blackbox, x, self.sampler.noise(x), self.sampler.scale(x), "Perturbed")
 
-    def vjp(self, blackbox: BlackBox, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
-        ys, z, scale = _perturbed_samples(
-            self.sampler, self.noise, blackbox, x, self._sign, "perturbed samples"
-        )
-        s, b = ys.shape[0], x.shape[0]
-        values = (require_real(ys, "Perturbed") * grad_y.unsqueeze(0)).reshape(s, b, -1).sum(2)
-        if self.baseline:
-            values = values - (y * grad_y).reshape(b, -1).sum(1)
-        weights = values.to(z.dtype).reshape(s, b, *([1] * (x.dim() - 1)))
-        g = (weights * NOISES[self.noise].score(z)).mean(dim=0) * self._sign
-        if isinstance(scale, Tensor):
-            return g * torch.where(scale > 0, 1 / scale.clamp(min=torch.finfo(g.dtype).tiny), 0.0)
-        return g / scale
+    def vjp(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
+        eps = self.sampler.noise(x)
+        return self._estimate(blackbox, x, y, grad_y, eps, score=self.sampler.distribution.score(eps))
+
+    def _report(self, stats: ESStats) -> None:
+        self._publish(stats)
 
     def extra_repr(self) -> str:
         return (
             f"sigma={self.sigma}, samples={self.samples}, noise={self.noise!r}, "
-            f"output={self.mode!r}, sense={self.sense!r}, baseline={self.baseline}"
+            f"output={self.mode!r}, sense={self.sense!r}, baseline={self.baseline}, "
+            f"antithetic={self.sampler.antithetic}, shaping={self.shaping!r}"
         )
 
 
 class _FenchelYoungFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, theta: Tensor, target: Tensor, loss: FenchelYoungLoss) -> Tensor:
-        sign = loss._sign
-        ys, z, scale = _perturbed_samples(
-            loss.sampler, loss.noise, loss.blackbox, theta, sign, "Fenchel-Young samples"
-        )
+        sign, what = (1.0 if loss.sense == "max" else -1.0), "Fenchel-Young samples"
+        perturbed = theta.detach().unsqueeze(0) + loss.sampler.scale(theta) * loss.sampler.noise(theta)
+        ys, valid = loss.blackbox.many(perturbed, what=what)
         ys = require_real(ys, "FenchelYoungLoss").to(theta.dtype)
+        if valid is not None and loss.nonfinite == "raise":
+            bad = (~valid).nonzero().tolist()
+            raise BlackBoxError(
+                f"fn returned NaN/inf in {what}: {len(bad)} of {valid.numel()} perturbed "
+                f"samples, first (sample, batch item) = {bad[:5]}; pass nonfinite='drop' to "
+                "FenchelYoungLoss to leave such samples out"
+            )
         b = theta.shape[0]
-        perturbed = theta.detach().unsqueeze(0) + sign * scale * z
         # F(theta) = E max_y <theta + sigma Z, y>, estimated at the samples' own solutions
-        value = (perturbed * ys).reshape(ys.shape[0], b, -1).sum(2).mean(0)
+        inner = (perturbed * ys).reshape(ys.shape[0], b, -1).sum(2)
+        value = masked_mean(inner, valid, what)
         value = sign * (value - (theta.detach() * target).reshape(b, -1).sum(1))
-        ctx.save_for_backward(sign * (ys.mean(0) - target))
+        ctx.save_for_backward(sign * (masked_mean(ys, valid, what) - target))
         ctx.reduction = loss.reduction
         if loss.reduction == "mean":
             return value.mean()
@@ -201,6 +172,8 @@ class FenchelYoungLoss(SamplerMixin, nn.Module):
         noise: ``"gaussian"`` or ``"gumbel"``.
         sense: ``"max"`` or ``"min"``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` over the batch.
+        nonfinite: ``"raise"`` (default: a :class:`~diffbypass.BlackBoxError` when ``fn``
+            returns NaN/inf) or ``"drop"`` (leave such samples out of the averages).
         generator: CPU ``torch.Generator`` for the noise.
 
     Attributes:
@@ -228,34 +201,40 @@ class FenchelYoungLoss(SamplerMixin, nn.Module):
         noise: str = "gaussian",
         sense: str = "max",
         reduction: str = "mean",
+        nonfinite: str = "raise",
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        int_at_least("samples", samples, 1)
-        self.blackbox = BlackBox(fn)
-        self.sampler = NoiseSampler(sigma, samples, generator=generator)
-        self.noise = one_of("noise", noise, tuple(NOISES))
-        self.sense = one_of("sense", sense, ("max", "min"))
+        self.sampler = NoiseSampler(sigma, samples, generator=generator, noise=_noise(noise, sense))
+        self.noise, self.sense = noise, sense
         self.reduction = one_of("reduction", reduction, ("mean", "sum", "none"))
-
-    @property
-    def _sign(self) -> float:
-        return 1.0 if self.sense == "max" else -1.0
+        self.nonfinite = one_of("nonfinite", nonfinite, ("raise", "drop"))
+        self.blackbox = BlackBox(fn, nonfinite="drop")  # NaN/inf samples are reported above
 
     def forward(self, theta: Tensor, target: Tensor) -> Tensor:
+        """The loss of ``theta`` ``(B, ...)`` against the target solutions (same shape)."""
         if not isinstance(theta, Tensor) or theta.dim() < 2:
             raise ValueError(
                 "theta must be a tensor of shape (B, ...); got "
                 f"{tuple(theta.shape) if isinstance(theta, Tensor) else type(theta).__name__}"
             )
+        if not theta.is_floating_point():
+            raise TypeError(f"theta must be a floating-point tensor; got {theta.dtype}: pass "
+                            "theta.float() (the loss is differentiated with respect to it)")  # fmt: skip
         if not isinstance(target, Tensor) or target.shape != theta.shape:
             got = tuple(target.shape) if isinstance(target, Tensor) else type(target).__name__
             raise ValueError(f"target must have theta's shape {tuple(theta.shape)}; got {got}")
+        for name, value in (("theta", theta), ("target", target)):
+            bad = ~torch.isfinite(value.detach()) if value.is_floating_point() else None
+            if bad is not None and bool(bad.any()):
+                rows = bad.reshape(len(bad), -1).any(1).nonzero().flatten().tolist()
+                raise ValueError(f"{name} must be finite; got {int(bad.sum())} NaN/inf value(s) "
+                                 f"in batch item(s) {rows[:10]}")  # fmt: skip
         return _FenchelYoungFunction.apply(theta, target.to(theta.dtype), self)
 
     def extra_repr(self) -> str:
         return (
             f"sigma={self.sigma}, samples={self.samples}, noise={self.noise!r}, "
-            f"sense={self.sense!r}, reduction={self.reduction!r}"
+            f"sense={self.sense!r}, reduction={self.reduction!r}, nonfinite={self.nonfinite!r}"
         )
 

@@ -11,6 +11,7 @@ from diffbypass import (
     ES,
     Bypass,
     FiniteDifference,
+    Gated,
     GradientCheck,
     StraightThrough,
     Surrogate,
@@ -171,3 +172,22 @@ def test_check_gradient_reference_cannot_corrupt_x():
 
     check_gradient(FiniteDifference(eps=1e-5), torch.sin, x, reference=reference)
     assert torch.equal(x, x0)
+
+
+def test_check_gradient_never_calls_the_callers_hooks_of_inner_estimators():
+    """Gated's gate hooks and its surrogate's fit hooks were called by the check (its copy kept
+    them); the check now removes every hook of the copy, inner estimators' included."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = nn.Linear(3, 3).double()
+    surrogate = Surrogate(model, sigma=0.5, samples=4, fit_steps=1, generator=gen(0))
+    gate = Gated(surrogate, probe=ES(sigma=0.5, samples=4, generator=gen(1)), every=1)
+    calls = []
+    surrogate.register_fit_hook(lambda e, s: calls.append("fit"))
+    gate.register_gate_hook(lambda e, s: calls.append("gate"))
+    x = torch.randn(2, 3, generator=gen(1), dtype=torch.float64)
+    check_gradient(gate, torch.sin, x)
+    check_gradient(Bypass(torch.sin, gate), None, x)
+    assert calls == [] and gate.gate_stats is None
+    Bypass(torch.sin, gate)(x.clone().requires_grad_(True)).sum().backward()
+    assert calls == ["fit", "gate"]  # the caller's hooks are still attached to the original

@@ -98,6 +98,14 @@ def test_errors():
         Gated(fixed_surrogate(A), decay=1.0)
 
 
+@pytest.mark.parametrize("value", [float("nan"), 1.5, "0.5"])
+def test_min_agreement_must_be_a_number_up_to_one(value):
+    """nan was accepted and silently never trusted the surrogate (every comparison is False)."""
+    with pytest.raises(ValueError, match=rf"min_agreement must be a number in \[-inf, 1.0\]; got {value!r}"):
+        Gated(fixed_surrogate(A), min_agreement=value)
+    assert Gated(fixed_surrogate(A), min_agreement=-0.5).min_agreement == -0.5
+
+
 def test_hysteresis_keeps_a_good_surrogate_through_noisy_probes_but_not_an_adversarial_one():
     noisy = A + 1.5 * torch.randn(N, N, generator=torch.Generator().manual_seed(4), dtype=A.dtype)
     fallbacks = []

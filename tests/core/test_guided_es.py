@@ -137,3 +137,25 @@ def test_paper_variant_mean_is_the_preconditioned_gradient():
                                    generator=torch.Generator().manual_seed(7)))  # fmt: skip
     es, _ = mean_cosine(ES(sigma=0.3, samples=16, generator=torch.Generator().manual_seed(6)))
     assert good >= es
+
+
+def test_a_nan_guide_is_a_clear_error():
+    """A NaN guide gave a NaN gradient without an error."""
+    nan_guide = lambda x, v: torch.where(x > 0, float("nan"), 1.0)  # noqa: E731
+    layer = Bypass(linear, GuidedES(nan_guide, sigma=0.3, samples=4, generator=seeded(0)))
+    x = torch.cat([-torch.ones(1, N), torch.ones(1, N)]).double().requires_grad_(True)
+    with pytest.raises(ValueError, match=rf"the guide returned {N} NaN/inf value\(s\) in its directions "
+                       r"\(batch items \[1\]\); a guide must return finite directions"):
+        layer(x).sum().backward()
+
+
+def test_history_restarts_when_the_item_size_changes():
+    """The history of another item size raised a raw torch.cat error."""
+    est = GuidedES(lambda x, v: torch.ones_like(x), sigma=0.3, samples=4, history=2,
+                   generator=seeded(0))  # fmt: skip
+    for n in (N, N, 5):
+        layer = Bypass(lambda t: t.sin(), est)
+        x = torch.randn(2, n, dtype=torch.float64, generator=seeded(n), requires_grad=True)
+        layer(x).sum().backward()
+        assert torch.isfinite(x.grad).all()
+    assert len(est._past) == 1 and est._past[0].shape == (5,)

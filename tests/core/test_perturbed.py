@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from diffbypass import Bypass, FenchelYoungLoss, Perturbed
+from diffbypass import BlackBoxError, Bypass, FenchelYoungLoss, Perturbed
 
 from .closed_forms import Z
 
@@ -169,3 +169,43 @@ def test_baseline_keeps_the_mean_and_cuts_the_variance(noise):
     if noise == "gaussian":  # exact in expectation on a linear fn
         se = with_b.std(0) / math.sqrt(len(with_b))
         assert torch.all((with_b.mean(0) - V @ a).abs() <= Z * se + 1e-9)
+
+
+def test_fenchel_young_refuses_bad_theta_and_target_with_a_clear_message():
+    loss = FenchelYoungLoss(onehot_max, sigma=1.0, samples=4, generator=torch.Generator().manual_seed(0))
+    target = onehot_max(THETA)
+    with pytest.raises(TypeError, match=r"theta must be a floating-point tensor; got torch.int64: pass theta.float\(\)"):
+        loss(THETA.long(), target)
+    bad = target.clone()
+    bad[1, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"target must be finite; got 1 NaN/inf value\(s\) in batch item\(s\) \[1\]"):
+        loss(THETA, bad)
+    with pytest.raises(ValueError, match=r"theta must be finite; got 1 NaN/inf value\(s\) in batch item\(s\) \[0\]"):
+        loss(torch.where(THETA == 2.0, math.inf, THETA), target)
+
+
+def nan_sometimes(t):
+    out = onehot_max(t)
+    out[::3] = float("nan")  # a third of the perturbed samples
+    return out
+
+
+def test_fenchel_young_nan_from_fn_names_its_own_option_and_drop_averages_the_rest():
+    """The message advised Bypass's nonfinite='drop', which FenchelYoungLoss did not take."""
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    loss = FenchelYoungLoss(nan_sometimes, sigma=1.0, samples=6, generator=gen())
+    with pytest.raises(BlackBoxError, match=r"fn returned NaN/inf in Fenchel-Young samples: 4 of 12 .*"
+                       r"pass nonfinite='drop' to FenchelYoungLoss to leave such samples out"):
+        loss(THETA, onehot_max(THETA))
+    theta = THETA.clone().requires_grad_(True)
+    dropping = FenchelYoungLoss(nan_sometimes, sigma=1.0, samples=6, nonfinite="drop", generator=gen())
+    value = dropping(theta, onehot_max(THETA))
+    value.backward()
+    # the same draws evaluated without NaN, averaged over the samples that were kept
+    eps = FenchelYoungLoss(onehot_max, sigma=1.0, samples=6, generator=gen()).sampler.noise(THETA)
+    ys = onehot_max((THETA + eps).reshape(12, 4)).reshape(6, 2, 4)
+    keep = torch.ones(12, dtype=torch.bool)
+    keep[::3] = False
+    keep = keep.reshape(6, 2)
+    want = torch.stack([ys[keep[:, b], b].mean(0) for b in range(2)]) - onehot_max(THETA)
+    assert torch.allclose(theta.grad, want / 2) and torch.isfinite(value)

@@ -19,10 +19,13 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.hooks import RemovableHandle
+
+from diffbypass.hooks import Hooks
 
 from lvseg.checkpoint import (
     RunDirError,
@@ -110,8 +113,7 @@ class Trainer:
         random.seed(config.seed)
         self.iteration = 1  # the next iteration to run (1-based)
         self.best_dice, self.best_iteration = -math.inf, 0
-        self._hooks: dict[int, Hook] = {}
-        self._next_hook = 0
+        self._hooks = Hooks()
         self._last_fit: Any = None
         if isinstance(self.model, EDPCNN) and self.model.uses_surrogate:
             self.model.bypass.estimator.register_fit_hook(self._on_fit)
@@ -174,16 +176,12 @@ class Trainer:
             kept = [e for e in read_metrics(log) if e.get("iteration", 0) < self.iteration]
             log.write_text("".join(json.dumps(e) + "\n" for e in kept))
 
-    def add_hook(self, hook: Hook) -> Callable[[], None]:
-        """Call ``hook(trainer, event)`` for every event; returns a function removing it."""
-        key = self._next_hook
-        self._next_hook += 1
-        self._hooks[key] = hook
-        return lambda: self._hooks.pop(key, None)
+    def add_hook(self, hook: Hook) -> RemovableHandle:
+        """Call ``hook(trainer, event)`` for every event; ``remove()`` the handle to detach it."""
+        return self._hooks.add(hook)
 
     def _emit(self, event: dict[str, Any]) -> None:
-        for hook in list(self._hooks.values()):
-            hook(self, event)
+        self._hooks(self, event)
 
     def _on_fit(self, surrogate: Any, stats: Any) -> None:
         self._last_fit = stats
