@@ -31,6 +31,7 @@ from diffbypass.estimators import (
     StraightThrough,
     Surrogate,
 )
+from diffbypass.killable_pool import KillablePool, WorkerLost
 from diffbypass.losses import FitLoss
 from diffbypass.plugins import Plugin
 from diffbypass.replay import ReplayBuffer
@@ -54,6 +55,7 @@ __all__ = [
     "Gated",
     "GradientCheck",
     "GuidedES",
+    "KillablePool",
     "NoiseSampler",
     "Perturbed",
     "Plugin",
@@ -63,6 +65,7 @@ __all__ = [
     "Reporter",
     "StraightThrough",
     "Surrogate",
+    "WorkerLost",
     "check_gradient",
     "losses",
     "plugins",
