@@ -53,8 +53,11 @@ def _call(fn: BlackBoxFn, x: Tensor, attempt: int = 0) -> Any:
 def _is_pickling_error(exc: BaseException) -> bool:
     """Was ``exc`` raised while pickling the task for the executor (not by fn)?
 
-    Decided by where it was raised: never when the traceback passes through :func:`_call`
-    (fn's own call), else a :class:`pickle.PicklingError` or a traceback through a pickler.
+    Decided by where and what was raised, not by words in a message fn chose: never when the
+    traceback passes through :func:`_call` (fn was running); else a
+    :class:`pickle.PicklingError`, a traceback through a pickler module, or the error that
+    the C pickler raises for an object it cannot pickle (``Can't pickle local object ...``,
+    ``cannot pickle '_thread.lock' object``).
     """
     tb, modules = exc.__traceback__, []
     while tb is not None:
@@ -65,7 +68,11 @@ def _is_pickling_error(exc: BaseException) -> bool:
         tb = tb.tb_next
     if isinstance(exc, pickle.PicklingError):
         return True
-    return any(m == p or m.startswith(p + ".") for m in modules for p in _PICKLERS)
+    if any(m == p or m.startswith(p + ".") for m in modules for p in _PICKLERS):
+        return True
+    return isinstance(exc, (TypeError, AttributeError)) and str(exc).lower().startswith(
+        ("can't pickle", "cannot pickle")
+    )
 
 
 def check_picklable(fn: BlackBoxFn, executor: Executor | None) -> None:
