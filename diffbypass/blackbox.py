@@ -36,6 +36,12 @@ def _to_tensor(out: Any, device: torch.device, what: str) -> Tensor:
     """A copy of ``out`` as a tensor on ``device`` (fn may reuse its output buffer)."""
     if isinstance(out, Tensor):
         return out.detach().to(device=device, copy=True)
+    if isinstance(out, np.ma.MaskedArray):
+        raise BlackBoxError(
+            f"fn returned a NumPy masked array ({int(np.ma.count_masked(out))} masked value(s)) in "
+            f"{what}; its mask would be ignored. Return out.filled(np.nan) to mark them as NaN "
+            "(nonfinite='drop' leaves such perturbed samples out), or a plain array"
+        )
     if isinstance(out, np.ndarray) or np.isscalar(out):
         arr = np.asarray(out)
         if arr.ndim == 0:

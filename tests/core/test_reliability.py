@@ -337,3 +337,17 @@ def test_a_transient_error_mentioning_pickle_is_retried_not_called_a_pickling_fa
         with pytest.raises(BlackBoxError, match=r"^fn raised in forward$") as info:
             layer(torch.ones(2, 3))
     assert "unpickle the request" in str(info.value.__cause__)
+
+
+def test_a_masked_array_is_refused_not_its_mask_ignored():
+    def masked(x):
+        a = x.numpy().copy()
+        return np.ma.masked_array(a, mask=a > 0)  # the data under the mask is still there
+
+    layer = Bypass(masked, StraightThrough())
+    with pytest.raises(
+        BlackBoxError,
+        match=r"^fn returned a NumPy masked array \(2 masked value\(s\)\) in forward; its mask "
+        r"would be ignored\. Return out\.filled\(np\.nan\)",
+    ):
+        layer(torch.tensor([[1.0, -1.0], [2.0, -2.0]]))
