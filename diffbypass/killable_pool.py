@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import queue
 import signal
@@ -47,6 +48,8 @@ class KilledOnTimeout(FutureTimeout):
 def _worker(conn: Connection) -> None:
     """A worker process: run ``(fn, args, kwargs)`` tasks until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if hasattr(os, "setpgrp"):
+        os.setpgrp()  # a group of its own: a kill also ends the programs fn started
     conn.send(None)  # ready: started, and imported what the pool's module imports
     while True:
         try:
@@ -109,7 +112,13 @@ class _Slot:
             if self.current is not fut or self.process is None:
                 return False
             self.killed = True
-            self.process.kill()
+            try:
+                if hasattr(os, "killpg"):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                else:  # pragma: no cover - Windows
+                    self.process.kill()
+            except ProcessLookupError:
+                pass  # it has just ended
             return True
 
     def _loop(self) -> None:
@@ -175,8 +184,9 @@ class KillablePool(Executor):
     is replaced by a fresh one.
 
     Use it as ``Bypass(..., executor=KillablePool(n), timeout=s)`` to get *hard* timeouts: a
-    chunk whose result has not arrived after ``s`` seconds has its worker process killed, so the
-    hung evaluation ends, the pool keeps ``n`` workers for the retry, and the program can exit.
+    chunk whose result has not arrived after ``s`` seconds has its worker process killed (on
+    POSIX with its process group: the programs ``fn`` started, unless they left the group), so
+    the hung evaluation ends, the pool keeps ``n`` workers for the retry, and the program can exit.
     A worker that dies on its own is replaced as well (the task fails with :class:`WorkerLost`;
     with ``retries`` it runs again on the pool).
 

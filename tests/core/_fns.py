@@ -145,3 +145,21 @@ class ExitOnce:
         if _first_call(self.marker):
             sys.exit(3)
         return wiggle(x)
+
+
+class ProgramHangsOnce:
+    """``wiggle``, but the first call starts an external program that hangs (``sleep 600``),
+    writes its pid to ``marker + ".pid"`` and waits for it, as a wrapped solver would."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __call__(self, x: Tensor) -> Tensor:
+        import subprocess
+        from pathlib import Path
+
+        if _first_call(self.marker):
+            child = subprocess.Popen(["sleep", "600"])
+            Path(self.marker + ".pid").write_text(str(child.pid))
+            child.wait()
+        return wiggle(x)

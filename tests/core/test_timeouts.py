@@ -226,6 +226,26 @@ def test_a_killed_hung_evaluation_is_retried_on_a_fresh_worker(reference, killab
     assert torch.equal(grad, reference) and blackbox.retried == 1
 
 
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_killed_evaluation_also_ends_the_program_fn_started(killable, tmp_path):
+    marker = str(tmp_path / "hung")
+    with pytest.raises(BlackBoxError, match=r"its worker process was killed"):
+        es_gradient(_fns.ProgramHangsOnce(marker), executor=killable, timeout=0.5)
+    pid = int(open(marker + ".pid").read())
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid), "the program fn started survived the kill"
+
+
 def test_a_worker_that_dies_is_replaced_and_retried(reference, killable, tmp_path):
     fn = _fns.KillOnce(str(tmp_path / "killed"))
     grad, blackbox = es_gradient(fn, executor=killable, max_batch=8, retries=1)
