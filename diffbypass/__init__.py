@@ -35,6 +35,7 @@ from diffbypass.estimators import (
     StraightThrough,
     Surrogate,
 )
+from diffbypass.killable_pool import KillablePool, WorkerLost
 from diffbypass.losses import FitLoss
 from diffbypass.plugins import Plugin
 from diffbypass.replay import ReplayBuffer
@@ -58,6 +59,7 @@ __all__ = [
     "Gated",
     "GradientCheck",
     "GuidedES",
+    "KillablePool",
     "NoiseSampler",
     "Perturbed",
     "Plugin",
@@ -67,6 +69,7 @@ __all__ = [
     "Reporter",
     "StraightThrough",
     "Surrogate",
+    "WorkerLost",
     "check_gradient",
     "hooks",
     "losses",

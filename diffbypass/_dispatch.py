@@ -16,21 +16,63 @@ from typing import Any, Callable
 from torch import Tensor
 
 from diffbypass.base import BlackBoxError, BlackBoxFn
+from diffbypass.killable_pool import KilledOnTimeout, KillablePool, WorkerLost
 
 __all__: list[str] = []
+
+#: modules whose frames in a traceback mean "raised while pickling the task", not by fn
+_PICKLERS = ("pickle", "copyreg", "multiprocessing.reduction", "cloudpickle", "distributed.protocol")
+
+
+def fn_name(fn: BlackBoxFn) -> str:
+    """``fn``'s name as errors show it (a function's qualified name, else its class)."""
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+class FnExited(Exception):
+    """fn raised ``SystemExit`` (a wrapped script's ``sys.exit``, an argparse error)."""
 
 
 def _call(fn: BlackBoxFn, x: Tensor, attempt: int = 0) -> Any:
     """Module-level so that process pools can pickle it.
 
     ``attempt`` only makes a retry a different task: Dask names a task by hashing its function
-    and arguments, and would hand back the failed one.
+    and arguments, and would hand back the failed one. ``SystemExit`` becomes :class:`FnExited`:
+    it would otherwise end the calling process (or a worker) without a word, and a retry would
+    never see it.
     """
-    return fn(x)
+    try:
+        return fn(x)
+    except SystemExit as exc:
+        raise FnExited(
+            f"fn {fn_name(fn)} raised SystemExit with exit code {exc.code!r} (a script's "
+            "sys.exit or an argparse error); call the script's work, not its command line"
+        ) from None
 
 
 def _is_pickling_error(exc: BaseException) -> bool:
-    return isinstance(exc, pickle.PicklingError) or "pickle" in str(exc).lower()
+    """Was ``exc`` raised while pickling the task for the executor (not by fn)?
+
+    Decided by where and what was raised, not by words in a message fn chose: never when the
+    traceback passes through :func:`_call` (fn was running); else a
+    :class:`pickle.PicklingError`, a traceback through a pickler module, or the error that
+    the C pickler raises for an object it cannot pickle (``Can't pickle local object ...``,
+    ``cannot pickle '_thread.lock' object``).
+    """
+    tb, modules = exc.__traceback__, []
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == _call.__name__ and code.co_filename == _call.__code__.co_filename:
+            return False
+        modules.append(str(tb.tb_frame.f_globals.get("__name__", "")))
+        tb = tb.tb_next
+    if isinstance(exc, pickle.PicklingError):
+        return True
+    if any(m == p or m.startswith(p + ".") for m in modules for p in _PICKLERS):
+        return True
+    return isinstance(exc, (TypeError, AttributeError)) and str(exc).lower().startswith(
+        ("can't pickle", "cannot pickle")
+    )
 
 
 def check_picklable(fn: BlackBoxFn, executor: Executor | None) -> None:
@@ -81,7 +123,7 @@ class Dispatcher:
                 return _call(self.fn, chunk.clone())
             except Exception as exc:  # re-raised with the evaluation that failed
                 if attempt == self.retries:
-                    raise BlackBoxError(f"fn raised in {where(i)}{self._after(attempt)}") from exc
+                    raise BlackBoxError(_raised(exc, where(i)) + self._after(attempt)) from exc
                 self.retried += 1
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -120,7 +162,7 @@ class Dispatcher:
             except _Failed as failure:
                 error, cause, broken = str(failure), failure.__cause__, broken or failure.broken
             except Exception as exc:
-                error, cause = f"fn raised in {what}", exc
+                error, cause = _raised(exc, what), exc
             if attempt == self.retries:
                 raise BlackBoxError(error + self._after(attempt)) from cause
         raise AssertionError("unreachable")  # pragma: no cover
@@ -128,12 +170,25 @@ class Dispatcher:
     def _result(self, fut: Future, what: str) -> Any:
         """The chunk's result; :class:`_Failed` for a timeout, a broken pool or a lost worker."""
         try:
+            if isinstance(self.executor, KillablePool):
+                return self.executor.result(fut, self.timeout)
             return fut.result(timeout=self.timeout)
+        except KilledOnTimeout:
+            raise _Failed(
+                f"fn timed out in {what} after {self.timeout:g} s (its worker process was killed)"
+            ) from None
         except FutureTimeout:
             if fut.done():  # fn itself raised a TimeoutError
                 raise
             fut.cancel()
+            if _dask_workers(self.executor) == 0:
+                raise _Failed(
+                    f"the worker running {what} was lost and the Dask cluster has no workers "
+                    f"left (noticed after waiting {self.timeout:g} s)"
+                ) from None
             raise _Failed(f"fn timed out in {what} after {self.timeout:g} s") from None
+        except WorkerLost as exc:
+            raise _Failed(f"the worker running {what} was lost ({exc})") from exc
         except BrokenExecutor as exc:
             raise _Failed(self._broken(what), broken=True) from exc
         except Exception as exc:
@@ -157,3 +212,19 @@ class Dispatcher:
 
     def _after(self, attempt: int) -> str:
         return "" if attempt == 0 else f" (after {attempt + 1} attempts)"
+
+
+def _raised(exc: BaseException, what: str) -> str:
+    """The message for fn's exception ``exc`` in the evaluation ``what``."""
+    return f"{exc} in {what}" if isinstance(exc, FnExited) else f"fn raised in {what}"
+
+
+def _dask_workers(executor: Executor | None) -> int | None:
+    """The number of workers of a Dask executor's cluster (``None``: not Dask, or unknown)."""
+    client = getattr(executor, "_client", None)
+    if client is None or type(executor).__module__.split(".")[0] != "distributed":
+        return None
+    try:
+        return len(client.nthreads())
+    except Exception:  # the scheduler itself is gone: say nothing more than the timeout
+        return None

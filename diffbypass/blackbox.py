@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from diffbypass._dispatch import Dispatcher, check_picklable
+from diffbypass._dispatch import Dispatcher, check_picklable, fn_name
 from diffbypass.base import BlackBoxError, BlackBoxFn
 from diffbypass.validation import int_at_least, one_of, positive_number
 
@@ -36,6 +36,12 @@ def _to_tensor(out: Any, device: torch.device, what: str) -> Tensor:
     """A copy of ``out`` as a tensor on ``device`` (fn may reuse its output buffer)."""
     if isinstance(out, Tensor):
         return out.detach().to(device=device, copy=True)
+    if isinstance(out, np.ma.MaskedArray):
+        raise BlackBoxError(
+            f"fn returned a NumPy masked array ({int(np.ma.count_masked(out))} masked value(s)) in "
+            f"{what}; its mask would be ignored. Return out.filled(np.nan) to mark them as NaN "
+            "(nonfinite='drop' leaves such perturbed samples out), or a plain array"
+        )
     if isinstance(out, np.ndarray) or np.isscalar(out):
         arr = np.asarray(out)
         if arr.ndim == 0:
@@ -70,9 +76,13 @@ class BlackBox:
             rest). The output at the unperturbed input is always checked and never dropped.
         timeout: seconds to wait for each chunk's result on the ``executor`` (counted from when
             the result is first waited for); a chunk that takes longer is a failed attempt.
-            Needs an executor (a call in the calling thread cannot be interrupted).
+            Needs an executor (a call in the calling thread cannot be interrupted). Only a
+            :class:`~diffbypass.KillablePool` ends the hung call (its worker process is killed
+            and replaced); on threads, process pools and Dask it runs on and holds its worker
+            (see :doc:`/reliability`).
         retries: how many times a failed chunk (fn raised, timed out, or its worker was lost) is
-            attempted again before :class:`BlackBoxError`. The inputs are the same, so for a
+            attempted again before :class:`BlackBoxError`. ``fn`` raising ``SystemExit`` is a
+            failure like any other (it does not end the calling process). The inputs are the same, so for a
             deterministic ``fn`` the result is identical to a fault-free run. A retry on a
             broken process pool (a worker died) runs in the calling thread.
 
@@ -236,7 +246,7 @@ class BlackBox:
             )
 
     def __repr__(self) -> str:
-        name = getattr(self.fn, "__name__", type(self.fn).__name__)
+        name = fn_name(self.fn)
         extra = "" if self.executor is None else f", timeout={self.timeout}, retries={self.retries}"
         return f"BlackBox({name}, max_batch={self.max_batch}, nonfinite={self.nonfinite!r}{extra})"
 

@@ -57,6 +57,7 @@ class Bypass(nn.Module):
             with NaN/inf (the output at ``x`` itself is always checked).
         timeout: seconds to wait for each chunk's result on the ``executor``; a hung evaluation
             becomes a :class:`~diffbypass.BlackBoxError` naming it (see :class:`~diffbypass.BlackBox`).
+            To end the hung call itself, use a :class:`~diffbypass.KillablePool`.
         retries: attempts again for a chunk that failed (fn raised, timed out, its worker was
             lost); the result is the same as without the fault for a fixed seed.
 

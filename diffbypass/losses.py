@@ -25,7 +25,7 @@ from typing import Callable, Union
 import torch.nn.functional as F
 from torch import Tensor
 
-from diffbypass.base import BlackBoxError
+from diffbypass.base import BlackBoxError, require_real
 from diffbypass.stats import agreement
 
 __all__ = ["FIT_LOSSES", "CrossEntropy", "CustomLoss", "FitLoss", "MSE", "fit_loss"]
@@ -48,7 +48,8 @@ class FitLoss:
         raise NotImplementedError
 
     def check(self, prediction_shape: tuple[int, ...], target: Tensor, what: str) -> None:
-        """Raise :class:`~diffbypass.BlackBoxError` if ``target`` (fn's outputs ``(B, ...)``)
+        """Raise :class:`~diffbypass.BlackBoxError` (or, for the wrong kind of output, the
+        ``TypeError`` that estimators give for it) if ``target`` (fn's outputs ``(B, ...)``)
         cannot be fitted by a model whose per-item output shape is ``prediction_shape``."""
 
     def agreement(self, prediction: Tensor, target: Tensor) -> float:
@@ -60,7 +61,11 @@ class FitLoss:
 
 
 class MSE(FitLoss):
-    """Mean squared error for real outputs; the model returns ``fn``'s per-item shape."""
+    """Mean squared error for real outputs; the model returns ``fn``'s per-item shape.
+
+    Integer outputs (class indices) are refused, as :class:`~diffbypass.ES` refuses them: they
+    carry no gradient, so the bypass would be fitted and then never used.
+    """
 
     name, metric = "mse", "r2"
 
@@ -68,6 +73,11 @@ class MSE(FitLoss):
         return F.mse_loss(prediction, target.to(prediction.dtype))
 
     def check(self, prediction_shape: tuple[int, ...], target: Tensor, what: str) -> None:
+        require_real(
+            target, "Surrogate(fit_loss='mse')",
+            "Integer outputs carry no gradient: return floats from fn (e.g. indices.float()), "
+            "or use fit_loss='ce' and put the loss on Bypass.predict(x)",
+        )  # fmt: skip
         expected = tuple(target.shape[1:])
         if prediction_shape != expected:
             raise BlackBoxError(

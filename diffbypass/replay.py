@@ -25,6 +25,9 @@ class ReplayBuffer(nn.Module):
         radius: replay only stored inputs within this Euclidean distance of some current input
             (``None``: all of them). A multiple of :math:`\sigma\sqrt d` keeps the data local.
 
+    Its state (``state_dict``) holds the stored pairs; loading more pairs than ``capacity``
+    keeps the newest ``capacity`` of them.
+
     Example:
         >>> import torch
         >>> buf = ReplayBuffer(capacity=5)
@@ -49,11 +52,34 @@ class ReplayBuffer(nn.Module):
     def extend(self, inputs: Tensor, targets: Tensor, near: Tensor) -> tuple[Tensor, Tensor]:
         """Return the fresh pairs followed by the stored ones near ``near``; then store the fresh.
 
+        Stored pairs of another per-item input shape are forgotten (a new problem); a changed
+        per-item *output* shape for the same input shape is an error.
+
         Args:
             inputs: fresh inputs ``(N, ...)``; targets: their outputs ``(N, ...)``.
-            near: the current (unperturbed) inputs ``(B, ...)``.
+            near: the current (unperturbed) inputs ``(B, ...)``, shaped like ``inputs``' items.
         """
         inputs, targets = inputs.detach(), targets.detach()
+        if len(inputs) != len(targets):
+            raise ValueError(
+                f"ReplayBuffer: inputs and targets must hold the same number of pairs; got "
+                f"{len(inputs)} inputs and {len(targets)} targets"
+            )
+        if tuple(near.shape[1:]) != tuple(inputs.shape[1:]):
+            raise ValueError(
+                f"ReplayBuffer: near must have the inputs' per-item shape {tuple(inputs.shape[1:])}; "
+                f"got {tuple(near.shape[1:])}"
+            )
+        stored = self._targets
+        if (
+            stored is not None and self._inputs is not None
+            and self._inputs.shape[1:] == inputs.shape[1:] and stored.shape[1:] != targets.shape[1:]
+        ):  # fmt: skip
+            raise ValueError(
+                f"ReplayBuffer: fn's per-item output shape changed from {tuple(stored.shape[1:])} "
+                f"(stored pairs) to {tuple(targets.shape[1:])} for the same input shape "
+                f"{tuple(inputs.shape[1:])}; call clear() if fn was replaced"
+            )
         out_x, out_y = inputs, targets
         old_x, old_y = self._inputs, self._targets
         if old_x is not None and old_y is not None and old_x.shape[1:] == inputs.shape[1:]:
@@ -78,8 +104,23 @@ class ReplayBuffer(nn.Module):
         return {"inputs": self._inputs, "targets": self._targets}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        self._inputs = None if state["inputs"] is None else state["inputs"].clone()
-        self._targets = None if state["targets"] is None else state["targets"].clone()
+        """Load stored pairs; more than ``capacity`` are trimmed to the newest ``capacity``, as
+        :meth:`extend` would keep them."""
+        inputs, targets = state["inputs"], state["targets"]
+        if (inputs is None) != (targets is None) or (
+            inputs is not None and (not isinstance(inputs, Tensor) or not isinstance(targets, Tensor)
+                                    or len(inputs) != len(targets))
+        ):  # fmt: skip
+            raise ValueError(
+                "ReplayBuffer state must hold inputs and targets as tensors with the same number "
+                f"of pairs (or both None); got {_describe(inputs)} and {_describe(targets)}"
+            )
+        self._inputs = None if inputs is None else inputs[-self.capacity :].clone()
+        self._targets = None if targets is None else targets[-self.capacity :].clone()
 
     def extra_repr(self) -> str:
         return f"capacity={self.capacity}, radius={self.radius}, stored={len(self)}"
+
+
+def _describe(value: Any) -> str:
+    return f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__

@@ -37,8 +37,12 @@ __all__ = [
     "number_in",
     "one_of",
     "positive_number",
+    "sense_sign",
     "shape",
 ]
+
+#: The senses of an optimisation oracle, as ``Perturbed``, ``FenchelYoungLoss`` and ``DBB`` take them.
+SENSES = ("max", "min")
 
 
 def _real(value: Any) -> bool:
@@ -92,6 +96,14 @@ def one_of(name: str, value: Any, choices: Sequence[str]) -> str:
         expected = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {expected}; got {value!r}")
     return value
+
+
+def sense_sign(name: str, value: Any) -> float:
+    """``+1.0`` for ``"max"`` (an argmax-type oracle), ``-1.0`` for ``"min"`` (argmin-type).
+
+    The one check of an oracle's ``sense`` argument (one of :data:`SENSES`).
+    """
+    return 1.0 if one_of(name, value, SENSES) == "max" else -1.0
 
 
 def instance_of(name: str, value: Any, types: type | tuple[type, ...]) -> Any:

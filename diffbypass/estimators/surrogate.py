@@ -11,7 +11,13 @@ from torch import Tensor, nn
 
 from diffbypass.base import Estimator, Evaluator
 from diffbypass.blackbox import BlackBoxError
-from diffbypass.estimators._threads import ThreadedPredict, num_threads
+from diffbypass.estimators._threads import (
+    ThreadedPredict,
+    ThreadsSpec,
+    num_threads,
+    threads_for,
+    threads_spec,
+)
 from diffbypass.losses import FitLoss, FitLossSpec, fit_loss as make_fit_loss
 from diffbypass.sampler import NoiseSampler, SamplerMixin
 from diffbypass.stats import FitStats, Telemetry
@@ -59,12 +65,13 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
             and leaves ``agreement_after`` ``None``; ``agreement_before`` is always measured,
             from the first step's forward pass, at no extra cost.
         threads: torch intra-op threads for the surrogate's own work (its fit, :meth:`predict`
-            and its backward, the VJP); ``None`` (default): the caller's setting. A small network
-            on small inputs can run slower on several threads than on one (each operation
-            wakes the thread pool): in the LV example, 2 threads made its share of a training
-            iteration 1.6 times as slow as 1 thread. The setting is process-wide while it
-            applies (``torch.set_num_threads``) and restored after. With ``threads`` set,
-            :meth:`predict`'s output supports first-order gradients only.
+            and its backward, the VJP). ``"auto"`` (default): one thread for a small surrogate
+            (parameters times batch rows at most ``diffbypass.estimators._threads.SMALL_WORK``),
+            where several threads only wait for each other and, on a busy machine, compete with
+            other processes while they spin; the caller's setting for larger ones. ``None``:
+            always the caller's setting; an integer: that many. The setting is process-wide
+            while it applies (``torch.set_num_threads``) and restored after. When a thread
+            count is set, :meth:`predict`'s output supports first-order gradients only.
 
     Inputs are cast to the model's dtype (a float64 or integer ``x`` with a float32 network);
     the gradient is cast back to ``x``'s dtype. In training mode the surrogate fits itself in
@@ -105,7 +112,7 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
         nonfinite_fit: str = "raise",
         replay: nn.Module | None = None,
         report_after: bool = True,
-        threads: int | None = None,
+        threads: ThreadsSpec = "auto",
     ) -> None:
         super().__init__()
         self.replay = replay  # a ReplayBuffer (diffbypass.replay), or None
@@ -118,7 +125,7 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
         self.optimizer = self._make_optimizer(optimizer, positive_number("lr", lr))
         self.nonfinite_fit = one_of("nonfinite_fit", nonfinite_fit, ("raise", "skip"))
         self.report_after = instance_of("report_after", report_after, bool)
-        self.threads = None if threads is None else int_at_least("threads", threads, 1)
+        self.threads = threads_spec(threads)
         self._init_telemetry()
         # per-item input shape -> the model's per-item output shape (found at the first call)
         self._out_shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
@@ -150,10 +157,14 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
     # ------------------------------------------------------------------ public
     def predict(self, x: Tensor) -> Tensor:
         """``model(x)`` with gradients to ``x`` only (the parameters are used detached)."""
-        if self.threads is not None and x.requires_grad and torch.is_grad_enabled():
-            return ThreadedPredict.apply(x, self._predict, self.threads)
-        with num_threads(self.threads):
+        threads = self._threads(len(x))
+        if threads is not None and x.requires_grad and torch.is_grad_enabled():
+            return ThreadedPredict.apply(x, self._predict, threads)
+        with num_threads(threads):
             return self._predict(x)
+
+    def _threads(self, rows: int) -> int | None:
+        return threads_for(self.threads, self.model, rows)
 
     def _predict(self, x: Tensor) -> Tensor:
         params = {k: v.detach() for k, v in self.model.named_parameters()}
@@ -176,7 +187,7 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
         return y
 
     def vjp(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
-        with torch.enable_grad(), num_threads(self.threads):
+        with torch.enable_grad(), num_threads(self._threads(len(x))):
             xx = x.detach().requires_grad_(True)
             out = self._predict(xx)
             (grad_x,) = torch.autograd.grad(out, xx, grad_y.to(out.dtype))
@@ -200,7 +211,8 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
         if self.replay is not None:
             inputs, targets = self.replay.extend(inputs, targets, near=x)
         losses, skipped = [], 0
-        with torch.enable_grad(), num_threads(self.threads):
+        threads = self._threads(len(inputs))
+        with torch.enable_grad(), num_threads(threads):
             for step in range(self.fit_steps):
                 self.optimizer.zero_grad(set_to_none=True)
                 pred = self.model(inputs)
@@ -225,7 +237,7 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
         self.optimizer.zero_grad(set_to_none=True)
         after = None
         if self.report_after:
-            with torch.no_grad(), num_threads(self.threads):
+            with torch.no_grad(), num_threads(threads):
                 after = self.fit_loss.agreement(self.model(inputs[:fresh]), targets[:fresh])
         return self._publish(FitStats(
             loss_first=losses[0], loss_last=losses[-1], agreement_before=before,

@@ -11,6 +11,7 @@ worker (a shared file system, or a container image).
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,9 @@ HERE = Path(__file__).resolve().parent
 def build(prefer: str = "c") -> list[str]:
     """The command that runs ``relax``: the compiled C program, or ``python relax.py``.
 
+    The compiled program lives in a ``relax_*`` temporary folder that is removed when this
+    process exits.
+
     Args:
         prefer: ``"c"`` to compile ``relax.c`` when ``cc``/``gcc`` exists, ``"python"`` for the
             Python version.
@@ -33,10 +37,13 @@ def build(prefer: str = "c") -> list[str]:
         raise ValueError(f"prefer must be 'c' or 'python'; got {prefer!r}")
     compiler = shutil.which("cc") or shutil.which("gcc")
     if prefer == "c" and compiler:
-        exe = Path(tempfile.mkdtemp(prefix="relax_")) / "relax"
+        folder = tempfile.mkdtemp(prefix="relax_")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        exe = Path(folder) / "relax"
         cmd = [compiler, "-O2", "-o", str(exe), str(HERE / "relax.c"), "-lm"]
         if subprocess.run(cmd, capture_output=True).returncode == 0:
             return [str(exe)]
+        shutil.rmtree(folder, ignore_errors=True)
     return [sys.executable, str(HERE / "relax.py")]
 
 

@@ -43,19 +43,30 @@ def make_executor(kind: str, workers: int, scheduler: str | None, stack: ExitSta
     return client.get_executor()
 
 
+def count(text: str) -> int:
+    """An argparse type: an integer >= 1; the message names what was received."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> list[float]:
     """Run the training; returns the loss of every step."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--executor", choices=("none", "threads", "dask"), default="none",
                    help="where relax runs: this process, a thread pool or a Dask cluster")  # fmt: skip
-    p.add_argument("--workers", type=int, default=2, help="threads or Dask worker processes")
+    p.add_argument("--workers", type=count, default=2, help="threads or Dask worker processes")
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     p.add_argument("--estimator", choices=("surrogate", "es"), default="surrogate")
-    p.add_argument("--steps", type=int, default=150, help="training steps")
-    p.add_argument("--batch", type=int, default=16, help="conditions per step")
-    p.add_argument("--samples", type=int, default=16, help="perturbed evaluations per input")
-    p.add_argument("--max-batch", type=int, default=32, help="inputs per program run (a task)")
-    p.add_argument("--iterations", type=int, default=2000, help="solver iterations per input")
+    p.add_argument("--steps", type=count, default=150, help="training steps")
+    p.add_argument("--batch", type=count, default=16, help="conditions per step")
+    p.add_argument("--samples", type=count, default=16, help="perturbed evaluations per input")
+    p.add_argument("--max-batch", type=count, default=32, help="inputs per program run (a task)")
+    p.add_argument("--iterations", type=count, default=2000, help="solver iterations per input")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 

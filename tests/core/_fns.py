@@ -109,3 +109,57 @@ class CloseDaskWorkerOnce:
         worker.loop.add_callback(functools.partial(worker.close, executor_wait=False, nanny=False))
         time.sleep(2)
         return wiggle(x) * 0  # a wrong value that must never arrive
+
+
+class HangOnce:
+    """``wiggle``, but the first call (whichever process makes it) sleeps ``seconds`` first:
+    a hung evaluation that outlives the test unless something kills it."""
+
+    def __init__(self, marker: str, seconds: float = 600.0) -> None:
+        self.marker, self.seconds = marker, seconds
+
+    def __call__(self, x: Tensor) -> Tensor:
+        import time
+
+        if _first_call(self.marker):
+            time.sleep(self.seconds)
+        return wiggle(x)
+
+
+def exits(x: Tensor) -> Tensor:
+    """A wrapped script: ``sys.exit(3)``, as its command line would on bad arguments."""
+    import sys
+
+    sys.exit(3)
+
+
+class ExitOnce:
+    """``wiggle``, but the first call raises ``SystemExit(3)`` (a transient script failure)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __call__(self, x: Tensor) -> Tensor:
+        import sys
+
+        if _first_call(self.marker):
+            sys.exit(3)
+        return wiggle(x)
+
+
+class ProgramHangsOnce:
+    """``wiggle``, but the first call starts an external program that hangs (``sleep 600``),
+    writes its pid to ``marker + ".pid"`` and waits for it, as a wrapped solver would."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __call__(self, x: Tensor) -> Tensor:
+        import subprocess
+        from pathlib import Path
+
+        if _first_call(self.marker):
+            child = subprocess.Popen(["sleep", "600"])
+            Path(self.marker + ".pid").write_text(str(child.pid))
+            child.wait()
+        return wiggle(x)

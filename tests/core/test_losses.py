@@ -69,3 +69,20 @@ def test_a_user_defined_fit_loss_is_used_for_loss_metric_and_check():
     layer(torch.zeros(2, 3))
     assert loss.checked == ["forward", "surrogate fit samples"]
     assert layer.stats.metric == "r2" and "fit_loss='l1'" in repr(est)
+
+
+def test_mse_refuses_integer_outputs_as_es_does():
+    """Issue #22: an integer fn with the default MSE fit was fitted and carried no gradient."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = nn.Linear(3, 3)
+    est = Surrogate(model, samples=4, fit_steps=1, generator=gen(0))
+    layer = Bypass(lambda x: (x > 0).long(), est)
+    x = torch.zeros(2, 3, requires_grad=True)
+    with pytest.raises(
+        TypeError,
+        match=r"Surrogate\(fit_loss='mse'\) needs a real-valued fn output; got torch.int64\. "
+        r"Integer outputs carry no gradient: .* or use fit_loss='ce'",
+    ):
+        layer(x)
+    assert layer.stats is None  # refused before any fit

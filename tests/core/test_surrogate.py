@@ -365,3 +365,33 @@ def test_threads_apply_to_fit_predict_and_backward_and_are_restored(path):
 def test_threads_is_checked():
     with pytest.raises(ValueError, match="threads must be an integer >= 1; got 0"):
         Surrogate(small_model(), threads=0)
+
+
+def test_auto_threads_runs_a_small_surrogate_on_one_thread_and_a_large_on_the_callers(
+    monkeypatch,
+):
+    """Issue #22: on a busy machine a small surrogate on the default threads was ~30x slower."""
+    from diffbypass.estimators import _threads
+
+    SMALL_WORK = 20 * 2000  # the fit's 20 rows of a model of at most 2000 parameters
+    monkeypatch.setattr(_threads, "SMALL_WORK", SMALL_WORK)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for width, expected in ((8, 1), (4096, 2)):
+            seen = []
+            model = nn.Sequential(ThreadProbe(seen), nn.Linear(2, width), nn.Linear(width, 2))
+            model = model.double()
+            est = Surrogate(model, sigma=0.5, samples=4, fit_steps=1, generator=gen(0))
+            assert est.threads == "auto"
+            work = 5 * sum(p.numel() for p in model.parameters())  # the backward's 5 rows
+            assert (work <= SMALL_WORK) == (expected == 1)
+            x = torch.randn(5, 3, generator=gen(1), dtype=torch.float64, requires_grad=True)
+            Bypass(lambda t: torch.round(t[:, :2]), est)(x).sum().backward()
+            # after the 1-row probe of the output shape: the fit and the backward
+            assert {n for _, n in seen[1:]} == {expected}, (width, seen)
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match=r"threads must be 'auto', None or an integer >= 1; got 'on"):
+        Surrogate(small_model(), threads="one")

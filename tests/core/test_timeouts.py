@@ -8,13 +8,17 @@ retried, and the ES gradient is *identical* to the fault-free run for the same s
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
 import torch
 
-from diffbypass import ES, BlackBoxError, Bypass, StraightThrough
+from diffbypass import ES, BlackBoxError, Bypass, KillablePool, StraightThrough
 
 from . import _fns
 from .registry import gen
@@ -175,3 +179,107 @@ def test_a_lost_dask_worker_without_retries_is_named(dask_client, tmp_path):
     with pytest.raises(BlackBoxError, match=r"^the worker running forward was lost$") as info:
         es_gradient(fn, executor=dask_client.get_executor(), max_batch=8)
     assert type(info.value.__cause__).__name__ == "KilledWorker"
+
+
+def test_losing_the_last_dask_worker_is_named_not_a_timeout(tmp_path):
+    """With Dask's default allowed-failures, a task whose only worker left waits for a worker
+    that never comes: at the timeout that is reported as the lost worker, not as fn hanging."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, host="127.0.0.1", protocol="tcp",
+        dashboard_address=":0", silence_logs=50,
+    ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
+        fn = _fns.CloseDaskWorkerOnce(str(tmp_path / "lost"))
+        with pytest.raises(
+            BlackBoxError,
+            match=r"^the worker running forward was lost and the Dask cluster has no workers "
+            r"left \(noticed after waiting 1 s\)$",
+        ):
+            es_gradient(fn, executor=client.get_executor(), timeout=1.0)
+
+
+# ---------------------------------------------------------------------------------- hard timeouts
+@pytest.fixture(scope="module")
+def killable():
+    with KillablePool(1) as pool:
+        pool.result(pool.submit(_fns.wiggle, X))  # its worker has started
+        yield pool
+
+
+def test_a_killable_pool_ends_a_hung_evaluation_at_the_timeout(killable, tmp_path):
+    fn = _fns.HangOnce(str(tmp_path / "hung"), seconds=600)
+    start = time.monotonic()
+    with pytest.raises(
+        BlackBoxError,
+        match=r"^fn timed out in forward after 0\.5 s \(its worker process was killed\)$",
+    ):
+        es_gradient(fn, executor=killable, timeout=0.5)
+    assert time.monotonic() - start < 5  # at the timeout, not when the 600 s sleep ends
+    # the pool has replaced the killed worker: the next evaluation runs on it
+    grad, _ = es_gradient(_fns.wiggle, executor=killable, timeout=60)
+    assert torch.equal(grad, es_gradient()[0])
+
+
+def test_a_killed_hung_evaluation_is_retried_on_a_fresh_worker(reference, killable, tmp_path):
+    fn = _fns.HangOnce(str(tmp_path / "hung"), seconds=600)
+    grad, blackbox = es_gradient(fn, executor=killable, max_batch=8, timeout=0.5, retries=1)
+    assert torch.equal(grad, reference) and blackbox.retried == 1
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_killed_evaluation_also_ends_the_program_fn_started(killable, tmp_path):
+    marker = str(tmp_path / "hung")
+    with pytest.raises(BlackBoxError, match=r"its worker process was killed"):
+        es_gradient(_fns.ProgramHangsOnce(marker), executor=killable, timeout=0.5)
+    pid = int(open(marker + ".pid").read())
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid), "the program fn started survived the kill"
+
+
+def test_a_worker_that_dies_is_replaced_and_retried(reference, killable, tmp_path):
+    fn = _fns.KillOnce(str(tmp_path / "killed"))
+    grad, blackbox = es_gradient(fn, executor=killable, max_batch=8, retries=1)
+    assert (tmp_path / "killed").exists() and torch.equal(grad, reference)
+    with pytest.raises(
+        BlackBoxError, match=r"^the worker running forward was lost \(the worker process running "
+        r"the task died \(exit code 1\)\)$",
+    ):
+        es_gradient(_fns.KillOnce(str(tmp_path / "again")), executor=killable)
+
+
+def test_a_program_with_a_hung_fn_on_a_killable_pool_ends(tmp_path):
+    """The hung call is killed, so the program finishes (a thread pool would wait 600 s)."""
+    script = textwrap.dedent(f"""
+        import torch
+        from diffbypass import BlackBoxError, Bypass, KillablePool, StraightThrough
+        from tests.core import _fns
+
+        with KillablePool(1) as pool:
+            layer = Bypass(_fns.HangOnce({str(tmp_path / "hung")!r}), StraightThrough(),
+                           executor=pool, timeout=0.5)
+            try:
+                layer(torch.zeros(2, 3))
+            except BlackBoxError as exc:
+                print(exc)
+        print("ended")
+    """)
+    start = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "fn timed out in forward after 0.5 s (its worker process was killed)", "ended"
+    ]
+    assert time.monotonic() - start < 100

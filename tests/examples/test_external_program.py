@@ -60,3 +60,32 @@ def test_the_executor_changes_nothing_but_where_it_runs(example, local_losses, e
         pytest.importorskip("distributed")
     losses = example.main([*TINY, "--executor", executor, "--workers", "1"])
     assert losses == local_losses
+
+
+@pytest.mark.parametrize(
+    "option,value,shown",
+    [("--iterations", "-5", "-5"), ("--workers", "0", "0"), ("--max-batch", "0", "0"),
+     ("--steps", "x", "'x'")],
+)  # fmt: skip
+def test_bad_counts_are_refused_by_the_parser(example, capsys, option, value, shown):
+    with pytest.raises(SystemExit) as info:
+        example.main([option, value])
+    assert info.value.code == 2
+    assert f"argument {option}: must be an integer >= 1; got {shown}" in capsys.readouterr().err
+
+
+def test_a_run_leaves_no_relax_folder_in_tmpdir(tmp_path):
+    """Each run compiled relax into a new relax_* folder and left it there."""
+    import os
+    import subprocess
+
+    script = (
+        f"import sys; sys.path.insert(0, {str(EXAMPLE)!r}); import program; "
+        "cmd = program.build(); print(cmd[0])"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    if not out.stdout.strip().startswith(str(tmp_path)):
+        pytest.skip("no C compiler: build() falls back to relax.py and makes no folder")
+    assert list(tmp_path.glob("relax_*")) == []
