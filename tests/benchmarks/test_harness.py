@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "docs" / "ext"))
 
-import _harness as h  # noqa: E402
+from benchmarks import _harness as h  # noqa: E402
 from benchjson import read_result  # noqa: E402
 
 

@@ -70,7 +70,7 @@ def test_the_example_in_the_docs_follows_the_convention() -> None:
         read_result(example)
 
 
-RESULTS = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
+RESULTS = sorted((ROOT / "benchmarks").glob("*/results/*.json"))
 
 
 @pytest.mark.parametrize("path", RESULTS or [None], ids=lambda p: p.name if p else "none")
