@@ -202,9 +202,10 @@ def read_result(path: Path) -> dict[str, Any]:
 
 def method_text(doc: str | None) -> str:
     """The ``Method`` section of a benchmark's docstring (up to a closing ``Run ...`` paragraph),
-    without reST literal markup: the ``"method"`` text of its result file."""
+    with reST literals written as Markdown code: the ``"method"`` text of its result file, which
+    the docs render as Markdown."""
     body = (doc or "").split("Method\n------\n", 1)[1]
-    return body.rsplit("\nRun ", 1)[0].strip().replace("``", "")
+    return body.rsplit("\nRun ", 1)[0].strip().replace("``", "`")
 
 
 def parser(doc: str | None, quick: str, replot: bool = True,
@@ -246,9 +247,13 @@ def errorbar(ax: Any, xs: Sequence[float], stats: Sequence[dict[str, Any]], scal
 
 def save(fig: Any, path: Path, dpi: int = 110,
          rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> None:  # fmt: skip
-    """Tight layout inside ``rect`` (room for a figure legend), save at ``dpi``, close."""
+    """Tight layout inside ``rect`` (room for a figure legend), save at ``dpi``, close.
+
+    The saved area is cropped to what was drawn (``bbox_inches="tight"``), so a legend placed
+    outside the axes is never clipped.
+    """
     fig.tight_layout(rect=rect)
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     pyplot().close(fig)
 
 

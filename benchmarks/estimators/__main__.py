@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
         "curves": curves,
         "runtime_s": round(time.perf_counter() - start, 1),
     }  # fmt: skip
-    h.write_result(args.out / f"{stem}.json", data, echo=False)
+    h.write_result(args.out / f"{stem}.json", data)  # prints the table
     plot(data, args.out, stem)
     print(f"wrote {args.out / (stem + '.json')} in {data['runtime_s']} s", file=sys.stderr)
 

@@ -54,4 +54,4 @@ def test_a_restarted_study_skips_the_finished_runs(tmp_path: Path) -> None:
 
 def test_the_method_text_is_the_docstrings_method_section() -> None:
     doc = "Title.\n\nMethod\n------\nWarm-up, ``repeats``.\n\nRun ``python x.py``.\n"
-    assert h.method_text(doc) == "Warm-up, repeats."
+    assert h.method_text(doc) == "Warm-up, `repeats`."
