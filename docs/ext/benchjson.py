@@ -31,6 +31,7 @@ import importlib.util
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,7 @@ def registry_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     if spec is None or spec.loader is None:
         raise ConventionError(f"cannot load the registry of studies from {path}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     columns = ["study", "what it measures", "quick run", "full run takes", "make bench", "needs"]
     rows = [[s.name, s.description, s.command(quick=True), s.duration,
