@@ -18,8 +18,8 @@ from ``"table": {"columns": [...], "rows": [[...], ...]}``, then the ``"method"`
 ``"machine"`` metadata; the method is Markdown (inline code, emphasis), parsed like the page.
 ``benchmark-plot`` shows a PNG that the benchmark drew from its JSON at the page's width, linked
 to the full-size image; Sphinx copies it into the build. ``benchmark-registry`` renders the
-registry of studies, ``benchmarks/registry.py``. A result file that does not exist yet renders as a visible
-"not yet run" box, not a warning, so the site builds before ``make bench`` has run. A JSON file
+registry of studies, ``benchmarks/registry.py``. A result file that does not exist yet renders
+as a visible "not yet run" box, not a warning, so the site builds before ``make bench`` has run. A JSON file
 that exists but breaks the convention is an error.
 
 Pages that use a result file depend on it: editing or creating it rebuilds them.
