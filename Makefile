@@ -37,12 +37,9 @@ docs-check: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
+# the studies that benchmarks/registry.py marks in_bench (python -m benchmarks list)
 bench: $(STAMP)
-	$(BIN)/python benchmarks/estimators.py
-	$(BIN)/python benchmarks/stardp_throughput.py
-	$(BIN)/python benchmarks/executors.py
-	$(BIN)/python benchmarks/lv_overhead.py
-	$(BIN)/python benchmarks/lv_ablation.py
+	$(BIN)/python -m benchmarks run-all
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache .hypothesis

@@ -10,7 +10,8 @@ A benchmark script keeps only its experiment and calls these helpers:
 * results: :func:`write_result` (the JSON the docs read, written atomically, and its table
   printed), :func:`atomic_write` and :class:`RunLog` (a JSONL file of finished runs that a
   restarted study reads to skip them), :func:`method_text` (the "Method" section of a docstring),
-  :func:`parser` (the common ``--quick``/``--replot``/``--out`` options);
+  :func:`parser` (the common ``--quick``/``--replot``/``--out`` options), :func:`results_of`
+  and :func:`raw_log` (where a study's results and raw run logs go);
 * plots: :func:`pyplot` (matplotlib with the Agg backend), :func:`errorbar` (median with the
   interquartile range as bars), :func:`save` (one dpi and layout for every PNG);
 * subprocesses: :func:`run_json_child` (run a measurement in a fresh process, read its JSON),
@@ -26,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -35,8 +37,26 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results"
+ROOT = Path(__file__).resolve().parent  # benchmarks/
+REPO = ROOT.parent  # studies run as ``python -m benchmarks.<study>`` from here
+NAME = re.compile(r"[a-z0-9_.-]+")  # the characters a result file name may use
+
+
+def results_of(script: str) -> Path:
+    """A study's result folder: ``benchmarks/<study>/results/`` beside its ``__main__.py``."""
+    return Path(script).resolve().parent / "results"
+
+
+def raw_log(out: Path, name: str) -> RunLog:
+    """The resumable run log ``<out>/raw/<name>.jsonl`` (raw logs stay out of the reader's way).
+
+    Raises:
+        ValueError: ``name`` uses a character outside ``[a-z0-9_.-]``.
+    """
+    if not NAME.fullmatch(name):
+        raise ValueError(f"a result name may use only [a-z0-9_.-]; got {name!r}: "
+                         "record variants and seeds inside the records, not in the file name")
+    return RunLog(out / "raw" / f"{name}.jsonl")
 
 
 # ---------------------------------------------------------------------------- timing + statistics
@@ -152,6 +172,7 @@ class RunLog:
     def add(self, record: dict[str, Any]) -> None:
         """Append one finished run and rewrite the file atomically."""
         self.records.append(record)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
 
 
@@ -181,17 +202,24 @@ def read_result(path: Path) -> dict[str, Any]:
 
 def method_text(doc: str | None) -> str:
     """The ``Method`` section of a benchmark's docstring (up to a closing ``Run ...`` paragraph),
-    without reST literal markup: the ``"method"`` text of its result file."""
+    with reST literals written as Markdown code: the ``"method"`` text of its result file, which
+    the docs render as Markdown."""
     body = (doc or "").split("Method\n------\n", 1)[1]
-    return body.rsplit("\nRun ", 1)[0].strip().replace("``", "")
+    return body.rsplit("\nRun ", 1)[0].strip().replace("``", "`")
 
 
-def parser(doc: str | None, quick: str, replot: bool = True) -> argparse.ArgumentParser:
+def parser(doc: str | None, quick: str, replot: bool = True,
+           out: Path | None = None) -> argparse.ArgumentParser:  # fmt: skip
     """An argument parser with the options every benchmark has: ``--quick``, ``--out`` and,
-    where the plots can be redrawn from the JSON, ``--replot``."""
+    where the plots can be redrawn from the JSON, ``--replot``.
+
+    ``--out`` defaults to ``out``, else to the calling study's :func:`results_of` folder.
+    """
+    if out is None:
+        out = results_of(sys._getframe(1).f_globals["__file__"])
     p = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     p.add_argument("--quick", action="store_true", help=quick)
-    p.add_argument("--out", type=Path, default=RESULTS, help="result folder")
+    p.add_argument("--out", type=Path, default=out, help="result folder")
     if replot:
         p.add_argument("--replot", action="store_true", help="only redraw the PNGs from the JSON")
     return p
@@ -219,16 +247,21 @@ def errorbar(ax: Any, xs: Sequence[float], stats: Sequence[dict[str, Any]], scal
 
 def save(fig: Any, path: Path, dpi: int = 110,
          rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> None:  # fmt: skip
-    """Tight layout inside ``rect`` (room for a figure legend), save at ``dpi``, close."""
+    """Tight layout inside ``rect`` (room for a figure legend), save at ``dpi``, close.
+
+    The saved area is cropped to what was drawn (``bbox_inches="tight"``), so a legend placed
+    outside the axes is never clipped.
+    """
     fig.tight_layout(rect=rect)
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     pyplot().close(fig)
 
 
 # ---------------------------------------------------------------------------- subprocesses
 def run_json_child(cmd: list[str], env: dict[str, str] | None = None) -> Any:
-    """Run ``cmd`` (a fresh interpreter) and parse the last line of its stdout as JSON."""
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    """Run ``cmd`` (a fresh interpreter, e.g. ``python -m benchmarks.<study> --child``, from
+    the repository root) and parse the last line of its stdout as JSON."""
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
     if proc.returncode:
         sys.stderr.write(proc.stderr)
         raise SystemExit(f"the measurement {' '.join(cmd[1:])!r} failed")

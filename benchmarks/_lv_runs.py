@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-import _harness as h
+from benchmarks import _harness as h
 
 ROOT = Path(__file__).resolve().parent
 #: ../shared/data/acdc next to the clone (or next to wt/ for a worktree in wt/<name>).

@@ -5,7 +5,8 @@ Local extensions live in ``docs/ext``:
 
 * ``apigen`` writes ``api/<package>.rst`` from each package's ``__all__`` before every build;
 * ``coverage_check`` fails the build when a public name is missing from the reference;
-* ``benchjson`` renders ``benchmarks/results/*.json`` and ``*.png`` (``docs/benchmarks.md``).
+* ``benchjson`` renders ``benchmarks/<study>/results/*.json`` and ``*.png`` and the registry of
+  studies (``docs/benchmarks.md``).
 
 The machine that builds the docs has no network access: nothing here downloads anything, and the
 built site loads nothing from the network either (MathJax is bundled in ``_static/mathjax``).
@@ -40,6 +41,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "myst_parser",
+    "sphinx_copybutton",
     "apigen",
     "coverage_check",
     "benchjson",
@@ -56,6 +58,15 @@ html_title = f"diffbypass {release}"
 html_static_path = ["_static"]
 html_css_files = ["custom.css"]  # wide benchmark tables scroll inside the page
 pygments_style = "default"
+# Quotes and ellipses only: "--quick" stays two hyphens instead of becoming an en-dash.
+smartquotes_action = "qe"
+
+# -- Copy button --------------------------------------------------------------------------------
+# The button on every code block copies the code without the ">>> " / "... " / "$ " prompts
+# (and without the output lines of a doctest).
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True
 
 # -- Maths --------------------------------------------------------------------------------------
 # MathJax is bundled (docs/_static/mathjax, Apache-2.0; see its README.txt) instead of loaded

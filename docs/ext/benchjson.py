@@ -1,20 +1,25 @@
 """Benchmark results in the docs, read from the JSON and PNG files the benchmarks write.
 
-Two directives, paths relative to ``benchmarks/`` (``benchjson_root``)::
+Three directives, paths relative to ``benchmarks/`` (``benchjson_root``)::
 
-    ```{benchmark-table} results/estimators.json
+    ```{benchmark-table} estimators/results/estimators.json
     ```
 
-    ```{benchmark-plot} results/estimators.png
+    ```{benchmark-plot} estimators/results/estimators.png
     :alt: gradient error against evaluations
     A caption.
     ```
 
+    ```{benchmark-registry}
+    ```
+
 ``benchmark-table`` renders the JSON convention documented in ``docs/benchmarks.md``: a table
 from ``"table": {"columns": [...], "rows": [[...], ...]}``, then the ``"method"`` text and the
-``"machine"`` metadata. ``benchmark-plot`` shows a PNG that the benchmark drew from its JSON;
-Sphinx copies it into the build. A result file that does not exist yet renders as a visible
-"not yet run" box, not a warning, so the site builds before ``make bench`` has run. A JSON file
+``"machine"`` metadata; the method is Markdown (inline code, emphasis), parsed like the page.
+``benchmark-plot`` shows a PNG that the benchmark drew from its JSON at the page's width, linked
+to the full-size image; Sphinx copies it into the build. ``benchmark-registry`` renders the
+registry of studies, ``benchmarks/registry.py``. A result file that does not exist yet renders
+as a visible "not yet run" box, not a warning, so the site builds before ``make bench`` has run. A JSON file
 that exists but breaks the convention is an error.
 
 Pages that use a result file depend on it: editing or creating it rebuilds them.
@@ -22,9 +27,11 @@ Pages that use a result file depend on it: editing or creating it rebuilds them.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +134,8 @@ class _BenchmarkDirective(SphinxDirective):
         docdir = Path(self.env.doc2path(self.env.docname)).parent.resolve()
         uri = Path(os.path.relpath(path, docdir)).as_posix()  # Sphinx copies it to _images/
         fig = nodes.figure(classes=["benchmark-plot"])
-        fig += nodes.image(uri=uri, alt=alt or caption or path.name)
+        # a width makes Sphinx link the image to its full-size file (html_scaled_image_link)
+        fig += nodes.image(uri=uri, alt=alt or caption or path.name, width="100%")
         if caption:
             fig += nodes.caption(text=caption)
         return fig
@@ -150,12 +158,7 @@ class BenchmarkTable(_BenchmarkDirective):
         title = self.options.get("caption") or str(result.get("title", ""))
         out: list[nodes.Node] = [table_node(result["columns"], result["rows"], title)]
         method = nodes.container(classes=["benchmark-method"])
-        for i, text in enumerate(p for p in result["method"].split("\n\n") if p.strip()):
-            para = nodes.paragraph()
-            if i == 0:
-                para += nodes.strong(text="Method. ")
-            para += nodes.Text(" ".join(text.split()))
-            method += para
+        method.extend(self.method_nodes(result["method"]))
         machine = result.get("machine")
         if machine:
             para = nodes.paragraph()
@@ -170,6 +173,42 @@ class BenchmarkTable(_BenchmarkDirective):
         method += source
         out.append(method)
         return out
+
+
+    def method_nodes(self, text: str) -> list[nodes.Node]:
+        """The method text parsed as Markdown (reST ````code```` read as code), led by
+        "Method."."""
+        parsed = list(self.parse_text_to_nodes(text.replace("``", "`")))
+        first = next((n for n in parsed if isinstance(n, nodes.paragraph)), None)
+        if first is None:
+            first = nodes.paragraph()
+            parsed.insert(0, first)
+        first.insert(0, nodes.strong(text="Method. "))
+        return parsed
+
+
+def registry_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """The columns and rows of the registry of studies in ``path`` (``benchmarks/registry.py``)."""
+    spec = importlib.util.spec_from_file_location("_benchmark_registry", path)
+    if spec is None or spec.loader is None:
+        raise ConventionError(f"cannot load the registry of studies from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    columns = ["study", "what it measures", "quick run", "full run takes", "make bench", "needs"]
+    rows = [[s.name, s.description, s.command(quick=True), s.duration,
+             "yes" if s.in_bench else "no", s.needs or "–"] for s in module.STUDIES]
+    return columns, rows
+
+
+class BenchmarkRegistry(_BenchmarkDirective):
+    """``{benchmark-registry}``: the table of studies read from ``benchmarks/registry.py``."""
+
+    required_arguments = 0
+
+    def run(self) -> list[nodes.Node]:
+        columns, rows = registry_rows(self.resolve("registry.py"))
+        return [table_node(columns, rows, "The studies (benchmarks/registry.py)")]
 
 
 class BenchmarkPlot(_BenchmarkDirective):
@@ -190,4 +229,5 @@ def setup(app: Any) -> dict[str, Any]:
     app.add_config_value("benchjson_root", "../benchmarks", "env")
     app.add_directive("benchmark-table", BenchmarkTable)
     app.add_directive("benchmark-plot", BenchmarkPlot)
+    app.add_directive("benchmark-registry", BenchmarkRegistry)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,4 +1,4 @@
-"""benchmarks/acdc_ablation.py --quick: the whole code path (plan, training with validation and
+"""python -m benchmarks.acdc_ablation --quick: the whole code path (plan, training with validation and
 best-checkpoint selection, baselines, jitter, resume, JSON + PNG) on a tiny setting.
 
 On ten real ACDC patients (``../shared/data/acdc``, linked, never copied) where the data are
@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))
 
-import acdc_ablation as bench  # noqa: E402
+from benchmarks.acdc_ablation import __main__ as bench  # noqa: E402
 from lvseg.data import make_phantoms  # noqa: E402
 
 PATIENTS = [f"patient{k:03d}" for k in range(1, 11)]  # thesis split: 005 and 010 validate
@@ -78,9 +78,9 @@ def test_quick_run_writes_the_tables_and_resumes(tmp_path: Path, source: str) ->
     ceilings = dict(result["ceiling_table"]["rows"])  # the DP on the true masks
     assert list(ceilings) == ["pool 1", "pool 2", "pool 4"]
     assert all(0.5 < d <= 1.0 for d in ceilings.values()), ceilings
-    lines = (tmp_path / "out" / "acdc_ablation_quick.jsonl").read_text().splitlines()
+    lines = (tmp_path / "out" / "raw" / "acdc_ablation_quick.jsonl").read_text().splitlines()
     bench.main(args)  # a restart finds every run done and only rewrites the outputs
-    assert (tmp_path / "out" / "acdc_ablation_quick.jsonl").read_text().splitlines() == lines
+    assert (tmp_path / "out" / "raw" / "acdc_ablation_quick.jsonl").read_text().splitlines() == lines
 
 
 def test_missing_data_is_a_clear_message(tmp_path: Path) -> None:
@@ -118,13 +118,13 @@ def test_workers_share_the_plan(tmp_path: Path) -> None:
         fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ... running es-lo
         bench.main(args)
     second = [json.loads(x)["key"] for x in
-              (out / "acdc_ablation_quick.1.jsonl").read_text().splitlines()]
+              (out / "raw" / "acdc_ablation_quick.1.jsonl").read_text().splitlines()]
     assert len(second) == 6 and held not in second
-    assert not (out / "acdc_ablation_quick.jsonl").exists()
+    assert not (out / "raw" / "acdc_ablation_quick.jsonl").exists()
     assert not json.loads((out / "acdc_ablation_quick.json").read_text())["complete"]
     bench.main(args)  # slot 0 is free again: it runs only the job that was held
     first = [json.loads(x)["key"] for x in
-             (out / "acdc_ablation_quick.jsonl").read_text().splitlines()]
+             (out / "raw" / "acdc_ablation_quick.jsonl").read_text().splitlines()]
     assert first == [held]
     result = json.loads((out / "acdc_ablation_quick.json").read_text())
     assert result["complete"] and result["runs_done"] == 7

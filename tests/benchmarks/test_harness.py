@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "docs" / "ext"))
 
-import _harness as h  # noqa: E402
+from benchmarks import _harness as h  # noqa: E402
 from benchjson import read_result  # noqa: E402
 
 
@@ -54,4 +54,4 @@ def test_a_restarted_study_skips_the_finished_runs(tmp_path: Path) -> None:
 
 def test_the_method_text_is_the_docstrings_method_section() -> None:
     doc = "Title.\n\nMethod\n------\nWarm-up, ``repeats``.\n\nRun ``python x.py``.\n"
-    assert h.method_text(doc) == "Warm-up, repeats."
+    assert h.method_text(doc) == "Warm-up, `repeats`."

@@ -70,7 +70,7 @@ def test_the_example_in_the_docs_follows_the_convention() -> None:
         read_result(example)
 
 
-RESULTS = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
+RESULTS = sorted((ROOT / "benchmarks").glob("*/results/*.json"))
 
 
 @pytest.mark.parametrize("path", RESULTS or [None], ids=lambda p: p.name if p else "none")
@@ -78,3 +78,18 @@ def test_written_results_follow_the_convention(path: Path | None) -> None:
     if path is None:
         pytest.skip("no benchmark has written results yet (make bench)")
     read_result(path.read_text(encoding="utf-8"))
+
+
+def test_the_registry_table_lists_every_study() -> None:
+    from benchjson import registry_rows
+
+    columns, rows = registry_rows(ROOT / "benchmarks" / "registry.py")
+    names = sorted(p.parent.name for p in (ROOT / "benchmarks").glob("*/__main__.py"))
+    assert columns[0] == "study" and sorted(r[0] for r in rows) == names
+    assert all(r[2].startswith(f"python -m benchmarks.{r[0]}") for r in rows)
+
+
+def test_the_site_copies_code_without_prompts_and_keeps_double_hyphens() -> None:
+    conf = (ROOT / "docs" / "conf.py").read_text(encoding="utf-8")
+    assert '"sphinx_copybutton"' in conf and "copybutton_prompt_text" in conf
+    assert 'smartquotes_action = "qe"' in conf  # no "d": "--quick" is not turned into a dash

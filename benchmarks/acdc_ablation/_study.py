@@ -1,0 +1,261 @@
+"""The plan of ``acdc_ablation.py`` (its jobs, in the order they run) and its outputs (tables
+side by side with the thesis, figures).
+
+Nothing here needs ``lvseg``: ``acdc_ablation.py`` trains and evaluates, this module says what to
+run and summarises the records of the finished runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import _harness as h
+from benchmarks import _lv_runs as lv
+
+#: Thesis Table 5.1, validation Dice at 10 / 20 / 50 / 100 / 200 training images.
+THESIS = {
+    "unet": {10: 0.5115, 20: 0.6511, 50: 0.7321, 100: 0.7990, 200: 0.8392},
+    "unet-dp": {10: 0.6025, 20: 0.6558, 50: 0.7296, 100: 0.8135, 200: 0.8558},
+    "edpcnn": {10: 0.7270, 20: 0.7569, 50: 0.8015, 100: 0.8328, 200: 0.8701},
+}
+#: The surrogate setting lvseg used before issue #9 (the thesis' StarSurrogate, S = 10, 2 fit
+#: steps); the study's first EDPCNN run (10 images, seed 0) used it and is kept as its own row.
+OLD_SURROGATE = {"surrogate": "star", "samples": 10, "fit_steps": 2}
+#: What each trained variant is: the lvseg method, the star settings changed from the
+#: TrainConfig defaults (ES-lo: the DP's input pooled along the lines, ``StarConfig.pool``) and
+#: other TrainConfig settings changed from the defaults.
+VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "unet": ("unet", {}, {}),
+    "edpcnn": ("edpcnn", {}, {}),
+    "edpcnn-old": ("edpcnn", {}, OLD_SURROGATE),
+    "es-hi": ("edpcnn-es", {}, {}),
+    "es-lo": ("edpcnn-es", {"pool": 4}, {}),
+    "es-lo2": ("edpcnn-es", {"pool": 2}, {}),
+}
+#: What a trained variant is evaluated as (the unet run also gives U-Net+DP).
+EVALUATED = {"unet": ("unet", "unet-dp"), "edpcnn": ("edpcnn",), "edpcnn-old": ("edpcnn",),
+             "es-hi": ("edpcnn-es",), "es-lo": ("edpcnn-es",), "es-lo2": ("edpcnn-es",)}  # fmt: skip
+ROWS = ("untrained-dp", "mean-disc", "unet", "unet-dp", "edpcnn", "edpcnn-old", "es-hi", "es-lo",
+        "es-lo2")
+#: The star's resolution ceilings: the DP on the true mask (minus 1/2), the DP's input pooled
+#: over blocks of F points along each line as ES-lo pools it (``StarConfig.pool``).
+CEILING_POOLS = (1, 2, 4)
+LABELS = {"untrained-dp": "DP on an untrained U-Net (no labels)",
+          "mean-disc": "disc of the mean radius (no labels)", "unet": "U-Net",
+          "unet-dp": "U-Net+DP", "edpcnn": "EDPCNN (bypass)",
+          "edpcnn-old": "EDPCNN, surrogate before #9 (S10 k2)", "es-hi": "EDPCNN-ES-hi",
+          "es-lo": "EDPCNN-ES-lo (pool 4)", "es-lo2": "EDPCNN-ES-lo, pool 2"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes, seeds, iterations, validation period and which variants run where."""
+
+    sizes: tuple[int, ...]
+    seeds: dict[int, tuple[int, ...]]  # size -> seeds
+    iterations: dict[int, int]  # size -> iterations (every variant alike)
+    val_every: dict[str, int]  # variant -> validate every K iterations
+    es_sizes: tuple[int, ...]  # sizes with the ES variants (first seed)
+    only: dict[str, tuple[int, ...]]  # variants run only at these sizes (first seed)
+    jitter_sizes: tuple[int, ...]  # edpcnn sizes evaluated with jittered centres (Fig. 5.4)
+    jitters: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+    test_deltas: tuple[int, ...] = (2,)  # the jitter study again with the DP's delta at test
+    val_subset: int = 0  # 0: all validation images; else every k-th (quick runs)
+    train_curve_images: int = 50  # training images scored at each validation (Fig. 5.5)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# Iterations: the validation Dice of the first runs (unet and edpcnn, 10 and 20 images) levelled
+# off well before these; each record keeps its curve and best iteration to check it per size.
+FULL = Plan(
+    sizes=(10, 20, 50, 100, 200),
+    seeds={10: (0, 1), 20: (0, 1), 50: (0, 1), 100: (0,), 200: (0,)},
+    iterations={10: 500, 20: 600, 50: 1000, 100: 1500, 200: 2000},
+    val_every={"unet": 100, "edpcnn": 50, "edpcnn-old": 50, "es-hi": 100, "es-lo": 100,
+               "es-lo2": 100},
+    es_sizes=(10, 20, 50, 100),
+    only={"edpcnn-old": (10,), "es-lo2": (10, 20)},
+    jitter_sizes=(10, 100),
+)
+QUICK = Plan(
+    sizes=(10,), seeds={10: (0,)}, iterations={10: 3},
+    val_every={"unet": 3, "edpcnn": 3, "edpcnn-old": 3, "es-hi": 3, "es-lo": 3, "es-lo2": 3},
+    es_sizes=(10,), only={"edpcnn-old": (), "es-lo2": ()},
+    jitter_sizes=(10,), jitters=(0.0, 0.2), val_subset=4, train_curve_images=5,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run (``variant``), the label-free baselines of a size and seed, or the
+    star's resolution ceilings (``"ceilings"``, size 0)."""
+
+    size: int
+    seed: int
+    variant: str  # a VARIANTS key, "baselines", "ceilings" or "jitter-delta<D>"
+    iterations: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"n={self.size}/seed={self.seed}/{self.variant}/it={self.iterations}"
+
+
+def jobs_of(plan: Plan) -> list[Job]:
+    """Most informative first: the baselines (minutes in all), 10 and 20 images (seed 0, every
+    variant), EDPCNN at the jitter sizes and their jitter study with the test deltas, then the
+    remaining sizes and seeds (smallest first)."""
+    def trained(size: int, seed: int) -> list[Job]:
+        first = seed == plan.seeds[size][0]
+        names = [v for v in VARIANTS if v in ("unet", "edpcnn") or
+                 (v in plan.only and size in plan.only[v] and first) or
+                 (v.startswith("es-") and v not in plan.only and size in plan.es_sizes and first)]
+        return [Job(size, seed, v, plan.iterations[size]) for v in names]
+
+    first = [j for s in plan.sizes[:2] for j in trained(s, plan.seeds[s][0])]
+    base = [Job(s, seed, "baselines") for s in plan.sizes for seed in plan.seeds[s]]
+    base.append(Job(0, 0, "ceilings"))
+    jitter = [Job(s, plan.seeds[s][0], "edpcnn", plan.iterations[s]) for s in plan.jitter_sizes]
+    rest = [j for s in plan.sizes for seed in plan.seeds[s] for j in trained(s, seed)]
+    # evaluations of the jitter runs (a worker that finds the run unfinished leaves the job for
+    # its second pass over the plan)
+    test_delta = [Job(j.size, j.seed, f"jitter-delta{d}", j.iterations) for j in jitter
+                  for d in plan.test_deltas]  # fmt: skip
+    out: list[Job] = []
+    for job in base + first + jitter + test_delta + rest:
+        if job not in out:
+            out.append(job)
+    return out
+
+
+# ---------------------------------------------------------------------------- outputs
+def scores(records: list[dict[str, Any]]) -> dict[tuple[str, int], list[float]]:
+    """Validation Dice of every run by (row, size): the best checkpoint's for trained models."""
+    out: dict[tuple[str, int], list[float]] = {}
+    for rec in records:
+        for name, ev in rec["evaluations"].items():
+            row = name if rec["variant"] in ("unet", "edpcnn", "baselines") else rec["variant"]
+            out.setdefault((row, rec["size"]), []).append(ev["dice"])
+    return out
+
+
+def table(records: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
+    """Table 5.1 side by side with the thesis: mean ± s.d. over seeds (runs) per size."""
+    got = scores(records)
+    rows = []
+    for row in ROWS:
+        cells: list[Any] = [LABELS[row]]
+        for size in plan.sizes:
+            vals = got.get((row, size), [])
+            cell = "-" if not vals else f"{np.mean(vals):.3f}" + (
+                f" ± {np.std(vals, ddof=1):.3f} ({len(vals)})" if len(vals) > 1 else " (1)")
+            thesis = THESIS.get(row, {}).get(size)
+            cells.append(cell + (f" [{thesis:.4f}]" if thesis is not None else ""))
+        rows.append(cells)
+    cols = ["method"] + [f"{s} images" for s in plan.sizes]
+    return {"columns": cols, "rows": rows}
+
+
+def _jitter_label(rec: dict[str, Any]) -> str:
+    if rec["variant"].startswith("jitter-delta"):
+        return f"edpcnn (delta {rec['delta']})"
+    return f"{rec['variant']} (delta {rec.get('delta', 1)})"
+
+
+def ceiling_table(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The DP on the true mask at each pooling: what the star representation allows."""
+    rows = [[f"pool {p}", v] for r in records if r["variant"] == "ceilings"
+            for p, v in r["ceilings"].items()]  # fmt: skip
+    return {"columns": ["DP input", "validation Dice with the true mask"], "rows": rows}
+
+
+def jitter_table(records: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
+    cols = ["model (DP delta at test)", "training images", "seed"] + [
+        f"jitter {j:g}" for j in plan.jitters]
+    rows = [[_jitter_label(r), r["size"], r["seed"]] + [round(v, 4) for v in r["jitter_dice"].values()]
+            for r in records if "jitter_dice" in r]  # fmt: skip
+    return {"columns": cols, "rows": sorted(rows)}
+
+
+def plot(records: list[dict[str, Any]], plan: Plan, path: Path) -> None:
+    """Table 5.1 (Dice vs size, thesis dashed), Fig. 5.4 (jitter), Fig. 5.5 (curves at 10)."""
+    plt = h.pyplot()
+    fig, ax = plt.subplots(1, 3, figsize=(16, 4.6))
+    got = scores(records)
+    for k, row in enumerate(ROWS):
+        sizes = [s for s in plan.sizes if (row, s) in got]
+        if sizes:
+            means = [np.mean(got[(row, s)]) for s in sizes]
+            sds = [np.std(got[(row, s)], ddof=1) if len(got[(row, s)]) > 1 else 0 for s in sizes]
+            ax[0].errorbar(sizes, means, yerr=sds, marker="o", capsize=3, color=f"C{k}",
+                           label=LABELS[row])  # fmt: skip
+        if row in THESIS:
+            ax[0].plot(list(THESIS[row]), list(THESIS[row].values()), "--", color=f"C{k}",
+                       alpha=0.6, label=f"{LABELS[row]}, thesis")  # fmt: skip
+    ax[0].set(xscale="log", xlabel="training images", ylabel="validation Dice (372 images)",
+              title="Table 5.1 (dashed: thesis)", ylim=(0.3, 1.0))  # fmt: skip
+    for rec in (r for r in records if "jitter_dice" in r):
+        ax[1].plot(plan.jitters, list(rec["jitter_dice"].values()), marker="o",
+                   label=f"{_jitter_label(rec)}, {rec['size']} images, seed {rec['seed']}")
+    ax[1].set(xlabel="test centre jitter (fraction of the object radius)",
+              ylabel="validation Dice", title="Fig. 5.4: jittered star centre")
+    small = min(plan.sizes)
+    for k, rec in enumerate(r for r in records if r["size"] == small and r["seed"] == 0
+                            and r["variant"] in ("unet", "edpcnn")):  # fmt: skip
+        its = [c["iteration"] for c in rec["curve"]]
+        name = EVALUATED[rec["variant"]][0]
+        ax[2].plot(its, [c["train"] for c in rec["curve"]], "--", color=f"C{k}",
+                   label=f"{LABELS[rec['variant']]}: train")
+        ax[2].plot(its, [c["val"][name] for c in rec["curve"]], "-", color=f"C{k}",
+                   label=f"{LABELS[rec['variant']]}: validation")
+    ax[2].set(xlabel="iteration", ylabel="Dice", title=f"Fig. 5.5: {small} training images")
+    for a in ax:
+        a.grid(alpha=0.3)
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=7)
+    h.save(fig, path)
+
+
+def write(records: list[dict[str, Any]], plan: Plan, out: Path, stem: str, now: dict[str, Any],
+          load: h.Load, doc: str | None, defaults: dict[str, Any]) -> None:  # fmt: skip
+    """The result JSONs (the study, the jitter table) and the PNG, from the finished runs."""
+    done = {r["key"] for r in records}
+    data = {
+        "benchmark": "acdc_ablation",
+        "title": "Reproducing the thesis on ACDC (validation Dice, 372 images)",
+        "method": h.method_text(doc),
+        "machine": lv.machine(load, records),
+        "lvseg_commit": lv.commits_of(records, now),
+        "config": {"plan": {k: ({str(s): x for s, x in v.items()} if isinstance(v, dict) else v)
+                            for k, v in dataclasses.asdict(plan).items()},
+                   "train_config_defaults": defaults},
+        "complete": all(j.key in done for j in jobs_of(plan)),
+        "runs_done": len(done), "runs_planned": len(jobs_of(plan)),
+        "table": table(records, plan),
+        "jitter_table": jitter_table(records, plan),
+        "ceiling_table": ceiling_table(records),
+        "runs": records,
+    }  # fmt: skip
+    h.write_result(out / f"{stem}.json", data, echo=False)
+    h.write_result(out / f"{stem}_jitter.json", {
+        "benchmark": "acdc_ablation", "title": "Fig. 5.4: EDPCNN with the test centre jittered",
+        "method": "Validation Dice (372 images) of the best edpcnn checkpoint with every test "
+                  "star centre jittered inside the LV: s.d. = jitter x object radius "
+                  "(lvseg jitter_centers, generator seed 1234). The rest of the method is in "
+                  "acdc_ablation.json.",
+        "machine": data["machine"], "table": data.pop("jitter_table"),
+    }, echo=False)  # fmt: skip
+    h.write_result(out / f"{stem}_ceilings.json", {
+        "benchmark": "acdc_ablation", "title": "The star's resolution: the DP on the true masks",
+        "method": "Validation Dice (372 images) of the star DP (lvseg's edpcnn-es star: N = 25, "
+                  "M = 65, delta 1, nearest warp) on the true masks minus 1/2, its input "
+                  "averaged over blocks of F points along each line and linearly interpolated "
+                  "back (StarConfig.pool = F, ES-lo's representation). The rest of the method "
+                  "is in acdc_ablation.json.",
+        "machine": data["machine"], "table": data["ceiling_table"],
+    }, echo=False)  # fmt: skip
+    plot(records, plan, out / f"{stem}.png")

@@ -1,0 +1,90 @@
+"""The registry of studies: one row per folder ``benchmarks/<study>/``.
+
+``make bench`` (``python -m benchmarks run-all``), ``benchmarks/README.md`` and the docs page
+``docs/benchmarks.md`` read this table; ``tests/benchmarks/test_registry.py`` checks that every
+study folder is registered and every registered study exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Study:
+    """One study: a package ``benchmarks/<name>/`` run as ``python -m benchmarks.<name>``.
+
+    Attributes:
+        name: the folder's name.
+        description: what it measures, in one line.
+        quick: the options of its smoke run (seconds to a few minutes).
+        full: the options of the run whose results are committed.
+        in_bench: whether ``make bench`` runs the full run.
+        duration: how long the full run takes on the project's 2-core CPU machine.
+        needs: data or packages beyond the ``bench`` extra, empty if none.
+    """
+
+    name: str
+    description: str
+    quick: str = "--quick"
+    full: str = ""
+    in_bench: bool = False
+    duration: str = ""
+    needs: str = ""
+
+    def command(self, quick: bool = False) -> str:
+        """The shell command that runs the quick or the full study from the repository root."""
+        options = self.quick if quick else self.full
+        return f"python -m benchmarks.{self.name} {options}".strip()
+
+
+STUDIES: tuple[Study, ...] = (
+    Study("estimators", "gradient estimators against the smoothed gradient: cosine, time, fn calls",
+          in_bench=True, duration="about 33 min"),
+    Study("executors", "threads, processes and Dask for an expensive black box: speed-up, overhead",
+          in_bench=True, duration="about 9 min"),
+    Study("guided_gating", "guided ES, trust gating and replay along a 1000-step trajectory",
+          duration="about 45 min (resumable)"),
+    Study("shortest_path", "decision-focused learning on the 5 x 5 shortest path against PyEPO",
+          duration="about 30 min (resumable)", needs="pyepo (bench extra)"),
+    Study("stardp_throughput", "contours per second of the star DP against a torch version",
+          in_bench=True, duration="a few minutes"),
+    Study("stardp_mask", "star_mask against polygon_mask on the DP contours of the LV sample",
+          in_bench=True, duration="about 1 min"),
+    Study("stardp_surrogates", "surrogate architectures for StarDP: fit-step cost against fit quality",
+          in_bench=True, duration="about 10 min"),
+    Study("stardp_geometry", "draws the star-pattern figure of the stardp docs page", quick="",
+          in_bench=True, duration="seconds"),
+    Study("surrogate_threads", "a small surrogate's step on 1 thread, all threads and 'auto', idle and busy",
+          duration="about 2 min"),
+    Study("lv_overhead", "seconds per training step and per image, EDPCNN against the U-Net",
+          in_bench=True, duration="about 4 min"),
+    Study("lv_ablation", "LV example: Dice against training-set size, four methods",
+          in_bench=True, duration="about 40 min (resumable)"),
+    Study("lv_pareto", "LV example: Dice against seconds per iteration for surrogate settings",
+          full="--shard 0 --shards 2; --shard 1 --shards 2; --measure; --report",
+          duration="about 45 min on 2 processes (resumable)", needs="ACDC"),
+    Study("acdc_ablation", "thesis chapter 5 on ACDC: Table 5.1, jitter, learning curves, ES",
+          duration="hours (resumable; --measure prints the cost)", needs="ACDC"),
+)
+
+BY_NAME: dict[str, Study] = {s.name: s for s in STUDIES}
+
+
+def study_folders(root: Path = ROOT) -> list[str]:
+    """The study packages on disk: folders under ``benchmarks/`` with a ``__main__.py``."""
+    return sorted(p.parent.name for p in root.glob("*/__main__.py"))
+
+
+def markdown_table() -> str:
+    """The registry as a Markdown table (the index in ``benchmarks/README.md``)."""
+    lines = ["| study | what it measures | quick run | full run takes | `make bench` | needs |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for s in STUDIES:
+        quick = f"`{s.command(quick=True)}`"
+        lines.append(f"| [{s.name}]({s.name}/README.md) | {s.description} | {quick} | "
+                     f"{s.duration} | {'yes' if s.in_bench else 'no'} | {s.needs or '–'} |")
+    return "\n".join(lines) + "\n"
