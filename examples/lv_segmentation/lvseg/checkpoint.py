@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import math
 import os
 import pickle
 import re
@@ -37,6 +38,7 @@ __all__ = [
     "RunLock",
     "atomic_write_bytes",
     "atomic_write_with",
+    "check_training_state",
     "refuse_links",
     "load_checkpoint",
     "load_model_state",
@@ -199,6 +201,47 @@ def load_model_state(model: nn.Module, state: dict[str, Any], path: str | os.Pat
         f"checkpoint's weights differ ({', '.join(parts) or 'in their values'}). {why}. Put the "
         "config.json that was saved with this checkpoint back, or train a new run."
     )
+
+
+def check_training_state(state: dict[str, Any], path: str | os.PathLike[str]) -> int:
+    """Check the fields of a ``last.pt`` that resuming uses as numbers; returns its iteration.
+
+    The model's tensors are checked by :func:`load_model_state` and the sampler's by
+    :meth:`~lvseg.sampler.BatchSampler.load_state_dict`.
+
+    Raises:
+        CheckpointError: naming the file and the first field that is wrong (a damaged or
+            crafted checkpoint: a negative iteration would silently train extra iterations).
+    """
+    def integer(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    done, best, best_at = (state.get(k) for k in ("iteration", "best_dice", "best_iteration"))
+    problem = None
+    if not integer(done) or done < 1:
+        problem = f"iteration must be an integer >= 1; got {done!r}"
+    elif not (isinstance(best, float) and (math.isfinite(best) or best == -math.inf)):
+        problem = f"best_dice must be a finite number or -inf; got {best!r}"
+    elif not integer(best_at) or not 0 <= best_at <= done:
+        problem = f"best_iteration must be an integer in [0, {done}]; got {best_at!r}"
+    elif any(t.is_floating_point() and not bool(torch.isfinite(t).all())
+             for t in _tensors(state.get("optimizer"))):
+        problem = "the optimizer state holds NaN/inf values"
+    if problem:
+        raise CheckpointError(f"{path} is refused: its {problem} (a damaged or crafted "
+                              "checkpoint); resume from another copy or train again")
+    return done
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    """Every tensor inside nested dicts, lists and tuples."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in _tensors(item)]
+    return []
 
 
 class RunLock:

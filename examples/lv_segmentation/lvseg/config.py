@@ -43,7 +43,7 @@ _SIGMA = ", ".join(f"{m.name} {m.sigma:g}" for m in METHODS.values() if m.end_to
 
 #: Bounds of the sizes and counts below (a typo such as ``--unet-channels 100000`` must not ask
 #: for gigabytes before anything else is checked).
-_MAX_CHANNELS = 256
+_MAX_CHANNELS = 128
 _MAX_ITERATIONS = 10_000_000
 _MAX_SEED = 2**32 - 1  # what torch, NumPy and random all accept
 

@@ -238,6 +238,12 @@ class EDPCNN(nn.Module):
 
     def forward(self, images: Tensor, centers: Tensor, angles: Tensor | None = None) -> StarOutput:
         output_map = self.unet(images)
+        if not bool(torch.isfinite(output_map).all()):  # diverged weights: not the DP's business
+            bad = int((~torch.isfinite(output_map)).sum())
+            raise FloatingPointError(
+                f"the U-Net's output map has {bad} NaN/inf value(s) (its weights diverged, or "
+                "the images hold NaN/inf)"
+            )
         points = self.star.points(centers, angles)
         warped = self.star.reduce(warp(output_map, points, mode=self.star.interpolation))
         indices = self.bypass(warped)  # fits the surrogate (training mode), exact DP output
