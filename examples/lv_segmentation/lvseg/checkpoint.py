@@ -184,7 +184,7 @@ def load_model_state(model: nn.Module, state: dict[str, Any], path: str | os.Pat
     missing = sorted(set(own) - set(weights))
     extra = sorted(set(weights) - set(own))
     shapes = sorted(k for k in set(own) & set(weights)
-                    if getattr(weights[k], "shape", None) != own[k].shape)
+                    if getattr(weights[k], "shape", None) != getattr(own[k], "shape", None))
     parts = [f"{len(x)} {what} (e.g. {x[0]})" for x, what in (
         (missing, "tensors missing"), (extra, "unexpected tensors"),
         (shapes, "tensors of another shape")) if x]  # fmt: skip

@@ -232,7 +232,7 @@ class Trainer:
         except FloatingPointError as error:  # NaN/inf before the DP (lvseg.pipeline.EDPCNN)
             raise self._diverged(str(error)) from None
         if not bool(torch.isfinite(loss)):  # checked before the step: the weights stay good
-            raise self._diverged(f"the loss is {float(loss)}")
+            raise self._diverged(f"the loss is {float(loss.detach())}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
