@@ -153,7 +153,7 @@ def _given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from lvseg.checkpoint import read_config
+    from lvseg.checkpoint import atomic_write_with, read_config
     from lvseg.config import TrainConfig
     from lvseg.figures import training_curves
     from lvseg.hooks import ProgressBar
@@ -188,7 +188,8 @@ def _train(args: argparse.Namespace) -> int:
         return 130
     figures = Path(args.out) / "figures"
     figures.mkdir(exist_ok=True)
-    training_curves(Path(args.out) / "metrics.jsonl", figures / "training.png")
+    atomic_write_with(figures / "training.png",  # replaces a planted link, never follows it
+                      lambda tmp: training_curves(Path(args.out) / "metrics.jsonl", tmp))
     print(json.dumps({k: summary[k] for k in ("iteration", "best_dice", "best_iteration",
                                               "seconds")}))
     return 0

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import numbers
 import types
 import typing
 from typing import Any, Callable
@@ -124,13 +125,14 @@ def check_value(f: dataclasses.Field[Any], hint: Any, value: Any) -> Any:
     choices = f.metadata.get("choices")
     none = " or None" if optional else ""
     if kind in (int, float):
-        ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))
-        ok = ok and not isinstance(value, bool) and (isinstance(value, int) or math.isfinite(value))
+        ok = isinstance(value, numbers.Integral if kind is int else numbers.Real)
+        ok = ok and not isinstance(value, bool) and (
+            isinstance(value, numbers.Integral) or math.isfinite(value))
         if ok:
             ok = (low is None or value >= low) and (high is None or value <= high)
         if not ok:
             raise ValueError(f"{f.name} must be {_expected(kind, low, high)}{none}; got {value!r}")
-        return float(value) if kind is float else value
+        return kind(value)
     if kind is str:
         if not isinstance(value, str) or (choices and value not in choices):
             expected = ("one of " + ", ".join(map(repr, choices))) if choices else "a string"
