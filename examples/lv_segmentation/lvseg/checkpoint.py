@@ -351,17 +351,17 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _refusal(path: Path, text: str) -> str:
     """One line for a file ``torch.load(weights_only=True)`` refused (no advice to disable it)."""
+    tail = ("It is not safe to load (not even with weights_only=False); delete it, or use a "
+            "checkpoint you trained yourself")
     found = re.search(r"GLOBAL ([\w.]+)", text)
     if found:
-        why = (f"it asks the unpickler for the Python object {found.group(1)}, and unpickling "
-               "such objects can run any code")
-    else:
-        detail = re.search(r"(Unsupported [^\n]*)", text)
-        why = "its content is not a torch checkpoint" + (
-            f" ({detail.group(1).strip()})" if detail else "")
-    return (f"refused checkpoint {path}: it is unreadable as tensors and plain values: {why}. "
-            "It is not safe to load (not even with weights_only=False); delete it, or use a "
-            "checkpoint you trained yourself")
+        return (f"refused checkpoint {path}: it is unreadable as tensors and plain values: it "
+                f"asks the unpickler for the Python object {found.group(1)}, and unpickling "
+                f"such objects can run any code. {tail}")
+    detail = re.search(r"(Unsupported [^\n]*)", text)
+    why = f" ({detail.group(1).strip()})" if detail else ""
+    return (f"checkpoint {path} is unreadable: its content is not a torch checkpoint{why}; it "
+            f"may be truncated or corrupt. {tail}")
 
 
 def write_config(run_dir: str | os.PathLike[str], config: dict[str, Any]) -> None:

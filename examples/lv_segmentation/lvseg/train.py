@@ -8,7 +8,10 @@ bit-identical weights to an uninterrupted run (``tests/lv_segmentation/test_trai
 
 One process trains a run directory at a time (:class:`~lvseg.checkpoint.RunLock`). Ctrl-C
 (SIGINT) finishes the current iteration, writes ``last.pt`` there and raises
-:class:`~lvseg.interrupt.TrainingInterrupted`; resuming continues exactly.
+:class:`~lvseg.interrupt.TrainingInterrupted`; resuming continues exactly. A NaN/inf loss stops
+training with :class:`TrainingDiverged` before the step, so no checkpoint holds NaN weights. A
+run directory that has no checkpoint yet (only ``config.json``, ``metrics.jsonl`` and the lock)
+may be started afresh; links to files outside it are refused (:func:`~lvseg.checkpoint.refuse_links`).
 """
 
 from __future__ import annotations
@@ -266,6 +269,9 @@ class Trainer:
         Raises:
             TrainingInterrupted: on Ctrl-C, after writing ``last.pt`` at the last finished
                 iteration.
+            TrainingDiverged: when the loss or the U-Net's output becomes NaN/inf, before the
+                optimiser step: nothing of that iteration is saved, ``last.pt`` keeps the last
+                good checkpoint.
         """
         cfg = self.config
         start = time.perf_counter()
