@@ -142,7 +142,12 @@ def test_config_validation_names_the_option() -> None:
 
 
 def test_a_bad_model_option_fails_before_the_data_is_loaded(tmp_path: Path) -> None:
-    config = tiny_config("unet", unet_depth=-1, data="sunnybrook", data_dir=str(tmp_path / "none"))
-    with pytest.raises(ValueError, match="depth must be an integer >= 0; got -1"):
+    # the option's bounds are checked by the config (the same for the CLI and config.json) ...
+    with pytest.raises(ValueError, match=r"unet_depth must be an integer in \[0, 7\]; got -1"):
+        tiny_config("unet", unet_depth=-1)
+    # ... and what only the model can say by its constructor, before data or folders
+    config = tiny_config("unet", unet_channels=128, unet_depth=7, data="sunnybrook",
+                         data_dir=str(tmp_path / "none"))
+    with pytest.raises(ValueError, match="would have 7426 M weights, more than the 120 M"):
         Trainer(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()

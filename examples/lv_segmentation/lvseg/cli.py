@@ -3,9 +3,10 @@
 The ``train`` options are generated from the fields of :class:`~lvseg.config.TrainConfig` and
 :class:`~lvseg.pipeline.StarConfig` (:func:`lvseg.options.add_arguments`), so each is written
 once. Errors the user can fix (a missing data folder, an existing or busy run directory, a broken
-checkpoint, a full disk, a star centre outside the image, ...) are printed as one
-``lvseg: error: ...`` line with exit status 2; nothing is overwritten. Ctrl-C during training
-saves the run and prints the command that resumes it (exit status 130).
+checkpoint, a full disk, a star centre outside the image, a diverged run, ...) are printed as
+one ``lvseg: error: ...`` line with exit status 2; nothing is overwritten. Ctrl-C during training
+saves the run and prints the command that resumes it (exit status 130); a second Ctrl-C, or one
+during start-up, stops at once with one line (exit status 130).
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def _given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from lvseg.checkpoint import read_config
+    from lvseg.checkpoint import atomic_write_with, read_config
     from lvseg.config import TrainConfig
     from lvseg.figures import training_curves
     from lvseg.hooks import ProgressBar
@@ -164,7 +165,8 @@ def _train(args: argparse.Namespace) -> int:
     star_given = _given(args, StarConfig)
     if args.resume:
         # the stored config, with what was given on the command line (checked by the Trainer)
-        stored = TrainConfig.from_dict(read_config(args.out)).to_dict()
+        stored = TrainConfig.from_dict(read_config(args.out),
+                                       source=str(Path(args.out) / "config.json")).to_dict()
         stored.update(given)
         stored["star"] = {**stored["star"], **star_given}
         config = TrainConfig.from_dict(stored)
@@ -186,14 +188,19 @@ def _train(args: argparse.Namespace) -> int:
         return 130
     figures = Path(args.out) / "figures"
     figures.mkdir(exist_ok=True)
-    training_curves(Path(args.out) / "metrics.jsonl", figures / "training.png")
+    atomic_write_with(figures / "training.png",  # replaces a planted link, never follows it
+                      lambda tmp: training_curves(Path(args.out) / "metrics.jsonl", tmp))
     print(json.dumps({k: summary[k] for k in ("iteration", "best_dice", "best_iteration",
                                               "seconds")}))
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from lvseg.checkpoint import atomic_write_bytes
     from lvseg.evaluate import evaluate_run
+
+    if args.json:  # before the evaluation, not after it
+        _check_writable(args.json, "--json")
 
     result = evaluate_run(
         args.run_dir, data=args.data, data_dir=args.data_dir, split=args.split,
@@ -209,8 +216,21 @@ def _evaluate(args: argparse.Namespace) -> int:
           + (f" ({result['n_undefined']} empty predictions)" if result["n_undefined"] else ""))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_bytes(args.json, (json.dumps(result, indent=2) + "\n").encode())
     return 0
+
+
+def _check_writable(path: str, option: str) -> None:
+    """Refuse an output file that is a folder, or whose nearest existing parent is not one."""
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{option} {path} is a folder; give the name of a file to write, e.g. "
+                         f"{target / 'results.json'}")
+    parent = target.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ValueError(f"{option} {path} cannot be written: {parent} is not a writable folder")
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -231,16 +251,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     # shared 2-core machine in our measurements; passive waiting costs little on an idle one.
     # (Read when torch starts its thread pool, so it must be set before the first import.)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:  # a second Ctrl-C in training, or one while starting up
+        print("lvseg: interrupted at once (every file lvseg writes is written atomically, so "
+              "none is half-written; a run resumes from its last.pt)", file=sys.stderr)
+        return 130
+
+
+def _run(argv: list[str]) -> int:
     from lvseg.checkpoint import CheckpointError, RunDirError
 
-    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"train": _train, "evaluate": _evaluate, "predict": _predict}
     try:
         return handlers[args.command](args)
-    except (RunDirError, CheckpointError, OSError, ValueError) as error:
-        print(f"lvseg: error: {error}", file=sys.stderr)
+    except (RunDirError, CheckpointError, OSError, ValueError, FloatingPointError) as error:
+        print(f"lvseg: error: {error}", file=sys.stderr)  # FloatingPointError: a diverged run
         return 2
 
 

@@ -3,8 +3,11 @@
 Each option is written once, as a field with its help text (:func:`lvseg.options.option`): the
 docstring's attribute list and the ``lvseg train`` options are generated from the fields.
 
-Validation has one owner per rule. :class:`TrainConfig` checks the fields only it uses (method,
-data, sizes, seeds, schedule, learning rate, jitter, rotation); the fields it passes on are
+Validation has one owner per rule. The type and bounds of every field are written in the field
+(``low=``/``high=`` of :func:`~lvseg.options.option`) and checked by
+:func:`~lvseg.options.check_fields`, for the command line and a hand-edited ``config.json``
+alike; :class:`TrainConfig` adds what a field cannot say (the learning rate > 0, the nested
+``star`` and ``fractions``); the fields it passes on are
 checked by the constructors that take them when the model is built
 (:func:`lvseg.methods.build_model`, before any data is loaded): ``unet_*`` by ``UNet``, ``sigma``
 and ``samples`` by ``Surrogate``/``ES`` (``samples`` even for the antithetic ES pairs),
@@ -20,12 +23,13 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from diffbypass.validation import int_at_least, nonnegative_number, one_of, positive_number
+from diffbypass.validation import positive_number
 from lvseg.data.datasets import DATASETS
+from lvseg.data.preprocessing import CROP_SIZE
 from lvseg.data.splits import SCHEMES
 from lvseg.methods import METHODS
 from lvseg.models import NORMS
-from lvseg.options import document, option
+from lvseg.options import check_fields, document, option
 from lvseg.pipeline import SURROGATES, StarConfig
 
 __all__ = ["TrainConfig"]
@@ -35,6 +39,13 @@ _DATA_HELP = "; ".join(f"{d.name}: {d.help}" for d in DATASETS.values())
 _ITERATIONS = ", ".join(f"{m.name} {m.iterations}" for m in METHODS.values())
 _SAMPLES = ", ".join(f"{m.name} {m.samples}" for m in METHODS.values() if m.end_to_end)
 _SIGMA = ", ".join(f"{m.name} {m.sigma:g}" for m in METHODS.values() if m.end_to_end)
+
+
+#: Bounds of the sizes and counts below (a typo such as ``--unet-channels 100000`` must not ask
+#: for gigabytes before anything else is checked).
+_MAX_CHANNELS = 128
+_MAX_ITERATIONS = 10_000_000
+_MAX_SEED = 2**32 - 1  # what torch, NumPy and random all accept
 
 
 def _size(text: str) -> int | None:
@@ -70,52 +81,70 @@ class TrainConfig:
                         "patients whose number is divisible by 5, no test split)",
                         choices=tuple(SCHEMES))
     train_size: int | None = option(10, "telescopic training subset: N slices, or 'all' (None)",
-                                    metavar="N", parse=_size)
+                                    metavar="N", parse=_size, low=1)
     seed: int = option(0, "seed of initialisation, batch order, centre jitter and surrogate "
-                       "noise", metavar="S")
+                       "noise", metavar="S", low=0, high=_MAX_SEED)
     split_seed: int = option(0, "seed of the patient split and of the telescopic shuffle",
-                             metavar="S")
+                             metavar="S", low=0, high=_MAX_SEED)
     iterations: int | None = option(None, f"training iterations (None: {_ITERATIONS})",
-                                    thesis="20000", metavar="K")
-    batch_size: int = option(10, "images per iteration", thesis="10", metavar="B")
+                                    thesis="20000", metavar="K", low=1, high=_MAX_ITERATIONS)
+    batch_size: int = option(10, "images per iteration", thesis="10", metavar="B", low=1,
+                             high=1024)
     lr: float = option(1e-3, "Adam learning rate of the U-Net", thesis="1e-4", metavar="LR")
     val_every: int = option(25, "validation Dice (for best.pt) every K iterations",
-                            thesis="50", metavar="K")
-    checkpoint_every: int = option(25, "write last.pt every K iterations", metavar="K")
-    unet_channels: int = option(8, "U-Net base channels", thesis="64", metavar="C")
-    unet_depth: int = option(4, "U-Net down-samplings", thesis="4", metavar="D")
+                            thesis="50", metavar="K", low=1, high=_MAX_ITERATIONS)
+    checkpoint_every: int = option(25, "write last.pt every K iterations", metavar="K", low=1,
+                                   high=_MAX_ITERATIONS)
+    unet_channels: int = option(8, "U-Net base channels", thesis="64", metavar="C", low=1,
+                                high=_MAX_CHANNELS)
+    unet_depth: int = option(4, "U-Net down-samplings (at most log2 of the crop size: each "
+                             "halves the crop)", thesis="4", metavar="D", low=0,
+                             high=CROP_SIZE.bit_length() - 1)
     unet_norm: str = option("group", "U-Net normalisation", thesis="none", choices=NORMS)
     star: StarConfig = option(help="star pattern and DP settings (their own options)",
                               default_factory=StarConfig, cli=False)
     jitter: float = option(1.0, "training star-centre jitter: s.d. as a fraction of the object "
-                           "radius, truncated to the object", thesis="1", metavar="F")
+                           "radius, truncated to the object", thesis="1", metavar="F",
+                           low=0.0)
     rotation: float = option(0.5, "training star rotation, uniform in +-R radians",
-                             thesis="0.5", metavar="RAD")
+                             thesis="0.5", metavar="RAD", low=0.0)
     sigma: float | None = option(None, f"surrogate exploration / ES noise scale (None: {_SIGMA})",
                                  thesis="1", metavar="SIGMA")
     samples: int | None = option(None, f"noise samples per input (None: {_SAMPLES}; the "
                                  "surrogate's S = 1 and 1 fit step matched the thesis' setting "
                                  "on ACDC at a third of its cost: docs/lv_example.md, 'Speed')",
-                                 thesis="10", metavar="S")
-    fit_steps: int = option(1, "surrogate fit steps per iteration", thesis="10", metavar="K")
+                                 thesis="10", metavar="S", low=1, high=1024)
+    fit_steps: int = option(1, "surrogate fit steps per iteration", thesis="10", metavar="K",
+                            low=0, high=1000)
     surrogate_lr: float = option(1e-3, "the surrogate's Adam learning rate", metavar="LR")
     surrogate: str = option("star", "surrogate architecture: star (the thesis' small U-Net on "
                             "the star) or line (line-wise convolutions, circular across lines)",
                             thesis="star", choices=tuple(SURROGATES))
-    surrogate_channels: int = option(8, "surrogate base channels", thesis="8", metavar="C")
-    synthetic_slices: int = option(256, "phantoms generated for --data synthetic", metavar="N")
+    surrogate_channels: int = option(8, "surrogate base channels", thesis="8", metavar="C",
+                                     low=1, high=_MAX_CHANNELS)
+    synthetic_slices: int = option(256, "phantoms generated for --data synthetic", metavar="N",
+                                   low=1, high=100_000)
     fractions: tuple[float, float, float] | None = option(
         None, "patient shares (train, val, test) of the split (None: the dataset's default)",
         cli=False)
 
     def __post_init__(self) -> None:
+        check_fields(self)  # types and bounds, from the fields' metadata
         if isinstance(self.star, dict):
+            unknown = sorted(set(self.star) - {f.name for f in dataclasses.fields(StarConfig)})
+            if unknown:
+                raise ValueError(f"star has unknown keys: {', '.join(unknown)}")
             self.star = StarConfig(**self.star)
+        if not isinstance(self.star, StarConfig):
+            raise ValueError(f"star must be a dict of star settings; got {self.star!r}")
         if self.fractions is not None:
+            if not (isinstance(self.fractions, (list, tuple)) and len(self.fractions) == 3
+                    and all(isinstance(f, (int, float)) and not isinstance(f, bool)
+                            for f in self.fractions)):
+                raise ValueError(
+                    f"fractions must be None or three numbers (train, val, test); got "
+                    f"{self.fractions!r}")
             self.fractions = tuple(float(f) for f in self.fractions)  # type: ignore[assignment]
-        one_of("method", self.method, tuple(METHODS))
-        one_of("data", self.data, tuple(DATASETS))
-        one_of("split", self.split, tuple(SCHEMES))
         if self.data_dir is not None:
             self.data_dir = os.path.abspath(self.data_dir)
         if self.iterations is None:
@@ -124,15 +153,7 @@ class TrainConfig:
             self.samples = METHODS[self.method].samples
         if self.sigma is None:
             self.sigma = METHODS[self.method].sigma
-        for name in ("iterations", "batch_size", "val_every", "checkpoint_every"):
-            int_at_least(name, getattr(self, name), 1)
-        for name in ("seed", "split_seed"):
-            int_at_least(name, getattr(self, name), 0)
-        if self.train_size is not None:
-            int_at_least("train_size", self.train_size, 1)
         positive_number("lr", self.lr)
-        for name in ("jitter", "rotation"):
-            nonnegative_number(name, getattr(self, name))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (what ``config.json`` holds)."""
@@ -142,11 +163,23 @@ class TrainConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error (a config from elsewhere)."""
+    def from_dict(cls, data: dict[str, Any], *, source: str | None = None) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error (a config from elsewhere).
+
+        Every field is checked (type and bounds, naming the key). With ``source`` (the file the
+        dict came from), an error is a :class:`~lvseg.checkpoint.RunDirError` naming it.
+        """
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names - {"lvseg_version"})
-        if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
-        data = {"surrogate": "star", **data}  # runs saved before the option existed
-        return cls(**{k: v for k, v in data.items() if k in names})
+        try:
+            unknown = sorted(set(data) - names - {"lvseg_version"})
+            if unknown:
+                raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+            data = {"surrogate": "star", **data}  # runs saved before the option existed
+            return cls(**{k: v for k, v in data.items() if k in names})
+        except (ValueError, TypeError) as error:
+            if source is None:
+                raise
+            from lvseg.checkpoint import RunDirError
+
+            raise RunDirError(f"{source}: {error}; correct it there (lvseg train --help says "
+                              "what each option takes)") from None

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from diffbypass.validation import nonnegative_number, one_of
+from diffbypass.validation import int_at_least, nonnegative_number, one_of
 from lvseg.checkpoint import CheckpointError, load_checkpoint, load_model_state, read_config
 from lvseg.config import TrainConfig
 from lvseg.data import DATASETS
@@ -66,7 +66,7 @@ def load_run(
         CheckpointError: if the checkpoint is missing, corrupt, or does not fit the config.
     """
     run_dir = Path(run_dir)
-    config = TrainConfig.from_dict(read_config(run_dir))
+    config = TrainConfig.from_dict(read_config(run_dir), source=str(run_dir / "config.json"))
     if delta is not None:  # checked by StarConfig (StarDP)
         config = dataclasses.replace(config, star=dataclasses.replace(config.star, delta=delta))
     path = run_dir / f"{checkpoint}.pt"
@@ -122,6 +122,8 @@ def evaluate_run(
     """
     nonnegative_number("center_jitter", center_jitter)
     one_of("split", split, ("val", "test", "all"))
+    if max_figures is not None:
+        int_at_least("max_figures", max_figures, 0)
     run = load_run(run_dir, device=device, delta=delta)
     config = run.config
     if method is not None and method != config.method:

@@ -26,6 +26,10 @@ __all__ = ["UNet"]
 
 NORMS = ("group", "batch", "none")
 
+#: The most convolution weights a :class:`UNet` may have (checked before allocating them): four
+#: times the thesis' U-Net (64 base channels, depth 4: 29 M).
+MAX_PARAMETERS = 120_000_000
+
 
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "group":
@@ -58,6 +62,10 @@ class UNet(nn.Module):
             :math:`2^{depth}`.
         norm: ``"group"`` (GroupNorm, up to 8 groups), ``"batch"`` or ``"none"``.
 
+    Raises:
+        ValueError: on a bad argument, or if the network would have more than
+            :data:`MAX_PARAMETERS` weights.
+
     Example:
         >>> net = UNet(base_channels=4, depth=2)
         >>> net(torch.zeros(2, 1, 32, 32)).shape
@@ -80,6 +88,15 @@ class UNet(nn.Module):
             int_at_least(name, value, low)
         self.depth = depth
         widths = [base_channels * 2**level for level in range(depth + 1)]
+        weights = 9 * (in_channels * widths[0] + widths[0] ** 2) + sum(  # convolutions: the bulk
+            9 * (widths[i] * widths[i + 1] + widths[i + 1] ** 2 + 3 * widths[i] ** 2)
+            + widths[i + 1] * widths[i] for i in range(depth))
+        if weights > MAX_PARAMETERS:
+            raise ValueError(
+                f"a U-Net with base_channels={base_channels} and depth={depth} would have "
+                f"{weights / 1e6:.0f} M weights, more than the {MAX_PARAMETERS // 10**6} M "
+                "allowed; lower base_channels (--unet-channels) or depth (--unet-depth)"
+            )
         self.down = nn.ModuleList([_block(in_channels, widths[0], norm)])
         self.down.extend(_block(widths[i], widths[i + 1], norm) for i in range(depth))
         self.pool = nn.MaxPool2d(2)

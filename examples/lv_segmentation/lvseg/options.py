@@ -1,10 +1,11 @@
 """Options written once: dataclass fields that carry their help, and what is generated from them.
 
-A configuration field is declared with :func:`option`; its help text, thesis value, metavar
-and choices live in the field's metadata. From these, :func:`document` writes the
-``Attributes:`` section of the dataclass docstring and :func:`add_arguments` adds one
-command-line option per field (``--n-lines`` for ``n_lines``), so the config, its docs and the
-``lvseg`` parser cannot drift apart.
+A configuration field is declared with :func:`option`; its help text, thesis value, metavar,
+choices and bounds live in the field's metadata. From these, :func:`document` writes the
+``Attributes:`` section of the dataclass docstring, :func:`add_arguments` adds one
+command-line option per field (``--n-lines`` for ``n_lines``), and :func:`check_fields` checks
+the type and bounds of every field of an instance (a hand-edited ``config.json`` as much as the
+command line), so the config, its docs, its checks and the ``lvseg`` parser cannot drift apart.
 
 Example:
     >>> import argparse
@@ -27,11 +28,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import numbers
 import types
 import typing
 from typing import Any, Callable
 
-__all__ = ["add_arguments", "document", "option"]
+__all__ = ["add_arguments", "check_fields", "check_value", "document", "option"]
 
 
 def option(
@@ -44,6 +47,8 @@ def option(
     parse: Callable[[str], Any] | None = None,
     cli: bool = True,
     default_factory: Callable[[], Any] | None = None,
+    low: float | None = None,
+    high: float | None = None,
 ) -> Any:
     """A dataclass field whose metadata documents it for the docstring and the parser.
 
@@ -56,9 +61,12 @@ def option(
         parse: converts the command-line text (default: the field's type).
         cli: ``False`` keeps the field off the command line.
         default_factory: as for :func:`dataclasses.field`.
+        low: the smallest value allowed (numbers; checked by :func:`check_fields` and the parser).
+        high: the largest value allowed: sizes are bounded, so that one bad value cannot ask
+            for gigabytes.
     """
     metadata = {"help": help, "thesis": thesis, "metavar": metavar, "choices": choices,
-                "parse": parse, "cli": cli}
+                "parse": parse, "cli": cli, "low": low, "high": high}
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -86,6 +94,84 @@ def _scalar_type(hint: Any) -> Any:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         return args[0] if len(args) == 1 else str
     return hint
+
+
+def _expected(kind: Any, low: float | None, high: float | None) -> str:
+    what = "an integer" if kind is int else "a number"
+    low_, high_ = (v if isinstance(v, int) or v is None else f"{v:g}" for v in (low, high))
+    if low is not None and high is not None:
+        return f"{what} in [{low_}, {high_}]"
+    if low is not None:
+        return f"{what} >= {low_}"
+    return f"{what} <= {high_}" if high is not None else what
+
+
+def check_value(f: dataclasses.Field[Any], hint: Any, value: Any) -> Any:
+    """``value`` of the field ``f`` (type hint ``hint``) checked against its type and bounds.
+
+    Ints and floats must be finite numbers of their kind (no bools, no strings; an int is
+    accepted for a float), strings one of the field's ``choices`` if it has them, and ``None``
+    only where the hint allows it.
+
+    Raises:
+        ValueError: ``NAME must be EXPECTED; got VALUE``.
+    """
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in (
+        typing.get_args(hint))
+    if value is None and optional:
+        return None
+    kind = _scalar_type(hint)
+    low, high = f.metadata.get("low"), f.metadata.get("high")
+    choices = f.metadata.get("choices")
+    none = " or None" if optional else ""
+    if kind in (int, float):
+        ok = isinstance(value, numbers.Integral if kind is int else numbers.Real)
+        ok = ok and not isinstance(value, bool) and (
+            isinstance(value, numbers.Integral) or math.isfinite(value))
+        if ok:
+            ok = (low is None or value >= low) and (high is None or value <= high)
+        if not ok:
+            raise ValueError(f"{f.name} must be {_expected(kind, low, high)}{none}; got {value!r}")
+        return kind(value)
+    if kind is str:
+        if not isinstance(value, str) or (choices and value not in choices):
+            expected = ("one of " + ", ".join(map(repr, choices))) if choices else "a string"
+            raise ValueError(f"{f.name} must be {expected}{none}; got {value!r}")
+    return value
+
+
+def check_fields(instance: Any) -> None:
+    """Check every int, float and string field of the dataclass ``instance`` (:func:`check_value`).
+
+    Float fields given as ints are converted to floats in place. Fields of other types (nested
+    configs, tuples) are left to their owner.
+
+    Raises:
+        ValueError: naming the first field that is wrong, what it must be and what it is.
+    """
+    hints = typing.get_type_hints(type(instance))
+    for f in dataclasses.fields(instance):
+        if _scalar_type(hints[f.name]) in (int, float, str):
+            value = check_value(f, hints[f.name], getattr(instance, f.name))
+            object.__setattr__(instance, f.name, value)
+
+
+def _bounded(f: dataclasses.Field[Any], hint: Any, parse: Callable[[str], Any]
+             ) -> Callable[[str], Any]:
+    """The parser of ``--name``: ``parse``, then the field's bounds (an argparse error)."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {_expected(_scalar_type(hint), None, None)}; got {text!r}") from None
+        try:
+            return check_value(f, hint, value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return convert
 
 
 def add_arguments(
@@ -128,7 +214,8 @@ def add_arguments(
             kwargs["choices"] = list(meta["choices"])
         else:
             kwargs["metavar"] = meta.get("metavar") or f.name.upper()
-            kwargs["type"] = meta.get("parse") or _scalar_type(hints[f.name])
+            kwargs["type"] = _bounded(f, hints[f.name],
+                                      meta.get("parse") or _scalar_type(hints[f.name]))
         parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
         added.append(f.name)
     return added

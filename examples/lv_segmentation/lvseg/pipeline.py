@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 #: The star-DP plugin's record (black box, default surrogate, fit loss), through the plugin
 #: contract: ``lvseg`` uses the DP as any user of a plugin would.
 STARDP = plugins.load("stardp")
-from lvseg.options import document, option
+from lvseg.data.preprocessing import CROP_SIZE
+from lvseg.options import check_fields, document, option
 
 __all__ = [
     "INTERPOLATIONS",
@@ -70,10 +71,10 @@ class StarConfig:
     only what involves two settings: an odd ``smoothing`` width must not exceed ``n_lines``.
     """
 
-    n_lines: int = option(25, "star lines N", thesis="25", metavar="N")
-    n_points: int = option(65, "points per line M", thesis="65", metavar="M")
-    radius: float = option(65.0, "star radius in pixels (covers any LV after centre jitter)",
-                           thesis="65", metavar="PX")
+    n_lines: int = option(25, "star lines N", thesis="25", metavar="N", high=360)
+    n_points: int = option(65, "points per line M", thesis="65", metavar="M", high=1024)
+    radius: float = option(65.0, "star radius in pixels (covers any LV after centre jitter; at "
+                           "most 4 crop sides)", thesis="65", metavar="PX", high=4 * CROP_SIZE)
     delta: int = option(1, "DP smoothness delta, the largest index change between neighbouring "
                         "lines", thesis="1", metavar="D")
     smoothing: int | None = option(None, "odd width of the moving average on the DP indices "
@@ -89,6 +90,7 @@ class StarConfig:
                        metavar="F")
 
     def __post_init__(self) -> None:
+        check_fields(self)  # types and bounds (the sizes: one bad value must not allocate GBs)
         self.points(torch.zeros(1, 2))  # star_points checks n_lines, n_points and radius
         self.dp()  # StarDP checks delta and smoothing
         one_of("interpolation", self.interpolation, INTERPOLATIONS)
@@ -236,6 +238,12 @@ class EDPCNN(nn.Module):
 
     def forward(self, images: Tensor, centers: Tensor, angles: Tensor | None = None) -> StarOutput:
         output_map = self.unet(images)
+        if not bool(torch.isfinite(output_map).all()):  # diverged weights: not the DP's business
+            bad = int((~torch.isfinite(output_map)).sum())
+            raise FloatingPointError(
+                f"the U-Net's output map has {bad} NaN/inf value(s) (its weights diverged, or "
+                "the images hold NaN/inf)"
+            )
         points = self.star.points(centers, angles)
         warped = self.star.reduce(warp(output_map, points, mode=self.star.interpolation))
         indices = self.bypass(warped)  # fits the surrogate (training mode), exact DP output

@@ -24,6 +24,8 @@ import torch
 
 from diffbypass.validation import positive_number
 from lvseg.data import SPACING_MM
+from lvseg.data.types import check_pixels, check_spacing
+from lvseg.checkpoint import atomic_write_with
 from lvseg.evaluate import LoadedRun
 from lvseg.prepare import prepare_image
 from lvseg.segment import segment
@@ -47,8 +49,18 @@ def read_image(
     if not path.is_file():
         raise FileNotFoundError(f"image {path} does not exist")
     name = path.name.lower()
+    if slice_index is not None and not name.endswith((".nii", ".nii.gz")):
+        raise ValueError(
+            f"--slice picks a slice of a 3-D NIfTI volume; {path} is not one (a .npy or DICOM "
+            "file holds one 2-D slice): leave --slice out for it"
+        )
     if name.endswith(".npy"):
         image = np.load(path, allow_pickle=False)
+        if image.dtype == bool or image.dtype.kind not in "iuf":
+            raise ValueError(
+                f"{path} holds an array of dtype {image.dtype}; lvseg needs the image's "
+                "intensities (integers or floats), not a mask or other data"
+            )
         spacing = None
     elif name.endswith((".nii", ".nii.gz")):
         import nibabel as nib
@@ -84,13 +96,7 @@ def read_image(
 
 
 def _check_image(image: np.ndarray, name: str) -> None:
-    finite = np.isfinite(image)
-    if not finite.all():
-        bad = int((~finite).sum())
-        raise ValueError(
-            f"{name} has {bad} of {image.size} pixels that are NaN or infinite; lvseg needs a "
-            "finite image (is it a mask, or a file of another kind?)"
-        )
+    check_pixels(image, name)
     if float(image.max()) == float(image.min()):
         raise ValueError(
             f"{name} is constant (every pixel is {float(image.min()):g}): there is no structure "
@@ -117,9 +123,9 @@ def predict_image(
         "method", "dp"}``.
 
     Raises:
-        ValueError: if the centre lies outside the image, the spacing is not two positive
-            finite numbers, or the image has non-finite pixels or is constant (``name`` names
-            it in the message).
+        ValueError: if the centre lies outside the image, the spacing is not two numbers in
+            :data:`~lvseg.data.types.SPACING_RANGE_MM`, or the image has non-finite pixels or
+            is constant (``name`` names it in the message).
     """
     from diffbypass_stardp import star_mask
 
@@ -133,6 +139,7 @@ def predict_image(
         )
     spacing = (SPACING_MM, SPACING_MM) if spacing is None else spacing
     spacing = (positive_number("spacing", spacing[0]), positive_number("spacing", spacing[1]))
+    spacing = check_spacing(spacing)
     _check_image(image, name)
     prepared = prepare_image(image, (x, y), spacing)
     size = prepared.crop.shape[0]
@@ -223,10 +230,12 @@ def predict_files(
     written = []
     for path, name, (image, result) in zip(paths, names, results):
         mask = result["mask"]
-        np.save(folder / f"{name}_mask.npy", mask)
-        plt.imsave(folder / f"{name}_mask.png", mask.astype(np.uint8) * 255, cmap="gray",
-                   vmin=0, vmax=255)
-        prediction_figure(folder / f"{name}_overlay.png", image, mask, result["center"],
-                          result["contour"], title=f"{run.config.method}: {Path(path).name}")
+        # atomic: a full disk leaves no truncated file, a planted link is replaced, not followed
+        atomic_write_with(folder / f"{name}_mask.npy", lambda tmp: np.save(tmp, mask))
+        atomic_write_with(folder / f"{name}_mask.png", lambda tmp: plt.imsave(
+            tmp, mask.astype(np.uint8) * 255, cmap="gray", vmin=0, vmax=255))
+        atomic_write_with(folder / f"{name}_overlay.png", lambda tmp: prediction_figure(
+            tmp, image, mask, result["center"], result["contour"],
+            title=f"{run.config.method}: {Path(path).name}"))
         written.append((folder / f"{name}_mask.png", result))
     return written

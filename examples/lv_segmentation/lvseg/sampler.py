@@ -43,7 +43,22 @@ class BatchSampler:
                 "position": self.position}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned.
+
+        Raises:
+            ValueError: if ``order`` is not a permutation of the ``n`` items or ``position`` is
+                not an integer in ``[0, n]`` (a checkpoint of another run, or a crafted one).
+        """
+        order, position = state["order"], state["position"]
+        if not (isinstance(order, torch.Tensor) and order.dtype == torch.int64
+                and order.shape == (self.n,)
+                and torch.equal(order.sort().values, torch.arange(self.n))):
+            raise ValueError(f"sampler order must be a permutation of the {self.n} training "
+                             f"items; got {order!r:.80}")
+        if isinstance(position, bool) or not isinstance(position, int) or not (
+                0 <= position <= self.n):
+            raise ValueError(f"sampler position must be an integer in [0, {self.n}]; got "
+                             f"{position!r}")
         self.generator.set_state(state["generator"])
-        self.order = state["order"].clone()
-        self.position = int(state["position"])
+        self.order = order.clone()
+        self.position = position

@@ -8,7 +8,10 @@ bit-identical weights to an uninterrupted run (``tests/lv_segmentation/test_trai
 
 One process trains a run directory at a time (:class:`~lvseg.checkpoint.RunLock`). Ctrl-C
 (SIGINT) finishes the current iteration, writes ``last.pt`` there and raises
-:class:`~lvseg.interrupt.TrainingInterrupted`; resuming continues exactly.
+:class:`~lvseg.interrupt.TrainingInterrupted`; resuming continues exactly. A NaN/inf loss stops
+training with :class:`TrainingDiverged` before the step, so no checkpoint holds NaN weights. A
+run directory that has no checkpoint yet (only ``config.json``, ``metrics.jsonl`` and the lock)
+may be started afresh; links to files outside it are refused (:func:`~lvseg.checkpoint.refuse_links`).
 """
 
 from __future__ import annotations
@@ -28,11 +31,16 @@ from torch.utils.hooks import RemovableHandle
 from diffbypass.hooks import Hooks
 
 from lvseg.checkpoint import (
+    CONFIG_NAME,
+    LOCK_NAME,
     RunDirError,
     RunLock,
+    atomic_write_bytes,
+    check_training_state,
     load_checkpoint,
     load_model_state,
     read_config,
+    refuse_links,
     save_checkpoint,
     write_config,
 )
@@ -48,7 +56,14 @@ from lvseg.prepare import PreparedSplits, prepare_data
 from lvseg.sampler import BatchSampler
 from lvseg.segment import segment
 
-__all__ = ["Trainer"]  # TrainingInterrupted: lvseg.interrupt (imported here for callers)
+__all__ = ["Trainer", "TrainingDiverged"]  # TrainingInterrupted: lvseg.interrupt
+
+#: What a run directory holds before its first checkpoint: such a run may be started afresh.
+_UNSAVED = {CONFIG_NAME, LOCK_NAME, "metrics.jsonl"}
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss (or the U-Net's output) became NaN/inf; nothing from that iteration was saved."""
 
 
 class Trainer:
@@ -86,7 +101,10 @@ class Trainer:
         self.config = config
         self.method = get_method(config.method)
         self._lock = RunLock(self.run_dir)
-        if resume and (self.run_dir / "config.json").is_file():  # a run: lock it before reading
+        self._saved = 0  # the iteration last.pt holds (0: none)
+        refuse_links(self.run_dir)  # never append or write through a planted link
+        locked = (self.run_dir / CONFIG_NAME).is_file()
+        if locked:  # a run: lock it before reading
             self._lock.acquire()
         try:
             checkpoint = self._open_run_dir(config, resume)
@@ -94,8 +112,10 @@ class Trainer:
             self.data = data if data is not None else prepare_data(config)
             self._setup(checkpoint)
             self.run_dir.mkdir(parents=True, exist_ok=True)  # only now: the run can start
-            if not resume:
+            if not locked:
                 self._lock.acquire()
+            if not resume:  # a run that never saved a checkpoint starts afresh
+                (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
         except BaseException:
             self._lock.release()
             raise
@@ -125,13 +145,15 @@ class Trainer:
 
     def _open_run_dir(self, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
         if not resume:
-            if self.run_dir.exists() and (not self.run_dir.is_dir() or any(self.run_dir.iterdir())):
+            if self.run_dir.exists() and (not self.run_dir.is_dir() or not {
+                    p.name for p in self.run_dir.iterdir()} <= _UNSAVED):
                 raise RunDirError(
                     f"{self.run_dir} already exists and is not empty; pass --resume to continue "
                     "that run, or choose another --out (nothing was overwritten)"
                 )
             return None
-        stored = TrainConfig.from_dict(read_config(self.run_dir))
+        stored = TrainConfig.from_dict(read_config(self.run_dir),
+                                       source=str(self.run_dir / CONFIG_NAME))
         mine, theirs = config.to_dict(), stored.to_dict()
         mine.pop("iterations"), theirs.pop("iterations")
         differ = sorted(k for k in mine if mine[k] != theirs[k])
@@ -143,9 +165,13 @@ class Trainer:
             )
         last = self.run_dir / "last.pt"
         if not last.is_file():
-            raise RunDirError(f"cannot resume {self.run_dir}: it has no last.pt checkpoint yet")
+            raise RunDirError(
+                f"cannot resume {self.run_dir}: it has no last.pt checkpoint yet (it stopped "
+                "before its first checkpoint); run the same command without --resume to start it "
+                "afresh"
+            )
         state = load_checkpoint(last)
-        done = int(state.get("iteration", 0))
+        done = check_training_state(state, last)
         if config.iterations < done:
             raise RunDirError(
                 f"cannot resume {self.run_dir} with --iterations {config.iterations}: it has "
@@ -163,10 +189,10 @@ class Trainer:
             self.rng.bit_generator.state = state["numpy_rng"]
             random.setstate(state["python_rng"])
             torch.set_rng_state(state["torch_rng"])
-            self.iteration = int(state["iteration"]) + 1
-            self.best_dice = float(state["best_dice"])
-            self.best_iteration = int(state["best_iteration"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as error:
+            self.iteration = self._saved = state["iteration"]  # checked by check_training_state
+            self.iteration += 1
+            self.best_dice, self.best_iteration = state["best_dice"], state["best_iteration"]
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as error:
             raise RunDirError(
                 f"{last} does not fit this run's config ({type(error).__name__}: "
                 f"{str(error).splitlines()[0][:200]})"
@@ -174,7 +200,7 @@ class Trainer:
         log = self.run_dir / "metrics.jsonl"
         if log.is_file():  # drop what was logged after the checkpoint: it will be redone
             kept = [e for e in read_metrics(log) if e.get("iteration", 0) < self.iteration]
-            log.write_text("".join(json.dumps(e) + "\n" for e in kept))
+            atomic_write_bytes(log, "".join(json.dumps(e) + "\n" for e in kept).encode())
 
     def add_hook(self, hook: Hook) -> RemovableHandle:
         """Call ``hook(trainer, event)`` for every event; ``remove()`` the handle to detach it."""
@@ -202,7 +228,12 @@ class Trainer:
             turns = self.rng.uniform(-cfg.rotation, cfg.rotation, size=len(idx))
             centers = torch.from_numpy(jittered).to(self.device)
             angles = torch.from_numpy(turns).float().to(self.device)
-        loss = self.method.loss(self.model, images, masks, centers, angles)
+        try:
+            loss = self.method.loss(self.model, images, masks, centers, angles)
+        except FloatingPointError as error:  # NaN/inf before the DP (lvseg.pipeline.EDPCNN)
+            raise self._diverged(str(error)) from None
+        if not bool(torch.isfinite(loss)):  # checked before the step: the weights stay good
+            raise self._diverged(f"the loss is {float(loss.detach())}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -212,6 +243,15 @@ class Trainer:
             event["agreement"] = self._last_fit.agreement_before
             event["fit_loss"] = self._last_fit.loss_last
         return event
+
+    def _diverged(self, what: str) -> TrainingDiverged:
+        kept = (f"{self.run_dir}/last.pt holds iteration {self._saved}, the last good checkpoint"
+                if self._saved else "no checkpoint was saved yet: run the command again with "
+                "other options to start the run afresh")
+        return TrainingDiverged(
+            f"training diverged at iteration {self.iteration}: {what}; stopped without saving "
+            f"it ({kept}). Lower --lr (now {self.config.lr:g}) or check the data"
+        )
 
     def validate(self) -> float:
         """Mean Dice on the validation split (true centres, evaluation protocol)."""
@@ -227,6 +267,9 @@ class Trainer:
         Raises:
             TrainingInterrupted: on Ctrl-C, after writing ``last.pt`` at the last finished
                 iteration.
+            TrainingDiverged: when the loss or the U-Net's output becomes NaN/inf, before the
+                optimiser step: nothing of that iteration is saved, ``last.pt`` keeps the last
+                good checkpoint.
         """
         cfg = self.config
         start = time.perf_counter()
@@ -276,3 +319,5 @@ class Trainer:
             "python_rng": random.getstate(), "torch_rng": torch.get_rng_state(),
             "best_dice": self.best_dice, "best_iteration": self.best_iteration,
         })  # fmt: skip
+        self._saved = self.iteration
+

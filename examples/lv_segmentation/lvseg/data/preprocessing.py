@@ -158,7 +158,10 @@ def preprocess(
         if not item.has_lv:
             report.skip(REASON_NO_LV, item.source, f"{item.source}: the mask is empty (no LV)")
             continue
-        image, mask = resample(item.image, item.mask, item.spacing, spacing)
+        try:
+            image, mask = resample(item.image, item.mask, item.spacing, spacing)
+        except ValueError as error:  # too large: name the file
+            raise ValueError(f"{item.source}: {error}") from None
         if not mask.any():
             report.skip(REASON_NO_LV_AFTER_RESAMPLING, item.source,
                         f"{item.source}: the LV ({int(item.mask.sum())} px) vanished when "

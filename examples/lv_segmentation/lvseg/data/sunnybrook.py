@@ -279,7 +279,8 @@ def _load_slice(
     image = pixels.astype(np.float32)
     slope, intercept = float(ds.get("RescaleSlope", 1.0)), float(ds.get("RescaleIntercept", 0.0))
     if (slope, intercept) != (1.0, 0.0):
-        image = image * np.float32(slope) + np.float32(intercept)
+        with np.errstate(over="ignore", invalid="ignore"):  # Slice names the file if so
+            image = image * np.float32(slope) + np.float32(intercept)
     mask = polygon_to_mask(points, image.shape)
     if not mask.any():
         report.skip(REASON_NO_LV, str(contour_path),

@@ -14,7 +14,11 @@ import math
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["crop_around", "normalize_intensities", "resample"]
+__all__ = ["MAX_RESAMPLED_PIXELS", "crop_around", "normalize_intensities", "resample"]
+
+#: The largest image :func:`resample` makes (4096 x 4096 pixels, 64 MiB in float32): checked
+#: from the shapes before anything is allocated, so one bad header cannot ask for gigabytes.
+MAX_RESAMPLED_PIXELS = 4096 * 4096
 
 
 def resample(
@@ -35,6 +39,10 @@ def resample(
     Returns:
         ``(image float32, mask bool)`` of the new shape.
 
+    Raises:
+        ValueError: if the new shape would exceed :data:`MAX_RESAMPLED_PIXELS` (checked before
+            allocating it).
+
     Example:
         >>> img, m = resample(np.ones((10, 10)), np.ones((10, 10), bool), (2.0, 2.0), 1.0)
         >>> img.shape, int(m.sum())
@@ -46,6 +54,13 @@ def resample(
     if np.allclose(factors, 1.0, rtol=0, atol=1e-9):
         return image.copy(), mask.copy()
     out_shape = tuple(max(1, int(round(n * f))) for n, f in zip(image.shape, factors))
+    if out_shape[0] * out_shape[1] > MAX_RESAMPLED_PIXELS:
+        raise ValueError(
+            f"resampling the {image.shape[0]}x{image.shape[1]} image from "
+            f"{spacing[0]:g} x {spacing[1]:g} mm to {target:g} mm pixels would make it "
+            f"{out_shape[0]}x{out_shape[1]} pixels, more than the {MAX_RESAMPLED_PIXELS} lvseg "
+            "allows; check its pixel spacing"
+        )
     # output pixel j covers [j, j + 1) * target mm; its centre is input coordinate (j + .5)/f - .5
     kwargs = {"matrix": 1.0 / factors, "offset": 0.5 / factors - 0.5,
               "output_shape": out_shape, "order": 1, "mode": "nearest"}

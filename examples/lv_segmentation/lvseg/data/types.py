@@ -14,7 +14,56 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["LoadReport", "Skipped", "Slice"]
+__all__ = ["SPACING_RANGE_MM", "LoadReport", "Skipped", "Slice", "check_pixels", "check_spacing"]
+
+#: The pixel sizes (mm) lvseg accepts, from any file or option. Short-axis cardiac MRI has about
+#: 0.5-3 mm; a size far outside is a broken header (a mask covering the whole image at 0.01 mm,
+#: gigabytes of resampled pixels at 300 mm), not an image to segment.
+SPACING_RANGE_MM = (0.1, 10.0)
+
+
+def check_spacing(spacing: object, name: str = "spacing") -> tuple[float, float]:
+    """``spacing`` as ``(row_mm, col_mm)``, two numbers within :data:`SPACING_RANGE_MM`.
+
+    Raises:
+        ValueError: naming ``name`` (the file or option it came from), the range and the value.
+
+    Example:
+        >>> check_spacing((1.25, 1.25))
+        (1.25, 1.25)
+    """
+    low, high = SPACING_RANGE_MM
+    try:
+        values = tuple(float(v) for v in spacing)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 2 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(
+            f"{name} must be (row_mm, col_mm), two positive numbers; got {spacing!r}"
+        )
+    if not all(low <= v <= high for v in values):
+        raise ValueError(
+            f"{name} must be between {low:g} and {high:g} mm per pixel (short-axis cardiac MRI: "
+            f"about 0.5-3 mm); got {values[0]:g} x {values[1]:g} mm: check the file's pixel "
+            "spacing (or --spacing)"
+        )
+    return values  # type: ignore[return-value]
+
+
+def check_pixels(image: np.ndarray, name: str = "image") -> None:
+    """Refuse an image with NaN or infinite pixels, naming ``name`` (its file).
+
+    Raises:
+        ValueError: with the count of non-finite pixels.
+    """
+    finite = np.isfinite(image)
+    if not finite.all():
+        bad = int((~finite).sum())
+        raise ValueError(
+            f"{name} has {bad} of {image.size} pixels that are NaN or infinite; lvseg needs a "
+            "finite image (a DICOM RescaleSlope/Intercept beyond float32, a mask, or a file of "
+            "another kind?): repair or remove it"
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,8 +82,9 @@ class Slice:
             documented by each loader.
 
     Raises:
-        ValueError: if the image is not 2-D, the mask shape differs, or the spacing is not two
-            positive finite numbers.
+        ValueError: naming ``source``, if the image is not 2-D or has NaN/inf pixels
+            (:func:`check_pixels`), the mask shape differs, or the spacing is not two numbers
+            in :data:`SPACING_RANGE_MM` (:func:`check_spacing`).
 
     Example:
         >>> s = Slice(np.zeros((4, 5)), np.eye(4, 5), (1.5, 1.5), "p1", "demo")
@@ -58,16 +108,8 @@ class Slice:
             raise ValueError(
                 f"mask must have the image's shape {image.shape}; got {mask.shape}"
             )
-        try:
-            spacing = tuple(float(v) for v in self.spacing)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"spacing must be (row_mm, col_mm), two positive numbers; got {self.spacing!r}"
-            ) from None
-        if len(spacing) != 2 or not all(math.isfinite(v) and v > 0 for v in spacing):
-            raise ValueError(
-                f"spacing must be (row_mm, col_mm), two positive numbers; got {self.spacing!r}"
-            )
+        spacing = check_spacing(self.spacing, f"{self.source}: spacing")
+        check_pixels(image, str(self.source))
         object.__setattr__(self, "image", image)
         object.__setattr__(self, "mask", mask)
         object.__setattr__(self, "spacing", spacing)
