@@ -12,8 +12,9 @@ in-plane distance from the axis,
 :math:`a_t, c_t` move with :math:`s_t = \tfrac12 (1 - \cos \pi\phi_t)`, where :math:`\phi_t`
 rises linearly from 0 at ED (frame index 0) to 1 at ES and falls back towards 0 at the end of
 the cycle: from :math:`(a, c)` at ED to :math:`(k_a a, k_c c)` at ES, so
-:math:`\mathrm{EF} = 100\,(1 - k_a^2 k_c)`. Slice :math:`z` samples :math:`u` at its centre; the first slice lies above the base and the last ones beyond
-the apex, so the phantom has slices without LV at both ends. A myocardial ring (label 2) and an
+:math:`\mathrm{EF} = 100\,(1 - k_a^2 k_c)`. Slice :math:`z` samples :math:`u` at its centre;
+the first slice lies above the base and the last ones beyond the apex, so the phantom has slices
+without LV at both ends. A myocardial ring (label 2) and an
 RV blob (label 1) surround the LV (label 3, :data:`lvseg.data.acdc.LV_LABEL`), the images get
 Gaussian noise, and everything is seeded.
 """
