@@ -100,9 +100,10 @@ def check_center_inside(mask: np.ndarray, center: Sequence[float], name: str) ->
     if not mask.any():
         return None
     x, y = float(center[0]), float(center[1])
-    col, row = math.floor(x + 0.5), math.floor(y + 0.5)
-    inside = (math.isfinite(x) and math.isfinite(y) and 0 <= row < mask.shape[0]
-              and 0 <= col < mask.shape[1] and bool(mask[row, col]))
+    inside = math.isfinite(x) and math.isfinite(y)
+    if inside:
+        col, row = math.floor(x + 0.5), math.floor(y + 0.5)
+        inside = 0 <= row < mask.shape[0] and 0 <= col < mask.shape[1] and bool(mask[row, col])
     if inside:
         return None
     return f"{name}: the star centre (x {x:g}, y {y:g}) is outside the predicted LV"

@@ -20,6 +20,7 @@ never followed, and an output folder that is itself a link is refused.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import math
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from lvseg.checkpoint import atomic_write_bytes, atomic_write_with
+from lvseg.checkpoint import atomic_write_bytes
 from lvseg.volumes.figures import montage_figure
 from lvseg.volumes.io import Volume
 from lvseg.volumes.patient import CardiacCase
@@ -74,7 +75,10 @@ def write_mask_nifti(path: str | os.PathLike[str], volume: Volume, masks: np.nda
                                + ((1.0,) if data.ndim == 4 else ()))
     image.header.set_data_dtype(np.uint8)
     image.header["cal_min"], image.header["cal_max"] = 0, label
-    atomic_write_with(path, lambda tmp: nib.save(image, str(tmp)))
+    data_bytes = image.to_bytes()  # a single-file .nii
+    if str(path).endswith(".gz"):
+        data_bytes = gzip.compress(data_bytes, compresslevel=6, mtime=0)
+    atomic_write_bytes(path, data_bytes)
 
 
 def volume_record(volume: Volume, result: VolumeSegmentation,
