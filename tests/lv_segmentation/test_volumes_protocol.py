@@ -234,3 +234,41 @@ def test_largest_component_keeps_the_biggest_8_connected_blob() -> None:
     mask[5:7, 5:7] = True  # 4
     np.testing.assert_array_equal(largest_component(mask), np.pad(np.ones((2, 2), bool),
                                                                   ((5, 1), (5, 1))))
+
+
+# ---------------------------------------------------------------- the CLI's entry points
+def test_evaluate_volumes_scores_perfect_and_shrunk_predictions(tmp_path: Path) -> None:
+    from lvseg.volumes import evaluate_volumes
+
+    folders = [write_phantom_patient(tmp_path / "data", f"patient{i:03d}", cine=False, size=48,
+                                     n_frames=5, shrink=(k, 0.9), noise=0.0) for i, k in
+               enumerate((0.7, 0.75, 0.8), 1)]
+
+    def truth_of(images: np.ndarray, spacing) -> list[SliceResult]:  # intensity 1 = blood pool
+        return [SliceResult(m, bool(m.any())) for m in (np.abs(images - 1000) < 150)
+                .reshape(-1, *images.shape[-2:])]
+
+    report = evaluate_volumes(folders, truth_of, centre="none", json_path=tmp_path / "v.json",
+                              figure=tmp_path / "ba.png")
+    summary = report["summary"]
+    assert summary["dice_ed"] == summary["dice_es"] == 1.0 and summary["hd_es_mm"] == 0.0
+    assert summary["ef_bias"] == pytest.approx(0.0) and summary["ef_r"] == pytest.approx(1.0)
+    assert summary["centre"] == "none" and [p["patient"] for p in report["patients"]] == [
+        "patient001", "patient002", "patient003"]
+    assert json.loads((tmp_path / "v.json").read_text()) == report
+    assert (tmp_path / "ba.png").is_file()
+
+
+def test_predict_volumes_writes_every_input_and_refuses_name_clashes(tmp_path: Path) -> None:
+    from lvseg.volumes import predict_volumes
+
+    folder = write_phantom_patient(tmp_path / "data", "patient005", size=40, n_frames=3)
+    _, labels, _ = phantom_cine(size=40, n_frames=3)
+    records = predict_volumes([folder, folder / "patient005_frame01.nii.gz"], _oracle(labels),
+                              tmp_path / "out")
+    assert records[0]["patient"] == "patient005" and records[0]["ef"] is not None
+    assert "ef" not in records[1] and len(records[1]["frames"]) == 1
+    assert (tmp_path / "out" / "patient005_frame01_lv.nii.gz").is_file()
+    with pytest.raises(ValueError, match="would both write patient005_lv.nii.gz"):
+        predict_volumes([folder, folder], _oracle(labels), tmp_path / "out2")
+    assert not (tmp_path / "out2").exists()

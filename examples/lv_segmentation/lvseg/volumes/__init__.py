@@ -13,6 +13,8 @@ One concept per module:
   EDV/ESV/EF agreement, the summary keys;
 - :mod:`lvseg.volumes.figures` — slice montage and Bland–Altman PNGs;
 - :mod:`lvseg.volumes.write` — NIfTI masks in the input's geometry, JSON and CSV;
+- :mod:`lvseg.volumes.run` — :func:`predict_volumes` and :func:`evaluate_volumes`, what the CLI
+  calls;
 - :mod:`lvseg.volumes.phantoms` — patient folders in the ACDC layout with a known EF (tests).
 
 Example:
@@ -49,6 +51,7 @@ from lvseg.volumes.patient import (
 from lvseg.volumes.phantoms import PhantomTruth, phantom_cine, write_phantom_patient
 from lvseg.volumes.plausibility import check_area, check_center_inside, check_rim, check_slice
 from lvseg.volumes.protocol import dice_3d, hausdorff_3d, pearson, score_case, summarize_cases
+from lvseg.volumes.run import evaluate_volumes, input_case, predict_volumes
 from lvseg.volumes.segment import (
     SliceResult,
     SliceSegmenter,
@@ -79,13 +82,16 @@ __all__ = [
     "check_volume_spacing",
     "dice_3d",
     "ejection_fraction",
+    "evaluate_volumes",
     "hausdorff_3d",
     "largest_component",
+    "input_case",
     "lv_volume_ml",
     "montage_figure",
     "pearson",
     "phantom_cine",
     "phases",
+    "predict_volumes",
     "read_dicom_series",
     "read_info",
     "read_nifti",
