@@ -29,7 +29,8 @@ _ROOT = Path(__file__).resolve().parents[2]
 #: (the lookup of test_lvseg_splits.py)
 ACDC = next((Path(base) / "training" for base in (
     os.environ.get("LVSEG_ACDC"), _ROOT.parent / "shared" / "data" / "acdc",
-    _ROOT.parent.parent / "shared" / "data" / "acdc") if base and (Path(base) / "training").is_dir()),
+    _ROOT.parent.parent / "shared" / "data" / "acdc")
+    if base and (Path(base) / "training").is_dir()),
     Path("../shared/data/acdc/training"))
 EF_TOLERANCE = 1.5  # EF points, analytic against voxelised (module docstring)
 VOLUME_RTOL = 0.03

@@ -65,7 +65,7 @@ def test_other_files_and_dimensions_are_refused(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="missing.nii.gz does not exist"):
         read_volume(tmp_path / "missing.nii.gz")
     path = _nifti(tmp_path / "2d.nii", np.ones((8, 8), np.float32), (1.0, 1.0))
-    with pytest.raises(ValueError, match=r"2d.nii: expected a 3-D .* or 4-D .*; got shape \(8, 8\)"):
+    with pytest.raises(ValueError, match=r"2d.nii: expected a 3-D .* 4-D .*; got shape \(8, 8\)"):
         read_volume(path)
     (tmp_path / "junk.nii.gz").write_bytes(b"not a nifti")
     with pytest.raises(ValueError, match="junk.nii.gz is not a readable NIfTI volume"):
@@ -160,7 +160,7 @@ def test_dicom_series_problems_are_named(tmp_path: Path) -> None:
     normal = np.cross(ROW_DIR, COL_DIR)
     for z, offset in enumerate([0.0, 8.0, 24.0]):
         _dicom(folder / f"{z}.dcm", np.ones((5, 6)), ORIGIN + offset * normal, None, z + 1)
-    with pytest.raises(ValueError, match=r"b: slices are not evenly spaced \(gaps 8.00, 16.00 mm\)"):
+    with pytest.raises(ValueError, match=r"b: slices are not evenly spaced \(gaps 8.00, 16.00"):
         read_dicom_series(folder)
     _dicom(folder / "3.dcm", np.ones((5, 6)), ORIGIN, None, 9, orientation=[0, 1, 0, 1, 0, 0])
     with pytest.raises(ValueError, match=r"3.dcm: ImageOrientationPatient differs from .*0.dcm"):

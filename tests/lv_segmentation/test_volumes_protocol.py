@@ -211,7 +211,8 @@ def test_rim_check() -> None:
 def test_area_check_bounds_in_mm2() -> None:
     mask = np.zeros((100, 100), bool)
     mask[:4, :4] = True  # 16 px
-    assert check_area(mask, (1.0, 1.0), "s") == "s: LV area 16 mm² is implausibly small (< 20 mm²)"
+    assert check_area(mask, (1.0, 1.0), "s") == (
+        "s: LV area 16 mm² is implausibly small (< 20 mm²)")
     assert check_area(mask, (1.25, 1.25), "s") is None  # 25 mm²
     mask[:] = True  # 10^4 px
     assert check_area(mask, (1.0, 1.0), "s") == (

@@ -1,4 +1,4 @@
-"""The two entry points the CLI calls: predict volumes, and score patients by the challenge's protocol.
+"""What the CLI calls: predict volumes, and score patients by the challenge's protocol.
 
 Both take any :class:`~lvseg.volumes.SliceSegmenter`, so a trained run (centre-free), the
 U-Net alone (thresholded, :func:`~lvseg.volumes.largest_component`) or a test oracle plug in
