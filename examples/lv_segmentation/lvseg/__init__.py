@@ -23,6 +23,8 @@ The modules follow the pipeline, one concept each:
 - :mod:`lvseg.evaluate` — evaluation of a run;
 - :mod:`lvseg.predict` — prediction on new images;
 - :mod:`lvseg.figures` — pipeline overlays and training curves;
+- :mod:`lvseg.volumes` — whole volumes: NIfTI/DICOM cines, ED/ES, LV volumes and EF, the
+  challenge's 3-D protocol, NIfTI/montage/JSON/CSV outputs;
 - :mod:`lvseg.cli` — the ``lvseg`` command.
 
 Submodules are imported on first use (PEP 562), so ``import lvseg`` starts neither torch nor
@@ -56,6 +58,7 @@ __all__ = [
     "segment",
     "surface",
     "train",
+    "volumes",
 ]
 
 __version__ = "0.1.0"

@@ -1,0 +1,132 @@
+"""Plausibility checks of one slice's result: each returns a warning naming the slice, or ``None``.
+
+A slice is named by its frame and slice indices (:func:`where`), so a warning reads
+``"frame 3, slice 7: ..."``. The checks are pure functions of the result; :func:`check_slice`
+runs all that apply. None refuses a result: the warnings go to the user and into the JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["MAX_AREA_MM2", "MIN_AREA_MM2", "RIM_FRACTION", "RIM_TOLERANCE", "check_area",
+           "check_center_inside", "check_rim", "check_slice", "where"]
+
+#: Smallest plausible LV blood-pool area (mm²) of a slice with LV: a few pixels at the apex.
+MIN_AREA_MM2 = 20.0
+#: Largest plausible LV blood-pool area (mm²): beyond the most dilated ventricles at the base.
+MAX_AREA_MM2 = 6000.0
+#: A star line whose contour point lies beyond this fraction of the star radius is "at the rim".
+RIM_TOLERANCE = 0.95
+#: Warn when more than this fraction of the star's lines end at the rim (the DP found no edge).
+RIM_FRACTION = 0.5
+
+
+def where(frame: int, slice_index: int) -> str:
+    """The name of a slice in warnings.
+
+    Example:
+        >>> where(3, 7)
+        'frame 3, slice 7'
+    """
+    return f"frame {int(frame)}, slice {int(slice_index)}"
+
+
+def check_rim(radii: Sequence[float], star_radius: float, name: str, *,
+              tolerance: float = RIM_TOLERANCE, fraction: float = RIM_FRACTION) -> str | None:
+    """Warn when the contour lies at the star's radius on most lines (no edge found there).
+
+    Args:
+        radii: distance of the contour from the star's centre on each line (pixels).
+        star_radius: the star's radius (pixels).
+        name: the slice (:func:`where`).
+        tolerance: a line is at the rim when its radius is at least ``tolerance * star_radius``.
+        fraction: warn when more than this fraction of the lines are at the rim.
+
+    Example:
+        >>> print(check_rim([10, 65, 65, 65], 65.0, "frame 0, slice 2"))  # doctest: +ELLIPSIS
+        frame 0, slice 2: the contour lies at the star radius on 3 of 4 lines (the LV edge ...)
+        >>> check_rim([10, 12, 11, 65], 65.0, "x") is None
+        True
+    """
+    radii = np.asarray(radii, dtype=np.float64).ravel()
+    if radii.size == 0 or not (math.isfinite(star_radius) and star_radius > 0):
+        raise ValueError(f"{name}: radii must be non-empty and star_radius > 0; got "
+                         f"{radii.size} radii, star_radius {star_radius!r}")
+    at_rim = int((radii >= tolerance * star_radius).sum())
+    if at_rim > fraction * radii.size:
+        return (f"{name}: the contour lies at the star radius on {at_rim} of {radii.size} lines "
+                "(the LV edge was not found; a wrong centre or no LV?)")
+    return None
+
+
+def check_area(mask: np.ndarray, spacing: Sequence[float], name: str, *,
+               low: float = MIN_AREA_MM2, high: float = MAX_AREA_MM2) -> str | None:
+    """Warn when a non-empty mask's area (mm²) is below ``low`` or above ``high``.
+
+    ``spacing`` is ``(dy, dx)`` in mm. An empty mask is "no LV", not a warning.
+
+    Example:
+        >>> m = np.zeros((64, 64), bool); m[:3, :3] = True
+        >>> check_area(m, (1.0, 1.0), "frame 1, slice 9")
+        'frame 1, slice 9: LV area 9 mm² is implausibly small (< 20 mm²)'
+    """
+    pixels = int(np.count_nonzero(mask))
+    if pixels == 0:
+        return None
+    area = pixels * float(spacing[0]) * float(spacing[1])
+    if area < low:
+        return f"{name}: LV area {area:.3g} mm² is implausibly small (< {low:g} mm²)"
+    if area > high:
+        return f"{name}: LV area {area:.4g} mm² is implausibly large (> {high:g} mm²)"
+    return None
+
+
+def check_center_inside(mask: np.ndarray, center: Sequence[float], name: str) -> str | None:
+    """Warn when the star's centre ``(x, y)`` (pixels) is not inside the predicted mask.
+
+    A centre off the image or on a background pixel means the star was placed wrongly: the
+    contour around it is not the LV's. An empty mask is "no LV", not a warning.
+
+    Example:
+        >>> m = np.zeros((8, 8), bool); m[2:5, 2:5] = True
+        >>> check_center_inside(m, (3.0, 3.0), "f") is None, check_center_inside(m, (6.2, 3.0), "f")
+        (True, 'f: the star centre (x 6.2, y 3) is outside the predicted LV')
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return None
+    x, y = float(center[0]), float(center[1])
+    inside = math.isfinite(x) and math.isfinite(y)
+    if inside:
+        col, row = math.floor(x + 0.5), math.floor(y + 0.5)
+        inside = 0 <= row < mask.shape[0] and 0 <= col < mask.shape[1] and bool(mask[row, col])
+    if inside:
+        return None
+    return f"{name}: the star centre (x {x:g}, y {y:g}) is outside the predicted LV"
+
+
+def check_slice(mask: np.ndarray, spacing: Sequence[float], name: str, *,
+                center: Sequence[float] | None = None, radii: Sequence[float] | None = None,
+                star_radius: float | None = None) -> list[str]:
+    """All checks that apply to one slice's result; the warnings in a list (empty when fine).
+
+    The rim and centre checks run only when the star's ``radii``/``star_radius`` and ``center``
+    are given (a U-Net alone has no star).
+
+    Example:
+        >>> m = np.zeros((64, 64), bool); m[:3, :3] = True
+        >>> for w in check_slice(m, (1.0, 1.0), "frame 0, slice 0", center=(40.0, 40.0)):
+        ...     print(w)
+        frame 0, slice 0: LV area 9 mm² is implausibly small (< 20 mm²)
+        frame 0, slice 0: the star centre (x 40, y 40) is outside the predicted LV
+    """
+    warnings = [check_area(mask, spacing, name)]
+    if center is not None:
+        warnings.append(check_center_inside(mask, center, name))
+    if radii is not None and star_radius is not None:
+        warnings.append(check_rim(radii, star_radius, name))
+    return [w for w in warnings if w is not None]

@@ -1,0 +1,135 @@
+r"""Segmenting a whole volume with any slice segmenter, checking every slice's result.
+
+This is where a centre-free segmenter plugs in: anything callable as a :class:`SliceSegmenter`
+(the images of a volume in, one :class:`SliceResult` per slice out) gives, through
+:func:`segment_volume`, the LV masks :math:`(T, Z, H, W)`, the slices found without LV, the
+plausibility warnings (:mod:`lvseg.volumes.plausibility`) and the volumes in mL
+(:mod:`lvseg.volumes.cardiac`). The segmenter sees the whole cine at once, so it may batch
+slices, use neighbouring slices or the beating of the LV between frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from lvseg.volumes.cardiac import Phases, lv_volume_ml, phases
+from lvseg.volumes.io import Volume
+from lvseg.volumes.plausibility import check_slice, where
+
+__all__ = ["SliceResult", "SliceSegmenter", "VolumeSegmentation", "largest_component",
+           "segment_volume"]
+
+
+class SliceResult(NamedTuple):
+    """One slice's result from a :class:`SliceSegmenter`."""
+
+    mask: np.ndarray
+    """Predicted LV mask :math:`(H, W)` bool; empty when ``has_lv`` is false."""
+    has_lv: bool
+    """Whether the segmenter found an LV in the slice (apex and base slices may have none)."""
+    center: tuple[float, float] | None = None
+    """The star's centre :math:`(x, y)` in pixels, ``None`` without a star (a U-Net alone)."""
+    radii: np.ndarray | None = None
+    """Distance of the contour from the centre on each star line (pixels), or ``None``."""
+    star_radius: float | None = None
+    """The star's radius (pixels), or ``None``."""
+
+
+class SliceSegmenter(Protocol):
+    """Anything that segments every slice of a volume (e.g. a trained run, centre-free)."""
+
+    def __call__(self, images: np.ndarray, spacing: tuple[float, float, float]
+                 ) -> Sequence[SliceResult]:
+        """Segment ``images`` :math:`(T, Z, H, W)` with voxel size ``(dz, dy, dx)`` mm.
+
+        Returns:
+            :math:`T \\cdot Z` results in ``(t, z)`` order (``z`` fastest).
+        """
+        ...
+
+
+@dataclass(frozen=True, eq=False)
+class VolumeSegmentation:
+    """The result of :func:`segment_volume` for one volume."""
+
+    masks: np.ndarray
+    """LV masks :math:`(T, Z, H, W)` bool."""
+    volumes_ml: np.ndarray
+    """LV volume per frame (mL), :math:`(T,)`."""
+    no_lv: list[tuple[int, int]]
+    """``(t, z)`` of the slices the segmenter found without LV."""
+    warnings: list[str]
+    """Plausibility warnings, each naming its slice (``"frame 3, slice 7: ..."``)."""
+
+    def phases(self, ed: int, es: int) -> Phases:
+        """EDV, ESV and EF with the ED/ES frame indices (:func:`~lvseg.volumes.phases`)."""
+        return phases(self.volumes_ml, ed, es)
+
+
+def segment_volume(volume: Volume, segmenter: SliceSegmenter) -> VolumeSegmentation:
+    """Segment every slice of every frame of ``volume`` and check each result.
+
+    Warnings name slices by the frame numbers of ``volume.frames`` and the slice index.
+
+    Raises:
+        ValueError: naming ``volume.source``, if the segmenter returns the wrong number of
+            results or a mask of the wrong shape, or an LV-free slice with a non-empty mask.
+
+    Example:
+        >>> v = Volume(np.zeros((1, 2, 8, 8)), (10.0, 1.0, 1.0), "demo")
+        >>> def nothing(images, spacing):
+        ...     return [SliceResult(np.zeros(images.shape[-2:], bool), False)] * 2
+        >>> segment_volume(v, nothing).no_lv
+        [(0, 0), (0, 1)]
+    """
+    n_t, n_z, height, width = volume.array.shape
+    results = list(segmenter(volume.array, volume.spacing))
+    if len(results) != n_t * n_z:
+        raise ValueError(f"{volume.source}: the segmenter returned {len(results)} results for "
+                         f"{n_t} x {n_z} = {n_t * n_z} slices")
+    masks = np.zeros((n_t, n_z, height, width), dtype=bool)
+    no_lv: list[tuple[int, int]] = []
+    warnings: list[str] = []
+    for i, result in enumerate(results):
+        t, z = divmod(i, n_z)
+        name = where(volume.frames[t], z)
+        mask = np.asarray(result.mask, dtype=bool)
+        if mask.shape != (height, width):
+            raise ValueError(f"{volume.source}, {name}: mask shape {mask.shape}, expected "
+                             f"{(height, width)}")
+        if not result.has_lv:
+            if mask.any():
+                raise ValueError(f"{volume.source}, {name}: a slice without LV must have an "
+                                 "empty mask")
+            no_lv.append((t, z))
+            continue
+        if not mask.any():
+            warnings.append(f"{name}: the LV was found but its mask is empty")
+            continue
+        masks[t, z] = mask
+        warnings.extend(check_slice(mask, volume.spacing[1:], name, center=result.center,
+                                    radii=result.radii, star_radius=result.star_radius))
+    return VolumeSegmentation(masks, lv_volume_ml(masks, volume.spacing), no_lv, warnings)
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected component of a 2-D mask (empty stays empty).
+
+    What the challenge protocol scores for a U-Net alone (its thresholded mask may have
+    scattered components elsewhere in the full image).
+
+    Example:
+        >>> m = np.zeros((5, 6), bool); m[0, 0] = True; m[2:4, 2:5] = True
+        >>> int(largest_component(m).sum())
+        6
+    """
+    mask = np.asarray(mask, dtype=bool)
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    if n <= 1:
+        return mask.copy()
+    sizes = np.bincount(labels.ravel())[1:]
+    return labels == (int(np.argmax(sizes)) + 1)
