@@ -111,7 +111,7 @@ def check_lam(lam: Any, n_batch: int) -> None:
     if bad.any():
         i = int(np.argmax(bad.reshape(-1)))
         raise ValueError(
-            f"lam must be finite and >= 0; got {values.reshape(-1)[i]!r} at index {i}"
+            f"lam must be finite and >= 0; got {float(values.reshape(-1)[i])!r} at index {i}"
         )
 
 
