@@ -257,3 +257,12 @@ def test_bad_constructor_weight_and_overflowing_penalties():
         dp_solve(np.zeros((1, 5, 4)), 1, 1e307)
     with pytest.raises(ValueError, match=r"lam \* delta must be at most .*got lam = 1e\+36, delta = 3"):
         dp_torch(torch.zeros(1, 5, 4), 3, lam=1e36)
+
+
+def test_total_variation_does_not_increase_with_the_weight():
+    # optimality at lam1 < lam2 gives (lam2 - lam1) (TV(v2) - TV(v1)) <= 0 for any optima
+    rng = np.random.default_rng(8)
+    cost = rng.normal(size=(20, 25, 65))
+    tv = np.stack([variation(dp_solve(cost, 2, lam)) for lam in (0.0, 0.05, 0.2, 0.5, 2.0)])
+    assert (np.diff(tv, axis=0) <= 0).all()
+    assert tv[0].sum() > tv[-1].sum()
