@@ -24,7 +24,8 @@ def feasible_contours(n_lines: int, m: int, delta: int) -> np.ndarray:
 
 
 def variation(contours: np.ndarray) -> np.ndarray:
-    """Total cyclic variation ``sum_n |v_n - v_(n+1 mod N)|`` of each contour (closing pair included)."""
+    """Total cyclic variation ``sum_n |v_n - v_(n+1 mod N)|`` of each contour (the closing
+    pair included)."""
     return np.abs(contours - np.roll(contours, -1, axis=-1)).sum(axis=-1)
 
 

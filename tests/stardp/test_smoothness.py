@@ -255,7 +255,8 @@ def test_bad_constructor_weight_and_overflowing_penalties():
     with pytest.raises(ValueError, match=r"lam \* delta must be at most .* for N=5 lines .*"
                                          r"got lam = 1e\+307, delta = 1"):
         dp_solve(np.zeros((1, 5, 4)), 1, 1e307)
-    with pytest.raises(ValueError, match=r"lam \* delta must be at most .*got lam = 1e\+36, delta = 3"):
+    with pytest.raises(ValueError,
+                       match=r"lam \* delta must be at most .*got lam = 1e\+36, delta = 3"):
         dp_torch(torch.zeros(1, 5, 4), 3, lam=1e36)
 
 

@@ -2,7 +2,8 @@ r"""Private numba kernels of the exact cyclic DP; the public entry point is :fun
 
 The problem for one contour: given ``c`` of shape ``(N, M)`` and a smoothness weight
 ``lam >= 0``, find ``v`` minimising
-``sum_n c[n, v[n]] + lam * |v[n] - v[(n + 1) % N]|`` subject to ``|v[n] - v[(n + 1) % N]| <= delta``.
+``sum_n c[n, v[n]] + lam * |v[n] - v[(n + 1) % N]|``
+subject to ``|v[n] - v[(n + 1) % N]| <= delta``.
 
 The penalty enters in one place, :func:`_window_min` (the minimum over the ``2 delta + 1``
 predecessors of a state adds ``lam * |d|`` to each), plus the closure row and the read-off,

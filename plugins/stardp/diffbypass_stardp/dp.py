@@ -79,14 +79,14 @@ def dp_solve(
 
     the closed-contour DP of Nguyen (2019), eq. 4.1, with an optional smoothness penalty
     :math:`\lambda \ge 0` on every index step, the closing pair (line :math:`N-1`, line 0)
-    included (:math:`\lambda = 0`, the default: the thesis' DP). Its pairwise energy 4.2 is the sum of two
-    unary terms, one per line, so summing a unary cost such as
+    included (:math:`\lambda = 0`, the default: the thesis' DP). Its pairwise energy 4.2 is
+    the sum of two unary terms, one per line, so summing a unary cost such as
     :func:`~diffbypass_stardp.radial_difference` over the lines is the same problem (up to a
     factor 2).
 
     **Ties** (several optimal contours): the lexicographically smallest one is returned, i.e.
     the smallest :math:`v_0`, then the smallest :math:`v_1`, and so on. This is exact whenever
-    the sums of costs are exact in float64, the type they are accumulated in (e.g.
+    the sums of costs (and penalties) are exact in float64, the type they are accumulated in (e.g.
     integer-valued or dyadic costs); contours whose energies differ only by rounding count as
     different energies.
 
