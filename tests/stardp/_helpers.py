@@ -6,6 +6,7 @@ import itertools
 from functools import lru_cache
 
 import numpy as np
+from scipy.special import logsumexp
 
 
 @lru_cache(maxsize=None)
@@ -22,18 +23,42 @@ def feasible_contours(n_lines: int, m: int, delta: int) -> np.ndarray:
     return v[ok]
 
 
-def energies(cost: np.ndarray, contours: np.ndarray) -> np.ndarray:
-    """``E(v) = sum_n cost[n, v_n]`` for one ``(N, M)`` cost and many contours, in float64."""
+def variation(contours: np.ndarray) -> np.ndarray:
+    """Total cyclic variation ``sum_n |v_n - v_(n+1 mod N)|`` of each contour (the closing
+    pair included)."""
+    return np.abs(contours - np.roll(contours, -1, axis=-1)).sum(axis=-1)
+
+
+def energies(cost: np.ndarray, contours: np.ndarray, lam: float = 0.0) -> np.ndarray:
+    """``E(v) = sum_n cost[n, v_n] + lam * variation(v)`` for one ``(N, M)`` cost and many
+    contours, in float64."""
     n = np.arange(cost.shape[0])
-    return cost.astype(np.float64)[n, contours].sum(axis=1)
+    e = cost.astype(np.float64)[n, contours].sum(axis=1)
+    return e + lam * variation(contours) if lam else e
 
 
-def brute_force(cost: np.ndarray, delta: int) -> tuple[float, np.ndarray]:
-    """Optimal energy and the lexicographically smallest optimal contour of one ``(N, M)`` cost."""
+def brute_force(cost: np.ndarray, delta: int, lam: float = 0.0) -> tuple[float, np.ndarray]:
+    """Optimal energy and the lexicographically smallest optimal contour of one ``(N, M)`` cost
+    (with the smoothness penalty ``lam``)."""
     v = feasible_contours(cost.shape[0], cost.shape[1], delta)
-    e = energies(cost, v)
+    e = energies(cost, v, lam)
     best = e.min()
     return float(best), v[int(np.argmax(e == best))]
+
+
+def brute_soft(
+    cost: np.ndarray, delta: int, tau: float, lam: float = 0.0
+) -> tuple[float, np.ndarray, float]:
+    """Soft energy, marginals and expected variation (the soft energy's derivative in ``lam``)
+    of one ``(N, M)`` cost, by enumerating the feasible contours."""
+    v = feasible_contours(cost.shape[0], cost.shape[1], delta)
+    e = energies(cost, v, lam)
+    z = -tau * logsumexp(-e / tau)
+    p = np.exp(-(e - z) / tau)  # probabilities of the contours
+    marg = np.zeros(cost.shape)
+    for n in range(cost.shape[0]):
+        np.add.at(marg[n], v[:, n], p)
+    return float(z), marg, float(p @ variation(v))
 
 
 def is_feasible(v: np.ndarray, delta: int) -> bool:

@@ -69,9 +69,9 @@ def test_chunked_batches_are_identical(monkeypatch, delta):
     sizes: list[int] = []
     inner = torch_dp_module._dp_torch
 
-    def spy(c, d, s):
+    def spy(c, d, s, lam):
         sizes.append(len(c))
-        return inner(c, d, s)
+        return inner(c, d, s, lam)
 
     monkeypatch.setattr(torch_dp_module, "_dp_torch", spy)
     budget = 5 * torch_dp_bytes(25, 65, delta, torch.float32, soft=True)

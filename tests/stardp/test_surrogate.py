@@ -119,3 +119,40 @@ def test_line_surrogate_validation():
         LineSurrogate(max_dilation=0)
     with pytest.raises(ValueError, match=r"x must have shape \(B, 2, N, M\); got \(1, 25, 65\)"):
         LineSurrogate(in_channels=2)(torch.rand(1, 25, 65))
+
+
+@pytest.mark.parametrize("build", [StarSurrogate, LineSurrogate], ids=["star", "line"])
+def test_lam_input_is_one_more_channel_with_gradients(build):
+    torch.manual_seed(3)
+    net = build(lam_input=True).double()
+    x = torch.rand(3, 8, 12, dtype=torch.float64)
+    shared = net(x, 0.5)
+    torch.testing.assert_close(net(x, torch.tensor(0.5)), shared, rtol=0, atol=0)
+    torch.testing.assert_close(net(x, torch.full((3,), 0.5)), shared, rtol=0, atol=0)
+    per_item = net(x, torch.tensor([0.0, 0.5, 2.0]))
+    torch.testing.assert_close(per_item[1], shared[1], rtol=0, atol=0)  # items are independent
+    assert not torch.equal(per_item[0], shared[0]), "the weight must change the logits"
+    lam = torch.tensor([0.2, 0.7, 1.1], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda w: net(x[:, :4, :6], w), (lam,))  # d logits / d lam
+    first = net.encoders[0].conv1 if build is StarSurrogate else net.convs[0]
+    plain = build()
+    assert first.in_channels == (plain.encoders[0].conv1 if build is StarSurrogate
+                                 else plain.convs[0]).in_channels + 1
+    assert "lam_input=True" in repr(net) and "lam_input" not in repr(plain)
+
+
+@pytest.mark.parametrize("build", [StarSurrogate, LineSurrogate], ids=["star", "line"])
+def test_lam_input_validation(build):
+    x = torch.rand(2, 8, 12)
+    with pytest.raises(ValueError, match=r"lam is required: this surrogate was built with "
+                                         r"lam_input=True"):
+        build(lam_input=True)(x)
+    with pytest.raises(ValueError, match=r"lam was given but this surrogate does not take it; "
+                                         r"build it with lam_input=True"):
+        build()(x, 0.5)
+    with pytest.raises(ValueError, match=r"lam must be finite and >= 0; got -1.0 at index 1"):
+        build(lam_input=True)(x, torch.tensor([0.0, -1.0]))
+    with pytest.raises(ValueError, match=r"got shape \(3,\)"):
+        build(lam_input=True)(x, torch.zeros(3))
+    with pytest.raises(TypeError, match=r"lam_input must be True or False; got 1"):
+        build(lam_input=1)

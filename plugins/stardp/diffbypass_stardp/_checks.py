@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from diffbypass.validation import shape
+from diffbypass.validation import nonnegative_number, shape
 
 ArrayLike = Union[Tensor, np.ndarray]
 
@@ -84,6 +84,61 @@ def check_magnitude(name: str, peak: float, limit: float, dtype: object, n_lines
             f"{name} must have magnitude at most {limit:.3g} for dtype {dtype} and N={n_lines} "
             f"lines (sums of N costs must stay finite); got max |{name}| = {peak:.3g}; rescale "
             f"{name} (multiplying it by a positive number does not change the optimal contour)"
+        )
+
+
+def check_lam(lam: Any, n_batch: int) -> None:
+    """Validate a smoothness weight: a finite number >= 0, or a tensor/array of shape ``()``
+    (shared) or ``(B,)`` (one per contour) with finite entries >= 0."""
+    if not isinstance(lam, (Tensor, np.ndarray)):
+        nonnegative_number("lam", lam)
+        return
+    if tuple(lam.shape) not in ((), (n_batch,)):
+        raise ValueError(
+            f"lam must be a number or a tensor of shape () (shared) or (B,) = ({n_batch},) "
+            f"(one per contour); got shape {tuple(lam.shape)}"
+        )
+    dtype = lam.dtype
+    if isinstance(lam, Tensor):
+        real = not (dtype.is_complex or dtype == torch.bool)
+        values = lam.detach().double().cpu().numpy() if real else None
+    else:
+        real = dtype.kind in "iuf"
+        values = lam.astype(np.float64) if real else None
+    if values is None:
+        raise ValueError(f"lam must hold real numbers; got dtype {dtype}")
+    bad = ~(np.isfinite(values) & (values >= 0))
+    if bad.any():
+        i = int(np.argmax(bad.reshape(-1)))
+        raise ValueError(
+            f"lam must be finite and >= 0; got {float(values.reshape(-1)[i])!r} at index {i}"
+        )
+
+
+def lam_numpy(lam: Any, n_batch: int) -> np.ndarray:
+    """The validated smoothness weight as a C-contiguous float64 array of shape ``(B,)``."""
+    check_lam(lam, n_batch)
+    if isinstance(lam, Tensor):
+        lam = lam.detach().double().cpu().numpy()
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(lam, dtype=np.float64), (n_batch,)))
+
+
+def lam_tensor(lam: Any, n_batch: int, like: Tensor) -> Tensor | None:
+    """The validated smoothness weight as a ``(B,)`` tensor of ``like``'s dtype and device
+    (differentiable if ``lam`` requires grad); ``None`` for the number 0 (no penalty)."""
+    check_lam(lam, n_batch)
+    if not isinstance(lam, (Tensor, np.ndarray)) and lam == 0:
+        return None
+    return torch.as_tensor(lam).to(dtype=like.dtype, device=like.device).expand(n_batch)
+
+
+def check_penalty_range(lam_max: float, delta: int, limit: float, n_lines: int) -> None:
+    """Reject a weight whose largest penalty ``lam * delta`` exceeds ``limit`` (sums of ``N``
+    penalties would overflow or reach the DP's stand-in for infinity)."""
+    if lam_max * delta > limit:
+        raise ValueError(
+            f"lam * delta must be at most {limit:.3g} for N={n_lines} lines (sums of N "
+            f"penalties must stay finite); got lam = {lam_max:.3g}, delta = {delta}"
         )
 
 

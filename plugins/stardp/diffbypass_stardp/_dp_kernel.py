@@ -1,14 +1,21 @@
 r"""Private numba kernels of the exact cyclic DP; the public entry point is :func:`~.dp.dp_solve`.
 
-The problem for one contour: given ``c`` of shape ``(N, M)``, find ``v`` minimising
-``sum_n c[n, v[n]]`` subject to ``|v[n] - v[(n + 1) % N]| <= delta``.
+The problem for one contour: given ``c`` of shape ``(N, M)`` and a smoothness weight
+``lam >= 0``, find ``v`` minimising
+``sum_n c[n, v[n]] + lam * |v[n] - v[(n + 1) % N]|``
+subject to ``|v[n] - v[(n + 1) % N]| <= delta``.
+
+The penalty enters in one place, :func:`_window_min` (the minimum over the ``2 delta + 1``
+predecessors of a state adds ``lam * |d|`` to each), plus the closure row and the read-off,
+which add ``lam * |k - s|`` and ``lam * |k - v[n - 1]|``. ``lam == 0`` runs the unpenalised
+loops unchanged (a per-row branch), so its results and speed are those of the plain DP.
 
 Algorithm (exact; "bound, then evaluate starts in bound order"):
 
-1. *Open bound.* One backward pass of the open-chain DP (the closure ``v[N-1] ~ v[0]`` dropped)
-   gives, for every start ``s``, a lower bound ``bound[s]`` on the best closed contour with
-   ``v[0] = s``. The open problem is a relaxation and float rounding is monotone, so the
-   inequality also holds for the computed values.
+1. *Open bound.* One backward pass of the open-chain DP (the closure ``v[N-1] ~ v[0]`` and its
+   penalty ``lam * |v[N-1] - v[0]| >= 0`` dropped) gives, for every start ``s``, a lower bound
+   ``bound[s]`` on the best closed contour with ``v[0] = s``. The open problem is a relaxation
+   and float rounding is monotone, so the inequality also holds for the computed values.
 2. *Exact evaluation in bound order.* Starts are tried in increasing ``bound[s]`` (smallest ``s``
    first among equal bounds). For one start the closed backward DP only visits the band
    ``|j - s| <= delta * min(n, N - n)`` (states reachable from ``s`` and back to it), much
@@ -40,9 +47,23 @@ from diffbypass_stardp._config import JIT
 
 
 @njit(**JIT)
-def _window_min(src, so, dst, lo, hi, delta):  # pragma: no cover - compiled
-    """``dst[j] = min(src[so + j + d] for |d| <= delta)`` for ``lo <= j <= hi``."""
-    if delta == 1:  # the thesis setting: a fused, vectorisable three-way minimum
+def _window_min(src, so, dst, lo, hi, delta, lam):  # pragma: no cover - compiled
+    """``dst[j] = min(src[so + j + d] + lam * |d| for |d| <= delta)`` for ``lo <= j <= hi``."""
+    if lam != 0.0 and delta == 1:
+        for j in range(lo, hi + 1):
+            x = src[so + j - 1] + lam
+            y = src[so + j]
+            z = src[so + j + 1] + lam
+            x = y if y < x else x
+            dst[j] = z if z < x else x
+    elif lam != 0.0:
+        for j in range(lo, hi + 1):
+            x = src[so + j - delta] + lam * delta
+            for d in range(1 - delta, delta + 1):
+                y = src[so + j + d] + lam * abs(d)
+                x = y if y < x else x
+            dst[j] = x
+    elif delta == 1:  # the thesis setting: a fused, vectorisable three-way minimum
         for j in range(lo, hi + 1):
             x = src[so + j - 1]
             y = src[so + j]
@@ -68,7 +89,7 @@ def _inf_margins(row, o, lo, hi, pad):  # pragma: no cover - compiled
 
 
 @njit(**JIT)
-def _open_bound(c, delta, row, tmp, bound):  # pragma: no cover - compiled
+def _open_bound(c, delta, lam, row, tmp, bound):  # pragma: no cover - compiled
     """``bound[s]``: best open chain (closure dropped) with ``v[0] = s``; ``row`` is scratch."""
     n_lines, m = c.shape
     pad = 2 * delta
@@ -77,7 +98,7 @@ def _open_bound(c, delta, row, tmp, bound):  # pragma: no cover - compiled
     for j in range(m):
         row[pad + j] = c[n_lines - 1, j]
     for n in range(n_lines - 2, -1, -1):
-        _window_min(row, pad, tmp, 0, m - 1, delta)
+        _window_min(row, pad, tmp, 0, m - 1, delta, lam)
         for j in range(m):
             row[pad + j] = c[n, j] + tmp[j]
     for j in range(m):
@@ -85,7 +106,7 @@ def _open_bound(c, delta, row, tmp, bound):  # pragma: no cover - compiled
 
 
 @njit(**JIT)
-def _closed_energy(c, s, delta, table, base, tmp):  # pragma: no cover - compiled
+def _closed_energy(c, s, delta, lam, table, base, tmp):  # pragma: no cover - compiled
     """Best closed contour with ``v[0] = s``; leaves its cost-to-go in ``table`` rows 1..N-1."""
     n_lines, m = c.shape
     pad = 2 * delta
@@ -93,27 +114,29 @@ def _closed_energy(c, s, delta, table, base, tmp):  # pragma: no cover - compile
     o = base + (n_lines - 1) * width
     lo, hi = max(0, s - delta), min(m - 1, s + delta)
     _inf_margins(table, o, lo, hi, pad)
-    for j in range(lo, hi + 1):
+    for j in range(lo, hi + 1):  # the closure: within delta of s, its penalty added
         table[o + pad + j] = c[n_lines - 1, j]
+        if lam != 0.0:
+            table[o + pad + j] += lam * abs(j - s)
     for n in range(n_lines - 2, 0, -1):
         reach = delta * min(n, n_lines - n)
         lo, hi = max(0, s - reach), min(m - 1, s + reach)
-        _window_min(table, o + pad, tmp, lo, hi, delta)
+        _window_min(table, o + pad, tmp, lo, hi, delta, lam)
         o -= width
         _inf_margins(table, o, lo, hi, pad)
         for j in range(lo, hi + 1):
             table[o + pad + j] = c[n, j] + tmp[j]
-    _window_min(table, o + pad, tmp, s, s, delta)
+    _window_min(table, o + pad, tmp, s, s, delta, lam)
     return c[0, s] + tmp[s]
 
 
 @njit(**JIT)
-def _solve_one(c, delta, out, table, tmp, bound, tried):  # pragma: no cover - compiled
+def _solve_one(c, delta, lam, out, table, tmp, bound, tried):  # pragma: no cover - compiled
     n_lines, m = c.shape
     pad = 2 * delta
     width = m + 2 * pad
     size = n_lines * width
-    _open_bound(c, delta, table, tmp, bound)  # uses the first row of buffer 0 as scratch
+    _open_bound(c, delta, lam, table, tmp, bound)  # uses the first row of buffer 0 as scratch
     for t in range(m):
         tried[t] = False
 
@@ -127,7 +150,7 @@ def _solve_one(c, delta, out, table, tmp, bound, tried):  # pragma: no cover - c
             break
         tried[s] = True
         base = size - best_base  # the buffer not holding the best table so far
-        energy = _closed_energy(c, s, delta, table, base, tmp)
+        energy = _closed_energy(c, s, delta, lam, table, base, tmp)
         if energy < best or (energy == best and s < best_s):
             best, best_s, best_base = energy, s, base
 
@@ -136,16 +159,25 @@ def _solve_one(c, delta, out, table, tmp, bound, tried):  # pragma: no cover - c
         prev = out[n - 1]
         lo, hi = max(0, prev - delta), min(m - 1, prev + delta)
         o = best_base + n * width + pad
-        arg, low = lo, table[o + lo]
-        for k in range(lo + 1, hi + 1):
-            if table[o + k] < low:
-                arg, low = k, table[o + k]
+        if lam == 0.0:
+            arg, low = lo, table[o + lo]
+            for k in range(lo + 1, hi + 1):
+                if table[o + k] < low:
+                    arg, low = k, table[o + k]
+        else:  # the same sums as _window_min's, so the minimum is found exactly
+            arg, low = lo, table[o + lo] + lam * abs(lo - prev)
+            for k in range(lo + 1, hi + 1):
+                x = table[o + k] + lam * abs(k - prev)
+                if x < low:
+                    arg, low = k, x
         out[n] = arg
 
 
 @njit(**JIT)
-def solve_batch(cost, delta, out):  # pragma: no cover - compiled
+def solve_batch(cost, delta, lam, out):  # pragma: no cover - compiled
     """Solve every contour of ``cost`` ``(B, N, M)`` into ``out`` ``(B, N)`` int64 (one thread).
+
+    ``lam`` is the float64 smoothness weight of every contour, shape ``(B,)``.
 
     Releases the GIL (``nogil``): :func:`~diffbypass_stardp.dp_solve` runs chunks of a batch on
     several threads at once. Scratch buffers are allocated once per call.
@@ -157,4 +189,4 @@ def solve_batch(cost, delta, out):  # pragma: no cover - compiled
     bound = np.empty(m, dtype=np.float64)
     tried = np.empty(m, dtype=np.bool_)
     for b in range(n_batch):
-        _solve_one(cost[b], delta, out[b], table, tmp, bound, tried)
+        _solve_one(cost[b], delta, lam[b], out[b], table, tmp, bound, tried)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import overload
+from typing import Union, overload
 
 import numpy as np
 import torch
@@ -13,9 +13,19 @@ from torch import Tensor
 
 from diffbypass.validation import int_at_least
 from diffbypass_stardp import _config, _dp_kernel
-from diffbypass_stardp._checks import check_cost, check_finite, check_magnitude, real_numpy
+from diffbypass_stardp._checks import (
+    check_cost,
+    check_finite,
+    check_magnitude,
+    check_penalty_range,
+    lam_numpy,
+    real_numpy,
+)
 
 __all__ = ["dp_solve"]
+
+#: A smoothness weight: a number, or a tensor/array of shape ``()`` or ``(B,)``.
+LamLike = Union[float, Tensor, np.ndarray]
 
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = -1
@@ -32,28 +42,30 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-def _solve(cost: np.ndarray, delta: int, out: np.ndarray) -> None:
+def _solve(cost: np.ndarray, delta: int, lam: np.ndarray, out: np.ndarray) -> None:
     """Run the kernel on chunks of the batch, in parallel when the batch is large enough."""
     n_batch = len(cost)
     if _config.THREADS <= 1 or n_batch < 2 * _config.MIN_CHUNK:
-        _dp_kernel.solve_batch(cost, delta, out)
+        _dp_kernel.solve_batch(cost, delta, lam, out)
         return
     chunks = min(4 * _config.THREADS, n_batch // _config.MIN_CHUNK)
     edges = np.linspace(0, n_batch, chunks + 1).astype(int)
     pool = _executor()
-    jobs = [pool.submit(_dp_kernel.solve_batch, cost[lo:hi], delta, out[lo:hi])
+    jobs = [pool.submit(_dp_kernel.solve_batch, cost[lo:hi], delta, lam[lo:hi], out[lo:hi])
             for lo, hi in zip(edges[:-1], edges[1:])]
     for job in jobs:
         job.result()
 
 
 @overload
-def dp_solve(cost: Tensor, delta: int = ...) -> Tensor: ...
+def dp_solve(cost: Tensor, delta: int = ..., lam: LamLike = ...) -> Tensor: ...
 @overload
-def dp_solve(cost: np.ndarray, delta: int = ...) -> np.ndarray: ...
+def dp_solve(cost: np.ndarray, delta: int = ..., lam: LamLike = ...) -> np.ndarray: ...
 
 
-def dp_solve(cost: Tensor | np.ndarray, delta: int = 1) -> Tensor | np.ndarray:
+def dp_solve(
+    cost: Tensor | np.ndarray, delta: int = 1, lam: LamLike = 0.0
+) -> Tensor | np.ndarray:
     r"""Exact minimum-cost closed contour through a star pattern.
 
     For each batch element, with lines :math:`n = 0, \dots, N-1` and points
@@ -61,17 +73,20 @@ def dp_solve(cost: Tensor | np.ndarray, delta: int = 1) -> Tensor | np.ndarray:
 
     .. math::
 
-        v^\star = \operatorname*{arg\,min}_{v \in \{0..M-1\}^N} \sum_{n=0}^{N-1} c[n, v_n]
+        v^\star = \operatorname*{arg\,min}_{v \in \{0..M-1\}^N} \sum_{n=0}^{N-1}
+        \bigl(c[n, v_n] + \lambda\,|v_n - v_{(n+1) \bmod N}|\bigr)
         \quad \text{s.t.} \quad |v_n - v_{(n+1) \bmod N}| \le \delta \;\; \forall n,
 
-    the closed-contour DP of Nguyen (2019), eq. 4.1. Its pairwise energy 4.2 is the sum of two
-    unary terms, one per line, so summing a unary cost such as
+    the closed-contour DP of Nguyen (2019), eq. 4.1, with an optional smoothness penalty
+    :math:`\lambda \ge 0` on every index step, the closing pair (line :math:`N-1`, line 0)
+    included (:math:`\lambda = 0`, the default: the thesis' DP). Its pairwise energy 4.2 is
+    the sum of two unary terms, one per line, so summing a unary cost such as
     :func:`~diffbypass_stardp.radial_difference` over the lines is the same problem (up to a
     factor 2).
 
     **Ties** (several optimal contours): the lexicographically smallest one is returned, i.e.
     the smallest :math:`v_0`, then the smallest :math:`v_1`, and so on. This is exact whenever
-    the sums of costs are exact in float64, the type they are accumulated in (e.g.
+    the sums of costs (and penalties) are exact in float64, the type they are accumulated in (e.g.
     integer-valued or dyadic costs); contours whose energies differ only by rounding count as
     different energies.
 
@@ -92,6 +107,9 @@ def dp_solve(cost: Tensor | np.ndarray, delta: int = 1) -> Tensor | np.ndarray:
         delta: the largest index change :math:`\delta \ge 0` between neighbouring lines
             (thesis: 1). Values :math:`\ge M - 1` leave the lines unconstrained (per-line
             argmin).
+        lam: the smoothness weight :math:`\lambda \ge 0`: a number, or a tensor/array of
+            shape :math:`()` (shared) or :math:`(B,)` (one per contour), finite and
+            :math:`\ge 0` (used in float64, detached). 0 (default) costs nothing.
 
     Returns:
         Indices :math:`v^\star` of shape :math:`(B, N)`, dtype int64: a ``torch.LongTensor`` on
@@ -100,7 +118,7 @@ def dp_solve(cost: Tensor | np.ndarray, delta: int = 1) -> Tensor | np.ndarray:
     Raises:
         TypeError: ``cost`` is neither a tensor nor an array.
         ValueError: wrong shape, :math:`N < 3`, :math:`M < 2`, a bad ``delta``, an unsupported
-            dtype, NaN/inf in ``cost``, or float64 costs too large to sum.
+            dtype, NaN/inf in ``cost``, float64 costs too large to sum, or a bad ``lam``.
 
     Example:
         >>> import numpy as np
@@ -111,6 +129,8 @@ def dp_solve(cost: Tensor | np.ndarray, delta: int = 1) -> Tensor | np.ndarray:
         array([[3, 2, 1, 2]])
         >>> dp_solve(cost, delta=4)        # unconstrained: per-line argmin
         array([[3, 3, 1, 3]])
+        >>> dp_solve(cost, delta=1, lam=1.0)   # 4 steps cost 4: the circle (-10) beats -11 + 4
+        array([[1, 1, 1, 1]])
 
     References:
         T. Nguyen, *Differentiable Bypass* (MSc thesis, 2019), eq. 4.1-4.2 and Algorithms 1-2.
@@ -123,9 +143,14 @@ def dp_solve(cost: Tensor | np.ndarray, delta: int = 1) -> Tensor | np.ndarray:
         check_finite("cost", arr)
     if arr.dtype == np.float64:  # float32 costs are summed in float64 and cannot overflow
         check_magnitude("cost", peak, np.finfo(np.float64).max / (2 * n_lines), "float64", n_lines)
+    delta = min(delta, m - 1)
+    weights = lam_numpy(lam, n_batch)
+    if n_batch:  # penalties at most float64 max / (4N): costs and penalties sum below max
+        check_penalty_range(float(weights.max()), delta, np.finfo(np.float64).max / (4 * n_lines),
+                            n_lines)
     out = np.empty((n_batch, n_lines), dtype=np.int64)
     if n_batch:
-        _solve(arr, min(delta, m - 1), out)
+        _solve(arr, delta, weights, out)
     if isinstance(cost, Tensor):
         return torch.from_numpy(out).to(cost.device)
     return out

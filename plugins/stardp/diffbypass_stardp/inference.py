@@ -7,7 +7,7 @@ contours and masks.
 
     points = star_points(centers.float(), n_lines=N, n_points=M, radius=R)
     warped = warp(maps, points)                    # nearest pixel, border padding
-    indices = dp(warped)                           # StarDP(output="float")
+    indices = dp(warped, lam)                      # StarDP(output="float")
     contours = contour_points(indices, points)
     masks = star_mask(contours, centers, (H, W))
 
@@ -57,6 +57,7 @@ def segment_stars(
     n_lines: int = 25,
     n_points: int = 65,
     radius: float = 65.0,
+    lam: float | Tensor | np.ndarray | None = None,
 ) -> StarSegments:
     r"""Contours and masks of ``maps`` around ``centers``, as the composition in the module
     docstring computes them.
@@ -67,6 +68,8 @@ def segment_stars(
         dp: a :class:`~diffbypass_stardp.StarDP` with ``output="float"`` and the
             ``"radial_difference"`` cost.
         n_lines, n_points, radius: the star, as for :func:`~diffbypass_stardp.star_points`.
+        lam: the DP's smoothness weight, a number or :math:`()`/:math:`(B,)` tensor
+            (``None``: ``dp.lam``), as for :class:`~diffbypass_stardp.StarDP`.
 
     Returns:
         :class:`StarSegments` (CPU tensors; no gradients).
@@ -107,7 +110,7 @@ def segment_stars(
     points = np.empty((b, n_lines, n_points, 2), dtype=np.float32)
     warped = np.empty((b, n_lines, n_points), dtype=np.float32)
     _segment_kernel.warp_nearest(m, c, offsets.numpy(), points, warped)
-    indices = dp(warped)
+    indices = dp(warped, lam)
     contours = np.empty((b, n_lines, 2), dtype=np.float32)
     _segment_kernel.contour(indices, points, contours)
     masks = np.zeros((b, h, w), dtype=np.bool_)

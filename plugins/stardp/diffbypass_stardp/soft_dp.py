@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from diffbypass.validation import int_at_least
-from diffbypass_stardp._checks import check_cost
+from diffbypass_stardp._checks import check_cost, lam_tensor
 from diffbypass_stardp.semiring import SoftMin
 from diffbypass_stardp.torch_dp import _chunk_size, dp_torch
 
@@ -27,12 +27,18 @@ class SoftDPResult(NamedTuple):
     marginals: Tensor
 
 
-def soft_dp(cost: Tensor | np.ndarray, delta: int = 1, temperature: float = 1.0) -> SoftDPResult:
+def soft_dp(
+    cost: Tensor | np.ndarray,
+    delta: int = 1,
+    temperature: float = 1.0,
+    lam: float | Tensor = 0.0,
+) -> SoftDPResult:
     r"""The cyclic star-pattern DP with :math:`\min` replaced by a soft minimum.
 
     Feasible contours :math:`v` (closed, :math:`|v_n - v_{(n+1) \bmod N}| \le \delta`) get the
     Gibbs distribution :math:`p(v) \propto \exp(-E(v)/\tau)` with
-    :math:`E(v) = \sum_n c[n, v_n]`. The soft energy is
+    :math:`E(v) = \sum_n \bigl(c[n, v_n] + \lambda |v_n - v_{(n+1) \bmod N}|\bigr)`
+    (:math:`\lambda = 0` by default). The soft energy is
 
     .. math::
 
@@ -46,6 +52,10 @@ def soft_dp(cost: Tensor | np.ndarray, delta: int = 1, temperature: float = 1.0)
     indices :math:`\sum_j j\,\mu[n, j]` are a smooth contour. As :math:`\tau \to 0` they tend
     to the hard DP's indices (when the optimum is unique) and :math:`E_\tau` to the minimal
     energy; :math:`\min_v E(v) - \tau \log |\mathcal V| \le E_\tau \le \min_v E(v)`.
+    With respect to :math:`\lambda` the soft energy's derivative is the expected total
+    variation, :math:`\partial E_\tau / \partial \lambda = \mathbb{E}_p \sum_n
+    |v_n - v_{(n+1) \bmod N}|`: a ``lam`` tensor that requires grad gets its gradient
+    through everything returned, like ``cost``.
 
     Everything returned is differentiable with respect to ``cost`` (second-order autograd
     through the recursion), so a loss on the expected indices trains whatever produced the
@@ -63,6 +73,9 @@ def soft_dp(cost: Tensor | np.ndarray, delta: int = 1, temperature: float = 1.0)
             default float dtype, float16/bfloat16 become float32; NaN/inf are rejected.
         delta: largest index change :math:`\delta \ge 0` between neighbouring lines.
         temperature: :math:`\tau > 0`.
+        lam: smoothness weight :math:`\lambda \ge 0`: a number or a tensor of shape
+            :math:`()` or :math:`(B,)` (used in the cost's dtype, on its device), as for
+            :func:`~diffbypass_stardp.dp_torch`.
 
     Returns:
         :class:`SoftDPResult` ``(indices, energy, marginals)`` as tensors.
@@ -88,14 +101,17 @@ def soft_dp(cost: Tensor | np.ndarray, delta: int = 1, temperature: float = 1.0)
     if not bool(torch.isfinite(c.detach()).all()):
         raise ValueError("cost must be finite; got NaN or inf")
 
-    keep_graph = c.requires_grad and torch.is_grad_enabled()
+    weights = lam_tensor(lam, len(c), c)
+    lam_grad = weights is not None and weights.requires_grad
+    keep_graph = (c.requires_grad or lam_grad) and torch.is_grad_enabled()
     chunk = _chunk_size(c.shape[1], m, min(delta, m - 1), c.dtype, semiring)
     energies, marginal_parts = [], []
     for i in range(0, max(len(c), 1), chunk):  # contours are independent: identical results
         with torch.enable_grad():
             part = c[i : i + chunk]
-            leaf = part if keep_graph else part.detach().requires_grad_(True)
-            energy, _ = dp_torch(leaf, delta, semiring)
+            leaf = part if keep_graph and part.requires_grad else part.detach().requires_grad_(True)
+            energy, _ = dp_torch(leaf, delta, semiring,
+                                 0.0 if weights is None else weights[i : i + chunk])
             (marginals,) = torch.autograd.grad(energy.sum(), leaf, create_graph=keep_graph)
         energies.append(energy if keep_graph else energy.detach())
         marginal_parts.append(marginals)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from diffbypass.validation import int_at_least
+from diffbypass_stardp._checks import check_lam
 from diffbypass_stardp.cost import radial_difference
 
 __all__ = ["LineSurrogate", "StarSurrogate"]
@@ -68,22 +69,37 @@ class StarSurrogate(nn.Module):
         base_channels: channels of the first block (thesis: 8; controls capacity).
         depth: number of pooling levels :math:`\ge 1` (thesis: 3).
         in_channels: input channels; with 1 the input may be :math:`(B, N, M)`.
+        lam_input: condition on the DP's smoothness weight :math:`\lambda` (the black box
+            ``StarDP()(g, lam)`` with two inputs): ``forward(x, lam)`` then takes
+            :math:`\lambda` as a number or a :math:`()`/:math:`(B,)` tensor and adds it as one
+            more constant input channel (so it suits weights of the map's scale). ``False``
+            (default): one input, the network of the thesis.
 
     Example:
         >>> import torch
         >>> net = StarSurrogate()
         >>> net(torch.rand(2, 25, 65)).shape
         torch.Size([2, 25, 65])
+        >>> StarSurrogate(lam_input=True)(torch.rand(2, 25, 65), torch.tensor([0.0, 0.5])).shape
+        torch.Size([2, 25, 65])
     """
 
-    def __init__(self, base_channels: int = 8, depth: int = 3, in_channels: int = 1) -> None:
+    def __init__(
+        self,
+        base_channels: int = 8,
+        depth: int = 3,
+        in_channels: int = 1,
+        lam_input: bool = False,
+    ) -> None:
         super().__init__()
         self.base_channels = int_at_least("base_channels", base_channels, 1)
         self.depth = int_at_least("depth", depth, 1)
         self.in_channels = int_at_least("in_channels", in_channels, 1)
+        self.lam_input = _flag("lam_input", lam_input)
         widths = [base_channels * 2**k for k in range(depth + 1)]
+        first = in_channels + int(self.lam_input)
         self.encoders = nn.ModuleList(
-            _ConvBlock(c_in, c_out) for c_in, c_out in zip([in_channels, *widths[:-2]], widths[:-1])
+            _ConvBlock(c_in, c_out) for c_in, c_out in zip([first, *widths[:-2]], widths[:-1])
         )
         self.bottleneck = _ConvBlock(widths[-2], widths[-1])
         self.upsamples = nn.ModuleList(
@@ -95,9 +111,10 @@ class StarSurrogate(nn.Module):
         )
         self.head = nn.Conv2d(widths[0], 1, 1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Logits :math:`(B, N, M)` for warped maps :math:`(B, N, M)` or :math:`(B, C, N, M)`."""
-        x = _channels_first(x, self.in_channels)
+    def forward(self, x: Tensor, lam: float | Tensor | None = None) -> Tensor:
+        """Logits :math:`(B, N, M)` for warped maps :math:`(B, N, M)` or :math:`(B, C, N, M)`
+        (and the weight ``lam`` if built with ``lam_input=True``)."""
+        x = _with_lam(_channels_first(x, self.in_channels), lam, self.lam_input)
         skips = []
         for encoder in self.encoders:
             x = encoder(x)
@@ -112,7 +129,7 @@ class StarSurrogate(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"base_channels={self.base_channels}, depth={self.depth}, "
-            f"in_channels={self.in_channels}"
+            f"in_channels={self.in_channels}" + (", lam_input=True" if self.lam_input else "")
         )
 
 
@@ -152,6 +169,8 @@ class LineSurrogate(nn.Module):
         kernel: ``(k_N, k_M)``, odd sizes.
         max_dilation: largest dilation along the lines (1: none).
         in_channels: channels of the map; with 1 the input may be :math:`(B, N, M)`.
+        lam_input: condition on the DP's smoothness weight, as for :class:`StarSurrogate`
+            (one more constant channel after the map and its radial difference).
 
     Example:
         >>> import torch
@@ -169,6 +188,7 @@ class LineSurrogate(nn.Module):
         kernel: tuple[int, int] = (3, 5),
         max_dilation: int = 4,
         in_channels: int = 1,
+        lam_input: bool = False,
     ) -> None:
         super().__init__()
         self.channels = int_at_least("channels", channels, 1)
@@ -182,19 +202,22 @@ class LineSurrogate(nn.Module):
         self.kernel = (int(kernel[0]), int(kernel[1]))
         self.max_dilation = int_at_least("max_dilation", max_dilation, 1)
         self.in_channels = int_at_least("in_channels", in_channels, 1)
+        self.lam_input = _flag("lam_input", lam_input)
         self.dilations = [min(2**k, self.max_dilation) for k in range(self.layers)]
-        widths = [2 * in_channels] + [channels] * layers
+        widths = [2 * in_channels + int(self.lam_input)] + [channels] * layers
         self.convs = nn.ModuleList(
             nn.Conv2d(c_in, c_out, self.kernel, dilation=(d, 1))
             for c_in, c_out, d in zip(widths[:-1], widths[1:], self.dilations)
         )
         self.head = nn.Conv2d(channels, 1, 1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Logits :math:`(B, N, M)` for warped maps :math:`(B, N, M)` or :math:`(B, C, N, M)`."""
+    def forward(self, x: Tensor, lam: float | Tensor | None = None) -> Tensor:
+        """Logits :math:`(B, N, M)` for warped maps :math:`(B, N, M)` or :math:`(B, C, N, M)`
+        (and the weight ``lam`` if built with ``lam_input=True``)."""
         x = _channels_first(x, self.in_channels)
         b, c, n, m = x.shape
         x = torch.cat([x, radial_difference(x.reshape(b * c, n, m)).reshape(b, c, n, m)], dim=1)
+        x = _with_lam(x, lam, self.lam_input)
         k_n, k_m = self.kernel
         for conv, d in zip(self.convs, self.dilations):
             pad_n = d * (k_n // 2)
@@ -207,6 +230,7 @@ class LineSurrogate(nn.Module):
         return (
             f"channels={self.channels}, layers={self.layers}, kernel={self.kernel}, "
             f"max_dilation={self.max_dilation}, in_channels={self.in_channels}"
+            + (", lam_input=True" if self.lam_input else "")
         )
 
 
@@ -225,3 +249,26 @@ def _channels_first(x: Tensor, in_channels: int) -> Tensor:
         layout = "(B, N, M) or (B, 1, N, M)" if in_channels == 1 else f"(B, {in_channels}, N, M)"
         raise ValueError(f"x must have shape {layout}; got {tuple(x.shape)}")
     return x
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return value
+
+
+def _with_lam(x: Tensor, lam: float | Tensor | None, enabled: bool) -> Tensor:
+    """``x`` :math:`(B, C, N, M)` with the weight ``lam`` appended as a constant channel
+    (``enabled``), or ``x`` itself (no weight expected)."""
+    if not enabled:
+        if lam is not None:
+            raise ValueError(
+                "lam was given but this surrogate does not take it; build it with lam_input=True"
+            )
+        return x
+    if lam is None:
+        raise ValueError("lam is required: this surrogate was built with lam_input=True")
+    b, _, n, m = x.shape
+    check_lam(lam, b)
+    weight = torch.as_tensor(lam).to(dtype=x.dtype, device=x.device)  # gradients reach lam
+    return torch.cat([x, weight.reshape(-1, 1, 1, 1).expand(b, 1, n, m)], dim=1)
