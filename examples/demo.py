@@ -205,7 +205,9 @@ def combine(paths: list[Path]) -> dict[str, Any]:
                   "and thread count, otherwise as the reference run; examples/demo.py --combine "
                   "wrote this table from their demo.json files.",
         "machine": runs[0]["machine"], "seeds": [run["seed"] for run in runs],
-        "results": {label: [run["results"][label] for run in runs] for label in labels},
+        "results": {label: [{k: v for k, v in run["results"][label].items()  # no per-image
+                             if not isinstance(v, (list, dict))} for run in runs]
+                    for label in labels},
     }
 
 

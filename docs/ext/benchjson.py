@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +167,7 @@ class BenchmarkTable(_BenchmarkDirective):
             method += para
         source = nodes.paragraph()
         source += nodes.Text("Source: ")
-        source += nodes.literal(text=f"benchmarks/{relpath}")
+        source += nodes.literal(text=posixpath.normpath(f"benchmarks/{relpath}"))
         method += source
         out.append(method)
         return out
