@@ -1,20 +1,30 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
 # Everything is installed into .venv with torch pinned (constraints.txt) to the local CPU build.
+# `make demo` installs what the demo needs (core, plugin, example); `make test` adds the test,
+# docs, distributed and benchmark extras (MONAI, sphinx, dask, PyEPO, gurobipy, ...) on top.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --constraint constraints.txt
+DEMO_STAMP := $(VENV)/.installed-demo
 STAMP  := $(VENV)/.installed
 PACKAGES := pyproject.toml plugins/stardp/pyproject.toml examples/lv_segmentation/pyproject.toml
 
-.PHONY: install test demo docs docs-check bench clean
+.PHONY: install install-demo test demo docs docs-check bench clean
 
 install: $(STAMP)
+install-demo: $(DEMO_STAMP)
 
-$(STAMP): $(PACKAGES) constraints.txt
+# the core, the star-DP plugin and the LV example (its own dependencies: pydicom, nibabel, ...)
+$(DEMO_STAMP): $(PACKAGES) constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip setuptools wheel
 	$(PIP) torch==2.13.0
+	$(PIP) -e . -e plugins/stardp -e examples/lv_segmentation
+	touch $(DEMO_STAMP)
+
+# everything: the demo's install plus the extras the tests, docs and benchmarks need
+$(STAMP): $(DEMO_STAMP)
 	$(PIP) -e '.[test,docs,distributed,bench,example]' -e plugins/stardp -e examples/lv_segmentation
 	touch $(STAMP)
 
@@ -34,7 +44,7 @@ docs-check: $(STAMP)
 	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html -q
 	$(BIN)/python -m sphinx -W --keep-going -b doctest docs docs/_build/doctest -q
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python examples/demo.py
 
 # the studies that benchmarks/registry.py marks in_bench (python -m benchmarks list)

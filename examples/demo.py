@@ -11,21 +11,46 @@ Runs the ``lvseg`` command (the same calls a user would type):
 Everything is written to ``demo-out/`` (git-ignored; ``DEMO_OUT=folder`` to change it). A
 previous ``demo-out/`` is never deleted: it is moved aside to ``demo-out.<its date and time>/``
 with a message.
+
+The table is also written to ``demo-out/demo.json`` (the JSON convention of the benchmarks:
+``table``, ``method``, ``machine``, plus the raw ``results``); the reference run's copy,
+``examples/lv_segmentation/results/demo.json``, is what ``docs/lv_example.md`` renders. ``--seed S``
+trains with another seed (what to expect from another machine: see that page).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see lvseg.cli.main
 
 from lvseg.cli import main  # noqa: E402
 
 OUT = Path(os.environ.get("DEMO_OUT", "demo-out"))
+COLUMNS = ["method", "Dice", "HD (mm)", "ASSD (mm)"]
+#: What each printed row is (printed under the table; docs/lv_example.md says more).
+LEGEND = [
+    ("U-Net", "the unet run: U-Net probability > 0.5 (BCE + soft Dice loss)"),
+    ("U-Net+DP", "the same unet weights, the star DP on its probability - 1/2 "
+                 "(evaluate --dp; no end-to-end training)"),
+    ("EDPCNN", "the edpcnn run: U-Net trained end to end through the star DP"),
+    ("EDPCNN, centre jitter", "EDPCNN with the star centre moved at random by a normal of s.d. "
+                              "0.2 x the LV radius (a user's imprecise click)"),
+    ("circle", "no training: a disc of the training slices' mean LV radius around the given "
+               "centre (what the centre alone is worth)"),
+    ("star's square", "metrics are computed inside the square that tightly holds the star "
+                      "(thesis protocol); predictions outside it are ignored"),
+    ("agree=", "on the training progress bar: the surrogate's agreement with the DP, the "
+               "fraction of star lines where it predicts the DP's index (on this step's noisy "
+               "samples, before its fit; 1 = always)"),
+]
 
 
 def lvseg(*args: object) -> None:
@@ -46,7 +71,7 @@ def circle_baseline() -> dict[str, float]:
 
     config = json.loads((OUT / "edpcnn" / "config.json").read_text())
     prepared = prepare_data(TrainConfig(method="edpcnn", data="sunnybrook",
-                                        train_size=config["train_size"]))
+                                        train_size=config["train_size"], seed=config["seed"]))
     data = prepared.data
     radius = float(np.sqrt(data.masks[prepared.train].sum((1, 2)) / np.pi).mean())
     test = data.subset(prepared.test)
@@ -72,7 +97,42 @@ def move_aside(out: Path) -> Path | None:
     return target
 
 
-def run() -> None:
+def cell(r: dict[str, Any], key: str, std: str, digits: int) -> str:
+    """One table cell, ``mean ± s.d.``."""
+    return f"{r[key]:.{digits}f} ± {r[std]:.{digits}f}"
+
+
+def machine() -> dict[str, Any]:
+    """Where the demo ran: what changes its numbers (threads) or its time (CPU, load)."""
+    import torch
+
+    return {"platform": platform.platform(), "processor": platform.processor() or "unknown",
+            "cpus": os.cpu_count(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+def demo_json(results: list[tuple[str, dict[str, Any]]], seed: int,
+              seconds: dict[str, float], total: float) -> dict[str, Any]:
+    """The demo's results in the benchmarks' JSON convention (``docs/ext/benchjson.py``)."""
+    n = results[0][1]["n"]
+    rows = [[label, cell(r, "dice", "dice_std", 3), cell(r, "hd_mm", "hd_std", 1),
+             cell(r, "assd_mm", "assd_std", 1)] for label, r in results]
+    return {
+        "title": f"make demo, seed {seed}: Sunnybrook sample, 10 training slices, {n} test slices",
+        "table": {"columns": COLUMNS, "rows": rows},
+        "method": f"examples/demo.py (make demo), seed {seed}: lvseg train --method edpcnn and "
+                  "--method unet with the defaults on 10 slices of SCD0000301 (model selection on "
+                  f"SCD0000101), lvseg evaluate --split test on the {n} slices of SCD0000201. "
+                  "Mean ± standard deviation over the test slices, inside the star's square. "
+                  f"Training took {seconds['edpcnn']:.0f} s (edpcnn) and {seconds['unet']:.0f} s "
+                  f"(unet); the demo {total:.0f} s of wall time.",
+        "machine": machine(), "seed": seed, "seconds": {**seconds, "total": total},
+        "results": dict(results),  # each row's evaluation, with its per-image values
+    }
+
+
+def run(seed: int = 0) -> None:
     start = time.perf_counter()
     moved = move_aside(OUT)
     if moved is not None:
@@ -83,13 +143,13 @@ def run() -> None:
     for method in ("edpcnn", "unet"):
         t0 = time.perf_counter()
         lvseg("train", "--method", method, "--data", "sunnybrook", "--train-size", 10,
-              "--out", OUT / method)
+              "--seed", seed, "--out", OUT / method)
         seconds[method] = time.perf_counter() - t0
     rows = [
         ("U-Net", "unet", []),
         ("U-Net+DP", "unet", ["--dp"]),
         ("EDPCNN", "edpcnn", []),
-        ("EDPCNN, centre jitter 0.2 r", "edpcnn", ["--center-jitter", 0.2]),
+        ("EDPCNN, centre jitter 0.2 r", "edpcnn", ["--center-jitter", 0.2, "--seed", seed]),
     ]
     results = []
     for label, run_name, extra in rows:
@@ -102,20 +162,70 @@ def run() -> None:
 
     results.append(("circle: centre + mean radius", circle_baseline()))
     total = time.perf_counter() - start
-    first = results[0][1]
+    data = demo_json(results, seed, seconds, total)
+    atomic_write(OUT / "demo.json", json.dumps(data, indent=1) + "\n")
     print()
-    print(f"Sunnybrook sample: trained on 10 slices of one patient, tested on the "
-          f"{first['n']} slices of another (metrics inside the star's square)")
+    print(data["title"] + " (metrics inside the star's square)")
     print(f"{'method':<30} {'Dice':>15} {'HD (mm)':>15} {'ASSD (mm)':>15}")
-    for label, r in results:
-        print(f"{label:<30} {r['dice']:>7.3f} ± {r['dice_std']:<5.3f} {r['hd_mm']:>7.2f} ± "
-              f"{r['hd_std']:<5.2f} {r['assd_mm']:>7.2f} ± {r['assd_std']:<5.2f}")
+    for row in data["table"]["rows"]:
+        print(f"{row[0]:<30} {row[1]:>15} {row[2]:>15} {row[3]:>15}")
+    print()
+    for name, meaning in LEGEND:
+        print(f"  {name + ':':<23}{meaning}")
+    print("  (docs/lv_example.md, section Results, compares this table with a reference run and "
+          "says how much it varies between seeds and machines)")
     print()
     print("training: " + ", ".join(f"{m} {s:.0f} s" for m, s in seconds.items())
           + f"; demo wall time {total:.0f} s")
     print(f"overlays: {OUT / 'figures'}/, training curves: {OUT}/<method>/figures/training.png")
-    print(f"evaluations (JSON): {OUT}/*.json; all output is in {OUT.resolve()}/")
+    print(f"results (JSON): {OUT}/demo.json, {OUT}/*.json; all output is in {OUT.resolve()}/")
 
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def combine(paths: list[Path]) -> dict[str, Any]:
+    """One table of the Dice of several demo runs (``demo.json`` files, e.g. one per seed)."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    labels = list(runs[0]["results"])
+    rows = []
+    for label in labels:
+        dice = [run["results"][label]["dice"] for run in runs]
+        rows.append([label, *(f"{d:.3f}" for d in dice), f"{max(dice) - min(dice):.3f}"])
+    seeds = ", ".join(str(run["seed"]) for run in runs)
+    return {
+        "title": "make demo with several seeds: test Dice (mean over the test slices)",
+        "table": {"columns": ["method", *(f"seed {run['seed']}" for run in runs), "max - min"],
+                  "rows": rows},
+        "method": f"examples/demo.py --seed S for S in {seeds}, one run each, on the same machine "
+                  "and thread count, otherwise as the reference run; examples/demo.py --combine "
+                  "wrote this table from their demo.json files.",
+        "machine": runs[0]["machine"], "seeds": [run["seed"] for run in runs],
+        "results": {label: [{k: v for k, v in run["results"][label].items()  # no per-image
+                             if not isinstance(v, (list, dict))} for run in runs]
+                    for label in labels},
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument("--combine", nargs="+", type=Path, metavar="DEMO_JSON",
+                        help="no training: write one table of the Dice of these demo.json files "
+                        "(one per seed) to --out")
+    parser.add_argument("--out", type=Path, default=OUT / "demo_seeds.json",
+                        help="where --combine writes (default DEMO_OUT/demo_seeds.json)")
+    return parser.parse_args(argv)
 
 if __name__ == "__main__":
-    run()
+    ARGS = parse_args()
+    if ARGS.combine:
+        ARGS.out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(ARGS.out, json.dumps(combine(ARGS.combine), indent=1) + "\n")
+        print(f"wrote {ARGS.out}")
+    else:
+        run(ARGS.seed)

@@ -31,6 +31,7 @@ import importlib.util
 import json
 import math
 import os
+import posixpath
 import sys
 from pathlib import Path
 from typing import Any
@@ -169,7 +170,7 @@ class BenchmarkTable(_BenchmarkDirective):
             method += para
         source = nodes.paragraph()
         source += nodes.Text("Source: ")
-        source += nodes.literal(text=f"benchmarks/{relpath}")
+        source += nodes.literal(text=posixpath.normpath(f"benchmarks/{relpath}"))
         method += source
         out.append(method)
         return out
