@@ -13,8 +13,8 @@ contours and masks.
 
 bit for bit (tested), for a fraction of the time on one image: each of those calls is a few
 dozen small torch operations, and after a network's forward pass on a busy CPU each costs
-tens of microseconds, so on a 128 x 128 map they added 7-9 % to a small U-Net's inference at
-batch 1 (``benchmarks/lv_overhead.py``).
+tens of microseconds (what that adds to a small U-Net's inference is measured in
+``benchmarks/lv_overhead/README.md``).
 """
 
 from __future__ import annotations

@@ -152,11 +152,10 @@ class LineSurrogate(nn.Module):
     geometrically (defaults: dilations 1, 2, 4, 4, i.e. :math:`\pm 11` lines, and
     :math:`\pm 8` points). A 1x1 convolution gives one logit per point.
 
-    Measured (``benchmarks/stardp_surrogates.py``, 100 maps of :math:`25 \times 65`, one
-    thread): a fit step costs about half of the default ``StarSurrogate``'s (3,161 against
-    120,681 parameters), and after 200 fit steps on warped LV maps it agrees with ``StarDP``
-    on fresh samples about as often (see the benchmark's table). ``max_dilation=1`` with
-    ``kernel=(3, 3)`` is cheaper still (0.3x) but fits less well.
+    Its fit step is cheaper than the default ``StarSurrogate``'s (a few thousand parameters
+    instead of about 120,000); how well it agrees with ``StarDP`` after fitting, and what
+    ``max_dilation=1`` with ``kernel=(3, 3)`` trades, is measured in
+    ``benchmarks/stardp_surrogates/README.md``.
 
     Same contract as :class:`StarSurrogate`: logits :math:`(B, N, M)`, trained with
     cross-entropy against :class:`~diffbypass_stardp.StarDP`'s indices
