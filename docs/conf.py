@@ -45,6 +45,7 @@ extensions = [
     "apigen",
     "coverage_check",
     "benchjson",
+    "moduletree",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
