@@ -40,11 +40,18 @@ class SurrogateCalls:
         if len(preds) != len(ys):
             raise ValueError(f"the surrogate model returned {len(preds)} output(s) where fn "
                              f"returned {len(ys)}; it must return fn's outputs")  # fmt: skip
-        for k, (p, y) in enumerate(zip(preds, ys)):
-            self.fit_loss.check(tuple(p.shape[1:]), y, f"forward, output {k}")  # type: ignore[attr-defined]
+        for k in self._fitted(ys):
+            self.fit_loss.check(tuple(preds[k].shape[1:]), ys[k], f"forward, output {k}")  # type: ignore[attr-defined]
         if fitting:
             self.fit_call(blackbox, call)
         return ys
+
+    def _fitted(self, ys: tuple[Tensor, ...]) -> list[int]:
+        """The outputs the model is fitted to: all with ``fit_loss="ce"`` (class indices), else
+        the real ones (integer outputs carry no gradient and are left out of the fit)."""
+        if self.fit_loss.name == "ce":  # type: ignore[attr-defined]
+            return list(range(len(ys)))
+        return [k for k, y in enumerate(ys) if y.is_floating_point()]
 
     def vjp_call(self, blackbox: Any, call: Call, ys: tuple[Tensor, ...],
                  grad_ys: tuple[Tensor | None, ...]) -> list[Tensor]:  # fmt: skip
@@ -79,17 +86,17 @@ class SurrogateCalls:
             leaf = call.leaves[i]
             perturbed[i] = leaf.unsqueeze(0) + self.sampler.scale_of(call, i) * self.sampler.noise(leaf)  # type: ignore[attr-defined]
         outs, valid = blackbox.many_calls(call, perturbed, what="surrogate fit samples")
-        s, b = outs[0].shape[0], call.batch
+        s, b, fitted = outs[0].shape[0], call.batch, self._fitted(outs)
         groups = []  # (packed arguments, targets, kept rows)
         if not any(p is not None and sh for p, sh in zip(perturbed, call.shared)):
             flat = [leaf if sh else (p if p is not None else leaf.unsqueeze(0).expand(s, *leaf.shape))
                     .reshape(s * b, *leaf.shape[1:]) for leaf, p, sh in zip(call.leaves, perturbed, call.shared)]  # fmt: skip
             keep = None if valid is None else valid.flatten()
-            groups.append((flat, [y.flatten(0, 1) for y in outs], keep))
+            groups.append((flat, [outs[k].flatten(0, 1) for k in fitted], keep))
         else:
             for i in range(s):
                 one = [leaf if p is None else p[i] for leaf, p in zip(call.leaves, perturbed)]
-                groups.append((one, [y[i] for y in outs], None if valid is None else valid[i]))
+                groups.append((one, [outs[k][i] for k in fitted], None if valid is None else valid[i]))
         data = []
         for leaves, targets, keep in groups:
             if keep is not None:
@@ -100,15 +107,17 @@ class SurrogateCalls:
         if not data:
             raise BlackBoxError("every perturbed sample of the surrogate fit was NaN/inf")
         fresh = sum(len(t[0]) for _, t in data)
-        return self._fit_steps(data, fresh, s * b - fresh)
+        return self._fit_steps(data, fitted, fresh, s * b - fresh)
 
-    def _fit_steps(self, data: list[tuple[Packed, list[Tensor]]], fresh: int, dropped: int) -> FitStats:
+    def _fit_steps(
+        self, data: list[tuple[Packed, list[Tensor]]], fitted: list[int], fresh: int, dropped: int
+    ) -> FitStats:
         loss_fn = self.fit_loss  # type: ignore[attr-defined]
         losses: list[float] = []
         threads = self._threads(fresh)  # type: ignore[attr-defined]
 
         def predictions() -> list[tuple[Tensor, ...]]:
-            return [as_outputs(packed(self.model)) for packed, _ in data]  # type: ignore[attr-defined]
+            return [tuple(as_outputs(packed(self.model))[k] for k in fitted) for packed, _ in data]  # type: ignore[attr-defined]
 
         def agreement(preds: list[tuple[Tensor, ...]]) -> float:
             parts = [loss_fn.agreement(torch.cat([p[k].detach() for p in preds]),
