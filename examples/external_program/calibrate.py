@@ -90,6 +90,7 @@ def calibrate(name: str, args: argparse.Namespace, program: ExternalProgram, exe
         u = 2 * torch.rand(n, D, generator=g) - 1
         return u, torch.as_tensor(program(hidden(u), truth))
 
+    torch.manual_seed(args.seed)  # the surrogate network's initial weights
     model = Calibrated(program, make_estimator(name, args.samples, args.seed), executor, args.seed)
     opt = torch.optim.Adam([{"params": model.net.parameters(), "lr": 0.01},
                             {"params": [model.params], "lr": args.lr}])  # fmt: skip
@@ -112,12 +113,11 @@ def calibrate(name: str, args: argparse.Namespace, program: ExternalProgram, exe
     model.eval()
     with torch.no_grad():
         test = ((model(u_test) - y_test) ** 2).mean().item()
-        at_truth = ((torch.as_tensor(program(hidden(u_test), truth)) - y_test) ** 2).mean().item()
     found = model.params.detach()
     rel = ((found - truth).abs() / truth).tolist()
     return {"estimator": name, "coupling": round(found[0].item(), 4),
             "diffusion": round(found[1].item(), 4), "coupling_rel_error": round(rel[0], 4),
-            "diffusion_rel_error": round(rel[1], 4), "test_mse": test, "floor_mse": at_truth,
+            "diffusion_rel_error": round(rel[1], 4), "test_mse": test, "zero_mse": (y_test**2).mean().item(),
             "program_runs": runs, "seconds": round(seconds, 1)}  # fmt: skip
 
 
@@ -156,12 +156,41 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for r in records:
         print(f"{r['estimator']:10s} c {r['coupling']:.3f} (true {TRUE[0]}, rel. error "
               f"{r['coupling_rel_error']:.1%})  D {r['diffusion']:.3f} (true {TRUE[1]}, "
-              f"{r['diffusion_rel_error']:.1%})  test MSE {r['test_mse']:.2e} (floor "
-              f"{r['floor_mse']:.1e})  {r['program_runs']} program runs, {r['seconds']} s")
+              f"{r['diffusion_rel_error']:.1%})  test MSE {r['test_mse']:.2e} (predicting 0: "
+              f"{r['zero_mse']:.2f})  {r['program_runs']} program runs, {r['seconds']} s")
     if args.out is not None:
-        write_json(args.out, {"records": records, "argv": sys.argv[1:] if argv is None else argv,
-                              "machine": platform.platform()})  # fmt: skip
+        write_result(args.out, records)
     return records
+
+
+COLUMNS = ["estimator", "executor", "coupling", "coupling_rel_error", "diffusion",
+           "diffusion_rel_error", "test_mse", "program_runs", "seconds"]  # fmt: skip
+METHOD = (
+    f"True parameters: coupling {TRUE[0]}, diffusion {TRUE[1]}; start ({START[0]}, {START[1]}). "
+    f"relax with {ITERATIONS} iterations, d = {D}, output quantised to 1/{LEVELS}; observations "
+    "without noise (a perfect calibration reaches test MSE 0). A per-coordinate MLP (1-16-1) and "
+    "the parameters trained jointly with Adam (network lr 0.01, parameters lr 0.02, clamped to "
+    "[0, 1]) on 32 fresh observations per step, one seed (0). ES: sigma x 0.1, params 0.03, 8 "
+    "antithetic samples; Surrogate: an MLP on (x, params), sigma 0.1 for both, 8 samples, 8 fit "
+    "steps; fd: FiniteDifference(eps=0.02). Program runs: Bypass.blackbox.calls (one subprocess "
+    "each). Seconds: wall time of the training on a shared, loaded 2-core machine. Test MSE on "
+    "256 held-out observations.\n\nWritten by examples/external_program/calibrate.py --out "
+    "(see its --help); one row per estimator and executor."
+)
+
+
+def write_result(path: Path, records: list[dict]) -> None:
+    """Add ``records`` to the result file ``path`` (rows of the same estimator and executor
+    are replaced), in the JSON convention the docs render (``docs/benchmarks.md``)."""
+    old = json.loads(path.read_text())["records"] if path.exists() else []
+    keep = {(r["estimator"], r["executor"]) for r in records}
+    rows = [r for r in old if (r["estimator"], r["executor"]) not in keep] + records
+    write_json(path, {
+        "title": "Calibrating relax's coupling and diffusion through the bypass",
+        "table": {"columns": COLUMNS, "rows": [[r[c] for c in COLUMNS] for r in rows]},
+        "method": METHOD, "machine": {"platform": platform.platform(), "python": sys.version.split()[0]},
+        "records": rows,
+    })  # fmt: skip
 
 
 if __name__ == "__main__":
