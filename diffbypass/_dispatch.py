@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from torch import Tensor
 
+from diffbypass.arguments import Packed
 from diffbypass.base import BlackBoxError, BlackBoxFn
 from diffbypass.killable_pool import KilledOnTimeout, KillablePool, WorkerLost
 
@@ -42,7 +43,7 @@ def _call(fn: BlackBoxFn, x: Tensor, attempt: int = 0) -> Any:
     never see it.
     """
     try:
-        return fn(x)
+        return x(fn) if isinstance(x, Packed) else fn(x)
     except SystemExit as exc:
         raise FnExited(
             f"fn {fn_name(fn)} raised SystemExit with exit code {exc.code!r} (a script's "

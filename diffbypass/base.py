@@ -30,6 +30,7 @@ __all__ = [
     "Reporter",
     "Smoothed",
     "require_real",
+    "require_real_outputs",
 ]
 
 BlackBoxFn = Callable[[Tensor], Union[Tensor, np.ndarray]]
@@ -67,6 +68,23 @@ class Estimator(nn.Module, ABC):
     @abstractmethod
     def vjp(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
         """Return the estimated vector-Jacobian product ``grad_y^T dfn/dx`` with ``x``'s shape."""
+
+    def output_call(self, blackbox: Any, call: Any) -> tuple[Tensor, ...]:
+        """Return ``fn``'s outputs for a call with several arguments or outputs (a
+        :class:`~diffbypass.arguments.Call`, evaluated by ``blackbox.call(call)``)."""
+        raise TypeError(
+            f"{type(self).__name__} supports one tensor argument and one output only; fn was "
+            f"called with the arguments {tuple(call.names)}. Use ES, Perturbed, Surrogate or "
+            "FiniteDifference for black boxes with several arguments or outputs"
+        )
+
+    def vjp_call(
+        self, blackbox: Any, call: Any, ys: tuple[Tensor, ...], grad_ys: tuple[Tensor, ...]
+    ) -> list[Tensor]:
+        """Return the gradient of every differentiable leaf of ``call`` (``call.diff``), each
+        with its leaf's shape (a shared leaf's summed over the batch), for the incoming
+        gradients ``grad_ys`` of the outputs ``ys``."""
+        raise NotImplementedError  # pragma: no cover - output_call refuses first
 
     def forward(self, *args: object, **kwargs: object) -> Tensor:  # pragma: no cover - guard
         raise TypeError(
@@ -113,3 +131,15 @@ def require_real(y: Tensor, estimator: str, fix: str = "Return floats from fn") 
     if not y.is_floating_point():
         raise TypeError(f"{estimator} needs a real-valued fn output; got {y.dtype}. {fix}")
     return y
+
+
+def require_real_outputs(ys: tuple[Tensor, ...], estimator: str) -> tuple[Tensor, ...]:
+    """Return ``ys`` if at least one output is floating point (integer outputs carry no
+    gradient), else raise the estimator's ``TypeError``."""
+    if not any(y.is_floating_point() for y in ys):
+        raise TypeError(
+            f"{estimator} needs a real-valued fn output; got only integer outputs "
+            f"({', '.join(str(y.dtype) for y in ys)}), which carry no gradient. Return floats "
+            "from fn, or use Surrogate(fit_loss='ce') with a loss on Bypass.predict"
+        )
+    return ys

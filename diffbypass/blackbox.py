@@ -19,7 +19,7 @@ nor on retries.
 from __future__ import annotations
 
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from torch import Tensor
 
 from diffbypass._dispatch import Dispatcher, check_picklable, fn_name
 from diffbypass.base import BlackBoxError, BlackBoxFn
+from diffbypass.calls import CallEvaluation
 from diffbypass.validation import int_at_least, one_of, positive_number
 
 __all__ = ["BlackBox", "BlackBoxError"]
@@ -36,6 +37,8 @@ def _to_tensor(out: Any, device: torch.device, what: str) -> Tensor:
     """A copy of ``out`` as a tensor on ``device`` (fn may reuse its output buffer)."""
     if isinstance(out, Tensor):
         return out.detach().to(device=device, copy=True)
+    if isinstance(out, tuple):
+        raise TupleOutput(f"fn returned a tuple of {len(out)} outputs in {what}")
     if isinstance(out, np.ma.MaskedArray):
         raise BlackBoxError(
             f"fn returned a NumPy masked array ({int(np.ma.count_masked(out))} masked value(s)) in "
@@ -60,7 +63,26 @@ def _to_tensor(out: Any, device: torch.device, what: str) -> Tensor:
     )
 
 
-class BlackBox:
+class TupleOutput(BlackBoxError):
+    """fn returned a tuple where one tensor was expected (:class:`~diffbypass.Bypass` then takes
+    its path for several outputs)."""
+
+
+class Single(tuple):
+    """The one output of an ``fn`` that returned a tensor, not a tuple."""
+
+
+def _to_outputs(out: Any, device: torch.device, what: str) -> tuple[Tensor, ...]:
+    """fn's output(s) as a tuple of tensors (a copy, on ``device``); a :class:`Single` when
+    ``fn`` returned one tensor or array."""
+    if isinstance(out, tuple):  # several outputs (a list is not: it is refused as before)
+        if not out:
+            raise BlackBoxError(f"fn returned an empty tuple in {what}")
+        return tuple(_to_tensor(o, device, f"{what}, output {k}") for k, o in enumerate(out))
+    return Single((_to_tensor(out, device, what),))
+
+
+class BlackBox(CallEvaluation):
     """A black-box function plus the policy for evaluating it.
 
     Args:
@@ -126,8 +148,10 @@ class BlackBox:
         self.fn = fn  # checked by the setter
         self.calls = 0
         self.instances = 0
+        #: whether fn returned a tuple of outputs at its last call with several arguments
+        self.tuple_output = False
         # per input item shape: (output item shape, floating?) seen at the first call
-        self._signatures: dict[tuple[int, ...], tuple[tuple[int, ...], bool]] = {}
+        self._signatures: dict[Any, tuple[tuple[int, ...], bool]] = {}
 
     @property
     def fn(self) -> BlackBoxFn:
@@ -148,6 +172,11 @@ class BlackBox:
         if x.dim() == 0:
             raise ValueError("x must have a leading batch dimension; got a 0-d tensor")
         y = self._evaluate(x.detach(), self.max_batch or len(x), what)
+        self._check_finite(y, what)
+        return y
+
+    @staticmethod
+    def _check_finite(y: Tensor, what: str) -> None:
         bad = ~torch.isfinite(y) if y.is_floating_point() else None
         if bad is not None and bool(bad.any()):
             rows = bad.reshape(bad.shape[0], -1).any(dim=1).nonzero().flatten().tolist()
@@ -155,7 +184,6 @@ class BlackBox:
                 f"fn returned {int(bad.sum())} NaN/inf value(s) in {what} "
                 f"(batch items {rows[:10]}{'...' if len(rows) > 10 else ''})"
             )
-        return y
 
     # ------------------------------------------------------------------ many perturbed copies
     def many(self, xs: Tensor, *, what: str) -> tuple[Tensor, Tensor | None]:
@@ -175,20 +203,29 @@ class BlackBox:
             size = s * b
         out = self._evaluate(flat, size, what)
         ys = out.reshape(s, b, *out.shape[1:])
-        if not ys.is_floating_point():
-            return ys, None
-        bad = ~torch.isfinite(ys.reshape(s, b, -1)).all(dim=2)
+        return ys, self._valid([ys], what)
+
+    def _valid(self, ys: list[Tensor], what: str) -> Tensor | None:
+        """The mask ``(S, B)`` of samples without NaN/inf in any real output (``None``: all are
+        usable); with ``nonfinite="raise"`` a NaN/inf is an error."""
+        real = [y for y in ys if y.is_floating_point()]
+        if not real:
+            return None
+        s, b = real[0].shape[0], real[0].shape[1]
+        bad = ~torch.isfinite(real[0].reshape(s, b, -1)).all(dim=2)
+        for y in real[1:]:
+            bad |= ~torch.isfinite(y.reshape(s, b, -1)).all(dim=2)
         if not bool(bad.any()):
-            return ys, None
+            return None
         where = bad.nonzero().tolist()
         if self.nonfinite == "raise":
-            count = int((~torch.isfinite(ys)).sum())
+            count = sum(int((~torch.isfinite(y)).sum()) for y in real)
             raise BlackBoxError(
                 f"fn returned {count} NaN/inf value(s) in {what}: {len(where)} of {s * b} "
                 f"perturbed samples, first (sample, batch item) = {where[:5]}; pass "
                 "nonfinite='drop' to Bypass to leave such samples out"
             )
-        return ys, ~bad
+        return ~bad
 
     @property
     def retried(self) -> int:
@@ -209,13 +246,17 @@ class BlackBox:
             self._check(out, chunks[i], self._where(what, i, size, len(chunks), len(flat)))
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
-    def _run(self, chunks: list[Tensor], what: str, chunk_size: int = 0) -> list[Tensor]:
-        device = chunks[0].device
-        total = sum(len(c) for c in chunks)
+    def _run(
+        self, chunks: list[Any], what: str, chunk_size: int = 0, *, total: int | None = None,
+        device: torch.device | None = None, convert: Callable[..., Any] = None,  # type: ignore[assignment]
+    ) -> list[Any]:
+        device = chunks[0].device if device is None else device
+        total = sum(len(c) for c in chunks) if total is None else total
+        convert = convert or _to_tensor
         self.calls += len(chunks)
         self.instances += total
         where = lambda i: self._where(what, i, chunk_size, len(chunks), total)  # noqa: E731
-        return [_to_tensor(r, device, where(i)) for i, r in enumerate(self._dispatch.run(chunks, where))]
+        return [convert(r, device, where(i)) for i, r in enumerate(self._dispatch.run(chunks, where))]
 
     @staticmethod
     def _where(what: str, i: int, size: int, n: int, total: int) -> str:
@@ -226,7 +267,11 @@ class BlackBox:
         return f"{what}, chunk {i + 1} of {n} (flat samples {i * size + 1}..{last} of {total})"
 
     def _check(self, y: Tensor, x: Tensor, what: str) -> None:
-        batch = x.shape[0]
+        self._check_output(y, x.shape[0], tuple(x.shape[1:]), what)
+
+    def _check_output(self, y: Tensor, batch: int, key: Any, what: str) -> None:
+        """``y`` has the leading dimension ``batch`` and the per-item shape and dtype kind seen at
+        the first call with inputs of the same per-item shapes ``key``."""
         if y.dim() == 0 or y.shape[0] != batch:
             raise BlackBoxError(
                 f"fn must return an output with leading (batch) dimension {batch}; "
@@ -237,7 +282,7 @@ class BlackBox:
                 f"fn must return real numbers or integer indices; got {y.dtype} in {what}"
             )
         signature = (tuple(y.shape[1:]), y.is_floating_point())
-        first = self._signatures.setdefault(tuple(x.shape[1:]), signature)
+        first = self._signatures.setdefault(key, signature)
         if signature != first:
             kind = lambda f: "floating" if f else "integer"  # noqa: E731
             raise BlackBoxError(

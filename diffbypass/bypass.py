@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from concurrent.futures import Executor
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from diffbypass.arguments import Arguments, Call
 from diffbypass.base import BlackBoxFn, Estimator, Predictor, Reporter
-from diffbypass.blackbox import BlackBox
+from diffbypass.blackbox import BlackBox, TupleOutput
 
 __all__ = ["Bypass"]
 
@@ -37,6 +39,40 @@ class _BypassFunction(torch.autograd.Function):
                 f"expected the input's shape {tuple(x.shape)}"
             )
         return grad_x.to(x.dtype), None, None
+
+
+class _CallFunction(torch.autograd.Function):
+    """Several arguments or outputs: forward ``estimator.output_call``, backward ``vjp_call``."""
+
+    @staticmethod
+    def forward(ctx: Any, call: Call, blackbox: BlackBox, estimator: Estimator,
+                *inputs: Tensor) -> tuple[Tensor, ...]:  # fmt: skip
+        ys = tuple(estimator.output_call(blackbox, call))
+        ctx.call, ctx.blackbox, ctx.estimator = call, blackbox, estimator
+        ctx.save_for_backward(*ys)
+        ctx.mark_non_differentiable(*[y for y in ys if not y.is_floating_point()])
+        return ys
+
+    @staticmethod
+    def backward(ctx: Any, *grad_ys: Tensor | None) -> tuple[Tensor | None, ...]:
+        call, ys = ctx.call, ctx.saved_tensors
+        grads: list[Tensor | None] = [None] * len(call.leaves)
+        if call.diff:
+            grad_ys = tuple(
+                None if not y.is_floating_point() else (torch.zeros_like(y) if g is None else g.to(y.dtype))
+                for y, g in zip(ys, grad_ys)
+            )
+            with torch.no_grad():
+                found = ctx.estimator.vjp_call(ctx.blackbox, call, ys, grad_ys)
+            for i, g in zip(call.diff, found):
+                leaf = call.leaves[i]
+                if g.shape != leaf.shape:
+                    raise RuntimeError(
+                        f"{type(ctx.estimator).__name__}.vjp_call returned shape "
+                        f"{tuple(g.shape)} for {call.names[i]}; expected {tuple(leaf.shape)}"
+                    )
+                grads[i] = g.to(leaf.dtype)
+        return (None, None, None, *grads)
 
 
 class Bypass(nn.Module):
@@ -88,6 +124,7 @@ class Bypass(nn.Module):
         nonfinite: str = "raise",
         timeout: float | None = None,
         retries: int = 0,
+        shared: Sequence[str | int] | str | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(estimator, Estimator):
@@ -100,15 +137,30 @@ class Bypass(nn.Module):
             retries=retries,
         )  # fmt: skip
         self.estimator = estimator
+        self.arguments = Arguments(fn, shared)
+        # the single-tensor path is taken until a call needs the general one
+        self._general = bool(self.arguments.shared)
 
     @property
     def fn(self) -> BlackBoxFn:
         """The wrapped black-box function."""
         return self.blackbox.fn
 
-    def forward(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a torch.Tensor; got {type(x).__name__}")
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``, differentiable in every floating-point tensor argument that
+        requires grad (see :mod:`diffbypass.arguments`)."""
+        if not self._general and len(args) == 1 and not kwargs and isinstance(args[0], Tensor):
+            try:
+                return self._forward_one(args[0])
+            except TupleOutput:  # fn returns several outputs: the general path from now on
+                self._general = True
+        if not args and not kwargs:
+            raise TypeError("the Bypass was called without arguments; pass fn's arguments")
+        call = self.arguments.bind(args, kwargs)
+        ys = _CallFunction.apply(call, self.blackbox, self.estimator, *call.inputs)
+        return ys if self.blackbox.tuple_output else ys[0]
+
+    def _forward_one(self, x: Tensor) -> Tensor:
         if x.dim() == 0:
             raise ValueError("x must have a leading batch dimension; got a 0-d tensor")
         if x.shape[0] == 0:
@@ -117,17 +169,18 @@ class Bypass(nn.Module):
             )
         return _BypassFunction.apply(x, self.blackbox, self.estimator)
 
-    def predict(self, x: Tensor) -> Tensor:
-        """The estimator's differentiable prediction of ``fn`` at ``x`` (surrogates only).
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
+        """The estimator's differentiable prediction of ``fn`` at its arguments (surrogates
+        only): the surrogate network called with the same arguments as ``fn``.
 
-        Gradients flow to ``x`` but not into the surrogate's parameters.
+        Gradients flow to the arguments but not into the surrogate's parameters.
         """
         if not isinstance(self.estimator, Predictor):
             raise TypeError(
                 f"{type(self.estimator).__name__} has no differentiable prediction; "
                 "predict() needs an estimator that is a diffbypass.base.Predictor, e.g. Surrogate"
             )
-        return self.estimator.predict(x)
+        return self.estimator.predict(*args, **kwargs)
 
     @property
     def stats(self) -> Any:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Callable, Union
+from collections.abc import Sequence
+from typing import Any, Callable, Union
 
 import torch
 from torch import Tensor
@@ -31,6 +32,10 @@ class GradientCheck:
         per_sample_norm_ratio: norm ratio per batch item, shape ``(B,)``.
         estimate: the estimator's gradient.
         reference: the reference gradient.
+        per_argument: for a black box with several arguments, one :class:`GradientCheck` per
+            differentiable argument (by name; a shared argument's "per sample" values are its
+            one summed gradient's); the fields above then compare all of them as one vector
+            (``estimate`` and ``reference`` of shape ``(1, N)``). ``None`` for one input.
     """
 
     cosine: float
@@ -39,12 +44,83 @@ class GradientCheck:
     per_sample_norm_ratio: Tensor
     estimate: Tensor
     reference: Tensor
+    per_argument: dict[str, GradientCheck] | None = None
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"cosine {self.cosine:.3f} (per sample min {float(self.per_sample_cosine.min()):.3f}), "
             f"norm ratio {self.norm_ratio:.3f}"
         )
+        if self.per_argument:
+            text += "; " + ", ".join(f"{k}: cosine {c.cosine:.3f}" for k, c in self.per_argument.items())
+        return text
+
+
+def _compare(estimate: Tensor, ref: Tensor) -> GradientCheck:
+    """The comparison of two gradients with a leading batch dimension."""
+    per_cos = _cosine(estimate, ref)
+    per_ratio = estimate.flatten(1).double().norm(dim=1) / ref.flatten(1).double().norm(dim=1)
+    cos = float(_cosine(estimate.reshape(1, -1), ref.reshape(1, -1))[0])
+    ratio = float(estimate.double().norm() / ref.double().norm())
+    return GradientCheck(cos, ratio, per_cos, per_ratio, estimate, ref)
+
+
+def _call_gradients(
+    layer: Bypass, args: tuple, grad_output: tuple[Tensor, ...] | None, seed: int
+) -> tuple[dict[str, Tensor], tuple[Tensor, ...]]:
+    """The gradient of every floating-point tensor argument (by name) and the ``grad_output``."""
+    inputs = [a.detach().clone().requires_grad_(a.is_floating_point()) if isinstance(a, Tensor)
+              else a for a in args]  # fmt: skip
+    ys = layer(*inputs)
+    ys = ys if isinstance(ys, tuple) else (ys,)
+    real = [y for y in ys if y.is_floating_point()]
+    if not real:
+        raise TypeError("check_gradient needs a real-valued fn output; got only integer outputs")
+    if grad_output is None:
+        g = torch.Generator().manual_seed(seed)
+        grad_output = tuple(torch.randn(y.shape, generator=g, dtype=y.dtype).to(y.device) for y in real)
+    call = layer.arguments.bind(tuple(inputs), {})
+    wrt = [call.inputs[i] for i in call.diff]
+    grads = torch.autograd.grad(real, wrt, list(grad_output))
+    return {call.names[i]: g for i, g in zip(call.diff, grads)}, tuple(grad_output)
+
+
+def _check_call(layer: Bypass, args: tuple, reference: Reference, grad_output: Any, eps: float,
+                reference_samples: int, reference_sigma: Any, seed: int) -> GradientCheck:  # fmt: skip
+    """:func:`check_gradient` for a black box called with several arguments ``args``."""
+    shared = layer.arguments.shared if layer.arguments.declared else None
+    estimate, v = _call_gradients(layer, args, grad_output, seed)
+    if isinstance(reference, Estimator):
+        ref = _call_gradients(Bypass(layer.fn, _copy(reference), shared=shared), args, v, seed)[0]
+    elif reference == "finite_difference":
+        ref = _call_gradients(Bypass(layer.fn, FiniteDifference(eps=eps), shared=shared), args, v, seed)[0]
+    elif reference == "es":
+        sigma = reference_sigma or getattr(layer.estimator, "sigma", None)
+        if sigma is None:
+            raise ValueError("reference='es' needs reference_sigma for this estimator")
+        es = ES(sigma=sigma, samples=reference_samples + reference_samples % 2,
+                generator=torch.Generator().manual_seed(seed + 1))
+        ref = _call_gradients(Bypass(layer.fn, es, shared=shared), args, v, seed)[0]
+    elif callable(reference):
+        found = reference(tuple(a.detach().clone() if isinstance(a, Tensor) else a for a in args), v)
+        ref = dict(zip(estimate, found)) if not isinstance(found, dict) else found
+        if set(ref) != set(estimate):
+            raise ValueError(f"reference must return a gradient for each of {tuple(estimate)}; "
+                             f"got {tuple(ref)}")  # fmt: skip
+    else:
+        raise ValueError(f"reference must be 'finite_difference', 'es', an Estimator or a callable; got {reference!r}")
+    per = {}
+    for name, g in estimate.items():
+        r = torch.as_tensor(ref[name]).to(g)
+        if r.shape != g.shape:
+            raise ValueError(f"the reference gradient of {name} has shape {tuple(r.shape)}; "
+                             f"expected {tuple(g.shape)}")  # fmt: skip
+        shared_leaf = g.dim() == 0 or name.split("[")[0] in layer.arguments.shared
+        per[name] = _compare(g.reshape(1, -1), r.reshape(1, -1)) if shared_leaf else _compare(g, r)
+    whole = _compare(torch.cat([c.estimate.reshape(-1) for c in per.values()]).reshape(1, -1),
+                     torch.cat([c.reference.reshape(-1) for c in per.values()]).reshape(1, -1))  # fmt: skip
+    return GradientCheck(whole.cosine, whole.norm_ratio, whole.per_sample_cosine,
+                         whole.per_sample_norm_ratio, whole.estimate, whole.reference, per)  # fmt: skip
 
 
 def _cosine(a: Tensor, b: Tensor) -> Tensor:
@@ -77,7 +153,7 @@ def _copy(estimator: Estimator) -> Estimator:
 def check_gradient(
     layer_or_estimator: Bypass | Estimator,
     fn: BlackBoxFn | None,
-    x: Tensor,
+    x: Tensor | tuple,
     reference: Reference = "finite_difference",
     *,
     grad_output: Tensor | None = None,
@@ -85,6 +161,7 @@ def check_gradient(
     reference_samples: int = 10_000,
     reference_sigma: float | None = None,
     seed: int = 0,
+    shared: Sequence[str | int] | None = None,
 ) -> GradientCheck:
     r"""Compare an estimator's input gradient with a reference on ``fn`` at ``x``.
 
@@ -107,6 +184,14 @@ def check_gradient(
             estimator, or a callable ``reference(x, grad_output) -> gradient``.
         grad_output: the vector :math:`v` of the vector-Jacobian product.
         seed: seeds the default ``grad_output``.
+        shared: the shared arguments, as for :class:`~diffbypass.Bypass` (when an estimator,
+            not a ``Bypass``, is given).
+
+    For a black box with several arguments pass ``x`` as the tuple of positional arguments
+    (``grad_output`` then a tuple, one per real output); every floating-point tensor argument
+    is differentiated, and :attr:`GradientCheck.per_argument` holds a cosine per argument. A
+    callable ``reference`` then gets ``(args, grad_output)`` and returns one gradient per
+    differentiable argument (a dict by name, or a sequence in order).
 
     Returns:
         A :class:`GradientCheck`.
@@ -124,17 +209,22 @@ def check_gradient(
         if fn is not None and fn is not layer.fn:
             raise ValueError("fn must be None or the Bypass's own fn when a Bypass is given")
         fn = layer.fn
-        layer = Bypass(fn, _copy(layer.estimator), **layer.blackbox.policy())
+        spec = layer.arguments
+        layer = Bypass(fn, _copy(layer.estimator), shared=spec.shared if spec.declared else None,
+                       **layer.blackbox.policy())  # fmt: skip
     elif isinstance(layer_or_estimator, Estimator):
         if fn is None:
             raise ValueError("fn must be given when layer_or_estimator is an estimator")
-        layer = Bypass(fn, _copy(layer_or_estimator))
+        layer = Bypass(fn, _copy(layer_or_estimator), shared=shared)
     else:
         raise TypeError(
             f"layer_or_estimator must be a Bypass or an Estimator; got {type(layer_or_estimator).__name__}"
         )
+    if isinstance(x, tuple):
+        return _check_call(layer, x, reference, grad_output, eps, reference_samples,
+                           reference_sigma, seed)  # fmt: skip
     if not isinstance(x, Tensor) or x.dim() == 0:
-        raise ValueError("x must be a batched tensor (B, ...)")
+        raise ValueError("x must be a batched tensor (B, ...), or a tuple of fn's arguments")
     estimate, v = _gradient(layer, x, grad_output, seed)
 
     if isinstance(reference, Estimator):
@@ -160,8 +250,4 @@ def check_gradient(
             "reference must be 'finite_difference', 'es', an Estimator or a callable; "
             f"got {reference!r}"
         )
-    per_cos = _cosine(estimate, ref)
-    per_ratio = estimate.flatten(1).double().norm(dim=1) / ref.flatten(1).double().norm(dim=1)
-    cos = float(_cosine(estimate.reshape(1, -1), ref.reshape(1, -1))[0])
-    ratio = float(estimate.double().norm() / ref.double().norm())
-    return GradientCheck(cos, ratio, per_cos, per_ratio, estimate, ref)
+    return _compare(estimate, ref)

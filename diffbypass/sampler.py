@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
 import torch
@@ -11,7 +12,7 @@ from torch import Tensor
 from diffbypass.noise import Gaussian, Noise
 from diffbypass.validation import instance_of, int_at_least, positive_number
 
-__all__ = ["NoiseSampler", "Relative", "SamplerMixin", "Sigma"]
+__all__ = ["NoiseSampler", "Relative", "SamplerMixin", "Sigma", "SigmaSpec"]
 
 
 @dataclass(frozen=True)
@@ -33,19 +34,48 @@ Sigma = Union[float, Tensor, Relative]
 """A noise scale: a number, a per-coordinate tensor (broadcast to an item) or :class:`Relative`."""
 
 
-def _check_sigma(sigma: Any) -> Any:
+SigmaSpec = Union[Sigma, Mapping[str, Sigma], Sequence[Sigma]]
+"""A noise scale for every argument (a :data:`Sigma`), or one per argument of a black box with
+several: a dict keyed by ``fn``'s parameter names (``{"x": 0.1, "theta": Relative(0.05)}``) or a
+tuple in the order of ``fn``'s parameters."""
+
+
+def _check_sigma(sigma: Any, name: str = "sigma") -> Any:
     if isinstance(sigma, Relative):
         return sigma
+    if isinstance(sigma, Mapping) and name == "sigma":
+        if not sigma or not all(isinstance(k, str) for k in sigma):
+            raise ValueError(f"sigma per argument must map fn's parameter names to scales; got {sigma!r}")
+        return {k: _check_sigma(v, f"sigma[{k!r}]") for k, v in sigma.items()}
+    if isinstance(sigma, (tuple, list)) and name == "sigma":
+        if not sigma:
+            raise ValueError("sigma per argument must hold one scale per parameter of fn; got ()")
+        return tuple(_check_sigma(v, f"sigma[{i}]") for i, v in enumerate(sigma))
     if isinstance(sigma, Tensor):
         if not sigma.is_floating_point() or sigma.numel() == 0:
             raise ValueError(
-                f"sigma must be a non-empty float tensor; got {sigma.dtype}, {tuple(sigma.shape)}"
+                f"{name} must be a non-empty float tensor; got {sigma.dtype}, {tuple(sigma.shape)}"
             )
         if not bool(torch.isfinite(sigma).all()) or not bool((sigma > 0).all()):
-            raise ValueError("sigma must be finite and > 0 in every coordinate; got a tensor with "
-                             f"min {float(sigma.min())}")
+            raise ValueError(f"{name} must be finite and > 0 in every coordinate; got a tensor "
+                             f"with min {float(sigma.min())}")  # fmt: skip
         return sigma.detach().clone()
-    return positive_number("sigma", sigma)
+    return positive_number(name, sigma)
+
+
+def _leaf_scale(sigma: Any, leaf: Tensor, item: tuple[int, ...], name: str) -> float | Tensor:
+    """The scale ``sigma`` at ``leaf``, whose coordinates of one item have shape ``item``."""
+    if isinstance(sigma, Relative):
+        return sigma.sigma * leaf.detach().abs()
+    if isinstance(sigma, Tensor):
+        try:
+            return sigma.to(leaf.device, leaf.dtype).expand(item)
+        except RuntimeError:
+            raise ValueError(
+                f"per-coordinate sigma of shape {tuple(sigma.shape)} does not broadcast "
+                f"to {name} shape {item}"
+            ) from None
+    return sigma
 
 
 class NoiseSampler:
@@ -55,7 +85,10 @@ class NoiseSampler:
     Args:
         sigma: noise scale :math:`\sigma > 0`: a number, a tensor of per-coordinate scales
             broadcastable to one input item's shape (e.g. ``torch.tensor([0.1, 1.0])`` for
-            items of shape ``(2,)``), or :class:`Relative` for :math:`\sigma |x|`.
+            items of shape ``(2,)``), or :class:`Relative` for :math:`\sigma |x|`. For a
+            black box with several arguments also one per argument (:data:`SigmaSpec`): a
+            dict by parameter name or a tuple in parameter order; a shared argument's tensor
+            scale broadcasts to its whole shape.
         samples: number :math:`S \ge 1` of perturbations per input.
         antithetic: draw :math:`S/2` directions and use each with both signs
             (:math:`\varepsilon, -\varepsilon`); ``samples`` must then be even, and the noise
@@ -79,7 +112,7 @@ class NoiseSampler:
 
     def __init__(
         self,
-        sigma: float,
+        sigma: SigmaSpec,
         samples: int,
         *,
         antithetic: bool = False,
@@ -135,17 +168,39 @@ class NoiseSampler:
 
     def scale(self, x: Tensor) -> float | Tensor:
         """The noise scale at ``x``: a number, or a tensor broadcastable to ``x.shape``."""
-        if isinstance(self.sigma, Relative):
-            return self.sigma.sigma * x.detach().abs()
-        if isinstance(self.sigma, Tensor):
-            try:
-                return self.sigma.to(x.device, x.dtype).expand(x.shape[1:])
-            except RuntimeError:
+        if isinstance(self.sigma, (dict, tuple)):
+            raise ValueError(
+                f"sigma is given per argument ({self.sigma!r}), but fn was called with one "
+                "tensor; pass one scale (a number, tensor or Relative)"
+            )
+        return _leaf_scale(self.sigma, x, tuple(x.shape[1:]), "the input items'")
+
+    def scale_of(self, call: Any, i: int) -> float | Tensor:
+        """The noise scale of leaf ``i`` of a :class:`~diffbypass.arguments.Call` (its
+        argument's entry of a per-argument ``sigma``); broadcastable to the leaf's shape."""
+        sigma, arg = self.sigma, call.arguments[i]
+        if isinstance(sigma, dict):
+            unknown = [k for k in sigma if k not in call.spec.parameters]
+            if unknown and call.spec.signature is not None:
+                raise ValueError(f"sigma names {unknown[0]!r}, which is not a parameter of fn; "
+                                 f"fn's parameters are {call.spec.parameters}")  # fmt: skip
+            if arg not in sigma:
                 raise ValueError(
-                    f"per-coordinate sigma of shape {tuple(self.sigma.shape)} does not broadcast "
-                    f"to the input items' shape {tuple(x.shape[1:])}"
-                ) from None
-        return self.sigma
+                    f"sigma has no scale for the argument {arg!r} (it names {tuple(sigma)}); "
+                    "give every argument that requires grad a scale"
+                )
+            sigma = sigma[arg]
+        elif isinstance(sigma, tuple):
+            position = call.position(i)
+            if position >= len(sigma):
+                raise ValueError(
+                    f"sigma has {len(sigma)} scale(s), one per parameter of fn in order; the "
+                    f"argument {arg!r} is parameter {position} (counting from 0)"
+                )
+            sigma = sigma[position]
+        leaf = call.leaves[i]
+        item = tuple(leaf.shape) if call.shared[i] else tuple(leaf.shape[1:])
+        return _leaf_scale(sigma, leaf, item, f"argument {call.names[i]}'s")
 
     def perturb(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(x + scale * eps, eps)`` with shapes ``(S, *x.shape)``."""

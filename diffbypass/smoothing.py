@@ -26,13 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from diffbypass.base import BlackBoxError, Estimator, Evaluator, require_real
+from diffbypass.arguments import Call, flatten_outputs
+from diffbypass.base import BlackBoxError, Estimator, Evaluator, require_real, require_real_outputs
 from diffbypass.noise import Noise
-from diffbypass.sampler import NoiseSampler, SamplerMixin, Sigma
+from diffbypass.sampler import NoiseSampler, SamplerMixin, Sigma, SigmaSpec
 from diffbypass.stats import ESStats
 from diffbypass.validation import one_of
 
@@ -213,7 +215,7 @@ class Smoothing(SamplerMixin, Estimator):
     def __init__(
         self,
         *,
-        sigma: Sigma,
+        sigma: SigmaSpec,
         samples: int,
         antithetic: bool,
         baseline: bool,
@@ -246,6 +248,38 @@ class Smoothing(SamplerMixin, Estimator):
         )  # fmt: skip
         self._report(stats)
         return grad
+
+    def output_call(self, blackbox: Any, call: Call) -> tuple[Tensor, ...]:
+        return require_real_outputs(blackbox.call(call), type(self).__name__)
+
+    def _estimate_call(
+        self, blackbox: Any, call: Call, ys: tuple[Tensor, ...], grad_ys: tuple[Tensor | None, ...],
+        eps: list[Tensor], scores: list[Tensor] | None = None,
+    ) -> list[Tensor]:  # fmt: skip
+        """The smoothed gradient of every differentiable leaf of ``call``: all of them perturbed
+        together (``eps[j]`` for leaf ``call.diff[j]``, shared leaves ``(S, *shape)``), ``fn``
+        evaluated once per sample, :func:`sample_weights` once, :func:`combine` per leaf."""
+        scales = [self.sampler.scale_of(call, i) for i in call.diff]
+        perturbed: list[Tensor | None] = [None] * len(call.leaves)
+        for i, e, scale in zip(call.diff, eps, scales):
+            perturbed[i] = call.leaves[i].unsqueeze(0) + scale * e
+        outs, valid = blackbox.many_calls(call, perturbed, what=self.what)
+        real = [k for k, y in enumerate(ys) if y.is_floating_point()]
+        weights = sample_weights(
+            flatten_outputs([outs[k] for k in real], 2), valid,
+            flatten_outputs([ys[k] for k in real], 1),
+            flatten_outputs([grad_ys[k] for k in real], 1),  # type: ignore[misc]
+            groups=(eps[0].shape[0],), baseline=self.baseline, shaping=self.shaping, what=self.what,
+        )  # fmt: skip
+        self._report(weights.stats)
+        grads = []
+        for j, i in enumerate(call.diff):
+            score = eps[j] if scores is None else scores[j]
+            if call.shared[i]:  # one draw per sample, seen by every item of the batch
+                score = score.unsqueeze(1).expand(score.shape[0], call.batch, *score.shape[1:])
+            grad = combine(weights, score, scales[j])
+            grads.append(grad.sum(dim=0) if call.shared[i] else grad)
+        return grads
 
     def _report(self, stats: ESStats) -> None:
         """Publish the telemetry of one estimate (each estimator says where)."""

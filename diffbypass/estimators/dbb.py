@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
+from diffbypass.arguments import Call, only_argument
 from diffbypass.base import Estimator, require_real
 from diffbypass.blackbox import BlackBox
 from diffbypass.validation import positive_number, sense_sign
@@ -97,6 +100,19 @@ class DBB(Estimator):
                 "raise lam"
             )
         return grad
+
+    def output_call(self, blackbox: Any, call: Call) -> tuple[Tensor, ...]:
+        ys = blackbox.call(call)
+        only_argument(call, ys, "DBB")
+        require_real(ys[0], "DBB")
+        return ys
+
+    def vjp_call(self, blackbox: Any, call: Call, ys: tuple[Tensor, ...],
+                 grad_ys: tuple[Tensor, ...]) -> list[Tensor]:  # fmt: skip
+        """The interpolation along the one differentiable argument (the others held fixed)."""
+        i = call.diff[0]
+        one = lambda x, what="forward": blackbox.call(call, call.replaced(i, x), what=what)[0]  # noqa: E731
+        return [self.vjp(one, call.leaves[i], ys[0], grad_ys[0])]  # type: ignore[arg-type]
 
     def extra_repr(self) -> str:
         return f"lam={self.lam}, sense={self.sense!r}"

@@ -5,8 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from typing import Any
+
+from diffbypass.arguments import Call
 from diffbypass.base import Evaluator
-from diffbypass.sampler import Sigma
+from diffbypass.sampler import SigmaSpec
 from diffbypass.smoothing import Smoothing
 from diffbypass.stats import ESStats, Telemetry
 
@@ -65,7 +68,7 @@ class ES(Telemetry[ESStats], Smoothing):
     def __init__(
         self,
         *,
-        sigma: Sigma,
+        sigma: SigmaSpec,
         samples: int,
         antithetic: bool = True,
         baseline: bool = True,
@@ -78,6 +81,14 @@ class ES(Telemetry[ESStats], Smoothing):
 
     def vjp(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
         return self._estimate(blackbox, x, y, grad_y, self.sampler.noise(x))
+
+    def vjp_call(self, blackbox: Any, call: Call, ys: tuple[Tensor, ...],
+                 grad_ys: tuple[Tensor, ...]) -> list[Tensor]:  # fmt: skip
+        """Every differentiable argument perturbed at once with its own ``sigma``: ``samples``
+        calls' worth of items per backward (one call per sample when a shared argument is
+        perturbed)."""
+        eps = [self.sampler.noise(call.leaves[i]) for i in call.diff]
+        return self._estimate_call(blackbox, call, ys, grad_ys, eps)
 
     def _report(self, stats: ESStats) -> None:
         self._publish(stats)

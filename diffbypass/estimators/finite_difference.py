@@ -5,8 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from typing import Any
+
+from diffbypass.arguments import Call, flatten_outputs
+from diffbypass.base import Estimator, Evaluator, require_real, require_real_outputs
 from diffbypass.validation import positive_number
-from diffbypass.base import Estimator, Evaluator, require_real
 from diffbypass.blackbox import BlackBoxError
 
 __all__ = ["FiniteDifference"]
@@ -55,6 +58,33 @@ class FiniteDifference(Estimator):
         slope = (ys[:d] - ys[d:]) / (2 * self.eps)  # (d, B, *out)
         g = (slope * grad_y.unsqueeze(0)).reshape(d, b, -1).sum(dim=2)  # (d, B)
         return g.T.reshape(x.shape)
+
+    def output_call(self, blackbox: Any, call: Call) -> tuple[Tensor, ...]:
+        return require_real_outputs(blackbox.call(call), "FiniteDifference")
+
+    def vjp_call(self, blackbox: Any, call: Call, ys: tuple[Tensor, ...],
+                 grad_ys: tuple[Tensor, ...]) -> list[Tensor]:  # fmt: skip
+        """Central differences along every coordinate of every differentiable argument: a
+        batched argument's item coordinates for all items at once (:math:`2d` calls' worth of
+        items), a shared argument's coordinates one at a time (:math:`2d` calls of the batch)."""
+        real = [k for k, y in enumerate(ys) if y.is_floating_point()]
+        v = flatten_outputs([grad_ys[k] for k in real], 1)  # type: ignore[misc]
+        grads = []
+        for i in call.diff:
+            leaf, shared = call.leaves[i], call.shared[i]
+            item = tuple(leaf.shape) if shared else tuple(leaf.shape[1:])
+            d = leaf.numel() if shared else leaf[0].numel()
+            eye = torch.eye(d, dtype=leaf.dtype, device=leaf.device)
+            steps = self.eps * eye.reshape(d, *(() if shared else (1,)), *item)
+            perturbed: list[Tensor | None] = [None] * len(call.leaves)
+            perturbed[i] = torch.cat([leaf.unsqueeze(0) + steps, leaf.unsqueeze(0) - steps])
+            outs, valid = blackbox.many_calls(call, perturbed, what=f"finite differences of {call.names[i]}")
+            if valid is not None:
+                raise BlackBoxError("FiniteDifference cannot drop samples: fn returned NaN/inf")
+            flat = flatten_outputs([outs[k] for k in real], 2)
+            g = (((flat[:d] - flat[d:]) / (2 * self.eps)) * v.unsqueeze(0)).sum(dim=2)  # (d, B)
+            grads.append(g.sum(dim=1).reshape(item) if shared else g.T.reshape(leaf.shape))
+        return grads
 
     def extra_repr(self) -> str:
         return f"eps={self.eps}"

@@ -10,7 +10,9 @@ import torch
 from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
-from diffbypass.base import Estimator, Evaluator, Predictor, Reporter, Smoothed, require_real
+from diffbypass.base import (
+    Estimator, Evaluator, Predictor, Reporter, Smoothed, require_real, require_real_outputs,
+)
 from diffbypass.estimators.es import ES
 from diffbypass.hooks import Hooks
 from diffbypass.validation import instance_of, int_at_least, nonnegative_number, number_in
@@ -168,20 +170,41 @@ class Gated(Estimator):
         """Call ``hook(gated, gate_stats)`` after every backward pass (loggers)."""
         return self._gate_hooks.add(hook)
 
-    def predict(self, x: Tensor) -> Tensor:
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
         """The surrogate's differentiable prediction."""
-        return self.surrogate.predict(x)  # type: ignore[operator]
+        return self.surrogate.predict(*args, **kwargs)  # type: ignore[operator]
 
     def output(self, blackbox: Evaluator, x: Tensor) -> Tensor:
         return require_real(self.surrogate.output(blackbox, x), "Gated")
 
     def vjp(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
-        s = self.surrogate.vjp(blackbox, x, y, grad_y)
+        return self._gate(
+            self.surrogate.vjp(blackbox, x, y, grad_y),
+            lambda: self.probe.vjp(blackbox, x, y, grad_y),
+            lambda: (self.fallback or self.probe).vjp(blackbox, x, y, grad_y),
+        )
+
+    def output_call(self, blackbox: Any, call: Any) -> tuple[Tensor, ...]:
+        return require_real_outputs(self.surrogate.output_call(blackbox, call), "Gated")
+
+    def vjp_call(self, blackbox: Any, call: Any, ys: tuple[Tensor, ...],
+                 grad_ys: tuple[Tensor, ...]) -> list[Tensor]:  # fmt: skip
+        """As :meth:`vjp`, with the gradients of all differentiable arguments compared as one
+        vector."""
+        def flat(estimator: Estimator) -> Callable[[], Tensor]:
+            return lambda: torch.cat([g.reshape(-1) for g in estimator.vjp_call(blackbox, call, ys, grad_ys)])
+
+        grad = self._gate(flat(self.surrogate)(), flat(self.probe), flat(self.fallback or self.probe))
+        sizes = [call.leaves[i].numel() for i in call.diff]
+        return [g.reshape(call.leaves[i].shape) for g, i in zip(grad.split(sizes), call.diff)]
+
+    def _gate(self, s: Tensor, probe: Callable[[], Tensor], fallback: Callable[[], Tensor]) -> Tensor:
+        """The surrogate's gradient ``s`` or the fallback's, and the gate's bookkeeping."""
         probed = self._step % self.every == 0
         cosine, probe_mean = float("nan"), None
         if probed:
-            g1 = self.probe.vjp(blackbox, x, y, grad_y).double()
-            g2 = self.probe.vjp(blackbox, x, y, grad_y).double()
+            g1 = probe().double()
+            g2 = probe().double()
             probe_mean = ((g1 + g2) / 2).to(s.dtype)
             unit = lambda t: t / t.norm() if bool(t.norm() > 0) else t  # noqa: E731
             now = (
@@ -212,7 +235,7 @@ class Gated(Estimator):
             if probe_mean is not None and self.fallback is None:
                 grad = probe_mean
             else:
-                grad = (self.fallback or self.probe).vjp(blackbox, x, y, grad_y)
+                grad = fallback()
         if self.training:
             self._step += 1
         self.gate_stats = GateStats(

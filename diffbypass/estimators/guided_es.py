@@ -149,6 +149,13 @@ class GuidedES(Smoothing):
         y = self.guide.output(blackbox, x) if self.guide is not None else blackbox(x)
         return require_real(y, "GuidedES")
 
+    def output_call(self, blackbox: Any, call: Any) -> tuple[Tensor, ...]:
+        raise TypeError(
+            "GuidedES supports one tensor argument and one output only (its guide subspace is "
+            f"built per input item); fn was called with {tuple(call.names)}. Use ES, or "
+            "Gated(Surrogate(...)) for a surrogate checked against ES"
+        )
+
     def directions(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
         """The guide's directions, ``(B, k, n)`` with ``n`` the item size."""
         if self.guide is not None:

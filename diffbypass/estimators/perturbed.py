@@ -7,13 +7,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from diffbypass.base import BlackBoxError, BlackBoxFn, Evaluator, require_real
+from diffbypass.arguments import Call
+from diffbypass.base import BlackBoxError, BlackBoxFn, Evaluator, require_real, require_real_outputs
 from diffbypass.blackbox import BlackBox
 from diffbypass.noise import NOISES, Noise, Reflected
-from diffbypass.sampler import NoiseSampler, SamplerMixin, Sigma
+from diffbypass.sampler import NoiseSampler, SamplerMixin, Sigma, SigmaSpec
 from diffbypass.smoothing import Smoothing, masked_mean, smoothed_mean
 from diffbypass.stats import ESStats, Telemetry
-from diffbypass.validation import one_of
+from diffbypass.validation import one_of, sense_sign
 
 __all__ = ["NOISES", "FenchelYoungLoss", "Noise", "Perturbed"]
 
@@ -21,7 +22,7 @@ __all__ = ["NOISES", "FenchelYoungLoss", "Noise", "Perturbed"]
 def _noise(noise: str, sense: str) -> Noise:
     """The perturbation of an oracle of the given sense: a ``"min"`` oracle gets :math:`-Z`."""
     chosen = NOISES[one_of("noise", noise, tuple(NOISES))]
-    return chosen if one_of("sense", sense, ("max", "min")) == "max" else Reflected(chosen)
+    return chosen if sense_sign("sense", sense) > 0 else Reflected(chosen)
 
 
 class Perturbed(Telemetry[ESStats], Smoothing):
@@ -80,7 +81,7 @@ class Perturbed(Telemetry[ESStats], Smoothing):
     def __init__(
         self,
         *,
-        sigma: Sigma,
+        sigma: SigmaSpec,
         samples: int,
         noise: str = "gaussian",
         output: str = "exact",
@@ -105,6 +106,24 @@ class Perturbed(Telemetry[ESStats], Smoothing):
         eps = self.sampler.noise(x)
         return self._estimate(blackbox, x, y, grad_y, eps, score=self.sampler.distribution.score(eps))
 
+    def output_call(self, blackbox: Any, call: Call) -> tuple[Tensor, ...]:
+        if self.mode == "exact":
+            return super().output_call(blackbox, call)
+        perturbed: list[Tensor | None] = [None] * len(call.leaves)
+        for i in call.diff:
+            leaf = call.leaves[i]
+            perturbed[i] = leaf.unsqueeze(0) + self.sampler.scale_of(call, i) * self.sampler.noise(leaf)
+        outs, valid = blackbox.many_calls(call, perturbed, what="Perturbed forward")
+        return tuple(masked_mean(y, valid, "Perturbed forward") if y.is_floating_point() else y[0]
+                     for y in require_real_outputs(outs, "Perturbed"))  # fmt: skip
+
+    def vjp_call(self, blackbox: Any, call: Call, ys: tuple[Tensor, ...],
+                 grad_ys: tuple[Tensor, ...]) -> list[Tensor]:  # fmt: skip
+        """Every differentiable argument perturbed at once, each weighted by its own score."""
+        eps = [self.sampler.noise(call.leaves[i]) for i in call.diff]
+        scores = [self.sampler.distribution.score(e) for e in eps]
+        return self._estimate_call(blackbox, call, ys, grad_ys, eps, scores)
+
     def _report(self, stats: ESStats) -> None:
         self._publish(stats)
 
@@ -119,7 +138,7 @@ class Perturbed(Telemetry[ESStats], Smoothing):
 class _FenchelYoungFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, theta: Tensor, target: Tensor, loss: FenchelYoungLoss) -> Tensor:
-        sign, what = (1.0 if loss.sense == "max" else -1.0), "Fenchel-Young samples"
+        sign, what = loss._sign, "Fenchel-Young samples"
         perturbed = theta.detach().unsqueeze(0) + loss.sampler.scale(theta) * loss.sampler.noise(theta)
         ys, valid = loss.blackbox.many(perturbed, what=what)
         ys = require_real(ys, "FenchelYoungLoss").to(theta.dtype)
@@ -205,6 +224,7 @@ class FenchelYoungLoss(SamplerMixin, nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
+        self._sign = sense_sign("sense", sense)  # +1 for an argmax oracle, -1 for an argmin
         self.sampler = NoiseSampler(sigma, samples, generator=generator, noise=_noise(noise, sense))
         self.noise, self.sense = noise, sense
         self.reduction = one_of("reduction", reduction, ("mean", "sum", "none"))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
+from diffbypass.arguments import Call, only_argument
 from diffbypass.base import Estimator, Evaluator, require_real
 from diffbypass.validation import finite_number
 
@@ -54,6 +57,17 @@ class StraightThrough(Estimator):
 
     def vjp(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
         return grad_y if self.scale == 1 else self.scale * grad_y
+
+    def output_call(self, blackbox: Any, call: Call) -> tuple[Tensor, ...]:
+        ys = blackbox.call(call)
+        only_argument(call, ys, "StraightThrough")
+        require_real(ys[0], "StraightThrough")
+        return ys
+
+    def vjp_call(self, blackbox: Any, call: Call, ys: tuple[Tensor, ...],
+                 grad_ys: tuple[Tensor, ...]) -> list[Tensor]:  # fmt: skip
+        """The scaled output gradient, for the one differentiable argument of the output's shape."""
+        return [self.vjp(blackbox, call.leaves[call.diff[0]], ys[0], grad_ys[0])]
 
     def extra_repr(self) -> str:
         return f"scale={self.scale}"

@@ -9,8 +9,10 @@ from typing import Any, Callable, Union
 import torch
 from torch import Tensor, nn
 
+from diffbypass.arguments import Packed
 from diffbypass.base import Estimator, Evaluator
 from diffbypass.blackbox import BlackBoxError
+from diffbypass.estimators.surrogate_calls import SurrogateCalls
 from diffbypass.estimators._threads import (
     ThreadedPredict,
     ThreadsSpec,
@@ -28,7 +30,7 @@ __all__ = ["Surrogate"]
 OptimizerSpec = Union[None, torch.optim.Optimizer, Callable[..., torch.optim.Optimizer]]
 
 
-class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
+class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
     r"""The differentiable bypass (Nguyen, 2019): train through a learned surrogate of ``fn``.
 
     In training mode each forward pass first runs the *noise-exploration sampler*: it evaluates
@@ -155,8 +157,13 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
         return opt
 
     # ------------------------------------------------------------------ public
-    def predict(self, x: Tensor) -> Tensor:
-        """``model(x)`` with gradients to ``x`` only (the parameters are used detached)."""
+    def predict(self, x: Tensor, *args: Any, **kwargs: Any) -> Any:
+        """``model(x)`` with gradients to ``x`` only (the parameters are used detached); for a
+        black box with several arguments ``model(x, *args, **kwargs)``, differentiable in them."""
+        if args or kwargs or not isinstance(x, Tensor):
+            with num_threads(self.threads if isinstance(self.threads, int) else None):
+                outs = self._predict_call(Packed((x, *args), kwargs))
+            return outs if len(outs) > 1 else outs[0]
         threads = self._threads(len(x))
         if threads is not None and x.requires_grad and torch.is_grad_enabled():
             return ThreadedPredict.apply(x, self._predict, threads)
@@ -172,7 +179,8 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
         return torch.func.functional_call(self.model, params, (self._cast(x),))
 
     # ------------------------------------------------------------------ Estimator
-    def output(self, blackbox: Evaluator, x: Tensor) -> Tensor:
+    def _fitting(self) -> bool:
+        """Does this forward fit the model (training mode with fit steps)?"""
         fitting = self.training and self.fit_steps > 0
         if fitting and torch.is_inference_mode_enabled():
             raise RuntimeError(
@@ -180,6 +188,10 @@ class Surrogate(SamplerMixin, Telemetry[FitStats], Estimator):
                 "(which needs autograd), but torch.inference_mode() is active; call .eval() on "
                 "the model (or the Bypass) for inference, or use torch.no_grad() instead"
             )
+        return fitting
+
+    def output(self, blackbox: Evaluator, x: Tensor) -> Tensor:
+        fitting = self._fitting()
         y = blackbox(x, what="forward")
         self.fit_loss.check(self._out_shape(x), y, "forward")
         if fitting:

@@ -48,22 +48,38 @@ def build(prefer: str = "c") -> list[str]:
 
 
 class ExternalProgram:
-    """``fn(x)``: run ``command + [iterations]`` on the rows of ``x`` and return its output.
+    """``fn(x)`` or ``fn(x, params)``: run the program on the rows of ``x``, return its output.
 
     Args:
         command: the program, as :func:`build` returns it.
         iterations: solver iterations per row (the cost of one evaluation grows with it).
         timeout: seconds one run may take before ``subprocess.TimeoutExpired`` is raised.
+        levels: the output is quantised to steps of ``1 / levels``.
+
+    ``params``, when given, holds the program's physical parameters ``(coupling, diffusion)``
+    (a tensor or array of 2 numbers), passed on its command line; without it the program's
+    defaults (0.3, 0) apply. One run evaluates every row of ``x`` with the same parameters, so
+    in a ``Bypass`` they are a *shared* argument: ``Bypass(program, est, shared=("params",))``.
     """
 
-    def __init__(self, command: list[str], iterations: int = 1000, timeout: float = 60.0):
+    def __init__(self, command: list[str], iterations: int = 1000, timeout: float = 60.0,
+                 levels: int = 16):  # fmt: skip
         self.command, self.iterations, self.timeout = list(command), int(iterations), timeout
+        self.levels = int(levels)
 
-    def __call__(self, x: object) -> np.ndarray:
+    def __call__(self, x: object, params: object = None) -> np.ndarray:
         rows = np.asarray(x, dtype=np.float64)
         n, d = rows.shape
         text = f"{n} {d}\n" + "\n".join(" ".join(f"{v:.9g}" for v in row) for row in rows) + "\n"
-        proc = subprocess.run([*self.command, str(self.iterations)], input=text,
+        extra = []
+        if params is not None:
+            values = np.asarray(params, dtype=np.float64).reshape(-1)
+            if values.shape != (2,):
+                raise ValueError(f"params must hold 2 numbers (coupling, diffusion); got {values.shape}")
+            extra = [f"{v:.9g}" for v in values]
+        if params is not None or self.levels != 16:
+            extra = (extra or ["0.3", "0"]) + [str(self.levels)]
+        proc = subprocess.run([*self.command, str(self.iterations), *extra], input=text,
                               capture_output=True, text=True, timeout=self.timeout)  # fmt: skip
         if proc.returncode:
             raise RuntimeError(f"{self.command[-1]} exited with {proc.returncode}: {proc.stderr}")

@@ -89,3 +89,31 @@ def test_a_run_leaves_no_relax_folder_in_tmpdir(tmp_path):
     if not out.stdout.strip().startswith(str(tmp_path)):
         pytest.skip("no C compiler: build() falls back to relax.py and makes no folder")
     assert list(tmp_path.glob("relax_*")) == []
+
+
+@pytest.fixture(scope="module")
+def calibrate(example):
+    spec = importlib.util.spec_from_file_location("external_program_calibrate", EXAMPLE / "calibrate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_program_takes_its_parameters(example):
+    program = sys.modules["program"]
+    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+    run = program.ExternalProgram(program.build(), 30, levels=256)
+    default, same = run(x), run(x, torch.tensor([0.3, 0.0]))
+    np.testing.assert_array_equal(default, same)  # the defaults are (coupling 0.3, diffusion 0)
+    assert not np.array_equal(same, run(x, torch.tensor([0.6, 0.25])))
+    python = program.ExternalProgram(program.build("python"), 30, levels=256)
+    np.testing.assert_array_equal(run(x, [0.6, 0.25]), python(x, [0.6, 0.25]))
+
+
+@pytest.mark.parametrize("estimator", ["es", "fd"])
+def test_calibration_moves_the_parameters_towards_the_truth(calibrate, estimator):
+    (record,) = calibrate.main(["--estimator", estimator, "--steps", "25", "--batch", "16", "--lr", "0.05"])
+    start = np.abs(np.array(calibrate.START) - np.array(calibrate.TRUE))
+    end = np.abs(np.array([record["coupling"], record["diffusion"]]) - np.array(calibrate.TRUE))
+    assert end[0] < 0.7 * start[0]  # the coupling moved a good part of the way
+    assert record["program_runs"] == 25 * (9 if estimator == "es" else 6)
