@@ -128,8 +128,10 @@ def worker_cache(key: str, make: Callable[[], Any]) -> Any:
 
 
 def run_plan(tasks: Sequence[Task], log: RunLog, client: Any, retries: int = RETRIES,
-             on_record: Callable[[dict[str, Any]], None] | None = None) -> list[str]:  # fmt: skip
-    """Run the tasks whose key is not in ``log`` on ``client``; returns the keys run now.
+             on_record: Callable[[dict[str, Any]], None] | None = None,
+             earlier: Sequence[dict[str, Any]] = ()) -> list[str]:  # fmt: skip
+    """Run the tasks whose key is not in ``log`` (nor in ``earlier``, records of finished runs
+    kept in other logs) on ``client``; returns the keys run now.
 
     Records are added to ``log`` in the order they finish; ``on_record(record)`` is called after
     each. A task that still fails after its retries does not stop the others (nor those that do
@@ -146,7 +148,7 @@ def run_plan(tasks: Sequence[Task], log: RunLog, client: Any, retries: int = RET
     if len(set(keys)) != len(keys):
         dup = sorted({k for k in keys if keys.count(k) > 1})
         raise ValueError(f"a plan's task keys must be unique; repeated: {dup}")
-    done = {r["key"]: r for r in log.records}
+    done = {r["key"]: r for r in [*earlier, *log.records]}
     futures: dict[str, Any] = {}
     token = uuid.uuid4().hex[:8]  # Dask keys unique to this call, even on a shared scheduler
     for rank, task in enumerate(tasks):
