@@ -17,6 +17,9 @@ keys of the runs it needs first) and hands them to :func:`run_plan` with its
 * the client is the only writer: each finished record is appended to the log (rewritten
   atomically) as it arrives, and ``on_record`` rewrites the study's outputs.
 
+A study calls :func:`run` (which starts the cluster only when some run is left) with the options
+that :func:`add_options` adds to its parser.
+
 The task functions run in the worker processes: they must be importable module-level functions
 (a study's ``__main__`` module is referred to by its package name), and on a real cluster the
 workers must run from a clone of the repository with the same data and run folders mounted at
@@ -91,8 +94,11 @@ def connect(scheduler: str | None = None, workers: int = 2,
     if scheduler is None:
         if workers < 1:
             raise ValueError(f"--workers must be at least 1; got {workers}")
+        # no dashboard; the scheduler's HTTP server (health, metrics) on a free local port
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                          dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
+                          dashboard_address=None,
+                          scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster, \
+                Client(cluster) as client:  # fmt: skip
             yield client
         return
     try:
@@ -182,3 +188,15 @@ def run_plan(tasks: Sequence[Task], log: RunLog, client: Any, retries: int = RET
         raise RuntimeError(f"{len(failed)} of {len(futures)} runs failed ({lines}); the "
                            "others are in the run log, and a restart retries the failed ones")
     return list(futures)
+
+
+def run(tasks: Sequence[Task], log: RunLog, scheduler: str | None, workers: int,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
+        earlier: Sequence[dict[str, Any]] = ()) -> list[str]:  # fmt: skip
+    """:func:`run_plan` on a client of :func:`connect` (``--scheduler``, ``--workers``), which
+    is started only when some task is not finished yet; returns the keys run now."""
+    done = log.done | {r["key"] for r in earlier}
+    if all(t.key in done for t in tasks):
+        return []
+    with connect(scheduler, workers) as client:
+        return run_plan(tasks, log, client, on_record=on_record, earlier=earlier)

@@ -260,8 +260,8 @@ def study(args: Any, plan: Plan, stem: str) -> None:
             print(f"[{count[0]}/{len(jobs)}] {rec['key']}: {dice}", file=sys.stderr, flush=True)
             outputs()
 
-        with _schedule.connect(args.scheduler, args.workers) as client:
-            _schedule.run_plan(tasks, log, client, on_record=progress, earlier=older)
+        _schedule.run(tasks, log, args.scheduler, args.workers, on_record=progress,
+                      earlier=older)
     outputs()
 
 

@@ -190,8 +190,7 @@ def run_plan(args: Any, datasets: tuple[str, ...], variants: tuple[str, ...],
     def progress(rec: dict[str, Any]) -> None:
         print(f"{rec['key']}: Dice {rec['best_dice']:.4f}", file=sys.stderr, flush=True)
 
-    with _schedule.connect(args.scheduler, args.workers) as client:
-        _schedule.run_plan(tasks, log, client, on_record=progress, earlier=older)
+    _schedule.run(tasks, log, args.scheduler, args.workers, on_record=progress, earlier=older)
 
 
 def measure(warmup: int = 3, repeats: int = 15) -> dict[str, Any]:

@@ -132,3 +132,15 @@ def test_a_run_whose_worker_dies_is_retried_and_resumes(tmp_path: Path) -> None:
     assert (tmp_path / "killed").exists()
     assert rec["steps"] == 3 and rec["resumed_from"] == 1
     assert rec["pid"] != int((tmp_path / "killed").read_text())  # a fresh worker process
+
+
+def test_run_starts_no_cluster_when_every_run_is_finished(tmp_path: Path, monkeypatch) -> None:
+    log = h.RunLog(tmp_path / "log.jsonl")
+    log.add({"key": "a", "y": 1})
+
+    def no_cluster(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a cluster was started for a finished plan")
+
+    monkeypatch.setattr(s, "connect", no_cluster)
+    assert s.run([s.Task("a", square, ("a", 1))], log, None, 2) == []
+    assert s.run([s.Task("b", square, ("b", 1))], log, None, 2, earlier=[{"key": "b"}]) == []
