@@ -79,6 +79,7 @@ def plan_per_run(client: Any, runs: int, repeats: int) -> list[float]:
 
 
 def startup(workers: int, repeats: int) -> list[float]:
+    """Seconds from ``connect()`` to a first result, and closing the cluster."""
     out = []
     for _ in range(repeats):
         t0 = time.perf_counter()

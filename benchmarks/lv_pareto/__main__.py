@@ -110,6 +110,7 @@ def jobs(quick: bool, datasets: tuple[str, ...] = tuple(DATASETS),
 
 
 def key_of(dataset: str, variant: str, seed: int) -> str:
+    """A run's key in the run logs."""
     return f"{dataset}/{variant}/seed{seed}"
 
 

@@ -144,3 +144,24 @@ def test_run_starts_no_cluster_when_every_run_is_finished(tmp_path: Path, monkey
     monkeypatch.setattr(s, "connect", no_cluster)
     assert s.run([s.Task("a", square, ("a", 1))], log, None, 2) == []
     assert s.run([s.Task("b", square, ("b", 1))], log, None, 2, earlier=[{"key": "b"}]) == []
+
+
+def test_a_study_run_as_main_submits_its_functions_by_package_name(monkeypatch) -> None:
+    import importlib.util
+    import sys
+    import types
+
+    from benchmarks.dask_overhead.__main__ import noop
+
+    fake = types.ModuleType("__main__")  # python -m benchmarks.dask_overhead
+    fake.__spec__ = importlib.util.find_spec("benchmarks.dask_overhead.__main__")
+    monkeypatch.setitem(sys.modules, "__main__", fake)
+
+    def run() -> None: ...
+
+    run.__module__, run.__qualname__ = "__main__", "noop"
+    assert s.importable(run) is noop and s.importable(square) is square
+    fake.__spec__ = None  # python benchmarks/x/__main__.py: workers could not import it
+    with pytest.raises(TypeError, match=r"noop is defined in a script run by path; run the study "
+                                        r"as `python -m benchmarks.<study>`"):
+        s.importable(run)
