@@ -18,7 +18,7 @@ from lvseg.data import telescopic_subsets
 from lvseg.jitter import jitter_centers
 from lvseg.methods import build_model, unet_of
 from lvseg.metrics import evaluate_batch, square_dice, summarize
-from lvseg.pipeline import StarConfig
+from lvseg.star import StarConfig
 from lvseg.prepare import PreparedSplits, prepare_data
 from lvseg.segment import segment
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from lvseg.pipeline import StarConfig
+from lvseg.star import StarConfig
 from lvseg.config import TrainConfig
 
 #: Command-line options of a tiny synthetic run (3 patients of 8 phantoms: 8 train/val/test).

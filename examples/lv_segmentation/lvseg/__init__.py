@@ -7,7 +7,8 @@ The modules follow the pipeline, one concept each:
 - :mod:`lvseg.config` — :class:`~lvseg.config.TrainConfig` and the constants;
 - :mod:`lvseg.prepare` — data preparation shared by training, evaluation and prediction;
 - :mod:`lvseg.models` — the CPU-sized U-Net;
-- :mod:`lvseg.pipeline` — star settings and EDPCNN: U-Net → warp → ``Bypass(StarDP, estimator)``;
+- :mod:`lvseg.star` — the star pattern and the DP settings;
+- :mod:`lvseg.edpcnn` — EDPCNN: U-Net → warp → ``Bypass(StarDP, estimator)``;
 - :mod:`lvseg.methods` — the method table (estimator, loss, DP or not) and the model factory;
 - :mod:`lvseg.jitter` — the star centre jittered inside the object (training, jitter study);
 - :mod:`lvseg.segment` — inference for every method;
@@ -40,6 +41,7 @@ __all__ = [
     "config",
     "data",
     "device",
+    "edpcnn",
     "evaluate",
     "figures",
     "hooks",
@@ -49,11 +51,11 @@ __all__ = [
     "metrics",
     "models",
     "options",
-    "pipeline",
     "predict",
     "prepare",
     "sampler",
     "segment",
+    "star",
     "surface",
     "train",
 ]

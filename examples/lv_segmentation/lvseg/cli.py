@@ -1,7 +1,7 @@
 """The ``lvseg`` command: ``train``, ``evaluate`` and ``predict`` (``lvseg <command> --help``).
 
 The ``train`` options are generated from the fields of :class:`~lvseg.config.TrainConfig` and
-:class:`~lvseg.pipeline.StarConfig` (:func:`lvseg.options.add_arguments`), so each is written
+:class:`~lvseg.star.StarConfig` (:func:`lvseg.options.add_arguments`), so each is written
 once. Errors the user can fix (a missing data folder, an existing or busy run directory, a broken
 checkpoint, a full disk, a star centre outside the image, a diverged run, ...) are printed as
 one ``lvseg: error: ...`` line with exit status 2; nothing is overwritten. Ctrl-C during training
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lvseg.data import DATASETS
     from lvseg.device import DEVICES
     from lvseg.options import add_arguments
-    from lvseg.pipeline import StarConfig
+    from lvseg.star import StarConfig
 
     defaults = TrainConfig(method="edpcnn")
     parser = argparse.ArgumentParser(
@@ -157,7 +157,7 @@ def _train(args: argparse.Namespace) -> int:
     from lvseg.config import TrainConfig
     from lvseg.figures import training_curves
     from lvseg.hooks import ProgressBar
-    from lvseg.pipeline import StarConfig
+    from lvseg.star import StarConfig
     from lvseg.interrupt import TrainingInterrupted
     from lvseg.train import Trainer
 

@@ -12,7 +12,7 @@ checked by the constructors that take them when the model is built
 (:func:`lvseg.methods.build_model`, before any data is loaded): ``unet_*`` by ``UNet``, ``sigma``
 and ``samples`` by ``Surrogate``/``ES`` (``samples`` even for the antithetic ES pairs),
 ``fit_steps`` by ``Surrogate`` (``>= 0``: 0 never fits the surrogate), ``surrogate_*`` by
-``Surrogate`` and ``StarSurrogate``, the star settings by :class:`~lvseg.pipeline.StarConfig`,
+``Surrogate`` and ``StarSurrogate``, the star settings by :class:`~lvseg.star.StarConfig`,
 ``fractions`` by ``split_by_patient`` and ``synthetic_slices`` by ``make_phantoms``.
 """
 
@@ -30,7 +30,8 @@ from lvseg.data.splits import SCHEMES
 from lvseg.methods import METHODS
 from lvseg.models import NORMS
 from lvseg.options import check_fields, document, option
-from lvseg.pipeline import SURROGATES, StarConfig
+from lvseg.edpcnn import SURROGATES
+from lvseg.star import StarConfig
 
 __all__ = ["TrainConfig"]
 

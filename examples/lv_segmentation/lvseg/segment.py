@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from diffbypass_stardp import contour_points, segment_stars, star_mask, warp
 from lvseg.methods import Method, get_method
-from lvseg.pipeline import StarConfig
+from lvseg.star import StarConfig
 
 __all__ = ["Segmentation", "segment"]
 

@@ -51,7 +51,6 @@ from lvseg.interrupt import TrainingInterrupted, stop_on_sigint
 from lvseg.methods import build_model, get_method, unet_of
 from lvseg.metrics import square_dice
 from lvseg.jitter import jitter_centers
-from lvseg.pipeline import EDPCNN
 from lvseg.prepare import PreparedSplits, prepare_data
 from lvseg.sampler import BatchSampler
 from lvseg.segment import segment
@@ -135,7 +134,7 @@ class Trainer:
         self.best_dice, self.best_iteration = -math.inf, 0
         self._hooks = Hooks()
         self._last_fit: Any = None
-        if isinstance(self.model, EDPCNN) and self.model.uses_surrogate:
+        if self.method.report is not None:  # the method says what its estimator reports
             self.model.bypass.estimator.register_fit_hook(self._on_fit)
         tensors = self.data.data.to_tensors()
         self.images, self.masks = tensors["images"], tensors["masks"]
@@ -230,7 +229,7 @@ class Trainer:
             angles = torch.from_numpy(turns).float().to(self.device)
         try:
             loss = self.method.loss(self.model, images, masks, centers, angles)
-        except FloatingPointError as error:  # NaN/inf before the DP (lvseg.pipeline.EDPCNN)
+        except FloatingPointError as error:  # NaN/inf before the DP (lvseg.edpcnn.EDPCNN)
             raise self._diverged(str(error)) from None
         if not bool(torch.isfinite(loss)):  # checked before the step: the weights stay good
             raise self._diverged(f"the loss is {float(loss.detach())}")
@@ -240,8 +239,7 @@ class Trainer:
         event = {"event": "step", "iteration": self.iteration, "loss": float(loss.detach()),
                  "seconds": time.perf_counter() - start}
         if self._last_fit is not None:
-            event["agreement"] = self._last_fit.agreement_before
-            event["fit_loss"] = self._last_fit.loss_last
+            event.update(self.method.report(self._last_fit))
         return event
 
     def _diverged(self, what: str) -> TrainingDiverged:
