@@ -14,7 +14,7 @@ from lvseg.jitter import jitter_centers
 from lvseg.methods import build_model, get_method, pixel_loss
 from lvseg.star import StarConfig
 from lvseg.segment import segment
-from lvseg_testing import one_thread, tiny_config  # noqa: F401  (fixture)
+from lvseg_testing import tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
