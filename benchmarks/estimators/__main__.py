@@ -1,7 +1,7 @@
 """Bypass vs ES: gradient quality and cost of the estimators against input dimension and budget.
 
 Writes ``benchmarks/estimators/results/estimators.json`` (raw results, a summary ``"table"``, ``"method"``,
-``"machine"``) and three plots: ``estimators.png`` (cosine and time per gradient against the
+``"machine"``) and four plots: ``estimators.png`` (cosine per gradient against the
 input dimension), ``estimators_budget.png`` (cosine against fn evaluations per gradient) and
 ``estimators_training.png`` (the surrogate's cosine along its training trajectory).
 

@@ -1,4 +1,4 @@
-"""The three figures of ``estimators.py``, drawn from the contents of ``estimators.json``."""
+"""The four figures of the ``estimators`` study, drawn from the contents of ``estimators.json``."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from benchmarks._boxes import BOXES
 def figures(warmup: int) -> list[dict[str, str]]:
     return [
         {"file": "estimators.png", "caption": "Median cosine (IQR bars) to the sigma-smoothed "
-         "gradient and wall time per gradient against d; the surrogate after "
-         f"{warmup} training steps."},
+         f"gradient against d; the surrogate after {warmup} training steps."},
+        {"file": "estimators_time.png", "caption": "Median wall time per gradient (IQR bars, one "
+         "thread) against d."},
         {"file": "estimators_budget.png", "caption": "Median cosine against fn evaluations per "
          "gradient; dotted: sqrt((S/2)/(S/2+d+1)), antithetic ES on a linear function."},
         {"file": "estimators_training.png", "caption": "The surrogate's cosine at single steps "
@@ -23,7 +24,7 @@ def figures(warmup: int) -> list[dict[str, str]]:
 
 
 def plot(data: dict, out: Path, stem: str = "estimators") -> None:
-    """Draw the three PNGs ``<stem>.png``, ``<stem>_budget.png``, ``<stem>_training.png``."""
+    """Draw the four PNGs ``<stem>.png``, ``<stem>_time.png``, ``<stem>_budget.png``, ``<stem>_training.png``."""
     plt = h.pyplot()
     from matplotlib.ticker import NullFormatter
 
@@ -32,38 +33,42 @@ def plot(data: dict, out: Path, stem: str = "estimators") -> None:
     main = [r for r in results if r.get("trained_steps", warmup) == warmup]
     names = list(dict.fromkeys(r["estimator"] for r in main))
     colors = dict(zip(names, plt.cm.tab20.colors))
-    fig, axes = plt.subplots(2, len(BOXES), figsize=(4.3 * len(BOXES), 7.5), squeeze=False)
-    for j, box in enumerate(BOXES):
-        for est in names:
-            sel = sorted((r for r in main if r["box"] == box and r["estimator"] == est),
-                         key=lambda r: r["d"])  # fmt: skip
-            ds = [r["d"] for r in sel]
-            for i, key in enumerate(("cosine_smoothed", "time_s")):
+    # one idea per figure: the cosine (estimators.png), then the time (estimators_time.png)
+    for key, file in (("cosine_smoothed", f"{stem}.png"), ("time_s", f"{stem}_time.png")):
+        fig, axes = plt.subplots(1, len(BOXES), figsize=(4.3 * len(BOXES), 4.2), squeeze=False)
+        for j, box in enumerate(BOXES):
+            ax = axes[0, j]
+            for est in names:
+                sel = sorted((r for r in main if r["box"] == box and r["estimator"] == est),
+                             key=lambda r: r["d"])  # fmt: skip
                 if not sel:
                     continue
-                h.errorbar(axes[i, j], ds, [r[key] for r in sel], color=colors[est], label=est,
+                ds = [r["d"] for r in sel]
+                h.errorbar(ax, ds, [r[key] for r in sel], color=colors[est], label=est,
                            scale=1e3 if key == "time_s" else 1.0)  # fmt: skip
-            if sel and "cosine_true" in sel[0]:
-                axes[0, j].plot(ds, [r["cosine_true"]["median"] for r in sel], ls=":", marker="x",
-                                color=colors[est])  # fmt: skip
-        extra = "\n(dotted, x: cosine to the true gradient)" if box == "smooth" else ""
-        axes[0, j].set_title(f"{box}: cosine to the smoothed gradient{extra}", fontsize=9)
-        axes[0, j].set_ylim(-0.1, 1.02)
-        axes[0, j].set_ylabel("cosine (median, IQR)")
-        axes[1, j].set_title(f"{box}: wall time per gradient (1 thread)", fontsize=9)
-        axes[1, j].set_yscale("log")
-        axes[1, j].set_ylabel("ms (median, IQR)")
-        for ax in axes[:, j]:
+                if key == "cosine_smoothed" and "cosine_true" in sel[0]:
+                    ax.plot(ds, [r["cosine_true"]["median"] for r in sel], ls=":", marker="x",
+                            color=colors[est])  # fmt: skip
+            if key == "cosine_smoothed":
+                extra = "\n(dotted, x: cosine to the true gradient)" if box == "smooth" else ""
+                ax.set_title(f"{box}: cosine to the smoothed gradient{extra}", fontsize=9)
+                ax.set_ylim(-0.1, 1.02)
+                ax.set_ylabel("cosine (median, IQR)")
+            else:
+                ax.set_title(f"{box}: wall time per gradient (1 thread)", fontsize=9)
+                ax.set_yscale("log")
+                ax.set_ylabel("ms (median, IQR)")
             ax.set_xscale("log")
             ax.set_xticks(dims, [str(d) for d in dims])
             ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("input dimension d")
             ax.grid(alpha=0.3, which="both")
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=len(names),
-               fontsize=8)  # fmt: skip
-    fig.suptitle(f"Estimators against input dimension (sigma={data['sigma']}, B=1, surrogate after "
-                 f"{warmup} training steps)", fontsize=11)  # fmt: skip
-    h.save(fig, out / f"{stem}.png", dpi=100, rect=(0, 0.04, 1, 1))
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center",
+                   ncol=min(len(names), 6), fontsize=8)  # fmt: skip
+        what = "cosine" if key == "cosine_smoothed" else "wall time"
+        fig.suptitle(f"Estimators' {what} against input dimension (sigma={data['sigma']}, B=1, "
+                     f"surrogate after {warmup} training steps)", fontsize=11)  # fmt: skip
+        h.save(fig, out / file, dpi=100, rect=(0, 0.12, 1, 1))
 
     fig, axes = plt.subplots(1, len(BOXES), figsize=(4.3 * len(BOXES), 4.0), squeeze=False)
     markers = dict(zip(dims, "os^Dv<>"))
