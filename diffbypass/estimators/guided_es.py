@@ -50,8 +50,8 @@ class GuidedES(Smoothing):
       adversarial guide leaves ES in the complement with :math:`\alpha S` samples.
 
     The default is the paper's because it was the better one at equal budget wherever it was
-    measured (``benchmarks/guided_gating/README.md``, ``benchmarks/estimators/README.md`` and
-    :doc:`/which_estimator`): the unbiased split keeps ES's noise in the complement with
+    measured (``benchmarks/guided_gating/README.md``, ``benchmarks/estimators/README.md``,
+    ``benchmarks/shortest_path/README.md``; :doc:`/which_estimator`): the unbiased split keeps ES's noise in the complement with
     :math:`\alpha S` samples. Choose ``"unbiased"`` when an unbiased estimate matters more than
     its variance.
 
