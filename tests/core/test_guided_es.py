@@ -116,6 +116,19 @@ def test_errors():
         layer(x).sum().backward()
 
 
+def assert_mean_is(layer, v, want, runs=300):
+    """The mean of ``runs`` gradients at x = 0 for the output gradient ``v`` is ``want``
+    within ``Z`` standard errors per coordinate."""
+    grads = []
+    for _ in range(runs):
+        x = torch.zeros(1, N, dtype=torch.float64, requires_grad=True)
+        layer(x).backward(v)
+        grads.append(x.grad)
+    grads = torch.cat(grads)
+    se = grads.std(0) / math.sqrt(runs)
+    assert torch.all((grads.mean(0) - want).abs() <= Z * se + 1e-9)
+
+
 def test_paper_variant_mean_is_the_preconditioned_gradient():
     """variant="paper": E g = Sigma grad, Sigma = alpha I + (1 - alpha) n/k U U^T (linear fn)."""
     alpha = 0.5
@@ -124,16 +137,8 @@ def test_paper_variant_mean_is_the_preconditioned_gradient():
                    variant="paper", generator=seeded(9))  # fmt: skip
     layer = Bypass(linear, est)
     v = torch.randn(1, N, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
-    runs = []
-    for _ in range(300):
-        x = torch.zeros(1, N, dtype=torch.float64, requires_grad=True)
-        layer(x).backward(v)
-        runs.append(x.grad)
-    runs = torch.cat(runs)
     sigma_mat = alpha * torch.eye(N, dtype=torch.float64) + (1 - alpha) * N * (u @ u.T)
-    want = (sigma_mat @ true_vjp(v)[0])
-    se = runs.std(0) / math.sqrt(len(runs))
-    assert torch.all((runs.mean(0) - want).abs() <= Z * se + 1e-9)
+    assert_mean_is(layer, v, sigma_mat @ true_vjp(v)[0])
     good, _ = mean_cosine(GuidedES(GUIDES["noisy"], sigma=0.3, samples=16, variant="paper",
                                    generator=torch.Generator().manual_seed(7)))  # fmt: skip
     es, _ = mean_cosine(ES(sigma=0.3, samples=16, generator=torch.Generator().manual_seed(6)))
@@ -148,15 +153,7 @@ def test_paper_variant_leans_towards_the_guide_with_a_per_coordinate_sigma():
     layer = Bypass(linear, GuidedES(GUIDES["good"], sigma=scale, samples=16, alpha=alpha,
                                     generator=seeded(10)))  # fmt: skip
     v = torch.randn(1, N, dtype=torch.float64, generator=seeded(11))
-    runs = []
-    for _ in range(300):
-        x = torch.zeros(1, N, dtype=torch.float64, requires_grad=True)
-        layer(x).backward(v)
-        runs.append(x.grad)
-    runs = torch.cat(runs)
-    want = (alpha + (1 - alpha) * N) * true_vjp(v)[0]
-    se = runs.std(0) / math.sqrt(len(runs))
-    assert torch.all((runs.mean(0) - want).abs() <= Z * se + 1e-9)
+    assert_mean_is(layer, v, (alpha + (1 - alpha) * N) * true_vjp(v)[0])
 
 
 def test_a_nan_guide_is_a_clear_error():
