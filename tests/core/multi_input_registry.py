@@ -25,6 +25,8 @@ from diffbypass import (
     ES, Estimator, FiniteDifference, Gated, GuidedES, Perturbed, Relative, Surrogate,
 )  # fmt: skip
 
+from ._fns import gen
+
 W = torch.tensor([[1.0, -2.0, 0.5, 0.0], [0.3, 0.2, -1.0, 1.5], [-0.7, 0.0, 0.4, 0.9]])
 V = torch.tensor([[0.5, -1.0, 0.25, 2.0], [1.0, 0.0, -0.5, 0.3], [0.2, 0.6, 0.0, -0.4]])
 SHARED = ("theta",)
@@ -95,10 +97,6 @@ class MultiSpec:
     make: Callable[[int], Estimator]
     rtol: float
     factors: tuple[float, float, float] = (1.0, 1.0, 1.0)
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 SPECS = [
