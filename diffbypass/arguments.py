@@ -31,6 +31,8 @@ import torch
 from torch import Tensor
 from torch.utils import _pytree as pytree
 
+from diffbypass.base import require_real
+
 __all__ = ["Arguments", "Call", "Packed"]
 
 
@@ -228,8 +230,8 @@ def flatten_outputs(ys: Sequence[Tensor], lead: int) -> Tensor:
 
 
 def only_argument(call: Call, ys: Sequence[Tensor], estimator: str) -> int:
-    """The one differentiable, batched leaf of ``call`` whose shape the one output ``ys`` has
-    (for estimators that map the output gradient onto the input: straight-through, DBB)."""
+    """The one differentiable, batched leaf of ``call`` whose shape the one real output ``ys``
+    has (for estimators that map the output gradient onto the input: straight-through, DBB)."""
     diff = [call.names[i] for i in call.diff]
     described = ", ".join(f"{call.names[i]} ({'shared' if call.shared[i] else 'batched'})"
                           for i in call.diff) or "none"  # fmt: skip
@@ -246,4 +248,5 @@ def only_argument(call: Call, ys: Sequence[Tensor], estimator: str) -> int:
             f"{estimator} needs fn's output to have the shape of {call.names[i]} "
             f"{tuple(call.leaves[i].shape)}; got {tuple(ys[0].shape)}. Use Surrogate or ES instead"
         )
+    require_real(ys[0], estimator)
     return i

@@ -255,10 +255,12 @@ class Smoothing(SamplerMixin, Estimator):
     def _estimate_call(
         self, blackbox: Any, call: Call, ys: tuple[Tensor, ...], grad_ys: tuple[Tensor | None, ...],
         eps: list[Tensor], scores: list[Tensor] | None = None,
+        groups: Sequence[int] | None = None,
     ) -> list[Tensor]:  # fmt: skip
         """The smoothed gradient of every differentiable leaf of ``call``: all of them perturbed
         together (``eps[j]`` for leaf ``call.diff[j]``, shared leaves ``(S, *shape)``), ``fn``
-        evaluated once per sample, :func:`sample_weights` once, :func:`combine` per leaf."""
+        evaluated once per sample, :func:`sample_weights` once, :func:`combine` per leaf
+        (``groups``: as for :func:`smoothed_vjp`, the same for every leaf)."""
         scales = [self.sampler.scale_of(call, i) for i in call.diff]
         perturbed: list[Tensor | None] = [None] * len(call.leaves)
         for i, e, scale in zip(call.diff, eps, scales):
@@ -269,7 +271,8 @@ class Smoothing(SamplerMixin, Estimator):
             flatten_outputs([outs[k] for k in real], 2), valid,
             flatten_outputs([ys[k] for k in real], 1),
             flatten_outputs([grad_ys[k] for k in real], 1),  # type: ignore[misc]
-            groups=(eps[0].shape[0],), baseline=self.baseline, shaping=self.shaping, what=self.what,
+            groups=groups or (eps[0].shape[0],), baseline=self.baseline, shaping=self.shaping,
+            what=self.what,
         )  # fmt: skip
         self._report(weights.stats)
         grads = []

@@ -7,7 +7,7 @@ Why ``"auto"``: torch's OpenMP threads spin while they wait for work (``OMP_WAIT
 active by default). For a small network each operation is too short to share, and on a busy
 machine the spinning threads compete with the other processes for the cores, so a small
 surrogate can run many times slower on several threads than on one
-(``benchmarks/surrogate_threads.py`` measures it). Large surrogates still get the caller's threads.
+(``benchmarks/surrogate_threads/README.md`` measures it). Large surrogates still get the caller's threads.
 """
 
 from __future__ import annotations

@@ -91,10 +91,9 @@ class Gated(Estimator):
             falls below ``-hysteresis`` running standard errors of that average (``0``: below
             zero, no hysteresis). With hysteresis the surrogate also starts trusted, and one
             probe alone (whose spread is unknown) cannot withdraw it. Fewer fallbacks on noisy
-            probes; a surrogate that degrades slowly is caught later. The default 2 kept the
-            gate within 0.03 of a plain surrogate's cosine at equal budget in
-            ``benchmarks/guided_gating.py``, where ``0`` lost up to 0.10 to fallbacks on noisy
-            probes.
+            probes; a surrogate that degrades slowly is caught later. The default 2 and its
+            comparison with ``0`` are measured in ``benchmarks/guided_gating/README.md`` (and
+            :doc:`/which_estimator`).
 
     Attributes:
         gate_stats: :class:`GateStats` of the last backward (``None`` before the first).

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
-from diffbypass.base import Estimator, Evaluator, Reporter, require_real
+from diffbypass.arguments import Call
+from diffbypass.base import Estimator, Evaluator, Reporter, require_real, require_real_outputs
 from diffbypass.hooks import Hook, Hooks
 from diffbypass.sampler import Sigma
 from diffbypass.smoothing import Smoothing
@@ -18,8 +19,9 @@ from diffbypass.validation import int_at_least, number_in, one_of
 
 __all__ = ["GuidedES"]
 
-Guide = Union[Estimator, Callable[[Tensor, Tensor], Tensor]]
-"""A :class:`~diffbypass.Estimator` (e.g. a Surrogate) or a function ``(x, grad_y) -> (B, ...)``."""
+Guide = Union[Estimator, Callable[..., Any]]
+"""A :class:`~diffbypass.Estimator` (e.g. a Surrogate) or a function ``(x, grad_y) -> (B, ...)``
+(with several arguments ``(*args, grad_y, **kwargs) -> one direction per argument``)."""
 
 
 class GuidedES(Smoothing):
@@ -48,16 +50,26 @@ class GuidedES(Smoothing):
       adversarial guide leaves ES in the complement with :math:`\alpha S` samples.
 
     The default is the paper's because it was the better one at equal budget wherever it was
-    measured (``benchmarks/guided_gating.py``, 3 seeds: never below both ES and the surrogate,
-    where the unbiased split fell below both with a poor guide; ``benchmarks/estimators.py``;
-    the shortest-path benchmark): the unbiased split keeps ES's noise in the complement with
+    measured (``benchmarks/guided_gating/README.md``, ``benchmarks/estimators/README.md``,
+    ``benchmarks/shortest_path/README.md``; :doc:`/which_estimator`): the unbiased split keeps ES's noise in the complement with
     :math:`\alpha S` samples. Choose ``"unbiased"`` when an unbiased estimate matters more than
     its variance.
+
+    **Several arguments** (``Bypass(fn, GuidedES(...), shared=(...))``): every differentiable
+    argument is perturbed at once, each in its own guided space built from the guide's gradient
+    for it — a batched argument's per item, a shared argument's one for the whole batch (its
+    gradient summed over the batch) — with its own ``sigma`` and the same split of the samples;
+    one evaluation of ``fn`` per sample weights them all. The covariance is the one above per
+    argument (block-diagonal), so ``"unbiased"`` stays unbiased for every argument.
 
     Args:
         guide: an :class:`~diffbypass.Estimator` — typically a :class:`~diffbypass.Surrogate`;
             its ``output`` runs in the forward (the surrogate fits there) and its ``vjp`` gives
             the guide direction — or a function ``(x, grad_y) -> directions`` of ``x``'s shape.
+            With several arguments the function is called as ``guide(*args, grad_y, **kwargs)``
+            (``fn``'s arguments in ``fn``'s order; ``grad_y`` a tuple for several outputs) and
+            returns one direction per differentiable tensor argument, in argument order (a
+            shared argument's of its own shape), e.g. a differentiable model's gradients.
         sigma: smoothing scale :math:`\sigma > 0` (a number, a per-coordinate tensor or
             :class:`~diffbypass.Relative`).
         samples: :math:`S \ge 2` evaluations of ``fn`` per input and backward.
@@ -129,6 +141,7 @@ class GuidedES(Smoothing):
         self.split = (min(full, samples - step), samples - min(full, samples - step))
         self.history = int_at_least("history", history, 0)
         self._past: deque[Tensor] = deque(maxlen=self.history or None)
+        self._pasts: dict[str, deque[Tensor]] = {}  # per argument, for several arguments
         self.sample_stats: ESStats | None = None
         self._sample_hooks = Hooks()
 
@@ -149,49 +162,80 @@ class GuidedES(Smoothing):
         y = self.guide.output(blackbox, x) if self.guide is not None else blackbox(x)
         return require_real(y, "GuidedES")
 
-    def output_call(self, blackbox: Any, call: Any) -> tuple[Tensor, ...]:
-        raise TypeError(
-            "GuidedES supports one tensor argument and one output only (its guide subspace is "
-            f"built per input item); fn was called with {tuple(call.names)}. Use ES, or "
-            "Gated(Surrogate(...)) for a surrogate checked against ES"
-        )
+    def output_call(self, blackbox: Any, call: Call) -> tuple[Tensor, ...]:
+        if self.guide is None:
+            return super().output_call(blackbox, call)
+        return require_real_outputs(tuple(self.guide.output_call(blackbox, call)), "GuidedES")
 
     def directions(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
-        """The guide's directions, ``(B, k, n)`` with ``n`` the item size."""
+        """The guide's directions, ``(B, k, n)`` with ``n`` the item size, in the coordinates of
+        the noise :math:`\\varepsilon` (times the noise scale, so that with a per-coordinate or
+        relative ``sigma`` the paper's covariance still leans towards the guide's gradient)."""
         if self.guide is not None:
             d = self.guide.vjp(blackbox, x, y, grad_y)
         else:
             d = torch.as_tensor(self._guide_fn(x.detach(), grad_y))  # type: ignore[misc]
-        if d.shape != x.shape:
+        d = _checked(d, x, None, x.shape[0]) * self.sampler.scale(x)
+        return self._span(d.reshape(x.shape[0], 1, -1), self._past)
+
+    def call_directions(self, blackbox: Any, call: Call, ys: tuple[Tensor, ...],
+                        grad_ys: tuple[Tensor | None, ...]) -> list[Tensor]:  # fmt: skip
+        """The guide's direction for every differentiable argument (``call.diff``), each of its
+        argument's shape (a shared argument's summed over the batch)."""
+        if self.guide is not None:
+            found = list(self.guide.vjp_call(blackbox, call, ys, grad_ys))
+        else:
+            packed = call.pack(call.leaves)
+            grad_y = grad_ys[0] if len(grad_ys) == 1 else grad_ys
+            with torch.enable_grad():  # the guide may use autograd (a model's gradients)
+                out = self._guide_fn(*packed.args, grad_y, **packed.kwargs)  # type: ignore[misc]
+            found = [out] if isinstance(out, Tensor) else list(out)
+        names = [call.names[i] for i in call.diff]
+        if len(found) != len(names):
             raise ValueError(
-                f"the guide must return x's shape {tuple(x.shape)}; got {tuple(d.shape)}"
+                f"the guide must return one direction per differentiable argument {tuple(names)}"
+                f", in argument order; got {len(found)}"
             )
-        bad = ~torch.isfinite(d.detach())
-        if bool(bad.any()):
-            rows = bad.reshape(len(bad), -1).any(1).nonzero().flatten().tolist()
-            raise ValueError(
-                f"the guide returned {int(bad.sum())} NaN/inf value(s) in its directions (batch "
-                f"items {rows[:10]}); a guide must return finite directions of x's shape"
-            )
-        d = d.detach().reshape(x.shape[0], 1, -1).to(x.dtype)
-        if self._past and self._past[0].numel() != d.shape[2]:
-            self._past.clear()  # directions for items of another size say nothing here
-        if self.history and self._past:
-            past = torch.stack(list(self._past)).to(x.device, x.dtype)
-            d = torch.cat([d, past.unsqueeze(0).expand(x.shape[0], -1, -1)], dim=1)
+        return [_checked(torch.as_tensor(d), call.leaves[i], call.names[i],
+                         None if call.shared[i] else call.batch)
+                for d, i in zip(found, call.diff)]  # fmt: skip
+
+    def _span(self, d: Tensor, past: deque[Tensor]) -> Tensor:
+        """The directions ``d`` ``(B, 1, n)`` and the ``history`` last batch means (kept in
+        ``past``): ``(B, k, n)``."""
+        if past and past[0].numel() != d.shape[2]:
+            past.clear()  # directions for items of another size say nothing here
+        if self.history and past:
+            old = torch.stack(list(past)).to(d.device, d.dtype)
+            d = torch.cat([d, old.unsqueeze(0).expand(d.shape[0], -1, -1)], dim=1)
         if self.history and self.training:
             mean = d[:, 0].mean(0)
             if bool(mean.norm() > 0):
-                self._past.append(mean / mean.norm())
+                past.append(mean / mean.norm())
         return d
 
+    def _guided_noise(self, guide: Tensor) -> tuple[Tensor, tuple[int, ...]]:
+        """The variant's directions ``(S, B, n)`` in the span of ``guide`` ``(B, k, n)``."""
+        basis = torch.linalg.qr(guide.transpose(1, 2).double())[0].to(guide.dtype)  # (B, n, k)
+        basis = basis[:, :, : min(basis.shape[2], guide.shape[2])]
+        return _VARIANTS[self.variant](self, basis)
+
     def vjp(self, blackbox: Evaluator, x: Tensor, y: Tensor, grad_y: Tensor) -> Tensor:
-        n = x[0].numel()
-        guide = self.directions(blackbox, x, y, grad_y)
-        basis = torch.linalg.qr(guide.transpose(1, 2).double())[0].to(x.dtype)  # (B, n, k)
-        basis = basis[:, :, : min(basis.shape[2], n)]
-        eps, groups = _VARIANTS[self.variant](self, basis)  # (S, B, n)
+        eps, groups = self._guided_noise(self.directions(blackbox, x, y, grad_y))
         return self._estimate(blackbox, x, y, grad_y, eps.reshape(-1, *x.shape), groups=groups)
+
+    def vjp_call(self, blackbox: Any, call: Call, ys: tuple[Tensor, ...],
+                 grad_ys: tuple[Tensor | None, ...]) -> list[Tensor]:  # fmt: skip
+        """Every differentiable argument perturbed at once, each in its own guided space (a
+        shared argument's one for the batch), all with the same split of the samples."""
+        eps, groups = [], None
+        for d, i in zip(self.call_directions(blackbox, call, ys, grad_ys), call.diff):
+            d = d * self.sampler.scale_of(call, i)  # in the noise's coordinates, as in directions
+            items = 1 if call.shared[i] else call.batch
+            past = self._pasts.setdefault(call.names[i], deque(maxlen=self.history or None))
+            e, groups = self._guided_noise(self._span(d.reshape(items, 1, -1), past))
+            eps.append(e.reshape(-1, *call.leaves[i].shape))
+        return self._estimate_call(blackbox, call, ys, grad_ys, eps, groups=groups)
 
     def _paper_noise(self, basis: Tensor) -> Noise:
         """All S from N(0, alpha I + (1 - alpha) n/k U U^T)."""
@@ -208,11 +252,14 @@ class GuidedES(Smoothing):
         return eps, self.split
 
     def get_extra_state(self) -> dict[str, Any]:
-        return {"sampler": self.sampler.state_dict(), "past": list(self._past)}
+        pasts = {name: list(past) for name, past in self._pasts.items()}
+        return {"sampler": self.sampler.state_dict(), "past": list(self._past), "pasts": pasts}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self.sampler.load_state_dict(state["sampler"])
-        self._past = deque((t.clone() for t in state["past"]), maxlen=self.history or None)
+        restore = lambda ts: deque((t.clone() for t in ts), maxlen=self.history or None)  # noqa: E731
+        self._past = restore(state["past"])
+        self._pasts = {name: restore(ts) for name, ts in state.get("pasts", {}).items()}
 
     def extra_repr(self) -> str:
         return (
@@ -224,3 +271,23 @@ class GuidedES(Smoothing):
 
 #: variant -> the noise it samples: ``(eps (S, B, n), sizes of the groups averaged apart)``
 _VARIANTS = {"unbiased": GuidedES._unbiased_noise, "paper": GuidedES._paper_noise}
+
+
+def _checked(d: Tensor, leaf: Tensor, name: str | None, batch: int | None) -> Tensor:
+    """The guide's direction ``d`` for the argument ``name`` (``None``: the one input ``x``) of
+    ``leaf``'s shape, finite, detached in ``leaf``'s dtype; ``batch`` (``None`` for a shared
+    argument) names the items with NaN/inf."""
+    label = f" for {name}" if name else ""
+    name = name or "x"
+    if d.shape != leaf.shape:
+        raise ValueError(f"the guide must return {name}'s shape {tuple(leaf.shape)}; "
+                         f"got {tuple(d.shape)}")  # fmt: skip
+    bad = ~torch.isfinite(d.detach())
+    if bool(bad.any()):
+        where = "" if batch is None else " (batch items " + str(
+            bad.reshape(batch, -1).any(1).nonzero().flatten().tolist()[:10]) + ")"
+        raise ValueError(
+            f"the guide returned {int(bad.sum())} NaN/inf value(s) in its directions{label}"
+            f"{where}; a guide must return finite directions of {name}'s shape"
+        )
+    return d.detach().to(leaf.dtype)

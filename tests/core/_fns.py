@@ -1,4 +1,4 @@
-"""Black boxes used by the core tests.
+"""Black boxes (and the seeded generator) used by the core tests.
 
 They live at module level so that process pools can pickle them (a spawned worker imports this
 module by name). Functions used to compare executors use only elementwise ``+``, ``*`` and
@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 
 def wiggle(x: Tensor) -> Tensor:
@@ -163,3 +164,18 @@ class ProgramHangsOnce:
             Path(self.marker + ".pid").write_text(str(child.pid))
             child.wait()
         return wiggle(x)
+
+
+def gen(seed: int) -> torch.Generator:
+    """A CPU generator seeded with ``seed`` (every estimator's noise in the tests)."""
+    return torch.Generator().manual_seed(seed)
+
+
+def onehot_max(c: Tensor) -> Tensor:
+    """The one-hot argmax oracle over the last dimension, in ``c``'s dtype."""
+    return F.one_hot(c.argmax(-1), c.shape[-1]).to(c.dtype)
+
+
+def onehot_min(c: Tensor) -> Tensor:
+    """The one-hot argmin oracle over the last dimension, in ``c``'s dtype."""
+    return F.one_hot(c.argmin(-1), c.shape[-1]).to(c.dtype)

@@ -7,7 +7,10 @@ It is quadratic, so its Gaussian smoothing differs from it by a constant: the sm
 that ES and Perturbed estimate *is* autograd's gradient (their closed form), and with antithetic
 pairs the estimate is :math:`\\frac{2}{S}\\sum_{pairs} \\varepsilon\\varepsilon^\\top g`, whose
 relative error is about :math:`\\sqrt{d/(S/2)}` for the :math:`d` coordinates one output item
-depends on. To add an estimator, append a :class:`MultiSpec` to :data:`SPECS`.
+depends on. GuidedES with a perfect guide: the unbiased split has the same closed form; the
+paper's variant leans towards the guide, its mean is :math:`(\\alpha + (1-\\alpha) n_j / k)`
+times argument :math:`j`'s gradient (:math:`n_j` the size of one item of it, :math:`k = 1`
+direction). To add an estimator, append a :class:`MultiSpec` to :data:`SPECS`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from diffbypass import ES, Estimator, FiniteDifference, Gated, Perturbed, Relative, Surrogate
+from diffbypass import (
+    ES, Estimator, FiniteDifference, Gated, GuidedES, Perturbed, Relative, Surrogate,
+)  # fmt: skip
+
+from ._fns import gen
 
 W = torch.tensor([[1.0, -2.0, 0.5, 0.0], [0.3, 0.2, -1.0, 1.5], [-0.7, 0.0, 0.4, 0.9]])
 V = torch.tensor([[0.5, -1.0, 0.25, 2.0], [1.0, 0.0, -0.5, 0.3], [0.2, 0.6, 0.0, -0.4]])
@@ -43,6 +50,13 @@ def quad_pair(x: Tensor, aux: Tensor, theta: Tensor, k: int) -> tuple[Tensor, Te
 def quad_tree(inputs: dict[str, Tensor], theta: Tensor, k: int) -> Tensor:
     """:func:`quad` with its batched arguments in a dict (a pytree)."""
     return quad(inputs["x"], inputs["aux"], theta, k)
+
+
+def quad_guide(x: Tensor, aux: Tensor, theta: Tensor, k: int, grad_y: Tensor) -> tuple[Tensor, ...]:
+    """A perfect function guide for :func:`quad`: autograd's gradient of
+    :math:`\\langle` ``grad_y``, ``quad`` :math:`\\rangle` for ``x``, ``aux`` and ``theta``."""
+    leaves = [t.detach().requires_grad_(True) for t in (x, aux, theta)]
+    return torch.autograd.grad((quad(*leaves, k) * grad_y).sum(), leaves)
 
 
 class QuadNet(nn.Module):
@@ -75,15 +89,14 @@ class MultiSpec:
         name: the test id.
         make: ``seed -> estimator`` (fresh; its randomness from ``seed`` only).
         rtol: the largest relative error ``|g - g_ref| / |g_ref|`` allowed per argument.
+        factors: the estimator's mean is autograd's gradient times these, per argument
+            ``(x, aux, theta)`` (the closed form of a biased estimator).
     """
 
     name: str
     make: Callable[[int], Estimator]
     rtol: float
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+    factors: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 SPECS = [
@@ -101,6 +114,19 @@ SPECS = [
         "perturbed",
         lambda s: Perturbed(sigma=SIGMA, samples=8000, antithetic=True, generator=gen(s)),
         0.12,
+    ),
+    # a perfect guide; theta's gradient is the noisiest (its items' directions differ), hence S
+    MultiSpec(
+        "guided_es_unbiased",
+        lambda s: GuidedES(Surrogate(QuadNet(exact=True), fit_steps=0), sigma=SIGMA,
+                           samples=32000, variant="unbiased", generator=gen(s)),
+        0.12,
+    ),
+    MultiSpec(  # alpha = 0.5: factors 0.5 + 0.5 * (4, 4, 3)
+        "guided_es_paper",
+        lambda s: GuidedES(quad_guide, sigma=SIGMA, samples=32000, generator=gen(s)),
+        0.12,
+        (2.5, 2.5, 2.0),
     ),
     MultiSpec(
         "gated_exact",

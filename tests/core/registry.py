@@ -32,10 +32,7 @@ from diffbypass import (
 )
 
 from . import _fns
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+from ._fns import gen
 
 
 # ---------------------------------------------------------------------------------- black boxes

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from diffbypass import ES, Bypass, GuidedES, Surrogate
 
 from .closed_forms import Z
+from .multi_input_registry import SHARED, SIGMA, arguments, quad, quad_guide
 
 N = 48
 A = torch.randn(N, N, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -115,6 +116,19 @@ def test_errors():
         layer(x).sum().backward()
 
 
+def assert_mean_is(layer, v, want, runs=300):
+    """The mean of ``runs`` gradients at x = 0 for the output gradient ``v`` is ``want``
+    within ``Z`` standard errors per coordinate."""
+    grads = []
+    for _ in range(runs):
+        x = torch.zeros(1, N, dtype=torch.float64, requires_grad=True)
+        layer(x).backward(v)
+        grads.append(x.grad)
+    grads = torch.cat(grads)
+    se = grads.std(0) / math.sqrt(runs)
+    assert torch.all((grads.mean(0) - want).abs() <= Z * se + 1e-9)
+
+
 def test_paper_variant_mean_is_the_preconditioned_gradient():
     """variant="paper": E g = Sigma grad, Sigma = alpha I + (1 - alpha) n/k U U^T (linear fn)."""
     alpha = 0.5
@@ -123,20 +137,23 @@ def test_paper_variant_mean_is_the_preconditioned_gradient():
                    variant="paper", generator=seeded(9))  # fmt: skip
     layer = Bypass(linear, est)
     v = torch.randn(1, N, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
-    runs = []
-    for _ in range(300):
-        x = torch.zeros(1, N, dtype=torch.float64, requires_grad=True)
-        layer(x).backward(v)
-        runs.append(x.grad)
-    runs = torch.cat(runs)
     sigma_mat = alpha * torch.eye(N, dtype=torch.float64) + (1 - alpha) * N * (u @ u.T)
-    want = (sigma_mat @ true_vjp(v)[0])
-    se = runs.std(0) / math.sqrt(len(runs))
-    assert torch.all((runs.mean(0) - want).abs() <= Z * se + 1e-9)
+    assert_mean_is(layer, v, sigma_mat @ true_vjp(v)[0])
     good, _ = mean_cosine(GuidedES(GUIDES["noisy"], sigma=0.3, samples=16, variant="paper",
                                    generator=torch.Generator().manual_seed(7)))  # fmt: skip
     es, _ = mean_cosine(ES(sigma=0.3, samples=16, generator=torch.Generator().manual_seed(6)))
     assert good >= es
+
+
+def test_paper_variant_leans_towards_the_guide_with_a_per_coordinate_sigma():
+    """With sigma D per coordinate the guide's directions were used as noise directions
+    unscaled: the mean was D^-1 Sigma D g, not the guide's gradient scaled; now it is
+    (alpha + (1 - alpha) n) g for a perfect guide (the noise leans along D g)."""
+    alpha, scale = 0.5, torch.linspace(0.05, 1.0, N, dtype=torch.float64)
+    layer = Bypass(linear, GuidedES(GUIDES["good"], sigma=scale, samples=16, alpha=alpha,
+                                    generator=seeded(10)))  # fmt: skip
+    v = torch.randn(1, N, dtype=torch.float64, generator=seeded(11))
+    assert_mean_is(layer, v, (alpha + (1 - alpha) * N) * true_vjp(v)[0])
 
 
 def test_a_nan_guide_is_a_clear_error():
@@ -159,3 +176,38 @@ def test_history_restarts_when_the_item_size_changes():
         layer(x).sum().backward()
         assert torch.isfinite(x.grad).all()
     assert len(est._past) == 1 and est._past[0].shape == (5,)
+
+
+def _quad_backward(est):
+    """One backward of :func:`quad` through ``est`` with ``x`` batched and ``theta`` shared."""
+    x, aux, theta, k = arguments(14)
+    xs, th = x.clone().requires_grad_(True), theta.clone().requires_grad_(True)
+    Bypass(quad, est, shared=SHARED)(xs, aux, th, k).sum().backward()
+    return xs.grad, th.grad
+
+
+@pytest.mark.parametrize("guide,match", [
+    (lambda x, aux, theta, k, v: v, r"the guide must return one direction per differentiable "
+     r"argument \('x', 'theta'\), in argument order; got 1"),
+    (lambda x, aux, theta, k, v: (x, x), r"the guide must return theta's shape \(3,\); got \(5, 4\)"),
+    (lambda x, aux, theta, k, v: (x, theta * float("nan")), r"the guide returned 3 NaN/inf "
+     r"value\(s\) in its directions for theta; a guide must return finite directions of theta's"),
+])  # fmt: skip
+def test_several_arguments_guide_errors(guide, match):
+    """GuidedES refused several arguments; now a function guide returns one direction each."""
+    with pytest.raises(ValueError, match=match):
+        _quad_backward(GuidedES(guide, sigma=0.1, samples=4, generator=seeded(0)))
+
+
+def test_several_arguments_history_per_argument_survives_state_dict():
+    guide = lambda *args: quad_guide(*args)[::2]  # noqa: E731  (x and theta require grad)
+    est = GuidedES(guide, sigma=SIGMA, samples=4, history=2, generator=seeded(0))
+    for _ in range(3):
+        _quad_backward(est)
+    assert {n: len(p) for n, p in est._pasts.items()} == {"x": 2, "theta": 2}
+    assert est._pasts["theta"][0].shape == (3,) and est._pasts["x"][0].shape == (4,)
+    other = GuidedES(guide, sigma=SIGMA, samples=4, history=2)
+    other.load_state_dict(est.state_dict())
+    for name, past in est._pasts.items():
+        assert all(torch.equal(a, b) for a, b in zip(past, other._pasts[name]))
+    assert all(torch.equal(a, b) for a, b in zip(_quad_backward(est), _quad_backward(other)))

@@ -12,23 +12,15 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from diffbypass import BlackBoxError, Bypass, FenchelYoungLoss, Perturbed
 
 from .closed_forms import Z
+from ._fns import onehot_max, onehot_min
 
 EULER_GAMMA = 0.5772156649015329
 THETA = torch.tensor([[0.0, 1.0, 2.0, -0.5], [0.3, 0.3, -1.0, 0.0]], dtype=torch.float64)
 V = torch.tensor([[1.0, -1.0, 0.5, 2.0], [0.0, 1.0, -2.0, 0.5]], dtype=torch.float64)
-
-
-def onehot_max(t):
-    return F.one_hot(t.argmax(-1), t.shape[-1]).to(t.dtype)
-
-
-def onehot_min(t):
-    return F.one_hot(t.argmin(-1), t.shape[-1]).to(t.dtype)
 
 
 def softmax_vjp(theta, v):
