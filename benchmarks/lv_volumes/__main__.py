@@ -40,7 +40,11 @@ import numpy as np
 from benchmarks import _harness as H
 
 HERE = Path(__file__).resolve().parent
-ACDC = H.REPO.parent / "shared" / "data" / "acdc" / "training"
+#: ../shared/data/acdc/training of the checkout, or of a worktree in wt/<name>
+ACDC = next((base / "shared" / "data" / "acdc" / "training"
+             for base in (H.REPO.parent, H.REPO.parent.parent)
+             if (base / "shared" / "data" / "acdc" / "training").is_dir()),
+            H.REPO.parent / "shared" / "data" / "acdc" / "training")
 NAME = "lv_volumes"
 
 
