@@ -71,6 +71,10 @@ STUDIES: tuple[Study, ...] = (
           duration="about 45 min on 2 Dask workers (resumable)", needs="ACDC"),
     Study("acdc_ablation", "thesis chapter 5 on ACDC: Table 5.1, jitter, learning curves, ES",
           duration="hours (resumable; --measure prints the cost)", needs="ACDC"),
+    Study("lv_volumes", "centre-free LV volumes on ACDC: 3-D Dice/HD, EF agreement, centre error, "
+          "slices per second", quick="--quick --run unet=RUN_DIR",
+          full="--run edpcnn=RUN_DIR --run unet=RUN_DIR --locator RUN_DIR",
+          duration="about 10 min per run", needs="ACDC and trained runs"),
     Study("dask_overhead", "what scheduling a study's runs on Dask costs per run, projected",
           duration="about 1 min"),
 )

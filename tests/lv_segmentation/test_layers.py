@@ -26,9 +26,9 @@ FLOORS: list[tuple[str, set[str]]] = [
     ("methods", {"methods"}),
     ("config", {"config"}),
     ("data preparation", {"prepare"}),
-    ("score", {"segment", "score", "volumes"}),
+    ("score", {"segment", "score", "volumes", "locate"}),
     ("runs", {"runs", "hooks", "figures"}),
-    ("train / evaluate / predict", {"train", "evaluate", "predict"}),
+    ("train / evaluate / predict", {"train", "evaluate", "predict", "centre_free"}),
     ("cli", {"cli"}),
 ]
 FLOOR = {name: k for k, (_, names) in enumerate(FLOORS) for name in names}

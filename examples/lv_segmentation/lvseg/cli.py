@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser(
         "evaluate", help="Dice, HD, HD95 and ASSD of a run's best checkpoint",
         description="Evaluate RUN_DIR/best.pt inside the square that tightly holds the star "
-        "(thesis protocol), star centred at the LV centre of mass (optionally jittered).",
+        "(thesis protocol), star centred at the LV centre of mass (optionally jittered); or, "
+        "with --protocol volumes, by the ACDC challenge's protocol with the LV found without "
+        "ground truth (--json FILE also writes FILE's stem + _bland_altman.png).",
     )  # fmt: skip
     e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by lvseg train")
     add_arguments(e, EvaluateConfig, defaults=EvaluateConfig())
@@ -68,16 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
                    new="--jitter-seed", why="train's --seed seeds the training")
 
     p = sub.add_parser(
-        "predict", help="segment new slices given the LV centre",
-        description="Segment DICOM, NIfTI (.nii/.nii.gz) or .npy slices with RUN_DIR/best.pt. "
-        "Writes <name>_mask.png, <name>_mask.npy and <name>_overlay.png per image into DIR "
-        "(<name>: the file's stem, prefixed with its folder where stems repeat). Every input is "
-        "checked before anything is written.",
+        "predict", help="segment whole volumes (the LV found), or slices given the LV centre",
+        description="Without --center: segment every slice of every frame of 3-D/4-D NIfTI "
+        "volumes, DICOM series folders or ACDC patient folders with RUN_DIR/best.pt, the LV "
+        "found in each slice; writes <name>_lv.nii.gz (the input's affine), a montage PNG and "
+        "<name>_volumes.json/.csv (mL per frame; EDV, ESV and EF when ED and ES are known). "
+        "With --center: segment DICOM, NIfTI or .npy 2-D slices with the star there; writes "
+        "<name>_mask.png, <name>_mask.npy and <name>_overlay.png (<name>: the file's stem, "
+        "prefixed with its folder where stems repeat). Every input is checked before anything "
+        "is written.",
     )  # fmt: skip
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by lvseg train")
-    p.add_argument("images", nargs="+", metavar="IMAGE",
-                   help="DICOM, NIfTI (.nii, .nii.gz) or .npy slices")
-    add_arguments(p, PredictConfig, defaults=RunOptions())
+    p.add_argument("images", nargs="+", metavar="FILE",
+                   help="volumes (NIfTI, DICOM series or ACDC patient folders) or, with "
+                   "--center, DICOM, NIfTI (.nii, .nii.gz) or .npy slices")
+    add_arguments(p, PredictConfig, defaults=PredictConfig(out="DIR"))
     return parser
 
 
@@ -153,6 +160,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     config = EvaluateConfig(**_given(args, EvaluateConfig))
     if config.json:  # before the evaluation, not after it
         _check_writable(config.json, "--json")
+    if config.protocol == "volumes":
+        return _evaluate_volumes(args, config)
 
     result = evaluate_run(
         args.run_dir, data=config.data, data_dir=config.data_dir, split=config.split,
@@ -172,6 +181,40 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_volumes(args: argparse.Namespace, config: Any) -> int:
+    """``lvseg evaluate --protocol volumes``: the challenge's JSON and the EF Bland–Altman PNG."""
+    from lvseg.evaluate import evaluate_run_volumes
+
+    thesis_only = [name for name in ("center_jitter", "jitter_seed", "max_figures")
+                   if name in _given(args, type(config))]
+    if thesis_only or config.data not in (None, "acdc"):
+        what = ", ".join("--" + n.replace("_", "-") for n in thesis_only) or f"--data {config.data}"
+        raise ValueError(f"{what} does not apply to --protocol volumes (ACDC patient folders, "
+                         "the LV found without ground truth); leave it out")
+    figure = None
+    if config.json:
+        figure = Path(config.json).with_name(Path(config.json).stem + "_bland_altman.png")
+    elif config.figures:
+        figure = Path(config.figures) / "bland_altman_ef.png"
+    if figure is not None:
+        figure.parent.mkdir(parents=True, exist_ok=True)
+    report = evaluate_run_volumes(
+        args.run_dir, data_dir=config.data_dir, split=config.split, locator=config.locator,
+        min_lv_area=config.min_lv_area, method="unet-dp" if config.dp else None,
+        device=config.device, delta=config.delta, json_path=config.json, figure=figure)
+    s = report["summary"]
+
+    def fmt(key: str, digits: int = 3) -> str:
+        return "n/a" if s.get(key) is None else f"{s[key]:.{digits}f}"
+
+    print(f"{report['method']} ({report['checkpoint']}, iteration {report['iteration']}), "
+          f"{len(report['patients'])} patients ({report['split']}), centre predicted: Dice ED "
+          f"{fmt('dice_ed')}, ES {fmt('dice_es')}; HD ED {fmt('hd_ed_mm', 1)} mm, ES "
+          f"{fmt('hd_es_mm', 1)} mm; EF r {fmt('ef_r')}, bias {fmt('ef_bias', 1)}, LoA "
+          f"±{fmt('ef_loa', 1)}" + (f"; Bland–Altman {figure}" if figure else ""))
+    return 0
+
+
 def _check_writable(path: str, option: str) -> None:
     """Refuse an output file that is a folder, or whose nearest existing parent is not one."""
     target = Path(path)
@@ -186,15 +229,41 @@ def _check_writable(path: str, option: str) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from lvseg.predict import PredictConfig, predict_files
+    from lvseg.predict import PredictConfig, check_slice_inputs, predict_files
     from lvseg.runs import load_run
 
     config = PredictConfig(**_given(args, PredictConfig))
+    if config.center is None:
+        return _predict_volumes(args, config)
+    check_slice_inputs(args.images)
     run = load_run(args.run_dir, device=config.device, delta=config.delta)
     for image, (png, result) in zip(args.images, predict_files(
             run, args.images, config.center, config.out, spacing=config.spacing,
             slice_index=config.slice)):
         print(f"{image}: {int(result['mask'].sum())} LV pixels -> {png}")
+    return 0
+
+
+def _predict_volumes(args: argparse.Namespace, config: Any) -> int:
+    """``lvseg predict`` without ``--center``: every slice of every volume, the LV found."""
+    from lvseg.centre_free import RunSegmenter
+    from lvseg.runs import load_run
+    from lvseg.volumes import predict_volumes
+
+    run = load_run(args.run_dir, device=config.device, delta=config.delta)
+    locator = None if config.locator is None else load_run(config.locator, device=config.device)
+    segmenter = RunSegmenter(run, locator=locator, min_area_mm2=config.min_lv_area)
+    for image, record in zip(args.images, predict_volumes(args.images, segmenter, config.out)):
+        volumes = ", ".join(f"{f['volume_ml']:.1f}" for f in record["frames"])
+        phases = ""
+        if record.get("ef") is not None:
+            phases = (f"; EDV {record['edv_ml']:.1f} mL, ESV {record['esv_ml']:.1f} mL, EF "
+                      f"{record['ef']:.1f} %")
+        print(f"{image}: LV volume per frame (mL) {volumes}{phases}; "
+              f"{len(record['slices_without_lv'])} slices without LV; "
+              f"{len(record['warnings'])} warnings -> {config.out}")
+        for warning in record["warnings"]:
+            print(f"lvseg: warning: {image}: {warning}", file=sys.stderr)
     return 0
 
 

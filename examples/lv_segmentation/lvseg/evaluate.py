@@ -13,6 +13,7 @@ any folder works, even one of a single patient. The run's model is loaded by
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 import os
@@ -23,18 +24,23 @@ import numpy as np
 import torch
 
 from lvseg.config import MAX_SEED, TrainConfig
-from lvseg.data import DATASETS
+from lvseg.data import DATASETS, SCHEMES
+from lvseg.rundir import atomic_write_bytes
 from lvseg.data.splits import SPLITS
 from lvseg.methods import get_method
 from lvseg.metrics import summarize
 from lvseg.jitter import jitter_centers
+from lvseg.locate import MIN_AREA_MM2, LocateOptions
 from lvseg.options import check_fields, document, option
 from lvseg.prepare import ALL, load_prepared, prepare_data
 from lvseg.runs import RunOptions, load_run
 from lvseg.score import score
 from lvseg.segment import Segmentation
 
-__all__ = ["EVAL_SPLITS", "EvaluateConfig", "evaluate_run"]
+__all__ = ["EVAL_SPLITS", "PROTOCOLS", "EvaluateConfig", "evaluate_run", "evaluate_run_volumes"]
+
+#: The evaluation protocols of ``lvseg evaluate --protocol``.
+PROTOCOLS = ("thesis", "volumes")
 
 #: What ``lvseg evaluate`` can evaluate: the validation or test patients, or every usable slice.
 EVAL_SPLITS = (*SPLITS[1:], ALL)
@@ -42,9 +48,13 @@ EVAL_SPLITS = (*SPLITS[1:], ALL)
 
 @document
 @dataclass(kw_only=True)
-class EvaluateConfig(RunOptions):
+class EvaluateConfig(RunOptions, LocateOptions):
     """The options of ``lvseg evaluate`` (the command line is generated from the fields)."""
 
+    protocol: str = option("thesis", "thesis: Dice/HD inside the star's square, the star at the "
+                           "true LV centre; volumes: the ACDC challenge's 3-D Dice/HD over the "
+                           "full image of the ED and ES volumes, EDV/ESV/EF, the LV found without "
+                           "ground truth (ACDC patient folders)", choices=PROTOCOLS)
     data: str | None = option(None, "dataset (default: the run's)", choices=tuple(DATASETS))
     data_dir: str | None = option(None, "dataset folder (default: the run's)", metavar="DIR")
     split: str = option("test", "patients to evaluate; 'all' = every usable slice, without a "
@@ -156,6 +166,68 @@ def evaluate_run(
         "assd_mm": summary["assd_mean"], "assd_std": summary["assd_std"],
         "n_undefined": summary["n_undefined"], "per_image": per_image,
     }  # fmt: skip
+
+
+def evaluate_run_volumes(
+    run_dir: str | os.PathLike[str],
+    *,
+    data_dir: str | None = None,
+    split: str = "val",
+    locator: str | os.PathLike[str] | None = None,
+    min_lv_area: float = MIN_AREA_MM2,
+    method: str | None = None,
+    device: str = "cpu",
+    delta: int | None = None,
+    json_path: str | os.PathLike[str] | None = None,
+    figure: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Score a run by the ACDC challenge's protocol, the LV found without ground truth.
+
+    The patients are the ``patientNNN`` folders (with ``Info.cfg``) of ``data_dir`` (default:
+    the run's), split by the run's scheme (``split``: ``val``, ``test`` or ``all``); each is
+    segmented by :class:`lvseg.centre_free.RunSegmenter` and scored by
+    :func:`lvseg.volumes.evaluate_volumes`.
+
+    Returns:
+        ``{"summary", "patients"}`` of :func:`~lvseg.volumes.evaluate_volumes` with ``"run"``,
+        ``"method"``, ``"checkpoint"``, ``"iteration"``, ``"locator"``, ``"split"`` and
+        ``"data_dir"``; written to ``json_path`` if given.
+
+    Raises:
+        ValueError: if the run was not trained on ACDC-like patient folders, the folder holds
+            none, or the split is empty.
+    """
+    from lvseg.centre_free import RunSegmenter
+    from lvseg.volumes import evaluate_volumes
+
+    EvaluateConfig(split=split, device=device, delta=delta, min_lv_area=min_lv_area)
+    run = load_run(run_dir, device=device, delta=delta)
+    folder = Path(data_dir or run.config.data_dir or "")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"data directory {folder} does not exist; give --data-dir, a "
+                                "folder of ACDC patient folders (patientNNN with Info.cfg)")
+    patients = sorted(p for p in folder.iterdir() if (p / "Info.cfg").is_file())
+    if not patients:
+        raise ValueError(f"--protocol volumes reads ACDC patient folders (patientNNN with "
+                         f"Info.cfg); {folder} holds none")
+    if split != ALL:
+        scheme = SCHEMES[run.config.split]
+        fractions = run.config.fractions or DATASETS[run.config.data].fractions
+        chosen = set(scheme([p.name for p in patients], fractions,
+                            run.config.split_seed).patients[split])
+        patients = [p for p in patients if p.name in chosen]
+        if not patients:
+            raise ValueError(f"the {split} split ({run.config.split}) of {folder} is empty; use "
+                             "--split all or another split")
+    locating = None if locator is None else load_run(locator, device=device)
+    segmenter = RunSegmenter(run, locator=locating, method=method, min_area_mm2=min_lv_area)
+    report = evaluate_volumes(patients, segmenter, centre="predicted", figure=figure)
+    report = {"run": str(run_dir), "method": segmenter.method.name, "checkpoint": run.checkpoint,
+              "iteration": run.iteration, "locator": None if locator is None else str(locator),
+              "split": split, "data_dir": str(folder.resolve()), **report}
+    if json_path is not None:
+        atomic_write_bytes(json_path, (json.dumps(report, indent=2) + "\n").encode())
+    return report
 
 
 def _finite(value: float) -> float | None:

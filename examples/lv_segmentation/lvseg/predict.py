@@ -27,13 +27,15 @@ import torch
 from diffbypass.validation import positive_number
 from lvseg.data import SPACING_MM
 from lvseg.data.types import check_pixels, check_spacing
+from lvseg.locate import LocateOptions
 from lvseg.options import check_fields, document, option
-from lvseg.prepare import prepare_image
+from lvseg.prepare import PreparedImage, prepare_image
 from lvseg.rundir import atomic_write_with
 from lvseg.runs import LoadedRun, RunOptions
-from lvseg.segment import segment
+from lvseg.segment import Segmentation, segment
 
-__all__ = ["PredictConfig", "output_names", "predict_files", "predict_image", "read_image"]
+__all__ = ["PredictConfig", "check_slice_inputs", "output_names", "predict_files", "predict_image", "read_image",
+           "to_input_grid"]
 
 _CENTER_HELP = (
     "LV centre in pixels of the image, from 0: x = column, y = row (NIfTI: voxel j,i). Click the "
@@ -55,10 +57,13 @@ def _center(text: str) -> tuple[float, float]:
 
 @document
 @dataclass(kw_only=True)
-class PredictConfig(RunOptions):
+class PredictConfig(RunOptions, LocateOptions):
     """The options of ``lvseg predict`` (the command line is generated from the fields)."""
 
-    center: tuple[float, float] = option(help=_CENTER_HELP, metavar="X,Y", parse=_center)
+    center: tuple[float, float] | None = option(
+        None, _CENTER_HELP + ". Without it, every input is a volume (3-D/4-D NIfTI, a DICOM "
+        "series folder or an ACDC patient folder) and the LV is found in every slice",
+        metavar="X,Y", parse=_center)
     spacing: float | None = option(None, "pixel size in mm for .npy images (default: the "
                                    f"training spacing {SPACING_MM})", metavar="MM")
     slice: int | None = option(None, "slice of a 3-D NIfTI volume", metavar="Z")
@@ -66,6 +71,33 @@ class PredictConfig(RunOptions):
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.center is None:
+            for name in ("slice", "spacing"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"--{name} applies to one 2-D slice with --center; a volume "
+                                     "has its own slices and voxel size: leave --" + name + " out")
+
+
+def check_slice_inputs(paths: Sequence[str | os.PathLike[str]]) -> None:
+    """Refuse volumes where ``--center`` asks for single 2-D slices (a folder or a 4-D NIfTI).
+
+    Raises:
+        ValueError: naming the input and the fix (leave ``--center`` out).
+    """
+    for path in paths:
+        kind = None
+        if Path(path).is_dir():
+            kind = "a folder (a DICOM series or a patient)"
+        elif str(path).lower().endswith((".nii", ".nii.gz")) and Path(path).is_file():
+            import nibabel as nib
+
+            shape = nib.load(str(path)).shape
+            if len(shape) > 3 and any(s > 1 for s in shape[3:]):
+                kind = f"a 4-D cine of shape {tuple(shape)}"
+        if kind is not None:
+            raise ValueError(f"--center places the star in one 2-D slice, but {path} is {kind}; "
+                             "leave --center out to segment every slice with the LV found "
+                             "automatically")
 
 
 def read_image(
@@ -162,8 +194,6 @@ def predict_image(
             :data:`~lvseg.data.types.SPACING_RANGE_MM`, or the image has non-finite pixels or
             is constant (``name`` names it in the message).
     """
-    from diffbypass_stardp import star_mask
-
     height, width = image.shape
     x, y = float(center[0]), float(center[1])
     if not (math.isfinite(x) and math.isfinite(y) and -0.5 <= x < width - 0.5
@@ -177,23 +207,38 @@ def predict_image(
     spacing = check_spacing(spacing)
     _check_image(image, name)
     prepared = prepare_image(image, (x, y), spacing)
-    size = prepared.crop.shape[0]
     star_center = torch.tensor([prepared.center], dtype=torch.float32)
     seg = segment(run.config.method, run.unet, torch.from_numpy(prepared.crop)[None, None],
                   star_center, run.config.star)
-    if seg.contours is not None:  # DP methods: the contour, mapped back exactly
-        contour = prepared.to_input(seg.contours[0].numpy().astype(np.float64))
-        centre = prepared.to_input(np.array([prepared.center], dtype=np.float64))  # same map
-        mask = star_mask(contour[None], centre, (height, width))[0].numpy()
-    else:  # nearest crop pixel of every input pixel centre
-        contour = None
-        rows, cols = prepared.crop_index(height, 0), prepared.crop_index(width, 1)
-        ok_r, ok_c = (rows >= 0) & (rows < size), (cols >= 0) & (cols < size)
-        crop_mask = seg.masks[0].numpy()
-        mask = np.zeros((height, width), dtype=bool)
-        mask[np.ix_(ok_r, ok_c)] = crop_mask[np.ix_(rows[ok_r], cols[ok_c])]
+    mask, contour = to_input_grid(prepared, seg, 0, (height, width))
     return {"mask": mask.astype(bool), "contour": contour, "center": (x, y),
             "method": run.config.method, "dp": seg.contours is not None}
+
+
+def to_input_grid(prepared: PreparedImage, seg: Segmentation, k: int, shape: tuple[int, int]
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Map item ``k`` of a crop's segmentation back to the input slice of ``shape`` (H, W).
+
+    The DP contour is mapped exactly and filled (``star_mask``); a U-Net mask (no DP) is read at
+    the nearest crop pixel of every input pixel centre (outside the crop: background).
+
+    Returns:
+        ``(mask bool (H, W), contour (N, 2) in input pixels or None)``.
+    """
+    from diffbypass_stardp import star_mask
+
+    if seg.contours is not None:  # DP methods: the contour, mapped back exactly
+        contour = prepared.to_input(seg.contours[k].numpy().astype(np.float64))
+        centre = prepared.to_input(np.array([prepared.center], dtype=np.float64))  # same map
+        return star_mask(contour[None], centre, shape)[0].numpy().astype(bool), contour
+    height, width = shape
+    size = prepared.crop.shape[0]
+    rows, cols = prepared.crop_index(height, 0), prepared.crop_index(width, 1)
+    ok_r, ok_c = (rows >= 0) & (rows < size), (cols >= 0) & (cols < size)
+    crop_mask = seg.masks[k].numpy()
+    mask = np.zeros((height, width), dtype=bool)
+    mask[np.ix_(ok_r, ok_c)] = crop_mask[np.ix_(rows[ok_r], cols[ok_c])]
+    return mask, None
 
 
 def output_names(paths: Sequence[str | os.PathLike[str]]) -> list[str]:

@@ -1,0 +1,156 @@
+"""Centre-free LV segmentation of whole volumes on ACDC: the challenge's protocol and speed.
+
+Writes ``benchmarks/lv_volumes/results/lv_volumes.json`` (a ``"table"``, the ``"method"``, the
+``"machine"``, each run's summary, centre-finder accuracy and per-patient numbers; no images).
+
+Method
+------
+Each trained run (``--run NAME=RUN_DIR``, e.g. the issue's ``lvseg train --data acdc --split
+thesis --train-size all --iterations 2000`` runs of ``edpcnn`` and ``unet``) is loaded from its
+``best.pt`` (the iteration is recorded) and segments the ED and ES volumes of the 20
+thesis-validation patients (patient number divisible by 5) of the ACDC training folder, with no
+centre given: ``lvseg.centre_free.RunSegmenter`` finds the LV on the U-Net map of the locator
+(the run itself for ``unet``/``unet-dp``; ``--locator RUN_DIR``, a ``unet`` run trained on the
+same patients, for end-to-end runs), crops around it, segments, and for DP methods re-centres
+once at the centroid of the DP's mask; a ``unet`` run predicts its thresholded mask's largest
+component. Scoring is ``lvseg.volumes.evaluate_volumes``: 3-D Dice and Hausdorff distance over
+the full image per phase, EDV/ESV/EF against the ground truth's (Pearson r, bias = mean
+predicted - true, limits of agreement 1.96 s.d.). The centre finder is scored per slice against
+the ground truth: has-LV accuracy (a slice has LV when its ``_gt`` mask has label 3), and, on
+slices where both agree, the distance in mm from the final star centre to the true LV centroid
+(median and 90th percentile). Speed: the first run segments a phantom cine
+(``lvseg.volumes.phantom_cine``, 30 frames x 10 slices of 224 x 224 pixels at 1.5625 mm) after
+a warm-up on one frame; slices per second = 300 / wall time, on the CPU with torch's default
+threads (the machine is shared: the load average is recorded).
+
+Run ``python -m benchmarks.lv_volumes --run edpcnn=DIR --run unet=DIR --locator DIR`` from the
+repository root (about 10 minutes per run on 2 busy CPU cores), or ``--quick`` (2 patients, a
+5-frame cine).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import _harness as H
+
+HERE = Path(__file__).resolve().parent
+#: ../shared/data/acdc/training of the checkout, or of a worktree in wt/<name>
+ACDC = next((base / "shared" / "data" / "acdc" / "training"
+             for base in (H.REPO.parent, H.REPO.parent.parent)
+             if (base / "shared" / "data" / "acdc" / "training").is_dir()),
+            H.REPO.parent / "shared" / "data" / "acdc" / "training")
+NAME = "lv_volumes"
+
+
+def _recorder(segmenter: Any, log: list[Any]) -> Any:
+    def call(images: np.ndarray, spacing: tuple[float, float, float]) -> Any:
+        results = segmenter(images, spacing)
+        log.append(results)
+        return results
+    return call
+
+
+def _centre_accuracy(patients: list[Path], log: list[Any]) -> dict[str, Any]:
+    from lvseg.volumes import read_patient
+
+    distances, agree, total = [], 0, 0
+    for folder, results in zip(patients, log):
+        case = read_patient(folder, cine=False)
+        n_z = case.volume.array.shape[1]
+        dy, dx = case.volume.spacing[1:]
+        for t in (case.ed, case.es):
+            for z in range(n_z):
+                r, true = results[t * n_z + z], case.truth[t][z]
+                total += 1
+                agree += bool(r.has_lv) == bool(true.any())
+                if r.has_lv and true.any():
+                    rows, cols = np.nonzero(true)
+                    distances.append(float(np.hypot((r.center[0] - cols.mean()) * dx,
+                                                    (r.center[1] - rows.mean()) * dy)))
+    return {"has_lv_accuracy": agree / total, "slices": total,
+            "centre_mm": H.summary(distances, 2),
+            "centre_mm_p90": float(np.percentile(distances, 90)) if distances else None}
+
+
+def evaluate(name: str, run_dir: str, locator: str | None, patients: list[Path]) -> dict[str, Any]:
+    from lvseg.centre_free import RunSegmenter
+    from lvseg.methods import get_method
+    from lvseg.runs import load_run
+    from lvseg.volumes import evaluate_volumes
+
+    run = load_run(run_dir)
+    own = not get_method(run.config.method).end_to_end
+    locating = None if own or locator is None else load_run(locator)
+    log: list[Any] = []
+    start = time.perf_counter()
+    report = evaluate_volumes(patients, _recorder(RunSegmenter(run, locator=locating), log))
+    return {"name": name, "run": run_dir, "method": run.config.method,
+            "iteration": run.iteration, "locator": None if own else locator,
+            "seconds": time.perf_counter() - start, "summary": report["summary"],
+            "centre": _centre_accuracy(patients, log), "patients": report["patients"]}
+
+
+def speed(run_dir: str, locator: str | None, n_frames: int) -> dict[str, Any]:
+    from lvseg.centre_free import RunSegmenter
+    from lvseg.methods import get_method
+    from lvseg.runs import load_run
+    from lvseg.volumes import phantom_cine
+
+    run = load_run(run_dir)
+    own = not get_method(run.config.method).end_to_end
+    segmenter = RunSegmenter(run, locator=None if own else load_run(locator))
+    images, _, truth = phantom_cine(size=224, n_frames=n_frames, spacing=(10.0, 1.5625, 1.5625))
+    segmenter(images[:1], truth.spacing)  # warm-up (numba, allocations)
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    segmenter(images, truth.spacing)
+    seconds = time.perf_counter() - start
+    return {"method": run.config.method, "slices": int(images.shape[0] * images.shape[1]),
+            "seconds": seconds, "slices_per_second": images.shape[0] * images.shape[1] / seconds,
+            "load_before": load, "load_after": os.getloadavg()[0]}
+
+
+def _f(value: Any, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def main() -> None:
+    p = H.parser(__doc__, "2 patients and a 5-frame cine", replot=False)
+    p.add_argument("--run", action="append", required=True, metavar="NAME=RUN_DIR")
+    p.add_argument("--locator", help="a unet run for end-to-end runs", metavar="RUN_DIR")
+    p.add_argument("--data-dir", type=Path, default=ACDC, help="ACDC training folder")
+    args = p.parse_args()
+    runs = [item.split("=", 1) for item in args.run]
+    patients = sorted(d for d in args.data_dir.iterdir()
+                      if (d / "Info.cfg").is_file() and int(d.name[-3:]) % 5 == 0)
+    if args.quick:
+        patients = patients[:2]
+    results = [evaluate(name, path, args.locator, patients) for name, path in runs]
+    fast = speed(runs[0][1], args.locator, 5 if args.quick else 30)
+    rows = []
+    for r in results:
+        s, c = r["summary"], r["centre"]
+        rows.append([f"{r['name']} ({r['method']}, it. {r['iteration']})",
+                     _f(s["dice_ed"], 3), _f(s["dice_es"], 3), _f(s["hd_ed_mm"], 1),
+                     _f(s["hd_es_mm"], 1), _f(s["ef_r"], 3), _f(s["ef_bias"], 1),
+                     _f(s["ef_loa"], 1), _f(c["centre_mm"]["median"], 1),
+                     _f(c["has_lv_accuracy"], 3)])
+    table = {"columns": ["run", "Dice ED", "Dice ES", "HD ED mm", "HD ES mm", "EF r",
+                         "EF bias", "EF LoA ±", "centre error mm (median)", "has-LV accuracy"],
+             "rows": rows}
+    H.write_result(args.out / f"{NAME}.json", {
+        "table": table, "method": H.method_text(__doc__),
+        "machine": H.machine_info(), "patients": [d.name for d in patients],
+        "quick": args.quick, "runs": results, "speed": fast})
+    print(f"{fast['slices']} slices in {fast['seconds']:.1f} s: "
+          f"{fast['slices_per_second']:.1f} slices/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""A trained run as a centre-free :class:`~lvseg.volumes.SliceSegmenter`.
+
+For every slice of a volume, :class:`RunSegmenter`
+
+1. finds the LV and whether the slice has one (:func:`lvseg.locate.locate`, on the U-Net map of
+   the *locator*: the run itself, or another run for end-to-end methods, see below);
+2. prepares the slice as prediction does (resampling to the training spacing, a crop around the
+   found centre: :func:`lvseg.prepare.prepare_image`) and segments it with the run's method
+   (:func:`lvseg.segment.segment`);
+3. for DP methods, re-centres once at the centroid of the DP's mask and segments again;
+   for ``unet`` keeps the largest connected component of the thresholded mask;
+4. maps the mask back to the slice's grid (:func:`lvseg.predict.to_input_grid`).
+
+**Locator.** A pixel-trained U-Net's map (``unet``, ``unet-dp``) is a foreground probability and
+locates the LV. An end-to-end map (``edpcnn``, ``edpcnn-es``) is trained only through the DP's
+contour: on ACDC its sign does not separate the LV from the rest of the slice
+(``benchmarks/lv_volumes``), so such a run needs ``locator``, a pixel-trained run on the same
+data; without one it is refused rather than placed wrongly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from lvseg.locate import MIN_AREA_MM2, locate
+from lvseg.methods import get_method
+from lvseg.predict import to_input_grid
+from lvseg.prepare import prepare_image
+from lvseg.runs import LoadedRun
+from lvseg.segment import segment
+from lvseg.volumes.segment import SliceResult, largest_component
+
+__all__ = ["RunSegmenter"]
+
+
+class RunSegmenter:
+    """Segment every slice of a volume with a trained run, no centre given.
+
+    Args:
+        run: the loaded run (:func:`lvseg.runs.load_run`).
+        locator: the run whose U-Net map finds the LV (default: ``run``); must be pixel-trained.
+        method: predict a ``unet`` run as ``unet-dp`` (or back): the same weights.
+        min_area_mm2: smallest LV blob; smaller means "no LV" (:func:`lvseg.locate.locate`).
+        refine: re-centre once at the centroid of the DP's mask (DP methods).
+
+    Raises:
+        ValueError: if the locator is an end-to-end run, or ``method`` switches between a
+            pixel-trained and an end-to-end method.
+    """
+
+    def __init__(self, run: LoadedRun, *, locator: LoadedRun | None = None,
+                 method: str | None = None, min_area_mm2: float = MIN_AREA_MM2,
+                 refine: bool = True) -> None:
+        own = get_method(run.config.method)
+        chosen = own if method is None else get_method(method)
+        if chosen.end_to_end != own.end_to_end:
+            raise ValueError(f"method can only switch between unet and unet-dp (same training); "
+                             f"the run was trained with {own.name!r}, got {chosen.name!r}")
+        locator = run if locator is None else locator
+        if get_method(locator.config.method).end_to_end:
+            raise ValueError(
+                f"a {locator.config.method} run's output map is trained through the DP and does "
+                "not locate the LV by itself; give a locator: a unet (or unet-dp) run trained "
+                "on the same data (lvseg predict/evaluate --locator RUN_DIR)")
+        self.run, self.locator, self.method = run, locator, chosen
+        self.star = run.config.star
+        self.min_area_mm2, self.refine = float(min_area_mm2), bool(refine)
+
+    def __call__(self, images: np.ndarray, spacing: tuple[float, float, float]
+                 ) -> list[SliceResult]:
+        """Segment ``images`` :math:`(T, Z, H, W)` with voxel size ``(dz, dy, dx)`` mm.
+
+        Returns:
+            :math:`T \\cdot Z` :class:`~lvseg.volumes.SliceResult` in ``(t, z)`` order; the
+            centre is the final star centre in input pixels, the radii in crop pixels.
+        """
+        images = np.asarray(images, dtype=np.float32)
+        height, width = images.shape[-2:]
+        flat = images.reshape(-1, height, width)
+        plane = (float(spacing[1]), float(spacing[2]))
+        found = locate(self.locator.config.method, self.locator.unet, flat, plane,
+                       min_area_mm2=self.min_area_mm2)
+        empty = np.zeros((height, width), dtype=bool)
+        results = [SliceResult(empty, False)] * len(flat)
+        todo = np.flatnonzero(found.has_lv)
+        if len(todo) == 0:
+            return results
+        centers = found.centers[todo]
+        out = self._segment(flat[todo], centers, plane)
+        if self.method.dp and self.refine:
+            moved = np.array([_centroid(mask, c) for (mask, *_), c in zip(out, centers)])
+            out = self._segment(flat[todo], moved, plane)
+        for k, (mask, center, radii) in zip(todo, out):
+            results[k] = SliceResult(mask, True, center,
+                                     radii, None if radii is None else float(self.star.radius))
+        return results
+
+    def _segment(self, images: np.ndarray, centers: np.ndarray, spacing: tuple[float, float]
+                 ) -> list[tuple[np.ndarray, tuple[float, float], np.ndarray | None]]:
+        """``(mask, centre, radii)`` per slice, the star centred at ``centers`` (input px)."""
+        prepared = [prepare_image(image, (float(x), float(y)), spacing)
+                    for image, (x, y) in zip(images, centers)]
+        crops = torch.from_numpy(np.stack([p.crop for p in prepared])[:, None])
+        star_centers = torch.tensor([p.center for p in prepared], dtype=torch.float32)
+        seg = segment(self.method, self.run.unet, crops, star_centers, self.star)
+        if not self.method.dp:  # the U-Net alone: its largest blob, as the protocol scores it
+            seg = seg._replace(masks=torch.from_numpy(np.stack(
+                [largest_component(m) for m in seg.masks.numpy()])))
+        out = []
+        for k, p in enumerate(prepared):
+            mask, _ = to_input_grid(p, seg, k, images.shape[-2:])
+            radii = None
+            if seg.contours is not None:
+                radii = np.linalg.norm(seg.contours[k].numpy() - np.asarray(p.center), axis=1)
+            out.append((mask, (float(centers[k][0]), float(centers[k][1])), radii))
+        return out
+
+
+def _centroid(mask: np.ndarray, fallback: np.ndarray) -> tuple[float, float]:
+    """``(x, y)`` centroid of ``mask``, or ``fallback`` when it is empty."""
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return float(fallback[0]), float(fallback[1])
+    return float(cols.mean()), float(rows.mean())
+

@@ -1,0 +1,129 @@
+r"""Finding the LV without ground truth: where the star goes, and whether a slice has LV at all.
+
+:func:`locate` reads the run's own U-Net output map over the whole slice: the slice is resampled
+to the training spacing and normalised as in training (:mod:`lvseg.prepare`), padded to a
+multiple of :math:`2^{depth}` and run through the U-Net (it is fully convolutional), and its
+foreground is thresholded (:func:`foreground`). The largest 8-connected blob is the LV: its
+centroid is the star's centre and its area decides "no LV" (below ``min_area_mm2``). The trained
+segmenter (:class:`lvseg.centre_free.RunSegmenter`) then re-centres once at the centroid of
+the DP's own mask.
+
+The threshold depends on how the U-Net was trained (:attr:`lvseg.methods.Method.end_to_end`): a
+pixel-trained map is a logit, read at probability 1/2; an end-to-end map (EDPCNN) is what the DP
+saw, which treats the point beyond the star as 0, so its LV is where the map is positive. How
+well each finds the LV on ACDC is measured in ``benchmarks/lv_volumes``.
+
+Example:
+    >>> import torch
+    >>> class Bright(torch.nn.Module):  # "foreground" where the image is bright
+    ...     depth = 0
+    ...     def forward(self, x): return x - 1.0
+    >>> image = np.zeros((40, 50), np.float32); image[10:20, 30:40] = 1.0
+    >>> found = locate("unet", Bright(), image[None], (1.37, 1.37), min_area_mm2=10.0)
+    >>> [round(v) for v in found.centers[0]], bool(found.has_lv[0])
+    ([34, 14], True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch import nn
+
+from lvseg.data import SPACING_MM, normalize_intensities, resample
+from lvseg.methods import Method
+from lvseg.options import check_fields, document, option
+
+__all__ = ["MIN_AREA_MM2", "LocateOptions", "Located", "foreground", "locate"]
+
+#: A blob smaller than this (mm²) is "no LV" (an apical LV cavity is larger; noise blobs smaller).
+MIN_AREA_MM2 = 100.0
+
+
+@document
+@dataclass(kw_only=True)
+class LocateOptions:
+    """How the LV is found without a centre: the options ``lvseg predict`` (volumes) and
+    ``lvseg evaluate --protocol volumes`` share."""
+
+    locator: str | None = option(None, "a unet or unet-dp run directory whose U-Net finds the "
+                                 "LV (default: the run itself; required for edpcnn runs, whose "
+                                 "map is trained through the DP)", metavar="RUN_DIR")
+    min_lv_area: float = option(MIN_AREA_MM2, "a slice whose largest foreground blob is smaller "
+                                "(mm²) has no LV", metavar="MM2", low=0.0)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+class Located(NamedTuple):
+    """What :func:`locate` found in :math:`K` slices (input pixel coordinates)."""
+
+    centers: np.ndarray
+    """Centroid :math:`(x, y)` of the LV blob per slice, float64 :math:`(K, 2)`; NaN without one."""
+    has_lv: np.ndarray
+    """Whether the blob is at least ``min_area_mm2``, bool :math:`(K,)`."""
+    areas_mm2: np.ndarray
+    """Area of the largest blob (mm²), :math:`(K,)`; 0 without one."""
+
+
+def foreground(maps: torch.Tensor) -> torch.Tensor:
+    """The U-Net's foreground: map > 0, i.e. probability > 1/2 for a pixel-trained logit and
+    the DP's inside for an end-to-end map (the module docstring says why)."""
+    return maps > 0
+
+
+def _largest_blob(mask: np.ndarray) -> tuple[float, float, int]:
+    """``(x, y, pixels)`` of the largest 8-connected blob; NaN and 0 for an empty mask."""
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return float("nan"), float("nan"), 0
+    sizes = np.bincount(labels.ravel())[1:]
+    k = int(np.argmax(sizes)) + 1
+    rows, cols = np.nonzero(labels == k)
+    return float(cols.mean()), float(rows.mean()), int(sizes[k - 1])
+
+
+@torch.no_grad()
+def locate(method: str | Method, unet: nn.Module, images: np.ndarray,
+           spacing: tuple[float, float], *, min_area_mm2: float = MIN_AREA_MM2) -> Located:
+    """Find the LV in each of the slices ``images`` :math:`(K, H, W)` with pixel size ``spacing``.
+
+    Args:
+        method: the run's method (decides the threshold, :func:`foreground`).
+        unet: the run's U-Net (its ``depth`` attribute gives the padding; 0 if absent).
+        images: slices of one size, raw intensities.
+        spacing: ``(row_mm, col_mm)``.
+        min_area_mm2: smallest blob that counts as an LV.
+
+    Returns:
+        :class:`Located`, centres in the input slices' pixels.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    multiple = 2 ** int(getattr(unet, "depth", 0))
+    batch = []
+    for image in images:
+        resampled, _ = resample(image, np.zeros(image.shape, bool), spacing, SPACING_MM)
+        batch.append(normalize_intensities(resampled))
+    height, width = batch[0].shape
+    pad_h, pad_w = -height % multiple, -width % multiple
+    stacked = np.stack([np.pad(b.astype(np.float32), ((0, pad_h), (0, pad_w)),
+                               constant_values=float(b.min()))
+                        for b in batch])
+    weight = next(unet.parameters(), None)
+    device = weight.device if weight is not None else torch.device("cpu")
+    unet.eval()
+    found = []
+    for start in range(0, len(stacked), 8):
+        chunk = torch.from_numpy(stacked[start:start + 8, None]).to(device)
+        fg = foreground(unet(chunk))[:, 0, :height, :width].cpu().numpy()
+        found.extend(_largest_blob(m) for m in fg)
+    fr, fc = spacing[0] / SPACING_MM, spacing[1] / SPACING_MM
+    centers = np.array([((x + 0.5) / fc - 0.5, (y + 0.5) / fr - 0.5) for x, y, _ in found],
+                       dtype=np.float64).reshape(-1, 2)
+    areas = np.array([n * SPACING_MM**2 for _, _, n in found], dtype=np.float64)
+    return Located(centers, areas >= min_area_mm2, areas)
