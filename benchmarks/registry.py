@@ -71,6 +71,8 @@ STUDIES: tuple[Study, ...] = (
           duration="about 45 min on 2 Dask workers (resumable)", needs="ACDC"),
     Study("acdc_ablation", "thesis chapter 5 on ACDC: Table 5.1, jitter, learning curves, ES",
           duration="hours (resumable; --measure prints the cost)", needs="ACDC"),
+    Study("lv_smoothness", "the star DP's smoothness penalty on ACDC: learned against fixed lambda",
+          duration="hours (resumable; --scale: the lambda scale)", needs="ACDC"),
     Study("dask_overhead", "what scheduling a study's runs on Dask costs per run, projected",
           duration="about 1 min"),
 )
