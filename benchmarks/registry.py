@@ -75,6 +75,8 @@ STUDIES: tuple[Study, ...] = (
           "slices per second", quick="--quick --run unet=RUN_DIR",
           full="--run edpcnn=RUN_DIR --run unet=RUN_DIR --locator RUN_DIR",
           duration="about 10 min per run", needs="ACDC and trained runs"),
+    Study("lv_smoothness", "the star DP's smoothness penalty on ACDC: learned against fixed lambda",
+          duration="hours (resumable; --scale: the lambda scale)", needs="ACDC"),
     Study("dask_overhead", "what scheduling a study's runs on Dask costs per run, projected",
           duration="about 1 min"),
 )

@@ -174,7 +174,9 @@ def _evaluate(args: argparse.Namespace) -> int:
           f"{result['data']}{where}/{result['split']}, n={result['n']}: Dice "
           f"{result['dice']:.4f} ± {result['dice_std']:.4f}, HD {result['hd_mm']:.2f} mm, HD95 "
           f"{result['hd95_mm']:.2f} mm, ASSD {result['assd_mm']:.2f} mm"
-          + (f" ({result['n_undefined']} empty predictions)" if result["n_undefined"] else ""))
+          + (f" ({result['n_undefined']} empty predictions)" if result["n_undefined"] else "")
+          + (f"; learned smoothness lambda {result['smoothness']:.4g}"
+             if result["learned_smoothness"] else ""))
     if config.json:
         Path(config.json).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(config.json, (json.dumps(result, indent=2) + "\n").encode())

@@ -104,6 +104,11 @@ class TrainConfig:
                              "halves the crop)", thesis="4", metavar="D", low=0,
                              high=CROP_SIZE.bit_length() - 1)
     unet_norm: str = option("group", "U-Net normalisation", thesis="none", choices=NORMS)
+    learn_smoothness: bool = option(False, "train the DP's smoothness penalty lambda with the "
+                                    "U-Net through the bypass, starting at --smoothness (0: a "
+                                    "default start); edpcnn and edpcnn-es")
+    smoothness_lr: float = option(1e-2, "Adam learning rate of log(lambda) with "
+                                  "--learn-smoothness", metavar="LR")
     star: StarConfig = option(help="star pattern and DP settings (their own options)",
                               default_factory=StarConfig, cli=False)
     jitter: float = option(1.0, "training star-centre jitter: s.d. as a fraction of the object "
@@ -156,6 +161,7 @@ class TrainConfig:
         if self.sigma is None:
             self.sigma = METHODS[self.method].sigma
         positive_number("lr", self.lr)
+        positive_number("smoothness_lr", self.smoothness_lr)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (what ``config.json`` holds)."""

@@ -15,6 +15,7 @@ every method is :func:`lvseg.segment.segment`.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
 
 import torch
@@ -25,16 +26,23 @@ from diffbypass.validation import one_of
 from diffbypass_stardp import LineSurrogate, StarSurrogate, mask_to_indices, warp
 from lvseg.star import StarConfig
 
-__all__ = ["DP_OUTPUTS", "EDPCNN", "SURROGATES", "StarOutput"]
+__all__ = ["DP_OUTPUTS", "EDPCNN", "INITIAL_SMOOTHNESS", "SURROGATES", "StarOutput"]
 
-#: Surrogate architectures by name: ``channels -> network`` (``docs/stardp.md`` compares them).
-#: ``star``: the thesis' small U-Net on the star (``StarSurrogate(base_channels)``); ``line``:
-#: line-wise convolutions, circular across the lines (``LineSurrogate(channels)``), a cheaper
-#: fit step (``docs/lv_example.md``, 'Speed').
-SURROGATES: dict[str, Callable[[int], nn.Module]] = {
-    "star": lambda channels: StarSurrogate(base_channels=channels),
-    "line": lambda channels: LineSurrogate(channels=channels),
+#: Surrogate architectures by name: ``(channels, lam_input) -> network`` (``docs/stardp.md``
+#: compares them). ``star``: the thesis' small U-Net on the star (``StarSurrogate(base_channels)``);
+#: ``line``: line-wise convolutions, circular across the lines (``LineSurrogate(channels)``), a
+#: cheaper fit step (``docs/lv_example.md``, 'Speed'). ``lam_input``: the network also takes the
+#: DP's smoothness penalty (a learned one, ``EDPCNN(learn_smoothness=True)``).
+SURROGATES: dict[str, Callable[[int, bool], nn.Module]] = {
+    "star": lambda channels, lam_input: StarSurrogate(base_channels=channels,
+                                                      lam_input=lam_input),
+    "line": lambda channels, lam_input: LineSurrogate(channels=channels, lam_input=lam_input),
 }
+
+#: The initial smoothness penalty of a learned one when ``StarConfig.smoothness`` is 0 (a
+#: learned penalty is :math:`\exp` of a parameter, which cannot start at 0).
+#: ``benchmarks/lv_smoothness/README.md`` says how the scale was chosen.
+INITIAL_SMOOTHNESS = 0.1
 
 #: What the DP inside the bypass returns: ``"indices"`` (int64, for a surrogate fitted with
 #: cross-entropy) or ``"float"`` (the smoothed fractional indices, for ES).
@@ -63,6 +71,12 @@ class EDPCNN(nn.Module):
         star: star and DP settings.
         estimator: the bypass' gradient estimator (the method table builds it).
         dp_output: what the DP returns, one of :data:`DP_OUTPUTS`.
+        learn_smoothness: train the DP's smoothness penalty :math:`\lambda` with the U-Net:
+            :math:`\lambda = \exp(\text{log\_smoothness})`, an ``nn.Parameter`` (in the
+            ``state_dict``) starting at ``star.smoothness`` (:data:`INITIAL_SMOOTHNESS` if that
+            is 0), passed to the bypass as its shared second argument ``lam``; the estimator
+            must take it (a surrogate built with ``lam_input=True``, a ``sigma`` per argument).
+            Otherwise the DP uses the fixed ``star.smoothness``.
 
     Example:
         >>> from diffbypass import ES
@@ -79,7 +93,7 @@ class EDPCNN(nn.Module):
     """
 
     def __init__(self, unet: nn.Module, star: StarConfig, estimator: Estimator,
-                 dp_output: str) -> None:  # fmt: skip
+                 dp_output: str, *, learn_smoothness: bool = False) -> None:  # fmt: skip
         super().__init__()
         if not isinstance(star, StarConfig):
             raise TypeError(f"star must be a StarConfig; got {type(star).__name__}")
@@ -88,7 +102,26 @@ class EDPCNN(nn.Module):
                             f"{type(estimator).__name__}")
         self.unet = unet
         self.star = star
-        self.bypass = Bypass(star.dp(one_of("dp_output", dp_output, DP_OUTPUTS)), estimator)
+        dp = star.dp(one_of("dp_output", dp_output, DP_OUTPUTS))
+        self.log_smoothness: nn.Parameter | None = None
+        if learn_smoothness:
+            initial = star.smoothness or INITIAL_SMOOTHNESS
+            self.log_smoothness = nn.Parameter(torch.tensor(math.log(initial)))
+            self.bypass = Bypass(dp, estimator, shared=("lam",))
+        else:
+            self.bypass = Bypass(dp, estimator)
+
+    @property
+    def smoothness(self) -> Tensor | None:
+        r"""The learned smoothness penalty :math:`\lambda`, a scalar tensor (differentiable);
+        ``None`` when the DP uses the fixed ``star.smoothness``."""
+        return None if self.log_smoothness is None else self.log_smoothness.exp()
+
+    def dp_inputs(self, warped: Tensor) -> tuple[Tensor, ...]:
+        """The bypass' arguments for ``warped``: ``(warped,)``, or ``(warped, lambda)`` with a
+        learned smoothness penalty (``bypass.predict(*dp_inputs(g))`` as well)."""
+        lam = self.smoothness
+        return (warped,) if lam is None else (warped, lam)
 
     def forward(self, images: Tensor, centers: Tensor, angles: Tensor | None = None) -> StarOutput:
         output_map = self.unet(images)
@@ -100,7 +133,7 @@ class EDPCNN(nn.Module):
             )
         points = self.star.points(centers, angles)
         warped = self.star.reduce(warp(output_map, points, mode=self.star.interpolation))
-        indices = self.bypass(warped)  # fits the surrogate (training mode), exact DP output
+        indices = self.bypass(*self.dp_inputs(warped))  # fits the surrogate (training mode), exact DP output
         return StarOutput(output_map, points, warped, indices)
 
     def true_indices(self, masks: Tensor, points: Tensor) -> Tensor:

@@ -107,7 +107,9 @@ def evaluate_run(
 
     Returns:
         ``{"method", "checkpoint", "iteration", "data", "data_dir" (the folder read, absolute;
-        ``None`` for generated data), "split", "center_jitter", "delta", "n",
+        ``None`` for generated data), "split", "center_jitter", "delta", "smoothness" (the
+        DP's smoothness penalty: the run's fixed one or the one it learned), "learned_smoothness"
+        (whether it was learned), "n",
         "dice", "dice_std", "hd_mm", "hd_std", "hd95_mm", "hd95_std", "assd_mm", "assd_std",
         "n_undefined", "per_image": [{"index", "source", "patient_id", "center", "dice", "hd_mm",
         "hd95_mm", "assd_mm"}, ...]}`` (undefined distances are ``None``).
@@ -159,7 +161,9 @@ def evaluate_run(
         "method": config.method, "run": str(run_dir), "checkpoint": run.checkpoint,
         "iteration": run.iteration, "data": config.data,
         "data_dir": DATASETS[config.data].location(config.data_dir), "split": split,
-        "center_jitter": float(center_jitter), "delta": config.star.delta, "n": summary["n"],
+        "center_jitter": float(center_jitter), "delta": config.star.delta,
+        "smoothness": config.star.smoothness, "learned_smoothness": config.learn_smoothness,
+        "n": summary["n"],
         "dice": summary["dice_mean"], "dice_std": summary["dice_std"],
         "hd_mm": summary["hd_mean"], "hd_std": summary["hd_std"],
         "hd95_mm": summary["hd95_mean"], "hd95_std": summary["hd95_std"],

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -22,16 +23,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from diffbypass import ES, Estimator, Surrogate
+from diffbypass import ES, Estimator, Relative, Surrogate
 from diffbypass.validation import one_of
 from lvseg.edpcnn import EDPCNN, SURROGATES
 from lvseg.models import UNet
-from lvseg.star import STARDP
+from lvseg.star import STARDP, StarConfig
 
 if TYPE_CHECKING:  # the builders read a TrainConfig's fields; lvseg.config sits above this module
     from lvseg.config import TrainConfig
 
-__all__ = ["METHODS", "Method", "build_model", "get_method", "pixel_loss", "unet_of"]
+__all__ = ["METHODS", "SMOOTHNESS_SIGMA", "Method", "build_model", "get_method", "param_groups",
+           "pixel_loss", "star_of", "unet_of"]
 
 #: ``loss(model, images, masks, centers, angles)`` of one training step.
 StepLoss = Callable[[nn.Module, Tensor, Tensor, "Tensor | None", "Tensor | None"], Tensor]
@@ -56,6 +58,8 @@ class Method:
         sigma: default noise scale of the estimator (``docs/lv_example.md`` explains both).
         report: the fields the trainer logs from the estimator's fit statistics after each step
             (``None``: none; :meth:`~diffbypass.Surrogate.register_fit_hook`).
+        learns_smoothness: whether ``--learn-smoothness`` may train the DP's smoothness penalty
+            with the U-Net (through the bypass, as its shared second argument).
     """
 
     name: str
@@ -68,6 +72,7 @@ class Method:
     samples: int = 10
     sigma: float = 1.0
     report: Callable[[Any], dict[str, float]] | None = None
+    learns_smoothness: bool = False
 
     @property
     def end_to_end(self) -> bool:
@@ -100,7 +105,8 @@ def _surrogate_step(model: nn.Module, images: Tensor, masks: Tensor, centers: Te
     """Cross-entropy of the surrogate's prediction against the true indices (Algorithm 3)."""
     out = model(images, centers, angles)
     truth = model.true_indices(masks, out.points)
-    logits = model.bypass.predict(out.warped)  # (B, N, M), gradients to the U-Net only
+    logits = model.bypass.predict(*model.dp_inputs(out.warped))  # (B, N, M): gradients to the
+    # U-Net (and to a learned smoothness penalty), not into the surrogate
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), truth.reshape(-1))
 
 
@@ -125,14 +131,27 @@ def _surrogate(config: TrainConfig, generator: torch.Generator) -> Estimator:
         )
     build = SURROGATES[one_of("surrogate", config.surrogate, tuple(SURROGATES))]
     return Surrogate(
-        build(config.surrogate_channels), sigma=config.sigma, samples=config.samples,
+        build(config.surrogate_channels, config.learn_smoothness), sigma=_sigma(config),
+        samples=config.samples,
         fit_steps=config.fit_steps, fit_loss=STARDP.fit_loss, lr=config.surrogate_lr,
         generator=generator, report_after=False, threads=1,
     )  # fmt: skip
 
 
 def _es(config: TrainConfig, generator: torch.Generator) -> Estimator:
-    return ES(sigma=config.sigma, samples=config.samples, generator=generator)
+    return ES(sigma=_sigma(config), samples=config.samples, generator=generator)
+
+
+#: The estimators' noise on a learned smoothness penalty :math:`\lambda`: relative, so that the
+#: perturbed :math:`\lambda (1 + 0.1\,\varepsilon)` stays positive (it would need
+#: :math:`\varepsilon < -10`) and scales with :math:`\lambda`.
+SMOOTHNESS_SIGMA = Relative(0.1)
+
+
+def _sigma(config: TrainConfig) -> Any:
+    """``config.sigma`` on the warped map; with a learned smoothness penalty, one per argument
+    of the DP (the map, then the penalty with :data:`SMOOTHNESS_SIGMA`)."""
+    return (config.sigma, SMOOTHNESS_SIGMA) if config.learn_smoothness else config.sigma
 
 
 def _fit_report(stats: Any) -> dict[str, float]:
@@ -147,9 +166,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            _pixel_step, dp=True, iterations=200),
     Method("edpcnn", "U-Net trained through the DP with the differentiable bypass (thesis "
            "Algorithm 3)", _surrogate, "indices", _surrogate_step, dp=True, iterations=150,
-           samples=1, report=_fit_report),
+           samples=1, report=_fit_report, learns_smoothness=True),
     Method("edpcnn-es", "the same with ES", _es, "float", _es_step, dp=True, iterations=150,
-           sigma=0.1),
+           sigma=0.1, learns_smoothness=True),
 )}  # fmt: skip
 
 
@@ -165,14 +184,39 @@ def build_model(config: TrainConfig) -> nn.Module:
     the estimator check their own arguments here (``unet_*``, ``sigma``, ``samples``, ...).
     """
     method = get_method(config.method)
+    if config.learn_smoothness and not method.learns_smoothness:
+        able = ", ".join(m.name for m in METHODS.values() if m.learns_smoothness)
+        raise ValueError(
+            f"learn_smoothness needs a method that trains through the DP ({able}); got method "
+            f"{config.method!r}: drop --learn-smoothness, or fix the penalty with --smoothness"
+        )
     torch.manual_seed(config.seed)
     unet = UNet(base_channels=config.unet_channels, depth=config.unet_depth, norm=config.unet_norm)
     if method.estimator is None:
         return unet
     estimator = method.estimator(config, torch.Generator().manual_seed(config.seed + 1))
-    return EDPCNN(unet, config.star, estimator, method.dp_output)
+    return EDPCNN(unet, config.star, estimator, method.dp_output,
+                  learn_smoothness=config.learn_smoothness)
 
 
 def unet_of(model: nn.Module) -> nn.Module:
     """The U-Net inside ``model`` (the model itself for the pixel-trained methods)."""
     return model.unet if isinstance(model, EDPCNN) else model
+
+
+def star_of(model: nn.Module, star: StarConfig) -> StarConfig:
+    """``star`` with the smoothness penalty ``model`` learned, if it learned one (what
+    inference uses); ``star`` itself otherwise."""
+    lam = model.smoothness if isinstance(model, EDPCNN) else None
+    if lam is None:
+        return star
+    return dataclasses.replace(star, smoothness=float(lam.detach()))
+
+
+def param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups: the U-Net at ``config.lr``, and a learned smoothness
+    penalty's log at ``config.smoothness_lr``."""
+    groups: list[dict[str, Any]] = [{"params": list(unet_of(model).parameters())}]
+    if isinstance(model, EDPCNN) and model.log_smoothness is not None:
+        groups.append({"params": [model.log_smoothness], "lr": config.smoothness_lr})
+    return groups

@@ -19,7 +19,7 @@ from torch import nn
 from lvseg.checkpoint import CheckpointError, check_training_state, load_checkpoint, load_model_state
 from lvseg.config import TrainConfig
 from lvseg.device import DEVICES, resolve_device
-from lvseg.methods import build_model, unet_of
+from lvseg.methods import build_model, star_of, unet_of
 from lvseg.options import check_fields, document, option
 from lvseg.rundir import CONFIG_NAME, LOCK_NAME, RunDirError, read_config
 
@@ -98,7 +98,10 @@ def open_run(run_dir: Path, config: TrainConfig, resume: bool) -> dict[str, Any]
 
 @dataclasses.dataclass
 class LoadedRun:
-    """A trained run: its config, the model (eval mode) and which checkpoint was loaded."""
+    """A trained run: its config, the model (eval mode) and which checkpoint was loaded.
+
+    ``config.star.smoothness`` is the DP's smoothness penalty inference uses: the one the
+    checkpoint learned if the run learned it (``learn_smoothness``)."""
 
     config: TrainConfig
     model: nn.Module
@@ -140,4 +143,5 @@ def load_run(
     model = build_model(config)
     load_model_state(model, state, path, config.to_dict())
     model.to(resolve_device(device)).eval()
+    config = dataclasses.replace(config, star=star_of(model, config.star))  # a learned penalty
     return LoadedRun(config, model, path.name, int(state.get("iteration", 0)))

@@ -45,7 +45,7 @@ class StarConfig:
     """Star pattern and DP settings (thesis §5.4 defaults in brackets).
 
     Each setting is checked by its owner: ``n_lines``, ``n_points`` and ``radius`` by
-    ``star_points``, ``delta`` and ``smoothing`` by ``StarDP`` (so ``delta=0``, a circle, and
+    ``star_points``, ``delta``, ``smoothness`` and ``smoothing`` by ``StarDP`` (so ``delta=0``, a circle, and
     ``smoothing=0`` or ``1``, none, are accepted as ``StarDP`` accepts them); the config adds
     only what involves two settings: an odd ``smoothing`` width must not exceed ``n_lines``.
     """
@@ -56,6 +56,10 @@ class StarConfig:
                            "most 4 crop sides)", thesis="65", metavar="PX", high=4 * CROP_SIZE)
     delta: int = option(1, "DP smoothness delta, the largest index change between neighbouring "
                         "lines", thesis="1", metavar="D")
+    smoothness: float = option(0.0, "DP smoothness penalty lambda: the cost of each index step "
+                               "between neighbouring lines, in units of the DP's cost (0: none, "
+                               "the thesis' DP; with --learn-smoothness the initial value)",
+                               thesis="0", metavar="LAM", low=0.0)
     smoothing: int | None = option(None, "odd width of the moving average on the DP indices "
                                    "(None: the odd integer nearest N/4; 0 or 1: none)",
                                    thesis="~N/4", metavar="W")
@@ -93,7 +97,8 @@ class StarConfig:
 
     def dp(self, output: str = "float") -> StarDP | PooledDP:
         """The black box with these settings: the DP on the bypass input :meth:`reduce` makes."""
-        dp = STARDP.blackbox(delta=self.delta, smoothing=self.smoothing, output=output)
+        dp = STARDP.blackbox(delta=self.delta, smoothing=self.smoothing, output=output,
+                             lam=self.smoothness)
         return dp if self.pool == 1 else PooledDP(dp, self.n_points)
 
     def reduce(self, warped: Tensor) -> Tensor:
@@ -114,11 +119,13 @@ class PooledDP:
     def __init__(self, dp: StarDP, n_points: int) -> None:
         self.dp, self.n_points = dp, int(n_points)
 
-    def __call__(self, pooled: Tensor | np.ndarray) -> Tensor | np.ndarray:
-        """The DP's indices for ``pooled`` :math:`(B, N, L)`; NumPy in, NumPy out (as StarDP)."""
+    def __call__(self, pooled: Tensor | np.ndarray, lam: float | Tensor | None = None
+                 ) -> Tensor | np.ndarray:
+        """The DP's indices for ``pooled`` :math:`(B, N, L)`; NumPy in, NumPy out (as StarDP);
+        ``lam``: the smoothness penalty (``None``: the DP's own)."""
         if isinstance(pooled, np.ndarray):
-            return self(torch.from_numpy(pooled)).numpy()
+            return self(torch.from_numpy(pooled), lam).numpy()
         b, n, length = pooled.shape
         full = F.interpolate(pooled.reshape(b * n, 1, length), size=self.n_points, mode="linear",
                              align_corners=True)  # fmt: skip
-        return self.dp(full.reshape(b, n, self.n_points))
+        return self.dp(full.reshape(b, n, self.n_points), lam)

@@ -36,7 +36,7 @@ from lvseg.config import TrainConfig
 from lvseg.device import resolve_device
 from lvseg.hooks import Hook, MetricsLog, read_metrics
 from lvseg.interrupt import TrainingInterrupted, stop_on_sigint
-from lvseg.methods import build_model, get_method, unet_of
+from lvseg.methods import build_model, get_method, param_groups, star_of, unet_of
 from lvseg.jitter import jitter_centers
 from lvseg.prepare import PreparedSplits, prepare_data
 from lvseg.runs import open_run
@@ -110,7 +110,8 @@ class Trainer:
     def _setup(self, checkpoint: dict[str, Any] | None) -> None:
         config = self.config
         self.unet = unet_of(self.model)
-        self.optimizer = torch.optim.Adam(self.unet.parameters(), lr=config.lr, betas=(0.9, 0.999))
+        self.optimizer = torch.optim.Adam(param_groups(self.model, config), lr=config.lr,
+                                          betas=(0.9, 0.999))
         self.sampler = BatchSampler(len(self.data.train), config.batch_size, seed=config.seed)
         self.rng = np.random.default_rng(config.seed)
         random.seed(config.seed)
@@ -202,7 +203,13 @@ class Trainer:
         """Mean Dice on the validation split (true centres, evaluation protocol)."""
         idx = self.data.val
         return score(self.method, self.unet, self.images[idx], self.masks[idx], self.centers[idx],
-                     self.config.star).mean_dice
+                     self.star).mean_dice
+
+    @property
+    def star(self) -> Any:
+        """The star and DP settings inference uses now: the config's, with the smoothness
+        penalty learned so far if the run learns it (:func:`~lvseg.methods.star_of`)."""
+        return star_of(self.model, self.config.star)
 
     def fit(self) -> dict[str, Any]:
         """Train up to ``config.iterations``; returns a summary (best Dice and iteration).
@@ -244,8 +251,11 @@ class Trainer:
         if dice > self.best_dice:
             self.best_dice, self.best_iteration = dice, self.iteration
             self._save_best(dice)
-        self._emit({"event": "validation", "iteration": self.iteration, "dice": dice,
-                    "best_dice": self.best_dice, "best_iteration": self.best_iteration})
+        event = {"event": "validation", "iteration": self.iteration, "dice": dice,
+                 "best_dice": self.best_dice, "best_iteration": self.best_iteration}
+        if self.config.learn_smoothness:
+            event["smoothness"] = self.star.smoothness
+        self._emit(event)
 
     def _save_best(self, dice: float) -> None:
         save_checkpoint(self.run_dir / "best.pt", {
