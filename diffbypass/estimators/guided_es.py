@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
+from diffbypass import distributed
 from diffbypass.base import Estimator, Evaluator, Reporter, require_real
 from diffbypass.hooks import Hook, Hooks
 from diffbypass.sampler import Sigma
@@ -180,7 +181,7 @@ class GuidedES(Smoothing):
             past = torch.stack(list(self._past)).to(x.device, x.dtype)
             d = torch.cat([d, past.unsqueeze(0).expand(x.shape[0], -1, -1)], dim=1)
         if self.history and self.training:
-            mean = d[:, 0].mean(0)
+            mean = distributed.mean(d[:, 0].mean(0))  # over the ranks too, under DDP
             if bool(mean.norm() > 0):
                 self._past.append(mean / mean.norm())
         return d
