@@ -61,13 +61,12 @@ def num(value: float) -> float | None:
 
 def evaluation(method: str, unet: Any, images: Any, masks: Any, centers: Any, star: Any,
                spacing: Any, per_image: bool = True) -> dict[str, Any]:  # fmt: skip
-    """Segment with ``method`` (``lvseg.segment``) and score inside the star square
-    (``lvseg.metrics``): mean Dice, its s.d. over images, mean HD and ASSD, counts."""
-    from lvseg.metrics import evaluate_batch, summarize
-    from lvseg.segment import segment
+    """Segment with ``method`` and score inside the star square (``lvseg.score``): mean Dice,
+    its s.d. over images, mean HD and ASSD, counts."""
+    from lvseg.metrics import summarize
+    from lvseg.score import score
 
-    seg = segment(method, unet, images, centers, star)
-    rows = evaluate_batch(seg.masks, masks, spacing, centers, star.radius)
+    rows = score(method, unet, images, masks, centers, star, spacing=spacing).rows
     s = summarize(rows)
     out = {"dice": s["dice_mean"], "dice_std_images": s["dice_std"], "hd_mm": num(s["hd_mean"]),
            "assd_mm": num(s["assd_mean"]), "n_undefined": s["n_undefined"], "n_test": s["n"]}

@@ -67,10 +67,12 @@ STUDIES: tuple[Study, ...] = (
     Study("lv_ablation", "LV example: Dice against training-set size, four methods",
           in_bench=True, duration="about 40 min (resumable)"),
     Study("lv_pareto", "LV example: Dice against seconds per iteration for surrogate settings",
-          full="--shard 0 --shards 2; --shard 1 --shards 2; --measure; --report",
-          duration="about 45 min on 2 processes (resumable)", needs="ACDC"),
+          full="--workers 2; --measure; --report",
+          duration="about 45 min on 2 Dask workers (resumable)", needs="ACDC"),
     Study("acdc_ablation", "thesis chapter 5 on ACDC: Table 5.1, jitter, learning curves, ES",
           duration="hours (resumable; --measure prints the cost)", needs="ACDC"),
+    Study("dask_overhead", "what scheduling a study's runs on Dask costs per run, projected",
+          duration="about 1 min"),
 )
 
 BY_NAME: dict[str, Study] = {s.name: s for s in STUDIES}

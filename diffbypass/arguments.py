@@ -211,11 +211,6 @@ class Call:
         return [value if i == index else t for i, t in enumerate(self.leaves)]
 
 
-def expand_shared(grad: Tensor, shared: bool) -> Tensor:
-    """Sum a per-item gradient ``(B, ...)`` of a shared leaf over the batch."""
-    return grad.sum(dim=0) if shared else grad
-
-
 def as_outputs(y: Any) -> tuple[Tensor, ...]:
     """``fn``'s (or a surrogate's) output(s) as a tuple: a tuple is several outputs."""
     return y if isinstance(y, tuple) else (y,)

@@ -44,11 +44,11 @@ Machine: the project's shared 2-core CPU, torch and numba single-threaded, the l
 each record. ``--measure`` times a few iterations of every variant and one validation, and
 prints the plan's cost before running.
 
-Run ``python -m benchmarks.acdc_ablation`` (hours; resumable: rerun the same command; start it
-twice to use two cores: each worker takes the next job no other worker holds and writes its own
-``acdc_ablation[.k].jsonl``),
-``--measure``, ``--quick`` (a smoke run on 40 validation images: ``acdc_ablation_quick.*``) or
-``--replot``.
+Run ``python -m benchmarks.acdc_ablation`` (hours; resumable: rerun the same command). The runs
+are tasks on a Dask ``LocalCluster`` of ``--workers`` processes (default 2, one per core, 1 thread
+each) or, with ``--scheduler ADDRESS``, on a running Dask cluster; this process is the only
+writer of ``raw/acdc_ablation.jsonl``. ``--measure``, ``--quick`` (a smoke run on 40 validation
+images: ``acdc_ablation_quick.*``) or ``--replot``.
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
-import fcntl
 import json
 import shutil
 import sys
@@ -72,6 +71,7 @@ import torch
 
 from benchmarks import _harness as h
 from benchmarks import _lv_runs as lv
+from benchmarks import _schedule
 from benchmarks.acdc_ablation._data import Data, baselines, ceilings, config_of, jitter, jitter_delta
 from benchmarks.acdc_ablation._study import EVALUATED, FULL, QUICK, VARIANTS, Job, Plan, jobs_of, write
 from lvseg.checkpoint import load_checkpoint, load_model_state
@@ -79,7 +79,6 @@ from lvseg.config import TrainConfig
 from lvseg.train import Trainer
 
 ROOT = Path(__file__).resolve().parent
-MAX_WORKERS = 8
 
 
 # ---------------------------------------------------------------------------- one run
@@ -178,84 +177,92 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--measure", action="store_true", help="time iterations, print the cost")
     p.add_argument("--data-dir", type=Path, default=lv.ACDC, help="the ACDC folder (holds training/)")
     p.add_argument("--work", type=Path, default=ROOT / ".runs", help="run folders")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    _schedule.add_options(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     plan = QUICK if args.quick else FULL
     stem = "acdc_ablation_quick" if args.quick else "acdc_ablation"
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.replot or args.measure:
-        study(args, plan, stem, args.out / "raw" / f"{stem}.jsonl")
-        return
-    # each worker its own JSONL (slot 0: stem.jsonl, k: stem.k.jsonl), held by a lock
-    for slot in range(MAX_WORKERS):
-        name = stem if slot == 0 else f"{stem}.{slot}"
-        with (args.out / f"{name}.lock").open("w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue
-            study(args, plan, stem, args.out / "raw" / f"{name}.jsonl")
-            return
-    raise SystemExit(f"{MAX_WORKERS} acdc_ablation.py workers are running on {args.out}")
+    study(args, plan, stem)
 
 
 def finished(out: Path, stem: str) -> list[dict[str, Any]]:
-    """The records of every worker's JSONL (``stem.jsonl``, ``stem.1.jsonl``, ...)."""
+    """The records of the run log ``stem.jsonl`` and of the per-worker logs ``stem.1.jsonl``, ...
+    that the study wrote before it ran on Dask."""
     paths = [out / "raw" / f"{stem}.jsonl", *sorted(out.glob(f"raw/{stem}.[0-9]*.jsonl"))]
     return [r for p in paths for r in h.RunLog(p).records]
 
 
-def study(args: Any, plan: Plan, stem: str, path: Path) -> None:
-    """Run (or, with ``--measure``, cost) the plan's unfinished jobs; write the outputs.
+def run_job(job: Job, plan: Plan, work: Path, data_dir: Path, threads: int,
+            *after: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """One job of the plan, in a Dask worker (the data loaded once per worker); its record.
 
-    Workers share the plan: a job is claimed by a lock on ``<work>/<job>.claim`` while it runs,
-    so a second worker takes the next free job; each worker appends to its own JSONL ``path``.
+    ``after``: the record of the edpcnn run a ``jitter-delta`` job evaluates (it ran first).
     """
-    log = h.RunLog(path)
-    data_dir = args.data_dir / "training"
+    torch.set_num_threads(threads)
+    data = _schedule.worker_cache(f"acdc {data_dir} {plan!r}", lambda: Data(data_dir, plan))
+    start = time.perf_counter()
+    if job.variant == "baselines":
+        rec = baselines(job, data, plan, data_dir)
+    elif job.variant == "ceilings":
+        rec = ceilings(job, data)
+    elif job.variant.startswith("jitter-delta"):
+        rec = jitter_delta(job, data, plan, work, data_dir,
+                           int(job.variant.removeprefix("jitter-delta")))
+        if rec is None:
+            raise FileNotFoundError(f"{job.key}: the edpcnn run it evaluates is finished but "
+                                    f"has no best.pt under {work}")
+    else:
+        rec = train_job(job, data, plan, work, data_dir)
+    now = lv.lvseg_commit()
+    rec["lvseg_commit"] = now["commit"]
+    rec["lvseg_uncommitted_changes"] = now["lvseg_uncommitted_changes"]
+    rec["wall_seconds_this_session"] = round(time.perf_counter() - start, 1)
+    return rec
+
+
+def study(args: Any, plan: Plan, stem: str) -> None:
+    """Run (or, with ``--measure``, cost) the plan's unfinished jobs on Dask; write the outputs.
+
+    A ``jitter-delta`` job waits for the edpcnn run it evaluates (a Dask dependency).
+    """
+    data_dir = (args.data_dir / "training").resolve()
     load, now = h.Load(), lv.lvseg_commit()
     defaults = TrainConfig(method="edpcnn").to_dict()
+
+    def outputs() -> None:
+        write(finished(args.out, stem), plan, args.out, stem, now, load, __doc__, defaults)
+
     if not args.replot:
         if not data_dir.is_dir():
             raise SystemExit(f"ACDC not found at {data_dir} (see ../shared/data/acdc/README.md)")
-        data = Data(data_dir, plan)
-        work = args.work / ("quick" if args.quick else "full")
+        work = (args.work / ("quick" if args.quick else "full")).resolve()
         if args.measure:
-            measure(data, plan, work, data_dir)
+            measure(Data(data_dir, plan), plan, work, data_dir)
             return
         work.mkdir(parents=True, exist_ok=True)
         jobs = jobs_of(plan)
-        # two passes: the second takes what the first had to leave (a jitter evaluation whose
-        # run another worker was still training)
-        for k, job in [*enumerate(jobs), *enumerate(jobs)]:
-            with (work / (job.key.replace("/", "_") + ".claim")).open("w") as claim:
-                try:
-                    fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    continue  # another worker is running it
-                if job.key in {r["key"] for r in finished(args.out, stem)}:
-                    continue
-                start = time.perf_counter()
-                if job.variant == "baselines":
-                    rec = baselines(job, data, plan, data_dir)
-                elif job.variant == "ceilings":
-                    rec = ceilings(job, data)
-                elif job.variant.startswith("jitter-delta"):
-                    rec = jitter_delta(job, data, plan, work, data_dir,
-                                       int(job.variant.removeprefix("jitter-delta")))
-                    if rec is None:  # its edpcnn run is not finished: a later start does it
-                        continue
-                else:
-                    rec = train_job(job, data, plan, work, data_dir)
-                rec["lvseg_commit"] = now["commit"]
-                rec["lvseg_uncommitted_changes"] = now["lvseg_uncommitted_changes"]
-                rec["wall_seconds_this_session"] = round(time.perf_counter() - start, 1)
-                log.add(rec)
+        tasks = []
+        for job in jobs:
+            after = ()
+            if job.variant.startswith("jitter-delta"):
+                after = (Job(job.size, job.seed, "edpcnn", job.iterations).key,)
+            tasks.append(_schedule.Task(job.key, run_job,
+                                        (job, plan, work, data_dir, args.threads), after))
+        log = h.raw_log(args.out, stem)
+        older = [r for r in finished(args.out, stem) if r["key"] not in log.done]
+        count = [len(older) + len(log.records)]
+
+        def progress(rec: dict[str, Any]) -> None:
+            count[0] += 1
             dice = ", ".join(f"{m} {e['dice']:.3f}" for m, e in rec["evaluations"].items())
-            print(f"[{k + 1}/{len(jobs)}] {job.key}: {dice}", file=sys.stderr, flush=True)
-            write(finished(args.out, stem), plan, args.out, stem, now, load, __doc__, defaults)
-    write(finished(args.out, stem), plan, args.out, stem, now, load, __doc__, defaults)
+            print(f"[{count[0]}/{len(jobs)}] {rec['key']}: {dice}", file=sys.stderr, flush=True)
+            outputs()
+
+        _schedule.run(tasks, log, args.scheduler, args.workers, on_record=progress,
+                      earlier=older)
+    outputs()
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ from lvseg.config import TrainConfig
 from lvseg.data import telescopic_subsets
 from lvseg.jitter import jitter_centers
 from lvseg.methods import build_model, unet_of
-from lvseg.metrics import evaluate_batch, square_dice, summarize
-from lvseg.pipeline import StarConfig
+from lvseg.metrics import evaluate_batch, summarize
+from lvseg.score import score
+from lvseg.star import StarConfig
 from lvseg.prepare import PreparedSplits, prepare_data
-from lvseg.segment import segment
 
 def config_of(job: Job, plan: Plan, data_dir: Path) -> TrainConfig:
     """The job's TrainConfig: the defaults, except what the variant and the plan set."""
@@ -61,9 +61,8 @@ class Data:
         """Mean Dice of ``method`` on ``idx`` (default: validation), without surface distances."""
         idx = self.full.val if idx is None else idx
         t = self.tensors
-        seg = segment(method, unet, t["images"][idx], t["centers"][idx], star)
-        return float(np.mean(square_dice(seg.masks, t["masks"][idx], t["centers"][idx],
-                                         star.radius)))  # fmt: skip
+        return score(method, unet, t["images"][idx], t["masks"][idx], t["centers"][idx],
+                     star).mean_dice
 
 
 def jitter(data: Data, unet: Any, config: TrainConfig, plan: Plan) -> dict[str, float]:
@@ -124,8 +123,7 @@ def ceilings(job: Job, data: Data) -> dict[str, Any]:
     out = {}
     for pool in CEILING_POOLS:
         star = dataclasses.replace(TrainConfig(method="edpcnn-es").star, pool=pool)
-        seg = segment("edpcnn-es", torch.nn.Identity(), maps, t["centers"][idx], star)
-        out[str(pool)] = float(np.mean(square_dice(seg.masks, t["masks"][idx], t["centers"][idx],
-                                                   star.radius)))  # fmt: skip
+        out[str(pool)] = score("edpcnn-es", torch.nn.Identity(), maps, t["masks"][idx],
+                               t["centers"][idx], star).mean_dice
     return {"key": job.key, "size": job.size, "seed": job.seed, "variant": "ceilings",
             "evaluations": {}, "ceilings": out}  # fmt: skip

@@ -121,8 +121,7 @@ def jobs_of(plan: Plan) -> list[Job]:
     base.append(Job(0, 0, "ceilings"))
     jitter = [Job(s, plan.seeds[s][0], "edpcnn", plan.iterations[s]) for s in plan.jitter_sizes]
     rest = [j for s in plan.sizes for seed in plan.seeds[s] for j in trained(s, seed)]
-    # evaluations of the jitter runs (a worker that finds the run unfinished leaves the job for
-    # its second pass over the plan)
+    # evaluations of the jitter runs (each waits for its edpcnn run: a Dask dependency)
     test_delta = [Job(j.size, j.seed, f"jitter-delta{d}", j.iterations) for j in jitter
                   for d in plan.test_deltas]  # fmt: skip
     out: list[Job] = []

@@ -24,7 +24,9 @@ trajectory; the table gives the mean and standard deviation of those means over 
 (issue #11): guided ES is not below both ES and the Surrogate S=10, and Gated is within 0.05 of
 the better of them, in every window (by the seed means). torch runs single-threaded.
 
-Run ``python -m benchmarks.guided_gating`` (about 12 minutes on 2 shared cores; resumable) or
+Run ``python -m benchmarks.guided_gating`` (about 12 minutes on 2 shared cores; resumable; the
+trajectories are tasks on a Dask ``LocalCluster`` of ``--workers`` processes, or on the cluster
+at ``--scheduler ADDRESS``) or
 ``--quick`` (d = 256, seed 0, 150 steps; written as ``guided_gating_quick.*``).
 """
 
@@ -40,6 +42,7 @@ import numpy as np
 import torch
 
 from benchmarks import _harness as h
+from benchmarks import _schedule
 from benchmarks._boxes import SIGMA, PerCoordinate, cosine, make_box, trajectory, vjp_of
 import diffbypass as db
 
@@ -106,6 +109,13 @@ def run(name: str, kind: str, d: int, seed: int, steps: int) -> dict:
             "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
 
 
+def run_one(key: str, name: str, kind: str, d: int, seed: int, steps: int) -> dict:
+    """One trajectory in a Dask worker (single-threaded torch): its run-log record."""
+    torch.set_num_threads(1)
+    return {"key": key, "d": d, "kind": kind, "estimator": name, "seed": seed,
+            **run(name, kind, d, seed, steps)}
+
+
 def window_means(records: list[dict]) -> list[list[float]]:
     """Per record, the mean cosine of each window that its trajectory reaches."""
     return [[float(np.mean(r["cosine"][a:b])) for a, b in WINDOWS if a < len(r["cosine"])]
@@ -168,6 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=None, help="steps per trajectory (default: PLAN)")
     p.add_argument("--estimators", nargs="+", default=None, choices=list(ESTIMATORS),
                    help="only these estimators (default: PLAN's)")  # fmt: skip
+    _schedule.add_options(p)
     args = p.parse_args(argv)
     stem = "guided_gating_quick" if args.quick else "guided_gating"
     if args.replot:
@@ -176,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         args.seeds, args.dims = args.seeds[:1], [256]
     torch.set_num_threads(1)
     log, load, start = h.raw_log(args.out, stem), h.Load(), time.perf_counter()
+    tasks = []
     for d in args.dims:
         kinds, steps, names = PLAN[d]
         steps = args.steps or (min(150, steps) if args.quick else steps)
@@ -183,12 +195,13 @@ def main(argv: list[str] | None = None) -> None:
             for name in (n for n in names if args.estimators is None or n in args.estimators):
                 for seed in args.seeds:
                     key = f"d={d}/{kind}/{name}/seed={seed}"
-                    if key in log.done:
-                        continue
-                    rec = run(name, kind, d, seed, steps)
-                    log.add({"key": key, "d": d, "kind": kind, "estimator": name, "seed": seed, **rec})
-                    print(f"{key:55s} {np.round(window_means([rec])[0], 3)} "
-                          f"({rec['evals_per_step']:.1f} evals/step, {rec['seconds']} s)", file=sys.stderr, flush=True)  # fmt: skip
+                    tasks.append(_schedule.Task(key, run_one, (key, name, kind, d, seed, steps)))
+
+    def progress(rec: dict) -> None:
+        print(f"{rec['key']:55s} {np.round(window_means([rec])[0], 3)} "
+              f"({rec['evals_per_step']:.1f} evals/step, {rec['seconds']} s)", file=sys.stderr, flush=True)  # fmt: skip
+
+    _schedule.run(tasks, log, args.scheduler, args.workers, on_record=progress)
     table, goals, curves = report(log.records)
     data = {
         "benchmark": "guided_gating", "table": table, "method": h.method_text(__doc__),

@@ -74,7 +74,7 @@ from benchmarks.lv_overhead._report import (INFER_PIECES, METHOD_TEXT, OLD, THES
 def instrument(trainer: Any, clock: Clock) -> None:
     """Hooks and wrappers that read the clock; they change no computation."""
     from diffbypass import Surrogate
-    from lvseg.pipeline import EDPCNN
+    from lvseg.edpcnn import EDPCNN
 
     model, unet = trainer.model, trainer.unet
     unet.register_forward_pre_hook(lambda *_: clock.mark("unet fwd start"))

@@ -2,8 +2,8 @@
 
 Writes ``benchmarks/lv_pareto/results/lv_pareto.json`` (a ``"table"``: variant, seconds per iteration and
 its ratio to the U-Net's, ACDC and Sunnybrook Dice as mean ± s.d. over seeds; the Pareto front;
-the method, machine and every run) and ``lv_pareto.png``; while it runs, one
-``lv_pareto.<shard>.jsonl`` per shard (one line per finished run, ``_harness.RunLog``).
+the method, machine and every run) and ``lv_pareto.png``; while it runs, the run log
+``raw/lv_pareto.runs.jsonl`` (one line per finished run, ``_harness.RunLog``).
 
 Method
 ------
@@ -27,11 +27,12 @@ noise seeds): mean difference, its standard error, 95 % t interval and paired t-
 Second check: the bundled Sunnybrook sample, lvseg's defaults (train_size 10, 150 iterations,
 validation every 25), seeds 0, 1, 2, the test Dice of the best checkpoint (patient SCD0000201,
 ``lvseg evaluate --split test``), for the new default only: the old setting's is the table of
-``docs/lv_example.md`` measured with the same protocol (0.873 / 0.849 / 0.850). Runs go to ``--shards`` processes (2 on the 2-core
-machine), single-threaded each; a restart skips the finished runs.
+``docs/lv_example.md`` measured with the same protocol (0.873 / 0.849 / 0.850). The runs are
+tasks on a Dask cluster (``--workers`` single-threaded processes, 2 on the 2-core machine);
+a restart skips the finished runs.
 
-Run ``python -m benchmarks.lv_pareto --shard 0 --shards 2`` and ``--shard 1`` (about 45
-minutes on the shared 2-core CPU), then ``--measure`` and ``--report``; ``--quick`` is a
+Run ``python -m benchmarks.lv_pareto`` (about 45 minutes on the shared 2-core CPU with 2
+workers; ``--scheduler ADDRESS`` for a running Dask cluster), then ``--measure`` and ``--report``; ``--quick`` is a
 smoke run (20 iterations, 1 seed, 40 validation images, ``lv_pareto_quick.*``).
 """
 
@@ -56,6 +57,7 @@ import numpy as np
 
 from benchmarks import _harness as h
 from benchmarks import _lv_runs as lv
+from benchmarks import _schedule
 from benchmarks.lv_pareto._report import paired_difference, plot
 
 ROOT = Path(__file__).resolve().parent
@@ -97,78 +99,99 @@ def config_of(variant: str, data: str, seed: int, quick: bool) -> Any:
                        checkpoint_every=plan["val_every"], **plan, **extra, **knobs)
 
 
-def jobs(quick: bool, shard: int, shards: int, datasets: tuple[str, ...] = tuple(DATASETS),
+def jobs(quick: bool, datasets: tuple[str, ...] = tuple(DATASETS),
          variants: tuple[str, ...] = tuple(VARIANTS),
          seeds: tuple[int, ...] = SEEDS) -> list[tuple[str, str, int]]:
-    """This shard's runs: ACDC first, each run to the shard with the least estimated work."""
+    """The plan's runs ``(dataset, variant, seed)``: ACDC first, a variant after the one it
+    extends."""
     seeds = seeds[:1] if quick else seeds
-    work = [0.0] * shards
-    mine = []
-    for d in datasets:
-        for s in seeds:
-            for v, kw in ((v, VARIANTS[v]) for v in variants):
-                if d == "sunnybrook" and v != DEFAULT:  # the old one's is in lv_example.md
-                    continue  # cost ~ U-Net + S k fit, a star step ~2 line steps
-                cost = 1 + 0.3 * kw["samples"] * kw["fit_steps"] * (2 if kw["surrogate"] ==
-                                                                   "star" else 1)
-                k = int(np.argmin(work))
-                work[k] += cost
-                if k == shard:
-                    mine.append((d, v, s))
-    return mine
+    return [(d, v, s) for d in datasets for s in seeds for v in variants
+            if d != "sunnybrook" or v == DEFAULT]  # the old one's is in lv_example.md
 
 
-def run_shard(shard: int, shards: int, quick: bool, out: Path, datasets: tuple[str, ...],
-              variants: tuple[str, ...], seeds: tuple[int, ...] = SEEDS) -> None:
-    """Train this shard's runs (:func:`jobs`) that its log has not got yet."""
+def key_of(dataset: str, variant: str, seed: int) -> str:
+    """A run's key in the run logs."""
+    return f"{dataset}/{variant}/seed{seed}"
+
+
+def run_one(dataset: str, variant: str, seed: int, quick: bool, work: Path,
+            *after: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """Train (or resume) one run in a Dask worker; its record. A variant that extends another
+    (``EXTENDS``) starts from a copy of that run's folder (``after``: that run's record)."""
     import torch
 
     from lvseg.prepare import prepare_data
     from lvseg.train import Trainer
 
     torch.set_num_threads(1)
-    stem = "lv_pareto_quick" if quick else "lv_pareto"
-    part = f"{shard}" if datasets == tuple(DATASETS) else f"{'-'.join(datasets)}.{shard}"
-    if variants != tuple(VARIANTS):  # a subset: its own log; each record names variant and seed
+    key = key_of(dataset, variant, seed)
+    config = config_of(variant, dataset, seed, quick)
+
+    def load() -> Any:
+        data = prepare_data(config)
+        return dataclasses.replace(data, val=data.val[:40]) if quick else data
+
+    data = _schedule.worker_cache(f"lv_pareto {dataset} {quick}", load)
+    run = work / key.replace("/", "_").replace(" ", "_").replace(",", "")
+    if variant in EXTENDS and not run.exists():
+        base = work / f"{dataset}_{EXTENDS[variant]}_seed{seed}".replace(" ", "_")
+        if not (base / "last.pt").is_file():
+            raise FileNotFoundError(f"{key}: the run it extends has no {base / 'last.pt'}")
+        shutil.copytree(base, run, ignore=shutil.ignore_patterns("lvseg.lock"))
+    resume = (run / "last.pt").is_file()
+    load0, t0 = os.getloadavg()[0], time.perf_counter()
+    trainer = Trainer(config, run, resume=resume, data=data)
+    summary = trainer.fit()
+    test = None
+    if dataset == "sunnybrook":  # the protocol of the table in docs/lv_example.md
+        from lvseg.evaluate import evaluate_run
+
+        test = evaluate_run(run, split="test")["dice"]
+    return {"key": key, "dataset": dataset, "variant": variant, "seed": seed,
+            "iterations": config.iterations, "train_size": config.train_size,
+            "val_images": len(data.val), "best_dice": summary["best_dice"],
+            "best_iteration": summary["best_iteration"], "test_dice": test,
+            "seconds": round(time.perf_counter() - t0, 1), "resumed": resume,
+            "load_average_start": round(load0, 2),
+            "load_average_end": round(os.getloadavg()[0], 2), "commit": h.git_commit()}
+
+
+def run_plan(args: Any, datasets: tuple[str, ...], variants: tuple[str, ...],
+             seeds: tuple[int, ...] = SEEDS) -> None:
+    """Run the plan's runs (:func:`jobs`) that no log has yet, on Dask (``benchmarks._schedule``).
+
+    A run on a subset of datasets, variants or seeds writes its own log (each record names its
+    dataset, variant and seed); the runs of every log in ``raw/`` count as finished.
+    """
+    stem = "lv_pareto_quick" if args.quick else "lv_pareto"
+    part = "runs" if datasets == tuple(DATASETS) else "-".join(datasets)
+    if variants != tuple(VARIANTS):
         part += "." + "-".join(re.sub(r"[^a-z0-9]+", "", v.lower()) for v in variants)
     if seeds != SEEDS:
         part += ".seeds" + "-".join(map(str, seeds))
-    log = h.raw_log(out, f"{stem}.{part}")
+    log = h.raw_log(args.out, f"{stem}.{part}")
+    older = [r for p in sorted(args.out.glob(f"raw/{stem}.*.jsonl")) if p != log.path
+             for r in h.RunLog(p).records]  # fmt: skip
+    done = {r["key"] for r in older} | log.done
     work = ROOT / ".runs"  # never committed (ACDC-trained weights)
-    data: dict[str, Any] = {}
-    for dataset, variant, seed in jobs(quick, shard, shards, datasets, variants, seeds):
-        key = f"{dataset}/{variant}/seed{seed}"
-        if key in log.done:
-            continue
-        config = config_of(variant, dataset, seed, quick)
-        if dataset not in data:
-            data[dataset] = prepare_data(config)
-            if quick:
-                data[dataset] = dataclasses.replace(data[dataset], val=data[dataset].val[:40])
-        run = work / key.replace("/", "_").replace(" ", "_").replace(",", "")
-        if variant in EXTENDS and not run.exists():
-            base = work / f"{dataset}_{EXTENDS[variant]}_seed{seed}".replace(" ", "_")
-            if not (base / "last.pt").is_file():
-                print(f"{key}: {base} has not finished yet; skipped", file=sys.stderr)
+    plan = jobs(args.quick, datasets, variants, seeds)
+    keys = {key_of(*j) for j in plan}
+    tasks = []
+    for dataset, variant, seed in plan:
+        after = ()
+        if variant in EXTENDS:
+            after = (key_of(dataset, EXTENDS[variant], seed),)
+            if after[0] not in keys | done:
+                print(f"{key_of(dataset, variant, seed)}: {after[0]} is neither finished nor "
+                      "in this plan; skipped", file=sys.stderr)
                 continue
-            shutil.copytree(base, run, ignore=shutil.ignore_patterns("lvseg.lock"))
-        resume = (run / "last.pt").is_file()
-        load0, t0 = os.getloadavg()[0], time.perf_counter()
-        trainer = Trainer(config, run, resume=resume, data=data[dataset])
-        summary = trainer.fit()
-        test = None
-        if dataset == "sunnybrook":  # the protocol of the table in docs/lv_example.md
-            from lvseg.evaluate import evaluate_run
+        tasks.append(_schedule.Task(key_of(dataset, variant, seed), run_one,
+                                    (dataset, variant, seed, args.quick, work), after))
 
-            test = evaluate_run(run, split="test")["dice"]
-        log.add({"key": key, "dataset": dataset, "variant": variant, "seed": seed,
-                 "iterations": config.iterations, "train_size": config.train_size,
-                 "val_images": len(data[dataset].val), "best_dice": summary["best_dice"],
-                 "best_iteration": summary["best_iteration"], "test_dice": test,
-                 "seconds": round(time.perf_counter() - t0, 1), "resumed": resume,
-                 "load_average_start": round(load0, 2),
-                 "load_average_end": round(os.getloadavg()[0], 2), "commit": h.git_commit()})
-        print(f"{key}: Dice {summary['best_dice']:.4f}", file=sys.stderr, flush=True)
+    def progress(rec: dict[str, Any]) -> None:
+        print(f"{rec['key']}: Dice {rec['best_dice']:.4f}", file=sys.stderr, flush=True)
+
+    _schedule.run(tasks, log, args.scheduler, args.workers, on_record=progress, earlier=older)
 
 
 def measure(warmup: int = 3, repeats: int = 15) -> dict[str, Any]:
@@ -242,8 +265,6 @@ def report(out: Path, quick: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = h.parser(__doc__, "smoke run: 20 iterations, 1 seed, 40 validation images")
-    p.add_argument("--shard", type=int, default=0)
-    p.add_argument("--shards", type=int, default=1)
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS),
                    help="only these datasets' runs (their own log files)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
@@ -252,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="only these seeds' runs (their own log files)")
     p.add_argument("--measure", action="store_true", help="time the variants (1 thread)")
     p.add_argument("--report", action="store_true", help="write the JSON/PNG from the logs")
+    _schedule.add_options(p)
     args = p.parse_args(argv)
     stem = "lv_pareto_quick" if args.quick else "lv_pareto"
     if args.replot:
@@ -263,8 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.report:
         report(args.out, args.quick)
     else:
-        run_shard(args.shard, args.shards, args.quick, args.out, tuple(args.datasets),
-                  tuple(args.variants), tuple(args.seeds))
+        run_plan(args, tuple(args.datasets), tuple(args.variants), tuple(args.seeds))
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def test_quick_run_writes_the_tables_and_resumes(tmp_path: Path, source: str) ->
                     "not redistributed); the phantom variant tests the same code path")
     data = _acdc(tmp_path, SHARED if source == "acdc" else None)
     args = ["--quick", "--data-dir", str(data), "--out", str(tmp_path / "out"),
-            "--work", str(tmp_path / "runs")]  # fmt: skip
+            "--work", str(tmp_path / "runs"), "--workers", "1"]  # fmt: skip
     bench.main(args)
     result = json.loads((tmp_path / "out" / "acdc_ablation_quick.json").read_text())
     assert result["complete"] and result["runs_done"] == result["runs_planned"] == 7
@@ -81,50 +81,36 @@ def test_quick_run_writes_the_tables_and_resumes(tmp_path: Path, source: str) ->
     lines = (tmp_path / "out" / "raw" / "acdc_ablation_quick.jsonl").read_text().splitlines()
     bench.main(args)  # a restart finds every run done and only rewrites the outputs
     assert (tmp_path / "out" / "raw" / "acdc_ablation_quick.jsonl").read_text().splitlines() == lines
+    assert [p.name for p in (tmp_path / "out" / "raw").iterdir()] == ["acdc_ablation_quick.jsonl"]
+    assert not list(tmp_path.rglob("*.claim"))  # no claim files (lvseg.lock: the run's own lock)
+
+
+def test_a_restart_counts_the_older_per_worker_logs(tmp_path: Path) -> None:
+    """Records of the per-worker logs written before the study ran on Dask (``stem.1.jsonl``)
+    count as finished: those runs are not run again, and new records go to ``stem.jsonl``."""
+    data = _acdc(tmp_path, None)
+    out = tmp_path / "out"
+    args = ["--quick", "--data-dir", str(data), "--out", str(out), "--work", str(tmp_path / "runs"),
+            "--workers", "1"]  # fmt: skip
+    bench.main(args)
+    raw = out / "raw" / "acdc_ablation_quick.jsonl"
+    lines = raw.read_text().splitlines()
+    older = [x for x in lines if '"variant": "baselines"' in x or '"variant": "ceilings"' in x]
+    assert len(older) == 2
+    (out / "raw" / "acdc_ablation_quick.1.jsonl").write_text("".join(x + "\n" for x in older))
+    raw.write_text("".join(x + "\n" for x in lines if x not in older))
+    bench.main(args)  # nothing left to run
+    assert raw.read_text().splitlines() == [x for x in lines if x not in older]
+    assert json.loads((out / "acdc_ablation_quick.json").read_text())["complete"]
+
+
+def test_a_bad_scheduler_address_is_a_clear_message(tmp_path: Path) -> None:
+    data = _acdc(tmp_path, None)
+    with pytest.raises(SystemExit, match="--scheduler 'tcp://127.0.0.1:9': no Dask scheduler"):
+        bench.main(["--quick", "--data-dir", str(data), "--out", str(tmp_path / "out"),
+                    "--work", str(tmp_path / "runs"), "--scheduler", "tcp://127.0.0.1:9"])
 
 
 def test_missing_data_is_a_clear_message(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="ACDC not found"):
         bench.main(["--quick", "--data-dir", str(tmp_path), "--out", str(tmp_path)])
-
-
-def test_workers_beyond_the_cap_are_refused(tmp_path: Path) -> None:
-    import contextlib
-    import fcntl
-
-    names = ["acdc_ablation_quick"] + [f"acdc_ablation_quick.{k}" for k in range(1, 8)]
-    with contextlib.ExitStack() as stack:
-        for name in names:  # every worker slot is held
-            fcntl.flock(stack.enter_context((tmp_path / f"{name}.lock").open("w")),
-                        fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with pytest.raises(SystemExit, match="8 acdc_ablation.py workers are running"):
-            bench.main(["--quick", "--data-dir", str(tmp_path), "--out", str(tmp_path)])
-
-
-def test_workers_share_the_plan(tmp_path: Path) -> None:
-    """A second worker writes its own JSONL, skips a job another worker holds, and every
-    worker's records count as done."""
-    import fcntl
-
-    data = _acdc(tmp_path, None)
-    out, runs = tmp_path / "out", tmp_path / "runs"
-    args = ["--quick", "--data-dir", str(data), "--out", str(out), "--work", str(runs)]
-    held = "n=10/seed=0/es-lo/it=3"
-    (runs / "quick").mkdir(parents=True)
-    out.mkdir()
-    with (out / "acdc_ablation_quick.lock").open("w") as slot0, \
-            (runs / "quick" / (held.replace("/", "_") + ".claim")).open("w") as claim:
-        fcntl.flock(slot0, fcntl.LOCK_EX | fcntl.LOCK_NB)  # worker 0 is busy
-        fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ... running es-lo
-        bench.main(args)
-    second = [json.loads(x)["key"] for x in
-              (out / "raw" / "acdc_ablation_quick.1.jsonl").read_text().splitlines()]
-    assert len(second) == 6 and held not in second
-    assert not (out / "raw" / "acdc_ablation_quick.jsonl").exists()
-    assert not json.loads((out / "acdc_ablation_quick.json").read_text())["complete"]
-    bench.main(args)  # slot 0 is free again: it runs only the job that was held
-    first = [json.loads(x)["key"] for x in
-             (out / "raw" / "acdc_ablation_quick.jsonl").read_text().splitlines()]
-    assert first == [held]
-    result = json.loads((out / "acdc_ablation_quick.json").read_text())
-    assert result["complete"] and result["runs_done"] == 7

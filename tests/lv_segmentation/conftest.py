@@ -1,13 +1,18 @@
-"""Shared fixtures of the lvseg data-layer and metrics tests."""
+"""Shared fixtures of the lvseg tests: the bundled sample, a small copy of it, the tiny synthetic
+data the training tests share, and one torch thread."""
 
 from __future__ import annotations
 
 import shutil
+from typing import Any
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from lvseg.data import Slice, bundled_sunnybrook, load_sunnybrook
+from lvseg_testing import tiny_config
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +41,39 @@ def small_sunnybrook(tmp_path: Path) -> Path:
                         dst / "dicoms" / patient / f"{number}.dcm")
     (dst / "link.csv").write_text("\n".join(lines) + "\n")
     return dst
+
+
+@pytest.fixture(scope="session")
+def tiny_data():  # type: ignore[no-untyped-def]
+    """The prepared data of :func:`lvseg_testing.tiny_config`, made once per test process."""
+    from lvseg.prepare import prepare_data
+
+    return prepare_data(tiny_config())
+
+
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread: with two pytest workers on two cores, more threads only spin."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory: pytest.TempPathFactory, tiny_data: Any) -> dict[str, Path]:
+    """One tiny run (2 iterations) of every method, trained once; tests only read them."""
+    from lvseg.train import Trainer
+
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for method in ("unet", "unet-dp", "edpcnn", "edpcnn-es"):
+        out[method] = root / method
+        Trainer(tiny_config(method, iterations=2), out[method], data=tiny_data).fit()
+    return out
+
+
+@pytest.fixture()
+def unet_run(tiny_runs: dict[str, Path], tmp_path: Path) -> Path:
+    """A copy of the trained unet run that a test may change."""
+    return Path(shutil.copytree(tiny_runs["unet"], tmp_path / "run"))

@@ -1,15 +1,14 @@
 """Shared helpers of the lvseg pipeline/train/CLI tests: a tiny configuration that trains in
-about a second per iteration on a CPU."""
+about a second per iteration on a CPU (the fixtures built on it are in ``conftest.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
-import torch
 
-from lvseg.pipeline import StarConfig
+from lvseg.star import StarConfig
 from lvseg.config import TrainConfig
 
 #: Command-line options of a tiny synthetic run (3 patients of 8 phantoms: 8 train/val/test).
@@ -32,10 +31,18 @@ def tiny_config(method: str = "edpcnn", **overrides: Any) -> TrainConfig:
     return TrainConfig(method=method, **options)
 
 
-@pytest.fixture()
-def one_thread() -> Iterator[None]:
-    """Run torch on one thread: with two pytest workers on two cores, more threads only spin."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    """The one ``lvseg: error: ...`` line on stderr (and no traceback)."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("lvseg: error: ")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def disc(shape: tuple[int, int] = (100, 120)) -> np.ndarray:
+    """A bright disc of radius 15 around pixel (x, y) = (60, 50): an image to predict on."""
+    image = np.zeros(shape, np.float32)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    image[(xx - 60) ** 2 + (yy - 50) ** 2 < 15**2] = 1.0
+    return image

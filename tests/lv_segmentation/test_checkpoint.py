@@ -8,16 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import lvseg.checkpoint as ckpt
-from lvseg.checkpoint import (
-    CheckpointError,
-    RunDirError,
-    atomic_write_bytes,
-    load_checkpoint,
-    read_config,
-    save_checkpoint,
-    write_config,
-)
+import lvseg.rundir as rundir
+from lvseg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lvseg.rundir import RunDirError, atomic_write_bytes, read_config, write_config
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -37,7 +30,7 @@ def test_crash_mid_write_leaves_the_previous_checkpoint_intact(
     def crash(fd: int) -> None:  # the new bytes are (partly) on disk, then the process dies
         raise KeyboardInterrupt("simulated crash during the checkpoint write")
 
-    monkeypatch.setattr(ckpt.os, "fsync", crash)
+    monkeypatch.setattr(rundir.os, "fsync", crash)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, {"iteration": 2, "w": torch.zeros(1000)})
     assert path.read_bytes() == before
@@ -54,7 +47,7 @@ def test_crash_before_the_rename_leaves_the_old_file(
     def no_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt.os, "replace", no_replace)
+    monkeypatch.setattr(rundir.os, "replace", no_replace)
     with pytest.raises(OSError, match="disk full"):
         atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"old"

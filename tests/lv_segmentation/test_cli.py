@@ -13,7 +13,7 @@ import torch
 
 from lvseg.cli import build_parser, main
 from lvseg.config import TrainConfig
-from lvseg_testing import TINY_ARGS, one_thread  # noqa: F401  (fixture)
+from lvseg_testing import TINY_ARGS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -85,7 +85,7 @@ def test_missing_data_dir_is_a_clear_error(tmp_path: Path, capsys) -> None:  # t
 def test_delta_replaces_the_dps_smoothness_for_prediction(run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     """``--delta`` changes the DP at inference only: evaluate reports it and segments with it
     (a contour that may jump by 2 between lines), predict accepts it, a bad value is named."""
-    from lvseg.evaluate import load_run
+    from lvseg.runs import load_run
     from lvseg.segment import segment
 
     out = tmp_path / "eval.json"
@@ -129,6 +129,34 @@ def test_help_documents_every_training_option(capsys) -> None:  # type: ignore[n
     for name in fields + ["n_lines", "n_points", "radius", "delta", "smoothing", "interpolation"]:
         assert "--" + name.replace("_", "-") in text, name
     assert "--resume" in text and "--out RUN_DIR" in text
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_evaluate_and_predict_options_come_from_their_configs(command: str) -> None:
+    """Every option of the two commands is a config field (one definition, one meaning)."""
+    import dataclasses
+
+    from lvseg.evaluate import EvaluateConfig
+    from lvseg.predict import PredictConfig
+
+    config = {"evaluate": EvaluateConfig, "predict": PredictConfig}[command]
+    parser = build_parser()._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
+    options = {a.dest for a in parser._actions if a.option_strings and a.help != "==SUPPRESS=="}
+    assert options - {"help"} == {f.name for f in dataclasses.fields(config)}
+    for action in parser._actions:
+        field = config.__dataclass_fields__.get(action.dest)
+        if field is not None:
+            assert action.help.startswith(field.metadata["help"]), action.dest
+
+
+def test_evaluate_seed_is_jitter_seed_and_the_old_spelling_says_so(capsys) -> None:  # type: ignore[no-untyped-def]
+    args = build_parser().parse_args(["evaluate", "RUN", "--jitter-seed", "7"])
+    assert args.jitter_seed == 7
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["evaluate", "RUN", "--seed", "7"])
+    err = capsys.readouterr().err
+    assert "--seed is now --jitter-seed here (train's --seed seeds the training): use " \
+        "--jitter-seed 7" in err
 
 
 def test_console_script_is_installed() -> None:

@@ -10,27 +10,16 @@ import pytest
 import torch
 
 from lvseg.data import bundled_sunnybrook
-from lvseg.evaluate import evaluate_run, load_run
+from lvseg.evaluate import evaluate_run
+from lvseg.runs import load_run
 from lvseg.predict import predict_image, read_image
 from lvseg.figures import prediction_figure, training_curves
-from lvseg.train import Trainer
-from lvseg_testing import one_thread, tiny_config  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("eval")
-    out = {}
-    for method in ("unet", "unet-dp", "edpcnn"):
-        out[method] = root / method
-        Trainer(tiny_config(method, iterations=2), out[method]).fit()
-    return out
-
-
-def test_evaluate_run_summary_and_rows(runs: dict[str, Path]) -> None:
-    result = evaluate_run(runs["edpcnn"], split="val")
+def test_evaluate_run_summary_and_rows(tiny_runs: dict[str, Path]) -> None:
+    result = evaluate_run(tiny_runs["edpcnn"], split="val")
     assert result["method"] == "edpcnn" and result["split"] == "val" and result["n"] == 8
     assert result["checkpoint"] == "best.pt"
     dice = [row["dice"] for row in result["per_image"]]
@@ -40,30 +29,30 @@ def test_evaluate_run_summary_and_rows(runs: dict[str, Path]) -> None:
         assert row["hd_mm"] >= row["assd_mm"] >= 0 and row["hd_mm"] >= row["hd95_mm"] >= 0
 
 
-def test_unet_and_unet_dp_share_the_training_but_not_the_prediction(runs: dict[str, Path]) -> None:
-    a, b = load_run(runs["unet"]), load_run(runs["unet-dp"])
+def test_unet_and_unet_dp_share_the_training_but_not_the_prediction(tiny_runs: dict[str, Path]) -> None:
+    a, b = load_run(tiny_runs["unet"]), load_run(tiny_runs["unet-dp"])
     for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)  # same seed, same training
-    ra, rb = evaluate_run(runs["unet"], split="val"), evaluate_run(runs["unet-dp"], split="val")
+    ra, rb = evaluate_run(tiny_runs["unet"], split="val"), evaluate_run(tiny_runs["unet-dp"], split="val")
     assert ra["per_image"][0]["center"] == rb["per_image"][0]["center"]
 
 
-def test_center_jitter_is_seeded_and_stays_inside(runs: dict[str, Path]) -> None:
-    plain = evaluate_run(runs["edpcnn"], split="test")
-    a = evaluate_run(runs["edpcnn"], split="test", center_jitter=0.5, seed=1)
-    b = evaluate_run(runs["edpcnn"], split="test", center_jitter=0.5, seed=1)
+def test_center_jitter_is_seeded_and_stays_inside(tiny_runs: dict[str, Path]) -> None:
+    plain = evaluate_run(tiny_runs["edpcnn"], split="test")
+    a = evaluate_run(tiny_runs["edpcnn"], split="test", center_jitter=0.5, jitter_seed=1)
+    b = evaluate_run(tiny_runs["edpcnn"], split="test", center_jitter=0.5, jitter_seed=1)
     assert [r["center"] for r in a["per_image"]] == [r["center"] for r in b["per_image"]]
     assert [r["center"] for r in a["per_image"]] != [r["center"] for r in plain["per_image"]]
-    with pytest.raises(ValueError, match="center_jitter must be a finite number >= 0; got -1"):
-        evaluate_run(runs["edpcnn"], center_jitter=-1)
+    with pytest.raises(ValueError, match="center_jitter must be a number >= 0; got -1"):
+        evaluate_run(tiny_runs["edpcnn"], center_jitter=-1)
 
 
-def test_figures_for_dp_and_pixel_methods(runs: dict[str, Path], tmp_path: Path) -> None:
+def test_figures_for_dp_and_pixel_methods(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
     for method in ("edpcnn", "unet"):
-        evaluate_run(runs[method], split="test", figures_dir=tmp_path / method, max_figures=1)
+        evaluate_run(tiny_runs[method], split="test", figures_dir=tmp_path / method, max_figures=1)
         (png,) = (tmp_path / method).glob("*.png")
         assert png.stat().st_size > 10_000
-    training_curves(runs["edpcnn"] / "metrics.jsonl", tmp_path / "curves.png")
+    training_curves(tiny_runs["edpcnn"] / "metrics.jsonl", tmp_path / "curves.png")
     prediction_figure(tmp_path / "p.png", np.zeros((8, 8)), np.ones((8, 8), bool), (4.0, 4.0))
     assert (tmp_path / "curves.png").is_file() and (tmp_path / "p.png").is_file()
 
@@ -93,9 +82,9 @@ def test_read_image_formats(tmp_path: Path) -> None:
         read_image(tmp_path / "missing.dcm")
 
 
-def test_predict_maps_the_contour_back_to_the_input_grid(runs: dict[str, Path]) -> None:
+def test_predict_maps_the_contour_back_to_the_input_grid(tiny_runs: dict[str, Path]) -> None:
     """Predicting on a 2x up-sampled slice gives (about) the 2x up-sampled mask."""
-    run = load_run(runs["edpcnn"])
+    run = load_run(tiny_runs["edpcnn"])
     image = np.random.default_rng(0).random((160, 140)).astype(np.float32)
     small = predict_image(run, image, (70.0, 80.0), (1.37, 1.37))
     big_image = np.kron(image, np.ones((2, 2), np.float32))
@@ -109,8 +98,35 @@ def test_predict_maps_the_contour_back_to_the_input_grid(runs: dict[str, Path]) 
         predict_image(run, image, (-3.0, 10.0))
 
 
-def test_predict_pixel_method_keeps_the_centre_in_place(runs: dict[str, Path]) -> None:
-    run = load_run(runs["unet"])
+def test_predict_pixel_method_keeps_the_centre_in_place(tiny_runs: dict[str, Path]) -> None:
+    run = load_run(tiny_runs["unet"])
     image = np.random.default_rng(1).random((90, 100)).astype(np.float32)
     result = predict_image(run, image, (50.0, 45.0))
     assert result["contour"] is None and result["mask"].shape == (90, 100)
+
+
+def test_score_is_segment_then_the_square_metrics() -> None:
+    """lvseg.score against its definition: segment, then Dice (and distances) in the square."""
+    import torch
+
+    from lvseg.data import make_phantoms, preprocess
+    from lvseg.metrics import evaluate_batch, square_dice
+    from lvseg.models import UNet
+    from lvseg.score import score
+    from lvseg.segment import segment
+    from lvseg.star import StarConfig
+
+    data, _ = preprocess(make_phantoms(6, size=64, seed=5), size=64)
+    t = data.to_tensors()
+    star = StarConfig(n_lines=12, n_points=24, radius=24.0)
+    torch.manual_seed(0)
+    unet = UNet(base_channels=4, depth=2)
+    for method in ("unet", "unet-dp", "edpcnn"):
+        seg = segment(method, unet, t["images"], t["centers"], star)
+        dice = square_dice(seg.masks, t["masks"], t["centers"], star.radius)
+        rows = evaluate_batch(seg.masks, t["masks"], 1.5, t["centers"], star.radius)
+        quick = score(method, unet, t["images"], t["masks"], t["centers"], star)
+        full = score(method, unet, t["images"], t["masks"], t["centers"], star, spacing=1.5)
+        assert torch.equal(quick.segmentation.masks, seg.masks) and quick.rows is None
+        assert quick.dice == dice == full.dice and quick.mean_dice == float(np.mean(dice))
+        assert full.rows == rows

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from lvseg.models import UNet
-from lvseg_testing import one_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

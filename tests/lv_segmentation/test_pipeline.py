@@ -7,12 +7,14 @@ import pytest
 import torch
 
 from diffbypass import ES, Surrogate
+from lvseg.edpcnn import EDPCNN
 from lvseg.data import make_phantoms, preprocess
 from lvseg.models import UNet
 from lvseg.jitter import jitter_centers
-from lvseg.pipeline import EDPCNN, StarConfig, make_estimator, pixel_loss
+from lvseg.methods import build_model, get_method, pixel_loss
+from lvseg.star import StarConfig
 from lvseg.segment import segment
-from lvseg_testing import one_thread  # noqa: F401  (fixture)
+from lvseg_testing import tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -25,11 +27,16 @@ def tiny() -> dict[str, torch.Tensor]:
     return data.to_tensors()
 
 
-def _model(kind: str = "surrogate", seed: int = 0) -> EDPCNN:
-    torch.manual_seed(seed)
-    estimator = make_estimator(kind, samples=4, fit_steps=2, lr=3e-3,
-                               generator=torch.Generator().manual_seed(seed))
-    return EDPCNN(UNet(base_channels=4, depth=2), STAR, estimator)
+def _model(method: str = "edpcnn", seed: int = 0, **options: object) -> EDPCNN:
+    """The method's model as the trainer builds it (the method table picks the estimator)."""
+    options = {"samples": 4, "fit_steps": 2, "surrogate_lr": 3e-3,
+               "star": STAR, **options}
+    return build_model(tiny_config(method, seed=seed, **options))
+
+
+def _loss(model: EDPCNN, method: str, images: torch.Tensor, masks: torch.Tensor,
+          centers: torch.Tensor) -> torch.Tensor:
+    return get_method(method).loss(model, images, masks, centers, None)
 
 
 def test_forward_shapes_and_types(tiny: dict[str, torch.Tensor]) -> None:
@@ -49,8 +56,7 @@ def test_edpcnn_loss_decreases_and_gradients_reach_the_unet(tiny: dict[str, torc
     images, masks, centers = tiny["images"], tiny["masks"], tiny["centers"]
     losses = []
     for step in range(40):
-        out = model(images, centers)
-        loss = model.loss(out, model.true_indices(masks, out.points))
+        loss = _loss(model, "edpcnn", images, masks, centers)
         optimizer.zero_grad()
         loss.backward()
         if step == 0:
@@ -65,32 +71,41 @@ def test_edpcnn_loss_decreases_and_gradients_reach_the_unet(tiny: dict[str, torc
 
 
 def test_es_variant_gives_float_indices_and_a_gradient(tiny: dict[str, torch.Tensor]) -> None:
-    model = _model("es")
-    assert isinstance(model.bypass.estimator, ES) and not model.uses_surrogate
+    model = _model("edpcnn-es")
+    assert isinstance(model.bypass.estimator, ES)
     out = model(tiny["images"][:2], tiny["centers"][:2])
     assert out.indices.dtype == torch.float32
-    model.loss(out, model.true_indices(tiny["masks"][:2], out.points)).backward()
+    _loss(model, "edpcnn-es", tiny["images"][:2], tiny["masks"][:2], tiny["centers"][:2]).backward()
     assert model.unet.head.weight.grad.abs().sum() > 0
 
 
-def test_surrogate_variant_uses_the_thesis_fit_loss() -> None:
-    estimator = make_estimator("surrogate")
-    assert isinstance(estimator, Surrogate)
-    assert (estimator.sigma, estimator.samples, estimator.fit_steps) == (1.0, 10, 10)
-    with pytest.raises(ValueError, match="kind must be 'surrogate' or 'es'; got 'sgd'"):
-        make_estimator("sgd")
+def test_the_method_table_alone_picks_estimator_dp_output_and_loss() -> None:
+    from diffbypass_stardp import StarDP
+
+    surrogate = _model("edpcnn", samples=3, fit_steps=5)
+    estimator = surrogate.bypass.estimator
+    assert isinstance(estimator, Surrogate) and "fit_loss='ce'" in repr(estimator)
+    assert (estimator.sigma, estimator.samples, estimator.fit_steps) == (1.0, 3, 5)
+    es = _model("edpcnn-es").bypass.estimator
+    assert isinstance(es, ES) and (es.sigma, es.samples) == (0.1, 4)
+    for method, output in (("edpcnn", "indices"), ("edpcnn-es", "float")):
+        dp = _model(method).bypass.blackbox.fn
+        assert isinstance(dp, StarDP) and dp.output == output == get_method(method).dp_output
+    assert not isinstance(_model("unet"), EDPCNN)
+    with pytest.raises(ValueError, match="dp_output must be one of 'indices', 'float'; got 'int'"):
+        EDPCNN(UNet(base_channels=2, depth=1), STAR, es, "int")
 
 
 def test_surrogate_architectures_come_from_the_table() -> None:
     from diffbypass_stardp import LineSurrogate, StarSurrogate
 
-    line = make_estimator("surrogate", architecture="line", base_channels=4)
-    star = make_estimator("surrogate", architecture="star")
+    line = _model(surrogate="line", surrogate_channels=4).bypass.estimator
+    star = _model(surrogate="star").bypass.estimator
     assert isinstance(line.model, LineSurrogate) and line.model.channels == 4
     assert isinstance(star.model, StarSurrogate)
     assert not line.report_after  # the trainer logs agreement_before only
-    with pytest.raises(ValueError, match="architecture must be one of"):
-        make_estimator("surrogate", architecture="mlp")
+    with pytest.raises(ValueError, match="surrogate must be one of 'star', 'line'; got 'mlp'"):
+        _model(surrogate="mlp")
 
 
 @pytest.mark.parametrize("method", ["unet", "unet-dp", "edpcnn", "edpcnn-es"])
@@ -158,8 +173,8 @@ def test_star_config_validation() -> None:
         StarConfig(delta=-1)
     with pytest.raises(ValueError, match="interpolation must be one of 'nearest', 'bilinear'; got 'cubic'"):
         StarConfig(interpolation="cubic")
-    with pytest.raises(TypeError, match="estimator must be a Surrogate or ES"):
-        EDPCNN(UNet(base_channels=2, depth=1), StarConfig(), torch.nn.Linear(1, 1))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="estimator must be a diffbypass Estimator"):
+        EDPCNN(UNet(base_channels=2, depth=1), StarConfig(), torch.nn.Linear(1, 1), "float")  # type: ignore[arg-type]
 
 
 def test_pooled_star_lowers_what_es_sees_and_keeps_the_contour(tiny: dict[str, torch.Tensor]) -> None:
@@ -172,15 +187,14 @@ def test_pooled_star_lowers_what_es_sees_and_keeps_the_contour(tiny: dict[str, t
     pooled = star.reduce(g)  # NumPy in, NumPy out, the same numbers (as StarDP)
     assert torch.equal(torch.from_numpy(star.dp()(pooled.numpy())), star.dp()(pooled))
     assert StarConfig(n_points=65, pool=4).reduce(torch.zeros(1, 25, 65)).shape == (1, 25, 17)
-    torch.manual_seed(0)
-    model = EDPCNN(UNet(base_channels=4, depth=2), star, make_estimator("es", samples=4))
+    model = _model("edpcnn-es", star=star)
     out = model(tiny["images"][:2], tiny["centers"][:2])
     assert out.warped.shape == (2, 12, 6) and out.indices.shape == (2, 12)
-    model.loss(out, model.true_indices(tiny["masks"][:2], out.points)).backward()
+    _loss(model, "edpcnn-es", tiny["images"][:2], tiny["masks"][:2], tiny["centers"][:2]).backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.unet.parameters())
     seg = segment("edpcnn-es", model.unet, tiny["images"][:2], tiny["centers"][:2], star)
     assert seg.indices.shape == (2, 12) and seg.warped.shape == (2, 12, 24)
     with pytest.raises(ValueError, match="star.pool > 1 .ES-lo. is for the ES estimator"):
-        EDPCNN(UNet(base_channels=4, depth=2), star, make_estimator("surrogate", samples=2))
+        _model("edpcnn", star=star)
     with pytest.raises(ValueError, match="pool"):
         StarConfig(pool=0)

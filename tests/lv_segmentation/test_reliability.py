@@ -16,26 +16,21 @@ import pytest
 import torch
 
 import lvseg.checkpoint as ckpt
-from lvseg.checkpoint import CheckpointError, RunDirError, RunLock, load_checkpoint
+from lvseg.checkpoint import CheckpointError, load_checkpoint
+from lvseg.rundir import RunDirError, RunLock
 from lvseg.cli import main
 from lvseg.config import TrainConfig
 from lvseg.evaluate import evaluate_run
-from lvseg.prepare import prepare_data
 from lvseg.train import Trainer, TrainingInterrupted
-from lvseg_testing import TINY_ARGS, one_thread, tiny_config  # noqa: F401  (fixture)
+from lvseg_testing import TINY_ARGS, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def data():  # type: ignore[no-untyped-def]
-    return prepare_data(tiny_config())
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, data) -> Path:  # type: ignore[no-untyped-def]
+def run(tmp_path_factory: pytest.TempPathFactory, tiny_data) -> Path:  # type: ignore[no-untyped-def]
     out = tmp_path_factory.mktemp("reliability") / "edpcnn"
-    Trainer(tiny_config("edpcnn", iterations=2), out, data=data).fit()
+    Trainer(tiny_config("edpcnn", iterations=2), out, data=tiny_data).fit()
     return out
 
 
@@ -107,9 +102,7 @@ def test_predict_refuses_names_it_cannot_tell_apart_before_writing(
 
 @pytest.mark.parametrize(
     ("image", "extra", "message"),
-    [(_disc(), ["--spacing", "nan"], "spacing must be a positive number; got nan"),
-     (_disc(), ["--spacing", "0"], "spacing must be a positive number; got 0.0"),
-     (_disc(), ["--spacing", "inf"], "spacing must be a finite positive number; got inf"),
+    [(_disc(), ["--spacing", "0"], "spacing must be a positive number; got 0.0"),
      (np.full((100, 120), np.nan, np.float32), [],
       "has 12000 of 12000 pixels that are NaN or infinite"),
      (np.full((100, 120), 7.0, np.float32), [], "is constant (every pixel is 7)")],
@@ -127,6 +120,18 @@ def test_predict_checks_its_inputs_and_leaves_no_folder(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_non_finite_spacing_is_refused_by_the_parser(run: Path, tmp_path: Path, value: str,
+                                                       capsys) -> None:  # type: ignore[no-untyped-def]
+    """--spacing is a PredictConfig field: the generated parser checks it before any file."""
+    with pytest.raises(SystemExit):
+        main(["predict", str(run), str(tmp_path / "x.npy"), "--center", "60,50", "--spacing",
+              value, "--out", str(tmp_path / "pred")])
+    err = capsys.readouterr().err
+    assert f"argument --spacing: spacing must be a number or None; got {value}" in err
+    assert not (tmp_path / "pred").exists()
+
+
 def test_predict_help_says_how_to_find_the_centre(capsys) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
@@ -136,38 +141,38 @@ def test_predict_help_says_how_to_find_the_centre(capsys) -> None:  # type: igno
 
 
 # ----------------------------------------------------------------------- resume
-def test_a_partial_last_metrics_line_does_not_block_resume(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
+def test_a_partial_last_metrics_line_does_not_block_resume(tmp_path: Path, tiny_data) -> None:  # type: ignore[no-untyped-def]
     run = tmp_path / "run"
-    Trainer(tiny_config("unet", iterations=2), run, data=data).fit()
+    Trainer(tiny_config("unet", iterations=2), run, data=tiny_data).fit()
     with (run / "metrics.jsonl").open("a") as handle:
         handle.write('{"event": "step", "iter')  # killed during the append
     with pytest.warns(UserWarning, match=r"metrics.jsonl: dropped a partial last line"):
-        Trainer(tiny_config("unet", iterations=4), run, data=data, resume=True).fit()
+        Trainer(tiny_config("unet", iterations=4), run, data=tiny_data, resume=True).fit()
     events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [e["iteration"] for e in events if e["event"] == "step"] == [1, 2, 3, 4]
 
 
-def test_one_training_process_per_run_directory(tmp_path: Path, data, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_one_training_process_per_run_directory(tmp_path: Path, tiny_data, capsys) -> None:  # type: ignore[no-untyped-def]
     run = tmp_path / "run"
-    Trainer(tiny_config("unet", iterations=2), run, data=data).fit()
+    Trainer(tiny_config("unet", iterations=2), run, data=tiny_data).fit()
     other = RunLock(run).acquire()  # another process training this run (flock: per open file)
     try:
         with pytest.raises(RunDirError, match=r"is in use by another lvseg train process \(pid"):
-            Trainer(tiny_config("unet", iterations=4), run, data=data, resume=True)
+            Trainer(tiny_config("unet", iterations=4), run, data=tiny_data, resume=True)
         code = main(["train", "--method", "unet", *TINY_ARGS, "--iterations", "4", "--resume",
                      "--out", str(run)])
         assert code == 2 and "is in use by another lvseg train process" in capsys.readouterr().err
     finally:
         other.release()
-    Trainer(tiny_config("unet", iterations=4), run, data=data, resume=True).fit()  # free again
+    Trainer(tiny_config("unet", iterations=4), run, data=tiny_data, resume=True).fit()  # free again
 
 
-def test_resume_below_the_finished_iteration_is_refused(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
+def test_resume_below_the_finished_iteration_is_refused(tmp_path: Path, tiny_data) -> None:  # type: ignore[no-untyped-def]
     run = tmp_path / "run"
-    Trainer(tiny_config("unet", iterations=4), run, data=data).fit()
+    Trainer(tiny_config("unet", iterations=4), run, data=tiny_data).fit()
     before = (run / "config.json").read_bytes()
     with pytest.raises(RunDirError, match="has already finished iteration 4; pass --iterations 4"):
-        Trainer(tiny_config("unet", iterations=2), run, data=data, resume=True)
+        Trainer(tiny_config("unet", iterations=2), run, data=tiny_data, resume=True)
     assert (run / "config.json").read_bytes() == before
 
 
@@ -179,18 +184,18 @@ def _interrupt_at(iteration: int):  # type: ignore[no-untyped-def]
     return hook
 
 
-def test_ctrl_c_saves_the_current_iteration_and_resumes_exactly(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
+def test_ctrl_c_saves_the_current_iteration_and_resumes_exactly(tmp_path: Path, tiny_data) -> None:  # type: ignore[no-untyped-def]
     straight = tmp_path / "straight"
-    Trainer(tiny_config("edpcnn", iterations=5), straight, data=data).fit()
+    Trainer(tiny_config("edpcnn", iterations=5), straight, data=tiny_data).fit()
     run = tmp_path / "run"
-    trainer = Trainer(tiny_config("edpcnn", iterations=5), run, data=data)
+    trainer = Trainer(tiny_config("edpcnn", iterations=5), run, data=tiny_data)
     trainer.add_hook(_interrupt_at(3))
     before = signal.getsignal(signal.SIGINT)  # default, or ignored in a background job
     with pytest.raises(TrainingInterrupted, match="interrupted after iteration 3"):
         trainer.fit()
     assert load_checkpoint(run / "last.pt")["iteration"] == 3
     assert signal.getsignal(signal.SIGINT) is before  # the caller's handler restored
-    Trainer(tiny_config("edpcnn", iterations=5), run, data=data, resume=True).fit()
+    Trainer(tiny_config("edpcnn", iterations=5), run, data=tiny_data, resume=True).fit()
     a, b = load_checkpoint(straight / "last.pt")["model"], load_checkpoint(run / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a if isinstance(a[k], torch.Tensor))
 
@@ -238,10 +243,10 @@ def test_disk_full_is_one_line_and_keeps_the_previous_checkpoint(
 
 
 def test_a_checkpoint_that_does_not_fit_the_config_is_one_paragraph(
-    run: Path, tmp_path: Path, data, capsys
+    run: Path, tmp_path: Path, tiny_data, capsys
 ) -> None:  # type: ignore[no-untyped-def]
     other = tmp_path / "unet"
-    Trainer(tiny_config("unet", iterations=2), other, data=data).fit()
+    Trainer(tiny_config("unet", iterations=2), other, data=tiny_data).fit()
     shutil.copy(run / "config.json", other / "config.json")  # config of an edpcnn run
     assert main(["evaluate", str(other)]) == 2
     err = capsys.readouterr().err
@@ -249,11 +254,11 @@ def test_a_checkpoint_that_does_not_fit_the_config_is_one_paragraph(
     assert "best.pt does not fit the run's config.json" in err
     assert "method: 'unet' in the checkpoint, 'edpcnn' in config.json" in err
     with pytest.raises(CheckpointError, match="tensors missing"):
-        Trainer(tiny_config("edpcnn", iterations=4), other, data=data, resume=True)
+        Trainer(tiny_config("edpcnn", iterations=4), other, data=tiny_data, resume=True)
 
 
 # ----------------------------------------------------------------------- devices
-def test_device_option_on_a_cpu_machine(tmp_path: Path, data, monkeypatch: pytest.MonkeyPatch,
+def test_device_option_on_a_cpu_machine(tmp_path: Path, tiny_data, monkeypatch: pytest.MonkeyPatch,
                                         capsys) -> None:  # type: ignore[no-untyped-def]
     from lvseg.device import resolve_device
 
@@ -265,8 +270,8 @@ def test_device_option_on_a_cpu_machine(tmp_path: Path, data, monkeypatch: pytes
         resolve_device("tpu")
     # --device cpu and auto give the same numbers as before (the default)
     a, b = tmp_path / "a", tmp_path / "b"
-    Trainer(tiny_config("edpcnn", iterations=2), a, data=data).fit()
-    Trainer(tiny_config("edpcnn", iterations=2), b, data=data, device="auto").fit()
+    Trainer(tiny_config("edpcnn", iterations=2), a, data=tiny_data).fit()
+    Trainer(tiny_config("edpcnn", iterations=2), b, data=tiny_data, device="auto").fit()
     wa, wb = load_checkpoint(a / "last.pt")["model"], load_checkpoint(b / "last.pt")["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa if isinstance(wa[k], torch.Tensor))
     assert evaluate_run(a, split="val", device="cpu")["dice"] == evaluate_run(b, split="val")["dice"]

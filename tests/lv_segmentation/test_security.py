@@ -20,7 +20,7 @@ import torch
 
 from lvseg.checkpoint import CheckpointError, load_checkpoint
 from lvseg.cli import main
-from lvseg_testing import TINY_ARGS, one_thread  # noqa: F401  (fixture)
+from lvseg_testing import TINY_ARGS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,19 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from lvseg.checkpoint import CheckpointError, RunDirError, load_checkpoint
+from lvseg.checkpoint import CheckpointError, load_checkpoint
+
+from lvseg.rundir import RunDirError
 from lvseg.methods import build_model
 from lvseg.prepare import prepare_data
 from lvseg.sampler import BatchSampler
 from lvseg.train import Trainer
-from lvseg_testing import one_thread, tiny_config  # noqa: F401  (fixture)
+from lvseg_testing import tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def data():  # type: ignore[no-untyped-def]
-    return prepare_data(tiny_config())
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -39,15 +36,15 @@ def _same(a: object, b: object) -> bool:
 
 
 @pytest.mark.parametrize("method", ["edpcnn", "edpcnn-es", "unet"])
-def test_resume_continues_exactly(tmp_path: Path, data, method: str) -> None:  # type: ignore[no-untyped-def]
+def test_resume_continues_exactly(tmp_path: Path, tiny_data, method: str) -> None:  # type: ignore[no-untyped-def]
     """2K iterations straight == K iterations, then a fresh process state resumed for K more."""
     straight = tmp_path / "straight"
-    Trainer(tiny_config(method, iterations=4), straight, data=data).fit()
+    Trainer(tiny_config(method, iterations=4), straight, data=tiny_data).fit()
 
     split = tmp_path / "split"
-    Trainer(tiny_config(method, iterations=2), split, data=data).fit()
+    Trainer(tiny_config(method, iterations=2), split, data=tiny_data).fit()
     torch.manual_seed(12345)  # resuming must not depend on the global RNG state of the process
-    resumed = Trainer(tiny_config(method, iterations=4), split, data=data, resume=True)
+    resumed = Trainer(tiny_config(method, iterations=4), split, data=tiny_data, resume=True)
     assert resumed.iteration == 3
     resumed.fit()
 
@@ -66,8 +63,8 @@ def test_resume_continues_exactly(tmp_path: Path, data, method: str) -> None:  #
     assert json.loads((split / "config.json").read_text())["iterations"] == 4
 
 
-def test_surrogate_state_is_in_the_checkpoint(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
-    trainer = Trainer(tiny_config("edpcnn", iterations=2), tmp_path / "run", data=data)
+def test_surrogate_state_is_in_the_checkpoint(tmp_path: Path, tiny_data) -> None:  # type: ignore[no-untyped-def]
+    trainer = Trainer(tiny_config("edpcnn", iterations=2), tmp_path / "run", data=tiny_data)
     events = []
     trainer.add_hook(lambda t, e: events.append(e))
     trainer.fit()
@@ -80,29 +77,29 @@ def test_surrogate_state_is_in_the_checkpoint(tmp_path: Path, data) -> None:  # 
     assert (tmp_path / "run" / "best.pt").is_file()
 
 
-def test_existing_run_is_never_overwritten(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
+def test_existing_run_is_never_overwritten(tmp_path: Path, tiny_data) -> None:  # type: ignore[no-untyped-def]
     run = tmp_path / "run"
-    Trainer(tiny_config("unet", iterations=2), run, data=data).fit()
+    Trainer(tiny_config("unet", iterations=2), run, data=tiny_data).fit()
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     with pytest.raises(RunDirError, match="already exists and is not empty; pass --resume"):
-        Trainer(tiny_config("unet", iterations=2), run, data=data)
+        Trainer(tiny_config("unet", iterations=2), run, data=tiny_data)
     with pytest.raises(RunDirError, match=r"options differ from its config.json \(method: 'unet' there"):
-        Trainer(tiny_config("edpcnn", iterations=4), run, data=data, resume=True)
+        Trainer(tiny_config("edpcnn", iterations=4), run, data=tiny_data, resume=True)
     after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     assert before == after
 
 
-def test_resume_errors(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
+def test_resume_errors(tmp_path: Path, tiny_data) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(RunDirError, match="does not exist"):
-        Trainer(tiny_config(), tmp_path / "nothing", data=data, resume=True)
+        Trainer(tiny_config(), tmp_path / "nothing", data=tiny_data, resume=True)
     run = tmp_path / "run"
-    Trainer(tiny_config("unet", iterations=2), run, data=data).fit()
+    Trainer(tiny_config("unet", iterations=2), run, data=tiny_data).fit()
     (run / "last.pt").write_bytes(b"\x00" * 100)
     with pytest.raises(CheckpointError, match="last.pt is unreadable"):
-        Trainer(tiny_config("unet", iterations=4), run, data=data, resume=True)
+        Trainer(tiny_config("unet", iterations=4), run, data=tiny_data, resume=True)
     (run / "last.pt").unlink()
     with pytest.raises(RunDirError, match="has no last.pt checkpoint yet"):
-        Trainer(tiny_config("unet", iterations=4), run, data=data, resume=True)
+        Trainer(tiny_config("unet", iterations=4), run, data=tiny_data, resume=True)
 
 
 def test_batch_sampler_epochs_and_state() -> None:

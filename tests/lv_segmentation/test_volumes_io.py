@@ -168,3 +168,16 @@ def test_dicom_series_problems_are_named(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="empty holds no DICOM image"):
         read_dicom_series(tmp_path / "empty")
+
+
+def test_atomic_write_with_keeps_a_compressed_suffix_for_nibabel(tmp_path):
+    """The temporary file of ``x.nii.gz`` ends in ``.nii.gz``: nibabel picks the format from it."""
+    import nibabel as nib
+
+    from lvseg.rundir import atomic_write_with
+
+    target = tmp_path / "mask.nii.gz"
+    image = nib.Nifti1Image(np.ones((4, 4, 2), dtype=np.uint8), np.eye(4))
+    atomic_write_with(target, lambda tmp: nib.save(image, str(tmp)))
+    assert np.asarray(nib.load(str(target)).dataobj).sum() == 32
+    assert [p.name for p in tmp_path.iterdir()] == ["mask.nii.gz"]

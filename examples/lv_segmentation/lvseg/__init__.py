@@ -1,28 +1,32 @@
 """lvseg: left-ventricle segmentation of short-axis cardiac MRI with EDPCNN (diffbypass example).
 
-The modules follow the pipeline, one concept each:
+One concept per module, on floors: a module imports only from its own floor and the floors
+below it (``tests/lv_segmentation/test_layers.py`` checks it; ``docs/architecture.md`` draws it).
+From the ground up:
 
-- :mod:`lvseg.data` — loaders (the dataset table), preprocessing, patient splits;
-- :mod:`lvseg.options` — dataclass fields with their help; docstrings and the CLI from them;
-- :mod:`lvseg.config` — :class:`~lvseg.config.TrainConfig` and the constants;
+- foundations: :mod:`lvseg.options` (dataclass fields with their help; docstrings and the CLI
+  from them), :mod:`lvseg.data` (loaders and the dataset table, preprocessing, patient splits
+  and their names), :mod:`lvseg.metrics` and :mod:`lvseg.surface` (Dice, HD, HD95 and ASSD
+  inside the star's square, checked against MONAI), :mod:`lvseg.rundir` (run directories, their
+  lock, atomic writes), :mod:`lvseg.checkpoint` (saving, safe loading and checking checkpoints),
+  :mod:`lvseg.device` (``--device``), :mod:`lvseg.sampler` (the resumable batch sampler),
+  :mod:`lvseg.interrupt` (Ctrl-C during training), :mod:`lvseg.jitter` (the star centre
+  jittered inside the object);
+- :mod:`lvseg.star` — the star pattern and the DP settings;
+- :mod:`lvseg.models` — the CPU-sized U-Net; :mod:`lvseg.edpcnn` — EDPCNN: U-Net → warp →
+  ``Bypass(StarDP, estimator)``;
+- :mod:`lvseg.methods` — the method table: estimator, DP output, loss, what is logged, DP at
+  inference, defaults; the model factory;
+- :mod:`lvseg.config` — :class:`~lvseg.config.TrainConfig` (a run's ``config.json``);
 - :mod:`lvseg.prepare` — data preparation shared by training, evaluation and prediction;
-- :mod:`lvseg.models` — the CPU-sized U-Net;
-- :mod:`lvseg.pipeline` — star settings and EDPCNN: U-Net → warp → ``Bypass(StarDP, estimator)``;
-- :mod:`lvseg.methods` — the method table (estimator, loss, DP or not) and the model factory;
-- :mod:`lvseg.jitter` — the star centre jittered inside the object (training, jitter study);
-- :mod:`lvseg.segment` — inference for every method;
-- :mod:`lvseg.device` — ``--device auto|cpu|cuda``;
-- :mod:`lvseg.sampler` — the batch sampler with a resumable state;
-- :mod:`lvseg.hooks` — the metrics log and the progress bar;
-- :mod:`lvseg.train` — the training loop: hooks, exact resume, safe interruption;
-- :mod:`lvseg.interrupt` — Ctrl-C during training: stop after the iteration, checkpoint;
-- :mod:`lvseg.checkpoint` — atomic checkpoints, run directories and their lock;
-- :mod:`lvseg.metrics` — the evaluation protocol: Dice, HD, HD95 and ASSD inside the star's
-  square;
-- :mod:`lvseg.surface` — surface distances (HD, HD95, ASSD), checked against MONAI;
-- :mod:`lvseg.evaluate` — evaluation of a run;
-- :mod:`lvseg.predict` — prediction on new images;
-- :mod:`lvseg.figures` — pipeline overlays and training curves;
+- :mod:`lvseg.segment` — inference for every method; :mod:`lvseg.score` — segment, then score
+  (training's validation, the evaluation and the benchmarks);
+- :mod:`lvseg.runs` — open a run directory for training, load a trained run;
+  :mod:`lvseg.hooks` — the metrics log and the progress bar; :mod:`lvseg.figures` — overlays and
+  training curves;
+- :mod:`lvseg.train` (the training loop: hooks, exact resume, safe interruption),
+  :mod:`lvseg.evaluate` (evaluation of a run) and :mod:`lvseg.predict` (prediction on new
+  images), each with the config its command's options are generated from;
 - :mod:`lvseg.volumes` — whole volumes: NIfTI/DICOM cines, ED/ES, LV volumes and EF, the
   challenge's 3-D protocol, NIfTI/montage/JSON/CSV outputs;
 - :mod:`lvseg.cli` — the ``lvseg`` command.
@@ -42,6 +46,7 @@ __all__ = [
     "config",
     "data",
     "device",
+    "edpcnn",
     "evaluate",
     "figures",
     "hooks",
@@ -51,11 +56,14 @@ __all__ = [
     "metrics",
     "models",
     "options",
-    "pipeline",
     "predict",
     "prepare",
+    "rundir",
+    "runs",
     "sampler",
+    "score",
     "segment",
+    "star",
     "surface",
     "train",
     "volumes",

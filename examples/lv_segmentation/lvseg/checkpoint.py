@@ -1,125 +1,42 @@
-"""Run directories and checkpoints: atomic writes, clear errors, never overwrite by accident.
+"""Checkpoints: atomic saving, safe loading (``weights_only=True``) and validation.
 
-A run directory holds::
-
-    config.json      the training configuration (written at the start of every train/resume)
-    lvseg.lock       held (fcntl.flock) by the one training process working on the run
-    metrics.jsonl    one JSON object per line: training steps and validations
-    last.pt          the latest checkpoint (everything needed to resume exactly)
-    best.pt          the checkpoint with the best validation Dice (what ``evaluate`` uses)
-    figures/         overlays written by ``lvseg evaluate --figures``
-
-Every file is written to a temporary file in the same directory, flushed and fsynced, and then
-moved over the old one with :func:`os.replace` (atomic on POSIX and Windows): a crash in the
-middle of a write leaves the previous version intact.
+A checkpoint is a dict of tensors and plain Python values tagged with :data:`CHECKPOINT_FORMAT`,
+written atomically (:func:`lvseg.rundir.atomic_write_bytes`). Loading refuses anything else
+before it can run code, and the weights and training state are checked before they are used
+(:func:`load_model_state`, :func:`check_training_state`). The run directory around the
+checkpoints is :mod:`lvseg.rundir`; a trained run is loaded with :func:`lvseg.runs.load_run`.
 """
 
 from __future__ import annotations
 
-import errno
 import io
-import json
 import math
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
+from lvseg.rundir import atomic_write_bytes, write_failure
+
 __all__ = [
     "CHECKPOINT_FORMAT",
-    "RUN_FILES",
     "CheckpointError",
-    "RunDirError",
-    "RunLock",
-    "atomic_write_bytes",
-    "atomic_write_with",
     "check_training_state",
-    "refuse_links",
     "load_checkpoint",
     "load_model_state",
-    "read_config",
     "save_checkpoint",
-    "write_config",
 ]
 
 #: Written into every checkpoint; a file without it is not an lvseg checkpoint.
 CHECKPOINT_FORMAT = "lvseg-checkpoint-v1"
-CONFIG_NAME = "config.json"
-LOCK_NAME = "lvseg.lock"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, truncated, corrupt or not an lvseg checkpoint."""
-
-
-class RunDirError(RuntimeError):
-    """A run directory is missing, incomplete or would be overwritten."""
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder + ``os.replace``).
-
-    Example:
-        >>> import tempfile
-        >>> p = Path(tempfile.mkdtemp()) / "x.bin"
-        >>> atomic_write_bytes(p, b"abc"); p.read_bytes()
-        b'abc'
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _reason(error: OSError) -> str:
-    """A short reason for a failed write ("the disk is full", the system's text)."""
-    return "the disk is full" if error.errno == errno.ENOSPC else (error.strerror or str(error))
-
-
-def atomic_write_with(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
-    """Write ``path`` atomically with ``write(temporary_path)`` (e.g. ``np.save``, ``savefig``).
-
-    The temporary file has ``path``'s suffix (so writers that pick the format from it work) and
-    lies in the same folder; it replaces ``path`` only once complete, so a full disk never leaves
-    a truncated file, and a symbolic link at ``path`` is replaced, never written through.
-
-    Raises:
-        OSError: ``cannot write PATH: REASON; ...`` (one line); nothing is left at ``path``
-            that was not there before.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix="".join(path.suffixes[-1:]),
-                               dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as error:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(error, OSError):
-            raise OSError(f"cannot write {path}: {_reason(error)}; no partial file was left "
-                          "there") from None
-        raise
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
@@ -138,7 +55,7 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None
     except OSError as error:
         kept = (f"the previous {path.name} is intact" if existed else
                 f"no {path.name} was written (there was none before)")
-        raise CheckpointError(f"cannot write the checkpoint {path}: {_reason(error)}; {kept}"
+        raise CheckpointError(f"cannot write the checkpoint {path}: {write_failure(error)}; {kept}"
                               ) from None
 
 
@@ -244,78 +161,6 @@ def _tensors(value: Any) -> list[torch.Tensor]:
     return []
 
 
-class RunLock:
-    """An exclusive lock on a run directory (``lvseg.lock``, :func:`fcntl.flock`).
-
-    Held by the training process from start to end, so a second ``lvseg train --resume`` on the
-    same run is refused instead of interleaving its checkpoints with the first one's. The lock
-    goes with the process: a killed process never leaves a stale lock.
-
-    Raises:
-        RunDirError: from :meth:`acquire` if another process holds the lock.
-    """
-
-    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
-        self.path = Path(run_dir) / LOCK_NAME
-        self._handle: Any = None
-
-    def acquire(self) -> RunLock:
-        """Take the lock (without waiting)."""
-        import fcntl
-
-        try:  # O_NOFOLLOW: a planted link (even a dangling one) is refused, never written through
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        except OSError as error:
-            if self.path.is_symlink():
-                raise RunDirError(_LINK_MESSAGE.format(path=self.path)) from None
-            raise
-        handle = os.fdopen(fd, "r+")
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            owner = handle.read().strip() or "unknown"
-            handle.close()
-            raise RunDirError(
-                f"{self.path.parent} is in use by another lvseg train process (pid {owner}); "
-                "wait for it to finish or stop it before resuming this run"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._handle = handle
-        return self
-
-    def release(self) -> None:
-        """Let go of the lock (closing the file releases it)."""
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-
-
-_LINK_MESSAGE = ("{path} is a symbolic link; lvseg never writes through a link in a run directory "
-                 "(it could overwrite the file it points to): remove it, or copy the file it "
-                 "points to in its place")
-
-#: The files and folders lvseg writes in a run directory (:func:`refuse_links` checks them).
-RUN_FILES = (CONFIG_NAME, LOCK_NAME, "metrics.jsonl", "last.pt", "best.pt", "figures")
-
-
-def refuse_links(run_dir: str | os.PathLike[str]) -> None:
-    """Refuse a run directory where a file lvseg writes (:data:`RUN_FILES`) is a symbolic link.
-
-    A downloaded run directory may hold links to files outside it; appending to ``metrics.jsonl``
-    or writing ``lvseg.lock`` would then change those files.
-
-    Raises:
-        RunDirError: naming the link.
-    """
-    for name in RUN_FILES:
-        if (Path(run_dir) / name).is_symlink():
-            raise RunDirError(_LINK_MESSAGE.format(path=Path(run_dir) / name))
-
-
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint`.
 
@@ -362,33 +207,3 @@ def _refusal(path: Path, text: str) -> str:
     why = f" ({detail.group(1).strip()})" if detail else ""
     return (f"checkpoint {path} is unreadable: its content is not a torch checkpoint{why}; it "
             f"may be truncated or corrupt. {tail}")
-
-
-def write_config(run_dir: str | os.PathLike[str], config: dict[str, Any]) -> None:
-    """Write ``config.json`` into ``run_dir`` atomically."""
-    text = json.dumps(config, indent=2, sort_keys=True) + "\n"
-    atomic_write_bytes(Path(run_dir) / CONFIG_NAME, text.encode())
-
-
-def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a run directory's ``config.json``.
-
-    Raises:
-        RunDirError: if the directory or its config is missing or not valid JSON.
-    """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunDirError(f"run directory {run_dir} does not exist")
-    path = run_dir / CONFIG_NAME
-    if not path.is_file():
-        raise RunDirError(
-            f"{run_dir} is not an lvseg run directory: {CONFIG_NAME} is missing "
-            "(create runs with `lvseg train --out DIR`)"
-        )
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RunDirError(f"{path} is not valid JSON ({error})") from None
-    if not isinstance(config, dict) or "method" not in config:
-        raise RunDirError(f"{path} is not an lvseg run config (no 'method' key)")
-    return config

@@ -1,8 +1,11 @@
 """The ``lvseg`` command: ``train``, ``evaluate`` and ``predict`` (``lvseg <command> --help``).
 
-The ``train`` options are generated from the fields of :class:`~lvseg.config.TrainConfig` and
-:class:`~lvseg.pipeline.StarConfig` (:func:`lvseg.options.add_arguments`), so each is written
-once. Errors the user can fix (a missing data folder, an existing or busy run directory, a broken
+Every option is generated from the fields of a dataclass config (:func:`lvseg.options.add_arguments`),
+so each is written once: ``train``'s from :class:`~lvseg.config.TrainConfig` and
+:class:`~lvseg.star.StarConfig`, ``evaluate``'s from :class:`~lvseg.evaluate.EvaluateConfig`,
+``predict``'s from :class:`~lvseg.predict.PredictConfig`, and the ones they share (``--delta``,
+``--device``) from :class:`~lvseg.runs.RunOptions`. One option name has one meaning: the seed of
+``evaluate``'s centre jitter is ``--jitter-seed`` (``--seed`` there says so). Errors the user can fix (a missing data folder, an existing or busy run directory, a broken
 checkpoint, a full disk, a star centre outside the image, a diverged run, ...) are printed as
 one ``lvseg: error: ...`` line with exit status 2; nothing is overwritten. Ctrl-C during training
 saves the run and prints the command that resumes it (exit status 130); a second Ctrl-C, or one
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -21,20 +23,14 @@ from typing import Any, Sequence
 
 __all__ = ["build_parser", "main"]
 
-_CENTER_HELP = (
-    "LV centre in pixels of the image, from 0: x = column, y = row (NIfTI: voxel j,i). Click the "
-    "middle of the bright blood pool in a viewer, or take the centroid of a rough mask; a centre "
-    "off by a fraction of the LV radius still works. Check it on <name>_overlay.png"
-)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``lvseg`` (every option is documented in ``--help``)."""
     from lvseg.config import TrainConfig
-    from lvseg.data import DATASETS
-    from lvseg.device import DEVICES
+    from lvseg.evaluate import EvaluateConfig
     from lvseg.options import add_arguments
-    from lvseg.pipeline import StarConfig
+    from lvseg.predict import PredictConfig
+    from lvseg.runs import RunOptions
+    from lvseg.star import StarConfig
 
     defaults = TrainConfig(method="edpcnn")
     parser = argparse.ArgumentParser(
@@ -57,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true",
                    help="continue RUN_DIR exactly from its last.pt (only --iterations may change)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _device(t, DEVICES)
+    add_arguments(t, RunOptions, defaults=RunOptions(), skip=("delta",))
     t.add_argument("--out", required=True, metavar="RUN_DIR",
                    help="run directory; must not exist (or be empty) unless --resume")
 
@@ -67,28 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(thesis protocol), star centred at the LV centre of mass (optionally jittered).",
     )  # fmt: skip
     e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by lvseg train")
-    e.add_argument("--data", default=None, choices=list(DATASETS),
-                   help="dataset (default: the run's)")
-    e.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="dataset folder (default: the run's)")
-    e.add_argument("--split", default="test", choices=["val", "test", "all"],
-                   help="patients to evaluate; 'all' = every usable slice, without a patient "
-                   "split (any folder, even of one patient) (default test)")
-    e.add_argument("--center-jitter", type=float, default=0.0, metavar="R",
-                   help="jitter the star centre: s.d. R x object radius, kept inside the object "
-                   "(default 0)")
-    e.add_argument("--seed", type=int, default=0, help="seed of the centre jitter (default 0)")
-    _delta(e)
-    e.add_argument("--dp", action="store_true",
-                   help="evaluate a unet run as U-Net+DP: the star DP on its probability map "
-                   "(the same weights; what a unet-dp run does)")
-    e.add_argument("--json", default=None, metavar="FILE",
-                   help="write the results (means, std, per image) as JSON")
-    e.add_argument("--figures", default=None, metavar="DIR",
-                   help="write pipeline overlays (thesis fig. 4.3) as PNGs into DIR")
-    e.add_argument("--max-figures", type=int, default=12, metavar="N",
-                   help="at most this many PNGs (default 12)")
-    _device(e, DEVICES)
+    add_arguments(e, EvaluateConfig, defaults=EvaluateConfig())
+    e.add_argument("--seed", action=_Renamed, help=argparse.SUPPRESS,
+                   new="--jitter-seed", why="train's --seed seeds the training")
 
     p = sub.add_parser(
         "predict", help="segment new slices given the LV centre",
@@ -100,49 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by lvseg train")
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="DICOM, NIfTI (.nii, .nii.gz) or .npy slices")
-    p.add_argument("--center", required=True, type=_center, metavar="X,Y", help=_CENTER_HELP)
-    p.add_argument("--spacing", type=float, default=None, metavar="MM",
-                   help="pixel size in mm for .npy images (default: the training spacing "
-                   f"{_training_spacing()})")
-    p.add_argument("--slice", type=int, default=None, metavar="Z",
-                   help="slice of a 3-D NIfTI volume")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    _delta(p)
-    _device(p, DEVICES)
+    add_arguments(p, PredictConfig, defaults=RunOptions())
     return parser
 
 
-def _delta(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--delta", type=int, default=None, metavar="D",
-        help="the DP's smoothness for prediction: the largest index change between neighbouring "
-        "star lines (default: the run's, 1 by default). With a centre away from the centre of "
-        "mass, 2 lets the contour follow the LV: on ACDC a jitter of 0.2 x the radius cost "
-        "0.007-0.008 Dice with 2 against 0.026-0.040 with 1, and the exact centre 0.001-0.007 "
-        "(benchmarks/README.md, acdc_ablation)")
+class _Renamed(argparse.Action):
+    """An option that was renamed: a one-line error naming the new spelling."""
 
+    def __init__(self, *args: Any, new: str, why: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.new, self.why = new, why
 
-def _device(parser: argparse.ArgumentParser, choices: tuple[str, ...]) -> None:
-    parser.add_argument("--device", default="auto", choices=list(choices),
-                        help="where the U-Net (and the surrogate) run: auto = CUDA when present, "
-                        "else the CPU; the star DP always runs on the CPU (default auto)")
-
-
-def _training_spacing() -> float:
-    """The training pixel size (mm), for the help text."""
-    from lvseg.data import SPACING_MM
-
-    return SPACING_MM
-
-
-def _center(text: str) -> tuple[float, float]:
-    try:
-        x, y = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected X,Y (two numbers); got {text!r}") from None
-    if not (math.isfinite(x) and math.isfinite(y)):
-        raise argparse.ArgumentTypeError(f"expected finite X,Y; got {text!r}")
-    return x, y
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        parser.error(f"{option_string} is now {self.new} here ({self.why}): "
+                     f"use {self.new} {values}")
 
 
 def _given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
@@ -153,12 +102,13 @@ def _given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from lvseg.checkpoint import atomic_write_with, read_config
+    from lvseg.rundir import atomic_write_with, read_config
     from lvseg.config import TrainConfig
     from lvseg.figures import training_curves
     from lvseg.hooks import ProgressBar
-    from lvseg.pipeline import StarConfig
+    from lvseg.star import StarConfig
     from lvseg.interrupt import TrainingInterrupted
+    from lvseg.runs import RunOptions
     from lvseg.train import Trainer
 
     given = _given(args, TrainConfig)
@@ -172,7 +122,8 @@ def _train(args: argparse.Namespace) -> int:
         config = TrainConfig.from_dict(stored)
     else:
         config = TrainConfig(star=StarConfig(**star_given), **given)
-    trainer = Trainer(config, args.out, resume=args.resume, device=args.device)
+    device = RunOptions(**_given(args, RunOptions)).device
+    trainer = Trainer(config, args.out, resume=args.resume, device=device)
     main = trainer.ranks.main  # under torchrun rank 0 reports (lvseg.distributed)
     print(f"lvseg train: {config.method} on {config.data} ({trainer.data.report}); "
           f"{len(trainer.data.train)} training slices (patients "
@@ -203,17 +154,18 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from lvseg.checkpoint import atomic_write_bytes
-    from lvseg.evaluate import evaluate_run
+    from lvseg.evaluate import EvaluateConfig, evaluate_run
+    from lvseg.rundir import atomic_write_bytes
 
-    if args.json:  # before the evaluation, not after it
-        _check_writable(args.json, "--json")
+    config = EvaluateConfig(**_given(args, EvaluateConfig))
+    if config.json:  # before the evaluation, not after it
+        _check_writable(config.json, "--json")
 
     result = evaluate_run(
-        args.run_dir, data=args.data, data_dir=args.data_dir, split=args.split,
-        center_jitter=args.center_jitter, seed=args.seed, figures_dir=args.figures,
-        max_figures=args.max_figures, method="unet-dp" if args.dp else None,
-        device=args.device, delta=args.delta,
+        args.run_dir, data=config.data, data_dir=config.data_dir, split=config.split,
+        center_jitter=config.center_jitter, jitter_seed=config.jitter_seed,
+        figures_dir=config.figures, max_figures=config.max_figures,
+        method="unet-dp" if config.dp else None, device=config.device, delta=config.delta,
     )  # fmt: skip
     where = f" ({result['data_dir']})" if result["data_dir"] else ""
     print(f"{result['method']} ({result['checkpoint']}, iteration {result['iteration']}) on "
@@ -221,9 +173,9 @@ def _evaluate(args: argparse.Namespace) -> int:
           f"{result['dice']:.4f} ± {result['dice_std']:.4f}, HD {result['hd_mm']:.2f} mm, HD95 "
           f"{result['hd95_mm']:.2f} mm, ASSD {result['assd_mm']:.2f} mm"
           + (f" ({result['n_undefined']} empty predictions)" if result["n_undefined"] else ""))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(args.json, (json.dumps(result, indent=2) + "\n").encode())
+    if config.json:
+        Path(config.json).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(config.json, (json.dumps(result, indent=2) + "\n").encode())
     return 0
 
 
@@ -241,21 +193,22 @@ def _check_writable(path: str, option: str) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from lvseg.evaluate import load_run
-    from lvseg.predict import predict_files
+    from lvseg.predict import PredictConfig, predict_files
+    from lvseg.runs import load_run
 
-    run = load_run(args.run_dir, device=args.device, delta=args.delta)
+    config = PredictConfig(**_given(args, PredictConfig))
+    run = load_run(args.run_dir, device=config.device, delta=config.delta)
     for image, (png, result) in zip(args.images, predict_files(
-            run, args.images, args.center, args.out, spacing=args.spacing,
-            slice_index=args.slice)):
+            run, args.images, config.center, config.out, spacing=config.spacing,
+            slice_index=config.slice)):
         print(f"{image}: {int(result['mask'].sum())} LV pixels -> {png}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``lvseg``; returns the exit status (2 on a user error)."""
-    # Spinning OpenMP threads waiting for a busy core made training steps 10-30x slower on a
-    # shared 2-core machine in our measurements; passive waiting costs little on an idle one.
+    # Spinning OpenMP threads waiting for a busy core made training steps several times slower
+    # on a shared machine (docs/lv_example.md, 'Results'); passive waiting costs little on an idle one.
     # (Read when torch starts its thread pool, so it must be set before the first import.)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
@@ -267,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: list[str]) -> int:
-    from lvseg.checkpoint import CheckpointError, RunDirError
+    from lvseg.checkpoint import CheckpointError
+    from lvseg.rundir import RunDirError
 
     parser = build_parser()
     args = parser.parse_args(argv)

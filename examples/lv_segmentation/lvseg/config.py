@@ -12,7 +12,7 @@ checked by the constructors that take them when the model is built
 (:func:`lvseg.methods.build_model`, before any data is loaded): ``unet_*`` by ``UNet``, ``sigma``
 and ``samples`` by ``Surrogate``/``ES`` (``samples`` even for the antithetic ES pairs),
 ``fit_steps`` by ``Surrogate`` (``>= 0``: 0 never fits the surrogate), ``surrogate_*`` by
-``Surrogate`` and ``StarSurrogate``, the star settings by :class:`~lvseg.pipeline.StarConfig`,
+``Surrogate`` and ``StarSurrogate``, the star settings by :class:`~lvseg.star.StarConfig`,
 ``fractions`` by ``split_by_patient`` and ``synthetic_slices`` by ``make_phantoms``.
 """
 
@@ -30,7 +30,9 @@ from lvseg.data.splits import SCHEMES
 from lvseg.methods import METHODS
 from lvseg.models import NORMS
 from lvseg.options import check_fields, document, option
-from lvseg.pipeline import SURROGATES, StarConfig
+from lvseg.rundir import RunDirError
+from lvseg.edpcnn import SURROGATES
+from lvseg.star import StarConfig
 
 __all__ = ["TrainConfig"]
 
@@ -45,7 +47,8 @@ _SIGMA = ", ".join(f"{m.name} {m.sigma:g}" for m in METHODS.values() if m.end_to
 #: for gigabytes before anything else is checked).
 _MAX_CHANNELS = 128
 _MAX_ITERATIONS = 10_000_000
-_MAX_SEED = 2**32 - 1  # what torch, NumPy and random all accept
+#: The largest seed (what torch, NumPy and random all accept).
+MAX_SEED = 2**32 - 1
 
 
 def _size(text: str) -> int | None:
@@ -83,9 +86,9 @@ class TrainConfig:
     train_size: int | None = option(10, "telescopic training subset: N slices, or 'all' (None)",
                                     metavar="N", parse=_size, low=1)
     seed: int = option(0, "seed of initialisation, batch order, centre jitter and surrogate "
-                       "noise", metavar="S", low=0, high=_MAX_SEED)
+                       "noise", metavar="S", low=0, high=MAX_SEED)
     split_seed: int = option(0, "seed of the patient split and of the telescopic shuffle",
-                             metavar="S", low=0, high=_MAX_SEED)
+                             metavar="S", low=0, high=MAX_SEED)
     iterations: int | None = option(None, f"training iterations (None: {_ITERATIONS})",
                                     thesis="20000", metavar="K", low=1, high=_MAX_ITERATIONS)
     batch_size: int = option(10, "images per iteration", thesis="10", metavar="B", low=1,
@@ -111,8 +114,7 @@ class TrainConfig:
     sigma: float | None = option(None, f"surrogate exploration / ES noise scale (None: {_SIGMA})",
                                  thesis="1", metavar="SIGMA")
     samples: int | None = option(None, f"noise samples per input (None: {_SAMPLES}; the "
-                                 "surrogate's S = 1 and 1 fit step matched the thesis' setting "
-                                 "on ACDC at a third of its cost: docs/lv_example.md, 'Speed')",
+                                 "surrogate's S = 1 and 1 fit step: docs/lv_example.md, 'Speed')",
                                  thesis="10", metavar="S", low=1, high=1024)
     fit_steps: int = option(1, "surrogate fit steps per iteration", thesis="10", metavar="K",
                             low=0, high=1000)
@@ -167,7 +169,7 @@ class TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error (a config from elsewhere).
 
         Every field is checked (type and bounds, naming the key). With ``source`` (the file the
-        dict came from), an error is a :class:`~lvseg.checkpoint.RunDirError` naming it.
+        dict came from), an error is a :class:`~lvseg.rundir.RunDirError` naming it.
         """
         names = {f.name for f in dataclasses.fields(cls)}
         try:
@@ -179,7 +181,5 @@ class TrainConfig:
         except (ValueError, TypeError) as error:
             if source is None:
                 raise
-            from lvseg.checkpoint import RunDirError
-
             raise RunDirError(f"{source}: {error}; correct it there (lvseg train --help says "
                               "what each option takes)") from None

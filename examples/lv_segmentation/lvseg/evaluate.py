@@ -6,81 +6,63 @@ test robustness as in thesis fig. 5.4) and every metric is computed inside the s
 tightly holds the star, for every method alike.
 
 ``split="all"`` evaluates every usable slice of the data without splitting it by patient, so
-any folder works, even one of a single patient. :func:`load_run` loads a run's model (also used
-by :mod:`lvseg.predict`).
+any folder works, even one of a single patient. The run's model is loaded by
+:func:`lvseg.runs.load_run`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from diffbypass.validation import int_at_least, nonnegative_number, one_of
-from lvseg.checkpoint import CheckpointError, load_checkpoint, load_model_state, read_config
-from lvseg.config import TrainConfig
+from lvseg.config import MAX_SEED, TrainConfig
 from lvseg.data import DATASETS
-from lvseg.device import resolve_device
-from lvseg.methods import build_model, get_method, unet_of
-from lvseg.metrics import evaluate_batch, summarize
+from lvseg.data.splits import SPLITS
+from lvseg.methods import get_method
+from lvseg.metrics import summarize
 from lvseg.jitter import jitter_centers
-from lvseg.prepare import load_prepared, prepare_data
-from lvseg.segment import Segmentation, segment
+from lvseg.options import check_fields, document, option
+from lvseg.prepare import ALL, load_prepared, prepare_data
+from lvseg.runs import RunOptions, load_run
+from lvseg.score import score
+from lvseg.segment import Segmentation
 
-__all__ = ["LoadedRun", "evaluate_run", "load_run"]
+__all__ = ["EVAL_SPLITS", "EvaluateConfig", "evaluate_run"]
 
-
-@dataclasses.dataclass
-class LoadedRun:
-    """A trained run: its config, the model (eval mode) and which checkpoint was loaded."""
-
-    config: TrainConfig
-    model: nn.Module
-    checkpoint: str
-    iteration: int
-
-    @property
-    def unet(self) -> nn.Module:
-        """The run's U-Net (all methods predict from it)."""
-        return unet_of(self.model)
+#: What ``lvseg evaluate`` can evaluate: the validation or test patients, or every usable slice.
+EVAL_SPLITS = (*SPLITS[1:], ALL)
 
 
-def load_run(
-    run_dir: str | os.PathLike[str], checkpoint: str = "best", *, device: str = "cpu",
-    delta: int | None = None,
-) -> LoadedRun:
-    """Load ``run_dir/<checkpoint>.pt`` (``best``, falling back to ``last``) into its model.
+@document
+@dataclass(kw_only=True)
+class EvaluateConfig(RunOptions):
+    """The options of ``lvseg evaluate`` (the command line is generated from the fields)."""
 
-    The model is put on ``device`` (:func:`~lvseg.device.resolve_device`: ``auto``, ``cpu`` or
-    ``cuda``), in eval mode. ``delta`` replaces the DP's smoothness for prediction (``None``:
-    the run's; the weights do not depend on it): see ``lvseg evaluate --help``.
+    data: str | None = option(None, "dataset (default: the run's)", choices=tuple(DATASETS))
+    data_dir: str | None = option(None, "dataset folder (default: the run's)", metavar="DIR")
+    split: str = option("test", "patients to evaluate; 'all' = every usable slice, without a "
+                        "patient split (any folder, even of one patient)", choices=EVAL_SPLITS)
+    center_jitter: float = option(0.0, "jitter the star centre: s.d. R x object radius, kept "
+                                  "inside the object", metavar="R", low=0.0)
+    jitter_seed: int = option(0, "seed of the centre jitter (train's --seed seeds the training)",
+                              metavar="S", low=0, high=MAX_SEED)
+    dp: bool = option(False, "evaluate a unet run as U-Net+DP: the star DP on its probability "
+                      "map (the same weights; what a unet-dp run does)")
+    json: str | None = option(None, "write the results (means, std, per image) as JSON",
+                              metavar="FILE")
+    figures: str | None = option(None, "write pipeline overlays (thesis fig. 4.3) as PNGs into "
+                                 "DIR", metavar="DIR")
+    max_figures: int = option(12, "at most this many PNGs", metavar="N", low=0)
 
-    Raises:
-        RunDirError: if ``run_dir`` is not a run directory.
-        CheckpointError: if the checkpoint is missing, corrupt, or does not fit the config.
-    """
-    run_dir = Path(run_dir)
-    config = TrainConfig.from_dict(read_config(run_dir), source=str(run_dir / "config.json"))
-    if delta is not None:  # checked by StarConfig (StarDP)
-        config = dataclasses.replace(config, star=dataclasses.replace(config.star, delta=delta))
-    path = run_dir / f"{checkpoint}.pt"
-    if checkpoint == "best" and not path.exists():
-        path = run_dir / "last.pt"
-    if not path.exists():
-        raise CheckpointError(
-            f"{run_dir} has no checkpoint yet ({checkpoint}.pt missing); train it first"
-        )
-    state = load_checkpoint(path)
-    model = build_model(config)
-    load_model_state(model, state, path, config.to_dict())
-    model.to(resolve_device(device)).eval()
-    return LoadedRun(config, model, path.name, int(state.get("iteration", 0)))
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def evaluate_run(
@@ -90,7 +72,7 @@ def evaluate_run(
     data_dir: str | None = None,
     split: str = "test",
     center_jitter: float = 0.0,
-    seed: int = 0,
+    jitter_seed: int = 0,
     figures_dir: str | os.PathLike[str] | None = None,
     max_figures: int | None = 12,
     method: str | None = None,
@@ -103,10 +85,10 @@ def evaluate_run(
         run_dir: the run directory.
         data: dataset name (default: the run's); another dataset is split with the run's seeds.
         data_dir: its folder (default: the run's when ``data`` is the run's dataset).
-        split: ``"val"``, ``"test"`` or ``"all"`` (every usable slice, training ones included).
+        split: one of :data:`EVAL_SPLITS`; ``"all"``: every usable slice, training ones included.
         center_jitter: s.d. of the star-centre jitter as a fraction of the object radius
             (0: the centre of mass), truncated to the object.
-        seed: seed of the jitter.
+        jitter_seed: seed of the jitter.
         figures_dir: write an overlay PNG per image there (at most ``max_figures``).
         method: evaluate a ``unet`` run as ``unet-dp`` (or back): the pixel-trained methods share
             their training, only the prediction differs.
@@ -120,10 +102,10 @@ def evaluate_run(
         "n_undefined", "per_image": [{"index", "source", "patient_id", "center", "dice", "hd_mm",
         "hd95_mm", "assd_mm"}, ...]}`` (undefined distances are ``None``).
     """
-    nonnegative_number("center_jitter", center_jitter)
-    one_of("split", split, ("val", "test", "all"))
-    if max_figures is not None:
-        int_at_least("max_figures", max_figures, 0)
+    # the types and bounds of the options, written once in EvaluateConfig's fields
+    EvaluateConfig(data=data, data_dir=None if data_dir is None else str(data_dir), split=split,
+                   center_jitter=center_jitter, jitter_seed=jitter_seed, device=device,
+                   delta=delta, max_figures=0 if max_figures is None else max_figures)
     run = load_run(run_dir, device=device, delta=delta)
     config = run.config
     if method is not None and method != config.method:
@@ -149,10 +131,10 @@ def evaluate_run(
     sub = data_all.subset(idx)
     tensors = sub.to_tensors()
     centers = jitter_centers(sub.centers, sub.radii, sub.masks, center_jitter,
-                             np.random.default_rng(seed))
+                             np.random.default_rng(jitter_seed))
     centers_t = torch.from_numpy(centers)
-    seg = segment(config.method, run.unet, tensors["images"], centers_t, config.star)
-    rows = evaluate_batch(seg.masks, tensors["masks"], sub.spacing, centers, config.star.radius)
+    seg, _, rows = score(config.method, run.unet, tensors["images"], tensors["masks"], centers_t,
+                         config.star, spacing=sub.spacing)
     summary = summarize(rows)
     per_image = [
         {"index": int(i), "source": sub.sources[k], "patient_id": sub.patient_ids[k],

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from lvseg.metrics import star_square  # noqa: E402
-from lvseg.pipeline import StarConfig  # noqa: E402
+from lvseg.star import StarConfig  # noqa: E402
 from lvseg.segment import Segmentation  # noqa: E402
 
 __all__ = ["pipeline_figure", "prediction_figure", "training_curves"]

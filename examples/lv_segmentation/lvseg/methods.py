@@ -1,9 +1,10 @@
 """The methods of the example, looked up by name in one table (:data:`METHODS`).
 
 A :class:`Method` says everything the trainer, the evaluation and the command need to know about
-a method: how its gradient through the DP is estimated (none for the pixel-trained U-Net), the
-loss of one training step, whether its prediction goes through the star DP, and its default
-number of iterations. Nothing else in the example branches on a method's name.
+a method: how its gradient through the DP is estimated (none for the pixel-trained U-Net), what
+the DP inside the bypass returns, the loss of one training step, what the trainer logs from the
+estimator, whether its prediction goes through the star DP, and its defaults. Nothing else in the
+example branches on a method's name or probes the kind of its estimator.
 
 Example:
     >>> [m.name for m in METHODS.values() if m.dp]
@@ -15,20 +16,22 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from diffbypass import Estimator
+from diffbypass import ES, Estimator, Surrogate
 from diffbypass.validation import one_of
+from lvseg.edpcnn import EDPCNN, SURROGATES
 from lvseg.models import UNet
-from lvseg.pipeline import EDPCNN, make_estimator, pixel_loss
+from lvseg.star import STARDP
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the builders read a TrainConfig's fields; lvseg.config sits above this module
     from lvseg.config import TrainConfig
 
-__all__ = ["METHODS", "Method", "build_model", "get_method", "unet_of"]
+__all__ = ["METHODS", "Method", "build_model", "get_method", "pixel_loss", "unet_of"]
 
 #: ``loss(model, images, masks, centers, angles)`` of one training step.
 StepLoss = Callable[[nn.Module, Tensor, Tensor, "Tensor | None", "Tensor | None"], Tensor]
@@ -43,28 +46,28 @@ class Method:
         help: one phrase for ``lvseg train --help``.
         estimator: builds the gradient estimator of the bypass from the config and a noise
             generator; ``None``: the U-Net is trained on pixels, without the DP.
+        dp_output: what the DP inside the bypass returns (:data:`lvseg.edpcnn.DP_OUTPUTS`;
+            ``None`` without an estimator).
         loss: the loss of one training step (:data:`StepLoss`).
         dp: whether the prediction is the star DP's contour (else the U-Net's mask).
-        iterations: default training iterations: where the validation Dice of
-            ``--train-size 10`` runs on the bundled Sunnybrook sample had levelled off.
-        samples: default noise samples per input of the estimator (``--samples``): 1 for the
-            surrogate's fit (with 1 fit step and the StarSurrogate: the ACDC validation Dice of
-            the thesis' setting at a third of its cost, ``benchmarks/lv_pareto.py``), 10 for
-            ES (thesis).
-        sigma: default noise scale of the estimator: 1 for the surrogate (thesis); 0.1 for ES,
-            where sigma = 1, about 3 times the RMS of the output map, smooths the DP so much
-            that the estimated gradient drove contours to the line ends, the more so with more
-            samples (``benchmarks/README.md``, acdc_ablation: the ES diagnosis).
+        iterations: default training iterations (``docs/lv_example.md`` says how they were
+            chosen).
+        samples: default noise samples per input of the estimator (``--samples``).
+        sigma: default noise scale of the estimator (``docs/lv_example.md`` explains both).
+        report: the fields the trainer logs from the estimator's fit statistics after each step
+            (``None``: none; :meth:`~diffbypass.Surrogate.register_fit_hook`).
     """
 
     name: str
     help: str
     estimator: Callable[[TrainConfig, torch.Generator], Estimator] | None
+    dp_output: str | None
     loss: StepLoss
     dp: bool
     iterations: int
     samples: int = 10
     sigma: float = 1.0
+    report: Callable[[Any], dict[str, float]] | None = None
 
     @property
     def end_to_end(self) -> bool:
@@ -72,37 +75,81 @@ class Method:
         return self.estimator is not None
 
 
+def pixel_loss(logits: Tensor, masks: Tensor) -> Tensor:
+    """Binary cross-entropy plus soft Dice loss of the U-Net baseline.
+
+    Args:
+        logits: :math:`(B, 1, H, W)` foreground logits.
+        masks: :math:`(B, H, W)` true masks.
+    """
+    target = masks.to(logits.dtype).unsqueeze(1)
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    prob = torch.sigmoid(logits)
+    inter = (prob * target).sum(dim=(1, 2, 3))
+    soft_dice = (2 * inter + 1.0) / (prob.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3)) + 1.0)
+    return bce + (1 - soft_dice).mean()
+
+
 def _pixel_step(model: nn.Module, images: Tensor, masks: Tensor, centers: Tensor | None,
                 angles: Tensor | None) -> Tensor:
     return pixel_loss(model(images), masks)
 
 
-def _star_step(model: nn.Module, images: Tensor, masks: Tensor, centers: Tensor | None,
-               angles: Tensor | None) -> Tensor:
+def _surrogate_step(model: nn.Module, images: Tensor, masks: Tensor, centers: Tensor | None,
+                    angles: Tensor | None) -> Tensor:
+    """Cross-entropy of the surrogate's prediction against the true indices (Algorithm 3)."""
     out = model(images, centers, angles)
-    return model.loss(out, model.true_indices(masks, out.points))
+    truth = model.true_indices(masks, out.points)
+    logits = model.bypass.predict(out.warped)  # (B, N, M), gradients to the U-Net only
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), truth.reshape(-1))
+
+
+def _es_step(model: nn.Module, images: Tensor, masks: Tensor, centers: Tensor | None,
+             angles: Tensor | None) -> Tensor:
+    """Mean squared error of the smoothed DP indices against the true indices."""
+    out = model(images, centers, angles)
+    truth = model.true_indices(masks, out.points)
+    return F.mse_loss(out.indices, truth.to(out.indices.dtype))
 
 
 def _surrogate(config: TrainConfig, generator: torch.Generator) -> Estimator:
-    return make_estimator(
-        "surrogate", sigma=config.sigma, samples=config.samples, fit_steps=config.fit_steps,
-        lr=config.surrogate_lr, base_channels=config.surrogate_channels,
-        architecture=config.surrogate, generator=generator,
+    """``StarSurrogate`` (or another of :data:`~lvseg.edpcnn.SURROGATES`) fitted with the
+    plugin's cross-entropy. It does not measure ``agreement_after`` (``report_after=False``: the
+    trainer logs ``agreement_before`` only) and runs on one thread (``threads=1``) whatever
+    torch's setting (``docs/lv_example.md``, 'Speed', says why)."""
+    if config.star.pool > 1:
+        raise ValueError(
+            f"star.pool > 1 (ES-lo) is for the ES estimator: the surrogate predicts the DP's "
+            f"indices from the full warped map; got pool={config.star.pool} with --method "
+            f"{config.method}"
+        )
+    build = SURROGATES[one_of("surrogate", config.surrogate, tuple(SURROGATES))]
+    return Surrogate(
+        build(config.surrogate_channels), sigma=config.sigma, samples=config.samples,
+        fit_steps=config.fit_steps, fit_loss=STARDP.fit_loss, lr=config.surrogate_lr,
+        generator=generator, report_after=False, threads=1,
     )  # fmt: skip
 
 
 def _es(config: TrainConfig, generator: torch.Generator) -> Estimator:
-    return make_estimator("es", sigma=config.sigma, samples=config.samples, generator=generator)
+    return ES(sigma=config.sigma, samples=config.samples, generator=generator)
+
+
+def _fit_report(stats: Any) -> dict[str, float]:
+    return {"agreement": stats.agreement_before, "fit_loss": stats.loss_last}
 
 
 #: The methods by name, in the order of the thesis' comparison.
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("unet", "U-Net with BCE + soft Dice", None, _pixel_step, dp=False, iterations=200),
-    Method("unet-dp", "the same training, star DP applied at test time", None, _pixel_step,
-           dp=True, iterations=200),
+    Method("unet", "U-Net with BCE + soft Dice", None, None, _pixel_step, dp=False,
+           iterations=200),
+    Method("unet-dp", "the same training, star DP applied at test time", None, None,
+           _pixel_step, dp=True, iterations=200),
     Method("edpcnn", "U-Net trained through the DP with the differentiable bypass (thesis "
-           "Algorithm 3)", _surrogate, _star_step, dp=True, iterations=150, samples=1),
-    Method("edpcnn-es", "the same with ES", _es, _star_step, dp=True, iterations=150, sigma=0.1),
+           "Algorithm 3)", _surrogate, "indices", _surrogate_step, dp=True, iterations=150,
+           samples=1, report=_fit_report),
+    Method("edpcnn-es", "the same with ES", _es, "float", _es_step, dp=True, iterations=150,
+           sigma=0.1),
 )}  # fmt: skip
 
 
@@ -123,7 +170,7 @@ def build_model(config: TrainConfig) -> nn.Module:
     if method.estimator is None:
         return unet
     estimator = method.estimator(config, torch.Generator().manual_seed(config.seed + 1))
-    return EDPCNN(unet, config.star, estimator)
+    return EDPCNN(unet, config.star, estimator, method.dp_output)
 
 
 def unet_of(model: nn.Module) -> nn.Module:

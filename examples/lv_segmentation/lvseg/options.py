@@ -110,8 +110,8 @@ def check_value(f: dataclasses.Field[Any], hint: Any, value: Any) -> Any:
     """``value`` of the field ``f`` (type hint ``hint``) checked against its type and bounds.
 
     Ints and floats must be finite numbers of their kind (no bools, no strings; an int is
-    accepted for a float), strings one of the field's ``choices`` if it has them, and ``None``
-    only where the hint allows it.
+    accepted for a float), bools ``True`` or ``False``, strings one of the field's ``choices``
+    if it has them, and ``None`` only where the hint allows it.
 
     Raises:
         ValueError: ``NAME must be EXPECTED; got VALUE``.
@@ -133,6 +133,10 @@ def check_value(f: dataclasses.Field[Any], hint: Any, value: Any) -> Any:
         if not ok:
             raise ValueError(f"{f.name} must be {_expected(kind, low, high)}{none}; got {value!r}")
         return kind(value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{f.name} must be True or False{none}; got {value!r}")
+        return value
     if kind is str:
         if not isinstance(value, str) or (choices and value not in choices):
             expected = ("one of " + ", ".join(map(repr, choices))) if choices else "a string"
@@ -141,7 +145,7 @@ def check_value(f: dataclasses.Field[Any], hint: Any, value: Any) -> Any:
 
 
 def check_fields(instance: Any) -> None:
-    """Check every int, float and string field of the dataclass ``instance`` (:func:`check_value`).
+    """Check every bool, int, float and string field of the dataclass ``instance`` (:func:`check_value`).
 
     Float fields given as ints are converted to floats in place. Fields of other types (nested
     configs, tuples) are left to their owner.
@@ -151,7 +155,7 @@ def check_fields(instance: Any) -> None:
     """
     hints = typing.get_type_hints(type(instance))
     for f in dataclasses.fields(instance):
-        if _scalar_type(hints[f.name]) in (int, float, str):
+        if _scalar_type(hints[f.name]) in (bool, int, float, str):
             value = check_value(f, hints[f.name], getattr(instance, f.name))
             object.__setattr__(instance, f.name, value)
 
@@ -183,6 +187,8 @@ def add_arguments(
 ) -> list[str]:
     """Add ``--name`` for every command-line field of the dataclass ``cls``.
 
+    A ``bool`` field becomes a flag (``--name`` sets it to ``True``).
+
     Options absent from the command line are absent from the parsed namespace
     (``argparse.SUPPRESS``), so a caller can tell "not given" from any value. A field without a
     default is a required option.
@@ -206,11 +212,14 @@ def add_arguments(
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if required:
             text += " (required)"
-        elif defaults is not None and f.default is not None:  # None is explained in the help
+        elif (defaults is not None and f.default is not None
+              and _scalar_type(hints[f.name]) is not bool):  # None is explained in the help
             text += f" (default {getattr(defaults, f.name)})"
         kwargs: dict[str, Any] = {"help": text, "default": argparse.SUPPRESS, "dest": f.name,
                                   "required": required}
-        if meta.get("choices"):
+        if _scalar_type(hints[f.name]) is bool:  # a flag: present means True
+            kwargs["action"] = "store_true"
+        elif meta.get("choices"):
             kwargs["choices"] = list(meta["choices"])
         else:
             kwargs["metavar"] = meta.get("metavar") or f.name.upper()

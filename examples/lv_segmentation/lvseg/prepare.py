@@ -28,10 +28,12 @@ from lvseg.data import (
     resample,
     telescopic_subsets,
 )
+from lvseg.data.splits import SPLITS
 
-__all__ = ["PreparedImage", "PreparedSplits", "load_prepared", "prepare_data", "prepare_image"]
+__all__ = ["ALL", "PreparedImage", "PreparedSplits", "load_prepared", "prepare_data", "prepare_image"]
 
-SPLITS = ("train", "val", "test", "all")
+#: The name of every usable slice, without a patient split (beside :data:`~lvseg.data.splits.SPLITS`).
+ALL = "all"
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,11 @@ class PreparedSplits:
     report: str
 
     def indices(self, split: str) -> np.ndarray:
-        """Item indices of ``"train"``, ``"val"``, ``"test"`` or ``"all"``."""
-        if split == "all":
+        """Item indices of a split (:data:`~lvseg.data.splits.SPLITS`) or of :data:`ALL`."""
+        if split == ALL:
             return np.arange(len(self.data))
         if split not in SPLITS:
-            raise ValueError(f"split must be train, val, test or all; got {split!r}")
+            raise ValueError(f"split must be {', '.join(SPLITS)} or {ALL}; got {split!r}")
         return getattr(self, split)
 
 

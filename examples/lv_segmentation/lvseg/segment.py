@@ -5,8 +5,9 @@ A pixel-trained method without the DP (``unet``) thresholds the U-Net's foregrou
 that probability map minus 1/2; the end-to-end methods (``edpcnn``, ``edpcnn-es``) run the star
 DP on the raw output map. The DP contour uses the smoothed fractional indices
 (``StarDP(output="float")``) and is filled into a mask with ``star_mask`` (the contour is
-star-shaped around the star centre: the same mask as ``polygon_mask``, 17-21x faster). With the
-nearest-pixel warp and no pooling, ``segment_stars`` computes the same in a few compiled passes.
+star-shaped around the star centre: the same mask as ``polygon_mask``, faster; the figures are
+in ``docs/lv_example.md``). With the nearest-pixel warp and no pooling, ``segment_stars``
+computes the same in a few compiled passes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import Tensor, nn
 
 from diffbypass_stardp import contour_points, segment_stars, star_mask, warp
 from lvseg.methods import Method, get_method
-from lvseg.pipeline import StarConfig
+from lvseg.star import StarConfig
 
 __all__ = ["Segmentation", "segment"]
 

@@ -6,12 +6,12 @@ the U-Net's optimiser, the batch sampler (its generator, permutation and positio
 torch, NumPy and Python RNG states. ``Trainer(..., resume=True)`` continues from it and gives
 bit-identical weights to an uninterrupted run (``tests/lv_segmentation/test_train.py``).
 
-One process trains a run directory at a time (:class:`~lvseg.checkpoint.RunLock`). Ctrl-C
+One process trains a run directory at a time (:class:`~lvseg.rundir.RunLock`). Ctrl-C
 (SIGINT) finishes the current iteration, writes ``last.pt`` there and raises
 :class:`~lvseg.interrupt.TrainingInterrupted`; resuming continues exactly. A NaN/inf loss stops
 training with :class:`TrainingDiverged` before the step, so no checkpoint holds NaN weights. A
 run directory that has no checkpoint yet (only ``config.json``, ``metrics.jsonl`` and the lock)
-may be started afresh; links to files outside it are refused (:func:`~lvseg.checkpoint.refuse_links`).
+may be started afresh; links to files outside it are refused (:func:`~lvseg.rundir.refuse_links`).
 """
 
 from __future__ import annotations
@@ -30,38 +30,21 @@ from torch.utils.hooks import RemovableHandle
 
 from diffbypass.hooks import Hooks
 
-from lvseg.checkpoint import (
-    CONFIG_NAME,
-    LOCK_NAME,
-    RunDirError,
-    RunLock,
-    atomic_write_bytes,
-    check_training_state,
-    load_checkpoint,
-    load_model_state,
-    read_config,
-    refuse_links,
-    save_checkpoint,
-    write_config,
-)
+from lvseg.checkpoint import load_model_state, save_checkpoint
+from lvseg.rundir import CONFIG_NAME, RunDirError, RunLock, atomic_write_bytes, refuse_links, write_config
 from lvseg.config import TrainConfig
 from lvseg.device import resolve_device
 from lvseg.hooks import Hook, MetricsLog, read_metrics
 from lvseg.distributed import Ranks
 from lvseg.interrupt import StopRequest, TrainingInterrupted, stop_on_sigint
 from lvseg.methods import build_model, get_method, unet_of
-from lvseg.metrics import square_dice
 from lvseg.jitter import jitter_centers
-from lvseg.pipeline import EDPCNN
 from lvseg.prepare import PreparedSplits, prepare_data
+from lvseg.runs import open_run
 from lvseg.sampler import BatchSampler
-from lvseg.segment import segment
+from lvseg.score import score
 
 __all__ = ["Trainer", "TrainingDiverged"]  # TrainingInterrupted: lvseg.interrupt
-
-#: What a run directory holds before its first checkpoint: such a run may be started afresh.
-_UNSAVED = {CONFIG_NAME, LOCK_NAME, "metrics.jsonl"}
-
 
 class TrainingDiverged(FloatingPointError):
     """The loss (or the U-Net's output) became NaN/inf; nothing from that iteration was saved."""
@@ -109,7 +92,8 @@ class Trainer:
         if locked and self.ranks.main:  # a run: lock it before reading
             self._lock.acquire()
         try:
-            checkpoint = self._open_run_dir(config, resume)
+            # rank 0 checks a fresh run's directory (and may already have started it)
+            checkpoint = open_run(self.run_dir, config, resume) if resume or self.ranks.main else None
             self.model = build_model(config).to(self.device)  # the constructors check options
             self.data = data if data is not None else prepare_data(config)
             self._setup(checkpoint)
@@ -141,52 +125,13 @@ class Trainer:
         self._hooks = Hooks()
         self._stop, self.stopping = StopRequest(), False  # Ctrl-C: asked here / on some rank
         self._last_fit: Any = None
-        if isinstance(self.model, EDPCNN) and self.model.uses_surrogate:
+        if self.method.report is not None:  # the method says what its estimator reports
             self.model.bypass.estimator.register_fit_hook(self._on_fit)
         tensors = self.data.data.to_tensors()
         self.images, self.masks = tensors["images"], tensors["masks"]
         self.centers, self.radii = tensors["centers"], tensors["radii"]
         if checkpoint is not None:
             self._restore(checkpoint)
-
-    def _open_run_dir(self, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
-        if not resume and not self.ranks.main:  # rank 0 checks (and may already have started)
-            return None
-        if not resume:
-            if self.run_dir.exists() and (not self.run_dir.is_dir() or not {
-                    p.name for p in self.run_dir.iterdir()} <= _UNSAVED):
-                raise RunDirError(
-                    f"{self.run_dir} already exists and is not empty; pass --resume to continue "
-                    "that run, or choose another --out (nothing was overwritten)"
-                )
-            return None
-        stored = TrainConfig.from_dict(read_config(self.run_dir),
-                                       source=str(self.run_dir / CONFIG_NAME))
-        mine, theirs = config.to_dict(), stored.to_dict()
-        mine.pop("iterations"), theirs.pop("iterations")
-        differ = sorted(k for k in mine if mine[k] != theirs[k])
-        if differ:
-            raise RunDirError(
-                f"cannot resume {self.run_dir}: options differ from its config.json ("
-                + ", ".join(f"{k}: {theirs[k]!r} there, {mine[k]!r} now" for k in differ)
-                + "); only --iterations may change"
-            )
-        last = self.run_dir / "last.pt"
-        if not last.is_file():
-            raise RunDirError(
-                f"cannot resume {self.run_dir}: it has no last.pt checkpoint yet (it stopped "
-                "before its first checkpoint); run the same command without --resume to start it "
-                "afresh"
-            )
-        state = load_checkpoint(last)
-        done = check_training_state(state, last)
-        if config.iterations < done:
-            raise RunDirError(
-                f"cannot resume {self.run_dir} with --iterations {config.iterations}: it has "
-                f"already finished iteration {done}; pass --iterations {done} or more "
-                "(nothing was changed)"
-            )
-        return state
 
     def _restore(self, state: dict[str, Any]) -> None:
         last = self.run_dir / "last.pt"
@@ -240,7 +185,7 @@ class Trainer:
             angles = self.ranks.shard(torch.from_numpy(turns)).float().to(self.device)
         try:
             loss = self.method.loss(self.net, images, masks, centers, angles)
-        except FloatingPointError as error:  # NaN/inf before the DP (lvseg.pipeline.EDPCNN)
+        except FloatingPointError as error:  # NaN/inf before the DP (lvseg.edpcnn.EDPCNN)
             raise self._diverged(str(error)) from None
         value, self.stopping = self.ranks.agree(loss, self._stop.requested)  # over the ranks
         if not math.isfinite(value):  # checked before the step: the weights stay good
@@ -251,8 +196,7 @@ class Trainer:
         event = {"event": "step", "iteration": self.iteration, "loss": value,
                  "seconds": time.perf_counter() - start}
         if self._last_fit is not None:
-            event["agreement"] = self._last_fit.agreement_before
-            event["fit_loss"] = self._last_fit.loss_last
+            event.update(self.method.report(self._last_fit))
         return event
 
     def _diverged(self, what: str) -> TrainingDiverged:
@@ -267,10 +211,8 @@ class Trainer:
     def validate(self) -> float:
         """Mean Dice on the validation split (true centres, evaluation protocol)."""
         idx = self.data.val
-        seg = segment(self.method, self.unet, self.images[idx], self.centers[idx],
-                      self.config.star)
-        scores = square_dice(seg.masks, self.masks[idx], self.centers[idx], self.config.star.radius)
-        return float(np.mean(scores))
+        return score(self.method, self.unet, self.images[idx], self.masks[idx], self.centers[idx],
+                     self.config.star).mean_dice
 
     def fit(self) -> dict[str, Any]:
         """Train up to ``config.iterations``; returns a summary (best Dice and iteration).

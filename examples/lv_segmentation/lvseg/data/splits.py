@@ -19,6 +19,7 @@ from diffbypass.validation import int_at_least
 
 __all__ = [
     "SCHEMES",
+    "SPLITS",
     "Split",
     "split_by_number",
     "split_by_patient",
@@ -26,7 +27,8 @@ __all__ = [
     "telescopic_subsets",
 ]
 
-_NAMES = ("train", "val", "test")
+#: The parts of a patient split, in order (the one place their names are spelled).
+SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,7 +103,7 @@ def split_by_patient(
     for count in counts:
         groups.append([patients[i] for i in order[start : start + count]])
         start += count
-    return _make_split(ids, dict(zip(_NAMES, groups)))
+    return _make_split(ids, dict(zip(SPLITS, groups)))
 
 
 def split_by_number(patient_ids: Sequence[str], divisor: int = 5) -> Split:
@@ -121,7 +123,7 @@ def split_by_number(patient_ids: Sequence[str], divisor: int = 5) -> Split:
         (('patient004', 'patient011'), ('patient005', 'patient010'))
     """
     ids = [str(p) for p in patient_ids]
-    groups: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    groups: dict[str, list[str]] = {name: [] for name in SPLITS}
     for patient in sorted(set(ids)):
         match = re.search(r"(\d+)$", patient)
         if match is None:
@@ -157,7 +159,7 @@ def split_from_lists(
         ([1, 2], [0], [3])
     """
     ids = [str(p) for p in patient_ids]
-    groups = {name: [str(p) for p in group] for name, group in zip(_NAMES, (train, val, test))}
+    groups = {name: [str(p) for p in group] for name, group in zip(SPLITS, (train, val, test))}
     seen: dict[str, str] = {}
     for name, group in groups.items():
         for patient in group:
@@ -212,12 +214,12 @@ def telescopic_subsets(
 
 
 def _make_split(ids: list[str], groups: dict[str, list[str]]) -> Split:
-    members = {name: set(groups.get(name, [])) for name in _NAMES}
+    members = {name: set(groups.get(name, [])) for name in SPLITS}
     arrays = {
         name: np.array([i for i, p in enumerate(ids) if p in members[name]], dtype=np.int64)
-        for name in _NAMES
+        for name in SPLITS
     }
-    patients = {name: tuple(sorted(members[name])) for name in _NAMES}
+    patients = {name: tuple(sorted(members[name])) for name in SPLITS}
     return Split(train=arrays["train"], val=arrays["val"], test=arrays["test"], patients=patients)
 
 

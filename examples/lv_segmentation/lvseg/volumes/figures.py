@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lvseg.checkpoint import atomic_write_with
+from lvseg.rundir import atomic_write_with
 
 __all__ = ["bland_altman_figure", "montage_figure"]
 

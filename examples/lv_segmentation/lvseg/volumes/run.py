@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from lvseg.checkpoint import atomic_write_bytes
+from lvseg.rundir import atomic_write_bytes
 from lvseg.volumes.figures import bland_altman_figure
 from lvseg.volumes.patient import CardiacCase, case_from_volume, read_patient
 from lvseg.volumes.protocol import score_case, summarize_cases

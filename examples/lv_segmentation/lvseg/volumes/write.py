@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from lvseg.checkpoint import atomic_write_bytes
+from lvseg.rundir import atomic_write_bytes
 from lvseg.volumes.figures import montage_figure
 from lvseg.volumes.io import Volume
 from lvseg.volumes.patient import CardiacCase

@@ -1,0 +1,143 @@
+"""A run directory as a whole: open it for training, load a trained run for evaluation or prediction.
+
+:func:`open_run` checks a run directory before training starts or resumes (the ``Trainer`` calls
+it); :func:`load_run` builds a run's model from its ``config.json`` and loads a checkpoint into it
+(``lvseg evaluate`` and ``lvseg predict``). The files are :mod:`lvseg.rundir`'s, the checkpoints
+:mod:`lvseg.checkpoint`'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from lvseg.checkpoint import CheckpointError, check_training_state, load_checkpoint, load_model_state
+from lvseg.config import TrainConfig
+from lvseg.device import DEVICES, resolve_device
+from lvseg.methods import build_model, unet_of
+from lvseg.options import check_fields, document, option
+from lvseg.rundir import CONFIG_NAME, LOCK_NAME, RunDirError, read_config
+
+__all__ = ["UNSAVED", "LoadedRun", "RunOptions", "load_run", "open_run"]
+
+#: What a run directory holds before its first checkpoint: such a run may be started afresh.
+UNSAVED = frozenset({CONFIG_NAME, LOCK_NAME, "metrics.jsonl"})
+
+
+@document
+@dataclass(kw_only=True)
+class RunOptions:
+    """How a trained run's model is loaded and run: the options ``lvseg evaluate`` and
+    ``lvseg predict`` share (``lvseg train`` shares ``device``)."""
+
+    delta: int | None = option(None, "the DP's smoothness for prediction: the largest index "
+                               "change between neighbouring star lines (default: the run's, 1 "
+                               "by default). With a centre away from the centre of mass, 2 lets "
+                               "the contour follow the LV (docs/reproducing_thesis.md, "
+                               "'Fig. 5.4', has the measurements)", metavar="D")
+    device: str = option("auto", "where the U-Net (and the surrogate) run: auto = CUDA when "
+                         "present, else the CPU; the star DP always runs on the CPU",
+                         choices=DEVICES)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def open_run(run_dir: Path, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
+    """Check ``run_dir`` for training ``config``; returns the ``last.pt`` state to resume from.
+
+    Without ``resume`` the directory must not exist, be empty, or hold only what a run writes
+    before its first checkpoint (:data:`UNSAVED`); returns ``None``. With ``resume`` its
+    ``config.json`` must equal ``config`` except for ``iterations`` (never below the iterations
+    already done), and its ``last.pt`` must be a valid checkpoint.
+
+    Raises:
+        RunDirError, CheckpointError: naming the directory and what to do.
+    """
+    if not resume:
+        if run_dir.exists() and (not run_dir.is_dir() or not {
+                p.name for p in run_dir.iterdir()} <= UNSAVED):
+            raise RunDirError(
+                f"{run_dir} already exists and is not empty; pass --resume to continue "
+                "that run, or choose another --out (nothing was overwritten)"
+            )
+        return None
+    stored = TrainConfig.from_dict(read_config(run_dir),
+                                   source=str(run_dir / CONFIG_NAME))
+    mine, theirs = config.to_dict(), stored.to_dict()
+    mine.pop("iterations"), theirs.pop("iterations")
+    differ = sorted(k for k in mine if mine[k] != theirs[k])
+    if differ:
+        raise RunDirError(
+            f"cannot resume {run_dir}: options differ from its config.json ("
+            + ", ".join(f"{k}: {theirs[k]!r} there, {mine[k]!r} now" for k in differ)
+            + "); only --iterations may change"
+        )
+    last = run_dir / "last.pt"
+    if not last.is_file():
+        raise RunDirError(
+            f"cannot resume {run_dir}: it has no last.pt checkpoint yet (it stopped "
+            "before its first checkpoint); run the same command without --resume to start it "
+            "afresh"
+        )
+    state = load_checkpoint(last)
+    done = check_training_state(state, last)
+    if config.iterations < done:
+        raise RunDirError(
+            f"cannot resume {run_dir} with --iterations {config.iterations}: it has "
+            f"already finished iteration {done}; pass --iterations {done} or more "
+            "(nothing was changed)"
+        )
+    return state
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    """A trained run: its config, the model (eval mode) and which checkpoint was loaded."""
+
+    config: TrainConfig
+    model: nn.Module
+    checkpoint: str
+    iteration: int
+
+    @property
+    def unet(self) -> nn.Module:
+        """The run's U-Net (all methods predict from it)."""
+        return unet_of(self.model)
+
+
+def load_run(
+    run_dir: str | os.PathLike[str], checkpoint: str = "best", *, device: str = "cpu",
+    delta: int | None = None,
+) -> LoadedRun:
+    """Load ``run_dir/<checkpoint>.pt`` (``best``, falling back to ``last``) into its model.
+
+    The model is put on ``device`` (:func:`~lvseg.device.resolve_device`: ``auto``, ``cpu`` or
+    ``cuda``), in eval mode. ``delta`` replaces the DP's smoothness for prediction (``None``:
+    the run's; the weights do not depend on it): see ``lvseg evaluate --help``.
+
+    Raises:
+        RunDirError: if ``run_dir`` is not a run directory.
+        CheckpointError: if the checkpoint is missing, corrupt, or does not fit the config.
+    """
+    run_dir = Path(run_dir)
+    config = TrainConfig.from_dict(read_config(run_dir), source=str(run_dir / "config.json"))
+    if delta is not None:  # checked by StarConfig (StarDP)
+        config = dataclasses.replace(config, star=dataclasses.replace(config.star, delta=delta))
+    path = run_dir / f"{checkpoint}.pt"
+    if checkpoint == "best" and not path.exists():
+        path = run_dir / "last.pt"
+    if not path.exists():
+        raise CheckpointError(
+            f"{run_dir} has no checkpoint yet ({checkpoint}.pt missing); train it first"
+        )
+    state = load_checkpoint(path)
+    model = build_model(config)
+    load_model_state(model, state, path, config.to_dict())
+    model.to(resolve_device(device)).eval()
+    return LoadedRun(config, model, path.name, int(state.get("iteration", 0)))

@@ -1,0 +1,124 @@
+r"""The star pattern and the DP on it: :class:`StarConfig` (thesis §5.4) and :class:`PooledDP`.
+
+The settings of the star (lines, points, radius), of the DP on it (smoothness ``delta``, the
+moving average) and of what the bypass sees (interpolation of the warp, pooling for ES-lo). The
+black box comes from the ``stardp`` plugin through the plugin contract: ``lvseg`` uses the DP as
+any user of a plugin would.
+
+Example:
+    >>> star = StarConfig(n_lines=8, n_points=16, radius=12.0)
+    >>> star.points(torch.full((1, 2), 16.0)).shape
+    torch.Size([1, 8, 16, 2])
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from diffbypass import plugins
+from diffbypass.validation import int_at_least, one_of
+from diffbypass_stardp import star_points
+from lvseg.data.preprocessing import CROP_SIZE
+from lvseg.options import check_fields, document, option
+
+if TYPE_CHECKING:
+    from diffbypass_stardp import StarDP
+
+__all__ = ["INTERPOLATIONS", "STARDP", "PooledDP", "StarConfig"]
+
+#: The star-DP plugin's record (black box, default surrogate, fit loss), through the plugin
+#: contract.
+STARDP = plugins.load("stardp")
+
+#: Sampling modes of the output map on the star (``warp``'s ``mode``).
+INTERPOLATIONS = ("nearest", "bilinear")
+
+@document
+@dataclass(frozen=True)
+class StarConfig:
+    """Star pattern and DP settings (thesis §5.4 defaults in brackets).
+
+    Each setting is checked by its owner: ``n_lines``, ``n_points`` and ``radius`` by
+    ``star_points``, ``delta`` and ``smoothing`` by ``StarDP`` (so ``delta=0``, a circle, and
+    ``smoothing=0`` or ``1``, none, are accepted as ``StarDP`` accepts them); the config adds
+    only what involves two settings: an odd ``smoothing`` width must not exceed ``n_lines``.
+    """
+
+    n_lines: int = option(25, "star lines N", thesis="25", metavar="N", high=360)
+    n_points: int = option(65, "points per line M", thesis="65", metavar="M", high=1024)
+    radius: float = option(65.0, "star radius in pixels (covers any LV after centre jitter; at "
+                           "most 4 crop sides)", thesis="65", metavar="PX", high=4 * CROP_SIZE)
+    delta: int = option(1, "DP smoothness delta, the largest index change between neighbouring "
+                        "lines", thesis="1", metavar="D")
+    smoothing: int | None = option(None, "odd width of the moving average on the DP indices "
+                                   "(None: the odd integer nearest N/4; 0 or 1: none)",
+                                   thesis="~N/4", metavar="W")
+    interpolation: str = option("nearest", "warp interpolation of the output map",
+                                thesis="nearest", choices=INTERPOLATIONS)
+    pool: int = option(1, "ES-lo: the DP solves the warped map averaged over blocks of F "
+                       "points along each line (ceil(M/F) values per line) and linearly "
+                       "interpolated back to M points, so the estimator sees N x ceil(M/F) "
+                       "values (thesis ES-lo: a U-Net without input padding, its smaller output "
+                       "upsampled); 1: none; edpcnn-es only", thesis="1 (ES-lo: lower)",
+                       metavar="F")
+
+    def __post_init__(self) -> None:
+        check_fields(self)  # types and bounds (the sizes: one bad value must not allocate GBs)
+        self.points(torch.zeros(1, 2))  # star_points checks n_lines, n_points and radius
+        self.dp()  # StarDP checks delta and smoothing
+        one_of("interpolation", self.interpolation, INTERPOLATIONS)
+        int_at_least("pool", self.pool, 1)
+        if self.smoothing is not None and self.smoothing > self.n_lines:
+            raise ValueError(
+                f"smoothing must be None or an odd width <= n_lines={self.n_lines}; "
+                f"got {self.smoothing}"
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (for ``config.json``)."""
+        return asdict(self)
+
+    def points(self, centers: Tensor, angles: Tensor | None = None) -> Tensor:
+        r"""Star points :math:`(B, N, M, 2)` around ``centers`` :math:`(B, 2)`, rotated by ``angles``."""
+        return star_points(
+            centers.to(torch.float32), n_lines=self.n_lines, n_points=self.n_points,
+            radius=float(self.radius), angle=0.0 if angles is None else angles.to(torch.float32),
+        )  # fmt: skip
+
+    def dp(self, output: str = "float") -> StarDP | PooledDP:
+        """The black box with these settings: the DP on the bypass input :meth:`reduce` makes."""
+        dp = STARDP.blackbox(delta=self.delta, smoothing=self.smoothing, output=output)
+        return dp if self.pool == 1 else PooledDP(dp, self.n_points)
+
+    def reduce(self, warped: Tensor) -> Tensor:
+        r"""What the DP's bypass sees: ``warped`` :math:`(B, N, M)` itself, or for ``pool``
+        :math:`F > 1` its averages over blocks of :math:`F` points along each line,
+        :math:`(B, N, \lceil M/F \rceil)` (differentiable; :meth:`dp` interpolates them back)."""
+        if self.pool == 1:
+            return warped
+        b, n, m = warped.shape
+        pooled = F.adaptive_avg_pool1d(warped.reshape(b * n, 1, m), -(-m // self.pool))
+        return pooled.reshape(b, n, -1)
+
+
+class PooledDP:
+    """``StarDP`` on a pooled warped map (:attr:`StarConfig.pool`): linear interpolation of the
+    :math:`L` values per line back to ``n_points``, then the DP (picklable, like ``StarDP``)."""
+
+    def __init__(self, dp: StarDP, n_points: int) -> None:
+        self.dp, self.n_points = dp, int(n_points)
+
+    def __call__(self, pooled: Tensor | np.ndarray) -> Tensor | np.ndarray:
+        """The DP's indices for ``pooled`` :math:`(B, N, L)`; NumPy in, NumPy out (as StarDP)."""
+        if isinstance(pooled, np.ndarray):
+            return self(torch.from_numpy(pooled)).numpy()
+        b, n, length = pooled.shape
+        full = F.interpolate(pooled.reshape(b * n, 1, length), size=self.n_points, mode="linear",
+                             align_corners=True)  # fmt: skip
+        return self.dp(full.reshape(b, n, self.n_points))
