@@ -32,6 +32,16 @@ def fit_and_hash(self):
         (self.run_dir / "hashes.json").write_text(json.dumps(hashes))
     return summary
 lvseg.train.Trainer.fit = fit_and_hash
+
+if os.environ.get("SIGINT_RANK") == os.environ["RANK"]:  # Ctrl-C on this rank only, once
+    import signal
+    step = lvseg.train.Trainer.step
+    def step_then_interrupt(self):
+        event = step(self)
+        if self.iteration == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return event
+    lvseg.train.Trainer.step = step_then_interrupt
 sys.exit(lvseg.cli.main(sys.argv[1:]))
 '''
 
@@ -42,13 +52,14 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _torchrun(driver: Path, *args: str) -> None:
+def _torchrun(driver: Path, *args: str, sigint_rank: str = "", code: int = 0) -> str:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
                "--master-addr", "127.0.0.1", "--master-port", str(_port()), str(driver),
                "train", "--method", "edpcnn", *TINY_ARGS, *args]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SIGINT_RANK": sigint_rank}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == code, result.stderr[-3000:]
+    return result.stderr
 
 
 def test_two_processes_train_checkpoint_resume_identically(tmp_path: Path) -> None:
@@ -64,3 +75,17 @@ def test_two_processes_train_checkpoint_resume_identically(tmp_path: Path) -> No
     assert torch.load(run / "last.pt", weights_only=True)["iteration"] == 4
     steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [e["iteration"] for e in steps if e["event"] == "step"] == [1, 2, 3, 4]  # rank 0's log
+
+
+def test_ctrl_c_on_one_rank_stops_every_rank_at_the_same_iteration(tmp_path: Path) -> None:
+    driver, run = tmp_path / "driver.py", tmp_path / "run"
+    driver.write_text(DRIVER)
+    # SIGINT to rank 1 alone at the end of iteration 1 of 4; the ranks learn of it in the next
+    # step's all-reduce, so both stop after iteration 2, where rank 0 saves (checkpoints are
+    # every 3 here, so that save comes from the stop), and every process exits with 130
+    err = _torchrun(driver, "--out", str(run), "--iterations", "4", "--checkpoint-every", "3",
+                    sigint_rank="1", code=1)  # fmt: skip
+    assert "interrupted; " in err and "saved at iteration 2" in err
+    assert err.count("exitcode  : 130") == 2
+    assert torch.load(run / "last.pt", weights_only=True)["iteration"] == 2
+    assert not (run / "hashes.json").exists()  # fit raised on both ranks
