@@ -84,9 +84,9 @@ def mean(values: Tensor) -> Tensor:
 def average_gradients(params: Iterable[nn.Parameter], loss: float) -> float:
     """Average the ``.grad`` of ``params`` over the ranks in place (one all-reduce; a missing
     gradient counts as zeros) and return ``loss`` averaged with them (NaN if any rank's was)."""
-    params = [p for p in params if p.requires_grad]
     if not active():
         return loss
+    params = [p for p in params if p.requires_grad]
     parts = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params]
     flat = torch.cat([*[g.to(_device(), torch.float64) for g in parts],
                       torch.tensor([loss], dtype=torch.float64, device=_device())])  # fmt: skip

@@ -12,6 +12,8 @@ One process trains a run directory at a time (:class:`~lvseg.rundir.RunLock`). C
 training with :class:`TrainingDiverged` before the step, so no checkpoint holds NaN weights. A
 run directory that has no checkpoint yet (only ``config.json``, ``metrics.jsonl`` and the lock)
 may be started afresh; links to files outside it are refused (:func:`~lvseg.rundir.refuse_links`).
+Under ``torchrun --nproc-per-node N`` the same loop trains on N processes
+(:mod:`lvseg.distributed`).
 """
 
 from __future__ import annotations
