@@ -62,6 +62,8 @@ STUDIES: tuple[Study, ...] = (
           duration="about 2 min"),
     Study("lv_overhead", "seconds per training step and per image, EDPCNN against the U-Net",
           in_bench=True, duration="about 4 min"),
+    Study("ddp", "lvseg training steps on 1 against 2 DDP processes (gloo), and the all-reduce cost",
+          duration="about 5 min"),
     Study("lv_cli_overhead", "the EDPCNN / U-Net cost of an iteration through the lvseg train command",
           duration="about 5 min"),
     Study("lv_ablation", "LV example: Dice against training-set size, four methods",

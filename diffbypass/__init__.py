@@ -13,12 +13,13 @@ estimator for the input gradient in the backward pass:
 
 ES, Perturbed and GuidedES are configurations of one Monte-Carlo core
 (:mod:`diffbypass.smoothing`, with the distributions of :mod:`diffbypass.noise`); every reporting
-estimator and training loop registers its loggers through :mod:`diffbypass.hooks`.
+estimator and training loop registers its loggers through :mod:`diffbypass.hooks`; what each
+estimator does under DDP is in :mod:`diffbypass.distributed`.
 """
 
 from __future__ import annotations
 
-from diffbypass import hooks, losses, noise, plugins, smoothing, validation
+from diffbypass import distributed, hooks, losses, noise, plugins, smoothing, validation
 from diffbypass.base import BlackBoxError, BlackBoxFn, Estimator, Predictor, Reporter
 from diffbypass.blackbox import BlackBox
 from diffbypass.bypass import Bypass
@@ -71,6 +72,7 @@ __all__ = [
     "Surrogate",
     "WorkerLost",
     "check_gradient",
+    "distributed",
     "hooks",
     "losses",
     "noise",

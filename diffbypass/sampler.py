@@ -9,6 +9,7 @@ from typing import Any, Union
 import torch
 from torch import Tensor
 
+from diffbypass import distributed
 from diffbypass.noise import Gaussian, Noise
 from diffbypass.validation import instance_of, int_at_least, positive_number
 
@@ -98,7 +99,9 @@ class NoiseSampler:
         noise: the distribution of :math:`\varepsilon` (default standard normal).
 
     Noise is drawn on the CPU and moved to the input's device, so a seed gives the same noise on
-    every device and for every executor.
+    every device and for every executor. Under a ``torch.distributed`` process group each rank
+    draws its own independent noise, and the generator's state stays the same on every rank
+    (:mod:`diffbypass.distributed`).
 
     Example:
         >>> s = NoiseSampler(sigma=0.5, samples=4, antithetic=True,
@@ -140,13 +143,18 @@ class NoiseSampler:
         elif generator.device.type != "cpu":
             raise ValueError(f"generator must be a CPU generator; got one on {generator.device}")
         self.generator = generator
+        self._shared = False  # under DDP: was the state broadcast from rank 0 (first draw)?
 
     def draw(self, count: int, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
         """``count`` draws of the noise, shape ``(count, *shape)`` on the CPU; with
         ``antithetic`` the second half is the first half negated (``count`` even)."""
+        generator = self.generator
+        if distributed.active():  # independent noise per rank (diffbypass.distributed)
+            generator = distributed.rank_generator(generator, shared=self._shared)
+            self._shared = True
         if not self.antithetic:
-            return self.distribution.sample((count, *shape), self.generator, dtype)
-        half = self.distribution.sample((count // 2, *shape), self.generator, dtype)
+            return self.distribution.sample((count, *shape), generator, dtype)
+        half = self.distribution.sample((count // 2, *shape), generator, dtype)
         return torch.cat([half, -half])
 
     def noise(self, x: Tensor) -> Tensor:

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
+from diffbypass import distributed
 from diffbypass.base import (
     Estimator, Evaluator, Predictor, Reporter, Smoothed, require_real, require_real_outputs,
 )
@@ -211,6 +212,7 @@ class Gated(Estimator):
                 float((unit(g1) * g2).sum() + (unit(g2) * g1).sum()) / 2,
                 float((g1 * g2).sum()),
             )
+            now = distributed.mean_floats(now)  # one decision on every rank, under DDP
             now += ((now[0] - now[1]) ** 2,)
             cosine = now[0] / now[2] ** 0.5 if now[2] > 0 else float("nan")
             k = 0.0 if self._probes == 0 else self.decay
@@ -224,6 +226,8 @@ class Gated(Estimator):
             self._probes += 1
         fit = self.stats
         agreement = float("nan") if fit is None else float(fit.agreement_before)
+        if self.min_agreement is not None:
+            (agreement,) = distributed.mean_floats((agreement,))
         trusted = self._better and self._fidelity >= self.threshold and (
             self.min_agreement is None or agreement >= self.min_agreement
         )

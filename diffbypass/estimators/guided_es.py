@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
+from diffbypass import distributed
 from diffbypass.arguments import Call
 from diffbypass.base import Estimator, Evaluator, Reporter, require_real, require_real_outputs
 from diffbypass.hooks import Hook, Hooks
@@ -209,7 +210,7 @@ class GuidedES(Smoothing):
             old = torch.stack(list(past)).to(d.device, d.dtype)
             d = torch.cat([d, old.unsqueeze(0).expand(d.shape[0], -1, -1)], dim=1)
         if self.history and self.training:
-            mean = d[:, 0].mean(0)
+            mean = distributed.mean(d[:, 0].mean(0))  # over the ranks too, under DDP
             if bool(mean.norm() > 0):
                 past.append(mean / mean.norm())
         return d

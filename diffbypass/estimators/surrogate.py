@@ -9,6 +9,7 @@ from typing import Any, Callable, Union
 import torch
 from torch import Tensor, nn
 
+from diffbypass import distributed
 from diffbypass.arguments import Packed
 from diffbypass.base import Estimator, Evaluator
 from diffbypass.blackbox import BlackBoxError
@@ -76,7 +77,9 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
             count is set, :meth:`predict`'s output supports first-order gradients only.
 
     Inputs are cast to the model's dtype (a float64 or integer ``x`` with a float32 network);
-    the gradient is cast back to ``x``'s dtype. In training mode the surrogate fits itself in
+    the gradient is cast back to ``x``'s dtype. Under a ``torch.distributed`` process group the
+    surrogate stays the same on every rank: rank 0's state is broadcast at the first fit and
+    each fit step averages the fit gradients over the ranks (:mod:`diffbypass.distributed`). In training mode the surrogate fits itself in
     the forward pass, which needs autograd: under ``torch.inference_mode()`` call ``.eval()``.
 
     Attributes:
@@ -131,6 +134,7 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
         self._init_telemetry()
         # per-item input shape -> the model's per-item output shape (found at the first call)
         self._out_shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self._shared = False  # under DDP: was rank 0's state broadcast (at the first fit)?
 
     def _make_optimizer(self, spec: OptimizerSpec, lr: float) -> torch.optim.Optimizer:
         params = list(self.model.parameters())
@@ -208,6 +212,7 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
     # ------------------------------------------------------------------ fitting
     def fit(self, blackbox: Evaluator, x: Tensor) -> FitStats:
         """Sample around ``x``, evaluate ``fn`` there and fit the model; returns the stats."""
+        self._share()
         xs, _ = self.sampler.perturb(x)
         ys, valid = blackbox.many(xs, what="surrogate fit samples")
         inputs, targets = self._cast(xs.flatten(0, 1)), ys.flatten(0, 1)
@@ -233,7 +238,7 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
                 loss = self.fit_loss(pred, targets)
                 loss.backward()
                 losses.append(float(loss.detach()))
-                if self._finite_step(losses[-1]):
+                if self._finite_step(self._average(losses[-1])):
                     self.optimizer.step()
                     continue
                 skipped += 1
@@ -256,6 +261,16 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
             agreement_after=after, metric=self.fit_loss.metric, samples=fresh,
             dropped=dropped, steps=self.fit_steps - skipped, skipped=skipped,
         ))  # fmt: skip
+
+    def _share(self) -> None:
+        """Under DDP, copy rank 0's model and optimiser state to every rank at the first fit."""
+        if not self._shared and distributed.active():
+            distributed.broadcast_module(self.model, self.optimizer)
+            self._shared = True
+
+    def _average(self, loss: float) -> float:
+        """Under DDP, average the fit gradients (and ``loss``) over the ranks; else ``loss``."""
+        return distributed.average_gradients(self.model.parameters(), loss)
 
     def _finite_step(self, loss: float) -> bool:
         """Is the loss finite and every gradient of the model finite (one synchronisation)?"""

@@ -81,6 +81,7 @@ class SurrogateCalls:
 
     def fit_call(self, blackbox: Any, call: Call) -> FitStats:
         """Sample around the call's arguments, evaluate ``fn`` there and fit the model."""
+        self._share()  # type: ignore[attr-defined]
         perturbed: list[Tensor | None] = [None] * len(call.leaves)
         for i in call.diff:
             leaf = call.leaves[i]
@@ -135,7 +136,7 @@ class SurrogateCalls:
                            for k in range(len(t))) / len(data)  # fmt: skip
                 loss.backward()  # type: ignore[union-attr]
                 losses.append(float(loss.detach()))  # type: ignore[union-attr]
-                if self._finite_step(losses[-1]):  # type: ignore[attr-defined]
+                if self._finite_step(self._average(losses[-1])):  # type: ignore[attr-defined]
                     self.optimizer.step()  # type: ignore[attr-defined]
                     continue
                 skipped += 1

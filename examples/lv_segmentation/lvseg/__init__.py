@@ -9,7 +9,8 @@ From the ground up:
   and their names), :mod:`lvseg.metrics` and :mod:`lvseg.surface` (Dice, HD, HD95 and ASSD
   inside the star's square, checked against MONAI), :mod:`lvseg.rundir` (run directories, their
   lock, atomic writes), :mod:`lvseg.checkpoint` (saving, safe loading and checking checkpoints),
-  :mod:`lvseg.device` (``--device``), :mod:`lvseg.sampler` (the resumable batch sampler),
+  :mod:`lvseg.device` (``--device``), :mod:`lvseg.distributed` (training under torchrun:
+  ranks, shards, DDP), :mod:`lvseg.sampler` (the resumable batch sampler),
   :mod:`lvseg.interrupt` (Ctrl-C during training), :mod:`lvseg.jitter` (the star centre
   jittered inside the object);
 - :mod:`lvseg.star` — the star pattern and the DP settings;
@@ -46,6 +47,7 @@ __all__ = [
     "config",
     "data",
     "device",
+    "distributed",
     "edpcnn",
     "evaluate",
     "figures",

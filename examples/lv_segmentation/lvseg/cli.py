@@ -131,19 +131,26 @@ def _train(args: argparse.Namespace) -> int:
         config = TrainConfig(star=StarConfig(**star_given), **given)
     device = RunOptions(**_given(args, RunOptions)).device
     trainer = Trainer(config, args.out, resume=args.resume, device=device)
+    main = trainer.ranks.main  # under torchrun rank 0 reports (lvseg.distributed)
     print(f"lvseg train: {config.method} on {config.data} ({trainer.data.report}); "
           f"{len(trainer.data.train)} training slices (patients "
           f"{', '.join(trainer.data.patients['train'])}), {len(trainer.data.val)} validation; "
-          f"run directory {args.out}; device {trainer.device}", file=sys.stderr)
-    if not args.no_progress:
+          f"run directory {args.out}; device {trainer.device}"
+          + (f"; process {trainer.ranks.rank} of {trainer.ranks.size}" if trainer.ranks.size > 1 else ""),
+          file=sys.stderr)
+    if not args.no_progress and main:
         trainer.add_hook(ProgressBar())
     try:
         summary = trainer.fit()
     except TrainingInterrupted as stop:
+        if not main:
+            return 130
         print(f"lvseg: interrupted; {args.out}/last.pt saved at iteration {stop.iteration}; "
               f"resume with: lvseg train --method {config.method} --out {args.out} --resume",
               file=sys.stderr)
         return 130
+    if not main:
+        return 0
     figures = Path(args.out) / "figures"
     figures.mkdir(exist_ok=True)
     atomic_write_with(figures / "training.png",  # replaces a planted link, never follows it

@@ -27,10 +27,12 @@ class StopRequest:
 
 
 @contextmanager
-def stop_on_sigint() -> Iterator[StopRequest]:
+def stop_on_sigint(repeat: bool = False) -> Iterator[StopRequest]:
     """Catch SIGINT into a :class:`StopRequest` inside; the caller's handler is restored after.
 
-    Outside the main thread (where signals cannot be handled) nothing is caught.
+    A second SIGINT interrupts at once, unless ``repeat`` (under torchrun, where it arrives
+    twice and a process must reach the others' next collective; torchrun kills what does not
+    stop). Outside the main thread (where signals cannot be handled) nothing is caught.
     """
     stop = StopRequest()
     if threading.current_thread() is not threading.main_thread():
@@ -40,7 +42,8 @@ def stop_on_sigint() -> Iterator[StopRequest]:
 
     def handler(signum: int, frame: Any) -> None:
         stop.requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if not repeat:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     signal.signal(signal.SIGINT, handler)
     try:

@@ -12,6 +12,8 @@ One process trains a run directory at a time (:class:`~lvseg.rundir.RunLock`). C
 training with :class:`TrainingDiverged` before the step, so no checkpoint holds NaN weights. A
 run directory that has no checkpoint yet (only ``config.json``, ``metrics.jsonl`` and the lock)
 may be started afresh; links to files outside it are refused (:func:`~lvseg.rundir.refuse_links`).
+Under ``torchrun --nproc-per-node N`` the same loop trains on N processes
+(:mod:`lvseg.distributed`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from lvseg.rundir import CONFIG_NAME, RunDirError, RunLock, atomic_write_bytes, 
 from lvseg.config import TrainConfig
 from lvseg.device import resolve_device
 from lvseg.hooks import Hook, MetricsLog, read_metrics
-from lvseg.interrupt import TrainingInterrupted, stop_on_sigint
+from lvseg.distributed import Ranks
+from lvseg.interrupt import StopRequest, TrainingInterrupted, stop_on_sigint
 from lvseg.methods import build_model, get_method, param_groups, star_of, unet_of
 from lvseg.jitter import jitter_centers
 from lvseg.prepare import PreparedSplits, prepare_data
@@ -80,21 +83,26 @@ class Trainer:
         device: str = "cpu",
     ) -> None:
         self.run_dir = Path(run_dir)
-        self.device = resolve_device(device)
+        self.ranks = Ranks(resolve_device(device))  # one process unless under torchrun
+        self.device = self.ranks.device
         self.config = config
         self.method = get_method(config.method)
         self._lock = RunLock(self.run_dir)
         self._saved = 0  # the iteration last.pt holds (0: none)
         refuse_links(self.run_dir)  # never append or write through a planted link
         locked = (self.run_dir / CONFIG_NAME).is_file()
-        if locked:  # a run: lock it before reading
+        if locked and self.ranks.main:  # a run: lock it before reading
             self._lock.acquire()
         try:
-            checkpoint = open_run(self.run_dir, config, resume)
+            # rank 0 checks a fresh run's directory (and may already have started it)
+            checkpoint = open_run(self.run_dir, config, resume) if resume or self.ranks.main else None
             self.model = build_model(config).to(self.device)  # the constructors check options
             self.data = data if data is not None else prepare_data(config)
             self._setup(checkpoint)
+            self.net = self.ranks.wrap(self.model)
             self.run_dir.mkdir(parents=True, exist_ok=True)  # only now: the run can start
+            if not self.ranks.main:  # rank 0 owns the run directory
+                return
             if not locked:
                 self._lock.acquire()
             if not resume:  # a run that never saved a checkpoint starts afresh
@@ -104,7 +112,7 @@ class Trainer:
             raise
         # on resume only ``iterations`` may differ from the stored config
         write_config(self.run_dir, {**config.to_dict(), "lvseg_version": "0.1.0"})
-        self.add_hook(MetricsLog(self.run_dir / "metrics.jsonl"))
+        self.add_hook(MetricsLog(self.run_dir / "metrics.jsonl"))  # rank 0's: the global loss
 
     # ------------------------------------------------------------------ setup
     def _setup(self, checkpoint: dict[str, Any] | None) -> None:
@@ -118,6 +126,7 @@ class Trainer:
         self.iteration = 1  # the next iteration to run (1-based)
         self.best_dice, self.best_iteration = -math.inf, 0
         self._hooks = Hooks()
+        self._stop, self.stopping = StopRequest(), False  # Ctrl-C: asked here / on some rank
         self._last_fit: Any = None
         if self.method.report is not None:  # the method says what its estimator reports
             self.model.bypass.estimator.register_fit_hook(self._on_fit)
@@ -145,7 +154,7 @@ class Trainer:
                 f"{str(error).splitlines()[0][:200]})"
             ) from None
         log = self.run_dir / "metrics.jsonl"
-        if log.is_file():  # drop what was logged after the checkpoint: it will be redone
+        if log.is_file() and self.ranks.main:  # drop what was logged after the checkpoint: it will be redone
             kept = [e for e in read_metrics(log) if e.get("iteration", 0) < self.iteration]
             atomic_write_bytes(log, "".join(json.dumps(e) + "\n" for e in kept).encode())
 
@@ -164,27 +173,30 @@ class Trainer:
         """One training iteration; returns its ``step`` event."""
         start = time.perf_counter()
         self.model.train()
-        idx = self.data.train[self.sampler.next().numpy()]
+        batch = self.data.train[self.sampler.next().numpy()]  # the global batch
+        idx = self.ranks.shard(torch.from_numpy(batch)).numpy()  # this rank's slice of it
         images, masks = self.images[idx].to(self.device), self.masks[idx].to(self.device)
         self._last_fit = None
         centers = angles = None
         if self.method.end_to_end:  # a jittered, rotated star (thesis §5.4)
             cfg = self.config
-            jittered = jitter_centers(self.centers[idx].numpy(), self.radii[idx].numpy(),
-                                      self.masks[idx].numpy(), cfg.jitter, self.rng)
-            turns = self.rng.uniform(-cfg.rotation, cfg.rotation, size=len(idx))
-            centers = torch.from_numpy(jittered).to(self.device)
-            angles = torch.from_numpy(turns).float().to(self.device)
+            # drawn for the global batch, so the RNG stays the same on every rank
+            jittered = jitter_centers(self.centers[batch].numpy(), self.radii[batch].numpy(),
+                                      self.masks[batch].numpy(), cfg.jitter, self.rng)
+            turns = self.rng.uniform(-cfg.rotation, cfg.rotation, size=len(batch))
+            centers = self.ranks.shard(torch.from_numpy(jittered)).to(self.device)
+            angles = self.ranks.shard(torch.from_numpy(turns)).float().to(self.device)
         try:
-            loss = self.method.loss(self.model, images, masks, centers, angles)
+            loss = self.method.loss(self.net, images, masks, centers, angles)
         except FloatingPointError as error:  # NaN/inf before the DP (lvseg.edpcnn.EDPCNN)
             raise self._diverged(str(error)) from None
-        if not bool(torch.isfinite(loss)):  # checked before the step: the weights stay good
-            raise self._diverged(f"the loss is {float(loss.detach())}")
+        value, self.stopping = self.ranks.agree(loss, self._stop.requested)  # over the ranks
+        if not math.isfinite(value):  # checked before the step: the weights stay good
+            raise self._diverged(f"the loss is {value}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        event = {"event": "step", "iteration": self.iteration, "loss": float(loss.detach()),
+        event = {"event": "step", "iteration": self.iteration, "loss": value,
                  "seconds": time.perf_counter() - start}
         if self._last_fit is not None:
             event.update(self.method.report(self._last_fit))
@@ -224,18 +236,21 @@ class Trainer:
         cfg = self.config
         start = time.perf_counter()
         try:
-            with stop_on_sigint() as stop:
+            # under torchrun Ctrl-C reaches every process, from the terminal and from torchrun:
+            # a repeated one must not interrupt a rank in the middle of a collective
+            with stop_on_sigint(repeat=self.ranks.size > 1) as self._stop:
                 while self.iteration <= cfg.iterations:
                     self._emit(self.step())
                     last = self.iteration == cfg.iterations
-                    if self.iteration % cfg.val_every == 0 or last:
+                    if (self.iteration % cfg.val_every == 0 or last) and self.ranks.main:
                         self._validation()
-                    if self.iteration % cfg.checkpoint_every == 0 or last or stop.requested:
+                    if self.iteration % cfg.checkpoint_every == 0 or last or self.stopping:
                         self.save()
-                    if stop.requested:
+                    if self.stopping:
                         raise TrainingInterrupted(self.run_dir, self.iteration)
                     self.iteration += 1
         finally:
+            self._stop = StopRequest()
             self._lock.release()
         summary = {"event": "end", "iteration": self.iteration - 1, "best_dice": self.best_dice,
                    "best_iteration": self.best_iteration, "seconds": time.perf_counter() - start}
@@ -264,7 +279,11 @@ class Trainer:
         })  # fmt: skip
 
     def save(self) -> None:
-        """Write ``last.pt`` (atomically) with the complete training state."""
+        """Write ``last.pt`` (atomically) with the complete training state; under torchrun
+        rank 0 writes it and every rank waits until it is written."""
+        if not self.ranks.main:
+            self.ranks.barrier()
+            return
         save_checkpoint(self.run_dir / "last.pt", {
             "kind": "last", "iteration": self.iteration, "config": self.config.to_dict(),
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -273,4 +292,5 @@ class Trainer:
             "best_dice": self.best_dice, "best_iteration": self.best_iteration,
         })  # fmt: skip
         self._saved = self.iteration
+        self.ranks.barrier()
 
