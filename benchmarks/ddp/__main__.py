@@ -54,6 +54,17 @@ def _run(method: str, world: int, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def as_table(summary: dict) -> dict:
+    """The per-method summary as the results convention's ``{"columns", "rows"}`` table."""
+    columns = ["method", "step, 1 process (s)", "step, 2 processes (s)", "speed-up",
+               "U-Net all-reduce (ms)", "surrogate all-reduce per fit step (ms)"]
+    rows = [[m, round(v["step_1_process_s"], 3), round(v["step_2_processes_s"], 3),
+             round(v["speedup"], 2), round(1e3 * v["allreduce_unet_s"], 2),
+             round(1e3 * v["allreduce_surrogate_s"], 2) if "allreduce_surrogate_s" in v else "-"]
+            for m, v in summary.items()]  # fmt: skip
+    return {"columns": columns, "rows": rows}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ddp", description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=10, help="timed steps per run")
@@ -79,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         table[method] = {"step_1_process_s": one, "step_2_processes_s": two, "speedup": one / two,
                          **{k: statistics.median(x["two"][k] for x in mine)
                             for k in mine[0]["two"] if k.startswith(("allreduce", "unet_", "surrogate_"))}}  # fmt: skip
-    result = {"table": table, "method": __doc__.split("Method\n------\n")[1].strip(),
+    result = {"table": as_table(table), "summary": table, "method": __doc__.split("Method\n------\n")[1].strip(),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "torch": torch.__version__},
               "options": vars(args), "rounds": rounds}  # fmt: skip

@@ -177,13 +177,24 @@ def table(records: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
     return out
 
 
+def as_table(summary: dict[str, Any]) -> dict[str, Any]:
+    """:func:`table`'s summary as the results convention's ``{"columns", "rows"}`` table."""
+    columns = ["training images", "lambda", "validation Dice (mean)", "s.d.", "seeds",
+               "lambda per seed"]
+    rows = [[size, variant, round(r["dice_mean"], 4),
+             "-" if r["dice_sd"] is None else round(r["dice_sd"], 4), len(r["seeds"]),
+             ", ".join(f"{lam:.3g}" for lam in r["lam_per_seed"])]
+            for size, part in summary.items() for variant, r in part["rows"].items()]  # fmt: skip
+    return {"columns": columns, "rows": rows}
+
+
 def write(records: list[dict[str, Any]], plan: Plan, out: Path, stem: str) -> None:
     """``results/<stem>.json``: the table, the plan, the machine, every record."""
     h.write_result(out / f"{stem}.json", {
         "study": "lv_smoothness", "method": h.method_text(__doc__),
         "plan": {**dataclasses.asdict(plan), "jobs": [j.key for j in jobs_of(plan)]},
         "finished": len(records), "planned": len(jobs_of(plan)),
-        "table": table(records, plan), "machine": lv.machine(h.Load(), records),
+        "table": as_table(table(records, plan)), "summary": table(records, plan), "machine": lv.machine(h.Load(), records),
         **lv.commits_of(records, lv.lvseg_commit()), "records": records,
     }, echo=False)  # fmt: skip
 

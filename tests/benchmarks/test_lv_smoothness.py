@@ -22,7 +22,7 @@ def test_quick_run_writes_the_table_and_skips_finished_runs(tmp_path: Path, caps
             "--workers", "1"]
     bench.main(args)
     result = json.loads((tmp_path / "out" / "lv_smoothness_quick.json").read_text())
-    rows = result["table"]["8"]["rows"]
+    rows = result["summary"]["8"]["rows"]
     assert set(rows) == {"lam=0", "learned", "lam=0.3"}
     learned = next(r for r in result["records"] if r["learned"])
     assert learned["lam"] > 0 and learned["lam"] != 0.1  # it moved from its start

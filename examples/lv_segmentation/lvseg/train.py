@@ -241,6 +241,8 @@ class Trainer:
             with stop_on_sigint(repeat=self.ranks.size > 1) as self._stop:
                 while self.iteration <= cfg.iterations:
                     self._emit(self.step())
+                    if self.ranks.size == 1:  # a Ctrl-C during this iteration stops after it
+                        self.stopping = self._stop.requested  # (ranks agree in the next step)
                     last = self.iteration == cfg.iterations
                     if (self.iteration % cfg.val_every == 0 or last) and self.ranks.main:
                         self._validation()
