@@ -168,3 +168,29 @@ def test_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError) as info:
         preprocess(make_phantoms(1, size=64), **kwargs)
     assert message in str(info.value)
+
+
+def test_crop_offset_moves_the_lv_within_the_crop_and_zero_changes_nothing():
+    """``offset`` (``--crop-offset``): crops centred on the LV moved by up to offset x half."""
+    slices = make_phantoms(12, size=160)
+    plain, _ = preprocess(slices, size=64)
+    zero, _ = preprocess(slices, size=64, offset=0.0, seed=5)
+    assert np.array_equal(plain.images, zero.images) and np.array_equal(plain.centers, zero.centers)
+    moved, _ = preprocess(slices, size=64, offset=1.0, seed=5)
+    shift = np.abs(moved.centers - plain.centers)
+    assert shift.max() > 8 and shift.max() <= 32 + 1  # half the crop, +1 for rounding
+    for mask, (x, y) in zip(moved.masks, moved.centers):  # centres follow the moved masks
+        row, col = ndimage.center_of_mass(mask)
+        assert abs(col - x) < 1e-4 and abs(row - y) < 1e-4
+    again, _ = preprocess(slices, size=64, offset=1.0, seed=5)
+    assert np.array_equal(again.centers, moved.centers)  # seeded
+    with pytest.raises(ValueError, match=r"^offset must be a number in \[0, 1\]; got 1.5$"):
+        preprocess(slices, size=64, offset=1.5)
+
+
+def test_crop_offset_is_a_bounded_train_option():
+    from lvseg.config import TrainConfig
+
+    assert TrainConfig(method="unet").crop_offset == 0.0
+    with pytest.raises(ValueError, match="crop_offset"):
+        TrainConfig(method="unet", crop_offset=2.0)

@@ -116,6 +116,10 @@ class TrainConfig:
                            low=0.0)
     rotation: float = option(0.5, "training star rotation, uniform in +-R radians",
                              thesis="0.5", metavar="RAD", low=0.0)
+    crop_offset: float = option(0.0, "the data's 128 x 128 crops are centred on the LV moved by "
+                                "up to F x half the crop, uniformly per slice (0: centred, the "
+                                "thesis' setting; a U-Net meant to find the LV on whole slices, "
+                                "--locator, needs about 1)", metavar="F", low=0.0, high=1.0)
     sigma: float | None = option(None, f"surrogate exploration / ES noise scale (None: {_SIGMA})",
                                  thesis="1", metavar="SIGMA")
     samples: int | None = option(None, f"noise samples per input (None: {_SAMPLES}; the "

@@ -71,7 +71,8 @@ def load_prepared(config: TrainConfig) -> tuple[PreparedData, str]:
     if config.data_dir is not None and not Path(config.data_dir).is_dir():
         raise FileNotFoundError(f"data directory {config.data_dir} does not exist")
     slices, load_report = dataset.load(config.data_dir, **kwargs)
-    data, prep_report = preprocess(slices, spacing=SPACING_MM, size=CROP_SIZE)
+    data, prep_report = preprocess(slices, spacing=SPACING_MM, size=CROP_SIZE,
+                                   offset=config.crop_offset, seed=config.split_seed)
     if len(data) == 0:
         raise ValueError(
             f"no usable slice in the {config.data} data ({load_report}; {prep_report})"

@@ -120,6 +120,8 @@ def preprocess(
     crop: Literal["lv", "image"] = "lv",
     normalize: bool = True,
     percentiles: tuple[float, float] = (1.0, 99.0),
+    offset: float = 0.0,
+    seed: int = 0,
 ) -> tuple[PreparedData, LoadReport]:
     """Resample, normalise and crop slices into arrays (steps in the module docstring).
 
@@ -130,6 +132,9 @@ def preprocess(
         crop: ``"lv"`` centres the crop on the LV's centre of mass, ``"image"`` on the image.
         normalize: apply the robust zero-mean unit-variance scaling (else keep intensities).
         percentiles: clipping percentiles ``(low, high)`` for the normalisation.
+        offset: with ``crop="lv"``, move each crop's centre from the LV's by up to ``offset``
+            times half the crop, uniformly and independently per slice (0: centred).
+        seed: seed of those offsets (drawn for every input slice, in order).
 
     Returns:
         ``(data, report)``: a :class:`PreparedData` of the kept slices, in input order, and a
@@ -147,6 +152,9 @@ def preprocess(
         raise ValueError(f"size must be a positive integer or (H, W) of such; got {size!r}")
     if crop not in ("lv", "image"):
         raise ValueError(f"crop must be 'lv' or 'image'; got {crop!r}")
+    if not 0.0 <= offset <= 1.0:
+        raise ValueError(f"offset must be a number in [0, 1]; got {offset!r}")
+    shifts = np.random.default_rng(seed).uniform(-1.0, 1.0, size=(len(slices), 2)) * offset
     low, high = (float(p) for p in percentiles)
     if not 0.0 <= low < high <= 100.0:
         raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100; got {percentiles!r}")
@@ -171,6 +179,7 @@ def preprocess(
             image = normalize_intensities(image, (low, high))
         if crop == "lv":
             row, col = ndimage.center_of_mass(mask)
+            row, col = row + shifts[index, 0] * (height // 2), col + shifts[index, 1] * (width // 2)
         else:
             row, col = (image.shape[0] - 1) / 2, (image.shape[1] - 1) / 2
         image, mask, _ = crop_around(image, (row, col), (height, width), mask)
