@@ -154,3 +154,24 @@ def test_load_run_of_a_tiny_run_segments_with_its_own_locator(tiny_runs: dict[st
     assert len(results) == 10
     for r in results:  # a found LV has its centre, the star's radii and radius
         assert (r.center is not None and r.radii is not None) if r.has_lv else not r.mask.any()
+
+
+def test_a_slice_whose_largest_blob_is_far_from_the_stack_takes_the_blob_near_the_lv():
+    """:func:`lvseg.locate.locate` reads the slices as one stack (MAX_JUMP_MM)."""
+    import torch
+
+    from lvseg.locate import MAX_JUMP_MM, locate
+
+    class Bright(torch.nn.Module):  # "foreground" where the image is bright
+        depth = 0
+
+        def forward(self, x):
+            return x - 1.0
+
+    stack = np.zeros((4, 120, 120), np.float32)
+    stack[:, 50:62, 50:62] = 2.0  # the LV of every slice, 12 x 12 px around (55.5, 55.5)
+    stack[2, 5:25, 90:115] = 2.0  # a larger bright structure far away on slice 2
+    found = locate("unet", Bright(), stack, (1.37, 1.37), min_area_mm2=10.0)
+    assert MAX_JUMP_MM < 60
+    np.testing.assert_allclose(found.centers, np.full((4, 2), 55.5), atol=1e-6)
+    assert found.has_lv.all()

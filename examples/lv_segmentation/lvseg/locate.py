@@ -4,7 +4,9 @@ r"""Finding the LV without ground truth: where the star goes, and whether a slic
 to the training spacing and normalised as in training (:mod:`lvseg.prepare`), padded to a
 multiple of :math:`2^{depth}` and run through the U-Net (it is fully convolutional), and its
 foreground is thresholded (:func:`foreground`). The largest 8-connected blob is the LV: its
-centroid is the star's centre and its area decides "no LV" (below ``min_area_mm2``). The trained
+centroid is the star's centre and its area decides "no LV" (below ``min_area_mm2``). The slices
+are one stack (a frame of a volume): a slice whose blob lies more than :data:`MAX_JUMP_MM` from
+the stack's median LV centre takes its largest blob near that median instead, or none. The trained
 segmenter (:class:`lvseg.centre_free.RunSegmenter`) then re-centres once at the centroid of
 the DP's own mask.
 
@@ -38,10 +40,13 @@ from lvseg.data import SPACING_MM, normalize_intensities, resample
 from lvseg.methods import Method
 from lvseg.options import check_fields, document, option
 
-__all__ = ["MIN_AREA_MM2", "LocateOptions", "Located", "foreground", "locate"]
+__all__ = ["MAX_JUMP_MM", "MIN_AREA_MM2", "LocateOptions", "Located", "foreground", "locate"]
 
 #: A blob smaller than this (mm²) is "no LV" (an apical LV cavity is larger; noise blobs smaller).
 MIN_AREA_MM2 = 100.0
+#: In a stack of slices, a slice's LV further than this (mm) from the median LV centre of the
+#: stack is a false find: the largest blob near the median is taken instead, or none.
+MAX_JUMP_MM = 30.0
 
 
 @document
@@ -77,15 +82,34 @@ def foreground(maps: torch.Tensor) -> torch.Tensor:
     return maps > 0
 
 
-def _largest_blob(mask: np.ndarray) -> tuple[float, float, int]:
-    """``(x, y, pixels)`` of the largest 8-connected blob; NaN and 0 for an empty mask."""
+def _blobs(mask: np.ndarray) -> list[tuple[float, float, int]]:
+    """``(x, y, pixels)`` of every 8-connected blob, largest first (empty for an empty mask)."""
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
     if n == 0:
-        return float("nan"), float("nan"), 0
+        return []
     sizes = np.bincount(labels.ravel())[1:]
-    k = int(np.argmax(sizes)) + 1
-    rows, cols = np.nonzero(labels == k)
-    return float(cols.mean()), float(rows.mean()), int(sizes[k - 1])
+    centres = ndimage.center_of_mass(mask, labels, range(1, n + 1))
+    order = np.argsort(-sizes, kind="stable")
+    return [(float(centres[k][1]), float(centres[k][0]), int(sizes[k])) for k in order]
+
+
+def _consistent(blobs: list[list[tuple[float, float, int]]], min_pixels: float,
+                max_jump: float) -> list[tuple[float, float, int]]:
+    """One blob per slice: the largest, unless it lies more than ``max_jump`` pixels from the
+    median centre of the slices' LVs (one stack: the LV moves little between slices); then the
+    largest blob near that median, or none."""
+    first = [b[0] if b else (float("nan"), float("nan"), 0) for b in blobs]
+    with_lv = np.array([(x, y) for x, y, n in first if n >= min_pixels])
+    if len(with_lv) < 3:  # too few slices to say where the stack's LV is
+        return first
+    mx, my = np.median(with_lv, axis=0)
+    chosen = []
+    for found, best in zip(blobs, first):
+        near = [b for b in found if np.hypot(b[0] - mx, b[1] - my) <= max_jump]
+        if best[2] and np.hypot(best[0] - mx, best[1] - my) > max_jump:
+            best = near[0] if near else (float("nan"), float("nan"), 0)
+        chosen.append(best)
+    return chosen
 
 
 @torch.no_grad()
@@ -121,7 +145,8 @@ def locate(method: str | Method, unet: nn.Module, images: np.ndarray,
     for start in range(0, len(stacked), 8):
         chunk = torch.from_numpy(stacked[start:start + 8, None]).to(device)
         fg = foreground(unet(chunk))[:, 0, :height, :width].cpu().numpy()
-        found.extend(_largest_blob(m) for m in fg)
+        found.extend(_blobs(m) for m in fg)
+    found = _consistent(found, min_area_mm2 / SPACING_MM**2, MAX_JUMP_MM / SPACING_MM)
     fr, fc = spacing[0] / SPACING_MM, spacing[1] / SPACING_MM
     centers = np.array([((x + 0.5) / fc - 0.5, (y + 0.5) / fr - 0.5) for x, y, _ in found],
                        dtype=np.float64).reshape(-1, 2)
