@@ -152,9 +152,13 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
         return threads_for(self.threads, self.model, rows)
 
     def _predict(self, x: Tensor) -> Tensor:
+        return torch.func.functional_call(self.model, self._detached(), (self._cast(x),))
+
+    def _detached(self) -> dict[str, Tensor]:
+        """The model's parameters (detached) and buffers, for ``functional_call``."""
         params = {k: v.detach() for k, v in self.model.named_parameters()}
         params.update(dict(self.model.named_buffers()))
-        return torch.func.functional_call(self.model, params, (self._cast(x),))
+        return params
 
     # ------------------------------------------------------------------ Estimator
     def _fitting(self) -> bool:
