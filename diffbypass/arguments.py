@@ -229,6 +229,14 @@ def flatten_outputs(ys: Sequence[Tensor], lead: int) -> Tensor:
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=lead)
 
 
+def only_argument_outputs(blackbox: Any, call: Call, estimator: str) -> tuple[Tensor, ...]:
+    """``fn``'s outputs for ``call``, checked by :func:`only_argument` (the ``output_call`` of
+    the estimators that map the output gradient onto the input: straight-through, DBB)."""
+    ys = blackbox.call(call)
+    only_argument(call, ys, estimator)
+    return ys
+
+
 def only_argument(call: Call, ys: Sequence[Tensor], estimator: str) -> int:
     """The one differentiable, batched leaf of ``call`` whose shape the one real output ``ys``
     has (for estimators that map the output gradient onto the input: straight-through, DBB)."""

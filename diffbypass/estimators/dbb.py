@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from diffbypass.arguments import Call, only_argument
+from diffbypass.arguments import Call, only_argument_outputs
 from diffbypass.base import Estimator, require_real
 from diffbypass.blackbox import BlackBox
 from diffbypass.validation import positive_number, sense_sign
@@ -102,9 +102,7 @@ class DBB(Estimator):
         return grad
 
     def output_call(self, blackbox: Any, call: Call) -> tuple[Tensor, ...]:
-        ys = blackbox.call(call)
-        only_argument(call, ys, "DBB")
-        return ys
+        return only_argument_outputs(blackbox, call, "DBB")
 
     def vjp_call(self, blackbox: Any, call: Call, ys: tuple[Tensor, ...],
                  grad_ys: tuple[Tensor, ...]) -> list[Tensor]:  # fmt: skip

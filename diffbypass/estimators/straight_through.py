@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
-from diffbypass.arguments import Call, only_argument
+from diffbypass.arguments import Call, only_argument_outputs
 from diffbypass.base import Estimator, Evaluator, require_real
 from diffbypass.validation import finite_number
 
@@ -59,9 +59,7 @@ class StraightThrough(Estimator):
         return grad_y if self.scale == 1 else self.scale * grad_y
 
     def output_call(self, blackbox: Any, call: Call) -> tuple[Tensor, ...]:
-        ys = blackbox.call(call)
-        only_argument(call, ys, "StraightThrough")
-        return ys
+        return only_argument_outputs(blackbox, call, "StraightThrough")
 
     def vjp_call(self, blackbox: Any, call: Call, ys: tuple[Tensor, ...],
                  grad_ys: tuple[Tensor, ...]) -> list[Tensor]:  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Callable, Union
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -13,6 +13,7 @@ from diffbypass import distributed
 from diffbypass.arguments import Packed
 from diffbypass.base import Estimator, Evaluator
 from diffbypass.blackbox import BlackBoxError
+from diffbypass.estimators._optimizer import OptimizerSpec, make_optimizer
 from diffbypass.estimators.surrogate_calls import SurrogateCalls
 from diffbypass.estimators._threads import (
     ThreadedPredict,
@@ -27,9 +28,6 @@ from diffbypass.stats import FitStats, Telemetry
 from diffbypass.validation import instance_of, int_at_least, one_of, positive_number
 
 __all__ = ["Surrogate"]
-
-OptimizerSpec = Union[None, torch.optim.Optimizer, Callable[..., torch.optim.Optimizer]]
-
 
 class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
     r"""The differentiable bypass (Nguyen, 2019): train through a learned surrogate of ``fn``.
@@ -127,7 +125,7 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
         self.sampler = NoiseSampler(sigma, samples, antithetic=antithetic, generator=generator)
         self.fit_steps = int_at_least("fit_steps", fit_steps, 0)
         self.fit_loss: FitLoss = make_fit_loss(fit_loss)
-        self.optimizer = self._make_optimizer(optimizer, positive_number("lr", lr))
+        self.optimizer = make_optimizer(model, optimizer, positive_number("lr", lr))
         self.nonfinite_fit = one_of("nonfinite_fit", nonfinite_fit, ("raise", "skip"))
         self.report_after = instance_of("report_after", report_after, bool)
         self.threads = threads_spec(threads)
@@ -135,30 +133,6 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
         # per-item input shape -> the model's per-item output shape (found at the first call)
         self._out_shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
         self._shared = False  # under DDP: was rank 0's state broadcast (at the first fit)?
-
-    def _make_optimizer(self, spec: OptimizerSpec, lr: float) -> torch.optim.Optimizer:
-        params = list(self.model.parameters())
-        if not params:
-            raise ValueError("model must have trainable parameters; got a model without any")
-        if spec is None:
-            return torch.optim.Adam(params, lr=lr)
-        if isinstance(spec, torch.optim.Optimizer):
-            opt = spec
-        elif callable(spec):
-            opt = spec(params)
-            if not isinstance(opt, torch.optim.Optimizer):
-                raise TypeError(
-                    f"optimizer factory must return a torch.optim.Optimizer; got {type(opt).__name__}"
-                )
-        else:
-            raise TypeError(
-                "optimizer must be None, a torch.optim.Optimizer or a factory params -> optimizer; "
-                f"got {type(spec).__name__}"
-            )
-        mine = {id(p) for p in params}
-        if any(id(p) not in mine for g in opt.param_groups for p in g["params"]):
-            raise ValueError("optimizer must only hold the surrogate model's parameters")
-        return opt
 
     # ------------------------------------------------------------------ public
     def predict(self, x: Tensor, *args: Any, **kwargs: Any) -> Any:
@@ -178,9 +152,13 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
         return threads_for(self.threads, self.model, rows)
 
     def _predict(self, x: Tensor) -> Tensor:
+        return torch.func.functional_call(self.model, self._detached(), (self._cast(x),))
+
+    def _detached(self) -> dict[str, Tensor]:
+        """The model's parameters (detached) and buffers, for ``functional_call``."""
         params = {k: v.detach() for k, v in self.model.named_parameters()}
         params.update(dict(self.model.named_buffers()))
-        return torch.func.functional_call(self.model, params, (self._cast(x),))
+        return params
 
     # ------------------------------------------------------------------ Estimator
     def _fitting(self) -> bool:

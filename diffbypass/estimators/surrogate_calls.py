@@ -68,10 +68,8 @@ class SurrogateCalls:
 
     def _predict_call(self, packed: Packed) -> tuple[Tensor, ...]:
         """The model on packed arguments (its parameters detached), as a tuple of outputs."""
-        params = {k: v.detach() for k, v in self.model.named_parameters()}  # type: ignore[attr-defined]
-        params.update(dict(self.model.named_buffers()))  # type: ignore[attr-defined]
         cast = self._cast_packed(packed)
-        return as_outputs(torch.func.functional_call(self.model, params, cast.args, cast.kwargs))  # type: ignore[attr-defined]
+        return as_outputs(torch.func.functional_call(self.model, self._detached(), cast.args, cast.kwargs))  # type: ignore[attr-defined]
 
     def _cast_packed(self, packed: Packed) -> Packed:
         from torch.utils import _pytree as pytree

@@ -94,6 +94,19 @@ def test_errors():
         layer(torch.zeros(2, 3))
 
 
+def _pyepo_solver(model):
+    """``fn`` solving a PyEPO ``model`` for each row of costs (the solutions, in the costs' dtype)."""
+
+    def solve(c):
+        out = []
+        for row in c.numpy():
+            model.setObj(row)
+            out.append(model.solve()[0])
+        return torch.from_numpy(np.array(out)).to(c.dtype)
+
+    return solve
+
+
 def test_matches_pyepo_blackboxopt():
     pyepo = pytest.importorskip("pyepo")
     pytest.importorskip("gurobipy")
@@ -104,13 +117,7 @@ def test_matches_pyepo_blackboxopt():
     cost = torch.rand(4, model.num_cost, generator=g, dtype=torch.float64) + 0.1
     v = torch.randn(4, model.num_cost, generator=g, dtype=torch.float64)
 
-    def solve(c):
-        out = []
-        for row in c.numpy():
-            model.setObj(row)
-            out.append(model.solve()[0])
-        return torch.from_numpy(np.array(out)).to(c.dtype)
-
+    solve = _pyepo_solver(model)
     ours = cost.clone().requires_grad_(True)
     Bypass(solve, DBB(lam=5.0))(ours).backward(v)
     theirs = cost.clone().requires_grad_(True)
@@ -130,13 +137,7 @@ def test_matches_pyepo_blackboxopt_on_a_maximisation_knapsack():
     value = torch.rand(4, 6, generator=g, dtype=torch.float64) + 0.1
     v = torch.randn(4, 6, generator=g, dtype=torch.float64)
 
-    def solve(c):
-        out = []
-        for row in c.numpy():
-            model.setObj(row)
-            out.append(model.solve()[0])
-        return torch.from_numpy(np.array(out)).to(c.dtype)
-
+    solve = _pyepo_solver(model)
     ours = value.clone().requires_grad_(True)
     Bypass(solve, DBB(lam=0.5, sense="max"))(ours).backward(v)
     theirs = value.clone().requires_grad_(True)
