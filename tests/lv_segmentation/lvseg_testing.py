@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from lvseg.star import StarConfig
 from lvseg.config import TrainConfig
@@ -46,3 +47,14 @@ def disc(shape: tuple[int, int] = (100, 120)) -> np.ndarray:
     yy, xx = np.mgrid[: shape[0], : shape[1]]
     image[(xx - 60) ** 2 + (yy - 50) ** 2 < 15**2] = 1.0
     return image
+
+
+def same(a: object, b: object) -> bool:
+    """Exact equality of nested state (tensors, dicts, lists, numbers)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
+    return a == b

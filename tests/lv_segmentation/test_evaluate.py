@@ -12,7 +12,8 @@ import torch
 from lvseg.data import bundled_sunnybrook
 from lvseg.evaluate import evaluate_run
 from lvseg.runs import load_run
-from lvseg.predict import predict_image, read_image
+from lvseg.images import read_image
+from lvseg.predict import predict_image
 from lvseg.figures import prediction_figure, training_curves
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -25,11 +25,11 @@ FLOORS: list[tuple[str, set[str]]] = [
     ("model", {"models", "edpcnn"}),
     ("methods", {"methods"}),
     ("config", {"config"}),
-    ("data preparation", {"prepare"}),
+    ("data preparation", {"prepare", "images"}),
     ("score", {"segment", "score", "volumes", "locate"}),
     ("runs", {"runs", "hooks", "figures"}),
     ("train / evaluate / predict", {"train", "evaluate", "predict", "centre_free"}),
-    ("cli", {"cli"}),
+    ("cli", {"cli", "cli_evaluate"}),
 ]
 FLOOR = {name: k for k, (_, names) in enumerate(FLOORS) for name in names}
 

@@ -24,7 +24,7 @@ from lvseg.score import score
 from lvseg.segment import segment
 from lvseg.star import StarConfig
 from lvseg.train import Trainer
-from lvseg_testing import TINY_ARGS, one_error_line, tiny_config
+from lvseg_testing import TINY_ARGS, one_error_line, same, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -38,21 +38,10 @@ def _train(tmp_path: Path, name: str, data: Any, **overrides: Any) -> tuple[Trai
     return trainer, run
 
 
-def _same(a: object, b: object) -> bool:
-    """Exact equality of nested state (tensors, dicts, lists, numbers)."""
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
-    return a == b
-
-
 def _same_state(a: Path, b: Path) -> None:
     sa, sb = load_checkpoint(a / "last.pt"), load_checkpoint(b / "last.pt")
     for key in ("model", "optimizer", "best_dice"):
-        assert _same(sa[key], sb[key]), key
+        assert same(sa[key], sb[key]), key
 
 
 def test_smoothness_zero_is_bit_identical_to_a_run_without_it(tmp_path: Path) -> None:
@@ -69,7 +58,7 @@ def test_a_fixed_smoothness_is_used_in_training_and_at_inference(tmp_path: Path,
     _, zero = _train(tmp_path, "zero", tiny_data)
     _, stiff = _train(tmp_path, "stiff", tiny_data, star=StarConfig(**TINY_STAR, smoothness=2.0))
     a, b = load_checkpoint(zero / "last.pt")["model"], load_checkpoint(stiff / "last.pt")["model"]
-    assert not _same(a, b)  # the surrogate was fitted to another DP
+    assert not same(a, b)  # the surrogate was fitted to another DP
     run = load_run(stiff)
     assert run.config.star.smoothness == 2.0 and not run.config.learn_smoothness
     # inference reads the run's lambda: on noisy maps (an identity "U-Net") the indices are

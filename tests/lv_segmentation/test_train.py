@@ -15,24 +15,13 @@ from lvseg.methods import build_model
 from lvseg.prepare import prepare_data
 from lvseg.sampler import BatchSampler
 from lvseg.train import Trainer
-from lvseg_testing import tiny_config
+from lvseg_testing import same, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run / "last.pt")["model"]
-
-
-def _same(a: object, b: object) -> bool:
-    """Exact equality of nested state (tensors, dicts, lists, numbers)."""
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
-    return a == b
 
 
 @pytest.mark.parametrize("method", ["edpcnn", "edpcnn-es", "unet"])
@@ -51,10 +40,10 @@ def test_resume_continues_exactly(tmp_path: Path, tiny_data, method: str) -> Non
     a, b = _weights(straight), _weights(split)
     assert a.keys() == b.keys()
     for key in a:  # weights, and the surrogate's optimiser and noise generator
-        assert _same(a[key], b[key]), key
+        assert same(a[key], b[key]), key
     sa, sb = load_checkpoint(straight / "last.pt"), load_checkpoint(split / "last.pt")
     for key in ("optimizer", "sampler", "numpy_rng", "python_rng", "torch_rng"):
-        assert _same(sa[key], sb[key]), key
+        assert same(sa[key], sb[key]), key
     assert sa["best_dice"] == sb["best_dice"]
     # the metrics log has exactly one entry per step, as if the run had not been interrupted
     steps = [json.loads(line)["iteration"] for line in (split / "metrics.jsonl").read_text().splitlines()

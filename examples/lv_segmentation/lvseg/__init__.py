@@ -20,6 +20,7 @@ From the ground up:
   inference, defaults; the model factory;
 - :mod:`lvseg.config` — :class:`~lvseg.config.TrainConfig` (a run's ``config.json``);
 - :mod:`lvseg.prepare` — data preparation shared by training, evaluation and prediction;
+  :mod:`lvseg.images` — reading the DICOM, NIfTI and ``.npy`` slices ``lvseg predict`` segments;
 - :mod:`lvseg.segment` — inference for every method; :mod:`lvseg.score` — segment, then score
   (training's validation, the evaluation and the benchmarks);
 - :mod:`lvseg.runs` — open a run directory for training, load a trained run;
@@ -30,7 +31,7 @@ From the ground up:
   images), each with the config its command's options are generated from;
 - :mod:`lvseg.volumes` — whole volumes: NIfTI/DICOM cines, ED/ES, LV volumes and EF, the
   challenge's 3-D protocol, NIfTI/montage/JSON/CSV outputs;
-- :mod:`lvseg.cli` — the ``lvseg`` command.
+- :mod:`lvseg.cli` — the ``lvseg`` command; :mod:`lvseg.cli_evaluate` — its ``evaluate`` runner.
 
 Submodules are imported on first use (PEP 562), so ``import lvseg`` starts neither torch nor
 matplotlib, and ``lvseg.cli.main`` can set ``OMP_WAIT_POLICY`` before torch starts.
@@ -44,6 +45,7 @@ from typing import Any
 __all__ = [
     "checkpoint",
     "cli",
+    "cli_evaluate",
     "config",
     "data",
     "device",
@@ -52,6 +54,7 @@ __all__ = [
     "evaluate",
     "figures",
     "hooks",
+    "images",
     "interrupt",
     "jitter",
     "methods",

@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from lvseg.options import given_options
+
 __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,13 +103,6 @@ class _Renamed(argparse.Action):
                      f"use {self.new} {values}")
 
 
-def _given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
-    """The options of ``cls`` given on the command line (absent ones are not in ``args``)."""
-    import dataclasses
-
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
-
-
 def _train(args: argparse.Namespace) -> int:
     from lvseg.rundir import atomic_write_with, read_config
     from lvseg.config import TrainConfig
@@ -118,8 +113,8 @@ def _train(args: argparse.Namespace) -> int:
     from lvseg.runs import RunOptions
     from lvseg.train import Trainer
 
-    given = _given(args, TrainConfig)
-    star_given = _given(args, StarConfig)
+    given = given_options(args, TrainConfig)
+    star_given = given_options(args, StarConfig)
     if args.resume:
         # the stored config, with what was given on the command line (checked by the Trainer)
         stored = TrainConfig.from_dict(read_config(args.out),
@@ -129,7 +124,7 @@ def _train(args: argparse.Namespace) -> int:
         config = TrainConfig.from_dict(stored)
     else:
         config = TrainConfig(star=StarConfig(**star_given), **given)
-    device = RunOptions(**_given(args, RunOptions)).device
+    device = RunOptions(**given_options(args, RunOptions)).device
     trainer = Trainer(config, args.out, resume=args.resume, device=device)
     main = trainer.ranks.main  # under torchrun rank 0 reports (lvseg.distributed)
     print(f"lvseg train: {config.method} on {config.data} ({trainer.data.report}); "
@@ -160,88 +155,12 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(args: argparse.Namespace) -> int:
-    from lvseg.evaluate import EvaluateConfig, evaluate_run
-    from lvseg.rundir import atomic_write_bytes
-
-    config = EvaluateConfig(**_given(args, EvaluateConfig))
-    if config.json:  # before the evaluation, not after it
-        _check_writable(config.json, "--json")
-    if config.protocol == "volumes":
-        return _evaluate_volumes(args, config)
-
-    result = evaluate_run(
-        args.run_dir, data=config.data, data_dir=config.data_dir, split=config.split,
-        center_jitter=config.center_jitter, jitter_seed=config.jitter_seed,
-        figures_dir=config.figures, max_figures=config.max_figures,
-        method="unet-dp" if config.dp else None, device=config.device, delta=config.delta,
-    )  # fmt: skip
-    where = f" ({result['data_dir']})" if result["data_dir"] else ""
-    print(f"{result['method']} ({result['checkpoint']}, iteration {result['iteration']}) on "
-          f"{result['data']}{where}/{result['split']}, n={result['n']}: Dice "
-          f"{result['dice']:.4f} ± {result['dice_std']:.4f}, HD {result['hd_mm']:.2f} mm, HD95 "
-          f"{result['hd95_mm']:.2f} mm, ASSD {result['assd_mm']:.2f} mm"
-          + (f" ({result['n_undefined']} empty predictions)" if result["n_undefined"] else "")
-          + (f"; learned smoothness lambda {result['smoothness']:.4g}"
-             if result["learned_smoothness"] else ""))
-    if config.json:
-        Path(config.json).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(config.json, (json.dumps(result, indent=2) + "\n").encode())
-    return 0
-
-
-def _evaluate_volumes(args: argparse.Namespace, config: Any) -> int:
-    """``lvseg evaluate --protocol volumes``: the challenge's JSON and the EF Bland–Altman PNG."""
-    from lvseg.evaluate import evaluate_run_volumes
-
-    thesis_only = [name for name in ("center_jitter", "jitter_seed", "max_figures")
-                   if name in _given(args, type(config))]
-    if thesis_only or config.data not in (None, "acdc"):
-        what = ", ".join("--" + n.replace("_", "-") for n in thesis_only) or f"--data {config.data}"
-        raise ValueError(f"{what} does not apply to --protocol volumes (ACDC patient folders, "
-                         "the LV found without ground truth); leave it out")
-    figure = None
-    if config.json:
-        figure = Path(config.json).with_name(Path(config.json).stem + "_bland_altman.png")
-    elif config.figures:
-        figure = Path(config.figures) / "bland_altman_ef.png"
-    if figure is not None:
-        figure.parent.mkdir(parents=True, exist_ok=True)
-    report = evaluate_run_volumes(
-        args.run_dir, data_dir=config.data_dir, split=config.split, locator=config.locator,
-        min_lv_area=config.min_lv_area, method="unet-dp" if config.dp else None,
-        device=config.device, delta=config.delta, json_path=config.json, figure=figure)
-    s = report["summary"]
-
-    def fmt(key: str, digits: int = 3) -> str:
-        return "n/a" if s.get(key) is None else f"{s[key]:.{digits}f}"
-
-    print(f"{report['method']} ({report['checkpoint']}, iteration {report['iteration']}), "
-          f"{len(report['patients'])} patients ({report['split']}), centre predicted: Dice ED "
-          f"{fmt('dice_ed')}, ES {fmt('dice_es')}; HD ED {fmt('hd_ed_mm', 1)} mm, ES "
-          f"{fmt('hd_es_mm', 1)} mm; EF r {fmt('ef_r')}, bias {fmt('ef_bias', 1)}, LoA "
-          f"±{fmt('ef_loa', 1)}" + (f"; Bland–Altman {figure}" if figure else ""))
-    return 0
-
-
-def _check_writable(path: str, option: str) -> None:
-    """Refuse an output file that is a folder, or whose nearest existing parent is not one."""
-    target = Path(path)
-    if target.is_dir():
-        raise ValueError(f"{option} {path} is a folder; give the name of a file to write, e.g. "
-                         f"{target / 'results.json'}")
-    parent = target.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise ValueError(f"{option} {path} cannot be written: {parent} is not a writable folder")
-
-
 def _predict(args: argparse.Namespace) -> int:
-    from lvseg.predict import PredictConfig, check_slice_inputs, predict_files
+    from lvseg.images import check_slice_inputs
+    from lvseg.predict import PredictConfig, predict_files
     from lvseg.runs import load_run
 
-    config = PredictConfig(**_given(args, PredictConfig))
+    config = PredictConfig(**given_options(args, PredictConfig))
     if config.center is None:
         return _predict_volumes(args, config)
     check_slice_inputs(args.images)
@@ -292,11 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(argv: list[str]) -> int:
     from lvseg.checkpoint import CheckpointError
+    from lvseg.cli_evaluate import run_evaluate
     from lvseg.rundir import RunDirError
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"train": _train, "evaluate": _evaluate, "predict": _predict}
+    handlers = {"train": _train, "evaluate": run_evaluate, "predict": _predict}
     try:
         return handlers[args.command](args)
     except (RunDirError, CheckpointError, OSError, ValueError, FloatingPointError) as error:

@@ -34,7 +34,7 @@ import types
 import typing
 from typing import Any, Callable
 
-__all__ = ["add_arguments", "check_fields", "check_value", "document", "option"]
+__all__ = ["add_arguments", "check_fields", "check_value", "document", "given_options", "option"]
 
 
 def option(
@@ -228,3 +228,9 @@ def add_arguments(
         parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
         added.append(f.name)
     return added
+
+
+def given_options(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The options of ``cls`` given on the command line (:func:`add_arguments` leaves absent ones
+    out of ``args``), by field name."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}

@@ -3,9 +3,9 @@
 :func:`predict_image` segments one slice given the star centre in the slice's own pixel
 coordinates, with the preparation of training (:func:`lvseg.prepare.prepare_image`: resampling
 to the training spacing, robust normalisation, a crop around the centre), and maps the mask back
-to the slice. :func:`predict_files` does it for many files and writes the results: it checks
-every input and names every output before it writes anything, so an error leaves no partial
-output folder and two inputs never write to the same file.
+to the slice. :func:`predict_files` does it for many files (read by :mod:`lvseg.images`) and
+writes the results: it checks every input and names every output before it writes anything, so
+an error leaves no partial output folder and two inputs never write to the same file.
 
 The method needs the LV centre. For a new image, read it off a viewer (the pixel column ``x`` and
 row ``y`` near the middle of the bright blood pool), or take it from another annotation of the
@@ -27,6 +27,7 @@ import torch
 from diffbypass.validation import positive_number
 from lvseg.data import SPACING_MM
 from lvseg.data.types import check_pixels, check_spacing
+from lvseg.images import read_image
 from lvseg.locate import LocateOptions
 from lvseg.options import check_fields, document, option
 from lvseg.prepare import PreparedImage, prepare_image
@@ -34,8 +35,7 @@ from lvseg.rundir import atomic_write_with
 from lvseg.runs import LoadedRun, RunOptions
 from lvseg.segment import Segmentation, segment
 
-__all__ = ["PredictConfig", "check_slice_inputs", "output_names", "predict_files", "predict_image", "read_image",
-           "to_input_grid"]
+__all__ = ["PredictConfig", "output_names", "predict_files", "predict_image", "to_input_grid"]
 
 _CENTER_HELP = (
     "LV centre in pixels of the image, from 0: x = column, y = row (NIfTI: voxel j,i). Click the "
@@ -76,90 +76,6 @@ class PredictConfig(RunOptions, LocateOptions):
                 if getattr(self, name) is not None:
                     raise ValueError(f"--{name} applies to one 2-D slice with --center; a volume "
                                      "has its own slices and voxel size: leave --" + name + " out")
-
-
-def check_slice_inputs(paths: Sequence[str | os.PathLike[str]]) -> None:
-    """Refuse volumes where ``--center`` asks for single 2-D slices (a folder or a 4-D NIfTI).
-
-    Raises:
-        ValueError: naming the input and the fix (leave ``--center`` out).
-    """
-    for path in paths:
-        kind = None
-        if Path(path).is_dir():
-            kind = "a folder (a DICOM series or a patient)"
-        elif str(path).lower().endswith((".nii", ".nii.gz")) and Path(path).is_file():
-            import nibabel as nib
-
-            shape = nib.load(str(path)).shape
-            if len(shape) > 3 and any(s > 1 for s in shape[3:]):
-                kind = f"a 4-D cine of shape {tuple(shape)}"
-        if kind is not None:
-            raise ValueError(f"--center places the star in one 2-D slice, but {path} is {kind}; "
-                             "leave --center out to segment every slice with the LV found "
-                             "automatically")
-
-
-def read_image(
-    path: str | os.PathLike[str], *, slice_index: int | None = None
-) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """Read one 2-D slice: DICOM (``.dcm`` or any file pydicom reads), NIfTI, or ``.npy``.
-
-    Returns:
-        ``(image float32 (H, W), spacing (row_mm, col_mm) or None)`` — ``.npy`` has no spacing.
-        NIfTI slices are ``volume[:, :, z]`` (row = voxel axis 0), as the ACDC loader reads them.
-
-    Raises:
-        FileNotFoundError, ValueError: naming the file and what is wrong.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image {path} does not exist")
-    name = path.name.lower()
-    if slice_index is not None and not name.endswith((".nii", ".nii.gz")):
-        raise ValueError(
-            f"--slice picks a slice of a 3-D NIfTI volume; {path} is not one (a .npy or DICOM "
-            "file holds one 2-D slice): leave --slice out for it"
-        )
-    if name.endswith(".npy"):
-        image = np.load(path, allow_pickle=False)
-        if image.dtype == bool or image.dtype.kind not in "iuf":
-            raise ValueError(
-                f"{path} holds an array of dtype {image.dtype}; lvseg needs the image's "
-                "intensities (integers or floats), not a mask or other data"
-            )
-        spacing = None
-    elif name.endswith((".nii", ".nii.gz")):
-        import nibabel as nib
-
-        volume = nib.load(str(path))
-        data = np.asarray(volume.dataobj, dtype=np.float32)
-        zooms = volume.header.get_zooms()
-        if data.ndim == 3:
-            if slice_index is None and data.shape[2] != 1:
-                raise ValueError(
-                    f"{path} is a volume with {data.shape[2]} slices; pick one with --slice Z"
-                )
-            z = 0 if slice_index is None else slice_index
-            if not 0 <= z < data.shape[2]:
-                raise ValueError(f"--slice must be in [0, {data.shape[2] - 1}]; got {z}")
-            data = data[:, :, z]
-        image, spacing = data, (float(zooms[0]), float(zooms[1]))
-    else:
-        import pydicom
-
-        try:
-            ds = pydicom.dcmread(path)
-            image = ds.pixel_array.astype(np.float32)
-        except Exception as error:
-            raise ValueError(
-                f"{path} is not a readable DICOM, NIfTI (.nii, .nii.gz) or .npy image ({error})"
-            ) from None
-        spacing = (float(ds.PixelSpacing[0]), float(ds.PixelSpacing[1])) if "PixelSpacing" in ds else None
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim != 2:
-        raise ValueError(f"{path} must hold a 2-D slice; got shape {image.shape}")
-    return image, spacing
 
 
 def _check_image(image: np.ndarray, name: str) -> None:

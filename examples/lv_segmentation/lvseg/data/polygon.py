@@ -1,4 +1,4 @@
-r"""Polygon filling with a stated pixel-centre convention.
+r"""Polygon filling with a stated pixel-centre convention; contour files (:func:`read_contour`).
 
 Convention used throughout :mod:`lvseg`: pixel ``(row r, column c)`` is the unit square centred
 at the point :math:`(x, y) = (c, r)`; a point ``(x, y)`` is (column, row). A pixel belongs to a
@@ -11,11 +11,12 @@ the pixel count of any polygon approximates its area.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-__all__ = ["polygon_to_mask"]
+__all__ = ["polygon_to_mask", "read_contour"]
 
 
 def polygon_to_mask(
@@ -74,3 +75,26 @@ def polygon_to_mask(
     n_right = (x_cross[:, :, None] > cols[None, None, :]).sum(axis=1)  # (R, C)
     mask[r_lo : r_hi + 1, c_lo : c_hi + 1] = (n_right % 2) == 1
     return mask
+
+
+def read_contour(path: Path) -> np.ndarray:
+    """Read a contour file: one ``x y`` point per line (blank lines skipped).
+
+    Returns:
+        ``(P, 2)`` float64 points ``(x, y)`` in pixel coordinates, in file order.
+
+    Raises:
+        ValueError: naming the first line that is not two numbers.
+    """
+    points = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        try:
+            if len(fields) != 2:
+                raise ValueError
+            points.append((float(fields[0]), float(fields[1])))
+        except ValueError:
+            raise ValueError(f"line {number} is not 'x y': {line.strip()!r}") from None
+    return np.asarray(points, dtype=np.float64).reshape(-1, 2)

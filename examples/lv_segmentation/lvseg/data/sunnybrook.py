@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from lvseg.data.polygon import polygon_to_mask
+from lvseg.data.polygon import polygon_to_mask, read_contour
 from lvseg.data.types import LoadReport, Slice
 
 __all__ = [
@@ -205,21 +205,6 @@ def _read_link_csv(path: Path) -> dict[str, str]:
     return link
 
 
-def _read_contour(path: Path) -> np.ndarray:
-    points = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = line.split()
-        try:
-            if len(fields) != 2:
-                raise ValueError
-            points.append((float(fields[0]), float(fields[1])))
-        except ValueError:
-            raise ValueError(f"line {number} is not 'x y': {line.strip()!r}") from None
-    return np.asarray(points, dtype=np.float64).reshape(-1, 2)
-
-
 def _pixel_spacing(value: object) -> tuple[float, float] | None:
     try:
         row_mm, col_mm = (float(v) for v in value)  # type: ignore[union-attr]
@@ -239,7 +224,7 @@ def _load_slice(
     report: LoadReport,
 ) -> Slice | None:
     try:
-        points = _read_contour(contour_path)
+        points = read_contour(contour_path)
     except (OSError, UnicodeDecodeError, ValueError) as err:
         report.skip(REASON_UNREADABLE_CONTOUR, str(contour_path), f"{contour_path}: {err}")
         return None
