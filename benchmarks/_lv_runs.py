@@ -1,11 +1,12 @@
-"""What the LV benchmarks (``lv_ablation.py``, ``acdc_ablation.py``) share: the lvseg commit a run
-ran on, machine metadata with the load over the runs, and the evaluation record of a model.
+"""What the LV benchmarks share: the run options of the ACDC studies, the lvseg commit a run ran
+on, machine metadata with the load over the runs, and the evaluation record of a model.
 
 Unlike ``_harness.py`` this module needs ``lvseg`` (imported by the functions that use it).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import _harness as h
+from benchmarks import _schedule
 
 ROOT = Path(__file__).resolve().parent
 #: ../shared/data/acdc next to the clone (or next to wt/ for a worktree in wt/<name>).
@@ -21,6 +23,15 @@ ACDC = next((p for p in (ROOT.parent.parent / "shared" / "data" / "acdc",
              if (p / "training").is_dir()), ROOT.parent.parent / "shared" / "data" / "acdc")
 
 LVSEG = Path(__file__).resolve().parent.parent / "examples" / "lv_segmentation" / "lvseg"
+
+
+def add_run_options(p: argparse.ArgumentParser, work: Path, workers: int = 2) -> None:
+    """The options of an LV study that trains on ACDC in run folders: ``--data-dir``, ``--work``
+    (default ``work``), ``--threads`` and :func:`_schedule.add_options`."""
+    p.add_argument("--data-dir", type=Path, default=ACDC, help="the ACDC folder (holds training/)")
+    p.add_argument("--work", type=Path, default=work, help="run folders")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    _schedule.add_options(p, workers=workers)
 
 
 def lvseg_commit() -> dict[str, Any]:

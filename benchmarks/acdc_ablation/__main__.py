@@ -175,10 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     p = h.parser(__doc__, "smoke run (acdc_ablation_quick.*)", replot=False)
     p.add_argument("--replot", action="store_true", help="redraw JSON and PNG from the JSONL")
     p.add_argument("--measure", action="store_true", help="time iterations, print the cost")
-    p.add_argument("--data-dir", type=Path, default=lv.ACDC, help="the ACDC folder (holds training/)")
-    p.add_argument("--work", type=Path, default=ROOT / ".runs", help="run folders")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
-    _schedule.add_options(p)
+    lv.add_run_options(p, ROOT / ".runs")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     plan = QUICK if args.quick else FULL

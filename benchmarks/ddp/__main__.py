@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from benchmarks import _harness as h
 from benchmarks.ddp._worker import _worker
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -94,9 +95,8 @@ def main(argv: list[str] | None = None) -> None:
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "torch": torch.__version__},
               "options": vars(args), "rounds": rounds}  # fmt: skip
-    OUT.mkdir(exist_ok=True)
     path = OUT / ("ddp_quick.json" if args.quick else "ddp.json")
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    h.atomic_write(path, json.dumps(result, indent=1) + "\n")
     print(json.dumps(table, indent=1))
     print(f"wrote {path}")
 

@@ -203,10 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     p = h.parser(__doc__, "smoke run on phantoms (lv_smoothness_quick.*)", replot=False)
     p.add_argument("--replot", action="store_true", help="rewrite the table from the JSONL")
     p.add_argument("--scale", action="store_true", help="the lambda-scale probe (ACDC)")
-    p.add_argument("--data-dir", type=Path, default=lv.ACDC, help="the ACDC folder (holds training/)")
-    p.add_argument("--work", type=Path, default=ROOT / ".runs", help="run folders")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
-    _schedule.add_options(p, workers=1)
+    lv.add_run_options(p, ROOT / ".runs", workers=1)
     args = p.parse_args(argv)
     plan = QUICK if args.quick else FULL
     stem = "lv_smoothness_quick" if args.quick else "lv_smoothness"
