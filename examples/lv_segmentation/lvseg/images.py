@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from lvseg.data.readers import dicom_pixels, dicom_spacing, read_nifti_file
+
 __all__ = ["check_slice_inputs", "read_image"]
 
 
@@ -67,11 +69,8 @@ def read_image(
             )
         spacing = None
     elif name.endswith((".nii", ".nii.gz")):
-        import nibabel as nib
-
-        volume = nib.load(str(path))
-        data = np.asarray(volume.dataobj, dtype=np.float32)
-        zooms = volume.header.get_zooms()
+        nifti = read_nifti_file(path, ndims=(2, 3))
+        data = nifti.array
         if data.ndim == 3:
             if slice_index is None and data.shape[2] != 1:
                 raise ValueError(
@@ -81,18 +80,18 @@ def read_image(
             if not 0 <= z < data.shape[2]:
                 raise ValueError(f"--slice must be in [0, {data.shape[2] - 1}]; got {z}")
             data = data[:, :, z]
-        image, spacing = data, (float(zooms[0]), float(zooms[1]))
+        image, spacing = data, nifti.zooms[:2]
     else:
         import pydicom
 
         try:
             ds = pydicom.dcmread(path)
-            image = ds.pixel_array.astype(np.float32)
-        except Exception as error:
+        except Exception as error:  # pydicom raises many kinds for damaged files
             raise ValueError(
                 f"{path} is not a readable DICOM, NIfTI (.nii, .nii.gz) or .npy image ({error})"
             ) from None
-        spacing = (float(ds.PixelSpacing[0]), float(ds.PixelSpacing[1])) if "PixelSpacing" in ds else None
+        image = dicom_pixels(ds, path)
+        spacing = dicom_spacing(ds, path, required=False)
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 2:
         raise ValueError(f"{path} must hold a 2-D slice; got shape {image.shape}")
