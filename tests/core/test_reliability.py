@@ -122,6 +122,35 @@ def test_a_diverging_fit_raises_and_leaves_the_model_unchanged(loss, kind):
     assert all(p.grad is None for p in est.model.parameters())
 
 
+class _Scaled(nn.Module):
+    """A surrogate of ``fn(x, w)`` for a black box with two arguments."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 3)
+
+    def forward(self, x, w):
+        return self.linear(x * w)
+
+
+@pytest.mark.parametrize(
+    "loss,kind", [(nan_loss, "loss"), (inf_gradient, "gradient")], ids=["loss", "gradient"]
+)
+def test_a_diverging_fit_with_several_arguments_raises_the_same_error(loss, kind):
+    """One fit loop for one and several arguments (the latter said "loss or gradient", no count)."""
+    est = Surrogate(_Scaled(), samples=4, fit_steps=2, fit_loss=loss, generator=gen(0))
+    before = {k: v.clone() for k, v in est.model.state_dict().items()}
+    x = torch.randn(2, 3, generator=gen(1), requires_grad=True)
+    w = torch.randn(2, 3, generator=gen(2), requires_grad=True)
+    with pytest.raises(
+        FloatingPointError,
+        match=rf"surrogate fit step 1 of 2 had a NaN/inf {kind} .*that step was skipped .*"
+        r"pass nonfinite_fit='skip' to Surrogate",
+    ):
+        Bypass(lambda x, w: torch.sin(x * w), est, shared=())(x, w)
+    assert all(torch.equal(before[k], v) for k, v in est.model.state_dict().items())
+
+
 def test_nonfinite_fit_skip_reports_the_skipped_steps():
     est = surrogate(fit_loss=nan_loss, nonfinite_fit="skip")
     before = {k: v.clone() for k, v in est.model.state_dict().items()}
