@@ -15,17 +15,14 @@ from lvseg.data import bundled_sunnybrook, load_acdc
 from lvseg.data import readers
 from lvseg.images import read_image
 from lvseg.volumes import read_volume
+from lvseg_testing import edit_dicom
 
 
 def _dicom(tmp_path: Path, **fields: object) -> Path:
     source = next((bundled_sunnybrook() / "dicoms" / "SCD0000101").glob("*.dcm"))
     path = tmp_path / "slice.dcm"
     shutil.copy(source, path)
-    ds = pydicom.dcmread(path)
-    for name, value in fields.items():
-        setattr(ds, name, value)
-    ds.save_as(path)
-    return path
+    return edit_dicom(path, **fields)
 
 
 def test_every_nifti_reader_bounds_the_size_before_reading(

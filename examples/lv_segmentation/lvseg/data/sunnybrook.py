@@ -236,19 +236,16 @@ def _load_slice(
     if "PixelData" not in ds:
         report.skip(REASON_NO_PIXEL_DATA, str(dicom_path), f"{dicom_path}: DICOM has no pixel data")
         return None
-    try:
+    reason = REASON_UNREADABLE_DICOM
+    try:  # each step's message names the file
         image = dicom_pixels(ds, dicom_path)
-    except ValueError as err:
-        report.skip(REASON_UNREADABLE_DICOM, str(dicom_path), str(err))
-        return None
-    if image.ndim != 2:
-        report.skip(REASON_UNREADABLE_DICOM, str(dicom_path),
-                    f"{dicom_path}: expected a 2-D image; got pixel data of shape {image.shape}")
-        return None
-    try:
+        if image.ndim != 2:
+            raise ValueError(f"{dicom_path}: expected a 2-D image; got pixel data of shape "
+                             f"{image.shape}")
+        reason = REASON_NO_PIXEL_SPACING
         spacing = dicom_spacing(ds, dicom_path)
     except ValueError as err:
-        report.skip(REASON_NO_PIXEL_SPACING, str(dicom_path), str(err))
+        report.skip(reason, str(dicom_path), str(err))
         return None
     mask = polygon_to_mask(points, image.shape)
     if not mask.any():
