@@ -13,7 +13,7 @@ import pytest
 
 from lvseg.data import bundled_sunnybrook, load_acdc
 from lvseg.data import readers
-from lvseg.images import read_image
+from lvseg.images import check_slice_inputs, read_image
 from lvseg.volumes import read_volume
 from lvseg_testing import edit_dicom
 
@@ -68,3 +68,15 @@ def test_predict_reads_a_dicom_as_training_does(tmp_path: Path) -> None:
     del ds.PixelSpacing
     ds.save_as(path)
     assert read_image(path)[1] is None  # no spacing: predict's --spacing or the default
+
+
+def test_a_damaged_nifti_is_named_by_every_reader(tmp_path: Path) -> None:
+    path = tmp_path / "junk.nii.gz"
+    path.write_bytes(b"not a nifti")
+    expected = rf"{path} is not a readable NIfTI volume \(ImageFileError: "
+    with pytest.raises(ValueError, match=expected):
+        check_slice_inputs([path])  # was nibabel's own error, a traceback
+    with pytest.raises(ValueError, match=expected):
+        read_image(path)
+    with pytest.raises(ValueError, match=expected):
+        read_volume(path)

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lvseg.data.readers import dicom_pixels, dicom_spacing, read_nifti_file
+from lvseg.data.readers import dicom_pixels, dicom_spacing, nifti_shape, read_nifti_file
 
 __all__ = ["check_slice_inputs", "read_image"]
 
@@ -21,16 +21,15 @@ def check_slice_inputs(paths: Sequence[str | os.PathLike[str]]) -> None:
     """Refuse volumes where ``--center`` asks for single 2-D slices (a folder or a 4-D NIfTI).
 
     Raises:
-        ValueError: naming the input and the fix (leave ``--center`` out).
+        ValueError: naming the input and the fix (leave ``--center`` out), or a NIfTI file
+            whose header cannot be read.
     """
     for path in paths:
         kind = None
         if Path(path).is_dir():
             kind = "a folder (a DICOM series or a patient)"
         elif str(path).lower().endswith((".nii", ".nii.gz")) and Path(path).is_file():
-            import nibabel as nib
-
-            shape = nib.load(str(path)).shape
+            shape = nifti_shape(path)
             if len(shape) > 3 and any(s > 1 for s in shape[3:]):
                 kind = f"a 4-D cine of shape {tuple(shape)}"
         if kind is not None:

@@ -19,7 +19,7 @@ import numpy as np
 from lvseg.data.types import positive_pair
 
 __all__ = ["MAX_VOXELS", "NiftiFile", "check_size", "dicom_pixels", "dicom_spacing",
-           "read_nifti_file"]
+           "nifti_shape", "read_nifti_file"]
 
 #: Most voxels (all frames together) lvseg reads into memory: checked before allocating.
 MAX_VOXELS = 2**28
@@ -73,12 +73,7 @@ def read_nifti_file(
         ValueError: naming the file, if nibabel cannot read it, it has another number of axes
             or too many voxels.
     """
-    import nibabel as nib
-
-    try:
-        img = nib.load(os.fspath(path))
-    except Exception as error:  # nibabel raises many kinds for damaged files
-        raise _unreadable(path, error) from None
+    img = _load(path)
     shape = tuple(int(s) for s in img.shape)
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
@@ -96,6 +91,25 @@ def read_nifti_file(
         raise _unreadable(path, error) from None
     zooms += [1.0] * (3 - len(zooms))
     return NiftiFile(data, (zooms[0], zooms[1], zooms[2]), img.affine, img.header.copy())
+
+
+def nifti_shape(path: str | os.PathLike[str]) -> tuple[int, ...]:
+    """The voxel array shape of a NIfTI file, from its header (no voxel is read).
+
+    Raises:
+        ValueError: naming the file, if nibabel cannot read its header.
+    """
+    return tuple(int(s) for s in _load(path).shape)
+
+
+def _load(path: str | os.PathLike[str]) -> Any:
+    """The nibabel image of ``path`` (its header read, its voxels not yet)."""
+    import nibabel as nib
+
+    try:
+        return nib.load(os.fspath(path))
+    except Exception as error:  # nibabel raises many kinds for damaged files
+        raise _unreadable(path, error) from None
 
 
 def _unreadable(path: str | os.PathLike[str], error: Exception) -> ValueError:
