@@ -200,6 +200,8 @@ def test_a_full_disk_leaves_the_previous_mask_and_no_partial_file(
     assert str(info.value) == (f"cannot write {path}: the disk is full; no partial file was left "
                                "there")
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
+    with pytest.raises(ValueError, match=r"path must end in .nii or .nii.gz; got '.*v_lv.img'"):
+        write_mask_nifti(tmp_path / "v_lv.img", volume, np.zeros(volume.array.shape, bool))
 
 
 def test_a_volume_without_header_gets_its_spacing_as_zooms(tmp_path: Path) -> None:

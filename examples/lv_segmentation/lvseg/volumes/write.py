@@ -50,12 +50,15 @@ def write_mask_nifti(path: str | os.PathLike[str], volume: Volume, masks: np.nda
     cine); the affine and header are the input's (a DICOM series gets its computed affine).
 
     Raises:
-        ValueError: if the masks' shape differs from the volume's or ``label`` is not 1..255.
+        ValueError: if ``path`` does not end in ``.nii`` or ``.nii.gz``, the masks' shape differs
+            from the volume's or ``label`` is not 1..255.
         OSError: ``cannot write PATH: REASON ...`` (:func:`~lvseg.rundir.atomic_write_with`);
             no partial file is left.
     """
     import nibabel as nib
 
+    if not str(path).endswith((".nii", ".nii.gz")):  # nibabel picks the format from it
+        raise ValueError(f"path must end in .nii or .nii.gz; got {str(path)!r}")
     masks = np.asarray(masks, dtype=bool)
     if masks.shape != volume.array.shape:
         raise ValueError(f"masks must have the volume's shape {volume.array.shape}; got "
