@@ -67,12 +67,30 @@ class Weights:
         counts: per group, the samples used per batch item (an ``int`` when none was dropped,
             else a ``(B,)`` tensor).
         stats: the :class:`~diffbypass.ESStats` of the estimate.
+
+    Raises:
+        ValueError: if ``groups`` are not positive sample counts summing to ``S``, or
+            ``counts`` does not hold one entry per group.
     """
 
     values: Tensor
     groups: tuple[int, ...]
     counts: tuple[Tensor | int, ...]
     stats: ESStats
+
+    def __post_init__(self) -> None:
+        _check_groups(self.groups, self.values.shape[0])
+        if len(self.counts) != len(self.groups):
+            raise ValueError(f"counts must hold one count per group ({len(self.groups)}); got "
+                             f"{len(self.counts)}")
+
+
+def _check_groups(groups: Sequence[int], s: int) -> tuple[int, ...]:
+    """``groups`` as a tuple of positive sample counts summing to ``s``."""
+    groups = tuple(groups)
+    if not groups or sum(groups) != s or min(groups) < 1:
+        raise ValueError(f"groups must be positive sample counts summing to S = {s}; got {groups}")
+    return groups
 
 
 def sample_weights(
@@ -93,9 +111,7 @@ def sample_weights(
         BlackBoxError: a batch item has no usable sample left in some group.
     """
     s, b = ys.shape[0], ys.shape[1]
-    groups = tuple(groups)
-    if not groups or sum(groups) != s or min(groups) < 1:
-        raise ValueError(f"groups must be positive sample counts summing to S = {s}; got {groups}")
+    groups = _check_groups(groups, s)
     values = (ys * grad_y.unsqueeze(0)).reshape(s, b, -1).sum(dim=2)  # (S, B)
     if baseline:
         values = values - (y * grad_y).reshape(b, -1).sum(dim=1)
@@ -128,17 +144,16 @@ def combine(weights: Weights, score: Tensor, scale: float | Tensor) -> Tensor:
     inv = None
     if isinstance(scale, Tensor):
         inv = torch.where(scale > 0, 1 / scale.clamp(min=torch.finfo(scale.dtype).tiny), 0.0)
-    total, start = None, 0
+    terms, start = [], 0
     for size, count in zip(weights.groups, weights.counts):
         part = slice(None) if len(weights.groups) == 1 else slice(start, start + size)
         start += size
         if isinstance(count, Tensor):
             count = count.reshape(b, *([1] * rest))
         summed = (w[part] * score[part]).sum(dim=0)
-        term = summed * inv / count if inv is not None else summed / (scale * count)
-        total = term if total is None else total + term
-    assert total is not None, "groups is never empty"
-    return total
+        terms.append(summed * inv / count if inv is not None else summed / (scale * count))
+    # at least one term: Weights refuses empty groups (Weights.__post_init__)
+    return sum(terms[1:], terms[0])
 
 
 def smoothed_vjp(

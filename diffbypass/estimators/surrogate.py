@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import torch
@@ -13,6 +12,7 @@ from diffbypass import distributed
 from diffbypass.arguments import Packed
 from diffbypass.base import Estimator, Evaluator
 from diffbypass.blackbox import BlackBoxError
+from diffbypass.estimators._fit_loop import fit_loop
 from diffbypass.estimators._optimizer import OptimizerSpec, make_optimizer
 from diffbypass.estimators.surrogate_calls import SurrogateCalls
 from diffbypass.estimators._threads import (
@@ -205,57 +205,17 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
         fresh = len(inputs)  # agreement is measured on these; replayed pairs only add fit data
         if self.replay is not None:
             inputs, targets = self.replay.extend(inputs, targets, near=x)
-        losses, skipped = [], 0
-        threads = self._threads(len(inputs))
-        with torch.enable_grad(), num_threads(threads):
-            for step in range(self.fit_steps):
-                self.optimizer.zero_grad(set_to_none=True)
-                pred = self.model(inputs)
-                if step == 0:
-                    before = self.fit_loss.agreement(pred.detach()[:fresh], targets[:fresh])
-                loss = self.fit_loss(pred, targets)
-                loss.backward()
-                losses.append(float(loss.detach()))
-                if self._finite_step(self._average(losses[-1])):
-                    self.optimizer.step()
-                    continue
-                skipped += 1
-                if self.nonfinite_fit == "raise":
-                    self.optimizer.zero_grad(set_to_none=True)
-                    raise FloatingPointError(
-                        f"surrogate fit step {step + 1} of {self.fit_steps} had a NaN/inf "
-                        f"{'loss' if not _finite(losses[-1]) else 'gradient'} (loss {losses[-1]}); "
-                        "that step was skipped (the model keeps its previous weights). Lower lr, check the "
-                        "model and fn's outputs, or pass nonfinite_fit='skip' to Surrogate to "
-                        "skip such steps and count them in stats.skipped"
-                    )
-        self.optimizer.zero_grad(set_to_none=True)
-        after = None
-        if self.report_after:
-            with torch.no_grad(), num_threads(threads):
-                after = self.fit_loss.agreement(self.model(inputs[:fresh]), targets[:fresh])
-        return self._publish(FitStats(
-            loss_first=losses[0], loss_last=losses[-1], agreement_before=before,
-            agreement_after=after, metric=self.fit_loss.metric, samples=fresh,
-            dropped=dropped, steps=self.fit_steps - skipped, skipped=skipped,
-        ))  # fmt: skip
+        return fit_loop(
+            self, lambda: self.model(inputs), lambda pred: self.fit_loss(pred, targets),
+            lambda pred: self.fit_loss.agreement(pred.detach()[:fresh], targets[:fresh]),
+            lambda: self.fit_loss.agreement(self.model(inputs[:fresh]), targets[:fresh]),
+            threads=self._threads(len(inputs)), samples=fresh, dropped=dropped)
 
     def _share(self) -> None:
         """Under DDP, copy rank 0's model and optimiser state to every rank at the first fit."""
         if not self._shared and distributed.active():
             distributed.broadcast_module(self.model, self.optimizer)
             self._shared = True
-
-    def _average(self, loss: float) -> float:
-        """Under DDP, average the fit gradients (and ``loss``) over the ranks; else ``loss``."""
-        return distributed.average_gradients(self.model.parameters(), loss)
-
-    def _finite_step(self, loss: float) -> bool:
-        """Is the loss finite and every gradient of the model finite (one synchronisation)?"""
-        if not _finite(loss):
-            return False
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        return not grads or bool(torch.stack([g.isfinite().all() for g in grads]).all())
 
     def _cast(self, x: Tensor) -> Tensor:
         """``x`` in the model's (floating) dtype; autograd casts the gradient back."""
@@ -285,7 +245,3 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
             f"sigma={self.sigma}, samples={self.samples}, fit_steps={self.fit_steps}, "
             f"fit_loss={self.fit_loss.name!r}"
         )
-
-
-def _finite(value: float) -> bool:
-    return math.isfinite(value)

@@ -15,9 +15,11 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils import _pytree as pytree
 
 from diffbypass.arguments import Call, Packed, as_outputs
 from diffbypass.base import BlackBoxError
+from diffbypass.estimators._fit_loop import fit_loop
 from diffbypass.estimators._threads import num_threads
 from diffbypass.stats import FitStats
 
@@ -72,10 +74,13 @@ class SurrogateCalls:
         return as_outputs(torch.func.functional_call(self.model, self._detached(), cast.args, cast.kwargs))  # type: ignore[attr-defined]
 
     def _cast_packed(self, packed: Packed) -> Packed:
-        from torch.utils import _pytree as pytree
+        """``packed`` with every floating tensor in the model's dtype."""
+        return Packed(pytree.tree_map(self._cast_float, packed.args),
+                      pytree.tree_map(self._cast_float, packed.kwargs))
 
-        cast = lambda v: self._cast(v) if isinstance(v, Tensor) and v.is_floating_point() else v  # type: ignore[attr-defined]  # noqa: E731
-        return Packed(pytree.tree_map(cast, packed.args), pytree.tree_map(cast, packed.kwargs))
+    def _cast_float(self, value: Any) -> Any:
+        """A floating tensor in the model's dtype; anything else (integer indices) as it is."""
+        return self._cast(value) if isinstance(value, Tensor) and value.is_floating_point() else value  # type: ignore[attr-defined]
 
     def fit_call(self, blackbox: Any, call: Call) -> FitStats:
         """Sample around the call's arguments, evaluate ``fn`` there and fit the model."""
@@ -86,73 +91,47 @@ class SurrogateCalls:
             perturbed[i] = leaf.unsqueeze(0) + self.sampler.scale_of(call, i) * self.sampler.noise(leaf)  # type: ignore[attr-defined]
         outs, valid = blackbox.many_calls(call, perturbed, what="surrogate fit samples")
         s, b, fitted = outs[0].shape[0], call.batch, self._fitted(outs)
-        groups = []  # (packed arguments, targets, kept rows)
+        # the model's inputs: cast once here, not per group (fn was called with the originals)
+        leaves = [self._cast_float(leaf) for leaf in call.leaves]
+        perturbed = [None if p is None else self._cast_float(p) for p in perturbed]
+        groups = []  # (argument leaves, targets, kept rows)
         if not any(p is not None and sh for p, sh in zip(perturbed, call.shared)):
             flat = [leaf if sh else (p if p is not None else leaf.unsqueeze(0).expand(s, *leaf.shape))
-                    .reshape(s * b, *leaf.shape[1:]) for leaf, p, sh in zip(call.leaves, perturbed, call.shared)]  # fmt: skip
+                    .reshape(s * b, *leaf.shape[1:]) for leaf, p, sh in zip(leaves, perturbed, call.shared)]  # fmt: skip
             keep = None if valid is None else valid.flatten()
             groups.append((flat, [outs[k].flatten(0, 1) for k in fitted], keep))
         else:
             for i in range(s):
-                one = [leaf if p is None else p[i] for leaf, p in zip(call.leaves, perturbed)]
+                one = [leaf if p is None else p[i] for leaf, p in zip(leaves, perturbed)]
                 groups.append((one, [outs[k][i] for k in fitted], None if valid is None else valid[i]))
         data = []
-        for leaves, targets, keep in groups:
+        for args, targets, keep in groups:
             if keep is not None:
-                leaves = [t if sh else t[keep] for t, sh in zip(leaves, call.shared)]
+                args = [t if sh else t[keep] for t, sh in zip(args, call.shared)]
                 targets = [y[keep] for y in targets]
             if len(targets[0]):
-                data.append((self._cast_packed(call.pack(leaves)), targets))
+                data.append((call.pack(args), targets))
         if not data:
             raise BlackBoxError("every perturbed sample of the surrogate fit was NaN/inf")
         fresh = sum(len(t[0]) for _, t in data)
-        return self._fit_steps(data, fitted, fresh, s * b - fresh)
+        return self._fit_groups(data, fitted, fresh, s * b - fresh)
 
-    def _fit_steps(
-        self, data: list[tuple[Packed, list[Tensor]]], fitted: list[int], fresh: int, dropped: int
-    ) -> FitStats:
+    def _fit_groups(self, data: list[tuple[Packed, list[Tensor]]], fitted: list[int], fresh: int,
+                    dropped: int) -> FitStats:
+        """The fit loop (:func:`~diffbypass.estimators._fit_loop.fit_loop`) on every group."""
         loss_fn = self.fit_loss  # type: ignore[attr-defined]
-        losses: list[float] = []
-        threads = self._threads(fresh)  # type: ignore[attr-defined]
 
         def predictions() -> list[tuple[Tensor, ...]]:
             return [tuple(as_outputs(packed(self.model))[k] for k in fitted) for packed, _ in data]  # type: ignore[attr-defined]
 
         def agreement(preds: list[tuple[Tensor, ...]]) -> float:
             parts = [loss_fn.agreement(torch.cat([p[k].detach() for p in preds]),
-                                       torch.cat([t[k] for _, t in data])) for k in range(len(data[0][1]))]  # fmt: skip
+                                       torch.cat([t[k] for _, t in data])) for k in range(len(fitted))]  # fmt: skip
             return float(sum(parts) / len(parts))
 
-        before, skipped = float("nan"), 0
-        with torch.enable_grad(), num_threads(threads):
-            for step in range(self.fit_steps):  # type: ignore[attr-defined]
-                self.optimizer.zero_grad(set_to_none=True)  # type: ignore[attr-defined]
-                preds = predictions()
-                if step == 0:
-                    before = agreement(preds)
-                loss = sum(loss_fn(p[k], t[k]) for p, (_, t) in zip(preds, data)
-                           for k in range(len(t))) / len(data)  # fmt: skip
-                loss.backward()  # type: ignore[union-attr]
-                losses.append(float(loss.detach()))  # type: ignore[union-attr]
-                if self._finite_step(self._average(losses[-1])):  # type: ignore[attr-defined]
-                    self.optimizer.step()  # type: ignore[attr-defined]
-                    continue
-                skipped += 1
-                if self.nonfinite_fit == "raise":  # type: ignore[attr-defined]
-                    self.optimizer.zero_grad(set_to_none=True)  # type: ignore[attr-defined]
-                    raise FloatingPointError(
-                        f"surrogate fit step {step + 1} had a NaN/inf loss or gradient "
-                        f"(loss {losses[-1]}); that step was skipped. Lower lr, or pass "
-                        "nonfinite_fit='skip' to Surrogate"
-                    )
-        self.optimizer.zero_grad(set_to_none=True)  # type: ignore[attr-defined]
-        after = None
-        if self.report_after and losses:  # type: ignore[attr-defined]
-            with torch.no_grad(), num_threads(threads):
-                after = agreement(predictions())
-        return self._publish(FitStats(  # type: ignore[attr-defined]
-            loss_first=losses[0] if losses else float("nan"),
-            loss_last=losses[-1] if losses else float("nan"), agreement_before=before,
-            agreement_after=after, metric=loss_fn.metric, samples=fresh, dropped=dropped,
-            steps=self.fit_steps - skipped, skipped=skipped,  # type: ignore[attr-defined]
-        ))  # fmt: skip
+        def loss_of(preds: list[tuple[Tensor, ...]]) -> Tensor:
+            return sum(loss_fn(p[k], t[k]) for p, (_, t) in zip(preds, data)  # type: ignore[return-value]
+                       for k in range(len(t))) / len(data)  # fmt: skip
+
+        return fit_loop(self, predictions, loss_of, agreement, lambda: agreement(predictions()),  # type: ignore[arg-type]
+                        threads=self._threads(fresh), samples=fresh, dropped=dropped)  # type: ignore[attr-defined]

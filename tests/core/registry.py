@@ -3,7 +3,8 @@
 To put a new estimator under the whole forward/backward contract, append an :class:`EstimatorSpec`
 to :data:`SPECS`: a name, a factory ``make(seed, problem)`` building a *fresh* estimator whose
 randomness comes only from ``seed``, which fn outputs it supports, and whether it calls ``fn`` in
-its backward pass. The black boxes the suite runs are the :data:`CASES` below.
+its backward pass. The black boxes the suite runs are the :data:`CASES` below; how the suite
+builds and runs one pair is ``contract_run.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from torch import Tensor, nn
 from diffbypass import (
     DBB,
     ES,
-    Bypass,
     Estimator,
     FiniteDifference,
     Gated,
@@ -84,241 +84,91 @@ def mlp(problem: Problem, seed: int, *, logits: bool = False) -> nn.Module:
     return net.to(problem.dtype)
 
 
+REAL, INT = frozenset({"real"}), frozenset({"int"})
+
+
 @dataclass(frozen=True)
 class EstimatorSpec:
-    """One estimator configuration under the shared contract."""
+    """One estimator configuration under the shared contract (the defaults: an estimator of
+    real-valued fns of any output shape that calls ``fn`` in its backward and whose gradients
+    depend on the seed, as ES does)."""
 
     name: str
     make: Callable[[int, Problem], Estimator]
-    outputs: frozenset[str]  # fn output kinds it supports: "real", "int"
-    same_shape_only: bool  # needs fn's output shape == input shape
-    calls_fn_in_backward: bool
-    stochastic: bool  # does the seed change its gradients?
+    outputs: frozenset[str] = REAL  # fn output kinds it supports: "real", "int"
+    same_shape_only: bool = False  # needs fn's output shape == input shape
+    calls_fn_in_backward: bool = True
+    stochastic: bool = True  # does the seed change its gradients?
 
     def supports(self, case: FnCase) -> bool:
         return case.kind in self.outputs and (case.same_shape or not self.same_shape_only)
 
 
-REAL, INT = frozenset({"real"}), frozenset({"int"})
+def small_surrogate(p: Problem, seed: int, **kw: Any) -> Surrogate:
+    """The surrogate of the surrogate specs and inside the guided and gated ones."""
+    return Surrogate(mlp(p, seed), sigma=0.5, samples=4, fit_steps=2, lr=1e-2, generator=gen(seed),
+                     **kw)
 
 
-def small_surrogate(p: Problem, seed: int) -> Surrogate:
-    """The surrogate inside the guided and gated specs."""
-    return Surrogate(mlp(p, seed), sigma=0.5, samples=4, fit_steps=2, lr=1e-2, generator=gen(seed))
+#: the options of an estimator that, like a surrogate, does not call fn in its backward
+FITTED = {"calls_fn_in_backward": False}
+#: ... and of straight-through, which is deterministic besides and keeps the input's shape
+STRAIGHT = {"same_shape_only": True, "calls_fn_in_backward": False, "stochastic": False}
 
 SPECS = [
-    EstimatorSpec(
-        "es",
-        lambda seed, p: ES(sigma=0.5, samples=8, generator=gen(seed)),
-        REAL,
-        False,
-        True,
-        True,
-    ),
-    EstimatorSpec(
-        "es_plain",
-        lambda seed, p: ES(
-            sigma=0.5, samples=7, antithetic=False, baseline=False, generator=gen(seed)
-        ),
-        REAL,
-        False,
-        True,
-        True,
-    ),
-    EstimatorSpec(
-        "es_ranks",
-        lambda seed, p: ES(sigma=0.5, samples=8, shaping="centered_ranks", generator=gen(seed)),
-        REAL,
-        False,
-        True,
-        True,
-    ),
-    EstimatorSpec(
-        "surrogate_mse",
-        lambda seed, p: Surrogate(
-            mlp(p, seed), sigma=0.5, samples=4, fit_steps=2, lr=1e-2, generator=gen(seed)
-        ),
-        REAL,
-        False,
-        False,
-        True,
-    ),
+    EstimatorSpec("es", lambda seed, p: ES(sigma=0.5, samples=8, generator=gen(seed))),
+    EstimatorSpec("es_plain", lambda seed, p: ES(
+        sigma=0.5, samples=7, antithetic=False, baseline=False, generator=gen(seed))),
+    EstimatorSpec("es_ranks", lambda seed, p: ES(
+        sigma=0.5, samples=8, shaping="centered_ranks", generator=gen(seed))),
+    EstimatorSpec("surrogate_mse", lambda seed, p: small_surrogate(p, seed), **FITTED),
     EstimatorSpec(
         "surrogate_huber_sgd",  # callable fit loss, optimiser factory with state, antithetic noise
         lambda seed, p: Surrogate(
-            mlp(p, seed),
-            sigma=0.5,
-            samples=4,
-            fit_steps=2,
-            fit_loss=F.smooth_l1_loss,
-            optimizer=lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9),
-            antithetic=True,
+            mlp(p, seed), sigma=0.5, samples=4, fit_steps=2, fit_loss=F.smooth_l1_loss,
+            optimizer=lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9), antithetic=True,
             generator=gen(seed),
         ),
-        REAL,
-        False,
-        False,
-        True,
+        **FITTED,
     ),
     EstimatorSpec(
         "surrogate_ce",
-        lambda seed, p: Surrogate(
-            mlp(p, seed, logits=True),
-            sigma=0.5,
-            samples=4,
-            fit_steps=2,
-            fit_loss="ce",
-            lr=1e-2,
-            generator=gen(seed),
-        ),
-        INT,
-        False,
-        False,
-        True,
+        lambda seed, p: Surrogate(mlp(p, seed, logits=True), sigma=0.5, samples=4, fit_steps=2,
+                                  fit_loss="ce", lr=1e-2, generator=gen(seed)),
+        outputs=INT, **FITTED,
     ),
-    EstimatorSpec("straight_through", lambda seed, p: StraightThrough(), REAL, True, False, False),
-    EstimatorSpec(
-        "straight_through_neg", lambda seed, p: StraightThrough(scale=-1), REAL, True, False, False
-    ),
-    EstimatorSpec(
-        "es_relative",
-        lambda seed, p: ES(sigma=Relative(0.3), samples=8, generator=gen(seed)),
-        REAL,
-        False,
-        True,
-        True,
-    ),
+    EstimatorSpec("straight_through", lambda seed, p: StraightThrough(), **STRAIGHT),
+    EstimatorSpec("straight_through_neg", lambda seed, p: StraightThrough(scale=-1), **STRAIGHT),
+    EstimatorSpec("es_relative", lambda seed, p: ES(
+        sigma=Relative(0.3), samples=8, generator=gen(seed))),
     EstimatorSpec(
         "es_per_coordinate",  # a 0-d tensor broadcasts to any item shape
         lambda seed, p: ES(sigma=torch.tensor(0.4), samples=6, generator=gen(seed)),
-        REAL,
-        False,
-        True,
-        True,
     ),
-    EstimatorSpec(
-        "perturbed_gaussian",
-        lambda seed, p: Perturbed(sigma=0.5, samples=8, generator=gen(seed)),
-        REAL,
-        False,
-        True,
-        True,
-    ),
-    EstimatorSpec(
-        "perturbed_gumbel_min",
-        lambda seed, p: Perturbed(
-            sigma=0.5, samples=6, noise="gumbel", sense="min", baseline=False, generator=gen(seed)
-        ),
-        REAL,
-        False,
-        True,
-        True,
-    ),
-    EstimatorSpec("dbb", lambda seed, p: DBB(lam=2.0), REAL, True, True, False),
-    EstimatorSpec(
-        "guided_es_surrogate",
-        lambda seed, p: GuidedES(
-            small_surrogate(p, seed),
-            sigma=0.5,
-            samples=8,
-            history=2,
-            variant="unbiased",
-            generator=gen(seed + 1),
-        ),
-        REAL,
-        False,
-        True,
-        True,
-    ),
+    EstimatorSpec("perturbed_gaussian", lambda seed, p: Perturbed(
+        sigma=0.5, samples=8, generator=gen(seed))),
+    EstimatorSpec("perturbed_gumbel_min", lambda seed, p: Perturbed(
+        sigma=0.5, samples=6, noise="gumbel", sense="min", baseline=False, generator=gen(seed))),
+    EstimatorSpec("dbb", lambda seed, p: DBB(lam=2.0), same_shape_only=True, stochastic=False),
+    EstimatorSpec("guided_es_surrogate", lambda seed, p: GuidedES(
+        small_surrogate(p, seed), sigma=0.5, samples=8, history=2, variant="unbiased",
+        generator=gen(seed + 1))),
     EstimatorSpec(
         "guided_es_fn",  # a fixed guide function, no antithetic pairs
         lambda seed, p: GuidedES(
             lambda x, v: torch.ones_like(x), sigma=0.5, samples=5, alpha=0.4, antithetic=False,
             variant="unbiased", generator=gen(seed),
         ),
-        REAL,
-        False,
-        True,
-        True,
     ),
-    EstimatorSpec(
-        "guided_es_paper",
-        lambda seed, p: GuidedES(
-            lambda x, v: x.sign(), sigma=0.5, samples=4, variant="paper", generator=gen(seed)
-        ),
-        REAL,
-        False,
-        True,
-        True,
-    ),
-    EstimatorSpec(
-        "gated",
-        lambda seed, p: Gated(
-            small_surrogate(p, seed),
-            probe=ES(sigma=0.5, samples=4, generator=gen(seed + 1)),
-            every=2,
-            min_agreement=0.0,
-        ),
-        REAL,
-        False,
-        True,
-        True,
-    ),
-    EstimatorSpec(
-        "surrogate_replay",
-        lambda seed, p: Surrogate(
-            mlp(p, seed), sigma=0.5, samples=4, fit_steps=2, lr=1e-2, generator=gen(seed),
-            replay=ReplayBuffer(24, radius=3.0),
-        ),
-        REAL,
-        False,
-        False,
-        True,
-    ),
-    EstimatorSpec(
-        "finite_difference", lambda seed, p: FiniteDifference(eps=1e-3), REAL, False, True, False
-    ),
+    EstimatorSpec("guided_es_paper", lambda seed, p: GuidedES(
+        lambda x, v: x.sign(), sigma=0.5, samples=4, variant="paper", generator=gen(seed))),
+    EstimatorSpec("gated", lambda seed, p: Gated(
+        small_surrogate(p, seed), probe=ES(sigma=0.5, samples=4, generator=gen(seed + 1)),
+        every=2, min_agreement=0.0)),
+    EstimatorSpec("surrogate_replay", lambda seed, p: small_surrogate(
+        p, seed, replay=ReplayBuffer(24, radius=3.0)), **FITTED),
+    EstimatorSpec("finite_difference", lambda seed, p: FiniteDifference(eps=1e-3),
+                  stochastic=False),
 ]
 
 PAIRS = [(s, c) for s in SPECS for c in CASES if s.supports(c)]
-
-
-# ---------------------------------------------------------------------------------- helpers
-def make_layer(spec: EstimatorSpec, case: FnCase, seed: int, x: Tensor, **bypass_kw: Any) -> Bypass:
-    """A fresh ``Bypass(case.fn, spec.make(seed, ...))`` sized for inputs like ``x``."""
-    in_shape = tuple(x.shape[1:])
-    problem = Problem(in_shape, case.out_shape(in_shape), x.dtype, case.classes)
-    return Bypass(case.fn, spec.make(seed, problem), **bypass_kw)
-
-
-def expected_output(case: FnCase, x: Tensor) -> Tensor:
-    """``fn(x)`` as the tensor ``Bypass`` must return (same values and dtype)."""
-    out = case.fn(x.detach().clone())
-    return out if isinstance(out, Tensor) else torch.from_numpy(out)
-
-
-def gradient(layer: Bypass, x: Tensor, seed: int) -> Tensor:
-    """Forward, then backward with a seeded ``grad_output``; returns ``x``'s gradient.
-
-    For an integer-valued fn (no gradient through ``Bypass``) the loss goes on ``layer.predict``,
-    the surrogate's differentiable stand-in, after the forward has fitted it.
-    """
-    xx = x.detach().clone().requires_grad_(True)
-    y = layer(xx)
-    out = y if y.is_floating_point() else layer.predict(xx)
-    v = torch.randn(out.shape, generator=gen(seed), dtype=torch.float64).to(out.dtype)
-    out.backward(v)
-    assert xx.grad is not None
-    return xx.grad
-
-
-class Affine(nn.Module):
-    """A shape-preserving trainable layer to put in front of a Bypass in ``nn.Sequential``."""
-
-    def __init__(self, dtype: torch.dtype) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.tensor(1.5, dtype=dtype))
-        self.bias = nn.Parameter(torch.tensor(0.25, dtype=dtype))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.weight + self.bias

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from .registry import PAIRS, SPECS, Affine, expected_output, gen, gradient, make_layer
+from .contract_run import Affine, expected_output, gradient, make_layer
+from .registry import PAIRS, SPECS, gen
 
 PAIR_PARAMS = [pytest.param(s, c, id=f"{s.name}-{c.name}") for s, c in PAIRS]
 DTYPES = [pytest.param(torch.float32, id="f32"), pytest.param(torch.float64, id="f64")]

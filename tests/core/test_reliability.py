@@ -105,18 +105,39 @@ def inf_gradient(pred, target):
     return F.mse_loss(pred, target) + (pred - pred.detach()).abs().sqrt().sum()  # d/dp at 0: inf
 
 
+class _Scaled(nn.Module):
+    """A surrogate of ``fn(x, w)`` for a black box with two arguments."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 3)
+
+    def forward(self, x, w):
+        return self.linear(x * w)
+
+
+@pytest.mark.parametrize("several", [False, True], ids=["one_argument", "several_arguments"])
 @pytest.mark.parametrize(
     "loss,kind", [(nan_loss, "loss"), (inf_gradient, "gradient")], ids=["loss", "gradient"]
 )
-def test_a_diverging_fit_raises_and_leaves_the_model_unchanged(loss, kind):
-    est = surrogate(fit_loss=loss)
+def test_a_diverging_fit_raises_and_leaves_the_model_unchanged(loss, kind, several):
+    """One fit loop and one message for one argument and several (which said "loss or
+    gradient" and no step count)."""
+    if several:
+        est = Surrogate(_Scaled(), samples=4, fit_steps=2, fit_loss=loss, generator=gen(0))
+        x = torch.randn(2, 3, generator=gen(1), requires_grad=True)
+        w = torch.randn(2, 3, generator=gen(2), requires_grad=True)
+        call = lambda: Bypass(lambda x, w: torch.sin(x * w), est, shared=())(x, w)  # noqa: E731
+    else:
+        est = surrogate(fit_loss=loss)
+        call = lambda: Bypass(torch.sin, est)(torch.randn(2, 3, generator=gen(1)))  # noqa: E731
     before = {k: v.clone() for k, v in est.model.state_dict().items()}
     with pytest.raises(
         FloatingPointError,
         match=rf"surrogate fit step 1 of 2 had a NaN/inf {kind} .*that step was skipped .*"
         r"pass nonfinite_fit='skip' to Surrogate",
     ):
-        Bypass(torch.sin, est)(torch.randn(2, 3, generator=gen(1)))
+        call()
     after = est.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(p.grad is None for p in est.model.parameters())

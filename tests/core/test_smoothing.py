@@ -8,7 +8,7 @@ import torch
 
 from diffbypass import ES, BlackBox, BlackBoxError, Bypass, ESStats, GuidedES, NoiseSampler, Perturbed, Relative
 from diffbypass.noise import NOISES, Reflected
-from diffbypass.smoothing import smoothed_vjp
+from diffbypass.smoothing import Weights, combine, smoothed_vjp
 
 from .closed_forms import Z, sign_term_variance, smoothed_sign_grad
 from .registry import gen
@@ -143,3 +143,17 @@ def test_groups_must_cover_the_samples():
     eps = NoiseSampler(0.1, 4, generator=gen(0)).noise(XS)
     with pytest.raises(ValueError, match=r"groups must be positive sample counts summing to S = 4; got \(1, 2\)"):
         vjp(torch.sign, XS, eps, 0.1, groups=(1, 2))
+
+
+def test_weights_built_by_hand_are_checked_before_combine():
+    """A plugin may build ``Weights`` itself: empty groups are refused there, not by an assert."""
+    stats = ESStats(samples=4, dropped=0, value_std=0.0)
+    values = torch.ones(4, 2)
+    with pytest.raises(ValueError, match=r"groups must be positive sample counts summing to S = 4; got \(\)"):
+        Weights(values, (), (), stats)
+    with pytest.raises(ValueError, match=r"counts must hold one count per group \(2\); got 1"):
+        Weights(values, (2, 2), (2,), stats)
+    weights = Weights(values, (1, 3), (1, 3), stats)
+    score = torch.arange(8.0).reshape(4, 2)
+    expected = (score[0] / 1 + score[1:].sum(0) / 3) / 0.5
+    assert torch.allclose(combine(weights, score, 0.5), expected)

@@ -13,26 +13,20 @@ import signal
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import pytest
 
 from lvseg.cli import main
 from lvseg.data import resample
 from lvseg.prepare import prepare_data
 from lvseg.train import Trainer
-from lvseg_testing import TINY_ARGS, disc, one_error_line
+from lvseg_testing import TINY_ARGS, disc, edit_dicom, one_error_line
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _edit_dicom(folder: Path, **fields: object) -> Path:
     """Set DICOM ``fields`` in the first image of the ``small_sunnybrook`` copy."""
-    path = sorted((folder / "dicoms" / "SCD0000101").iterdir())[0]
-    ds = pydicom.dcmread(path)
-    for name, value in fields.items():
-        setattr(ds, name, value)
-    ds.save_as(path)
-    return path
+    return edit_dicom(sorted((folder / "dicoms" / "SCD0000101").iterdir())[0], **fields)
 
 
 # ------------------------------------------------------------- 4, 7. pixel spacing and sizes

@@ -109,3 +109,11 @@ def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
                    "    from lvseg.cli import main\n"
                    "def f():\n    from lvseg.train import Trainer\n")
     assert lvseg_imports(bad) == {"train"}
+
+
+def test_every_module_is_exported_and_documented() -> None:
+    """``lvseg.__all__`` names every top-level module, and the package docstring each one."""
+    assert set(lvseg.__all__) == set(FLOOR), sorted(set(lvseg.__all__) ^ set(FLOOR))
+    assert lvseg.__all__ == sorted(lvseg.__all__)
+    missing = [name for name in FLOOR if f":mod:`lvseg.{name}`" not in (lvseg.__doc__ or "")]
+    assert not missing, f"the lvseg docstring does not name {missing}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import warnings
@@ -31,6 +32,7 @@ from lvseg.volumes import (
     score_case,
     segment_volume,
     summarize_cases,
+    write_mask_nifti,
     write_phantom_patient,
     write_volume_results,
 )
@@ -153,10 +155,12 @@ def test_results_are_written_in_the_inputs_geometry(tmp_path: Path) -> None:
     victim = tmp_path / "victim.csv"
     victim.write_text("keep me")
     (out / "p4_volumes.csv").symlink_to(victim)  # a planted link is replaced, never followed
+    (out / "p4_lv.nii.gz").symlink_to(victim)
     paths = write_volume_results(out, "p4", case.volume, result, case, label=3)
     assert [p.name for p in paths] == ["p4_lv.nii.gz", "p4_montage_f01.png", "p4_montage_f03.png",
                                        "p4_volumes.json", "p4_volumes.csv"]
     assert victim.read_text() == "keep me" and not (out / "p4_volumes.csv").is_symlink()
+    assert not (out / "p4_lv.nii.gz").is_symlink()
     written = nib.load(str(out / "p4_lv.nii.gz"))
     source = nib.load(str(folder / "patient004_4d.nii.gz"))
     np.testing.assert_array_equal(written.affine, source.affine)
@@ -175,6 +179,29 @@ def test_results_are_written_in_the_inputs_geometry(tmp_path: Path) -> None:
     (tmp_path / "linked").symlink_to(out)
     with pytest.raises(ValueError, match="linked is a symbolic link; lvseg never writes through"):
         write_volume_results(tmp_path / "linked", "p4", case.volume, result, case)
+
+
+def test_a_full_disk_leaves_the_previous_mask_and_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lvseg.rundir
+
+    volume = Volume(np.zeros((1, 3, 8, 9)), (8.0, 1.25, 1.5), "v")
+    path = tmp_path / "v_lv.nii.gz"
+    write_mask_nifti(path, volume, np.zeros(volume.array.shape, bool))
+    before = path.read_bytes()
+
+    def full_disk(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lvseg.rundir.os, "fsync", full_disk)
+    with pytest.raises(OSError) as info:
+        write_mask_nifti(path, volume, np.ones(volume.array.shape, bool))
+    assert str(info.value) == (f"cannot write {path}: the disk is full; no partial file was left "
+                               "there")
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
+    with pytest.raises(ValueError, match=r"path must end in .nii or .nii.gz; got '.*v_lv.img'"):
+        write_mask_nifti(tmp_path / "v_lv.img", volume, np.zeros(volume.array.shape, bool))
 
 
 def test_a_volume_without_header_gets_its_spacing_as_zooms(tmp_path: Path) -> None:

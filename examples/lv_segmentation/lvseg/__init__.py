@@ -22,15 +22,17 @@ From the ground up:
 - :mod:`lvseg.prepare` — data preparation shared by training, evaluation and prediction;
   :mod:`lvseg.images` — reading the DICOM, NIfTI and ``.npy`` slices ``lvseg predict`` segments;
 - :mod:`lvseg.segment` — inference for every method; :mod:`lvseg.score` — segment, then score
-  (training's validation, the evaluation and the benchmarks);
+  (training's validation, the evaluation and the benchmarks); :mod:`lvseg.locate` — finding
+  the LV (the star's centre, or no LV) without ground truth; :mod:`lvseg.volumes` — whole
+  volumes: NIfTI/DICOM cines, ED/ES, LV volumes and EF, the challenge's 3-D protocol,
+  NIfTI/montage/JSON/CSV outputs;
 - :mod:`lvseg.runs` — open a run directory for training, load a trained run;
   :mod:`lvseg.hooks` — the metrics log and the progress bar; :mod:`lvseg.figures` — overlays and
   training curves;
 - :mod:`lvseg.train` (the training loop: hooks, exact resume, safe interruption),
   :mod:`lvseg.evaluate` (evaluation of a run) and :mod:`lvseg.predict` (prediction on new
   images), each with the config its command's options are generated from;
-- :mod:`lvseg.volumes` — whole volumes: NIfTI/DICOM cines, ED/ES, LV volumes and EF, the
-  challenge's 3-D protocol, NIfTI/montage/JSON/CSV outputs;
+  :mod:`lvseg.centre_free` — a trained run as the centre-free segmenter of whole volumes;
 - :mod:`lvseg.cli` — the ``lvseg`` command; :mod:`lvseg.cli_evaluate` — its ``evaluate`` runner.
 
 Submodules are imported on first use (PEP 562), so ``import lvseg`` starts neither torch nor
@@ -43,6 +45,7 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "centre_free",
     "checkpoint",
     "cli",
     "cli_evaluate",
@@ -57,6 +60,7 @@ __all__ = [
     "images",
     "interrupt",
     "jitter",
+    "locate",
     "methods",
     "metrics",
     "models",

@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from lvseg.data.readers import dicom_pixels, dicom_spacing, nifti_shape, read_nifti_file
+
 __all__ = ["check_slice_inputs", "read_image"]
 
 
@@ -19,16 +21,15 @@ def check_slice_inputs(paths: Sequence[str | os.PathLike[str]]) -> None:
     """Refuse volumes where ``--center`` asks for single 2-D slices (a folder or a 4-D NIfTI).
 
     Raises:
-        ValueError: naming the input and the fix (leave ``--center`` out).
+        ValueError: naming the input and the fix (leave ``--center`` out), or a NIfTI file
+            whose header cannot be read.
     """
     for path in paths:
         kind = None
         if Path(path).is_dir():
             kind = "a folder (a DICOM series or a patient)"
         elif str(path).lower().endswith((".nii", ".nii.gz")) and Path(path).is_file():
-            import nibabel as nib
-
-            shape = nib.load(str(path)).shape
+            shape = nifti_shape(path)
             if len(shape) > 3 and any(s > 1 for s in shape[3:]):
                 kind = f"a 4-D cine of shape {tuple(shape)}"
         if kind is not None:
@@ -67,11 +68,8 @@ def read_image(
             )
         spacing = None
     elif name.endswith((".nii", ".nii.gz")):
-        import nibabel as nib
-
-        volume = nib.load(str(path))
-        data = np.asarray(volume.dataobj, dtype=np.float32)
-        zooms = volume.header.get_zooms()
+        nifti = read_nifti_file(path, ndims=(2, 3))
+        data = nifti.array
         if data.ndim == 3:
             if slice_index is None and data.shape[2] != 1:
                 raise ValueError(
@@ -81,18 +79,18 @@ def read_image(
             if not 0 <= z < data.shape[2]:
                 raise ValueError(f"--slice must be in [0, {data.shape[2] - 1}]; got {z}")
             data = data[:, :, z]
-        image, spacing = data, (float(zooms[0]), float(zooms[1]))
+        image, spacing = data, nifti.zooms[:2]
     else:
         import pydicom
 
         try:
             ds = pydicom.dcmread(path)
-            image = ds.pixel_array.astype(np.float32)
-        except Exception as error:
+        except Exception as error:  # pydicom raises many kinds for damaged files
             raise ValueError(
                 f"{path} is not a readable DICOM, NIfTI (.nii, .nii.gz) or .npy image ({error})"
             ) from None
-        spacing = (float(ds.PixelSpacing[0]), float(ds.PixelSpacing[1])) if "PixelSpacing" in ds else None
+        image = dicom_pixels(ds, path)
+        spacing = dicom_spacing(ds, path, required=False)
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 2:
         raise ValueError(f"{path} must hold a 2-D slice; got shape {image.shape}")

@@ -55,20 +55,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         >>> atomic_write_bytes(p, b"abc"); p.read_bytes()
         b'abc'
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    _replace_when_written(Path(path), ".tmp", lambda tmp: tmp.write_bytes(data))
 
 
 def write_failure(error: OSError) -> str:
@@ -90,6 +77,19 @@ def atomic_write_with(path: str | os.PathLike[str], write: Callable[[Path], None
     """
     path = Path(path)
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+    try:
+        _replace_when_written(path, suffix, write)
+    except OSError as error:
+        raise OSError(f"cannot write {path}: {write_failure(error)}; no partial file was left "
+                      "there") from None
+
+
+def _replace_when_written(path: Path, suffix: str, write: Callable[[Path], None]) -> None:
+    """``write`` a new temporary file next to ``path``, fsync it, then move it over ``path``.
+
+    The temporary file is created (``mkstemp``: never an existing file or link) and removed on
+    any failure; :func:`os.replace` replaces a link at ``path`` instead of following it.
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
@@ -97,14 +97,11 @@ def atomic_write_with(path: str | os.PathLike[str], write: Callable[[Path], None
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException as error:
+    except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        if isinstance(error, OSError):
-            raise OSError(f"cannot write {path}: {write_failure(error)}; no partial file was left "
-                          "there") from None
         raise
 
 

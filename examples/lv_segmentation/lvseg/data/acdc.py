@@ -19,10 +19,10 @@ import os
 import re
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
-from lvseg.data.types import LoadReport, Slice
+from lvseg.data.readers import read_nifti_file
+from lvseg.data.types import LoadReport, Slice, positive_pair
 
 __all__ = [
     "LV_LABEL",
@@ -109,22 +109,13 @@ def load_acdc(
 
 
 def _read_volume(path: Path, labels: bool) -> tuple[np.ndarray, tuple[float, float]]:
-    img = nib.load(str(path))
-    if labels:
-        data = np.rint(np.asanyarray(img.dataobj)).astype(np.int16)
-    else:
-        data = img.get_fdata(dtype=np.float32)
-    while data.ndim > 3 and data.shape[-1] == 1:
-        data = data[..., 0]
-    if data.ndim == 2:
-        data = data[:, :, None]
-    if data.ndim != 3:
-        raise ValueError(f"expected a 3-D volume (X, Y, Z); got shape {data.shape}")
-    zooms = img.header.get_zooms()
-    spacing = (float(zooms[0]), float(zooms[1]))
-    if not all(np.isfinite(v) and v > 0 for v in spacing):
-        raise ValueError(f"header pixel spacing must be positive; got {spacing}")
-    return data, spacing
+    nifti = read_nifti_file(path, ndims=(2, 3), labels=labels)
+    spacing = positive_pair(nifti.zooms[:2])
+    if spacing is None:
+        raise ValueError(f"{path}: header pixel spacing must be two positive numbers; got "
+                         f"{nifti.zooms[:2]}")
+    data = nifti.array
+    return (data[:, :, None] if data.ndim == 2 else data), spacing
 
 
 def _load_frame(
@@ -133,9 +124,9 @@ def _load_frame(
     try:
         volume, spacing = _read_volume(image_path, labels=False)
         labels, _ = _read_volume(gt_path, labels=True)
-    except Exception as err:  # nibabel raises many types for damaged files
+    except ValueError as err:  # read_nifti_file names the file
         report.skip(REASON_UNREADABLE_NIFTI, str(image_path),
-                    f"{image_path}: unreadable NIfTI pair ({type(err).__name__}: {err})")
+                    f"{image_path}: unreadable NIfTI pair ({err})")
         return []
     if volume.shape != labels.shape:
         report.skip(REASON_SHAPE_MISMATCH, str(image_path),

@@ -25,6 +25,7 @@ import numpy as np
 import pydicom
 
 from lvseg.data.polygon import polygon_to_mask, read_contour
+from lvseg.data.readers import dicom_pixels, dicom_spacing
 from lvseg.data.types import LoadReport, Slice
 
 __all__ = [
@@ -205,16 +206,6 @@ def _read_link_csv(path: Path) -> dict[str, str]:
     return link
 
 
-def _pixel_spacing(value: object) -> tuple[float, float] | None:
-    try:
-        row_mm, col_mm = (float(v) for v in value)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        return None
-    if not (np.isfinite([row_mm, col_mm]).all() and row_mm > 0 and col_mm > 0):
-        return None
-    return row_mm, col_mm
-
-
 def _load_slice(
     dicom_path: Path,
     contour_path: Path,
@@ -245,27 +236,17 @@ def _load_slice(
     if "PixelData" not in ds:
         report.skip(REASON_NO_PIXEL_DATA, str(dicom_path), f"{dicom_path}: DICOM has no pixel data")
         return None
-    try:
-        pixels = ds.pixel_array
-    except Exception as err:
-        report.skip(REASON_UNREADABLE_DICOM, str(dicom_path),
-                    f"{dicom_path}: pixel data cannot be decoded ({type(err).__name__}: {err})")
+    reason = REASON_UNREADABLE_DICOM
+    try:  # each step's message names the file
+        image = dicom_pixels(ds, dicom_path)
+        if image.ndim != 2:
+            raise ValueError(f"{dicom_path}: expected a 2-D image; got pixel data of shape "
+                             f"{image.shape}")
+        reason = REASON_NO_PIXEL_SPACING
+        spacing = dicom_spacing(ds, dicom_path)
+    except ValueError as err:
+        report.skip(reason, str(dicom_path), str(err))
         return None
-    if pixels.ndim != 2:
-        report.skip(REASON_UNREADABLE_DICOM, str(dicom_path),
-                    f"{dicom_path}: expected a 2-D image; got pixel data of shape {pixels.shape}")
-        return None
-    spacing = _pixel_spacing(ds.get("PixelSpacing"))
-    if spacing is None:
-        report.skip(REASON_NO_PIXEL_SPACING, str(dicom_path),
-                    f"{dicom_path}: DICOM has no valid PixelSpacing (row, column mm); "
-                    f"got {ds.get('PixelSpacing')!r}")
-        return None
-    image = pixels.astype(np.float32)
-    slope, intercept = float(ds.get("RescaleSlope", 1.0)), float(ds.get("RescaleIntercept", 0.0))
-    if (slope, intercept) != (1.0, 0.0):
-        with np.errstate(over="ignore", invalid="ignore"):  # Slice names the file if so
-            image = image * np.float32(slope) + np.float32(intercept)
     mask = polygon_to_mask(points, image.shape)
     if not mask.any():
         report.skip(REASON_NO_LV, str(contour_path),

@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["SPACING_RANGE_MM", "LoadReport", "Skipped", "Slice", "check_pixels", "check_spacing"]
+__all__ = ["SPACING_RANGE_MM", "LoadReport", "Skipped", "Slice", "check_pixels", "check_spacing",
+           "positive_pair"]
 
 #: The pixel sizes (mm) lvseg accepts, from any file or option. Short-axis cardiac MRI has about
 #: 0.5-3 mm; a size far outside is a broken header (a mask covering the whole image at 0.01 mm,
@@ -33,11 +34,8 @@ def check_spacing(spacing: object, name: str = "spacing") -> tuple[float, float]
         (1.25, 1.25)
     """
     low, high = SPACING_RANGE_MM
-    try:
-        values = tuple(float(v) for v in spacing)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        values = ()
-    if len(values) != 2 or not all(math.isfinite(v) and v > 0 for v in values):
+    values = positive_pair(spacing)
+    if values is None:
         raise ValueError(
             f"{name} must be (row_mm, col_mm), two positive numbers; got {spacing!r}"
         )
@@ -47,7 +45,25 @@ def check_spacing(spacing: object, name: str = "spacing") -> tuple[float, float]
             f"about 0.5-3 mm); got {values[0]:g} x {values[1]:g} mm: check the file's pixel "
             "spacing (or --spacing)"
         )
-    return values  # type: ignore[return-value]
+    return values
+
+
+def positive_pair(value: object) -> tuple[float, float] | None:
+    """``value`` as two finite positive floats, or ``None`` when it is not that.
+
+    The rule every pixel spacing follows, whatever file or option it comes from.
+
+    Example:
+        >>> positive_pair(["1.25", 1.5]), positive_pair((0, 1)), positive_pair(None)
+        ((1.25, 1.5), None, None)
+    """
+    try:
+        values = tuple(float(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    if len(values) != 2 or not all(math.isfinite(v) and v > 0 for v in values):
+        return None
+    return (values[0], values[1])
 
 
 def check_pixels(image: np.ndarray, name: str = "image") -> None:

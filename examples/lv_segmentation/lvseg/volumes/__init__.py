@@ -109,7 +109,7 @@ __all__ = [
 # Re-bound here so that autodoc, which reads attribute docs from this module's source, shows them.
 #: Value of the LV voxels in written masks (:mod:`lvseg.volumes.write`).
 MASK_LABEL = MASK_LABEL
-#: Most voxels lvseg reads into memory (:mod:`lvseg.volumes.io`).
+#: Most voxels lvseg reads into memory (:mod:`lvseg.data.readers`).
 MAX_VOXELS = MAX_VOXELS
 #: Accepted distance between short-axis slices in mm (:mod:`lvseg.volumes.io`).
 SLICE_SPACING_RANGE_MM = SLICE_SPACING_RANGE_MM

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from lvseg.volumes.io import Volume, _check_size
+from lvseg.data.readers import check_size, dicom_pixels, dicom_spacing
+from lvseg.volumes.io import Volume
 
 __all__ = ["read_series"]
 
@@ -54,13 +55,13 @@ def read_series(folder: Path) -> Volume:
     first_path, first = datasets[0]
     orientation = np.asarray(first.ImageOrientationPatient, dtype=np.float64)
     size = (int(first.Rows), int(first.Columns))
-    pixel = np.asarray(first.PixelSpacing, dtype=np.float64)
+    pixel = dicom_spacing(first, first_path)
     for path, ds in datasets[1:]:
         if not np.allclose(np.asarray(ds.ImageOrientationPatient, float), orientation, atol=1e-4):
             raise ValueError(f"{path}: ImageOrientationPatient differs from {first_path}'s; the "
                              f"folder {folder} must hold one series (one orientation)")
         if (int(ds.Rows), int(ds.Columns)) != size or not np.allclose(
-                np.asarray(ds.PixelSpacing, float), pixel):
+                dicom_spacing(ds, path), pixel):
             raise ValueError(f"{path}: image size or PixelSpacing differs from {first_path}'s; "
                              f"the folder {folder} must hold one series")
     row_dir, col_dir = orientation[:3], orientation[3:]  # along a row (x), along a column (y)
@@ -74,7 +75,7 @@ def read_series(folder: Path) -> Volume:
         raise ValueError(f"{folder}: every slice position needs the same number of cine frames; "
                          f"got {detail} (a missing or extra file?)")
     dz = _slice_gap(folder, [p for p, _ in groups], first)
-    _check_size((len(datasets), *size), str(folder))
+    check_size((len(datasets), *size), str(folder))
     array = np.empty((counts.pop(), len(groups), *size), dtype=np.float32)
     for z, (_, group) in enumerate(groups):
         for t, (path, _) in enumerate(group):
@@ -85,7 +86,7 @@ def read_series(folder: Path) -> Volume:
     lps[:3, 2] = normal * dz
     lps[:3, 3] = np.asarray(groups[0][1][0][1].ImagePositionPatient, dtype=np.float64)
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps  # DICOM's LPS to NIfTI's RAS
-    return Volume(array, (dz, float(pixel[0]), float(pixel[1])), str(folder), affine=affine,
+    return Volume(array, (dz, *pixel), str(folder), affine=affine,
                   notes=tuple(notes))
 
 
@@ -133,12 +134,11 @@ def _pixels(path: Path, size: tuple[int, int]) -> np.ndarray:
 
     try:
         ds = pydicom.dcmread(path)
-        image = ds.pixel_array.astype(np.float32)
-    except Exception as error:  # pixel handlers raise many kinds
-        raise ValueError(f"{path}: cannot decode the pixel data ({type(error).__name__}: "
+    except Exception as error:  # pydicom raises many kinds for damaged files
+        raise ValueError(f"{path}: cannot read the DICOM file ({type(error).__name__}: "
                          f"{error})") from None
+    image = dicom_pixels(ds, path)
     if image.shape != size:
         raise ValueError(f"{path}: a single-frame {size} image was expected; got pixel data of "
                          f"shape {image.shape} (multi-frame DICOM is not supported)")
-    slope = float(getattr(ds, "RescaleSlope", 1) or 1)
-    return image * slope + float(getattr(ds, "RescaleIntercept", 0) or 0)
+    return image

@@ -1,7 +1,7 @@
 """Figures of the volume results: a montage of the slices with contours, and a Bland–Altman plot.
 
 Both draw on a :class:`matplotlib.figure.Figure` (the Agg canvas; no display and no pyplot
-state) and are written atomically (:func:`lvseg.checkpoint.atomic_write_with`): a link at the
+state) and are written atomically (:func:`lvseg.rundir.atomic_write_with`): a link at the
 target path is replaced, never written through.
 """
 

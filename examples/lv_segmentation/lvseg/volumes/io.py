@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from lvseg.data.readers import MAX_VOXELS, read_nifti_file
 from lvseg.data.types import check_pixels, check_spacing
 
 __all__ = ["MAX_VOXELS", "SLICE_SPACING_RANGE_MM", "Volume", "check_volume_spacing",
@@ -34,8 +35,6 @@ __all__ = ["MAX_VOXELS", "SLICE_SPACING_RANGE_MM", "Volume", "check_volume_spaci
 #: Distance between short-axis slices (mm) lvseg accepts: cine MRI has about 5-10 mm; a value far
 #: outside is a broken header or a folder mixing series, and would make every volume wrong.
 SLICE_SPACING_RANGE_MM = (0.5, 30.0)
-#: Most voxels (all frames together) lvseg reads into memory: checked before allocating.
-MAX_VOXELS = 2**28
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,12 +142,6 @@ def check_volume_spacing(spacing: object, name: str) -> tuple[float, float, floa
     return (dz, dy, dx)
 
 
-def _check_size(shape: tuple[int, ...], name: str) -> None:
-    if math.prod(shape) > MAX_VOXELS:
-        raise ValueError(f"{name}: {math.prod(shape)} voxels (shape {shape}) exceed the "
-                         f"{MAX_VOXELS} lvseg reads; is it a short-axis cine?")
-
-
 def read_nifti(path: str | os.PathLike[str]) -> Volume:
     """Read a 3-D ``(X, Y, Z)`` or 4-D ``(X, Y, Z, T)`` NIfTI volume (``.nii`` or ``.nii.gz``).
 
@@ -157,35 +150,17 @@ def read_nifti(path: str | os.PathLike[str]) -> Volume:
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        ValueError: naming the file, if nibabel cannot read it, it is not 3-D or 4-D, or the
-            checks of :class:`Volume` fail.
+        ValueError: naming the file, if nibabel cannot read it, it is not 3-D or 4-D, has more
+            than :data:`MAX_VOXELS` voxels, or the checks of :class:`Volume` fail.
     """
-    import nibabel as nib
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"volume {path} does not exist")
-    try:
-        img = nib.load(str(path))
-        shape = tuple(int(s) for s in img.shape)
-        while len(shape) > 4 and shape[-1] == 1:
-            shape = shape[:-1]
-        if len(shape) not in (3, 4):
-            raise ValueError(f"expected a 3-D (X, Y, Z) or 4-D (X, Y, Z, T) volume; got shape "
-                             f"{tuple(img.shape)}")
-        _check_size(shape, str(path))
-        data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
-        zooms = [float(z) for z in img.header.get_zooms()[:3]]
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
-    except Exception as error:  # nibabel raises many kinds for damaged files
-        raise ValueError(f"{path} is not a readable NIfTI volume ({type(error).__name__}: "
-                         f"{error})") from None
-    if data.ndim == 3:
-        data = data[..., None]
-    zooms += [1.0] * (3 - len(zooms))
-    return Volume(data.transpose(3, 2, 0, 1), (zooms[2], zooms[0], zooms[1]), str(path),
-                  affine=img.affine, header=img.header.copy())
+    nifti = read_nifti_file(path, ndims=(3, 4))
+    data = nifti.array if nifti.array.ndim == 4 else nifti.array[..., None]
+    row_mm, col_mm, dz = nifti.zooms
+    return Volume(data.transpose(3, 2, 0, 1), (dz, row_mm, col_mm), str(path), affine=nifti.affine,
+                  header=nifti.header)
 
 
 def read_dicom_series(folder: str | os.PathLike[str]) -> Volume:

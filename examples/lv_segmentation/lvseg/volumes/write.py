@@ -13,14 +13,14 @@ For an input ``NAME``, :func:`write_volume_results` writes into the output folde
 mask every viewer shows as foreground; pass ``label=3`` (:data:`lvseg.data.acdc.LV_LABEL`) for
 files that line up with ACDC's ``_gt`` label maps.
 
-Every file is written atomically (:mod:`lvseg.checkpoint`): a link at a target path is replaced,
-never followed, and an output folder that is itself a link is refused.
+Every file is written atomically (:mod:`lvseg.rundir`): a full disk leaves no truncated file, a
+link at a target path is replaced, never followed, and an output folder that is itself a link is
+refused.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 import math
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from lvseg.rundir import atomic_write_bytes
+from lvseg.rundir import atomic_write_bytes, atomic_write_with
 from lvseg.volumes.figures import montage_figure
 from lvseg.volumes.io import Volume
 from lvseg.volumes.patient import CardiacCase
@@ -50,10 +50,15 @@ def write_mask_nifti(path: str | os.PathLike[str], volume: Volume, masks: np.nda
     cine); the affine and header are the input's (a DICOM series gets its computed affine).
 
     Raises:
-        ValueError: if the masks' shape differs from the volume's or ``label`` is not 1..255.
+        ValueError: if ``path`` does not end in ``.nii`` or ``.nii.gz``, the masks' shape differs
+            from the volume's or ``label`` is not 1..255.
+        OSError: ``cannot write PATH: REASON ...`` (:func:`~lvseg.rundir.atomic_write_with`);
+            no partial file is left.
     """
     import nibabel as nib
 
+    if not str(path).endswith((".nii", ".nii.gz")):  # nibabel picks the format from it
+        raise ValueError(f"path must end in .nii or .nii.gz; got {str(path)!r}")
     masks = np.asarray(masks, dtype=bool)
     if masks.shape != volume.array.shape:
         raise ValueError(f"masks must have the volume's shape {volume.array.shape}; got "
@@ -75,10 +80,8 @@ def write_mask_nifti(path: str | os.PathLike[str], volume: Volume, masks: np.nda
                                + ((1.0,) if data.ndim == 4 else ()))
     image.header.set_data_dtype(np.uint8)
     image.header["cal_min"], image.header["cal_max"] = 0, label
-    data_bytes = image.to_bytes()  # a single-file .nii
-    if str(path).endswith(".gz"):
-        data_bytes = gzip.compress(data_bytes, compresslevel=6, mtime=0)
-    atomic_write_bytes(path, data_bytes)
+    # the temporary file keeps the .nii(.gz) suffix, from which nibabel picks the format
+    atomic_write_with(path, lambda tmp: nib.save(image, tmp))
 
 
 def volume_record(volume: Volume, result: VolumeSegmentation,
