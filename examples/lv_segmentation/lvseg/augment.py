@@ -151,7 +151,8 @@ def augment_batch(
         images, masks, centers = _warp(images, masks, centers, flips, angles, scales, offsets)
     else:
         images, masks, centers = _flip(images, masks, centers, torch.from_numpy(flips))
-    images = _intensity(images, gammas, factors, shifts)
+    if config.gamma or config.contrast or config.brightness:
+        images = _intensity(images, gammas, factors, shifts)
     return AugmentedBatch(images, masks, centers, radii)
 
 
