@@ -34,7 +34,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -94,7 +94,8 @@ PRESETS: dict[str, AugmentConfig] = {
 
 
 class AugmentedBatch(NamedTuple):
-    """A batch after :func:`augment_batch` (new tensors; the inputs are never modified)."""
+    """A batch after :func:`augment_batch` (new tensors, or the inputs themselves when nothing
+    changes; the inputs are never modified)."""
 
     images: Tensor  #: :math:`(B, 1, H, W)` float
     masks: Tensor  #: :math:`(B, H, W)` bool
