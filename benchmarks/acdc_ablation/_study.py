@@ -26,6 +26,8 @@ THESIS = {
 #: The surrogate setting lvseg used before issue #9 (the thesis' StarSurrogate, S = 10, 2 fit
 #: steps); the study's first EDPCNN run (10 images, seed 0) used it and is kept as its own row.
 OLD_SURROGATE = {"surrogate": "star", "samples": 10, "fit_steps": 2}
+#: The data augmentation of the ``-aug`` rows (``lvseg train --augment``, ``lvseg.augment``).
+AUGMENT = {"augment": "standard"}
 #: What each trained variant is: the lvseg method, the star settings changed from the
 #: TrainConfig defaults (ES-lo: the DP's input pooled along the lines, ``StarConfig.pool``) and
 #: other TrainConfig settings changed from the defaults.
@@ -36,12 +38,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "es-hi": ("edpcnn-es", {}, {}),
     "es-lo": ("edpcnn-es", {"pool": 4}, {}),
     "es-lo2": ("edpcnn-es", {"pool": 2}, {}),
+    "unet-aug": ("unet", {}, AUGMENT),
+    "edpcnn-aug": ("edpcnn", {}, AUGMENT),
 }
 #: What a trained variant is evaluated as (the unet run also gives U-Net+DP).
 EVALUATED = {"unet": ("unet", "unet-dp"), "edpcnn": ("edpcnn",), "edpcnn-old": ("edpcnn",),
-             "es-hi": ("edpcnn-es",), "es-lo": ("edpcnn-es",), "es-lo2": ("edpcnn-es",)}  # fmt: skip
+             "es-hi": ("edpcnn-es",), "es-lo": ("edpcnn-es",), "es-lo2": ("edpcnn-es",),
+             "unet-aug": ("unet",), "edpcnn-aug": ("edpcnn",)}  # fmt: skip
 ROWS = ("untrained-dp", "mean-disc", "unet", "unet-dp", "edpcnn", "edpcnn-old", "es-hi", "es-lo",
-        "es-lo2")
+        "es-lo2", "unet-aug", "edpcnn-aug")
 #: The star's resolution ceilings: the DP on the true mask (minus 1/2), the DP's input pooled
 #: over blocks of F points along each line as ES-lo pools it (``StarConfig.pool``).
 CEILING_POOLS = (1, 2, 4)
@@ -49,7 +54,9 @@ LABELS = {"untrained-dp": "DP on an untrained U-Net (no labels)",
           "mean-disc": "disc of the mean radius (no labels)", "unet": "U-Net",
           "unet-dp": "U-Net+DP", "edpcnn": "EDPCNN (bypass)",
           "edpcnn-old": "EDPCNN, surrogate before #9 (S10 k2)", "es-hi": "EDPCNN-ES-hi",
-          "es-lo": "EDPCNN-ES-lo (pool 4)", "es-lo2": "EDPCNN-ES-lo, pool 2"}  # fmt: skip
+          "es-lo": "EDPCNN-ES-lo (pool 4)", "es-lo2": "EDPCNN-ES-lo, pool 2",
+          "unet-aug": "U-Net, augmented (standard)",
+          "edpcnn-aug": "EDPCNN (bypass), augmented (standard)"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ class Plan:
     val_subset: int = 0  # 0: all validation images; else every k-th (quick runs)
     train_curve_images: int = 50  # training images scored at each validation (Fig. 5.5)
     extra: dict[str, Any] = field(default_factory=dict)
+    every_seed: tuple[str, ...] = ()  # variants of ``only`` that run every seed of their sizes
 
 
 # Iterations: the validation Dice of the first runs (unet and edpcnn, 10 and 20 images) levelled
@@ -77,15 +85,18 @@ FULL = Plan(
     seeds={10: (0, 1), 20: (0, 1), 50: (0, 1), 100: (0,), 200: (0,)},
     iterations={10: 500, 20: 600, 50: 1000, 100: 1500, 200: 2000},
     val_every={"unet": 100, "edpcnn": 50, "edpcnn-old": 50, "es-hi": 100, "es-lo": 100,
-               "es-lo2": 100},
+               "es-lo2": 100, "unet-aug": 100, "edpcnn-aug": 50},
     es_sizes=(10, 20, 50, 100),
-    only={"edpcnn-old": (10,), "es-lo2": (10, 20)},
+    only={"edpcnn-old": (10,), "es-lo2": (10, 20), "unet-aug": (10, 20, 50),
+          "edpcnn-aug": (10, 20, 50)},
     jitter_sizes=(10, 100),
+    every_seed=("unet-aug", "edpcnn-aug"),
 )
 QUICK = Plan(
     sizes=(10,), seeds={10: (0,)}, iterations={10: 3},
-    val_every={"unet": 3, "edpcnn": 3, "edpcnn-old": 3, "es-hi": 3, "es-lo": 3, "es-lo2": 3},
-    es_sizes=(10,), only={"edpcnn-old": (), "es-lo2": ()},
+    val_every={"unet": 3, "edpcnn": 3, "edpcnn-old": 3, "es-hi": 3, "es-lo": 3, "es-lo2": 3,
+               "unet-aug": 3, "edpcnn-aug": 3},
+    es_sizes=(10,), only={"edpcnn-old": (), "es-lo2": (), "unet-aug": (), "edpcnn-aug": ()},
     jitter_sizes=(10,), jitters=(0.0, 0.2), val_subset=4, train_curve_images=5,
 )  # fmt: skip
 
@@ -112,7 +123,7 @@ def jobs_of(plan: Plan) -> list[Job]:
     def trained(size: int, seed: int) -> list[Job]:
         first = seed == plan.seeds[size][0]
         names = [v for v in VARIANTS if v in ("unet", "edpcnn") or
-                 (v in plan.only and size in plan.only[v] and first) or
+                 (v in plan.only and size in plan.only[v] and (first or v in plan.every_seed)) or
                  (v.startswith("es-") and v not in plan.only and size in plan.es_sizes and first)]
         return [Job(size, seed, v, plan.iterations[size]) for v in names]
 

@@ -114,3 +114,18 @@ def test_a_bad_scheduler_address_is_a_clear_message(tmp_path: Path) -> None:
 def test_missing_data_is_a_clear_message(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="ACDC not found"):
         bench.main(["--quick", "--data-dir", str(tmp_path), "--out", str(tmp_path)])
+
+
+def test_the_augmented_rows_run_every_seed_at_10_20_50(tmp_path: Path) -> None:
+    from benchmarks.acdc_ablation._data import config_of
+    from benchmarks.acdc_ablation._study import FULL, QUICK, Job, jobs_of
+
+    jobs = jobs_of(FULL)
+    for variant, method in (("unet-aug", "unet"), ("edpcnn-aug", "edpcnn")):
+        runs = {(j.size, j.seed) for j in jobs if j.variant == variant}
+        assert runs == {(s, seed) for s in (10, 20, 50) for seed in FULL.seeds[s]}, variant
+        config = config_of(Job(10, 1, variant, 500), FULL, tmp_path)
+        assert (config.method, config.augment, config.seed) == (method, "standard", 1)
+    assert config_of(Job(10, 0, "edpcnn", 500), FULL, tmp_path).augment == "none"
+    assert len([j for j in jobs if not j.variant.endswith("-aug")]) == 38  # the plan before
+    assert not [j for j in jobs_of(QUICK) if j.variant.endswith("-aug")]

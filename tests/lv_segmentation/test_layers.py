@@ -19,7 +19,7 @@ ROOT = Path(lvseg.__file__).parent
 #: The floors, ground first: options -> config -> data -> model -> methods -> score ->
 #: train / evaluate / predict -> cli (plus the foundations every floor may use).
 FLOORS: list[tuple[str, set[str]]] = [
-    ("foundations", {"options", "device", "distributed", "interrupt", "sampler", "jitter", "surface", "metrics",
+    ("foundations", {"options", "device", "distributed", "interrupt", "sampler", "jitter", "augment", "surface", "metrics",
                      "rundir", "checkpoint", "data"}),
     ("star settings", {"star"}),
     ("model", {"models", "edpcnn"}),

@@ -12,7 +12,7 @@ From the ground up:
   :mod:`lvseg.device` (``--device``), :mod:`lvseg.distributed` (training under torchrun:
   ranks, shards, DDP), :mod:`lvseg.sampler` (the resumable batch sampler),
   :mod:`lvseg.interrupt` (Ctrl-C during training), :mod:`lvseg.jitter` (the star centre
-  jittered inside the object);
+  jittered inside the object), :mod:`lvseg.augment` (training data augmentation);
 - :mod:`lvseg.star` — the star pattern and the DP settings;
 - :mod:`lvseg.models` — the CPU-sized U-Net; :mod:`lvseg.edpcnn` — EDPCNN: U-Net → warp →
   ``Bypass(StarDP, estimator)``;
@@ -45,6 +45,7 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "augment",
     "centre_free",
     "checkpoint",
     "cli",

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from diffbypass.validation import positive_number
+from lvseg.augment import PRESETS
 from lvseg.data.datasets import DATASETS
 from lvseg.data.preprocessing import CROP_SIZE
 from lvseg.data.splits import SCHEMES
@@ -116,6 +117,9 @@ class TrainConfig:
                            low=0.0)
     rotation: float = option(0.5, "training star rotation, uniform in +-R radians",
                              thesis="0.5", metavar="RAD", low=0.0)
+    augment: str = option("none", "training data augmentation, the same for every method "
+                          "(lvseg.augment.PRESETS; none: the thesis' setting)",
+                          choices=tuple(PRESETS))
     crop_offset: float = option(0.0, "the data's 128 x 128 crops are centred on the LV moved by "
                                 "up to F x half the crop, uniformly per slice (0: centred, the "
                                 "thesis' setting; a U-Net meant to find the LV on whole slices, "

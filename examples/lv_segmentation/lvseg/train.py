@@ -32,6 +32,7 @@ from torch.utils.hooks import RemovableHandle
 
 from diffbypass.hooks import Hooks
 
+from lvseg.augment import PRESETS, augment_batch
 from lvseg.checkpoint import load_model_state, save_checkpoint
 from lvseg.rundir import CONFIG_NAME, RunDirError, RunLock, atomic_write_bytes, refuse_links, write_config
 from lvseg.config import TrainConfig
@@ -174,15 +175,16 @@ class Trainer:
         start = time.perf_counter()
         self.model.train()
         batch = self.data.train[self.sampler.next().numpy()]  # the global batch
-        idx = self.ranks.shard(torch.from_numpy(batch)).numpy()  # this rank's slice of it
-        images, masks = self.images[idx].to(self.device), self.masks[idx].to(self.device)
+        view = augment_batch(self.images[batch], self.masks[batch], self.centers[batch],
+                             self.radii[batch], PRESETS[self.config.augment], self.rng)
+        images, masks = (self.ranks.shard(t).to(self.device) for t in view[:2])  # this rank's part
         self._last_fit = None
         centers = angles = None
         if self.method.end_to_end:  # a jittered, rotated star (thesis §5.4)
             cfg = self.config
             # drawn for the global batch, so the RNG stays the same on every rank
-            jittered = jitter_centers(self.centers[batch].numpy(), self.radii[batch].numpy(),
-                                      self.masks[batch].numpy(), cfg.jitter, self.rng)
+            jittered = jitter_centers(view.centers.numpy(), view.radii.numpy(),
+                                      view.masks.numpy(), cfg.jitter, self.rng)
             turns = self.rng.uniform(-cfg.rotation, cfg.rotation, size=len(batch))
             centers = self.ranks.shard(torch.from_numpy(jittered)).to(self.device)
             angles = self.ranks.shard(torch.from_numpy(turns)).float().to(self.device)

@@ -1,0 +1,221 @@
+r"""Data augmentation of a training batch, the same for every method (``lvseg train --augment``).
+
+Per image, drawn from the trainer's NumPy generator (so a run is reproducible and resumes
+exactly: the generator's state is in ``last.pt``), in this order:
+
+1. flips :math:`F`: left-right and up-down, each with probability ``flip``;
+2. one affine about the crop centre :math:`c_0` with the flips: rotation by
+   :math:`\theta \sim U(-r, r)` and isotropic scaling by :math:`s \sim U(1 - z, 1 + z)`, an
+   output pixel :math:`q` reading the input at :math:`p = c_0 + F R(-\theta)(q - c_0)/s` (the
+   grid of ``affine_grid``; ``grid_sample``, bilinear for the image, nearest for the mask;
+   outside the crop the image reads its lowest intensity, as the preprocessing pads, and the
+   mask reads background); flips alone are exact (``torch.flip``);
+3. optionally an elastic displacement: a random :math:`k \times k` grid of offsets, s.d.
+   ``elastic`` pixels, upsampled bicubically and added to where each pixel reads;
+4. gamma on the image's own range, :math:`\gamma = e^{u}`, :math:`u \sim U(-g, g)`, then
+   contrast and brightness :math:`x \mapsto a x + b` (about the normalised mean 0),
+   :math:`a \sim U(1 - c, 1 + c)`, :math:`b \sim U(-\beta, \beta)`.
+
+The LV centre :math:`(x, y)` follows the image: mapped by the affine
+(:math:`q = c_0 + s R(\theta) F (p - c_0)`, and through the elastic offsets by a few fixed-point
+steps), so it stays the centre of the transformed LV; the object radius is scaled by :math:`s`.
+The star's own centre jitter and rotation (:mod:`lvseg.jitter`) come after, unchanged.
+``none`` (every setting 0) returns the batch itself and draws nothing.
+
+Example:
+    >>> import numpy as np, torch
+    >>> images, masks = torch.zeros(2, 1, 32, 32), torch.zeros(2, 32, 32, dtype=torch.bool)
+    >>> out = augment_batch(images, masks, torch.full((2, 2), 15.5), torch.ones(2),
+    ...                     PRESETS["standard"], np.random.default_rng(0))
+    >>> out.images.shape, out.masks.dtype
+    (torch.Size([2, 1, 32, 32]), torch.bool)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lvseg.options import check_fields, document, option
+
+__all__ = ["PRESETS", "AugmentConfig", "AugmentedBatch", "augment_batch"]
+
+
+@document
+@dataclass(frozen=True)
+class AugmentConfig:
+    """The ranges of the random augmentation (module docstring); every 0 is no augmentation.
+
+    Raises:
+        ValueError: naming the setting outside its bounds (``rotation must be a number in
+            [0, 3.14159]; got 4``).
+    """
+
+    flip: float = option(0.0, "probability of each flip (left-right, up-down)", low=0.0,
+                         high=1.0)
+    rotation: float = option(0.0, "rotation, uniform in +-R radians", low=0.0, high=math.pi)
+    scale: float = option(0.0, "isotropic scaling, uniform in 1 +- Z", low=0.0, high=0.5)
+    elastic: float = option(0.0, "elastic displacement: s.d. in pixels of the coarse offsets "
+                            "(0: none)", low=0.0, high=16.0)
+    elastic_grid: int = option(5, "elastic control points per side", low=2, high=32)
+    gamma: float = option(0.0, "gamma = exp(u), u uniform in +-G, on the image's own range",
+                          low=0.0, high=2.0)
+    contrast: float = option(0.0, "intensity factor, uniform in 1 +- C", low=0.0, high=0.9)
+    brightness: float = option(0.0, "intensity shift, uniform in +-B (normalised units)",
+                               low=0.0, high=5.0)
+
+    def __post_init__(self) -> None:
+        check_fields(self)  # types and bounds, naming the field
+
+    @property
+    def identity(self) -> bool:
+        """Whether nothing changes (every range 0): :func:`augment_batch` then draws nothing."""
+        return not any((self.flip, self.rotation, self.scale, self.elastic, self.gamma,
+                        self.contrast, self.brightness))
+
+
+#: The ``--augment`` presets. ``light`` and ``standard`` differ in their ranges; ``elastic`` is
+#: ``standard`` with a small elastic deformation.
+PRESETS: dict[str, AugmentConfig] = {
+    "none": AugmentConfig(),
+    "light": AugmentConfig(flip=0.5, rotation=0.1, scale=0.05, gamma=0.1, contrast=0.1,
+                           brightness=0.1),
+    "standard": AugmentConfig(flip=0.5, rotation=0.3, scale=0.15, gamma=0.3, contrast=0.2,
+                              brightness=0.2),
+    "elastic": AugmentConfig(flip=0.5, rotation=0.3, scale=0.15, elastic=2.0, gamma=0.3,
+                             contrast=0.2, brightness=0.2),
+}
+
+
+class AugmentedBatch(NamedTuple):
+    """A batch after :func:`augment_batch` (new tensors, or the inputs themselves when nothing
+    changes; the inputs are never modified)."""
+
+    images: Tensor  #: :math:`(B, 1, H, W)` float
+    masks: Tensor  #: :math:`(B, H, W)` bool
+    centers: Tensor  #: :math:`(B, 2)` LV centres :math:`(x, y)`, float32
+    radii: Tensor  #: :math:`(B,)` object radii, float32
+
+
+def augment_batch(
+    images: Tensor,
+    masks: Tensor,
+    centers: Tensor,
+    radii: Tensor,
+    config: AugmentConfig,
+    rng: np.random.Generator,
+) -> AugmentedBatch:
+    r"""Augment a training batch at random (module docstring), on the inputs' device.
+
+    Args:
+        images: :math:`(B, 1, H, W)` normalised intensities.
+        masks: :math:`(B, H, W)` bool LV masks.
+        centers: :math:`(B, 2)` LV centres :math:`(x, y)` = (column, row) in pixels, the
+            convention of :class:`~lvseg.data.preprocessing.PreparedData`.
+        radii: :math:`(B,)` object radii in pixels.
+        config: the ranges; :data:`PRESETS` holds the ``--augment`` choices.
+        rng: the generator every random value is drawn from (a fixed number per image).
+
+    Returns:
+        The augmented batch; with :attr:`AugmentConfig.identity`, the inputs themselves.
+
+    Raises:
+        ValueError: if the shapes do not fit together.
+    """
+    if images.dim() != 4 or images.shape[1] != 1:
+        raise ValueError(f"images must have shape (B, 1, H, W); got {tuple(images.shape)}")
+    b, _, h, w = images.shape
+    for name, tensor, shape in (("masks", masks, (b, h, w)), ("centers", centers, (b, 2)),
+                                ("radii", radii, (b,))):
+        if tuple(tensor.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape} to match images "
+                             f"{tuple(images.shape)}; got {tuple(tensor.shape)}")
+    if config.identity:
+        return AugmentedBatch(images, masks, centers, radii)
+    flips = rng.random((b, 2)) < config.flip
+    angles = rng.uniform(-config.rotation, config.rotation, b)
+    scales = rng.uniform(1 - config.scale, 1 + config.scale, b)
+    gammas = np.exp(rng.uniform(-config.gamma, config.gamma, b))
+    factors = rng.uniform(1 - config.contrast, 1 + config.contrast, b)
+    shifts = rng.uniform(-config.brightness, config.brightness, b)
+    k = config.elastic_grid
+    offsets = rng.normal(0.0, config.elastic, (b, 2, k, k)) if config.elastic > 0 else None
+
+    radii = radii * torch.from_numpy(scales).to(radii)
+    if config.rotation or config.scale or offsets is not None:  # the flips in the same warp
+        images, masks, centers = _warp(images, masks, centers, flips, angles, scales, offsets)
+    else:
+        images, masks, centers = _flip(images, masks, centers, torch.from_numpy(flips))
+    if config.gamma or config.contrast or config.brightness:
+        images = _intensity(images, gammas, factors, shifts)
+    return AugmentedBatch(images, masks, centers, radii)
+
+
+def _flip(images: Tensor, masks: Tensor, centers: Tensor, flips: Tensor
+          ) -> tuple[Tensor, Tensor, Tensor]:
+    """Flip the chosen images left-right (``flips[:, 0]``), up-down (``flips[:, 1]``); exact."""
+    h, w = masks.shape[-2:]
+    flips = flips.to(images.device)
+    centers = centers.clone()
+    for axis, size, column in ((-1, w, 0), (-2, h, 1)):  # left-right moves x, up-down y
+        chosen = flips[:, column]
+        images = torch.where(chosen[:, None, None, None], images.flip(axis), images)
+        masks = torch.where(chosen[:, None, None], masks.flip(axis), masks)
+        centers[:, column] = torch.where(chosen, (size - 1) - centers[:, column],
+                                         centers[:, column])
+    return images, masks, centers
+
+
+def _warp(images: Tensor, masks: Tensor, centers: Tensor, flips: np.ndarray, angles: np.ndarray,
+          scales: np.ndarray, offsets: np.ndarray | None) -> tuple[Tensor, Tensor, Tensor]:
+    """Resample by flips, rotation and scaling about the crop centre (and the elastic offsets)."""
+    h, w = masks.shape[-2:]
+    cos, sin = np.cos(angles) / scales, np.sin(angles) / scales
+    rotate = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2)
+    inverse = np.where(flips, -1.0, 1.0)[:, :, None] * rotate  # q -> p = c0 + F R(-t) (q - c0) / s
+    # normalised coordinates (align_corners=True): u = (x - cx) * 2 / (w - 1)
+    norm = np.array([2 / max(w - 1, 1), 2 / max(h - 1, 1)])
+    device = images.device
+    theta = torch.from_numpy(norm[:, None] * inverse / norm[None, :]).float().to(device)
+    u = torch.linspace(-1.0, 1.0, w, device=device)[None, None, :]  # as affine_grid, faster
+    v = torch.linspace(-1.0, 1.0, h, device=device)[None, :, None]
+    t = theta[:, :, :, None, None]  # (B, 2, 2, 1, 1)
+    grid = torch.stack([t[:, 0, 0] * u + t[:, 0, 1] * v, t[:, 1, 0] * u + t[:, 1, 1] * v], -1)
+    middle = torch.tensor([(w - 1) / 2, (h - 1) / 2], dtype=torch.float64)
+    forward = torch.from_numpy(np.linalg.inv(inverse))  # p -> q
+    moved = middle + torch.einsum("bij,bj->bi", forward, centers.double().cpu() - middle)
+    if offsets is not None:
+        field = F.interpolate(torch.from_numpy(offsets).float().to(device), size=(h, w),
+                              mode="bicubic", align_corners=True)  # (B, 2, H, W) pixels
+        scale = torch.tensor(norm, dtype=torch.float32, device=device)
+        grid = grid + field.permute(0, 2, 3, 1) * scale
+        target = moved.clone()
+        for _ in range(4):  # q with A(q) + d(q) = p: q = A^-1(p) - M^-1 d(q)
+            at = ((moved - middle) * torch.from_numpy(norm)).float().to(device)
+            d = F.grid_sample(field, at[:, None, None, :], align_corners=True)[:, :, 0, 0]
+            moved = target - torch.einsum("bij,bj->bi", forward, d.double().cpu())
+    low = images.amin(dim=(1, 2, 3), keepdim=True)  # pad with each image's lowest intensity
+    images = F.grid_sample(images - low, grid, mode="bilinear", padding_mode="zeros",
+                           align_corners=True) + low
+    masks = F.grid_sample(masks[:, None].float(), grid, mode="nearest", padding_mode="zeros",
+                          align_corners=True)[:, 0] > 0.5
+    return images, masks, moved.to(centers)
+
+
+def _intensity(images: Tensor, gammas: np.ndarray, factors: np.ndarray, shifts: np.ndarray
+               ) -> Tensor:
+    """Gamma on each image's own range, then ``a x + b``."""
+    def per_image(values: np.ndarray) -> Tensor:
+        return torch.from_numpy(values).to(images)[:, None, None, None]
+
+    low = images.amin(dim=(1, 2, 3), keepdim=True)
+    span = (images.amax(dim=(1, 2, 3), keepdim=True) - low).clamp_min(1e-12)
+    unit = ((images - low) / span).clamp(0.0, 1.0)
+    images = low + span * unit.pow(per_image(gammas))
+    return per_image(factors) * images + per_image(shifts)
