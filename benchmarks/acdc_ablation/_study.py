@@ -26,6 +26,8 @@ THESIS = {
 #: The surrogate setting lvseg used before issue #9 (the thesis' StarSurrogate, S = 10, 2 fit
 #: steps); the study's first EDPCNN run (10 images, seed 0) used it and is kept as its own row.
 OLD_SURROGATE = {"surrogate": "star", "samples": 10, "fit_steps": 2}
+#: The temperature grid of the relaxed DP (``edpcnn-softdp``), one variant ``softdp-t<T>`` each.
+TEMPERATURES = (0.1, 0.3, 1.0, 3.0)
 #: What each trained variant is: the lvseg method, the star settings changed from the
 #: TrainConfig defaults (ES-lo: the DP's input pooled along the lines, ``StarConfig.pool``) and
 #: other TrainConfig settings changed from the defaults.
@@ -36,12 +38,18 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "es-hi": ("edpcnn-es", {}, {}),
     "es-lo": ("edpcnn-es", {"pool": 4}, {}),
     "es-lo2": ("edpcnn-es", {"pool": 2}, {}),
+    # the relaxation control (issue #20): its temperature chosen on validation among these
+    # (10 images, seed 0), then the softdp rows with the method's default set to the winner
+    **{f"softdp-t{t:g}": ("edpcnn-softdp", {}, {"temperature": t}) for t in TEMPERATURES},
+    "softdp": ("edpcnn-softdp", {}, {}),
 }
 #: What a trained variant is evaluated as (the unet run also gives U-Net+DP).
 EVALUATED = {"unet": ("unet", "unet-dp"), "edpcnn": ("edpcnn",), "edpcnn-old": ("edpcnn",),
-             "es-hi": ("edpcnn-es",), "es-lo": ("edpcnn-es",), "es-lo2": ("edpcnn-es",)}  # fmt: skip
+             "es-hi": ("edpcnn-es",), "es-lo": ("edpcnn-es",), "es-lo2": ("edpcnn-es",),
+             **{v: (m,) for v, (m, _, _) in VARIANTS.items() if m == "edpcnn-softdp"}}  # fmt: skip
+SOFTDP = tuple(v for v, (m, _, _) in VARIANTS.items() if m == "edpcnn-softdp")
 ROWS = ("untrained-dp", "mean-disc", "unet", "unet-dp", "edpcnn", "edpcnn-old", "es-hi", "es-lo",
-        "es-lo2")
+        "es-lo2", "softdp", *SOFTDP[:-1])
 #: The star's resolution ceilings: the DP on the true mask (minus 1/2), the DP's input pooled
 #: over blocks of F points along each line as ES-lo pools it (``StarConfig.pool``).
 CEILING_POOLS = (1, 2, 4)
@@ -49,7 +57,9 @@ LABELS = {"untrained-dp": "DP on an untrained U-Net (no labels)",
           "mean-disc": "disc of the mean radius (no labels)", "unet": "U-Net",
           "unet-dp": "U-Net+DP", "edpcnn": "EDPCNN (bypass)",
           "edpcnn-old": "EDPCNN, surrogate before #9 (S10 k2)", "es-hi": "EDPCNN-ES-hi",
-          "es-lo": "EDPCNN-ES-lo (pool 4)", "es-lo2": "EDPCNN-ES-lo, pool 2"}  # fmt: skip
+          "es-lo": "EDPCNN-ES-lo (pool 4)", "es-lo2": "EDPCNN-ES-lo, pool 2",
+          "softdp": "EDPCNN-softDP (relaxation)",
+          **{f"softdp-t{t:g}": f"EDPCNN-softDP, temperature {t:g}" for t in TEMPERATURES}}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,7 @@ class Plan:
     es_sizes: tuple[int, ...]  # sizes with the ES variants (first seed)
     only: dict[str, tuple[int, ...]]  # variants run only at these sizes (first seed)
     jitter_sizes: tuple[int, ...]  # edpcnn sizes evaluated with jittered centres (Fig. 5.4)
+    every_seed: tuple[str, ...] = ()  # variants of only that run every seed of their sizes
     jitters: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
     test_deltas: tuple[int, ...] = (2,)  # the jitter study again with the DP's delta at test
     val_subset: int = 0  # 0: all validation images; else every k-th (quick runs)
@@ -77,15 +88,19 @@ FULL = Plan(
     seeds={10: (0, 1), 20: (0, 1), 50: (0, 1), 100: (0,), 200: (0,)},
     iterations={10: 500, 20: 600, 50: 1000, 100: 1500, 200: 2000},
     val_every={"unet": 100, "edpcnn": 50, "edpcnn-old": 50, "es-hi": 100, "es-lo": 100,
-               "es-lo2": 100},
+               "es-lo2": 100, **{v: 50 for v in SOFTDP}},
     es_sizes=(10, 20, 50, 100),
-    only={"edpcnn-old": (10,), "es-lo2": (10, 20)},
+    only={"edpcnn-old": (10,), "es-lo2": (10, 20), "softdp": (10, 20, 50),
+          **{v: (10,) for v in SOFTDP[:-1]}},
+    every_seed=("softdp",),
     jitter_sizes=(10, 100),
 )
 QUICK = Plan(
     sizes=(10,), seeds={10: (0,)}, iterations={10: 3},
-    val_every={"unet": 3, "edpcnn": 3, "edpcnn-old": 3, "es-hi": 3, "es-lo": 3, "es-lo2": 3},
-    es_sizes=(10,), only={"edpcnn-old": (), "es-lo2": ()},
+    val_every={"unet": 3, "edpcnn": 3, "edpcnn-old": 3, "es-hi": 3, "es-lo": 3, "es-lo2": 3,
+               **{v: 3 for v in SOFTDP}},
+    es_sizes=(10,), only={"edpcnn-old": (), "es-lo2": (), "softdp": (10,),
+                          **{v: () for v in SOFTDP[:-1]}},
     jitter_sizes=(10,), jitters=(0.0, 0.2), val_subset=4, train_curve_images=5,
 )  # fmt: skip
 
@@ -112,7 +127,7 @@ def jobs_of(plan: Plan) -> list[Job]:
     def trained(size: int, seed: int) -> list[Job]:
         first = seed == plan.seeds[size][0]
         names = [v for v in VARIANTS if v in ("unet", "edpcnn") or
-                 (v in plan.only and size in plan.only[v] and first) or
+                 (v in plan.only and size in plan.only[v] and (first or v in plan.every_seed)) or
                  (v.startswith("es-") and v not in plan.only and size in plan.es_sizes and first)]
         return [Job(size, seed, v, plan.iterations[size]) for v in names]
 
@@ -129,6 +144,26 @@ def jobs_of(plan: Plan) -> list[Job]:
         if job not in out:
             out.append(job)
     return out
+
+
+def after_of(job: Job, plan: Plan) -> tuple[str, ...]:
+    """The keys of the runs ``job`` waits for: a ``jitter-delta`` job its edpcnn run; a
+    ``softdp`` run the plan's temperature grid (``softdp-t*``), whose best it trains with."""
+    if job.variant.startswith("jitter-delta"):
+        return (Job(job.size, job.seed, "edpcnn", job.iterations).key,)
+    if job.variant == "softdp":
+        return tuple(j.key for j in jobs_of(plan) if j.variant in SOFTDP[:-1])
+    return ()
+
+
+def chosen(job: Job, after: list[dict[str, Any]]) -> dict[str, Any]:
+    """TrainConfig settings of ``job`` chosen on validation from the records of
+    :func:`after_of`: for ``softdp``, the grid's temperature with the best validation Dice (none
+    without a grid: the method's default)."""
+    if job.variant != "softdp" or not after:
+        return {}
+    best = max(after, key=lambda r: r["evaluations"]["edpcnn-softdp"]["dice"])
+    return {"temperature": best["train_config"]["temperature"]}
 
 
 # ---------------------------------------------------------------------------- outputs

@@ -106,8 +106,9 @@ class TrainConfig:
                              high=CROP_SIZE.bit_length() - 1)
     unet_norm: str = option("group", "U-Net normalisation", thesis="none", choices=NORMS)
     learn_smoothness: bool = option(False, "train the DP's smoothness penalty lambda with the "
-                                    "U-Net through the bypass, starting at --smoothness (0: a "
-                                    "default start); edpcnn and edpcnn-es")
+                                    "U-Net through the DP, starting at --smoothness (0: a "
+                                    "default start); " + ", ".join(
+                                        m.name for m in METHODS.values() if m.learns_smoothness))
     smoothness_lr: float = option(1e-2, "Adam learning rate of log(lambda) with "
                                   "--learn-smoothness", metavar="LR")
     star: StarConfig = option(help="star pattern and DP settings (their own options)",

@@ -24,8 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from diffbypass import Bypass, Estimator
-from diffbypass.validation import one_of
-from diffbypass.validation import positive_number
+from diffbypass.validation import one_of, positive_number
 from diffbypass_stardp import (LineSurrogate, StarSurrogate, mask_to_indices, radial_difference,
                                soft_dp, warp)
 from lvseg.star import StarConfig
