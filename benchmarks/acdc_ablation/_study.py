@@ -27,7 +27,7 @@ THESIS = {
 #: steps); the study's first EDPCNN run (10 images, seed 0) used it and is kept as its own row.
 OLD_SURROGATE = {"surrogate": "star", "samples": 10, "fit_steps": 2}
 #: The temperature grid of the relaxed DP (``edpcnn-softdp``), one variant ``softdp-t<T>`` each.
-TEMPERATURES = (0.1, 0.3, 1.0, 3.0)
+TEMPERATURES = (0.1, 0.3, 1.0, 3.0, 10.0)
 #: What each trained variant is: the lvseg method, the star settings changed from the
 #: TrainConfig defaults (ES-lo: the DP's input pooled along the lines, ``StarConfig.pool``) and
 #: other TrainConfig settings changed from the defaults.
