@@ -32,6 +32,13 @@ instead of 25 x 65 = 1625), lvseg's documented stand-in for the thesis' unpadded
 at 10 to 100 images, first seed. U-Net and EDPCNN, augmented: the same with ``--augment
 standard`` (``lvseg.augment``: flips, rotation, scaling, gamma, contrast and brightness of each
 training batch, the LV centre moved with the image), at 10, 20 and 50 images, every seed.
+The relaxation control (issue #20), EDPCNN-softDP: the same U-Net, star, jitter, rotation, data and iterations, trained through the relaxed DP
+(``edpcnn-softdp``: cross-entropy of ``soft_dp``'s marginals against the true indices, no
+bypass), evaluated with the hard DP like every DP method; its temperature is chosen on
+validation: a grid (``softdp-t<T>``, ``_study.TEMPERATURES``, 10 images, first seed) runs first
+and every ``softdp`` run (10 / 20 / 50 images, every seed) trains with the grid's best (a Dask
+dependency; the record's ``chosen_from`` lists the grid's Dice, its ``train_config`` the
+temperature).
 
 Baselines without training: the star DP on the output map of an untrained U-Net (the edpcnn
 initialisation of that seed), and a disc of the mean equivalent radius sqrt(area / pi) of the
@@ -75,7 +82,8 @@ from benchmarks import _harness as h
 from benchmarks import _lv_runs as lv
 from benchmarks import _schedule
 from benchmarks.acdc_ablation._data import Data, baselines, ceilings, config_of, jitter, jitter_delta
-from benchmarks.acdc_ablation._study import EVALUATED, FULL, QUICK, VARIANTS, Job, Plan, jobs_of, write
+from benchmarks.acdc_ablation._study import (EVALUATED, FULL, QUICK, VARIANTS, Job, Plan, after_of,
+                                             chosen, jobs_of, write)
 from lvseg.checkpoint import load_checkpoint, load_model_state
 from lvseg.config import TrainConfig
 from lvseg.train import Trainer
@@ -84,9 +92,13 @@ ROOT = Path(__file__).resolve().parent
 
 
 # ---------------------------------------------------------------------------- one run
-def train_job(job: Job, data: Data, plan: Plan, work: Path, data_dir: Path) -> dict[str, Any]:
-    """Train (or resume) one variant, select the best checkpoint, evaluate; returns the record."""
-    config = config_of(job, plan, data_dir)
+def train_job(job: Job, data: Data, plan: Plan, work: Path, data_dir: Path,
+              after: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    """Train (or resume) one variant, select the best checkpoint, evaluate; returns the record.
+
+    ``after``: the records of :func:`~benchmarks.acdc_ablation._study.after_of` (the
+    temperature grid of a ``softdp`` run)."""
+    config = config_of(job, plan, data_dir, chosen(job, after))
     splits = data.splits(job.size)
     run = work / job.key.replace("/", "_")
     resume = (run / "last.pt").is_file()
@@ -134,6 +146,8 @@ def train_job(job: Job, data: Data, plan: Plan, work: Path, data_dir: Path) -> d
         "load_average_start": load, "load_average_end": round(os.getloadavg()[0], 2),
         "train_config": config.to_dict(),
     }  # fmt: skip
+    if after:  # what the settings were chosen from
+        rec["chosen_from"] = {r["key"]: r["evaluations"][names[0]]["dice"] for r in after}
     if job.variant in ("edpcnn", "edpcnn-old") and job.size in plan.jitter_sizes:
         load_model_state(trainer.model, load_checkpoint(run / "best.pt"), run / "best.pt")
         rec["jitter_dice"] = jitter(data, trainer.unet, config, plan)
@@ -197,7 +211,8 @@ def run_job(job: Job, plan: Plan, work: Path, data_dir: Path, threads: int,
             *after: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
     """One job of the plan, in a Dask worker (the data loaded once per worker); its record.
 
-    ``after``: the record of the edpcnn run a ``jitter-delta`` job evaluates (it ran first).
+    ``after``: the records of the runs it needs (:func:`~benchmarks.acdc_ablation._study.after_of`):
+    the edpcnn run a ``jitter-delta`` job evaluates, the temperature grid of a ``softdp`` run.
     """
     torch.set_num_threads(threads)
     data = _schedule.worker_cache(f"acdc {data_dir} {plan!r}", lambda: Data(data_dir, plan))
@@ -213,7 +228,7 @@ def run_job(job: Job, plan: Plan, work: Path, data_dir: Path, threads: int,
             raise FileNotFoundError(f"{job.key}: the edpcnn run it evaluates is finished but "
                                     f"has no best.pt under {work}")
     else:
-        rec = train_job(job, data, plan, work, data_dir)
+        rec = train_job(job, data, plan, work, data_dir, list(after))
     now = lv.lvseg_commit()
     rec["lvseg_commit"] = now["commit"]
     rec["lvseg_uncommitted_changes"] = now["lvseg_uncommitted_changes"]
@@ -244,11 +259,9 @@ def study(args: Any, plan: Plan, stem: str) -> None:
         jobs = jobs_of(plan)
         tasks = []
         for job in jobs:
-            after = ()
-            if job.variant.startswith("jitter-delta"):
-                after = (Job(job.size, job.seed, "edpcnn", job.iterations).key,)
             tasks.append(_schedule.Task(job.key, run_job,
-                                        (job, plan, work, data_dir, args.threads), after))
+                                        (job, plan, work, data_dir, args.threads),
+                                        after_of(job, plan)))
         log = h.raw_log(args.out, stem)
         older = [r for r in finished(args.out, stem) if r["key"] not in log.done]
         count = [len(older) + len(log.records)]

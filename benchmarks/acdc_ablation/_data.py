@@ -22,9 +22,12 @@ from lvseg.score import score
 from lvseg.star import StarConfig
 from lvseg.prepare import PreparedSplits, prepare_data
 
-def config_of(job: Job, plan: Plan, data_dir: Path) -> TrainConfig:
-    """The job's TrainConfig: the defaults, except what the variant and the plan set."""
+def config_of(job: Job, plan: Plan, data_dir: Path, chosen: dict[str, Any] | None = None
+              ) -> TrainConfig:  # fmt: skip
+    """The job's TrainConfig: the defaults, except what the variant, the plan and ``chosen``
+    (settings chosen on validation, :func:`~benchmarks.acdc_ablation._study.chosen`) set."""
     method, star, knobs = VARIANTS[job.variant]
+    knobs = {**knobs, **(chosen or {})}
     stars = {**TrainConfig(method=method).star.as_dict(), **star}
     every = min(plan.val_every[job.variant], job.iterations)
     return TrainConfig(method=method, data="acdc", data_dir=str(data_dir), split="thesis",

@@ -59,15 +59,17 @@ def test_quick_run_writes_the_tables_and_resumes(tmp_path: Path, source: str) ->
             "--work", str(tmp_path / "runs"), "--workers", "1"]  # fmt: skip
     bench.main(args)
     result = json.loads((tmp_path / "out" / "acdc_ablation_quick.json").read_text())
-    assert result["complete"] and result["runs_done"] == result["runs_planned"] == 7
+    assert result["complete"] and result["runs_done"] == result["runs_planned"] == 8
     rows = {r[0]: r[1] for r in result["table"]["rows"]}
     assert rows["U-Net"].endswith("[0.5115]") and rows["EDPCNN (bypass)"].endswith("[0.7270]")
     for name in ("U-Net+DP", "EDPCNN-ES-hi", "EDPCNN-ES-lo (pool 4)",
-                 "DP on an untrained U-Net (no labels)",
+                 "DP on an untrained U-Net (no labels)", "EDPCNN-softDP (relaxation)",
                  "disc of the mean radius (no labels)"):
         assert not rows[name].startswith("-"), name
     runs = {r["variant"]: r for r in result["runs"]}
     assert runs["es-lo"]["train_config"]["star"]["pool"] == 4
+    assert runs["softdp"]["method"] == "edpcnn-softdp" and "edpcnn-softdp" in runs["softdp"]["evaluations"]
+    assert runs["softdp"]["train_config"]["temperature"] == 1.0  # no grid in --quick: the default
     assert runs["edpcnn"]["curve"][0]["iteration"] == 3 and "train" in runs["edpcnn"]["curve"][0]
     assert list(runs["edpcnn"]["jitter_dice"]) == ["0", "0.2"]
     assert runs["jitter-delta2"]["delta"] == 2 and list(runs["jitter-delta2"]["jitter_dice"]) == [
@@ -83,6 +85,23 @@ def test_quick_run_writes_the_tables_and_resumes(tmp_path: Path, source: str) ->
     assert (tmp_path / "out" / "raw" / "acdc_ablation_quick.jsonl").read_text().splitlines() == lines
     assert [p.name for p in (tmp_path / "out" / "raw").iterdir()] == ["acdc_ablation_quick.jsonl"]
     assert not list(tmp_path.rglob("*.claim"))  # no claim files (lvseg.lock: the run's own lock)
+
+
+def test_softdp_trains_with_the_temperature_chosen_on_validation() -> None:
+    """Every softdp run of the full plan waits for the temperature grid and takes its best."""
+    from benchmarks.acdc_ablation._study import FULL, TEMPERATURES, Job, after_of, chosen, jobs_of
+
+    grid = [j for j in jobs_of(FULL) if j.variant.startswith("softdp-t")]
+    assert [(j.size, j.seed) for j in grid] == [(10, 0)] * len(TEMPERATURES)
+    runs = [j for j in jobs_of(FULL) if j.variant == "softdp"]
+    assert sorted((j.size, j.seed) for j in runs) == [(s, k) for s in (10, 20, 50) for k in (0, 1)]
+    assert all(after_of(j, FULL) == tuple(g.key for g in grid) for j in runs)
+    records = [{"key": g.key, "train_config": {"temperature": t},
+                "evaluations": {"edpcnn-softdp": {"dice": d}}}
+               for g, t, d in zip(grid, TEMPERATURES, (0.70, 0.82, 0.80, 0.60))]
+    assert chosen(runs[0], records) == {"temperature": TEMPERATURES[1]}
+    assert chosen(runs[0], []) == {} and chosen(grid[0], records) == {}
+    assert after_of(Job(10, 0, "edpcnn", 500), FULL) == ()
 
 
 def test_a_restart_counts_the_older_per_worker_logs(tmp_path: Path) -> None:
@@ -127,5 +146,6 @@ def test_the_augmented_rows_run_every_seed_at_10_20_50(tmp_path: Path) -> None:
         config = config_of(Job(10, 1, variant, 500), FULL, tmp_path)
         assert (config.method, config.augment, config.seed) == (method, "standard", 1)
     assert config_of(Job(10, 0, "edpcnn", 500), FULL, tmp_path).augment == "none"
-    assert len([j for j in jobs if not j.variant.endswith("-aug")]) == 38  # the plan before
+    before = [j for j in jobs if not j.variant.endswith("-aug") and not j.variant.startswith("softdp")]
+    assert len(before) == 38  # the plan before the -aug and softdp rows
     assert not [j for j in jobs_of(QUICK) if j.variant.endswith("-aug")]

@@ -119,7 +119,7 @@ def test_a_unet_too_large_for_memory_is_refused_by_its_constructor() -> None:
      ("lr", "0.1", "lr must be a number; got '0.1'"),
      ("train_size", 1.5, "train_size must be an integer >= 1 or None; got 1.5"),
      ("batch_size", True, "batch_size must be an integer in [1, 1024]; got True"),
-     ("method", 3, "method must be one of 'unet', 'unet-dp', 'edpcnn', 'edpcnn-es'; got 3")],
+     ("method", 3, "method must be one of 'unet', 'unet-dp', 'edpcnn', 'edpcnn-es', 'edpcnn-softdp'; got 3")],
 )  # fmt: skip
 def test_a_hand_edited_config_is_checked_key_by_key(
     unet_run: Path, key: str, value: object, message: str, capsys: pytest.CaptureFixture[str]

@@ -108,7 +108,7 @@ def test_surrogate_architectures_come_from_the_table() -> None:
         _model(surrogate="mlp")
 
 
-@pytest.mark.parametrize("method", ["unet", "unet-dp", "edpcnn", "edpcnn-es"])
+@pytest.mark.parametrize("method", ["unet", "unet-dp", "edpcnn", "edpcnn-es", "edpcnn-softdp"])
 def test_segment_every_method(tiny: dict[str, torch.Tensor], method: str) -> None:
     unet = UNet(base_channels=4, depth=2)
     seg = segment(method, unet, tiny["images"][:2], tiny["centers"][:2], STAR)

@@ -155,7 +155,7 @@ def test_bad_smoothness_values_are_refused(make: Any, message: str) -> None:
 
 def test_learning_the_smoothness_needs_a_method_through_the_dp(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=r"learn_smoothness needs a method that trains through "
-                       r"the DP \(edpcnn, edpcnn-es\); got method 'unet'"):
+                       r"the DP \(edpcnn, edpcnn-es, edpcnn-softdp\); got method 'unet'"):
         build_model(tiny_config("unet", learn_smoothness=True))
     code = main(["train", "--method", "unet-dp", "--learn-smoothness", *TINY_ARGS,
                  "--out", str(tmp_path / "run")])

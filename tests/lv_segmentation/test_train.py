@@ -24,7 +24,7 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run / "last.pt")["model"]
 
 
-@pytest.mark.parametrize("method", ["edpcnn", "edpcnn-es", "unet"])
+@pytest.mark.parametrize("method", ["edpcnn", "edpcnn-es", "edpcnn-softdp", "unet"])
 def test_resume_continues_exactly(tmp_path: Path, tiny_data, method: str) -> None:  # type: ignore[no-untyped-def]
     """2K iterations straight == K iterations, then a fresh process state resumed for K more."""
     straight = tmp_path / "straight"

@@ -102,3 +102,14 @@ def test_numpy_and_integer_input():
     assert out.indices.dtype == torch.get_default_dtype()
     ref = soft_dp(torch.from_numpy(cost.astype(np.float32)), 1, 1.0)
     torch.testing.assert_close(out.indices, ref.indices)
+
+
+def test_a_number_penalty_keeps_the_costs_precision():
+    # regression: a float lam went through float32 before reaching float64 costs
+    rng = np.random.default_rng(5)
+    cost = torch.from_numpy(rng.normal(size=(2, 5, 4)))
+    exact = soft_dp(cost, 1, 0.7, torch.tensor(0.3, dtype=torch.float64))
+    for lam in (0.3, np.float64(0.3), np.array([0.3, 0.3])):
+        out = soft_dp(cost, 1, 0.7, lam)
+        assert torch.equal(out.energy, exact.energy) and torch.equal(out.marginals, exact.marginals)
+    assert torch.equal(dp_torch(cost, 1, lam=0.3)[0], dp_torch(cost, 1, lam=exact.energy.new_tensor(0.3))[0])

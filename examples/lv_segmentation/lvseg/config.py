@@ -40,8 +40,9 @@ __all__ = ["TrainConfig"]
 _METHOD_HELP = "; ".join(f"{m.name}: {m.help}" for m in METHODS.values())
 _DATA_HELP = "; ".join(f"{d.name}: {d.help}" for d in DATASETS.values())
 _ITERATIONS = ", ".join(f"{m.name} {m.iterations}" for m in METHODS.values())
-_SAMPLES = ", ".join(f"{m.name} {m.samples}" for m in METHODS.values() if m.end_to_end)
-_SIGMA = ", ".join(f"{m.name} {m.sigma:g}" for m in METHODS.values() if m.end_to_end)
+_SAMPLES = ", ".join(f"{m.name} {m.samples}" for m in METHODS.values() if m.estimator)
+_SIGMA = ", ".join(f"{m.name} {m.sigma:g}" for m in METHODS.values() if m.estimator)
+_RELAXED = {m.name: m.temperature for m in METHODS.values() if m.temperature is not None}
 
 
 #: Bounds of the sizes and counts below (a typo such as ``--unet-channels 100000`` must not ask
@@ -106,8 +107,9 @@ class TrainConfig:
                              high=CROP_SIZE.bit_length() - 1)
     unet_norm: str = option("group", "U-Net normalisation", thesis="none", choices=NORMS)
     learn_smoothness: bool = option(False, "train the DP's smoothness penalty lambda with the "
-                                    "U-Net through the bypass, starting at --smoothness (0: a "
-                                    "default start); edpcnn and edpcnn-es")
+                                    "U-Net through the DP, starting at --smoothness (0: a "
+                                    "default start); " + ", ".join(
+                                        m.name for m in METHODS.values() if m.learns_smoothness))
     smoothness_lr: float = option(1e-2, "Adam learning rate of log(lambda) with "
                                   "--learn-smoothness", metavar="LR")
     star: StarConfig = option(help="star pattern and DP settings (their own options)",
@@ -137,6 +139,11 @@ class TrainConfig:
                             thesis="star", choices=tuple(SURROGATES))
     surrogate_channels: int = option(8, "surrogate base channels", thesis="8", metavar="C",
                                      low=1, high=_MAX_CHANNELS)
+    temperature: float | None = option(
+        None, "temperature of the relaxed DP that " + ", ".join(_RELAXED) + " trains through "
+        "(None: " + ", ".join(f"{k} {v:g}" for k, v in _RELAXED.items()) + "; the ACDC study "
+        "chooses it on validation: docs/lv_example.md); at least 1e-3: towards 0 the relaxed DP "
+        "becomes the hard DP, whose gradient is 0 almost everywhere", metavar="TAU", low=1e-3)
     synthetic_slices: int = option(256, "phantoms generated for --data synthetic", metavar="N",
                                    low=1, high=100_000)
     fractions: tuple[float, float, float] | None = option(
@@ -168,6 +175,12 @@ class TrainConfig:
             self.samples = METHODS[self.method].samples
         if self.sigma is None:
             self.sigma = METHODS[self.method].sigma
+        if self.temperature is None:
+            self.temperature = METHODS[self.method].temperature
+        elif METHODS[self.method].temperature is None:
+            raise ValueError(f"temperature (--temperature) is for the methods trained through "
+                             f"the relaxed DP ({', '.join(_RELAXED)}); got method "
+                             f"{self.method!r}: drop --temperature")
         positive_number("lr", self.lr)
         positive_number("smoothness_lr", self.smoothness_lr)
 

@@ -7,7 +7,9 @@ Training (thesis Algorithm 3, ``edpcnn``)::
     loss = cross_entropy(bypass.predict(g), true indices)                  [trains the U-Net]
 
 ``edpcnn-es`` replaces the surrogate with :class:`~diffbypass.ES` around ``StarDP(output=
-"float")`` and puts a mean squared error directly on the smoothed DP indices. Which estimator,
+"float")`` and puts a mean squared error directly on the smoothed DP indices. ``edpcnn-softdp``
+has no bypass: the warped map's costs go through the relaxed DP :func:`~diffbypass_stardp.soft_dp`
+at a temperature (exact autograd), and a cross-entropy is put on its marginals. Which estimator,
 which DP output and which loss a method uses is decided by the method table alone
 (:data:`lvseg.methods.METHODS`); this module only assembles the model it is given. Inference for
 every method is :func:`lvseg.segment.segment`.
@@ -22,8 +24,9 @@ import torch
 from torch import Tensor, nn
 
 from diffbypass import Bypass, Estimator
-from diffbypass.validation import one_of
-from diffbypass_stardp import LineSurrogate, StarSurrogate, mask_to_indices, warp
+from diffbypass.validation import one_of, positive_number
+from diffbypass_stardp import (LineSurrogate, StarSurrogate, mask_to_indices, radial_difference,
+                               soft_dp, warp)
 from lvseg.star import StarConfig
 
 __all__ = ["DP_OUTPUTS", "EDPCNN", "INITIAL_SMOOTHNESS", "SURROGATES", "StarOutput"]
@@ -60,7 +63,11 @@ class StarOutput(NamedTuple):
     """Warped map :math:`g` :math:`(B, N, M)` (differentiable w.r.t. the U-Net); with
     ``star.pool > 1`` its pooled version :meth:`StarConfig.reduce` (what the bypass sees)."""
     indices: Tensor
-    """DP output :math:`(B, N)`: int64 indices or smoothed float indices (``dp_output``)."""
+    """DP output :math:`(B, N)`: int64 indices or smoothed float indices (``dp_output``); with
+    the relaxed DP its expected (unsmoothed) indices."""
+    marginals: Tensor | None = None
+    """The relaxed DP's marginals :math:`(B, N, M)`, :math:`p(v_n = j)` (``None`` with a
+    bypass)."""
 
 
 class EDPCNN(nn.Module):
@@ -69,14 +76,20 @@ class EDPCNN(nn.Module):
     Args:
         unet: image :math:`(B, 1, H, W)` → output map :math:`(B, 1, H, W)`.
         star: star and DP settings.
-        estimator: the bypass' gradient estimator (the method table builds it).
-        dp_output: what the DP returns, one of :data:`DP_OUTPUTS`.
+        estimator: the bypass' gradient estimator (the method table builds it); ``None``: no
+            bypass, the U-Net is trained through the relaxed DP (``temperature``).
+        dp_output: what the DP returns, one of :data:`DP_OUTPUTS` (ignored without a bypass).
         learn_smoothness: train the DP's smoothness penalty :math:`\lambda` with the U-Net:
             :math:`\lambda = \exp(\text{log\_smoothness})`, an ``nn.Parameter`` (in the
             ``state_dict``) starting at ``star.smoothness`` (:data:`INITIAL_SMOOTHNESS` if that
             is 0), passed to the bypass as its shared second argument ``lam``; the estimator
             must take it (a surrogate built with ``lam_input=True``, a ``sigma`` per argument).
             Otherwise the DP uses the fixed ``star.smoothness``.
+        temperature: without an estimator, the temperature :math:`\tau > 0` of the relaxed
+            DP :func:`~diffbypass_stardp.soft_dp` on the costs
+            :func:`~diffbypass_stardp.radial_difference` of the warped map (the cost and
+            penalty of ``StarDP``, :math:`\min` made soft; no moving average). Its gradient
+            is exact, also for a learned :math:`\lambda`; inference still uses the hard DP.
 
     Example:
         >>> from diffbypass import ES
@@ -92,24 +105,35 @@ class EDPCNN(nn.Module):
         torch.Size([2, 8])
     """
 
-    def __init__(self, unet: nn.Module, star: StarConfig, estimator: Estimator,
-                 dp_output: str, *, learn_smoothness: bool = False) -> None:  # fmt: skip
+    def __init__(self, unet: nn.Module, star: StarConfig, estimator: Estimator | None,
+                 dp_output: str | None = None, *, learn_smoothness: bool = False,
+                 temperature: float | None = None) -> None:  # fmt: skip
         super().__init__()
         if not isinstance(star, StarConfig):
             raise TypeError(f"star must be a StarConfig; got {type(star).__name__}")
-        if not isinstance(estimator, Estimator):
-            raise TypeError(f"estimator must be a diffbypass Estimator (Surrogate, ES, ...); got "
-                            f"{type(estimator).__name__}")
+        if estimator is not None and not isinstance(estimator, Estimator):
+            raise TypeError(f"estimator must be a diffbypass Estimator (Surrogate, ES, ...) or "
+                            f"None (the relaxed DP); got {type(estimator).__name__}")
+        if (estimator is None) == (temperature is None):
+            raise ValueError("give an estimator (the bypass) or a temperature (the relaxed DP), "
+                             f"not both or neither; got estimator={estimator!r}, "
+                             f"temperature={temperature!r}")
         self.unet = unet
         self.star = star
-        dp = star.dp(one_of("dp_output", dp_output, DP_OUTPUTS))
         self.log_smoothness: nn.Parameter | None = None
         if learn_smoothness:
             initial = star.smoothness or INITIAL_SMOOTHNESS
             self.log_smoothness = nn.Parameter(torch.tensor(math.log(initial)))
-            self.bypass = Bypass(dp, estimator, shared=("lam",))
-        else:
-            self.bypass = Bypass(dp, estimator)
+        self.bypass: Bypass | None = None
+        self.temperature: float | None = None
+        if estimator is None:
+            if star.pool > 1:
+                raise ValueError(f"star.pool > 1 (ES-lo) is for the ES estimator; the relaxed "
+                                 f"DP solves the full warped map; got pool={star.pool}")
+            self.temperature = positive_number("temperature", temperature)
+            return
+        dp = star.dp(one_of("dp_output", dp_output, DP_OUTPUTS))
+        self.bypass = Bypass(dp, estimator, shared=("lam",) if learn_smoothness else None)
 
     @property
     def smoothness(self) -> Tensor | None:
@@ -133,6 +157,11 @@ class EDPCNN(nn.Module):
             )
         points = self.star.points(centers, angles)
         warped = self.star.reduce(warp(output_map, points, mode=self.star.interpolation))
+        if self.bypass is None:  # the relaxed DP, differentiable end to end
+            lam = self.smoothness
+            soft = soft_dp(radial_difference(warped), self.star.delta, self.temperature,
+                           self.star.smoothness if lam is None else lam)  # fmt: skip
+            return StarOutput(output_map, points, warped, soft.indices, soft.marginals)
         indices = self.bypass(*self.dp_inputs(warped))  # fits the surrogate (training mode), exact DP output
         return StarOutput(output_map, points, warped, indices)
 

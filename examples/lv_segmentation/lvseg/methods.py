@@ -8,7 +8,7 @@ example branches on a method's name or probes the kind of its estimator.
 
 Example:
     >>> [m.name for m in METHODS.values() if m.dp]
-    ['unet-dp', 'edpcnn', 'edpcnn-es']
+    ['unet-dp', 'edpcnn', 'edpcnn-es', 'edpcnn-softdp']
     >>> get_method("edpcnn").end_to_end, get_method("unet-dp").end_to_end
     (True, False)
 """
@@ -60,6 +60,9 @@ class Method:
             (``None``: none; :meth:`~diffbypass.Surrogate.register_fit_hook`).
         learns_smoothness: whether ``--learn-smoothness`` may train the DP's smoothness penalty
             with the U-Net (through the bypass, as its shared second argument).
+        temperature: without an estimator, the default temperature (``--temperature``) of the
+            relaxed DP :func:`~diffbypass_stardp.soft_dp` the U-Net is trained through;
+            ``None``: the method has no relaxed DP.
     """
 
     name: str
@@ -73,11 +76,12 @@ class Method:
     sigma: float = 1.0
     report: Callable[[Any], dict[str, float]] | None = None
     learns_smoothness: bool = False
+    temperature: float | None = None
 
     @property
     def end_to_end(self) -> bool:
         """Whether the U-Net is trained through the DP (with centre jitter and rotation)."""
-        return self.estimator is not None
+        return self.estimator is not None or self.temperature is not None
 
 
 def pixel_loss(logits: Tensor, masks: Tensor) -> Tensor:
@@ -116,6 +120,17 @@ def _es_step(model: nn.Module, images: Tensor, masks: Tensor, centers: Tensor | 
     out = model(images, centers, angles)
     truth = model.true_indices(masks, out.points)
     return F.mse_loss(out.indices, truth.to(out.indices.dtype))
+
+
+def _softdp_step(model: nn.Module, images: Tensor, masks: Tensor, centers: Tensor | None,
+                 angles: Tensor | None) -> Tensor:
+    """Cross-entropy of the relaxed DP's marginals against the true indices: ``edpcnn``'s loss
+    with the DP's own distribution of each :math:`v_n` in place of the surrogate's. A marginal
+    that underflows is floored at the dtype's smallest normal number (no gradient there)."""
+    out = model(images, centers, angles)
+    truth = model.true_indices(masks, out.points)
+    log_p = out.marginals.clamp_min(torch.finfo(out.marginals.dtype).tiny).log()
+    return F.nll_loss(log_p.reshape(-1, log_p.shape[-1]), truth.reshape(-1))
 
 
 def _surrogate(config: TrainConfig, generator: torch.Generator) -> Estimator:
@@ -169,6 +184,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            samples=1, report=_fit_report, learns_smoothness=True),
     Method("edpcnn-es", "the same with ES", _es, "float", _es_step, dp=True, iterations=150,
            sigma=0.1, learns_smoothness=True),
+    Method("edpcnn-softdp", "U-Net trained end to end through the relaxed DP (soft_dp, exact "
+           "gradient) instead of the bypass", None, None, _softdp_step, dp=True,
+           iterations=150, learns_smoothness=True, temperature=1.0),
 )}  # fmt: skip
 
 
@@ -178,7 +196,8 @@ def get_method(name: str) -> Method:
 
 
 def build_model(config: TrainConfig) -> nn.Module:
-    """The trainable model of ``config.method``: a :class:`UNet` or an :class:`EDPCNN`.
+    """The trainable model of ``config.method``: a :class:`UNet` or an :class:`EDPCNN` (with a
+    bypass, or the relaxed DP at ``config.temperature``).
 
     Initialisation and the estimator's noise generator follow ``config.seed``. The U-Net and
     the estimator check their own arguments here (``unet_*``, ``sigma``, ``samples``, ...).
@@ -192,11 +211,12 @@ def build_model(config: TrainConfig) -> nn.Module:
         )
     torch.manual_seed(config.seed)
     unet = UNet(base_channels=config.unet_channels, depth=config.unet_depth, norm=config.unet_norm)
-    if method.estimator is None:
+    if not method.end_to_end:
         return unet
-    estimator = method.estimator(config, torch.Generator().manual_seed(config.seed + 1))
+    estimator = None if method.estimator is None else method.estimator(
+        config, torch.Generator().manual_seed(config.seed + 1))
     return EDPCNN(unet, config.star, estimator, method.dp_output,
-                  learn_smoothness=config.learn_smoothness)
+                  learn_smoothness=config.learn_smoothness, temperature=config.temperature)
 
 
 def unet_of(model: nn.Module) -> nn.Module:

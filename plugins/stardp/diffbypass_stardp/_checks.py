@@ -129,7 +129,10 @@ def lam_tensor(lam: Any, n_batch: int, like: Tensor) -> Tensor | None:
     check_lam(lam, n_batch)
     if not isinstance(lam, (Tensor, np.ndarray)) and lam == 0:
         return None
-    return torch.as_tensor(lam).to(dtype=like.dtype, device=like.device).expand(n_batch)
+    if isinstance(lam, Tensor):
+        return lam.to(dtype=like.dtype, device=like.device).expand(n_batch)
+    # a number or array straight in like's dtype (not through float32: float64 costs keep it)
+    return torch.as_tensor(lam, dtype=like.dtype, device=like.device).expand(n_batch)
 
 
 def check_penalty_range(lam_max: float, delta: int, limit: float, n_lines: int) -> None:
