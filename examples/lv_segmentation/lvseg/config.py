@@ -133,6 +133,16 @@ class TrainConfig:
                             thesis="star", choices=tuple(SURROGATES))
     surrogate_channels: int = option(8, "surrogate base channels", thesis="8", metavar="C",
                                      low=1, high=_MAX_CHANNELS)
+    unlabelled: int = option(0, "semi-supervised: K unlabelled training-split images per "
+                             "iteration, their targets from an EMA teacher (lvseg.teacher; "
+                             "0: off; unet, unet-dp and edpcnn)", metavar="K", low=0, high=1024)
+    unlabelled_weight: float = option(1.0, "weight of the unlabelled images' loss (reached after "
+                                      "--unlabelled-rampup iterations)", metavar="W", low=0.0)
+    unlabelled_rampup: int = option(100, "iterations over which the unlabelled weight rises "
+                                    "from 0 (sigmoid-shaped; 0: none)", metavar="K", low=0,
+                                    high=_MAX_ITERATIONS)
+    teacher_decay: float = option(0.99, "EMA decay of the teacher's weights per iteration",
+                                  metavar="D", low=0.0, high=1.0)
     synthetic_slices: int = option(256, "phantoms generated for --data synthetic", metavar="N",
                                    low=1, high=100_000)
     fractions: tuple[float, float, float] | None = option(
