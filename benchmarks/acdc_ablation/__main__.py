@@ -29,7 +29,11 @@ probability minus 1/2 through the star DP) is selected on its own validation Dic
 unet run. ES-hi is edpcnn-es as lvseg defines it; ES-lo is the same with the DP's input averaged
 over blocks of 4 points along each line (``StarConfig.pool = 4``: 25 x 17 = 425 values reach ES
 instead of 25 x 65 = 1625), lvseg's documented stand-in for the thesis' unpadded U-Net. ES runs
-at 10 to 100 images, first seed.
+at 10 to 100 images, first seed. Semi-supervised rows (issue #20; 10, 20 and 50 images, first
+seed): the same runs with ``--unlabelled 10``, ten images per iteration from the rest of the
+training split with their labels hidden (``lvseg.teacher``: an EMA teacher; EDPCNN learns from
+the teacher's DP contours through the bypass, the U-Net from its probabilities), the other
+settings at the defaults.
 
 Baselines without training: the star DP on the output map of an untrained U-Net (the edpcnn
 initialisation of that seed), and a disc of the mean equivalent radius sqrt(area / pi) of the

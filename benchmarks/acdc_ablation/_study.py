@@ -26,6 +26,9 @@ THESIS = {
 #: The surrogate setting lvseg used before issue #9 (the thesis' StarSurrogate, S = 10, 2 fit
 #: steps); the study's first EDPCNN run (10 images, seed 0) used it and is kept as its own row.
 OLD_SURROGATE = {"surrogate": "star", "samples": 10, "fit_steps": 2}
+#: Semi-supervised (issue #20): 10 unlabelled training-split images per iteration besides the
+#: labelled batch, an EMA teacher's targets (``lvseg.teacher``), the other settings at the defaults.
+SEMI = {"unlabelled": 10}
 #: What each trained variant is: the lvseg method, the star settings changed from the
 #: TrainConfig defaults (ES-lo: the DP's input pooled along the lines, ``StarConfig.pool``) and
 #: other TrainConfig settings changed from the defaults.
@@ -36,12 +39,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "es-hi": ("edpcnn-es", {}, {}),
     "es-lo": ("edpcnn-es", {"pool": 4}, {}),
     "es-lo2": ("edpcnn-es", {"pool": 2}, {}),
+    "edpcnn-semi": ("edpcnn", {}, SEMI),
+    "unet-semi": ("unet", {}, SEMI),
 }
 #: What a trained variant is evaluated as (the unet run also gives U-Net+DP).
 EVALUATED = {"unet": ("unet", "unet-dp"), "edpcnn": ("edpcnn",), "edpcnn-old": ("edpcnn",),
-             "es-hi": ("edpcnn-es",), "es-lo": ("edpcnn-es",), "es-lo2": ("edpcnn-es",)}  # fmt: skip
+             "es-hi": ("edpcnn-es",), "es-lo": ("edpcnn-es",), "es-lo2": ("edpcnn-es",),
+             "edpcnn-semi": ("edpcnn",), "unet-semi": ("unet",)}  # fmt: skip
 ROWS = ("untrained-dp", "mean-disc", "unet", "unet-dp", "edpcnn", "edpcnn-old", "es-hi", "es-lo",
-        "es-lo2")
+        "es-lo2", "unet-semi", "edpcnn-semi")
 #: The star's resolution ceilings: the DP on the true mask (minus 1/2), the DP's input pooled
 #: over blocks of F points along each line as ES-lo pools it (``StarConfig.pool``).
 CEILING_POOLS = (1, 2, 4)
@@ -49,7 +55,9 @@ LABELS = {"untrained-dp": "DP on an untrained U-Net (no labels)",
           "mean-disc": "disc of the mean radius (no labels)", "unet": "U-Net",
           "unet-dp": "U-Net+DP", "edpcnn": "EDPCNN (bypass)",
           "edpcnn-old": "EDPCNN, surrogate before #9 (S10 k2)", "es-hi": "EDPCNN-ES-hi",
-          "es-lo": "EDPCNN-ES-lo (pool 4)", "es-lo2": "EDPCNN-ES-lo, pool 2"}  # fmt: skip
+          "es-lo": "EDPCNN-ES-lo (pool 4)", "es-lo2": "EDPCNN-ES-lo, pool 2",
+          "unet-semi": "U-Net, mean teacher on unlabelled images",
+          "edpcnn-semi": "EDPCNN, teacher's DP pseudo-labels on unlabelled images"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -77,15 +85,17 @@ FULL = Plan(
     seeds={10: (0, 1), 20: (0, 1), 50: (0, 1), 100: (0,), 200: (0,)},
     iterations={10: 500, 20: 600, 50: 1000, 100: 1500, 200: 2000},
     val_every={"unet": 100, "edpcnn": 50, "edpcnn-old": 50, "es-hi": 100, "es-lo": 100,
-               "es-lo2": 100},
+               "es-lo2": 100, "edpcnn-semi": 50, "unet-semi": 100},
     es_sizes=(10, 20, 50, 100),
-    only={"edpcnn-old": (10,), "es-lo2": (10, 20)},
+    only={"edpcnn-old": (10,), "es-lo2": (10, 20), "edpcnn-semi": (10, 20, 50),
+          "unet-semi": (10, 20, 50)},
     jitter_sizes=(10, 100),
 )
 QUICK = Plan(
     sizes=(10,), seeds={10: (0,)}, iterations={10: 3},
-    val_every={"unet": 3, "edpcnn": 3, "edpcnn-old": 3, "es-hi": 3, "es-lo": 3, "es-lo2": 3},
-    es_sizes=(10,), only={"edpcnn-old": (), "es-lo2": ()},
+    val_every={"unet": 3, "edpcnn": 3, "edpcnn-old": 3, "es-hi": 3, "es-lo": 3, "es-lo2": 3,
+               "edpcnn-semi": 3, "unet-semi": 3},
+    es_sizes=(10,), only={"edpcnn-old": (), "es-lo2": (), "edpcnn-semi": (10,), "unet-semi": (10,)},
     jitter_sizes=(10,), jitters=(0.0, 0.2), val_subset=4, train_curve_images=5,
 )  # fmt: skip
 
