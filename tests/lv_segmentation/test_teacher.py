@@ -146,7 +146,37 @@ def test_pseudo_labels_of_a_perfect_teacher_are_the_true_indices() -> None:
     points = star.points(centers, torch.tensor([0.1, -0.3]))
     maps = masks.float().unsqueeze(1) - 0.5
     u = Unlabelled(maps, maps, None, None, star, 1.0)
-    assert torch.equal(u.pseudo_indices(points), mask_to_indices(masks, points))
+    indices, keep = u.pseudo_labels(points)
+    assert torch.equal(indices, mask_to_indices(masks, points)) and bool((keep == 1).all())
+
+
+def test_agreement_keeps_the_lines_where_the_teacher_agrees_with_itself() -> None:
+    """A line counts where the teacher's DP on the jittered star and its contour at the given
+    centre (``masks``) cross it within A points; an empty teacher mask: no line counts."""
+    star = StarConfig(n_lines=8, n_points=20, radius=16.0, delta=20, smoothing=0)
+    yy, xx = np.mgrid[:40, :40]
+    disc = torch.from_numpy((xx - 20) ** 2 + (yy - 20) ** 2 < 9**2)
+    maps = (disc.float() - 0.5).expand(2, 1, 40, 40)
+    teacher_masks = torch.stack([disc, torch.zeros_like(disc)])
+    teacher_masks[0, 20:, 20:] = False  # a quarter off: lines 0-1 (and 2 on the border) differ
+    points = star.points(torch.tensor([[21.0, 19.0], [21.0, 19.0]]))
+    u = Unlabelled(maps, maps, None, None, star, 1.0, teacher_masks, 0)
+    indices, keep = u.pseudo_labels(points)
+    other = mask_to_indices(teacher_masks[:1], points[:1])
+    assert torch.equal(keep[0], (indices[0] == other[0]).float())
+    assert 0 < keep[0].sum() < 8 and keep[1].sum() == 0
+    loose = Unlabelled(maps, maps, None, None, star, 1.0, teacher_masks, 20)
+    assert torch.equal(loose.pseudo_labels(points)[1][0], torch.ones(8))
+
+
+def test_agreement_run(tmp_path: Path, semi_data: PreparedSplits) -> None:
+    """The filter lowers the unlabelled term: fewer lines count."""
+    def config(agreement: int | None, iterations: int = 2) -> TrainConfig:
+        return tiny_config("edpcnn", train_size=4, unlabelled=4, iterations=iterations,
+                           unlabelled_rampup=0, unlabelled_agreement=agreement)
+    everything = _steps(config(None, 1), tmp_path / "all", semi_data)
+    filtered = _steps(config(0, 1), tmp_path / "filtered", semi_data)
+    assert filtered[0] < everything[0]
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
@@ -154,6 +184,8 @@ def test_pseudo_labels_of_a_perfect_teacher_are_the_true_indices() -> None:
     ({"unlabelled_weight": -0.5}, "unlabelled_weight must be a number >= 0; got -0.5"),
     ({"teacher_decay": 1.5}, "teacher_decay must be a number in [0, 1]; got 1.5"),
     ({"unlabelled_rampup": 2.5}, "unlabelled_rampup must be an integer"),
+    ({"unlabelled_agreement": -1}, "unlabelled_agreement must be an integer in [0, 1024] or "
+                                   "None; got -1"),
 ])  # fmt: skip
 def test_bad_values_name_the_option(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -162,6 +194,13 @@ def test_bad_values_name_the_option(overrides: dict[str, Any], message: str) -> 
 
 def test_unlabelled_needs_a_method_and_unlabelled_images(tmp_path: Path,
                                                           tiny_data: PreparedSplits) -> None:
+    with pytest.raises(ValueError, match=r"teacher_decay is read only with unlabelled > 0; got "
+                       r"unlabelled=0: add --unlabelled K, or drop --teacher-decay"):
+        Trainer(tiny_config("edpcnn", teacher_decay=0.5), tmp_path / "off", data=tiny_data)
+    with pytest.raises(ValueError, match=r"unlabelled_agreement is for methods trained through "
+                       r"the DP; got method 'unet': drop --unlabelled-agreement"):
+        Trainer(tiny_config("unet", unlabelled=2, unlabelled_agreement=1), tmp_path / "u",
+                data=tiny_data)
     with pytest.raises(ValueError, match=r"unlabelled > 0 needs a method with a semi-supervised "
                        r"loss \(unet, unet-dp, edpcnn\); got method 'edpcnn-es'"):
         Trainer(tiny_config("edpcnn-es", unlabelled=2), tmp_path / "es", data=tiny_data)

@@ -13,7 +13,8 @@ checked by the constructors that take them when the model is built
 and ``samples`` by ``Surrogate``/``ES`` (``samples`` even for the antithetic ES pairs),
 ``fit_steps`` by ``Surrogate`` (``>= 0``: 0 never fits the surrogate), ``surrogate_*`` by
 ``Surrogate`` and ``StarSurrogate``, the star settings by :class:`~lvseg.star.StarConfig`,
-``fractions`` by ``split_by_patient`` and ``synthetic_slices`` by ``make_phantoms``.
+``fractions`` by ``split_by_patient``, ``synthetic_slices`` by ``make_phantoms``, and
+``unlabelled`` by ``build_model`` (the method) and ``MeanTeacher`` (unlabelled slices exist).
 """
 
 from __future__ import annotations
@@ -141,6 +142,11 @@ class TrainConfig:
     unlabelled_rampup: int = option(100, "iterations over which the unlabelled weight rises "
                                     "from 0 (sigmoid-shaped; 0: none)", metavar="K", low=0,
                                     high=_MAX_ITERATIONS)
+    unlabelled_agreement: int | None = option(None, "edpcnn: an unlabelled image's star line "
+                                              "counts only where the teacher's DP contours "
+                                              "around the given and the jittered centre cross "
+                                              "it within A points (None: every line)",
+                                              metavar="A", low=0, high=1024)
     teacher_decay: float = option(0.99, "EMA decay of the teacher's weights per iteration",
                                   metavar="D", low=0.0, high=1.0)
     synthetic_slices: int = option(256, "phantoms generated for --data synthetic", metavar="N",

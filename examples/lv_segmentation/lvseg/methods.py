@@ -28,10 +28,11 @@ from diffbypass.validation import one_of
 from lvseg.edpcnn import EDPCNN, SURROGATES
 from lvseg.models import UNet
 from lvseg.star import STARDP, StarConfig
+from lvseg.teacher import check_semi
 
 if TYPE_CHECKING:  # the builders read a TrainConfig's fields; lvseg.config sits above this module
     from lvseg.config import TrainConfig
-    from lvseg.teacher import Unlabelled
+    from lvseg.teacher import Unlabelled  # (check_semi is imported at run time)
 
 __all__ = ["METHODS", "SMOOTHNESS_SIGMA", "Method", "build_model", "get_method", "param_groups",
            "pixel_loss", "star_of", "unet_of"]
@@ -134,11 +135,12 @@ def _surrogate_semi(model: nn.Module, images: Tensor, masks: Tensor, centers: Te
     n = len(images)
     out = model(torch.cat([images, u.images]), torch.cat([centers, u.centers]),
                 torch.cat([angles, u.angles]))
-    targets = torch.cat([model.true_indices(masks, out.points[:n]),
-                         u.pseudo_indices(out.points[n:])])
+    pseudo, keep = u.pseudo_labels(out.points[n:])
+    targets = torch.cat([model.true_indices(masks, out.points[:n]), pseudo])
     logits = model.bypass.predict(*model.dp_inputs(out.warped))
     lines = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
-    return lines[: targets[:n].numel()].mean() + u.weight * lines[targets[:n].numel():].mean()
+    labelled = targets[:n].numel()
+    return lines[:labelled].mean() + u.weight * (lines[labelled:] * keep.flatten()).mean()
 
 
 def _es_step(model: nn.Module, images: Tensor, masks: Tensor, centers: Tensor | None,
@@ -221,10 +223,7 @@ def build_model(config: TrainConfig) -> nn.Module:
             f"learn_smoothness needs a method that trains through the DP ({able}); got method "
             f"{config.method!r}: drop --learn-smoothness, or fix the penalty with --smoothness"
         )
-    if config.unlabelled and method.semi_loss is None:
-        able = ", ".join(m.name for m in METHODS.values() if m.semi_loss is not None)
-        raise ValueError(f"unlabelled > 0 needs a method with a semi-supervised loss ({able}); "
-                         f"got method {config.method!r}: drop --unlabelled")
+    check_semi(config, method, [m.name for m in METHODS.values() if m.semi_loss is not None])
     torch.manual_seed(config.seed)
     unet = UNet(base_channels=config.unet_channels, depth=config.unet_depth, norm=config.unet_norm)
     if method.estimator is None:

@@ -21,6 +21,9 @@ epochs, :class:`~lvseg.sampler.BatchSampler`) and runs the teacher's U-Net on th
   jitter to the object and gives its radius); the teacher's exact DP indices on that star are
   the targets of the same bypass loss as the true indices of a labelled image, and the
   unlabelled warped maps go through the same bypass call, so the surrogate is fitted on them.
+  With ``--unlabelled-agreement A`` only the lines where the teacher is consistent count: where
+  its DP on the jittered star and its contour at the given centre cross the line within ``A``
+  points of each other (the two stars' centres differ; the other lines get weight 0).
 
 The unlabelled loss is weighted by ``--unlabelled-weight`` times a sigmoid-shaped ramp over the
 first ``--unlabelled-rampup`` iterations (:func:`rampup`). The teacher (its weights and its
@@ -38,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from diffbypass_stardp import contour_points, star_mask, warp
+from diffbypass_stardp import contour_points, mask_to_indices, star_mask, warp
 from lvseg.data.preprocessing import object_radius
 from lvseg.edpcnn import EDPCNN
 from lvseg.jitter import jitter_centers
@@ -49,7 +52,32 @@ if TYPE_CHECKING:
     from lvseg.config import TrainConfig
     from lvseg.distributed import Ranks
 
-__all__ = ["MeanTeacher", "Unlabelled", "ema_update", "rampup"]
+__all__ = ["MeanTeacher", "Unlabelled", "check_semi", "ema_update", "rampup"]
+
+#: The options that only semi-supervised training reads (``--unlabelled K`` with K > 0).
+SEMI_OPTIONS = ("unlabelled_weight", "unlabelled_rampup", "unlabelled_agreement", "teacher_decay")
+
+
+def check_semi(config: TrainConfig, method: Any, able: list[str]) -> None:
+    """Refuse semi-supervised options that would be ignored: ``unlabelled`` with a method
+    without a ``semi_loss`` (``able`` lists those with one), another semi option changed
+    without ``unlabelled``, ``unlabelled_agreement`` for a method that does not train through
+    the DP.
+
+    Raises:
+        ValueError: naming the option, the method and the fix.
+    """
+    if config.unlabelled and method.semi_loss is None:
+        raise ValueError(f"unlabelled > 0 needs a method with a semi-supervised loss "
+                         f"({', '.join(able)}); got method {config.method!r}: drop --unlabelled")
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    changed = [n for n in SEMI_OPTIONS if getattr(config, n) != fields[n].default]
+    if changed and not config.unlabelled:
+        raise ValueError(f"{changed[0]} is read only with unlabelled > 0; got unlabelled=0: add "
+                         f"--unlabelled K, or drop --{changed[0].replace('_', '-')}")
+    if config.unlabelled_agreement is not None and not method.end_to_end:
+        raise ValueError(f"unlabelled_agreement is for methods trained through the DP; got "
+                         f"method {config.method!r}: drop --unlabelled-agreement")
 
 
 class Unlabelled(NamedTuple):
@@ -68,11 +96,25 @@ class Unlabelled(NamedTuple):
     """The teacher's star and DP settings (its own learned smoothness penalty, if any)."""
     weight: float
     """The weight of the unlabelled loss at this iteration (ramp included)."""
+    masks: Tensor | None = None
+    """The teacher's DP masks at the given centres :math:`(K, H, W)` (CPU; end-to-end methods)."""
+    agreement: int | None = None
+    """``--unlabelled-agreement``: the largest disagreement (points) of a line that counts."""
 
-    def pseudo_indices(self, points: Tensor) -> Tensor:
-        """The teacher's exact DP indices :math:`(K, N)` on the star ``points`` (int64)."""
+    def pseudo_labels(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """The teacher's exact DP indices :math:`(K, N)` on the star ``points`` (int64), and
+        each line's weight :math:`(K, N)`: 1, or with :attr:`agreement` 0 where the teacher's
+        contour at the given centre crosses the line more than that many points away."""
         warped = self.star.reduce(warp(self.maps, points, mode=self.star.interpolation))
-        return torch.as_tensor(self.star.dp("indices")(warped.detach().cpu())).to(points.device)
+        indices = torch.as_tensor(self.star.dp("indices")(warped.detach().cpu()))
+        keep = torch.ones(indices.shape)
+        if self.agreement is not None and self.masks is not None:
+            some = self.masks.flatten(1).any(1)  # an empty teacher mask: no line counts
+            keep[~some] = 0.0
+            if bool(some.any()):
+                other = mask_to_indices(self.masks[some], points[some].detach().cpu())
+                keep[some] = ((indices[some] - other).abs() <= self.agreement).float()
+        return indices.to(points.device), keep.to(points.device)
 
 
 def rampup(iteration: int, length: int) -> float:
@@ -156,17 +198,19 @@ class MeanTeacher:
         with torch.no_grad():
             maps = self.unet(batch)
         star, cfg = self.star, self.config
-        centre = angle = None
+        centre = angle = masks = None
         if self.end_to_end:  # the labelled images' jitter law, the teacher's mask for the truth
             given = centers[idx]
-            masks = _dp_masks(maps.cpu(), given, star).numpy()
-            radii = np.array([object_radius(m, c) for m, c in zip(masks, given.numpy())])
-            jittered = jitter_centers(given.numpy(), radii, masks, cfg.jitter, rng)
+            masks = _dp_masks(maps.cpu(), given, star)
+            radii = np.array([object_radius(m, c) for m, c in zip(masks.numpy(), given.numpy())])
+            jittered = jitter_centers(given.numpy(), radii, masks.numpy(), cfg.jitter, rng)
             turns = rng.uniform(-cfg.rotation, cfg.rotation, size=len(idx))
             centre = ranks.shard(torch.from_numpy(jittered)).to(device)
             angle = ranks.shard(torch.from_numpy(turns)).float().to(device)
+            masks = ranks.shard(masks)
         weight = cfg.unlabelled_weight * rampup(iteration, cfg.unlabelled_rampup)
-        return Unlabelled(ranks.shard(batch), ranks.shard(maps), centre, angle, star, weight)
+        return Unlabelled(ranks.shard(batch), ranks.shard(maps), centre, angle, star, weight,
+                          masks, cfg.unlabelled_agreement)
 
     def update(self, model: nn.Module) -> None:
         """One EMA step towards the student ``model`` (after its optimiser step)."""
