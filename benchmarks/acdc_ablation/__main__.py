@@ -39,6 +39,11 @@ validation: a grid (``softdp-t<T>``, ``_study.TEMPERATURES``, 10 images, first s
 and every ``softdp`` run (10 / 20 / 50 images, every seed) trains with the grid's best (a Dask
 dependency; the record's ``chosen_from`` lists the grid's Dice, its ``train_config`` the
 temperature).
+Semi-supervised rows (issue #20; 10, 20 and 50 images, first
+seed): the same runs with ``--unlabelled 10``, ten images per iteration from the rest of the
+training split with their labels hidden (``lvseg.teacher``: an EMA teacher; EDPCNN learns from
+the teacher's DP contours through the bypass, the U-Net from its probabilities), the other
+settings at the defaults.
 
 Baselines without training: the star DP on the output map of an untrained U-Net (the edpcnn
 initialisation of that seed), and a disc of the mean equivalent radius sqrt(area / pi) of the

@@ -49,7 +49,8 @@ class Data:
 
     def splits(self, size: int) -> PreparedSplits:
         train = telescopic_subsets(self.full.train, [size], seed=0)[size]  # as prepare_data
-        return dataclasses.replace(self.full, train=train)
+        return dataclasses.replace(self.full, train=train,
+                                   unlabelled=np.setdiff1d(self.full.train, train))
 
     def evaluate(self, method: str, unet: Any, star: StarConfig, idx: np.ndarray | None = None,
                  centers: Any = None, per_image: bool = True) -> dict[str, Any]:  # fmt: skip

@@ -30,6 +30,9 @@ OLD_SURROGATE = {"surrogate": "star", "samples": 10, "fit_steps": 2}
 AUGMENT = {"augment": "standard"}
 #: The temperature grid of the relaxed DP (``edpcnn-softdp``), one variant ``softdp-t<T>`` each.
 TEMPERATURES = (0.1, 0.3, 1.0, 3.0, 10.0)
+#: Semi-supervised (issue #20): 10 unlabelled training-split images per iteration besides the
+#: labelled batch, an EMA teacher's targets (``lvseg.teacher``), the other settings at the defaults.
+SEMI = {"unlabelled": 10}
 #: What each trained variant is: the lvseg method, the star settings changed from the
 #: TrainConfig defaults (ES-lo: the DP's input pooled along the lines, ``StarConfig.pool``) and
 #: other TrainConfig settings changed from the defaults.
@@ -46,15 +49,18 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # (10 images, seed 0), then the softdp rows with the method's default set to the winner
     **{f"softdp-t{t:g}": ("edpcnn-softdp", {}, {"temperature": t}) for t in TEMPERATURES},
     "softdp": ("edpcnn-softdp", {}, {}),
+    "edpcnn-semi": ("edpcnn", {}, SEMI),
+    "unet-semi": ("unet", {}, SEMI),
 }
 #: What a trained variant is evaluated as (the unet run also gives U-Net+DP).
 EVALUATED = {"unet": ("unet", "unet-dp"), "edpcnn": ("edpcnn",), "edpcnn-old": ("edpcnn",),
              "es-hi": ("edpcnn-es",), "es-lo": ("edpcnn-es",), "es-lo2": ("edpcnn-es",),
              "unet-aug": ("unet",), "edpcnn-aug": ("edpcnn",),
+             "edpcnn-semi": ("edpcnn",), "unet-semi": ("unet",),
              **{v: (m,) for v, (m, _, _) in VARIANTS.items() if m == "edpcnn-softdp"}}  # fmt: skip
 SOFTDP = tuple(v for v, (m, _, _) in VARIANTS.items() if m == "edpcnn-softdp")
 ROWS = ("untrained-dp", "mean-disc", "unet", "unet-dp", "edpcnn", "edpcnn-old", "es-hi", "es-lo",
-        "es-lo2", "unet-aug", "edpcnn-aug", "softdp", *SOFTDP[:-1])
+        "es-lo2", "unet-aug", "edpcnn-aug", "unet-semi", "edpcnn-semi", "softdp", *SOFTDP[:-1])
 #: The star's resolution ceilings: the DP on the true mask (minus 1/2), the DP's input pooled
 #: over blocks of F points along each line as ES-lo pools it (``StarConfig.pool``).
 CEILING_POOLS = (1, 2, 4)
@@ -65,6 +71,8 @@ LABELS = {"untrained-dp": "DP on an untrained U-Net (no labels)",
           "es-lo": "EDPCNN-ES-lo (pool 4)", "es-lo2": "EDPCNN-ES-lo, pool 2",
           "unet-aug": "U-Net, augmented (standard)",
           "edpcnn-aug": "EDPCNN (bypass), augmented (standard)",
+          "unet-semi": "U-Net, mean teacher on unlabelled images",
+          "edpcnn-semi": "EDPCNN, teacher's DP pseudo-labels on unlabelled images",
           "softdp": "EDPCNN-softDP (relaxation)",
           **{f"softdp-t{t:g}": f"EDPCNN-softDP, temperature {t:g}" for t in TEMPERATURES}}  # fmt: skip
 
@@ -95,19 +103,23 @@ FULL = Plan(
     seeds={10: (0, 1), 20: (0, 1), 50: (0, 1), 100: (0,), 200: (0,)},
     iterations={10: 500, 20: 600, 50: 1000, 100: 1500, 200: 2000},
     val_every={"unet": 100, "edpcnn": 50, "edpcnn-old": 50, "es-hi": 100, "es-lo": 100,
-               "es-lo2": 100, "unet-aug": 100, "edpcnn-aug": 50, **{v: 50 for v in SOFTDP}},
+               "es-lo2": 100, "unet-aug": 100, "edpcnn-aug": 50, "edpcnn-semi": 50,
+               "unet-semi": 100, **{v: 50 for v in SOFTDP}},
     es_sizes=(10, 20, 50, 100),
     only={"edpcnn-old": (10,), "es-lo2": (10, 20), "unet-aug": (10, 20, 50),
-          "edpcnn-aug": (10, 20, 50), "softdp": (10, 20, 50), **{v: (10,) for v in SOFTDP[:-1]}},
-    every_seed=("unet-aug", "edpcnn-aug", "softdp"),
+          "edpcnn-aug": (10, 20, 50), "edpcnn-semi": (10, 20, 50), "unet-semi": (10, 20, 50),
+          "softdp": (10, 20, 50), **{v: (10,) for v in SOFTDP[:-1]}},
+    every_seed=("unet-aug", "edpcnn-aug", "edpcnn-semi", "unet-semi", "softdp"),
     jitter_sizes=(10, 100),
 )
 QUICK = Plan(
     sizes=(10,), seeds={10: (0,)}, iterations={10: 3},
     val_every={"unet": 3, "edpcnn": 3, "edpcnn-old": 3, "es-hi": 3, "es-lo": 3, "es-lo2": 3,
-               "unet-aug": 3, "edpcnn-aug": 3, **{v: 3 for v in SOFTDP}},
+               "unet-aug": 3, "edpcnn-aug": 3, "edpcnn-semi": 3, "unet-semi": 3,
+               **{v: 3 for v in SOFTDP}},
     es_sizes=(10,), only={"edpcnn-old": (), "es-lo2": (), "unet-aug": (), "edpcnn-aug": (),
-                          "softdp": (10,), **{v: () for v in SOFTDP[:-1]}},
+                          "edpcnn-semi": (10,), "unet-semi": (10,), "softdp": (10,),
+                          **{v: () for v in SOFTDP[:-1]}},
     jitter_sizes=(10,), jitters=(0.0, 0.2), val_subset=4, train_curve_images=5,
 )  # fmt: skip
 

@@ -59,17 +59,21 @@ def test_quick_run_writes_the_tables_and_resumes(tmp_path: Path, source: str) ->
             "--work", str(tmp_path / "runs"), "--workers", "1"]  # fmt: skip
     bench.main(args)
     result = json.loads((tmp_path / "out" / "acdc_ablation_quick.json").read_text())
-    assert result["complete"] and result["runs_done"] == result["runs_planned"] == 8
+    assert result["complete"] and result["runs_done"] == result["runs_planned"] == 10
     rows = {r[0]: r[1] for r in result["table"]["rows"]}
     assert rows["U-Net"].endswith("[0.5115]") and rows["EDPCNN (bypass)"].endswith("[0.7270]")
     for name in ("U-Net+DP", "EDPCNN-ES-hi", "EDPCNN-ES-lo (pool 4)",
                  "DP on an untrained U-Net (no labels)", "EDPCNN-softDP (relaxation)",
-                 "disc of the mean radius (no labels)"):
+                 "disc of the mean radius (no labels)",
+                 "U-Net, mean teacher on unlabelled images",
+                 "EDPCNN, teacher's DP pseudo-labels on unlabelled images"):
         assert not rows[name].startswith("-"), name
     runs = {r["variant"]: r for r in result["runs"]}
     assert runs["es-lo"]["train_config"]["star"]["pool"] == 4
     assert runs["softdp"]["method"] == "edpcnn-softdp" and "edpcnn-softdp" in runs["softdp"]["evaluations"]
     assert runs["softdp"]["train_config"]["temperature"] == 1.0  # no grid in --quick: the default
+    assert runs["edpcnn-semi"]["train_config"]["unlabelled"] == 10 == runs["unet-semi"][
+        "train_config"]["unlabelled"]
     assert runs["edpcnn"]["curve"][0]["iteration"] == 3 and "train" in runs["edpcnn"]["curve"][0]
     assert list(runs["edpcnn"]["jitter_dice"]) == ["0", "0.2"]
     assert runs["jitter-delta2"]["delta"] == 2 and list(runs["jitter-delta2"]["jitter_dice"]) == [

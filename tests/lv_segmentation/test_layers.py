@@ -23,7 +23,7 @@ FLOORS: list[tuple[str, set[str]]] = [
                      "rundir", "checkpoint", "data"}),
     ("star settings", {"star"}),
     ("model", {"models", "edpcnn"}),
-    ("methods", {"methods"}),
+    ("methods", {"methods", "teacher"}),
     ("config", {"config"}),
     ("data preparation", {"prepare", "images"}),
     ("score", {"segment", "score", "volumes", "locate"}),

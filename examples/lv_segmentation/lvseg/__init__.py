@@ -17,7 +17,8 @@ From the ground up:
 - :mod:`lvseg.models` — the CPU-sized U-Net; :mod:`lvseg.edpcnn` — EDPCNN: U-Net → warp →
   ``Bypass(StarDP, estimator)``;
 - :mod:`lvseg.methods` — the method table: estimator, DP output, loss, what is logged, DP at
-  inference, defaults; the model factory;
+  inference, defaults; the model factory; :mod:`lvseg.teacher` — semi-supervised training
+  (``--unlabelled``): the EMA teacher and the unlabelled batches;
 - :mod:`lvseg.config` — :class:`~lvseg.config.TrainConfig` (a run's ``config.json``);
 - :mod:`lvseg.prepare` — data preparation shared by training, evaluation and prediction;
   :mod:`lvseg.images` — reading the DICOM, NIfTI and ``.npy`` slices ``lvseg predict`` segments;
@@ -75,6 +76,7 @@ __all__ = [
     "segment",
     "star",
     "surface",
+    "teacher",
     "train",
     "volumes",
 ]

@@ -13,7 +13,8 @@ checked by the constructors that take them when the model is built
 and ``samples`` by ``Surrogate``/``ES`` (``samples`` even for the antithetic ES pairs),
 ``fit_steps`` by ``Surrogate`` (``>= 0``: 0 never fits the surrogate), ``surrogate_*`` by
 ``Surrogate`` and ``StarSurrogate``, the star settings by :class:`~lvseg.star.StarConfig`,
-``fractions`` by ``split_by_patient`` and ``synthetic_slices`` by ``make_phantoms``.
+``fractions`` by ``split_by_patient``, ``synthetic_slices`` by ``make_phantoms``, and
+``unlabelled`` by ``build_model`` (the method) and ``MeanTeacher`` (unlabelled slices exist).
 """
 
 from __future__ import annotations
@@ -144,6 +145,21 @@ class TrainConfig:
         "(None: " + ", ".join(f"{k} {v:g}" for k, v in _RELAXED.items()) + "; the ACDC study "
         "chooses it on validation: docs/lv_example.md); at least 1e-3: towards 0 the relaxed DP "
         "becomes the hard DP, whose gradient is 0 almost everywhere", metavar="TAU", low=1e-3)
+    unlabelled: int = option(0, "semi-supervised: K unlabelled training-split images per "
+                             "iteration, their targets from an EMA teacher (lvseg.teacher; "
+                             "0: off; unet, unet-dp and edpcnn)", metavar="K", low=0, high=1024)
+    unlabelled_weight: float = option(1.0, "weight of the unlabelled images' loss (reached after "
+                                      "--unlabelled-rampup iterations)", metavar="W", low=0.0)
+    unlabelled_rampup: int = option(100, "iterations over which the unlabelled weight rises "
+                                    "from 0 (sigmoid-shaped; 0: none)", metavar="K", low=0,
+                                    high=_MAX_ITERATIONS)
+    unlabelled_agreement: int | None = option(None, "edpcnn: an unlabelled image's star line "
+                                              "counts only where the teacher's DP contours "
+                                              "around the given and the jittered centre cross "
+                                              "it within A points (None: every line)",
+                                              metavar="A", low=0, high=1024)
+    teacher_decay: float = option(0.99, "EMA decay of the teacher's weights per iteration",
+                                  metavar="D", low=0.0, high=1.0)
     synthetic_slices: int = option(256, "phantoms generated for --data synthetic", metavar="N",
                                    low=1, high=100_000)
     fractions: tuple[float, float, float] | None = option(

@@ -28,15 +28,20 @@ from diffbypass.validation import one_of
 from lvseg.edpcnn import EDPCNN, SURROGATES
 from lvseg.models import UNet
 from lvseg.star import STARDP, StarConfig
+from lvseg.teacher import check_semi
 
 if TYPE_CHECKING:  # the builders read a TrainConfig's fields; lvseg.config sits above this module
     from lvseg.config import TrainConfig
+    from lvseg.teacher import Unlabelled  # (check_semi is imported at run time)
 
 __all__ = ["METHODS", "SMOOTHNESS_SIGMA", "Method", "build_model", "get_method", "param_groups",
            "pixel_loss", "star_of", "unet_of"]
 
 #: ``loss(model, images, masks, centers, angles)`` of one training step.
 StepLoss = Callable[[nn.Module, Tensor, Tensor, "Tensor | None", "Tensor | None"], Tensor]
+#: ``semi_loss(model, images, masks, centers, angles, unlabelled)``: a step with unlabelled images.
+SemiLoss = Callable[[nn.Module, Tensor, Tensor, "Tensor | None", "Tensor | None", "Unlabelled"],
+                    Tensor]
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class Method:
         temperature: without an estimator, the default temperature (``--temperature``) of the
             relaxed DP :func:`~diffbypass_stardp.soft_dp` the U-Net is trained through;
             ``None``: the method has no relaxed DP.
+        semi_loss: the loss of a step with unlabelled images and their teacher's output
+            (``--unlabelled``, :mod:`lvseg.teacher`); ``None``: the method has none.
     """
 
     name: str
@@ -77,6 +84,7 @@ class Method:
     report: Callable[[Any], dict[str, float]] | None = None
     learns_smoothness: bool = False
     temperature: float | None = None
+    semi_loss: SemiLoss | None = None
 
     @property
     def end_to_end(self) -> bool:
@@ -112,6 +120,31 @@ def _surrogate_step(model: nn.Module, images: Tensor, masks: Tensor, centers: Te
     logits = model.bypass.predict(*model.dp_inputs(out.warped))  # (B, N, M): gradients to the
     # U-Net (and to a learned smoothness penalty), not into the surrogate
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), truth.reshape(-1))
+
+
+def _pixel_semi(model: nn.Module, images: Tensor, masks: Tensor, centers: Tensor | None,
+                angles: Tensor | None, u: Unlabelled) -> Tensor:
+    """:func:`pixel_loss` plus the mean-teacher consistency: the mean squared error of the
+    student's foreground probabilities against the teacher's (one forward pass for both)."""
+    logits = model(torch.cat([images, u.images]))
+    probs = torch.sigmoid(logits[len(images):])
+    return pixel_loss(logits[: len(images)], masks) + u.weight * F.mse_loss(
+        probs, torch.sigmoid(u.maps))
+
+
+def _surrogate_semi(model: nn.Module, images: Tensor, masks: Tensor, centers: Tensor | None,
+                    angles: Tensor | None, u: Unlabelled) -> Tensor:
+    """:func:`_surrogate_step` on the labelled and unlabelled images in one bypass call (the
+    surrogate is fitted on both), the teacher's DP indices as the unlabelled targets."""
+    n = len(images)
+    out = model(torch.cat([images, u.images]), torch.cat([centers, u.centers]),
+                torch.cat([angles, u.angles]))
+    pseudo, keep = u.pseudo_labels(out.points[n:])
+    targets = torch.cat([model.true_indices(masks, out.points[:n]), pseudo])
+    logits = model.bypass.predict(*model.dp_inputs(out.warped))
+    lines = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
+    labelled = targets[:n].numel()
+    return lines[:labelled].mean() + u.weight * (lines[labelled:] * keep.flatten()).mean()
 
 
 def _es_step(model: nn.Module, images: Tensor, masks: Tensor, centers: Tensor | None,
@@ -176,12 +209,12 @@ def _fit_report(stats: Any) -> dict[str, float]:
 #: The methods by name, in the order of the thesis' comparison.
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("unet", "U-Net with BCE + soft Dice", None, None, _pixel_step, dp=False,
-           iterations=200),
+           iterations=200, semi_loss=_pixel_semi),
     Method("unet-dp", "the same training, star DP applied at test time", None, None,
-           _pixel_step, dp=True, iterations=200),
+           _pixel_step, dp=True, iterations=200, semi_loss=_pixel_semi),
     Method("edpcnn", "U-Net trained through the DP with the differentiable bypass (thesis "
            "Algorithm 3)", _surrogate, "indices", _surrogate_step, dp=True, iterations=150,
-           samples=1, report=_fit_report, learns_smoothness=True),
+           samples=1, report=_fit_report, learns_smoothness=True, semi_loss=_surrogate_semi),
     Method("edpcnn-es", "the same with ES", _es, "float", _es_step, dp=True, iterations=150,
            sigma=0.1, learns_smoothness=True),
     Method("edpcnn-softdp", "U-Net trained end to end through the relaxed DP (soft_dp, exact "
@@ -209,6 +242,7 @@ def build_model(config: TrainConfig) -> nn.Module:
             f"learn_smoothness needs a method that trains through the DP ({able}); got method "
             f"{config.method!r}: drop --learn-smoothness, or fix the penalty with --smoothness"
         )
+    check_semi(config, method, [m.name for m in METHODS.values() if m.semi_loss is not None])
     torch.manual_seed(config.seed)
     unet = UNet(base_channels=config.unet_channels, depth=config.unet_depth, norm=config.unet_norm)
     if not method.end_to_end:

@@ -10,7 +10,7 @@ slice applies the same resampling, normalisation and crop around a given centre
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,9 @@ ALL = "all"
 
 @dataclass(frozen=True)
 class PreparedSplits:
-    """Preprocessed data and its patient split (``train`` is the telescopic subset)."""
+    """Preprocessed data and its patient split (``train`` is the telescopic subset;
+    ``unlabelled``: the training split's other slices, whose labels semi-supervised training
+    (``--unlabelled``, :mod:`lvseg.teacher`) never reads)."""
 
     data: PreparedData
     train: np.ndarray
@@ -46,6 +48,7 @@ class PreparedSplits:
     test: np.ndarray
     patients: dict[str, tuple[str, ...]]
     report: str
+    unlabelled: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def indices(self, split: str) -> np.ndarray:
         """Item indices of a split (:data:`~lvseg.data.splits.SPLITS`) or of :data:`ALL`."""
@@ -100,7 +103,8 @@ def prepare_data(config: TrainConfig) -> PreparedSplits:
         train = telescopic_subsets(train, [config.train_size], seed=config.split_seed)[
             config.train_size
         ]
-    return PreparedSplits(data, train, split.val, split.test, split.patients, report)
+    unlabelled = np.setdiff1d(split.train, train)  # sorted: the order never depends on train
+    return PreparedSplits(data, train, split.val, split.test, split.patients, report, unlabelled)
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 Every ``checkpoint_every`` iterations ``last.pt`` is written atomically with everything needed to
 continue exactly: the model (U-Net, surrogate, the surrogate's optimiser and noise generator),
-the U-Net's optimiser, the batch sampler (its generator, permutation and position), and the
-torch, NumPy and Python RNG states. ``Trainer(..., resume=True)`` continues from it and gives
+the U-Net's optimiser, the batch sampler (its generator, permutation and position), the
+torch, NumPy and Python RNG states, and with ``--unlabelled`` the EMA teacher and its sampler
+(:mod:`lvseg.teacher`). ``Trainer(..., resume=True)`` continues from it and gives
 bit-identical weights to an uninterrupted run (``tests/lv_segmentation/test_train.py``).
 
 One process trains a run directory at a time (:class:`~lvseg.rundir.RunLock`). Ctrl-C
@@ -46,6 +47,7 @@ from lvseg.prepare import PreparedSplits, prepare_data
 from lvseg.runs import open_run
 from lvseg.sampler import BatchSampler
 from lvseg.score import score
+from lvseg.teacher import MeanTeacher
 
 __all__ = ["Trainer", "TrainingDiverged"]  # TrainingInterrupted: lvseg.interrupt
 
@@ -134,6 +136,8 @@ class Trainer:
         tensors = self.data.data.to_tensors()
         self.images, self.masks = tensors["images"], tensors["masks"]
         self.centers, self.radii = tensors["centers"], tensors["radii"]
+        self.teacher = MeanTeacher(self.model, config, self.data.unlabelled,
+                                   end_to_end=self.method.end_to_end) if config.unlabelled else None
         if checkpoint is not None:
             self._restore(checkpoint)
 
@@ -149,6 +153,8 @@ class Trainer:
             self.iteration = self._saved = state["iteration"]  # checked by check_training_state
             self.iteration += 1
             self.best_dice, self.best_iteration = state["best_dice"], state["best_iteration"]
+            if self.teacher is not None:
+                self.teacher.load_state_dict(state["teacher"])
         except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as error:
             raise RunDirError(
                 f"{last} does not fit this run's config ({type(error).__name__}: "
@@ -189,7 +195,12 @@ class Trainer:
             centers = self.ranks.shard(torch.from_numpy(jittered)).to(self.device)
             angles = self.ranks.shard(torch.from_numpy(turns)).float().to(self.device)
         try:
-            loss = self.method.loss(self.net, images, masks, centers, angles)
+            if self.teacher is None:
+                loss = self.method.loss(self.net, images, masks, centers, angles)
+            else:  # unlabelled images with the teacher's targets (lvseg.teacher)
+                extra = self.teacher.batch(self.images, self.centers, self.iteration, self.rng,
+                                           self.ranks, self.device)
+                loss = self.method.semi_loss(self.net, images, masks, centers, angles, extra)
         except FloatingPointError as error:  # NaN/inf before the DP (lvseg.edpcnn.EDPCNN)
             raise self._diverged(str(error)) from None
         value, self.stopping = self.ranks.agree(loss, self._stop.requested)  # over the ranks
@@ -198,6 +209,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if self.teacher is not None:
+            self.teacher.update(self.model)
         event = {"event": "step", "iteration": self.iteration, "loss": value,
                  "seconds": time.perf_counter() - start}
         if self._last_fit is not None:
@@ -294,6 +307,7 @@ class Trainer:
             "sampler": self.sampler.state_dict(), "numpy_rng": self.rng.bit_generator.state,
             "python_rng": random.getstate(), "torch_rng": torch.get_rng_state(),
             "best_dice": self.best_dice, "best_iteration": self.best_iteration,
+            **({"teacher": self.teacher.state_dict()} if self.teacher is not None else {}),
         })  # fmt: skip
         self._saved = self.iteration
         self.ranks.barrier()
