@@ -35,8 +35,8 @@ Exactness: the three recorded steps of every case (the output and the input's gr
 seeds for model, noise and input) of the old and the new process of every round are compared with
 ``torch.equal`` and the dtype; ``identical`` is true only if all of them agree bit for bit.
 
-Run ``python -m benchmarks.single_input`` from the repository root (about 8 minutes on a shared
-2-core machine) or ``--quick`` (smaller inputs, 1 round, 2 repeats; about half a minute).
+Run ``python -m benchmarks.single_input`` from the repository root (about 13 minutes on a busy
+2-core machine) or ``--quick`` (smaller inputs, 1 round, 2 repeats; about a minute).
 """
 
 from __future__ import annotations
@@ -108,8 +108,9 @@ def measure(trees: dict[str, Path], rounds: int, warmup: int, quick: bool) -> li
             same = identical(Path(tmp) / "old.pt", Path(tmp) / "new.pt")
             if r < warmup:
                 continue
-            record: dict[str, Any] = {"load_average": str(load), "order": list(order),
-                                      "identical": same, "cases": {}}  # fmt: skip
+            record: dict[str, Any] = {
+                "load_average": str(load), "order": list(order), "identical": same,
+                "torch_threads": {t: runs[t]["torch_threads"] for t in TREES}, "cases": {}}
             for case in runs["old"]["cases"]:
                 record["cases"][case] = {
                     t: {c: float(np.median(runs[t]["cases"][case][c])) for c in CLOCKS}

@@ -154,7 +154,7 @@ def main() -> None:
     import diffbypass_stardp
 
     for module in (diffbypass, diffbypass_stardp):
-        if a.root.resolve() not in Path(module.__file__).resolve().parents:
+        if a.root.resolve() not in Path(module.__file__ or "/").resolve().parents:
             raise SystemExit(f"{module.__name__} came from {module.__file__}, not {a.root}")
     out: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "cases": {}}
     grads: dict[str, list[Tensor]] = {}
