@@ -61,7 +61,7 @@ CLOCKS = ("cpu", "wall")
 
 
 def export(rev: str, dest: Path) -> Path:
-    """``diffbypass/`` and ``plugins/stardp/`` of commit ``rev`` under ``dest`` (``git archive``)."""
+    """``diffbypass/`` and ``plugins/stardp/`` of commit ``rev`` under ``dest`` (git archive)."""
     archive = subprocess.run(["git", "-C", str(H.REPO), "archive", rev, "diffbypass",
                               "plugins/stardp"], capture_output=True)  # fmt: skip
     if archive.returncode:

@@ -25,8 +25,9 @@ def test_identical_needs_every_tensor_equal_bit_for_bit_and_in_dtype(tmp_path: P
         "a": True, "b": False, "c": False, "d": False}
 
 
-def test_a_timing_process_refuses_a_tree_its_diffbypass_does_not_come_from(tmp_path: Path,
-                                                                           capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_timing_process_refuses_a_tree_its_diffbypass_does_not_come_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit, match="failed"):  # an empty tree: diffbypass comes from
         bench.timing(tmp_path, tmp_path / "g.pt", quick=True)  # an install, or from nowhere
     err = capsys.readouterr().err
