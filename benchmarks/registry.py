@@ -81,6 +81,8 @@ STUDIES: tuple[Study, ...] = (
           duration="hours (resumable; --scale: the lambda scale)", needs="ACDC"),
     Study("dask_overhead", "what scheduling a study's runs on Dask costs per run, projected",
           duration="about 1 min"),
+    Study("single_input", "Bypass with one input before and after issue #18: time per estimator, "
+          "bit-identical gradients", duration="about 13 min", needs="git history (the old commit)"),
 )
 
 BY_NAME: dict[str, Study] = {s.name: s for s in STUDIES}
