@@ -56,8 +56,8 @@ def implausible(mask: np.ndarray, radii: np.ndarray, star_radius: float,
 
     Example:
         >>> blob = np.zeros((9, 9), bool); blob[3:6, 3:6] = True
-        >>> print(implausible(blob, np.array([1.5, 1.5, 4.0]), 4.0, blob))
-        the DP contour lies at the star radius on 1 of 3 lines
+        >>> print(implausible(blob, np.array([1.5, 4.0, 4.0]), 4.0, blob))
+        the DP contour lies at the star radius on 2 of 3 lines
         >>> implausible(blob, np.array([1.5, 1.5, 1.5]), 4.0, blob) is None
         True
         >>> implausible(np.ones((9, 9), bool), np.full(3, 1.5), 4.0, blob)
