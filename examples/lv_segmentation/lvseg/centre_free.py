@@ -60,8 +60,8 @@ def implausible(mask: np.ndarray, radii: np.ndarray, star_radius: float,
         the DP contour lies at the star radius on 2 of 3 lines
         >>> implausible(blob, np.array([1.5, 1.5, 1.5]), 4.0, blob) is None
         True
-        >>> implausible(np.ones((9, 9), bool), np.full(3, 1.5), 4.0, blob)
-        'the DP mask is 9 times the area of the locator's LV'
+        >>> print(implausible(np.ones((9, 9), bool), np.full(3, 1.5), 4.0, blob))
+        the DP mask is 9 times the area of the locator's LV
     """
     at_rim = int((np.asarray(radii) >= RIM_TOLERANCE * star_radius).sum())
     if at_rim > RIM_FRACTION * len(radii):
