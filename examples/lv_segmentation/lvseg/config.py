@@ -33,6 +33,7 @@ from lvseg.options import check_fields, document, option
 from lvseg.rundir import RunDirError
 from lvseg.edpcnn import SURROGATES
 from lvseg.star import StarConfig
+from lvseg.train_centres import LOCATOR_PREFIX, locator_dir
 
 __all__ = ["TrainConfig"]
 
@@ -120,6 +121,14 @@ class TrainConfig:
                                 "up to F x half the crop, uniformly per slice (0: centred, the "
                                 "thesis' setting; a U-Net meant to find the LV on whole slices, "
                                 "--locator, needs about 1)", metavar="F", low=0.0, high=1.0)
+    centres: str | None = option(None, "training star centres also from a locator run "
+                                 "(edpcnn, edpcnn-es): locator:RUN_DIR, a unet run whose "
+                                 "predicted LV centre on each training crop replaces the "
+                                 "jittered true centre for --centres-share of the images "
+                                 "(lvseg.train_centres)", metavar="locator:RUN_DIR")
+    centres_share: float = option(0.5, "with --centres: the share of each batch whose star "
+                                  "goes to the locator's centre", metavar="P", low=0.0,
+                                  high=1.0)
     sigma: float | None = option(None, f"surrogate exploration / ES noise scale (None: {_SIGMA})",
                                  thesis="1", metavar="SIGMA")
     samples: int | None = option(None, f"noise samples per input (None: {_SAMPLES}; the "
@@ -164,6 +173,12 @@ class TrainConfig:
             self.samples = METHODS[self.method].samples
         if self.sigma is None:
             self.sigma = METHODS[self.method].sigma
+        if self.centres is not None:
+            if not METHODS[self.method].end_to_end:
+                raise ValueError(f"centres applies to methods trained through the DP (edpcnn, "
+                                 f"edpcnn-es); a {self.method} run has no star in training: "
+                                 "drop --centres")
+            self.centres = LOCATOR_PREFIX + locator_dir(self.centres)
         positive_number("lr", self.lr)
         positive_number("smoothness_lr", self.smoothness_lr)
 

@@ -45,6 +45,7 @@ from lvseg.prepare import PreparedSplits, prepare_data
 from lvseg.runs import open_run
 from lvseg.sampler import BatchSampler
 from lvseg.score import score
+from lvseg.train_centres import predicted_centres
 
 __all__ = ["Trainer", "TrainingDiverged"]  # TrainingInterrupted: lvseg.interrupt
 
@@ -133,6 +134,13 @@ class Trainer:
         tensors = self.data.data.to_tensors()
         self.images, self.masks = tensors["images"], tensors["masks"]
         self.centers, self.radii = tensors["centers"], tensors["radii"]
+        self.predicted = None  # the locator's centres (--centres), for the training images
+        if config.centres is not None and self.method.end_to_end:
+            train = self.data.train
+            self.predicted = self.centers.numpy().copy()
+            self.predicted[train] = predicted_centres(
+                config.centres, self.images[train, 0].numpy(), self.masks[train].numpy(),
+                self.predicted[train], device=torch.device(self.device).type)
         if checkpoint is not None:
             self._restore(checkpoint)
 
@@ -184,6 +192,9 @@ class Trainer:
             jittered = jitter_centers(self.centers[batch].numpy(), self.radii[batch].numpy(),
                                       self.masks[batch].numpy(), cfg.jitter, self.rng)
             turns = self.rng.uniform(-cfg.rotation, cfg.rotation, size=len(batch))
+            if self.predicted is not None:  # --centres: some stars where the locator puts them
+                chosen = self.rng.random(len(batch)) < cfg.centres_share
+                jittered[chosen] = self.predicted[batch][chosen]
             centers = self.ranks.shard(torch.from_numpy(jittered)).to(self.device)
             angles = self.ranks.shard(torch.from_numpy(turns)).float().to(self.device)
         try:
