@@ -14,10 +14,9 @@ For every slice of a volume, :class:`RunSegmenter`
    most lines, or far larger than the locator's LV) by the locator's LV mask, with a note that
    becomes a warning naming the slice (``fallback``).
 
-**Why the fallback.** On ACDC (``benchmarks/lv_volumes``, per-slice analysis) almost all of an
-EDPCNN run's end-systolic volume error came from a handful of basal slices where the DP found
-no edge and drew the star's full disc (about 250 mL per 10 mm slice); the locator's blob there
-is the LV's size.
+**Why the fallback.** On ACDC (``benchmarks/lv_volumes``, per-slice analysis) most of an EDPCNN
+run's end-systolic volume error came from a handful of basal slices where the DP found no edge
+and drew the star's full disc; the locator's blob there is the LV's size.
 
 **Locator.** A pixel-trained U-Net's map (``unet``, ``unet-dp``) is a foreground probability and
 locates the LV. An end-to-end map (``edpcnn``, ``edpcnn-es``) is trained only through the DP's
