@@ -45,7 +45,7 @@ from lvseg.prepare import PreparedSplits, prepare_data
 from lvseg.runs import open_run
 from lvseg.sampler import BatchSampler
 from lvseg.score import score
-from lvseg.train_centres import predicted_centres
+from lvseg.train_centres import training_centres
 
 __all__ = ["Trainer", "TrainingDiverged"]  # TrainingInterrupted: lvseg.interrupt
 
@@ -134,13 +134,10 @@ class Trainer:
         tensors = self.data.data.to_tensors()
         self.images, self.masks = tensors["images"], tensors["masks"]
         self.centers, self.radii = tensors["centers"], tensors["radii"]
-        self.predicted = None  # the locator's centres (--centres), for the training images
+        self.predicted = None  # --centres: the locator's centres of the training images
         if config.centres is not None and self.method.end_to_end:
-            train = self.data.train
-            self.predicted = self.centers.numpy().copy()
-            self.predicted[train] = predicted_centres(
-                config.centres, self.images[train, 0].numpy(), self.masks[train].numpy(),
-                self.predicted[train], device=torch.device(self.device).type)
+            self.predicted = training_centres(config.centres, tensors, self.data.train,
+                                              device=torch.device(self.device).type)
         if checkpoint is not None:
             self._restore(checkpoint)
 

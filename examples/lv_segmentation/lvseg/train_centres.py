@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 
 from lvseg.data import SPACING_MM
 from lvseg.jitter import jitter_centers
 
-__all__ = ["LOCATOR_PREFIX", "locator_dir", "predicted_centres"]
+__all__ = ["LOCATOR_PREFIX", "locator_dir", "predicted_centres", "training_centres"]
 
 #: How ``--centres`` names where the centres come from (the only source so far).
 LOCATOR_PREFIX = "locator:"
@@ -82,3 +83,17 @@ def predicted_centres(spec: str, images: np.ndarray, masks: np.ndarray, centers:
     # scale 0: only moves a centre off the LV to its nearest LV pixel
     return jitter_centers(out, np.zeros(len(out)), np.asarray(masks, bool), 0.0,
                           np.random.default_rng(0))
+
+
+def training_centres(spec: str, tensors: Mapping[str, Any], train: np.ndarray, *,
+                     device: str = "cpu") -> np.ndarray:
+    """The star centres of every prepared image :math:`(K, 2)`: the locator's
+    (:func:`predicted_centres`) for the training images ``train``, the true ones elsewhere.
+
+    ``tensors`` holds ``images`` :math:`(K, 1, H, W)`, ``masks`` and ``centers``
+    (:meth:`lvseg.data.PreparedData.to_tensors`).
+    """
+    out = np.array(tensors["centers"], dtype=np.float32, copy=True)
+    out[train] = predicted_centres(spec, np.asarray(tensors["images"][train, 0]),
+                                   np.asarray(tensors["masks"][train]), out[train], device=device)
+    return out
