@@ -93,7 +93,11 @@ def training_centres(spec: str, tensors: Mapping[str, Any], train: np.ndarray, *
     ``tensors`` holds ``images`` :math:`(K, 1, H, W)`, ``masks`` and ``centers``
     (:meth:`lvseg.data.PreparedData.to_tensors`).
     """
-    out = np.array(tensors["centers"], dtype=np.float32, copy=True)
-    out[train] = predicted_centres(spec, np.asarray(tensors["images"][train, 0]),
-                                   np.asarray(tensors["masks"][train]), out[train], device=device)
+    def array(name: str) -> np.ndarray:  # a CPU tensor or an array
+        value = tensors[name]
+        return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+
+    out = array("centers").astype(np.float32)  # a copy
+    out[train] = predicted_centres(spec, array("images")[train, 0], array("masks")[train],
+                                   out[train], device=device)
     return out
