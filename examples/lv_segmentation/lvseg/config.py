@@ -33,9 +33,8 @@ from lvseg.options import check_fields, document, option
 from lvseg.rundir import RunDirError
 from lvseg.edpcnn import SURROGATES
 from lvseg.star import StarConfig
-from lvseg.train_centres import LOCATOR_PREFIX, locator_dir
 
-__all__ = ["TrainConfig"]
+__all__ = ["LOCATOR_PREFIX", "TrainConfig", "locator_dir"]
 
 _METHOD_HELP = "; ".join(f"{m.name}: {m.help}" for m in METHODS.values())
 _DATA_HELP = "; ".join(f"{d.name}: {d.help}" for d in DATASETS.values())
@@ -50,6 +49,28 @@ _MAX_CHANNELS = 128
 _MAX_ITERATIONS = 10_000_000
 #: The largest seed (what torch, NumPy and random all accept).
 MAX_SEED = 2**32 - 1
+
+
+#: How ``--centres`` names where the training centres come from (the only source so far).
+LOCATOR_PREFIX = "locator:"
+
+
+def locator_dir(spec: str) -> str:
+    """The run directory of a ``--centres`` value ``locator:RUN_DIR``, as an absolute path.
+
+    Raises:
+        ValueError: naming ``centres``, if the value does not have that form.
+
+    Example:
+        >>> locator_dir("locator:/runs/unet_offset")
+        '/runs/unet_offset'
+    """
+    if not (isinstance(spec, str) and spec.startswith(LOCATOR_PREFIX)
+            and spec[len(LOCATOR_PREFIX):].strip()):
+        raise ValueError(f"centres must be {LOCATOR_PREFIX}RUN_DIR (a unet run directory whose "
+                         f"U-Net finds the LV, e.g. one trained with --crop-offset 1); got "
+                         f"{spec!r}")
+    return os.path.abspath(spec[len(LOCATOR_PREFIX):])
 
 
 def _size(text: str) -> int | None:

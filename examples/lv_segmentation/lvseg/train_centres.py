@@ -15,37 +15,16 @@ which needs the run being trained.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from lvseg.config import locator_dir
 from lvseg.data import SPACING_MM
 from lvseg.jitter import jitter_centers
 
-__all__ = ["LOCATOR_PREFIX", "locator_dir", "predicted_centres", "training_centres"]
-
-#: How ``--centres`` names where the centres come from (the only source so far).
-LOCATOR_PREFIX = "locator:"
-
-
-def locator_dir(spec: str) -> str:
-    """The run directory of a ``--centres`` value ``locator:RUN_DIR``, as an absolute path.
-
-    Raises:
-        ValueError: naming ``centres``, if the value does not have that form.
-
-    Example:
-        >>> locator_dir("locator:/runs/unet_offset")
-        '/runs/unet_offset'
-    """
-    if not (isinstance(spec, str) and spec.startswith(LOCATOR_PREFIX)
-            and spec[len(LOCATOR_PREFIX):].strip()):
-        raise ValueError(f"centres must be {LOCATOR_PREFIX}RUN_DIR (a unet run directory whose "
-                         f"U-Net finds the LV, e.g. one trained with --crop-offset 1); got "
-                         f"{spec!r}")
-    return os.path.abspath(spec[len(LOCATOR_PREFIX):])
+__all__ = ["predicted_centres", "training_centres"]
 
 
 def predicted_centres(spec: str, images: np.ndarray, masks: np.ndarray, centers: np.ndarray,
@@ -53,7 +32,8 @@ def predicted_centres(spec: str, images: np.ndarray, masks: np.ndarray, centers:
     """The locator's LV centre on each training crop, inside the LV.
 
     Args:
-        spec: ``locator:RUN_DIR`` (:func:`locator_dir`); the run must be pixel-trained.
+        spec: ``locator:RUN_DIR`` (:func:`lvseg.config.locator_dir`); the run must be
+            pixel-trained.
         images: the crops :math:`(K, H, W)` at the training spacing, normalised.
         masks: their LV masks :math:`(K, H, W)` bool.
         centers: their true centres :math:`(K, 2)` ``(x, y)``: kept where no LV is found.
