@@ -18,7 +18,8 @@ the full image per phase, EDV/ESV/EF against the ground truth's (Pearson r, bias
 predicted - true, limits of agreement 1.96 s.d.). The centre finder is scored per slice against
 the ground truth: has-LV accuracy (a slice has LV when its ``_gt`` mask has label 3), and, on
 slices where both agree, the distance in mm from the final star centre to the true LV centroid
-(median and 90th percentile). Speed: the first run segments a phantom cine
+(median and 90th percentile), and ``fallbacks`` counts the slices whose implausible DP contour
+was replaced by the locator's mask (``lvseg.centre_free.implausible``). Speed: the first run segments a phantom cine
 (``lvseg.volumes.phantom_cine``, 30 frames x 10 slices of 224 x 224 pixels at 1.5625 mm) after
 a warm-up on one frame; slices per second = 300 / wall time, on the CPU with torch's default
 threads (the machine is shared: the load average is recorded).
@@ -59,7 +60,7 @@ def _recorder(segmenter: Any, log: list[Any]) -> Any:
 def _centre_accuracy(patients: list[Path], log: list[Any]) -> dict[str, Any]:
     from lvseg.volumes import read_patient
 
-    distances, agree, total = [], 0, 0
+    distances, agree, total, fallbacks = [], 0, 0, 0
     for folder, results in zip(patients, log):
         case = read_patient(folder, cine=False)
         n_z = case.volume.array.shape[1]
@@ -68,12 +69,13 @@ def _centre_accuracy(patients: list[Path], log: list[Any]) -> dict[str, Any]:
             for z in range(n_z):
                 r, true = results[t * n_z + z], case.truth[t][z]
                 total += 1
+                fallbacks += getattr(r, "note", None) is not None
                 agree += bool(r.has_lv) == bool(true.any())
                 if r.has_lv and true.any():
                     rows, cols = np.nonzero(true)
                     distances.append(float(np.hypot((r.center[0] - cols.mean()) * dx,
                                                     (r.center[1] - rows.mean()) * dy)))
-    return {"has_lv_accuracy": agree / total, "slices": total,
+    return {"has_lv_accuracy": agree / total, "slices": total, "fallbacks": fallbacks,
             "centre_mm": H.summary(distances, 2),
             "centre_mm_p90": float(np.percentile(distances, 90)) if distances else None}
 

@@ -15,6 +15,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from lvseg.centre_free import RunSegmenter
 from lvseg.cli import main
@@ -152,8 +153,11 @@ def test_load_run_of_a_tiny_run_segments_with_its_own_locator(tiny_runs: dict[st
     images, _, truth = phantom_cine(size=48, n_frames=1)
     results = RunSegmenter(load_run(tiny_runs["unet-dp"]), min_area_mm2=0.0)(images, truth.spacing)
     assert len(results) == 10
-    for r in results:  # a found LV has its centre, the star's radii and radius
-        assert (r.center is not None and r.radii is not None) if r.has_lv else not r.mask.any()
+    for r in results:  # a found LV has its centre, and the star's radii or a fallback note
+        if r.has_lv:
+            assert r.center is not None and (r.radii is not None) != (r.note is not None)
+        else:
+            assert not r.mask.any()
 
 
 def test_a_slice_whose_largest_blob_is_far_from_the_stack_takes_the_blob_near_the_lv():
@@ -175,3 +179,53 @@ def test_a_slice_whose_largest_blob_is_far_from_the_stack_takes_the_blob_near_th
     assert MAX_JUMP_MM < 60
     np.testing.assert_allclose(found.centers, np.full((4, 2), 55.5), atol=1e-6)
     assert found.has_lv.all()
+
+
+class Everywhere(torch.nn.Module):
+    """An end-to-end map positive everywhere: the DP finds no edge, the contour is the star's
+    full disc (what an EDPCNN map did on some basal ACDC slices)."""
+
+    depth = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(x)
+
+
+def test_an_implausible_dp_contour_falls_back_to_the_locator_mask_with_a_warning() -> None:
+    images, labels, truth = phantom_cine(size=64, n_frames=1)
+    run = LoadedRun(tiny_config("edpcnn"), Everywhere(), "flat", 0)
+    volume = Volume(images, truth.spacing, "phantom")
+    lv = labels[0] == 3
+    kept = segment_volume(volume, RunSegmenter(run, locator=_oracle(), min_area_mm2=300.0,
+                                               fallback=False))
+    assert dice_3d(kept.masks[0], lv) < 0.6  # the old behaviour: the star's discs
+    result = segment_volume(volume, RunSegmenter(run, locator=_oracle(), min_area_mm2=300.0))
+    assert dice_3d(result.masks[0], lv) > 0.9
+    found = locate("unet", Bright(), images[0], truth.spacing[1:], min_area_mm2=300.0)
+    np.testing.assert_array_equal(result.masks[0][found.has_lv], found.masks[found.has_lv])
+    assert not result.masks[0][~found.has_lv].any()
+    for z in range(1, 7):
+        assert (f"frame 0, slice {z}: the DP contour lies at the star radius on 12 of 12 lines; "
+                "the locator's LV mask is used instead") in result.warnings
+
+
+def test_a_plausible_dp_contour_is_kept() -> None:
+    images, labels, truth = phantom_cine(size=64, n_frames=1)
+    segmenter = RunSegmenter(_oracle("unet-dp"), min_area_mm2=300.0)
+    results = segmenter(images, truth.spacing)
+    assert all(r.radii is not None and r.note is None for r in results if r.has_lv)
+
+
+def test_locate_maps_the_chosen_blob_back_to_the_input_pixels() -> None:
+    stack = np.zeros((2, 90, 100), np.float32)
+    stack[:, 30:41, 60:75] = 2.0
+    stack[1, 5:8, 5:8] = 2.0  # a smaller blob: not the LV
+    found = locate("unet", Bright(), stack, (1.37, 1.37), min_area_mm2=10.0)
+    truth = np.zeros((2, 90, 100), bool)
+    truth[:, 30:41, 60:75] = True
+    np.testing.assert_array_equal(found.masks, truth)
+    coarse = locate("unet", Bright(), stack[:, ::2, ::2], (2.74, 2.74), min_area_mm2=10.0)
+    half = truth[:, ::2, ::2]  # through the resampling (x 2 and back): right up to its edge
+    ring = np.ones((1, 3, 3), bool)
+    assert not (coarse.masks & ~ndimage.binary_dilation(half, ring)).any()
+    assert not (ndimage.binary_erosion(half, ring) & ~coarse.masks).any()

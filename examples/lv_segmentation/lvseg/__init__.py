@@ -33,6 +33,7 @@ From the ground up:
 - :mod:`lvseg.train` (the training loop: hooks, exact resume, safe interruption),
   :mod:`lvseg.evaluate` (evaluation of a run) and :mod:`lvseg.predict` (prediction on new
   images), each with the config its command's options are generated from;
+  :mod:`lvseg.train_centres` — training stars at a locator run's centres (``--centres``);
   :mod:`lvseg.centre_free` — a trained run as the centre-free segmenter of whole volumes;
 - :mod:`lvseg.cli` — the ``lvseg`` command; :mod:`lvseg.cli_evaluate` — its ``evaluate`` runner.
 
@@ -78,6 +79,7 @@ __all__ = [
     "surface",
     "teacher",
     "train",
+    "train_centres",
     "volumes",
 ]
 

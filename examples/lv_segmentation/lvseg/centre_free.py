@@ -9,7 +9,14 @@ For every slice of a volume, :class:`RunSegmenter`
    (:func:`lvseg.segment.segment`);
 3. for DP methods, re-centres once at the centroid of the DP's mask and segments again;
    for ``unet`` keeps the largest connected component of the thresholded mask;
-4. maps the mask back to the slice's grid (:func:`lvseg.predict.to_input_grid`).
+4. maps the mask back to the slice's grid (:func:`lvseg.predict.to_input_grid`);
+5. for DP methods, replaces an implausible contour (:func:`implausible`: at the star's radius on
+   most lines, or far larger than the locator's LV) by the locator's LV mask, with a note that
+   becomes a warning naming the slice (``fallback``).
+
+**Why the fallback.** On ACDC (``benchmarks/lv_volumes``, per-slice analysis) most of an EDPCNN
+run's end-systolic volume error came from a handful of basal slices where the DP found no edge
+and drew the star's full disc; the locator's blob there is the LV's size.
 
 **Locator.** A pixel-trained U-Net's map (``unet``, ``unet-dp``) is a foreground probability and
 locates the LV. An end-to-end map (``edpcnn``, ``edpcnn-es``) is trained only through the DP's
@@ -29,9 +36,39 @@ from lvseg.predict import to_input_grid
 from lvseg.prepare import prepare_image
 from lvseg.runs import LoadedRun
 from lvseg.segment import segment
+from lvseg.volumes.plausibility import RIM_FRACTION, RIM_TOLERANCE
 from lvseg.volumes.segment import SliceResult, largest_component
 
-__all__ = ["RunSegmenter"]
+__all__ = ["MAX_AREA_RATIO", "RunSegmenter", "implausible"]
+
+#: A DP mask more than this many times the area of the locator's LV blob is implausible.
+MAX_AREA_RATIO = 3.0
+
+
+def implausible(mask: np.ndarray, radii: np.ndarray, star_radius: float,
+                located: np.ndarray) -> str | None:
+    """Why a DP result is implausible against the locator's LV blob ``located``, or ``None``.
+
+    Implausible: more than :data:`~lvseg.volumes.plausibility.RIM_FRACTION` of the star's lines
+    end at its radius (:data:`~lvseg.volumes.plausibility.RIM_TOLERANCE`; the DP found no edge),
+    or the mask's area exceeds :data:`MAX_AREA_RATIO` times the blob's.
+
+    Example:
+        >>> blob = np.zeros((9, 9), bool); blob[3:6, 3:6] = True
+        >>> print(implausible(blob, np.array([1.5, 4.0, 4.0]), 4.0, blob))
+        the DP contour lies at the star radius on 2 of 3 lines
+        >>> implausible(blob, np.array([1.5, 1.5, 1.5]), 4.0, blob) is None
+        True
+        >>> print(implausible(np.ones((9, 9), bool), np.full(3, 1.5), 4.0, blob))
+        the DP mask is 9 times the area of the locator's LV
+    """
+    at_rim = int((np.asarray(radii) >= RIM_TOLERANCE * star_radius).sum())
+    if at_rim > RIM_FRACTION * len(radii):
+        return f"the DP contour lies at the star radius on {at_rim} of {len(radii)} lines"
+    ratio = int(np.count_nonzero(mask)) / max(int(np.count_nonzero(located)), 1)
+    if ratio > MAX_AREA_RATIO:
+        return f"the DP mask is {ratio:.2g} times the area of the locator's LV"
+    return None
 
 
 class RunSegmenter:
@@ -43,6 +80,8 @@ class RunSegmenter:
         method: predict a ``unet`` run as ``unet-dp`` (or back): the same weights.
         min_area_mm2: smallest LV blob; smaller means "no LV" (:func:`lvseg.locate.locate`).
         refine: re-centre once at the centroid of the DP's mask (DP methods).
+        fallback: replace an implausible DP result (:func:`implausible`) by the locator's LV
+            mask, with a note (DP methods).
 
     Raises:
         ValueError: if the locator is an end-to-end run, or ``method`` switches between a
@@ -51,7 +90,7 @@ class RunSegmenter:
 
     def __init__(self, run: LoadedRun, *, locator: LoadedRun | None = None,
                  method: str | None = None, min_area_mm2: float = MIN_AREA_MM2,
-                 refine: bool = True) -> None:
+                 refine: bool = True, fallback: bool = True) -> None:
         own = get_method(run.config.method)
         chosen = own if method is None else get_method(method)
         if chosen.end_to_end != own.end_to_end:
@@ -66,6 +105,7 @@ class RunSegmenter:
         self.run, self.locator, self.method = run, locator, chosen
         self.star = run.config.star
         self.min_area_mm2, self.refine = float(min_area_mm2), bool(refine)
+        self.fallback = bool(fallback)
 
     def __call__(self, images: np.ndarray, spacing: tuple[float, float, float]
                  ) -> list[SliceResult]:
@@ -91,9 +131,17 @@ class RunSegmenter:
         if self.method.dp and self.refine:
             moved = np.array([_centroid(mask, c) for (mask, *_), c in zip(out, centers)])
             out = self._segment(flat[todo], moved, plane)
+        radius = float(self.star.radius)
         for k, (mask, center, radii) in zip(todo, out):
-            results[k] = SliceResult(mask, True, center,
-                                     radii, None if radii is None else float(self.star.radius))
+            why = None
+            if radii is not None and self.fallback:
+                why = implausible(mask, radii, radius, found.masks[k])
+            if why is None:
+                results[k] = SliceResult(mask, True, center, radii,
+                                         None if radii is None else radius)
+            else:
+                results[k] = SliceResult(found.masks[k], True, center, note=(
+                    f"{why}; the locator's LV mask is used instead"))
         return results
 
     def _segment(self, images: np.ndarray, centers: np.ndarray, spacing: tuple[float, float]

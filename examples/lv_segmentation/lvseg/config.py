@@ -36,7 +36,7 @@ from lvseg.rundir import RunDirError
 from lvseg.edpcnn import SURROGATES
 from lvseg.star import StarConfig
 
-__all__ = ["TrainConfig"]
+__all__ = ["LOCATOR_PREFIX", "TrainConfig", "locator_dir"]
 
 _METHOD_HELP = "; ".join(f"{m.name}: {m.help}" for m in METHODS.values())
 _DATA_HELP = "; ".join(f"{d.name}: {d.help}" for d in DATASETS.values())
@@ -52,6 +52,28 @@ _MAX_CHANNELS = 128
 _MAX_ITERATIONS = 10_000_000
 #: The largest seed (what torch, NumPy and random all accept).
 MAX_SEED = 2**32 - 1
+
+
+#: How ``--centres`` names where the training centres come from (the only source so far).
+LOCATOR_PREFIX = "locator:"
+
+
+def locator_dir(spec: str) -> str:
+    """The run directory of a ``--centres`` value ``locator:RUN_DIR``, as an absolute path.
+
+    Raises:
+        ValueError: naming ``centres``, if the value does not have that form.
+
+    Example:
+        >>> locator_dir("locator:/runs/unet_offset")
+        '/runs/unet_offset'
+    """
+    if not (isinstance(spec, str) and spec.startswith(LOCATOR_PREFIX)
+            and spec[len(LOCATOR_PREFIX):].strip()):
+        raise ValueError(f"centres must be {LOCATOR_PREFIX}RUN_DIR (a unet run directory whose "
+                         f"U-Net finds the LV, e.g. one trained with --crop-offset 1); got "
+                         f"{spec!r}")
+    return os.path.abspath(spec[len(LOCATOR_PREFIX):])
 
 
 def _size(text: str) -> int | None:
@@ -127,6 +149,14 @@ class TrainConfig:
                                 "up to F x half the crop, uniformly per slice (0: centred, the "
                                 "thesis' setting; a U-Net meant to find the LV on whole slices, "
                                 "--locator, needs about 1)", metavar="F", low=0.0, high=1.0)
+    centres: str | None = option(None, "training star centres also from a locator run "
+                                 "(edpcnn, edpcnn-es): locator:RUN_DIR, a unet run whose "
+                                 "predicted LV centre on each training crop replaces the "
+                                 "jittered true centre for --centres-share of the images "
+                                 "(lvseg.train_centres)", metavar="locator:RUN_DIR")
+    centres_share: float = option(0.5, "with --centres: the share of each batch whose star "
+                                  "goes to the locator's centre", metavar="P", low=0.0,
+                                  high=1.0)
     sigma: float | None = option(None, f"surrogate exploration / ES noise scale (None: {_SIGMA})",
                                  thesis="1", metavar="SIGMA")
     samples: int | None = option(None, f"noise samples per input (None: {_SAMPLES}; the "
@@ -197,6 +227,17 @@ class TrainConfig:
             raise ValueError(f"temperature (--temperature) is for the methods trained through "
                              f"the relaxed DP ({', '.join(_RELAXED)}); got method "
                              f"{self.method!r}: drop --temperature")
+        if self.centres is not None:
+            if not METHODS[self.method].end_to_end:
+                through = ", ".join(m.name for m in METHODS.values() if m.end_to_end)
+                raise ValueError(f"centres (--centres) applies to the methods trained through "
+                                 f"the DP ({through}); a {self.method} run has no star in "
+                                 "training: drop --centres")
+            if self.augment != "none":  # the locator's centres are those of the raw images
+                raise ValueError(f"centres (--centres) cannot be combined with augment "
+                                 f"(--augment {self.augment}): the locator's centres are those "
+                                 "of the images before augmentation; drop one of them")
+            self.centres = LOCATOR_PREFIX + locator_dir(self.centres)
         positive_number("lr", self.lr)
         positive_number("smoothness_lr", self.smoothness_lr)
 

@@ -4,7 +4,9 @@ r"""Finding the LV without ground truth: where the star goes, and whether a slic
 to the training spacing and normalised as in training (:mod:`lvseg.prepare`), padded to a
 multiple of :math:`2^{depth}` and run through the U-Net (it is fully convolutional), and its
 foreground is thresholded (:func:`foreground`). The largest 8-connected blob is the LV: its
-centroid is the star's centre and its area decides "no LV" (below ``min_area_mm2``). The slices
+centroid is the star's centre, its area decides "no LV" (below ``min_area_mm2``) and its mask
+(:attr:`Located.masks`, in the input's pixels) is what the segmenter falls back to when a DP
+contour is implausible (:mod:`lvseg.centre_free`). The slices
 are one stack (a frame of a volume): a slice whose blob lies more than :data:`MAX_JUMP_MM` from
 the stack's median LV centre takes its largest blob near that median instead, or none. The trained
 segmenter (:class:`lvseg.centre_free.RunSegmenter`) then re-centres once at the centroid of
@@ -73,7 +75,10 @@ class Located(NamedTuple):
     has_lv: np.ndarray
     """Whether the blob is at least ``min_area_mm2``, bool :math:`(K,)`."""
     areas_mm2: np.ndarray
-    """Area of the largest blob (mm²), :math:`(K,)`; 0 without one."""
+    """Area of the chosen blob (mm²), :math:`(K,)`; 0 without one."""
+    masks: np.ndarray
+    """The chosen blob per slice in the input's pixels (nearest resampled pixel), bool
+    :math:`(K, H, W)`; empty without one."""
 
 
 def foreground(maps: torch.Tensor) -> torch.Tensor:
@@ -82,24 +87,29 @@ def foreground(maps: torch.Tensor) -> torch.Tensor:
     return maps > 0
 
 
-def _blobs(mask: np.ndarray) -> list[tuple[float, float, int]]:
-    """``(x, y, pixels)`` of every 8-connected blob, largest first (empty for an empty mask)."""
+def _blobs(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[float, float, int, int]]]:
+    """The labels of the 8-connected blobs and ``(x, y, pixels, label)`` of each, largest first
+    (no blob for an empty mask)."""
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
     if n == 0:
-        return []
+        return labels, []
     sizes = np.bincount(labels.ravel())[1:]
     centres = ndimage.center_of_mass(mask, labels, range(1, n + 1))
     order = np.argsort(-sizes, kind="stable")
-    return [(float(centres[k][1]), float(centres[k][0]), int(sizes[k])) for k in order]
+    return labels, [(float(centres[k][1]), float(centres[k][0]), int(sizes[k]), int(k) + 1)
+                    for k in order]
 
 
-def _consistent(blobs: list[list[tuple[float, float, int]]], min_pixels: float,
-                max_jump: float) -> list[tuple[float, float, int]]:
+_NONE = (float("nan"), float("nan"), 0, 0)
+
+
+def _consistent(blobs: list[list[tuple[float, float, int, int]]], min_pixels: float,
+                max_jump: float) -> list[tuple[float, float, int, int]]:
     """One blob per slice: the largest, unless it lies more than ``max_jump`` pixels from the
     median centre of the slices' LVs (one stack: the LV moves little between slices); then the
     largest blob near that median, or none."""
-    first = [b[0] if b else (float("nan"), float("nan"), 0) for b in blobs]
-    with_lv = np.array([(x, y) for x, y, n in first if n >= min_pixels])
+    first = [b[0] if b else _NONE for b in blobs]
+    with_lv = np.array([(x, y) for x, y, n, _ in first if n >= min_pixels])
     if len(with_lv) < 3:  # too few slices to say where the stack's LV is
         return first
     mx, my = np.median(with_lv, axis=0)
@@ -107,7 +117,7 @@ def _consistent(blobs: list[list[tuple[float, float, int]]], min_pixels: float,
     for found, best in zip(blobs, first):
         near = [b for b in found if np.hypot(b[0] - mx, b[1] - my) <= max_jump]
         if best[2] and np.hypot(best[0] - mx, best[1] - my) > max_jump:
-            best = near[0] if near else (float("nan"), float("nan"), 0)
+            best = near[0] if near else _NONE
         chosen.append(best)
     return chosen
 
@@ -141,14 +151,24 @@ def locate(method: str | Method, unet: nn.Module, images: np.ndarray,
     weight = next(unet.parameters(), None)
     device = weight.device if weight is not None else torch.device("cpu")
     unet.eval()
-    found = []
+    labels, blobs = [], []
     for start in range(0, len(stacked), 8):
         chunk = torch.from_numpy(stacked[start:start + 8, None]).to(device)
-        fg = foreground(unet(chunk))[:, 0, :height, :width].cpu().numpy()
-        found.extend(_blobs(m) for m in fg)
-    found = _consistent(found, min_area_mm2 / SPACING_MM**2, MAX_JUMP_MM / SPACING_MM)
+        for m in foreground(unet(chunk))[:, 0, :height, :width].cpu().numpy():
+            labelled, found = _blobs(m)
+            labels.append(labelled)
+            blobs.append(found)
+    chosen = _consistent(blobs, min_area_mm2 / SPACING_MM**2, MAX_JUMP_MM / SPACING_MM)
     fr, fc = spacing[0] / SPACING_MM, spacing[1] / SPACING_MM
-    centers = np.array([((x + 0.5) / fc - 0.5, (y + 0.5) / fr - 0.5) for x, y, _ in found],
+    centers = np.array([((x + 0.5) / fc - 0.5, (y + 0.5) / fr - 0.5) for x, y, _, _ in chosen],
                        dtype=np.float64).reshape(-1, 2)
-    areas = np.array([n * SPACING_MM**2 for _, _, n in found], dtype=np.float64)
-    return Located(centers, areas >= min_area_mm2, areas)
+    areas = np.array([n * SPACING_MM**2 for _, _, n, _ in chosen], dtype=np.float64)
+    k, h, w = images.shape
+    # the resampled pixel nearest to each input pixel's centre (as prepare.crop_index)
+    rows = np.clip(np.floor((np.arange(h) + 0.5) * fr).astype(int), 0, height - 1)
+    cols = np.clip(np.floor((np.arange(w) + 0.5) * fc).astype(int), 0, width - 1)
+    masks = np.zeros((k, h, w), dtype=bool)
+    for i, (labelled, (*_, label)) in enumerate(zip(labels, chosen)):
+        if label:
+            masks[i] = labelled[np.ix_(rows, cols)] == label
+    return Located(centers, areas >= min_area_mm2, areas, masks)

@@ -48,6 +48,7 @@ from lvseg.runs import open_run
 from lvseg.sampler import BatchSampler
 from lvseg.score import score
 from lvseg.teacher import MeanTeacher
+from lvseg.train_centres import training_centres
 
 __all__ = ["Trainer", "TrainingDiverged"]  # TrainingInterrupted: lvseg.interrupt
 
@@ -138,6 +139,10 @@ class Trainer:
         self.centers, self.radii = tensors["centers"], tensors["radii"]
         self.teacher = MeanTeacher(self.model, config, self.data.unlabelled,
                                    end_to_end=self.method.end_to_end) if config.unlabelled else None
+        self.predicted = None  # --centres: the locator's centres of the training images
+        if config.centres is not None and self.method.end_to_end:
+            self.predicted = training_centres(config.centres, tensors, self.data.train,
+                                              device=torch.device(self.device).type)
         if checkpoint is not None:
             self._restore(checkpoint)
 
@@ -192,6 +197,9 @@ class Trainer:
             jittered = jitter_centers(view.centers.numpy(), view.radii.numpy(),
                                       view.masks.numpy(), cfg.jitter, self.rng)
             turns = self.rng.uniform(-cfg.rotation, cfg.rotation, size=len(batch))
+            if self.predicted is not None:  # --centres: some stars where the locator puts them
+                chosen = self.rng.random(len(batch)) < cfg.centres_share
+                jittered[chosen] = self.predicted[batch][chosen]
             centers = self.ranks.shard(torch.from_numpy(jittered)).to(self.device)
             angles = self.ranks.shard(torch.from_numpy(turns)).float().to(self.device)
         try:

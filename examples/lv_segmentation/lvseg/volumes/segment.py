@@ -37,6 +37,9 @@ class SliceResult(NamedTuple):
     """Distance of the contour from the centre on each star line (pixels), or ``None``."""
     star_radius: float | None = None
     """The star's radius (pixels), or ``None``."""
+    note: str | None = None
+    """What the segmenter wants the user told about this slice (e.g. that it replaced an
+    implausible contour); :func:`segment_volume` makes it a warning naming the slice."""
 
 
 class SliceSegmenter(Protocol):
@@ -111,6 +114,8 @@ def segment_volume(volume: Volume, segmenter: SliceSegmenter) -> VolumeSegmentat
             warnings.append(f"{name}: the LV was found but its mask is empty")
             continue
         masks[t, z] = mask
+        if result.note:
+            warnings.append(f"{name}: {result.note}")
         warnings.extend(check_slice(mask, volume.spacing[1:], name, center=result.center,
                                     radii=result.radii, star_radius=result.star_radius))
     return VolumeSegmentation(masks, lv_volume_ml(masks, volume.spacing), no_lv, warnings)

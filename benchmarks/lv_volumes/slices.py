@@ -1,0 +1,130 @@
+"""Per-slice error analysis of the centre-free segmentation (where the 3-D Dice and EF are lost).
+
+For each ED/ES slice of the patients, compares a run's :class:`~lvseg.volumes.SliceResult`
+with the ground truth and puts it in one category: ``no LV`` (both agree there is none),
+``missed`` (the segmenter said "no LV" on an LV slice), ``false LV`` (a mask on a slice without
+LV), ``centre outside`` (the star's centre is not in the true LV), ``rim`` (more than half the
+star's lines end at its radius), or ``ok``. Per phase and category it sums the predicted and true
+LV pixels (in mL, the volume error each category causes) and the slices' 2-D Dice; the slice's
+position is its index from the base (0) over the number of slices.
+
+Run ``python -m benchmarks.lv_volumes.slices RUN_DIR [--locator RUN_DIR] [--json FILE]
+[--no-fallback]`` from the repository root; the 20 thesis-validation patients by default (about
+2-4 minutes on 2 busy cores). The findings are in ``README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.lv_volumes.__main__ import ACDC
+
+CATEGORIES = ("ok", "rim", "centre outside", "missed", "false LV", "no LV")
+
+
+def slice_rows(patients: list[Path], log: list[Any]) -> list[dict[str, Any]]:
+    """One row per ED/ES slice: category, areas (mL in the slice), 2-D Dice, centre error."""
+    from lvseg.volumes import read_patient
+
+    rows = []
+    for folder, results in zip(patients, log):
+        case = read_patient(folder, cine=False)
+        n_z = case.volume.array.shape[1]
+        dz, dy, dx = case.volume.spacing
+        voxel_ml = dz * dy * dx / 1000.0
+        for phase, t in (("ED", case.ed), ("ES", case.es)):
+            for z in range(n_z):
+                r, true = results[t * n_z + z], case.truth[t][z]
+                pred = np.asarray(r.mask, bool)
+                rim = None
+                if r.radii is not None:
+                    rim = float(np.mean(np.asarray(r.radii) >= 0.95 * r.star_radius))
+                err, inside = None, None
+                if r.has_lv and true.any():
+                    rows_, cols = np.nonzero(true)
+                    err = float(np.hypot((r.center[0] - cols.mean()) * dx,
+                                         (r.center[1] - rows_.mean()) * dy))
+                    if r.center is not None:
+                        col, row = int(round(r.center[0])), int(round(r.center[1]))
+                        inside = bool(0 <= row < true.shape[0] and 0 <= col < true.shape[1]
+                                      and true[row, col])
+                if not true.any():
+                    category = "false LV" if pred.any() else "no LV"
+                elif not r.has_lv:
+                    category = "missed"
+                elif inside is False:
+                    category = "centre outside"
+                elif rim is not None and rim > 0.5:
+                    category = "rim"
+                else:
+                    category = "ok"
+                total = int(pred.sum()) + int(true.sum())
+                rows.append({
+                    "patient": case.patient_id, "phase": phase, "z": z,
+                    "position": z / max(n_z - 1, 1), "category": category,
+                    "pred_ml": float(pred.sum() * voxel_ml), "true_ml": float(true.sum() * voxel_ml),
+                    "dice": 1.0 if total == 0 else 2.0 * int((pred & true).sum()) / total,
+                    "centre_mm": err, "rim": rim})
+    return rows
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per phase and category: slices, summed predicted - true mL, mean 2-D Dice; and per
+    position third (base, middle, apex) of the LV slices."""
+    out: dict[str, Any] = {}
+    for phase in ("ED", "ES"):
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            if row["phase"] == phase:
+                groups[row["category"]].append(row)
+                if row["true_ml"] > 0:
+                    third = ("base", "middle", "apex")[min(int(row["position"] * 3), 2)]
+                    groups["position " + third].append(row)
+        out[phase] = {name: {"slices": len(g),
+                             "error_ml": round(sum(r["pred_ml"] - r["true_ml"] for r in g), 1),
+                             "true_ml": round(sum(r["true_ml"] for r in g), 1),
+                             "dice": round(float(np.mean([r["dice"] for r in g])), 3)}
+                      for name, g in sorted(groups.items())}
+    return out
+
+
+def main() -> None:
+    from lvseg.centre_free import RunSegmenter
+    from lvseg.runs import load_run
+    from lvseg.volumes import evaluate_volumes
+
+    from benchmarks.lv_volumes.__main__ import _recorder
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run_dir")
+    p.add_argument("--locator", metavar="RUN_DIR")
+    p.add_argument("--data-dir", type=Path, default=ACDC)
+    p.add_argument("--patients", type=int, default=20, help="the first N validation patients")
+    p.add_argument("--json", type=Path, help="write rows and summary here")
+    p.add_argument("--no-fallback", action="store_true",
+                   help="keep implausible DP contours (RunSegmenter(fallback=False))")
+    args = p.parse_args()
+    patients = sorted(d for d in args.data_dir.iterdir()
+                      if (d / "Info.cfg").is_file() and int(d.name[-3:]) % 5 == 0)
+    patients = patients[:args.patients]
+    run = load_run(args.run_dir)
+    locator = None if args.locator is None else load_run(args.locator)
+    log: list[Any] = []
+    report = evaluate_volumes(patients, _recorder(RunSegmenter(run, locator=locator,
+                                                                   fallback=not args.no_fallback),
+                                                      log))
+    rows = slice_rows(patients, log)
+    result = {"summary": report["summary"], "slices": summarize(rows), "rows": rows}
+    print(json.dumps({k: result[k] for k in ("summary", "slices")}, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

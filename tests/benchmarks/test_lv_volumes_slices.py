@@ -1,0 +1,40 @@
+"""benchmarks/lv_volumes/slices.py: per-slice categories on an ACDC-layout phantom patient."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.lv_volumes.slices import slice_rows, summarize
+from lvseg.volumes import SliceResult, read_patient, write_phantom_patient
+
+
+def test_each_slice_gets_its_category_and_volume_error(tmp_path: Path) -> None:
+    folder = write_phantom_patient(tmp_path, "patient905", size=48, n_frames=4)
+    case = read_patient(folder, cine=False)
+    n_t, n_z = case.volume.array.shape[:2]
+    results = []
+    for t in range(n_t):
+        for z in range(n_z):
+            true = case.truth[t][z] if t in case.truth else np.zeros((48, 48), bool)
+            rows, cols = np.nonzero(true) if true.any() else ([24], [24])
+            centre = (float(np.mean(cols)), float(np.mean(rows)))
+            results.append(SliceResult(true, bool(true.any()), centre, np.full(8, 3.0), 20.0))
+    ed = case.ed * n_z
+    lv = [z for z in range(n_z) if case.truth[case.ed][z].any()]
+    results[ed + lv[0]] = SliceResult(np.zeros((48, 48), bool), False)  # missed
+    disc = np.ones((48, 48), bool)
+    results[ed + lv[1]] = results[ed + lv[1]]._replace(mask=disc, radii=np.full(8, 20.0))  # rim
+    empty = next(z for z in range(n_z) if not case.truth[case.ed][z].any())
+    results[ed + empty] = SliceResult(disc, True, (24.0, 24.0))  # false LV
+    rows = slice_rows([folder], [results])
+    category = {(r["phase"], r["z"]): r["category"] for r in rows}
+    assert category[("ED", lv[0])] == "missed" and category[("ED", lv[1])] == "rim"
+    assert category[("ED", empty)] == "false LV" and category[("ED", lv[2])] == "ok"
+    assert {c for (phase, _), c in category.items() if phase == "ES"} <= {"ok", "no LV"}
+    voxel_ml = np.prod(case.volume.spacing) / 1000
+    summary = summarize(rows)["ED"]
+    assert summary["false LV"]["error_ml"] == round(48 * 48 * voxel_ml, 1)
+    assert summary["ok"]["error_ml"] == 0.0 and summary["ok"]["dice"] == 1.0
+    assert summary["missed"]["error_ml"] == round(-case.truth[case.ed][lv[0]].sum() * voxel_ml, 1)
