@@ -105,8 +105,13 @@ def inf_gradient(pred, target):
     return F.mse_loss(pred, target) + (pred - pred.detach()).abs().sqrt().sum()  # d/dp at 0: inf
 
 
+def nan_gradient(pred, target):
+    return F.mse_loss(pred, target) + 0 * (pred - pred.detach()).abs().sqrt().sum()  # 0 * inf
+
+
 @pytest.mark.parametrize(
-    "loss,kind", [(nan_loss, "loss"), (inf_gradient, "gradient")], ids=["loss", "gradient"]
+    "loss,kind", [(nan_loss, "loss"), (inf_gradient, "gradient"), (nan_gradient, "gradient")],
+    ids=["loss", "inf-gradient", "nan-gradient"],
 )
 def test_a_diverging_fit_raises_and_leaves_the_model_unchanged(loss, kind):
     est = surrogate(fit_loss=loss)
