@@ -158,9 +158,8 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
 
     @contextmanager
     def _frozen(self) -> Iterator[None]:
-        """The model's parameters with ``requires_grad`` off inside, restored after: its output
-        is differentiable in the inputs only, as with detached parameters, without the cost of
-        ``torch.func.functional_call`` (which swaps every parameter in and out per call)."""
+        """``requires_grad`` off on the model's parameters inside (restored after): detached
+        parameters without ``torch.func.functional_call``'s per-call cost."""
         params = [p for p in self.model.parameters() if p.requires_grad]
         for p in params:
             p.requires_grad_(False)
