@@ -100,4 +100,5 @@ def _finite_step(model: nn.Module, loss: float) -> bool:
     if not math.isfinite(loss):
         return False
     grads = [p.grad for p in model.parameters() if p.grad is not None]
-    return not grads or bool(torch.stack([g.isfinite().all() for g in grads]).all())
+    # the largest |gradient| of each tensor: NaN or inf exactly when the tensor holds one
+    return not grads or bool(torch.stack(torch._foreach_norm(grads, math.inf)).isfinite().all())

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -152,13 +153,21 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
         return threads_for(self.threads, self.model, rows)
 
     def _predict(self, x: Tensor) -> Tensor:
-        return torch.func.functional_call(self.model, self._detached(), (self._cast(x),))
+        with self._frozen():
+            return self.model(self._cast(x))
 
-    def _detached(self) -> dict[str, Tensor]:
-        """The model's parameters (detached) and buffers, for ``functional_call``."""
-        params = {k: v.detach() for k, v in self.model.named_parameters()}
-        params.update(dict(self.model.named_buffers()))
-        return params
+    @contextmanager
+    def _frozen(self) -> Iterator[None]:
+        """``requires_grad`` off on the model's parameters inside (restored after): detached
+        parameters without ``torch.func.functional_call``'s per-call cost."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in params:
+                p.requires_grad_(True)
 
     # ------------------------------------------------------------------ Estimator
     def _fitting(self) -> bool:

@@ -71,7 +71,8 @@ class SurrogateCalls:
     def _predict_call(self, packed: Packed) -> tuple[Tensor, ...]:
         """The model on packed arguments (its parameters detached), as a tuple of outputs."""
         cast = self._cast_packed(packed)
-        return as_outputs(torch.func.functional_call(self.model, self._detached(), cast.args, cast.kwargs))  # type: ignore[attr-defined]
+        with self._frozen():  # type: ignore[attr-defined]
+            return as_outputs(cast(self.model))
 
     def _cast_packed(self, packed: Packed) -> Packed:
         """``packed`` with every floating tensor in the model's dtype."""

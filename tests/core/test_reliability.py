@@ -105,6 +105,10 @@ def inf_gradient(pred, target):
     return F.mse_loss(pred, target) + (pred - pred.detach()).abs().sqrt().sum()  # d/dp at 0: inf
 
 
+def nan_gradient(pred, target):
+    return F.mse_loss(pred, target) + 0 * (pred - pred.detach()).abs().sqrt().sum()  # 0 * inf
+
+
 class _Scaled(nn.Module):
     """A surrogate of ``fn(x, w)`` for a black box with two arguments."""
 
@@ -118,7 +122,8 @@ class _Scaled(nn.Module):
 
 @pytest.mark.parametrize("several", [False, True], ids=["one_argument", "several_arguments"])
 @pytest.mark.parametrize(
-    "loss,kind", [(nan_loss, "loss"), (inf_gradient, "gradient")], ids=["loss", "gradient"]
+    "loss,kind", [(nan_loss, "loss"), (inf_gradient, "gradient"), (nan_gradient, "gradient")],
+    ids=["loss", "inf-gradient", "nan-gradient"],
 )
 def test_a_diverging_fit_raises_and_leaves_the_model_unchanged(loss, kind, several):
     """One fit loop and one message for one argument and several (which said "loss or

@@ -139,6 +139,38 @@ def test_predict_gives_gradients_to_x_only():
     assert all(p.grad is None for p in est.model.parameters())
 
 
+class Raising(nn.Module):
+    """A model that raises when its input holds a NaN."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = small_model()
+
+    def forward(self, x):
+        if bool(x.isnan().any()):
+            raise ValueError("NaN input")
+        return self.net(x)
+
+
+@pytest.mark.parametrize("threads", ["auto", None], ids=["threaded", "caller-threads"])
+def test_predict_and_vjp_leave_the_parameters_as_they_were(threads):
+    # predict runs the model with its parameters' requires_grad switched off; the flags (a
+    # frozen layer stays frozen) come back after every path, an exception included
+    model = Raising()
+    model.net[0].weight.requires_grad_(False)
+    flags = [p.requires_grad for p in model.parameters()]
+    layer = Bypass(lambda t: t[:, :2].round(), Surrogate(model, generator=gen(0), threads=threads))
+    x = torch.randn(4, 3, generator=gen(1), dtype=torch.float64, requires_grad=True)
+    layer(x).sum().backward()  # fit, then the VJP
+    layer.predict(x).sum().backward()
+    with torch.no_grad():
+        layer.predict(x)
+    with pytest.raises(ValueError, match="NaN input"):
+        layer.predict(torch.full((1, 3), float("nan"), dtype=torch.float64))
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert all(p.grad is None for p in model.parameters())
+
+
 def test_predict_needs_a_surrogate():
     layer = Bypass(torch.round, StraightThrough())
     with pytest.raises(TypeError, match=r"StraightThrough has no differentiable prediction"):

@@ -49,6 +49,36 @@ def test_line_zero_sees_line_n_minus_one():
             assert g[0, 12].abs().sum() == 0
 
 
+@pytest.mark.parametrize(("n", "m"), [(25, 65), (2, 3), (1, 1), (2, 1), (1, 2), (4, 2), (3, 5)])
+def test_star_padding_and_pooling_equal_the_f_pad_reference(n, m):
+    # values and gradients bit for bit: the concatenations and ceil_mode replace F.pad's
+    # circular/replicate modes and an explicit edge copy before pooling
+    import torch.nn.functional as F
+
+    from diffbypass_stardp.surrogate import _pad_star, _pool
+
+    def reference_pad(x):
+        return F.pad(F.pad(x, (0, 0, 1, 1), mode="circular"), (1, 1, 0, 0), mode="replicate")
+
+    def reference_pool(x):
+        if x.shape[-2] % 2:
+            x = torch.cat([x, x[..., :1, :]], dim=-2)
+        if x.shape[-1] % 2:
+            x = torch.cat([x, x[..., -1:]], dim=-1)
+        return F.max_pool2d(x, 2)
+
+    torch.manual_seed(n * 100 + m)
+    x = torch.randn(2, 3, n, m, dtype=torch.float64)
+    for mine, reference in ((lambda t: _pad_star(t, 1, 1), reference_pad), (_pool, reference_pool)):
+        a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        ya, yb = mine(a), reference(b)
+        assert torch.equal(ya, yb)
+        g = torch.randn(ya.shape, dtype=torch.float64)
+        ya.backward(g)
+        yb.backward(g)
+        assert torch.equal(a.grad, b.grad)
+
+
 def test_validation():
     with pytest.raises(ValueError, match=r"base_channels must be an integer >= 1; got 0"):
         StarSurrogate(base_channels=0)
