@@ -96,7 +96,8 @@ def _one(variant: str, seed: int, out: Path, data_dir: str) -> int:
     _patch(variant)
     options = VARIANTS[variant][2]
     if "extends" in VARIANTS[variant][0]:
-        return lvseg(["train", "--out", str(out), "--resume", "--no-progress", *options])
+        return lvseg(["train", "--method", "edpcnn-es", "--out", str(out), "--resume",
+                      "--no-progress", *options])
     return lvseg(["train", "--method", "edpcnn-es", "--data", "acdc", "--data-dir", data_dir,
                   "--split", "thesis", "--train-size", "10", "--seed", str(seed),
                   "--no-progress", "--out", str(out), *options])
@@ -109,12 +110,17 @@ def _record(variant: str, seed: int, out: Path) -> dict:
     curve = [[e["iteration"], round(e["dice"], 4)] for e in events
              if e.get("event") == "validation"]
     best = max(curve, key=lambda c: c[1])
-    end = [e for e in events if e.get("event") == "end"][-1]
+    seconds = [e for e in events if e.get("event") == "end"][-1]["seconds"]
+    if (out / "prior_seconds").exists():  # an extended run: its base's seconds plus this
+        # session's (from config.json, written at the start, to the last metrics line); the
+        # trainer's own "end" seconds do not add up across a resume
+        seconds = float((out / "prior_seconds").read_text()) + (
+            (out / "metrics.jsonl").stat().st_mtime - (out / "config.json").stat().st_mtime)
     steps = sum(e["seconds"] for e in events if e.get("event") == "step")
     return {"variant": variant, "seed": seed, "method": "edpcnn-es", "train_size": 10,
             "iterations": config["iterations"], "lr": config["lr"], "sigma": config["sigma"],
             "samples": config["samples"], "best_dice": best[1], "best_iteration": best[0],
-            "seconds": round(end["seconds"], 1), "step_seconds": round(steps, 1),
+            "seconds": round(seconds, 1), "step_seconds": round(steps, 1),
             "validation_curve": curve}
 
 
@@ -176,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: run {source.name} first (it extends it)")
                 continue
             shutil.copytree(source, out, ignore=shutil.ignore_patterns("done", "lvseg.lock"))
+            (out / "prior_seconds").write_text(str(_record(base, int(seed), source)["seconds"]))
         with open(out.parent / f"{name}.log", "w") as log:
             status = subprocess.call([sys.executable, __file__, "--data-dir", args.data_dir,
                                       "--one", variant, seed, str(out)], stdout=log,

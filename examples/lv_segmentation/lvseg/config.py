@@ -40,6 +40,7 @@ _METHOD_HELP = "; ".join(f"{m.name}: {m.help}" for m in METHODS.values())
 _DATA_HELP = "; ".join(f"{d.name}: {d.help}" for d in DATASETS.values())
 _ITERATIONS = ", ".join(f"{m.name} {m.iterations}" for m in METHODS.values())
 _SAMPLES = ", ".join(f"{m.name} {m.samples}" for m in METHODS.values() if m.end_to_end)
+_LR = ", ".join(f"{m.name} {m.lr:g}" for m in METHODS.values())
 _SIGMA = ", ".join(f"{m.name} {m.sigma:g}" for m in METHODS.values() if m.end_to_end)
 
 
@@ -93,7 +94,8 @@ class TrainConfig:
                                     thesis="20000", metavar="K", low=1, high=_MAX_ITERATIONS)
     batch_size: int = option(10, "images per iteration", thesis="10", metavar="B", low=1,
                              high=1024)
-    lr: float = option(1e-3, "Adam learning rate of the U-Net", thesis="1e-4", metavar="LR")
+    lr: float | None = option(None, f"Adam learning rate of the U-Net (None: {_LR})",
+                              thesis="1e-4", metavar="LR")
     val_every: int = option(25, "validation Dice (for best.pt) every K iterations",
                             thesis="50", metavar="K", low=1, high=_MAX_ITERATIONS)
     checkpoint_every: int = option(25, "write last.pt every K iterations", metavar="K", low=1,
@@ -164,6 +166,8 @@ class TrainConfig:
             self.samples = METHODS[self.method].samples
         if self.sigma is None:
             self.sigma = METHODS[self.method].sigma
+        if self.lr is None:
+            self.lr = METHODS[self.method].lr
         positive_number("lr", self.lr)
         positive_number("smoothness_lr", self.smoothness_lr)
 
