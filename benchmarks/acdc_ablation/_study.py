@@ -33,6 +33,9 @@ TEMPERATURES = (0.1, 0.3, 1.0, 3.0, 10.0)
 #: Semi-supervised (issue #20): 10 unlabelled training-split images per iteration besides the
 #: labelled batch, an EMA teacher's targets (``lvseg.teacher``), the other settings at the defaults.
 SEMI = {"unlabelled": 10}
+#: The learning rate of ``edpcnn-es`` when the ES rows ran (its default since issue #20 is
+#: higher: ``benchmarks/acdc_ablation/README.md``, "ES at the defaults").
+ES_LR = {"lr": 1e-3}
 #: What each trained variant is: the lvseg method, the star settings changed from the
 #: TrainConfig defaults (ES-lo: the DP's input pooled along the lines, ``StarConfig.pool``) and
 #: other TrainConfig settings changed from the defaults.
@@ -40,9 +43,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "unet": ("unet", {}, {}),
     "edpcnn": ("edpcnn", {}, {}),
     "edpcnn-old": ("edpcnn", {}, OLD_SURROGATE),
-    "es-hi": ("edpcnn-es", {}, {}),
-    "es-lo": ("edpcnn-es", {"pool": 4}, {}),
-    "es-lo2": ("edpcnn-es", {"pool": 2}, {}),
+    # the ES rows ran at lvseg's ES learning rate before issue #20 (the records say so)
+    "es-hi": ("edpcnn-es", {}, ES_LR),
+    "es-lo": ("edpcnn-es", {"pool": 4}, ES_LR),
+    "es-lo2": ("edpcnn-es", {"pool": 2}, ES_LR),
     "unet-aug": ("unet", {}, AUGMENT),
     "edpcnn-aug": ("edpcnn", {}, AUGMENT),
     # the relaxation control (issue #20): its temperature chosen on validation among these

@@ -116,7 +116,7 @@ def test_a_unet_too_large_for_memory_is_refused_by_its_constructor() -> None:
     [("star", "x", "star must be a dict of star settings; got 'x'"),
      ("seed", 2**70, "seed must be an integer in [0, 4294967295]; got 1180591620717411303424"),
      ("unet_depth", 40, "unet_depth must be an integer in [0, 7]; got 40"),
-     ("lr", "0.1", "lr must be a number; got '0.1'"),
+     ("lr", "0.1", "lr must be a number or None; got '0.1'"),
      ("train_size", 1.5, "train_size must be an integer >= 1 or None; got 1.5"),
      ("batch_size", True, "batch_size must be an integer in [1, 1024]; got True"),
      ("method", 3, "method must be one of 'unet', 'unet-dp', 'edpcnn', 'edpcnn-es', 'edpcnn-softdp'; got 3")],

@@ -88,6 +88,10 @@ def test_the_method_table_alone_picks_estimator_dp_output_and_loss() -> None:
     assert (estimator.sigma, estimator.samples, estimator.fit_steps) == (1.0, 3, 5)
     es = _model("edpcnn-es").bypass.estimator
     assert isinstance(es, ES) and (es.sigma, es.samples) == (0.1, 4)
+    # the learning rate is a method default too (ES: benchmarks/acdc_ablation/README.md), and
+    # --lr overrides it
+    assert [tiny_config(m).lr for m in ("edpcnn", "edpcnn-es")] == [1e-3, 3e-3]
+    assert tiny_config("edpcnn-es", lr=1e-4).lr == 1e-4
     for method, output in (("edpcnn", "indices"), ("edpcnn-es", "float")):
         dp = _model(method).bypass.blackbox.fn
         assert isinstance(dp, StarDP) and dp.output == output == get_method(method).dp_output

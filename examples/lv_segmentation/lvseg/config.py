@@ -44,6 +44,7 @@ _ITERATIONS = ", ".join(f"{m.name} {m.iterations}" for m in METHODS.values())
 _SAMPLES = ", ".join(f"{m.name} {m.samples}" for m in METHODS.values() if m.estimator)
 _SIGMA = ", ".join(f"{m.name} {m.sigma:g}" for m in METHODS.values() if m.estimator)
 _RELAXED = {m.name: m.temperature for m in METHODS.values() if m.temperature is not None}
+_LR = ", ".join(f"{m.name} {m.lr:g}" for m in METHODS.values())
 
 
 #: Bounds of the sizes and counts below (a typo such as ``--unet-channels 100000`` must not ask
@@ -118,7 +119,8 @@ class TrainConfig:
                                     thesis="20000", metavar="K", low=1, high=_MAX_ITERATIONS)
     batch_size: int = option(10, "images per iteration", thesis="10", metavar="B", low=1,
                              high=1024)
-    lr: float = option(1e-3, "Adam learning rate of the U-Net", thesis="1e-4", metavar="LR")
+    lr: float | None = option(None, f"Adam learning rate of the U-Net (None: {_LR})",
+                              thesis="1e-4", metavar="LR")
     val_every: int = option(25, "validation Dice (for best.pt) every K iterations",
                             thesis="50", metavar="K", low=1, high=_MAX_ITERATIONS)
     checkpoint_every: int = option(25, "write last.pt every K iterations", metavar="K", low=1,
@@ -221,6 +223,8 @@ class TrainConfig:
             self.samples = METHODS[self.method].samples
         if self.sigma is None:
             self.sigma = METHODS[self.method].sigma
+        if self.lr is None:
+            self.lr = METHODS[self.method].lr
         if self.temperature is None:
             self.temperature = METHODS[self.method].temperature
         elif METHODS[self.method].temperature is None:

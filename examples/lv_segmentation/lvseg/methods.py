@@ -61,6 +61,7 @@ class Method:
             chosen).
         samples: default noise samples per input of the estimator (``--samples``).
         sigma: default noise scale of the estimator (``docs/lv_example.md`` explains both).
+        lr: default Adam learning rate of the U-Net (``--lr``).
         report: the fields the trainer logs from the estimator's fit statistics after each step
             (``None``: none; :meth:`~diffbypass.Surrogate.register_fit_hook`).
         learns_smoothness: whether ``--learn-smoothness`` may train the DP's smoothness penalty
@@ -81,6 +82,7 @@ class Method:
     iterations: int
     samples: int = 10
     sigma: float = 1.0
+    lr: float = 1e-3
     report: Callable[[Any], dict[str, float]] | None = None
     learns_smoothness: bool = False
     temperature: float | None = None
@@ -215,8 +217,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("edpcnn", "U-Net trained through the DP with the differentiable bypass (thesis "
            "Algorithm 3)", _surrogate, "indices", _surrogate_step, dp=True, iterations=150,
            samples=1, report=_fit_report, learns_smoothness=True, semi_loss=_surrogate_semi),
-    Method("edpcnn-es", "the same with ES", _es, "float", _es_step, dp=True, iterations=150,
-           sigma=0.1, learns_smoothness=True),
+    Method("edpcnn-es", "the same with ES (its defaults: benchmarks/acdc_ablation/README.md, "
+           "'ES at the defaults')", _es, "float", _es_step, dp=True, iterations=300, sigma=0.1,
+           lr=3e-3, learns_smoothness=True),
     Method("edpcnn-softdp", "U-Net trained end to end through the relaxed DP (soft_dp, exact "
            "gradient) instead of the bypass", None, None, _softdp_step, dp=True,
            iterations=150, learns_smoothness=True, temperature=1.0),
