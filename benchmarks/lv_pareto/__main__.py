@@ -72,6 +72,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "S1 k1 star": {"samples": 1, "fit_steps": 1, "surrogate": "star"},
     "S2 k1 line, lr 3e-3": {"samples": 2, "fit_steps": 1, "surrogate": "line",
                             "surrogate_lr": 3e-3},
+    # narrower star surrogates (issue #22, item 18: the training cost a user sees)
+    "S1 k1 star c6": {"samples": 1, "fit_steps": 1, "surrogate": "star", "surrogate_channels": 6},
+    "S1 k1 star c4": {"samples": 1, "fit_steps": 1, "surrogate": "star", "surrogate_channels": 4},
 }
 #: variant -> the variant whose finished run it continues (a copy, resumed with more iterations).
 EXTENDS = {"S2 k1 line, 200 it": "S2 k1 line"}

@@ -202,3 +202,26 @@ def test_pooled_star_lowers_what_es_sees_and_keeps_the_contour(tiny: dict[str, t
         _model("edpcnn", star=star)
     with pytest.raises(ValueError, match="pool"):
         StarConfig(pool=0)
+
+
+def test_the_star_surrogate_is_channels_last_and_the_same_function() -> None:
+    """lvseg keeps the star surrogate's weights channels-last (a cheaper CPU fit and VJP): the
+    same network as the plain StarSurrogate up to rounding, in values and in gradients."""
+    from diffbypass_stardp import StarSurrogate
+    from lvseg.edpcnn import SURROGATES
+
+    torch.manual_seed(0)
+    fast = SURROGATES["star"](8, False)
+    plain = StarSurrogate(base_channels=8)
+    plain.load_state_dict(fast.state_dict())
+    assert all(p.is_contiguous(memory_format=torch.channels_last)
+               for p in fast.parameters() if p.dim() == 4)
+    x = torch.randn(3, 25, 65)
+    outs, grads = [], []
+    for net in (fast, plain):
+        xx = x.clone().requires_grad_(True)
+        out = net(xx)
+        out.square().sum().backward()
+        outs.append(out.detach()), grads.append(xx.grad)
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-6)

@@ -35,10 +35,12 @@ __all__ = ["DP_OUTPUTS", "EDPCNN", "INITIAL_SMOOTHNESS", "SURROGATES", "StarOutp
 #: compares them). ``star``: the thesis' small U-Net on the star (``StarSurrogate(base_channels)``);
 #: ``line``: line-wise convolutions, circular across the lines (``LineSurrogate(channels)``), a
 #: cheaper fit step (``docs/lv_example.md``, 'Speed'). ``lam_input``: the network also takes the
-#: DP's smoothness penalty (a learned one, ``EDPCNN(learn_smoothness=True)``).
+#: DP's smoothness penalty (a learned one, ``EDPCNN(learn_smoothness=True)``). The star surrogate's
+#: weights are kept channels-last: the same function up to rounding (about 1e-8), a cheaper fit
+#: and VJP on a CPU (``benchmarks/lv_cli_overhead/README.md``).
 SURROGATES: dict[str, Callable[[int, bool], nn.Module]] = {
-    "star": lambda channels, lam_input: StarSurrogate(base_channels=channels,
-                                                      lam_input=lam_input),
+    "star": lambda channels, lam_input: StarSurrogate(
+        base_channels=channels, lam_input=lam_input).to(memory_format=torch.channels_last),
     "line": lambda channels, lam_input: LineSurrogate(channels=channels, lam_input=lam_input),
 }
 
