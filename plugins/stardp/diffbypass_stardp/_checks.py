@@ -115,12 +115,20 @@ def check_lam(lam: Any, n_batch: int) -> None:
         )
 
 
-def lam_numpy(lam: Any, n_batch: int) -> np.ndarray:
-    """The validated smoothness weight as a C-contiguous float64 array of shape ``(B,)``."""
+def lam_numpy(lam: Any, n_batch: int) -> np.ndarray | None:
+    """The validated smoothness weight as a C-contiguous float64 array of shape ``(B,)``, or
+    ``None`` when no contour is penalised (every weight 0, or an empty batch).
+
+    The plain number 0 (``int`` or ``float``, the default) returns ``None`` at once: the
+    single-input DP pays nothing for validating and broadcasting it.
+    """
+    if lam.__class__ in (int, float) and lam == 0:
+        return None
     check_lam(lam, n_batch)
     if isinstance(lam, Tensor):
         lam = lam.detach().double().cpu().numpy()
-    return np.ascontiguousarray(np.broadcast_to(np.asarray(lam, dtype=np.float64), (n_batch,)))
+    weights = np.ascontiguousarray(np.broadcast_to(np.asarray(lam, dtype=np.float64), (n_batch,)))
+    return weights if weights.any() else None
 
 
 def lam_tensor(lam: Any, n_batch: int, like: Tensor) -> Tensor | None:

@@ -7,8 +7,12 @@ subject to ``|v[n] - v[(n + 1) % N]| <= delta``.
 
 The penalty enters in one place, :func:`_window_min` (the minimum over the ``2 delta + 1``
 predecessors of a state adds ``lam * |d|`` to each), plus the closure row and the read-off,
-which add ``lam * |k - s|`` and ``lam * |k - v[n - 1]|``. ``lam == 0`` runs the unpenalised
-loops unchanged (a per-row branch), so its results and speed are those of the plain DP.
+which add ``lam * |k - s|`` and ``lam * |k - v[n - 1]|``. No penalty is written ``lam = None``
+(never ``0.0``): numba compiles a separate specialisation for a ``None`` argument and prunes the
+``lam is None`` branches before typing, so the unpenalised kernel is the plain DP's code, with
+no per-row test of ``lam`` (a runtime ``lam != 0`` test made it measurably slower, see
+``benchmarks/single_input``). :func:`solve_batch` chooses the specialisation once per contour;
+the penalised one is compiled on its first use only.
 
 Algorithm (exact; "bound, then evaluate starts in bound order"):
 
@@ -48,33 +52,37 @@ from diffbypass_stardp._config import JIT
 
 @njit(**JIT)
 def _window_min(src, so, dst, lo, hi, delta, lam):  # pragma: no cover - compiled
-    """``dst[j] = min(src[so + j + d] + lam * |d| for |d| <= delta)`` for ``lo <= j <= hi``."""
-    if lam != 0.0 and delta == 1:
+    """``dst[j] = min(src[so + j + d] + lam * |d| for |d| <= delta)`` for ``lo <= j <= hi``.
+
+    ``lam is None``: no penalty (pruned at compile time, see the module).
+    """
+    if lam is None:
+        if delta == 1:  # the thesis setting: a fused, vectorisable three-way minimum
+            for j in range(lo, hi + 1):
+                x = src[so + j - 1]
+                y = src[so + j]
+                z = src[so + j + 1]
+                x = x if x < y else y
+                dst[j] = x if x < z else z
+        else:
+            for j in range(lo, hi + 1):
+                x = src[so + j - delta]
+                for d in range(1 - delta, delta + 1):
+                    y = src[so + j + d]
+                    x = y if y < x else x
+                dst[j] = x
+    elif delta == 1:
         for j in range(lo, hi + 1):
             x = src[so + j - 1] + lam
             y = src[so + j]
             z = src[so + j + 1] + lam
             x = y if y < x else x
             dst[j] = z if z < x else x
-    elif lam != 0.0:
+    else:
         for j in range(lo, hi + 1):
             x = src[so + j - delta] + lam * delta
             for d in range(1 - delta, delta + 1):
                 y = src[so + j + d] + lam * abs(d)
-                x = y if y < x else x
-            dst[j] = x
-    elif delta == 1:  # the thesis setting: a fused, vectorisable three-way minimum
-        for j in range(lo, hi + 1):
-            x = src[so + j - 1]
-            y = src[so + j]
-            z = src[so + j + 1]
-            x = x if x < y else y
-            dst[j] = x if x < z else z
-    else:
-        for j in range(lo, hi + 1):
-            x = src[so + j - delta]
-            for d in range(1 - delta, delta + 1):
-                y = src[so + j + d]
                 x = y if y < x else x
             dst[j] = x
 
@@ -116,7 +124,7 @@ def _closed_energy(c, s, delta, lam, table, base, tmp):  # pragma: no cover - co
     _inf_margins(table, o, lo, hi, pad)
     for j in range(lo, hi + 1):  # the closure: within delta of s, its penalty added
         table[o + pad + j] = c[n_lines - 1, j]
-        if lam != 0.0:
+        if lam is not None:
             table[o + pad + j] += lam * abs(j - s)
     for n in range(n_lines - 2, 0, -1):
         reach = delta * min(n, n_lines - n)
@@ -159,7 +167,7 @@ def _solve_one(c, delta, lam, out, table, tmp, bound, tried):  # pragma: no cove
         prev = out[n - 1]
         lo, hi = max(0, prev - delta), min(m - 1, prev + delta)
         o = best_base + n * width + pad
-        if lam == 0.0:
+        if lam is None:
             arg, low = lo, table[o + lo]
             for k in range(lo + 1, hi + 1):
                 if table[o + k] < low:
@@ -177,7 +185,9 @@ def _solve_one(c, delta, lam, out, table, tmp, bound, tried):  # pragma: no cove
 def solve_batch(cost, delta, lam, out):  # pragma: no cover - compiled
     """Solve every contour of ``cost`` ``(B, N, M)`` into ``out`` ``(B, N)`` int64 (one thread).
 
-    ``lam`` is the float64 smoothness weight of every contour, shape ``(B,)``.
+    ``lam`` is the float64 smoothness weight of every contour, shape ``(B,)``, or ``None`` (no
+    penalty anywhere: the plain kernel only). A contour whose weight is 0 runs the plain
+    specialisation too, so its results and speed do not depend on its batch's other weights.
 
     Releases the GIL (``nogil``): :func:`~diffbypass_stardp.dp_solve` runs chunks of a batch on
     several threads at once. Scratch buffers are allocated once per call.
@@ -189,4 +199,9 @@ def solve_batch(cost, delta, lam, out):  # pragma: no cover - compiled
     bound = np.empty(m, dtype=np.float64)
     tried = np.empty(m, dtype=np.bool_)
     for b in range(n_batch):
-        _solve_one(cost[b], delta, lam[b], out[b], table, tmp, bound, tried)
+        if lam is None:
+            _solve_one(cost[b], delta, None, out[b], table, tmp, bound, tried)
+        elif lam[b] == 0.0:
+            _solve_one(cost[b], delta, None, out[b], table, tmp, bound, tried)
+        else:
+            _solve_one(cost[b], delta, lam[b], out[b], table, tmp, bound, tried)

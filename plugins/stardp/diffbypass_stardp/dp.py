@@ -42,8 +42,9 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-def _solve(cost: np.ndarray, delta: int, lam: np.ndarray, out: np.ndarray) -> None:
-    """Run the kernel on chunks of the batch, in parallel when the batch is large enough."""
+def _solve(cost: np.ndarray, delta: int, lam: np.ndarray | None, out: np.ndarray) -> None:
+    """Run the kernel on chunks of the batch, in parallel when the batch is large enough
+    (``lam is None``: no penalty, the kernel's plain specialisation)."""
     n_batch = len(cost)
     if _config.THREADS <= 1 or n_batch < 2 * _config.MIN_CHUNK:
         _dp_kernel.solve_batch(cost, delta, lam, out)
@@ -51,7 +52,8 @@ def _solve(cost: np.ndarray, delta: int, lam: np.ndarray, out: np.ndarray) -> No
     chunks = min(4 * _config.THREADS, n_batch // _config.MIN_CHUNK)
     edges = np.linspace(0, n_batch, chunks + 1).astype(int)
     pool = _executor()
-    jobs = [pool.submit(_dp_kernel.solve_batch, cost[lo:hi], delta, lam[lo:hi], out[lo:hi])
+    jobs = [pool.submit(_dp_kernel.solve_batch, cost[lo:hi], delta,
+                        None if lam is None else lam[lo:hi], out[lo:hi])
             for lo, hi in zip(edges[:-1], edges[1:])]
     for job in jobs:
         job.result()
@@ -144,8 +146,8 @@ def dp_solve(
     if arr.dtype == np.float64:  # float32 costs are summed in float64 and cannot overflow
         check_magnitude("cost", peak, np.finfo(np.float64).max / (2 * n_lines), "float64", n_lines)
     delta = min(delta, m - 1)
-    weights = lam_numpy(lam, n_batch)
-    if n_batch:  # penalties at most float64 max / (4N): costs and penalties sum below max
+    weights = lam_numpy(lam, n_batch)  # None: no penalty (the kernel's plain specialisation)
+    if weights is not None:  # penalties at most float64 max / (4N): costs and penalties sum below
         check_penalty_range(float(weights.max()), delta, np.finfo(np.float64).max / (4 * n_lines),
                             n_lines)
     out = np.empty((n_batch, n_lines), dtype=np.int64)
