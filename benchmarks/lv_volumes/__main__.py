@@ -26,7 +26,8 @@ threads (the machine is shared: the load average is recorded).
 
 Run ``python -m benchmarks.lv_volumes --run edpcnn=DIR --run unet=DIR --locator DIR`` from the
 repository root (about 10 minutes per run on 2 busy CPU cores), or ``--quick`` (2 patients, a
-5-frame cine).
+5-frame cine). ``--stem NAME`` writes ``results/NAME.json`` instead (other runs, e.g. those
+trained on 10 images); ``--n-lines N`` segments with an N-line star (``lvseg --n-lines``).
 """
 
 from __future__ import annotations
@@ -80,13 +81,14 @@ def _centre_accuracy(patients: list[Path], log: list[Any]) -> dict[str, Any]:
             "centre_mm_p90": float(np.percentile(distances, 90)) if distances else None}
 
 
-def evaluate(name: str, run_dir: str, locator: str | None, patients: list[Path]) -> dict[str, Any]:
+def evaluate(name: str, run_dir: str, locator: str | None, patients: list[Path],
+             n_lines: int | None = None) -> dict[str, Any]:
     from lvseg.centre_free import RunSegmenter
     from lvseg.methods import get_method
     from lvseg.runs import load_run
     from lvseg.volumes import evaluate_volumes
 
-    run = load_run(run_dir)
+    run = load_run(run_dir, n_lines=n_lines)
     own = not get_method(run.config.method).end_to_end
     locating = None if own or locator is None else load_run(locator)
     log: list[Any] = []
@@ -94,6 +96,7 @@ def evaluate(name: str, run_dir: str, locator: str | None, patients: list[Path])
     report = evaluate_volumes(patients, _recorder(RunSegmenter(run, locator=locating), log))
     return {"name": name, "run": run_dir, "method": run.config.method,
             "iteration": run.iteration, "locator": None if own else locator,
+            "n_lines": run.config.star.n_lines, "train_size": run.config.train_size,
             "seconds": time.perf_counter() - start, "summary": report["summary"],
             "centre": _centre_accuracy(patients, log), "patients": report["patients"]}
 
@@ -127,13 +130,17 @@ def main() -> None:
     p.add_argument("--run", action="append", required=True, metavar="NAME=RUN_DIR")
     p.add_argument("--locator", help="a unet run for end-to-end runs", metavar="RUN_DIR")
     p.add_argument("--data-dir", type=Path, default=ACDC, help="ACDC training folder")
+    p.add_argument("--stem", default=NAME, help="the result file's name, without .json")
+    p.add_argument("--n-lines", type=int, help="star lines for prediction (default: the run's)")
     args = p.parse_args()
+    if not args.stem or Path(args.stem).name != args.stem:
+        p.error(f"--stem must be a file name without folders; got {args.stem!r}")
     runs = [item.split("=", 1) for item in args.run]
     patients = sorted(d for d in args.data_dir.iterdir()
                       if (d / "Info.cfg").is_file() and int(d.name[-3:]) % 5 == 0)
     if args.quick:
         patients = patients[:2]
-    results = [evaluate(name, path, args.locator, patients) for name, path in runs]
+    results = [evaluate(name, path, args.locator, patients, args.n_lines) for name, path in runs]
     fast = speed(runs[0][1], args.locator, 5 if args.quick else 30)
     rows = []
     for r in results:
@@ -146,7 +153,7 @@ def main() -> None:
     table = {"columns": ["run", "Dice ED", "Dice ES", "HD ED mm", "HD ES mm", "EF r",
                          "EF bias", "EF LoA ±", "centre error mm (median)", "has-LV accuracy"],
              "rows": rows}
-    H.write_result(args.out / f"{NAME}.json", {
+    H.write_result(args.out / f"{args.stem}.json", {
         "table": table, "method": H.method_text(__doc__),
         "machine": H.machine_info(), "patients": [d.name for d in patients],
         "quick": args.quick, "runs": results, "speed": fast})

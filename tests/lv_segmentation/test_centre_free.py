@@ -229,3 +229,22 @@ def test_locate_maps_the_chosen_blob_back_to_the_input_pixels() -> None:
     ring = np.ones((1, 3, 3), bool)
     assert not (coarse.masks & ~ndimage.binary_dilation(half, ring)).any()
     assert not (ndimage.binary_erosion(half, ring) & ~coarse.masks).any()
+
+
+def test_n_lines_gives_the_volume_contours_n_points(tiny_runs: dict[str, Path], tmp_path: Path
+                                                    ) -> None:
+    """A phantom volume segmented with ``--n-lines``: every DP contour has N points (the run
+    was trained with 12), and ``evaluate --protocol volumes`` records the star it used."""
+    images, _, truth = phantom_cine(size=48, n_frames=1)
+    for n_lines in (12, 20):
+        segmenter = RunSegmenter(load_run(tiny_runs["unet-dp"], n_lines=None if n_lines == 12
+                                          else n_lines), min_area_mm2=0.0)
+        radii = [r.radii for r in segmenter(images, truth.spacing) if r.radii is not None]
+        assert radii and all(len(r) == n_lines for r in radii)
+    write_phantom_patient(tmp_path / "acdc", "patient901", size=48, n_frames=2)
+    out = tmp_path / "volumes.json"
+    assert main(["evaluate", str(tiny_runs["unet-dp"]), "--protocol", "volumes", "--data-dir",
+                 str(tmp_path / "acdc"), "--split", "all", "--n-lines", "20", "--json", str(out),
+                 "--device", "cpu"]) == 0
+    report = json.loads(out.read_text())
+    assert report["n_lines"] == 20 and report["delta"] == 1

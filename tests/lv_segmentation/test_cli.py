@@ -104,6 +104,45 @@ def test_delta_replaces_the_dps_smoothness_for_prediction(run: Path, tmp_path: P
     assert "delta" in capsys.readouterr().err
 
 
+def test_n_lines_replaces_the_star_lines_for_prediction(run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """``--n-lines`` gives the star more (or fewer) lines at inference only: the contour has N
+    points, evaluate reports it, predict accepts it; without it the run's star is used as
+    trained; a value the star refuses is named as the option."""
+    from lvseg.runs import load_run
+    from lvseg.segment import segment
+
+    assert load_run(run).config.star.n_lines == 12  # trained with 12 lines
+    loaded = load_run(run, n_lines=31)
+    images, centers = torch.randn(2, 1, 48, 48), torch.full((2, 2), 23.5)
+    seg = segment(loaded.config.method, loaded.unet, images, centers, loaded.config.star)
+    assert seg.indices.shape == (2, 31) and seg.contours.shape == (2, 31, 2)
+    default, same, more = (tmp_path / f"{name}.json" for name in ("default", "same", "more"))
+    assert main(["evaluate", str(run), "--split", "all", "--json", str(default)]) == 0
+    assert main(["evaluate", str(run), "--split", "all", "--n-lines", "12", "--json", str(same)]) == 0
+    assert main(["evaluate", str(run), "--split", "all", "--n-lines", "31", "--json", str(more)]) == 0
+    default_r, same_r, more_r = (json.loads(f.read_text()) for f in (default, same, more))
+    assert default_r["n_lines"] == 12 and more_r["n_lines"] == 31
+    assert default_r["per_image"] == same_r["per_image"]  # the thesis protocol as before
+    image = tmp_path / "slice.npy"
+    np.save(image, np.random.default_rng(0).random((60, 60)).astype(np.float32))
+    assert main(["predict", str(run), str(image), "--center", "30,30", "--n-lines", "31",
+                 "--out", str(tmp_path / "pred")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--n-lines", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"lvseg: error: --n-lines 2 does not fit the star of {run}: n_lines must be "
+                   "an integer >= 3; got 2")
+    smooth = tmp_path / "smooth"  # a run whose moving average is wider than 5 lines
+    smooth.mkdir()
+    config = json.loads((run / "config.json").read_text())
+    config["star"]["smoothing"] = 7
+    (smooth / "config.json").write_text(json.dumps(config))
+    (smooth / "best.pt").write_bytes((run / "best.pt").read_bytes())
+    with pytest.raises(ValueError, match="--n-lines 5 does not fit the star of .*smoothing must "
+                       "be None or an odd width <= n_lines=5; got 7"):
+        load_run(smooth, n_lines=5)
+
+
 def test_predict_npy_and_centre_outside(run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     image = np.zeros((100, 120), np.float32)
     yy, xx = np.mgrid[:100, :120]

@@ -4,8 +4,8 @@ Every option is generated from the fields of a dataclass config (:func:`lvseg.op
 so each is written once: ``train``'s from :class:`~lvseg.config.TrainConfig` and
 :class:`~lvseg.star.StarConfig`, ``evaluate``'s from :class:`~lvseg.evaluate.EvaluateConfig`,
 ``predict``'s from :class:`~lvseg.predict.PredictConfig`, and the ones they share (``--delta``,
-``--device``) from :class:`~lvseg.runs.RunOptions`. One option name has one meaning: the seed of
-``evaluate``'s centre jitter is ``--jitter-seed`` (``--seed`` there says so). Errors the user can fix (a missing data folder, an existing or busy run directory, a broken
+``--n-lines``, ``--device``) from :class:`~lvseg.runs.RunOptions`. One option name has one
+meaning: the seed of ``evaluate``'s centre jitter is ``--jitter-seed`` (``--seed`` there says so). Errors the user can fix (a missing data folder, an existing or busy run directory, a broken
 checkpoint, a full disk, a star centre outside the image, a diverged run, ...) are printed as
 one ``lvseg: error: ...`` line with exit status 2; nothing is overwritten. Ctrl-C during training
 saves the run and prints the command that resumes it (exit status 130); a second Ctrl-C, or one
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true",
                    help="continue RUN_DIR exactly from its last.pt (only --iterations may change)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_arguments(t, RunOptions, defaults=RunOptions(), skip=("delta",))
+    add_arguments(t, RunOptions, defaults=RunOptions(), skip=("delta", "n_lines"))
     t.add_argument("--out", required=True, metavar="RUN_DIR",
                    help="run directory; must not exist (or be empty) unless --resume")
 
@@ -164,7 +164,8 @@ def _predict(args: argparse.Namespace) -> int:
     if config.center is None:
         return _predict_volumes(args, config)
     check_slice_inputs(args.images)
-    run = load_run(args.run_dir, device=config.device, delta=config.delta)
+    run = load_run(args.run_dir, device=config.device, delta=config.delta,
+                   n_lines=config.n_lines)
     for image, (png, result) in zip(args.images, predict_files(
             run, args.images, config.center, config.out, spacing=config.spacing,
             slice_index=config.slice)):
@@ -178,7 +179,8 @@ def _predict_volumes(args: argparse.Namespace, config: Any) -> int:
     from lvseg.runs import load_run
     from lvseg.volumes import predict_volumes
 
-    run = load_run(args.run_dir, device=config.device, delta=config.delta)
+    run = load_run(args.run_dir, device=config.device, delta=config.delta,
+                   n_lines=config.n_lines)
     locator = None if config.locator is None else load_run(config.locator, device=config.device)
     segmenter = RunSegmenter(run, locator=locator, min_area_mm2=config.min_lv_area)
     for image, record in zip(args.images, predict_volumes(args.images, segmenter, config.out)):

@@ -39,6 +39,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         center_jitter=config.center_jitter, jitter_seed=config.jitter_seed,
         figures_dir=config.figures, max_figures=config.max_figures,
         method="unet-dp" if config.dp else None, device=config.device, delta=config.delta,
+        n_lines=config.n_lines,
     )  # fmt: skip
     where = f" ({result['data_dir']})" if result["data_dir"] else ""
     print(f"{result['method']} ({result['checkpoint']}, iteration {result['iteration']}) on "
@@ -74,7 +75,8 @@ def _evaluate_volumes(args: argparse.Namespace, config: Any) -> int:
     report = evaluate_run_volumes(
         args.run_dir, data_dir=config.data_dir, split=config.split, locator=config.locator,
         min_lv_area=config.min_lv_area, method="unet-dp" if config.dp else None,
-        device=config.device, delta=config.delta, json_path=config.json, figure=figure)
+        device=config.device, delta=config.delta, n_lines=config.n_lines, json_path=config.json,
+        figure=figure)
     s = report["summary"]
 
     def fmt(key: str, digits: int = 3) -> str:

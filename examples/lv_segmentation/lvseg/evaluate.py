@@ -88,6 +88,7 @@ def evaluate_run(
     method: str | None = None,
     device: str = "cpu",
     delta: int | None = None,
+    n_lines: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run's best checkpoint; returns the summary with one row per image.
 
@@ -104,10 +105,11 @@ def evaluate_run(
             their training, only the prediction differs.
         device: where the U-Net runs (``auto``, ``cpu`` or ``cuda``); the DP runs on the CPU.
         delta: the DP's smoothness for prediction (``None``: the run's); see :func:`load_run`.
+        n_lines: the star's lines for prediction (``None``: the run's); see :func:`load_run`.
 
     Returns:
         ``{"method", "checkpoint", "iteration", "data", "data_dir" (the folder read, absolute;
-        ``None`` for generated data), "split", "center_jitter", "delta", "smoothness" (the
+        ``None`` for generated data), "split", "center_jitter", "delta", "n_lines", "smoothness" (the
         DP's smoothness penalty: the run's fixed one or the one it learned), "learned_smoothness"
         (whether it was learned), "n",
         "dice", "dice_std", "hd_mm", "hd_std", "hd95_mm", "hd95_std", "assd_mm", "assd_std",
@@ -117,8 +119,9 @@ def evaluate_run(
     # the types and bounds of the options, written once in EvaluateConfig's fields
     EvaluateConfig(data=data, data_dir=None if data_dir is None else str(data_dir), split=split,
                    center_jitter=center_jitter, jitter_seed=jitter_seed, device=device,
-                   delta=delta, max_figures=0 if max_figures is None else max_figures)
-    run = load_run(run_dir, device=device, delta=delta)
+                   delta=delta, n_lines=n_lines,
+                   max_figures=0 if max_figures is None else max_figures)
+    run = load_run(run_dir, device=device, delta=delta, n_lines=n_lines)
     config = run.config
     if method is not None and method != config.method:
         if get_method(method).end_to_end or get_method(config.method).end_to_end:
@@ -162,6 +165,7 @@ def evaluate_run(
         "iteration": run.iteration, "data": config.data,
         "data_dir": DATASETS[config.data].location(config.data_dir), "split": split,
         "center_jitter": float(center_jitter), "delta": config.star.delta,
+        "n_lines": config.star.n_lines,
         "smoothness": config.star.smoothness, "learned_smoothness": config.learn_smoothness,
         "n": summary["n"],
         "dice": summary["dice_mean"], "dice_std": summary["dice_std"],
@@ -182,6 +186,7 @@ def evaluate_run_volumes(
     method: str | None = None,
     device: str = "cpu",
     delta: int | None = None,
+    n_lines: int | None = None,
     json_path: str | os.PathLike[str] | None = None,
     figure: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
@@ -190,12 +195,13 @@ def evaluate_run_volumes(
     The patients are the ``patientNNN`` folders (with ``Info.cfg``) of ``data_dir`` (default:
     the run's), split by the run's scheme (``split``: ``val``, ``test`` or ``all``); each is
     segmented by :class:`lvseg.centre_free.RunSegmenter` and scored by
-    :func:`lvseg.volumes.evaluate_volumes`.
+    :func:`lvseg.volumes.evaluate_volumes`. ``delta`` and ``n_lines`` replace the run's star
+    settings for prediction (:func:`~lvseg.runs.load_run`).
 
     Returns:
         ``{"summary", "patients"}`` of :func:`~lvseg.volumes.evaluate_volumes` with ``"run"``,
-        ``"method"``, ``"checkpoint"``, ``"iteration"``, ``"locator"``, ``"split"`` and
-        ``"data_dir"``; written to ``json_path`` if given.
+        ``"method"``, ``"checkpoint"``, ``"iteration"``, ``"locator"``, ``"split"``,
+        ``"data_dir"``, ``"delta"`` and ``"n_lines"`` (the star's, as used); written to ``json_path`` if given.
 
     Raises:
         ValueError: if the run was not trained on ACDC-like patient folders, the folder holds
@@ -204,8 +210,9 @@ def evaluate_run_volumes(
     from lvseg.centre_free import RunSegmenter
     from lvseg.volumes import evaluate_volumes
 
-    EvaluateConfig(split=split, device=device, delta=delta, min_lv_area=min_lv_area)
-    run = load_run(run_dir, device=device, delta=delta)
+    EvaluateConfig(split=split, device=device, delta=delta, n_lines=n_lines,
+                   min_lv_area=min_lv_area)
+    run = load_run(run_dir, device=device, delta=delta, n_lines=n_lines)
     folder = Path(data_dir or run.config.data_dir or "")
     if not folder.is_dir():
         raise FileNotFoundError(f"data directory {folder} does not exist; give --data-dir, a "
@@ -228,7 +235,8 @@ def evaluate_run_volumes(
     report = evaluate_volumes(patients, segmenter, centre="predicted", figure=figure)
     report = {"run": str(run_dir), "method": segmenter.method.name, "checkpoint": run.checkpoint,
               "iteration": run.iteration, "locator": None if locator is None else str(locator),
-              "split": split, "data_dir": str(folder.resolve()), **report}
+              "split": split, "data_dir": str(folder.resolve()),
+              "delta": run.config.star.delta, "n_lines": run.config.star.n_lines, **report}
     if json_path is not None:
         atomic_write_bytes(json_path, (json.dumps(report, indent=2) + "\n").encode())
     return report

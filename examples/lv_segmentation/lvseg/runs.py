@@ -40,6 +40,10 @@ class RunOptions:
                                "by default). With a centre away from the centre of mass, 2 lets "
                                "the contour follow the LV (docs/reproducing_thesis.md, "
                                "'Fig. 5.4', has the measurements)", metavar="D")
+    n_lines: int | None = option(None, "star lines for prediction (default: the run's, 25 by "
+                                 "default): the DP does not depend on the number of lines, so "
+                                 "a run trained with 25 can predict with more, a finer contour "
+                                 "(docs/volumes.md has the measurements)", metavar="N")
     device: str = option("auto", "where the U-Net (and the surrogate) run: auto = CUDA when "
                          "present, else the CPU; the star DP always runs on the CPU",
                          choices=DEVICES)
@@ -117,21 +121,31 @@ class LoadedRun:
 def load_run(
     run_dir: str | os.PathLike[str], checkpoint: str = "best", *, device: str = "cpu",
     delta: int | None = None,
+    n_lines: int | None = None,
 ) -> LoadedRun:
     """Load ``run_dir/<checkpoint>.pt`` (``best``, falling back to ``last``) into its model.
 
     The model is put on ``device`` (:func:`~lvseg.device.resolve_device`: ``auto``, ``cpu`` or
-    ``cuda``), in eval mode. ``delta`` replaces the DP's smoothness for prediction (``None``:
-    the run's; the weights do not depend on it): see ``lvseg evaluate --help``.
+    ``cuda``), in eval mode. ``delta`` replaces the DP's smoothness and ``n_lines`` the star's
+    number of lines for prediction (``None``: the run's; the weights depend on neither): see
+    ``lvseg evaluate --help``.
 
     Raises:
+        ValueError: if ``delta`` or ``n_lines`` does not fit the run's star (checked by
+            :class:`~lvseg.star.StarConfig`), naming the option.
         RunDirError: if ``run_dir`` is not a run directory.
         CheckpointError: if the checkpoint is missing, corrupt, or does not fit the config.
     """
     run_dir = Path(run_dir)
     config = TrainConfig.from_dict(read_config(run_dir), source=str(run_dir / "config.json"))
-    if delta is not None:  # checked by StarConfig (StarDP)
-        config = dataclasses.replace(config, star=dataclasses.replace(config.star, delta=delta))
+    overrides = {k: v for k, v in (("delta", delta), ("n_lines", n_lines)) if v is not None}
+    if overrides:  # checked by StarConfig (star_points, StarDP), once
+        try:
+            star = dataclasses.replace(config.star, **overrides)
+        except ValueError as error:
+            given = " ".join(f"--{k.replace('_', '-')} {v!r}" for k, v in overrides.items())
+            raise ValueError(f"{given} does not fit the star of {run_dir}: {error}") from None
+        config = dataclasses.replace(config, star=star)
     path = run_dir / f"{checkpoint}.pt"
     if checkpoint == "best" and not path.exists():
         path = run_dir / "last.pt"
