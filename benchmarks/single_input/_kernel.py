@@ -99,6 +99,19 @@ def _run(tree: Path, mode: str, cache: str) -> dict:
     return json.loads(got.stdout.strip().splitlines()[-1])
 
 
+def with_table(result: dict) -> dict:
+    """``result`` with the benchmarks' convention (``docs/ext/benchjson.py``): the method text
+    (this docstring) and a table of the median times and of each tree's ratio to the first."""
+    names = list(result["median_us"])
+    cases = list(result["median_us"][names[0]])
+    columns = ["case"] + [f"{n} ({result['trees'][n]}) us" for n in names]
+    columns += [f"{n} / {names[0]}" for n in names[1:]]
+    rows = [[c] + [round(result["median_us"][n][c], 1) for n in names]
+            + [round(result["ratio_to_first"][n][c], 3) for n in names[1:]] for c in cases]
+    return {"method": " ".join(__doc__.split()), **result,
+            "table": {"columns": columns, "rows": rows}}
+
+
 def main() -> None:
     args = [a for a in sys.argv[1:] if "=" in a]
     rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 8
@@ -143,7 +156,8 @@ def main() -> None:
                                     for c in cases} for n in order[1:]}  # fmt: skip
     result["load_average"] = os.getloadavg()
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "single_input_kernel.json").write_text(json.dumps(result, indent=1))
+    (HERE / "results" / "single_input_kernel.json").write_text(json.dumps(with_table(result),
+                                                                          indent=1))
     print(json.dumps({k: result[k] for k in ("compile_median_s", "median_us", "ratio_to_first")},
                      indent=1))
 
