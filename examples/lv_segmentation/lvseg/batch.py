@@ -61,6 +61,21 @@ class TrainingBatches:
         end_to_end: whether the method trains through the DP (draw a star per image).
         predicted: with ``--centres``, the star centre of every item :math:`(K, 2)`
             (:func:`~lvseg.train_centres.training_centres`); ``None`` without.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from lvseg.config import TrainConfig
+        >>> from lvseg.distributed import Ranks
+        >>> from lvseg.sampler import BatchSampler
+        >>> masks = torch.zeros(6, 32, 32, dtype=torch.bool); masks[:, 8:24, 8:24] = True
+        >>> data = {"images": torch.zeros(6, 1, 32, 32), "masks": masks,
+        ...         "centers": torch.full((6, 2), 15.5), "radii": torch.full((6,), 8.0)}
+        >>> batches = TrainingBatches(data, np.arange(6), BatchSampler(6, 4, seed=0),
+        ...                           TrainConfig(method="edpcnn"), Ranks(torch.device("cpu")),
+        ...                           end_to_end=True)
+        >>> batch = batches.next(np.random.default_rng(0))
+        >>> batch.images.shape, batch.centers.shape, batch.angles.shape
+        (torch.Size([4, 1, 32, 32]), torch.Size([4, 2]), torch.Size([4]))
     """
 
     def __init__(self, tensors: Mapping[str, Tensor], train: np.ndarray, sampler: BatchSampler,

@@ -186,8 +186,7 @@ class Trainer:
         """One training iteration; returns its ``step`` event."""
         start = time.perf_counter()
         self.model.train()
-        # this rank's images, masks, star centres and angles (augmented, jittered: lvseg.batch)
-        batch = self.batches.next(self.rng)
+        batch = self.batches.next(self.rng)  # this rank's share, with its stars (lvseg.batch)
         self._last_fit = None
         try:
             if self.teacher is None:
