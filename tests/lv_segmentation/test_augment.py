@@ -12,7 +12,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-import lvseg.train
+import lvseg.batch
 from lvseg.augment import PRESETS, AugmentConfig, AugmentedBatch, augment_batch
 from lvseg.checkpoint import load_checkpoint
 from lvseg.config import TrainConfig
@@ -207,7 +207,7 @@ def test_none_trains_as_without_augmentation(tmp_path: Path, tiny_data, method: 
     none = _losses(config, tmp_path / "none", tiny_data)
     standard = _losses(dataclasses.replace(config, augment="standard"), tmp_path / "std",
                        tiny_data)
-    monkeypatch.setattr(lvseg.train, "augment_batch",
+    monkeypatch.setattr(lvseg.batch, "augment_batch",
                         lambda images, masks, centers, radii, config, rng: AugmentedBatch(
                             images, masks, centers, radii))
     assert _losses(config, tmp_path / "never", tiny_data) == none

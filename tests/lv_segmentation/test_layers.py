@@ -28,7 +28,7 @@ FLOORS: list[tuple[str, set[str]]] = [
     ("data preparation", {"prepare", "images"}),
     ("score", {"segment", "score", "volumes", "locate"}),
     ("runs", {"runs", "hooks", "figures"}),
-    ("train / evaluate / predict", {"train", "evaluate", "predict", "centre_free",
+    ("train / evaluate / predict", {"train", "batch", "evaluate", "predict", "centre_free",
                                      "train_centres"}),
     ("cli", {"cli", "cli_evaluate"}),
 ]

@@ -33,6 +33,8 @@ From the ground up:
 - :mod:`lvseg.train` (the training loop: hooks, exact resume, safe interruption),
   :mod:`lvseg.evaluate` (evaluation of a run) and :mod:`lvseg.predict` (prediction on new
   images), each with the config its command's options are generated from;
+  :mod:`lvseg.batch` — a training iteration's batch (sampled, augmented, its stars drawn, this
+  rank's share);
   :mod:`lvseg.train_centres` — training stars at a locator run's centres (``--centres``);
   :mod:`lvseg.centre_free` — a trained run as the centre-free segmenter of whole volumes;
 - :mod:`lvseg.cli` — the ``lvseg`` command; :mod:`lvseg.cli_evaluate` — its ``evaluate`` runner.
@@ -48,6 +50,7 @@ from typing import Any
 
 __all__ = [
     "augment",
+    "batch",
     "centre_free",
     "checkpoint",
     "cli",

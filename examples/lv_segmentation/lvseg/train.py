@@ -33,7 +33,7 @@ from torch.utils.hooks import RemovableHandle
 
 from diffbypass.hooks import Hooks
 
-from lvseg.augment import PRESETS, augment_batch
+from lvseg.batch import TrainingBatches
 from lvseg.checkpoint import load_model_state, save_checkpoint
 from lvseg.rundir import CONFIG_NAME, RunDirError, RunLock, atomic_write_bytes, refuse_links, write_config
 from lvseg.config import TrainConfig
@@ -42,7 +42,6 @@ from lvseg.hooks import Hook, MetricsLog, read_metrics
 from lvseg.distributed import Ranks
 from lvseg.interrupt import StopRequest, TrainingInterrupted, stop_on_sigint
 from lvseg.methods import build_model, get_method, param_groups, star_of, unet_of
-from lvseg.jitter import jitter_centers
 from lvseg.prepare import PreparedSplits, prepare_data
 from lvseg.runs import open_run
 from lvseg.sampler import BatchSampler
@@ -143,6 +142,8 @@ class Trainer:
         if config.centres is not None and self.method.end_to_end:
             self.predicted = training_centres(config.centres, tensors, self.data.train,
                                               device=torch.device(self.device).type)
+        self.batches = TrainingBatches(tensors, self.data.train, self.sampler, config, self.ranks,
+                                       end_to_end=self.method.end_to_end, predicted=self.predicted)
         if checkpoint is not None:
             self._restore(checkpoint)
 
@@ -185,30 +186,15 @@ class Trainer:
         """One training iteration; returns its ``step`` event."""
         start = time.perf_counter()
         self.model.train()
-        batch = self.data.train[self.sampler.next().numpy()]  # the global batch
-        view = augment_batch(self.images[batch], self.masks[batch], self.centers[batch],
-                             self.radii[batch], PRESETS[self.config.augment], self.rng)
-        images, masks = (self.ranks.shard(t).to(self.device) for t in view[:2])  # this rank's part
+        batch = self.batches.next(self.rng)  # this rank's share, with its stars (lvseg.batch)
         self._last_fit = None
-        centers = angles = None
-        if self.method.end_to_end:  # a jittered, rotated star (thesis §5.4)
-            cfg = self.config
-            # drawn for the global batch, so the RNG stays the same on every rank
-            jittered = jitter_centers(view.centers.numpy(), view.radii.numpy(),
-                                      view.masks.numpy(), cfg.jitter, self.rng)
-            turns = self.rng.uniform(-cfg.rotation, cfg.rotation, size=len(batch))
-            if self.predicted is not None:  # --centres: some stars where the locator puts them
-                chosen = self.rng.random(len(batch)) < cfg.centres_share
-                jittered[chosen] = self.predicted[batch][chosen]
-            centers = self.ranks.shard(torch.from_numpy(jittered)).to(self.device)
-            angles = self.ranks.shard(torch.from_numpy(turns)).float().to(self.device)
         try:
             if self.teacher is None:
-                loss = self.method.loss(self.net, images, masks, centers, angles)
+                loss = self.method.loss(self.net, *batch)
             else:  # unlabelled images with the teacher's targets (lvseg.teacher)
                 extra = self.teacher.batch(self.images, self.centers, self.iteration, self.rng,
                                            self.ranks, self.device)
-                loss = self.method.semi_loss(self.net, images, masks, centers, angles, extra)
+                loss = self.method.semi_loss(self.net, *batch, extra)
         except FloatingPointError as error:  # NaN/inf before the DP (lvseg.edpcnn.EDPCNN)
             raise self._diverged(str(error)) from None
         value, self.stopping = self.ranks.agree(loss, self._stop.requested)  # over the ranks
