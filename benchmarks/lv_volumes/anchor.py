@@ -14,6 +14,8 @@ chosen by:
 - ``motion`` (label-free anchor): the peak of the smoothed mean absolute ED - ES difference
   over the stack's slices (the beating heart), then per slice the largest blob within
   ``MAX_JUMP_MM`` of it;
+- ``motion+disc``: the largest blob of the locator's foreground cut to a disc of ``DISC_MM``
+  around the motion peak (a blob merged with its neighbours is cut apart);
 - ``motion+centred`` (with ``--segmenter RUN_DIR``, a ``unet`` run trained on LV-centred
   crops): a 128 x 128 crop around the motion peak through that U-Net, the largest blob's
   centroid, re-cropped there ``--steps`` times (a slice keeps its centre when the blob is
@@ -39,6 +41,8 @@ from scipy import ndimage
 from benchmarks.lv_volumes.__main__ import ACDC
 
 CROP = 128
+#: motion+disc: the locator's foreground is cut to this radius (mm) around the motion peak
+DISC_MM = 40.0
 
 
 def _maps(unet: Any, images: np.ndarray) -> np.ndarray:
@@ -97,9 +101,12 @@ def patient_choices(folder: Path, locator: Any, segmenter: Any, steps: int
                 (cols.mean() + 0.5) * dx / SPACING_MM - 0.5,
                 (rows.mean() + 0.5) * dy / SPACING_MM - 0.5))
     min_px, jump = MIN_AREA_MM2 / SPACING_MM**2, MAX_JUMP_MM / SPACING_MM
-    blobs = [_blobs(m)[1] for m in foreground(torch.from_numpy(_maps(locator, images))).numpy()]
+    masks = foreground(torch.from_numpy(_maps(locator, images))).numpy()
+    blobs = [_blobs(m)[1] for m in masks]
     motion = ndimage.gaussian_filter(np.abs(images[:n_z] - images[n_z:]).mean(0), 5)
     ay, ax = np.unravel_index(int(np.argmax(motion)), motion.shape)
+    rows, cols = np.ogrid[:masks.shape[1], :masks.shape[2]]
+    disc = np.hypot(cols - ax, rows - ay) <= DISC_MM / SPACING_MM
     chosen = {
         "largest": [_near(found, 0, 0, np.inf) for found in blobs],
         "stack": _consistent(blobs, min_px, jump),
@@ -109,6 +116,7 @@ def patient_choices(folder: Path, locator: Any, segmenter: Any, steps: int
                    if tr is not None else _near(found, 0, 0, np.inf)
                    for found, tr in zip(blobs, truth)],
         "motion": [_near(found, ax, ay, jump) for found in blobs],
+        "motion+disc": [_near(_blobs(m & disc)[1], 0, 0, np.inf) for m in masks],
     }
     if segmenter is not None:
         cx, cy = np.full(len(images), float(ax)), np.full(len(images), float(ay))
