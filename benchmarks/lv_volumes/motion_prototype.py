@@ -19,12 +19,9 @@ import lvseg.centre_free as cf
 from lvseg.locate import Located, _blobs, _NONE
 from lvseg.data import SPACING_MM, normalize_intensities, resample
 from lvseg.runs import load_run
-from benchmarks.lv_volumes.anchor import _crop, _maps, _near, CROP
-if "--centred" not in sys.argv:
-    sys.exit("--centred RUN_DIR is required (a unet run trained on LV-centred crops)")
-_at = sys.argv.index("--centred")
-SEG = load_run(sys.argv[_at + 1]).unet.eval()
-del sys.argv[_at:_at + 2]
+from benchmarks.lv_volumes.__main__ import main as bench_main
+from benchmarks.lv_volumes.anchor import CROP, _crop, _maps, _near
+SEG: torch.nn.Module | None = None  # the --centred run's U-Net, set by main()
 
 def locate(method, unet, images, spacing, *, min_area_mm2=100.0):
     images = np.asarray(images, np.float32); k, h, w = images.shape
@@ -58,8 +55,16 @@ def locate(method, unet, images, spacing, *, min_area_mm2=100.0):
     areas = np.array(areas)
     return Located(np.array(centers, float), areas >= min_area_mm2, areas, masks)
 
-cf.locate = locate
-from benchmarks.lv_volumes.__main__ import main  # noqa: E402
+def main() -> None:
+    global SEG
+    if "--centred" not in sys.argv:
+        sys.exit("--centred RUN_DIR is required (a unet run trained on LV-centred crops)")
+    at = sys.argv.index("--centred")
+    SEG = load_run(sys.argv[at + 1]).unet.eval()
+    del sys.argv[at:at + 2]
+    cf.locate = locate
+    bench_main()
+
 
 if __name__ == "__main__":
     main()
