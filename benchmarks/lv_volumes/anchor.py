@@ -19,7 +19,9 @@ chosen by:
 - ``motion+centred`` (with ``--segmenter RUN_DIR``, a ``unet`` run trained on LV-centred
   crops): a 128 x 128 crop around the motion peak through that U-Net, the largest blob's
   centroid, re-cropped there ``--steps`` times (a slice keeps its centre when the blob is
-  smaller than the LV minimum or further than 40 mm from the peak).
+  smaller than the LV minimum or further than 40 mm from the peak);
+- ``motion+centred+stack``: then a slice whose centre lies more than ``MAX_JUMP_MM`` from the
+  stack's median centre is cropped once more at that median.
 
 Scored per slice against the ground truth as ``benchmarks.lv_volumes``: has-LV accuracy (blob
 at least ``lvseg.locate.MIN_AREA_MM2``) and, where both have an LV, the centre error in mm
@@ -131,6 +133,16 @@ def patient_choices(folder: Path, locator: Any, segmenter: Any, steps: int
                 if n >= min_px and np.hypot(x - ax, y - ay) <= 40 / SPACING_MM:
                     cx[k], cy[k] = x, y
         chosen["motion+centred"] = found
+        ok = np.array([n >= min_px for _, _, n in found])
+        if ok.sum() >= 3:  # a slice far from the stack's median centre: one more crop there
+            mx, my = np.median(np.array([(x, y) for x, y, _ in found])[ok], axis=0)
+            far = [k for k, (x, y, _) in enumerate(found) if np.hypot(x - mx, y - my) > jump]
+            found = list(found)
+            for k in far:
+                crop, x0, y0 = _crop(images[k], mx, my)
+                b = _near(_blobs(_maps(segmenter, crop[None])[0] > 0)[1], 0, 0, np.inf)
+                found[k] = (b[0] + x0, b[1] + y0, b[2])
+        chosen["motion+centred+stack"] = found
     return chosen, truth
 
 
