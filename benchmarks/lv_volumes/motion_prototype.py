@@ -7,7 +7,8 @@ is resampled and normalised as in ``lvseg.locate``; the anchor is the peak of th
 absolute ED - ES difference; each slice's 128 x 128 crop around it goes through the ``--centred``
 run's U-Net, whose largest blob's centroid becomes the slice's centre (twice; kept only when the
 blob is LV-sized and within 40 mm of the anchor); the blob's area decides "no LV" and the blob is
-the fallback mask. Only for ED/ES stacks (the speed figure's cine is split in halves, not
+the fallback mask; with ``--stack``, a slice whose centre lies more than ``MAX_JUMP_MM`` from
+the stack's median centre is cropped once more at that median. Only for ED/ES stacks (the speed figure's cine is split in halves, not
 phases). Run ``python -m benchmarks.lv_volumes.motion_prototype --centred RUN_DIR --run ...
 --locator ... --stem NAME`` (the other arguments as ``benchmarks.lv_volumes``). Findings in
 ``README.md``.
@@ -16,12 +17,13 @@ import sys
 import numpy as np, torch
 from scipy import ndimage
 import lvseg.centre_free as cf
-from lvseg.locate import Located, _blobs, _NONE
+from lvseg.locate import MAX_JUMP_MM, Located, _blobs, _NONE
 from lvseg.data import SPACING_MM, normalize_intensities, resample
 from lvseg.runs import load_run
 from benchmarks.lv_volumes.__main__ import main as bench_main
 from benchmarks.lv_volumes.anchor import CROP, _crop, _maps, _near
 SEG: torch.nn.Module | None = None  # the --centred run's U-Net, set by main()
+STACK = False  # --stack: re-crop slices far from the stack's median centre
 
 def locate(method, unet, images, spacing, *, min_area_mm2=100.0):
     images = np.asarray(images, np.float32); k, h, w = images.shape
@@ -41,6 +43,14 @@ def locate(method, unet, images, spacing, *, min_area_mm2=100.0):
         for i, f in enumerate(found):
             if f[2] >= min_px and np.hypot(f[0] - ax, f[1] - ay) <= 40 / SPACING_MM:
                 cx[i], cy[i] = f[0], f[1]
+    ok = np.array([f[2] >= min_px for f in found])
+    if STACK and ok.sum() >= 3:  # far from the stack's median centre: one more crop there
+        mx, my = np.median(np.array([f[:2] for f in found])[ok], axis=0)
+        for i, f in enumerate(found):
+            if np.hypot(f[0] - mx, f[1] - my) > MAX_JUMP_MM / SPACING_MM:
+                crop, x0, y0 = _crop(grid[i], mx, my)
+                lab, bl = _blobs(_maps(SEG, crop[None])[0] > 0); b = _near(bl, 0, 0, np.inf)
+                found[i] = (b[0] + x0, b[1] + y0, b[2], (lab == b[3]) if b[3] else None, x0, y0)
     H, W = grid.shape[1:]
     fr, fc = spacing[0] / SPACING_MM, spacing[1] / SPACING_MM
     rows = np.clip(np.floor((np.arange(h) + .5) * fr).astype(int), 0, H - 1)
@@ -56,7 +66,10 @@ def locate(method, unet, images, spacing, *, min_area_mm2=100.0):
     return Located(np.array(centers, float), areas >= min_area_mm2, areas, masks)
 
 def main() -> None:
-    global SEG
+    global SEG, STACK
+    STACK = "--stack" in sys.argv
+    if STACK:
+        sys.argv.remove("--stack")
     if "--centred" not in sys.argv:
         sys.exit("--centred RUN_DIR is required (a unet run trained on LV-centred crops)")
     at = sys.argv.index("--centred")
