@@ -9,7 +9,7 @@ draw what an uninterrupted one draws):
    generator;
 3. for a method that trains through the DP, a star per image (thesis §5.4), from the same
    generator: its centre jittered inside the LV (``--jitter``,
-   :func:`~lvseg.jitter.jitter_centers`), its rotation uniform in :math:`\pm` ``--rotation``
+   :func:`~lvseg.jitter.training_stars`), its rotation uniform in :math:`\pm` ``--rotation``
    and, with ``--centres``, which images put the star at the locator's centre instead (each with
    probability ``--centres-share``; :mod:`lvseg.train_centres`).
 
@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from lvseg.augment import PRESETS, augment_batch
-from lvseg.jitter import jitter_centers
+from lvseg.jitter import training_stars
 
 if TYPE_CHECKING:
     from lvseg.config import TrainConfig
@@ -95,9 +95,8 @@ class TrainingBatches:
         images, masks = (ranks.shard(t).to(device) for t in view[:2])  # this rank's part
         if not self.end_to_end:
             return TrainingBatch(images, masks, None, None)
-        jittered = jitter_centers(view.centers.numpy(), view.radii.numpy(), view.masks.numpy(),
-                                  cfg.jitter, rng)
-        turns = rng.uniform(-cfg.rotation, cfg.rotation, size=len(batch))
+        jittered, turns = training_stars(view.centers.numpy(), view.radii.numpy(),
+                                         view.masks.numpy(), cfg.jitter, cfg.rotation, rng)
         if self.predicted is not None:  # --centres: some stars where the locator puts them
             chosen = rng.random(len(batch)) < cfg.centres_share
             jittered[chosen] = self.predicted[batch][chosen]

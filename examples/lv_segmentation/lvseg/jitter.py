@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["jitter_centers"]
+__all__ = ["jitter_centers", "training_stars"]
 
 
 def jitter_centers(
@@ -59,3 +59,30 @@ def jitter_centers(
                 out[k] = (x, y)
                 break
     return out
+
+
+def training_stars(
+    centers: np.ndarray,
+    radii: np.ndarray,
+    masks: np.ndarray,
+    jitter: float,
+    rotation: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Where a training image's star goes (thesis §5.4): its centre jittered inside the object
+    (:func:`jitter_centers` with ``scale`` = ``jitter``), then its rotation drawn uniform in
+    :math:`[-\text{rotation}, \text{rotation}]` radians, in that order from ``rng``. The one law
+    for labelled (:mod:`lvseg.batch`) and unlabelled (:mod:`lvseg.teacher`) images.
+
+    Returns:
+        The centres :math:`(B, 2)` float32 and the angles :math:`(B,)` float64.
+
+    Example:
+        >>> m = np.ones((2, 16, 16), bool)
+        >>> c, a = training_stars(np.full((2, 2), 8.0), np.full(2, 4.0), m, 1.0, 0.5,
+        ...                       np.random.default_rng(0))
+        >>> c.shape, a.shape, bool((abs(a) <= 0.5).all())
+        ((2, 2), (2,), True)
+    """
+    jittered = jitter_centers(centers, radii, masks, jitter, rng)
+    return jittered, rng.uniform(-rotation, rotation, size=len(jittered))

@@ -16,7 +16,7 @@ epochs, :class:`~lvseg.sampler.BatchSampler`) and runs the teacher's U-Net on th
 * pixel-trained methods (``unet``, ``unet-dp``): the mean-teacher consistency, the mean squared
   error between the student's and the teacher's foreground probabilities;
 * ``edpcnn``: pseudo-labels through the DP. The star of an unlabelled image is jittered and
-  rotated by the same law as a labelled one (:func:`~lvseg.jitter.jitter_centers`), with the
+  rotated by the same law as a labelled one (:func:`~lvseg.jitter.training_stars`), with the
   teacher's DP mask at the given centre in place of the unknown true mask (it truncates the
   jitter to the object and gives its radius); the teacher's exact DP indices on that star are
   the targets of the same bypass loss as the true indices of a labelled image, and the
@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from diffbypass_stardp import contour_points, mask_to_indices, star_mask, warp
 from lvseg.data.preprocessing import object_radius
 from lvseg.edpcnn import EDPCNN
-from lvseg.jitter import jitter_centers
+from lvseg.jitter import training_stars
 from lvseg.sampler import BatchSampler
 from lvseg.star import StarConfig
 
@@ -203,8 +203,8 @@ class MeanTeacher:
             given = centers[idx]
             masks = _dp_masks(maps.cpu(), given, star)
             radii = np.array([object_radius(m, c) for m, c in zip(masks.numpy(), given.numpy())])
-            jittered = jitter_centers(given.numpy(), radii, masks.numpy(), cfg.jitter, rng)
-            turns = rng.uniform(-cfg.rotation, cfg.rotation, size=len(idx))
+            jittered, turns = training_stars(given.numpy(), radii, masks.numpy(), cfg.jitter,
+                                             cfg.rotation, rng)
             centre = ranks.shard(torch.from_numpy(jittered)).to(device)
             angle = ranks.shard(torch.from_numpy(turns)).float().to(device)
             masks = ranks.shard(masks)
