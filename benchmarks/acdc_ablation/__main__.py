@@ -87,8 +87,9 @@ from benchmarks import _harness as h
 from benchmarks import _lv_runs as lv
 from benchmarks import _schedule
 from benchmarks.acdc_ablation._data import Data, baselines, ceilings, config_of, jitter, jitter_delta
+from benchmarks.acdc_ablation._outputs import write
 from benchmarks.acdc_ablation._study import (EVALUATED, FULL, QUICK, VARIANTS, Job, Plan, after_of,
-                                             chosen, jobs_of, write)
+                                             chosen, jobs_of)
 from lvseg.checkpoint import load_checkpoint, load_model_state
 from lvseg.config import TrainConfig
 from lvseg.train import Trainer

@@ -1,21 +1,13 @@
-"""The plan of ``acdc_ablation.py`` (its jobs, in the order they run) and its outputs (tables
-side by side with the thesis, figures).
+"""The plan of ``acdc_ablation`` (its variants and jobs, in the order they run); the tables and
+figures are in :mod:`._outputs`.
 
-Nothing here needs ``lvseg``: ``acdc_ablation.py`` trains and evaluates, this module says what to
-run and summarises the records of the finished runs.
+Nothing here needs ``lvseg``: ``__main__`` trains and evaluates, this module says what to run.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import numpy as np
-
-from benchmarks import _harness as h
-from benchmarks import _lv_runs as lv
 
 #: Thesis Table 5.1, validation Dice at 10 / 20 / 50 / 100 / 200 training images.
 THESIS = {
@@ -187,132 +179,3 @@ def chosen(job: Job, after: list[dict[str, Any]]) -> dict[str, Any]:
         return {}
     best = max(after, key=lambda r: r["evaluations"]["edpcnn-softdp"]["dice"])
     return {"temperature": best["train_config"]["temperature"]}
-
-
-# ---------------------------------------------------------------------------- outputs
-def scores(records: list[dict[str, Any]]) -> dict[tuple[str, int], list[float]]:
-    """Validation Dice of every run by (row, size): the best checkpoint's for trained models."""
-    out: dict[tuple[str, int], list[float]] = {}
-    for rec in records:
-        for name, ev in rec["evaluations"].items():
-            row = name if rec["variant"] in ("unet", "edpcnn", "baselines") else rec["variant"]
-            out.setdefault((row, rec["size"]), []).append(ev["dice"])
-    return out
-
-
-def table(records: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
-    """Table 5.1 side by side with the thesis: mean ± s.d. over seeds (runs) per size."""
-    got = scores(records)
-    rows = []
-    for row in ROWS:
-        cells: list[Any] = [LABELS[row]]
-        for size in plan.sizes:
-            vals = got.get((row, size), [])
-            cell = "-" if not vals else f"{np.mean(vals):.3f}" + (
-                f" ± {np.std(vals, ddof=1):.3f} ({len(vals)})" if len(vals) > 1 else " (1)")
-            thesis = THESIS.get(row, {}).get(size)
-            cells.append(cell + (f" [{thesis:.4f}]" if thesis is not None else ""))
-        rows.append(cells)
-    cols = ["method"] + [f"{s} images" for s in plan.sizes]
-    return {"columns": cols, "rows": rows}
-
-
-def _jitter_label(rec: dict[str, Any]) -> str:
-    if rec["variant"].startswith("jitter-delta"):
-        return f"edpcnn (delta {rec['delta']})"
-    return f"{rec['variant']} (delta {rec.get('delta', 1)})"
-
-
-def ceiling_table(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The DP on the true mask at each pooling: what the star representation allows."""
-    rows = [[f"pool {p}", v] for r in records if r["variant"] == "ceilings"
-            for p, v in r["ceilings"].items()]  # fmt: skip
-    return {"columns": ["DP input", "validation Dice with the true mask"], "rows": rows}
-
-
-def jitter_table(records: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
-    cols = ["model (DP delta at test)", "training images", "seed"] + [
-        f"jitter {j:g}" for j in plan.jitters]
-    rows = [[_jitter_label(r), r["size"], r["seed"]] + [round(v, 4) for v in r["jitter_dice"].values()]
-            for r in records if "jitter_dice" in r]  # fmt: skip
-    return {"columns": cols, "rows": sorted(rows)}
-
-
-def plot(records: list[dict[str, Any]], plan: Plan, path: Path) -> None:
-    """Table 5.1 (Dice vs size, thesis dashed), Fig. 5.4 (jitter), Fig. 5.5 (curves at 10)."""
-    plt = h.pyplot()
-    fig, ax = plt.subplots(1, 3, figsize=(16, 4.6))
-    got = scores(records)
-    for k, row in enumerate(ROWS):
-        sizes = [s for s in plan.sizes if (row, s) in got]
-        if sizes:
-            means = [np.mean(got[(row, s)]) for s in sizes]
-            sds = [np.std(got[(row, s)], ddof=1) if len(got[(row, s)]) > 1 else 0 for s in sizes]
-            ax[0].errorbar(sizes, means, yerr=sds, marker="o", capsize=3, color=f"C{k}",
-                           label=LABELS[row])  # fmt: skip
-        if row in THESIS:
-            ax[0].plot(list(THESIS[row]), list(THESIS[row].values()), "--", color=f"C{k}",
-                       alpha=0.6, label=f"{LABELS[row]}, thesis")  # fmt: skip
-    ax[0].set(xscale="log", xlabel="training images", ylabel="validation Dice (372 images)",
-              title="Table 5.1 (dashed: thesis)", ylim=(0.3, 1.0))  # fmt: skip
-    for rec in (r for r in records if "jitter_dice" in r):
-        ax[1].plot(plan.jitters, list(rec["jitter_dice"].values()), marker="o",
-                   label=f"{_jitter_label(rec)}, {rec['size']} images, seed {rec['seed']}")
-    ax[1].set(xlabel="test centre jitter (fraction of the object radius)",
-              ylabel="validation Dice", title="Fig. 5.4: jittered star centre")
-    small = min(plan.sizes)
-    for k, rec in enumerate(r for r in records if r["size"] == small and r["seed"] == 0
-                            and r["variant"] in ("unet", "edpcnn")):  # fmt: skip
-        its = [c["iteration"] for c in rec["curve"]]
-        name = EVALUATED[rec["variant"]][0]
-        ax[2].plot(its, [c["train"] for c in rec["curve"]], "--", color=f"C{k}",
-                   label=f"{LABELS[rec['variant']]}: train")
-        ax[2].plot(its, [c["val"][name] for c in rec["curve"]], "-", color=f"C{k}",
-                   label=f"{LABELS[rec['variant']]}: validation")
-    ax[2].set(xlabel="iteration", ylabel="Dice", title=f"Fig. 5.5: {small} training images")
-    for a in ax:
-        a.grid(alpha=0.3)
-        if a.get_legend_handles_labels()[0]:
-            a.legend(fontsize=7)
-    h.save(fig, path)
-
-
-def write(records: list[dict[str, Any]], plan: Plan, out: Path, stem: str, now: dict[str, Any],
-          load: h.Load, doc: str | None, defaults: dict[str, Any]) -> None:  # fmt: skip
-    """The result JSONs (the study, the jitter table) and the PNG, from the finished runs."""
-    done = {r["key"] for r in records}
-    data = {
-        "benchmark": "acdc_ablation",
-        "title": "Reproducing the thesis on ACDC (validation Dice, 372 images)",
-        "method": h.method_text(doc),
-        "machine": lv.machine(load, records),
-        "lvseg_commit": lv.commits_of(records, now),
-        "config": {"plan": {k: ({str(s): x for s, x in v.items()} if isinstance(v, dict) else v)
-                            for k, v in dataclasses.asdict(plan).items()},
-                   "train_config_defaults": defaults},
-        "complete": all(j.key in done for j in jobs_of(plan)),
-        "runs_done": len(done), "runs_planned": len(jobs_of(plan)),
-        "table": table(records, plan),
-        "jitter_table": jitter_table(records, plan),
-        "ceiling_table": ceiling_table(records),
-        "runs": records,
-    }  # fmt: skip
-    h.write_result(out / f"{stem}.json", data, echo=False)
-    h.write_result(out / f"{stem}_jitter.json", {
-        "benchmark": "acdc_ablation", "title": "Fig. 5.4: EDPCNN with the test centre jittered",
-        "method": "Validation Dice (372 images) of the best edpcnn checkpoint with every test "
-                  "star centre jittered inside the LV: s.d. = jitter x object radius "
-                  "(lvseg jitter_centers, generator seed 1234). The rest of the method is in "
-                  "acdc_ablation.json.",
-        "machine": data["machine"], "table": data.pop("jitter_table"),
-    }, echo=False)  # fmt: skip
-    h.write_result(out / f"{stem}_ceilings.json", {
-        "benchmark": "acdc_ablation", "title": "The star's resolution: the DP on the true masks",
-        "method": "Validation Dice (372 images) of the star DP (lvseg's edpcnn-es star: N = 25, "
-                  "M = 65, delta 1, nearest warp) on the true masks minus 1/2, its input "
-                  "averaged over blocks of F points along each line and linearly interpolated "
-                  "back (StarConfig.pool = F, ES-lo's representation). The rest of the method "
-                  "is in acdc_ablation.json.",
-        "machine": data["machine"], "table": data["ceiling_table"],
-    }, echo=False)  # fmt: skip
-    plot(records, plan, out / f"{stem}.png")
