@@ -96,7 +96,7 @@ class Plan:
 # off well before these; each record keeps its curve and best iteration to check it per size.
 FULL = Plan(
     sizes=(10, 20, 50, 100, 200),
-    seeds={10: (0, 1), 20: (0, 1), 50: (0, 1), 100: (0,), 200: (0,)},
+    seeds={10: (0, 1, 2), 20: (0, 1, 2), 50: (0, 1), 100: (0,), 200: (0,)},
     iterations={10: 500, 20: 600, 50: 1000, 100: 1500, 200: 2000},
     val_every={"unet": 100, "edpcnn": 50, "edpcnn-old": 50, "es-hi": 100, "es-lo": 100,
                "es-lo2": 100, "unet-aug": 100, "edpcnn-aug": 50, "edpcnn-semi": 50,

@@ -98,7 +98,9 @@ def test_softdp_trains_with_the_temperature_chosen_on_validation() -> None:
     grid = [j for j in jobs_of(FULL) if j.variant.startswith("softdp-t")]
     assert [(j.size, j.seed) for j in grid] == [(10, 0)] * len(TEMPERATURES)
     runs = [j for j in jobs_of(FULL) if j.variant == "softdp"]
-    assert sorted((j.size, j.seed) for j in runs) == [(s, k) for s in (10, 20, 50) for k in (0, 1)]
+    assert sorted((j.size, j.seed) for j in runs) == [(s, k) for s in (10, 20, 50)
+                                                       for k in FULL.seeds[s]]
+    assert FULL.seeds[10] == FULL.seeds[20] == (0, 1, 2)  # issue #20: >= 3 seeds at 10 and 20
     assert all(after_of(j, FULL) == tuple(g.key for g in grid) for j in runs)
     records = [{"key": g.key, "train_config": {"temperature": t},
                 "evaluations": {"edpcnn-softdp": {"dice": d}}}
@@ -152,5 +154,7 @@ def test_the_augmented_rows_run_every_seed_at_10_20_50(tmp_path: Path) -> None:
     assert config_of(Job(10, 0, "edpcnn", 500), FULL, tmp_path).augment == "none"
     before = [j for j in jobs if not j.variant.endswith(("-aug", "-semi"))
               and not j.variant.startswith("softdp")]
-    assert len(before) == 38  # the plan before the -aug, -semi and softdp rows
+    # the plan before the -aug, -semi and softdp rows (38), and seed 2 at 10 and 20 images
+    # (unet, edpcnn and the baselines at each)
+    assert len(before) == 38 + 6
     assert not [j for j in jobs_of(QUICK) if j.variant.endswith("-aug")]
