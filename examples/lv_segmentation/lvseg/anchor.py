@@ -90,8 +90,8 @@ def motion_map(grid: np.ndarray) -> np.ndarray:
 
     Example:
         >>> grid = np.zeros((2, 1, 9, 9)); grid[1, 0, 4, 4] = 1.0
-        >>> m = motion_map(grid); np.unravel_index(int(m.argmax()), m.shape)
-        (4, 4)
+        >>> m = motion_map(grid); [int(i) for i in np.unravel_index(int(m.argmax()), m.shape)]
+        [4, 4]
     """
     grid = np.asarray(grid, dtype=np.float64)
     return ndimage.gaussian_filter((grid.max(axis=0) - grid.min(axis=0)).mean(axis=0),
