@@ -12,9 +12,9 @@ thesis-validation patients (patient number divisible by 5) of the ACDC training 
 centre given: ``lvseg.centre_free.RunSegmenter`` finds the LV on the U-Net map of the locator
 (the run itself for ``unet``/``unet-dp``; ``--locator RUN_DIR``, a ``unet`` run trained on the
 same patients, for end-to-end runs; ``--find``: on its map over the whole slice, or by the
-motion between ED and ES, ``lvseg.anchor``, as ``lvseg evaluate --find``), crops around it, segments, and for DP methods re-centres
-once at the centroid of the DP's mask; a ``unet`` run predicts its thresholded mask's largest
-component. Scoring is ``lvseg.volumes.evaluate_volumes``: 3-D Dice and Hausdorff distance over
+motion between ED and ES, ``lvseg.anchor``, as ``lvseg evaluate --find``), crops around it,
+segments, and for DP methods re-centres once at the centroid of the DP's mask; a ``unet`` run
+predicts its thresholded mask's largest component. Scoring is ``lvseg.volumes.evaluate_volumes``: 3-D Dice and Hausdorff distance over
 the full image per phase, EDV/ESV/EF against the ground truth's (Pearson r, bias = mean
 predicted - true, limits of agreement 1.96 s.d.). The centre finder is scored per slice against
 the ground truth: has-LV accuracy (a slice has LV when its ``_gt`` mask has label 3), and, on
@@ -122,7 +122,8 @@ def speed(run_dir: str, locator: str | None, n_frames: int, find: str = "auto"
     start = time.perf_counter()
     segmenter(images, truth.spacing)
     seconds = time.perf_counter() - start
-    return {"method": run.config.method, "finder": segmenter.finder(n_frames), "slices": int(images.shape[0] * images.shape[1]),
+    return {"method": run.config.method, "finder": segmenter.finder(n_frames),
+            "slices": int(images.shape[0] * images.shape[1]),
             "seconds": seconds, "slices_per_second": images.shape[0] * images.shape[1] / seconds,
             "load_before": load, "load_after": os.getloadavg()[0]}
 
