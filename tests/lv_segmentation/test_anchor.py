@@ -49,11 +49,14 @@ class Centred(torch.nn.Module):
         return out
 
 
-def _beating(decoy: bool = True) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
-    """ED and ES frames :math:`(2, Z, H, W)` of the off-centre phantom, their LV masks, spacing."""
+def _beating(decoy: bool = True, cine: bool = False
+             ) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+    """ED and ES frames :math:`(2, Z, H, W)` (or all 5 frames of the cine) of the off-centre
+    phantom, their LV masks, the spacing."""
     images, labels, truth = phantom_cine(size=SIZE, n_frames=5)
-    pair = np.roll(images[[truth.ed, truth.es]], SHIFT, axis=-1)
-    lv = np.roll(labels[[truth.ed, truth.es]], SHIFT, axis=-1) == 3
+    frames = slice(None) if cine else [truth.ed, truth.es]
+    pair = np.roll(images[frames], SHIFT, axis=-1)
+    lv = np.roll(labels[frames], SHIFT, axis=-1) == 3
     if decoy:
         rows, cols = np.mgrid[:SIZE, :SIZE]
         disc = np.hypot(cols - DECOY[0], rows - DECOY[1]) <= DECOY[2]
@@ -85,12 +88,14 @@ def test_the_motion_map_is_the_two_frame_difference_and_a_cine_s_range() -> None
     np.testing.assert_allclose(motion_map(cine[[2, 0, 1]]), expected, atol=1e-12)
 
 
-def test_locate_motion_finds_every_lv_slice_and_maps_the_blob_back() -> None:
-    pair, lv, spacing = _beating()
+@pytest.mark.parametrize("cine", [False, True])
+def test_locate_motion_finds_every_lv_slice_and_maps_the_blob_back(cine: bool) -> None:
+    pair, lv, spacing = _beating(cine=cine)
     found = locate_motion(Centred(), pair, spacing[1:], min_area_mm2=300.0)
-    assert found is not None and found.centers.shape == (20, 2)
-    assert found.masks.shape == (20, SIZE, SIZE)
-    for t in range(2):
+    n = len(pair) * 10
+    assert found is not None and found.centers.shape == (n, 2)
+    assert found.masks.shape == (n, SIZE, SIZE)
+    for t in range(len(pair)):
         for z in LV_SLICES:
             k, rows, cols = t * 10 + z, *np.nonzero(lv[t, z])
             assert found.has_lv[k]
