@@ -168,9 +168,13 @@ def test_bad_input_is_refused(images: np.ndarray, spacing: tuple[float, ...], me
             call()
 
 
-def test_an_unknown_finder_is_refused() -> None:
+def test_an_unknown_finder_and_a_frame_without_its_time_axis_are_refused() -> None:
     with pytest.raises(ValueError, match="find must be one of auto, map, motion; got 'heart'"):
         RunSegmenter(_run(), find="heart")
+    images, _, truth = phantom_cine(size=48, n_frames=1)
+    with pytest.raises(ValueError,
+                       match=r"\(T, Z, H, W\); got shape \(10, 48, 48\) .*images\[None\]"):
+        RunSegmenter(_run())(images[0], truth.spacing)  # Z would be read as frames
 
 
 def test_cli_find(tiny_runs: dict[str, Path], tmp_path: Path,

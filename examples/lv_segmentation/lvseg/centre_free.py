@@ -135,8 +135,14 @@ class RunSegmenter:
         Returns:
             :math:`T \\cdot Z` :class:`~lvseg.volumes.SliceResult` in ``(t, z)`` order; the
             centre is the final star centre in input pixels, the radii in crop pixels.
+
+        Raises:
+            ValueError: if ``images`` is not 4-D.
         """
         images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 4:
+            raise ValueError(f"images must be a volume's frames, (T, Z, H, W); got shape "
+                             f"{images.shape} (a single 3-D frame is images[None])")
         height, width = images.shape[-2:]
         flat = images.reshape(-1, height, width)
         plane = (float(spacing[1]), float(spacing[2]))
