@@ -191,6 +191,8 @@ def test_cli_find(tiny_runs: dict[str, Path], tmp_path: Path,
     assert main(["predict", str(tiny_runs["unet"]), str(tmp_path / "acdc" / "patient901"),
                  "--center", "3,4", "--find", "motion", "--out", str(tmp_path / "o")]) == 2
     assert "--find applies to volumes" in one_error_line(capsys)
+    assert main(["evaluate", str(tiny_runs["unet"]), "--find", "motion"]) == 2
+    assert "--find applies to --protocol volumes" in one_error_line(capsys)
     with pytest.raises(SystemExit):
         main(["evaluate", str(tiny_runs["unet"]), "--protocol", "volumes", "--find", "heart"])
     assert "invalid choice: 'heart'" in capsys.readouterr().err

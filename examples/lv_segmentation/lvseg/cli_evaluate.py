@@ -33,6 +33,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         _check_writable(config.json, "--json")
     if config.protocol == "volumes":
         return _evaluate_volumes(args, config)
+    volumes_only = [name for name in ("locator", "min_lv_area", "find")
+                    if name in given_options(args, EvaluateConfig)]
+    if volumes_only:
+        raise ValueError(f"--{volumes_only[0].replace('_', '-')} applies to --protocol volumes "
+                         "(the LV found without ground truth); the thesis protocol puts the "
+                         "star at the true LV centre: leave it out or add --protocol volumes")
 
     result = evaluate_run(
         args.run_dir, data=config.data, data_dir=config.data_dir, split=config.split,
