@@ -11,9 +11,10 @@ thesis --train-size all --iterations 2000`` runs of ``edpcnn`` and ``unet``) is 
 thesis-validation patients (patient number divisible by 5) of the ACDC training folder, with no
 centre given: ``lvseg.centre_free.RunSegmenter`` finds the LV on the U-Net map of the locator
 (the run itself for ``unet``/``unet-dp``; ``--locator RUN_DIR``, a ``unet`` run trained on the
-same patients, for end-to-end runs), crops around it, segments, and for DP methods re-centres
-once at the centroid of the DP's mask; a ``unet`` run predicts its thresholded mask's largest
-component. Scoring is ``lvseg.volumes.evaluate_volumes``: 3-D Dice and Hausdorff distance over
+same patients, for end-to-end runs; ``--find``: on its map over the whole slice, or by the
+motion between ED and ES, ``lvseg.anchor``, as ``lvseg evaluate --find``), crops around it,
+segments, and for DP methods re-centres once at the centroid of the DP's mask; a ``unet`` run
+predicts its thresholded mask's largest component. Scoring is ``lvseg.volumes.evaluate_volumes``: 3-D Dice and Hausdorff distance over
 the full image per phase, EDV/ESV/EF against the ground truth's (Pearson r, bias = mean
 predicted - true, limits of agreement 1.96 s.d.). The centre finder is scored per slice against
 the ground truth: has-LV accuracy (a slice has LV when its ``_gt`` mask has label 3), and, on
@@ -27,7 +28,8 @@ threads (the machine is shared: the load average is recorded).
 Run ``python -m benchmarks.lv_volumes --run edpcnn=DIR --run unet=DIR --locator DIR`` from the
 repository root (about 10 minutes per run on 2 busy CPU cores), or ``--quick`` (2 patients, a
 5-frame cine). ``--stem NAME`` writes ``results/NAME.json`` instead (other runs, e.g. those
-trained on 10 images); ``--n-lines N`` segments with an N-line star (``lvseg --n-lines``).
+trained on 10 images); ``--n-lines N`` segments with an N-line star (``lvseg --n-lines``);
+``--find auto|map|motion`` chooses the finder (``lvseg --find``; the JSON records the one used).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import _harness as H
+from lvseg.locate import FINDERS
 
 HERE = Path(__file__).resolve().parent
 #: ../shared/data/acdc/training of the checkout, or of a worktree in wt/<name>
@@ -82,7 +85,7 @@ def _centre_accuracy(patients: list[Path], log: list[Any]) -> dict[str, Any]:
 
 
 def evaluate(name: str, run_dir: str, locator: str | None, patients: list[Path],
-             n_lines: int | None = None) -> dict[str, Any]:
+             n_lines: int | None = None, find: str = "auto") -> dict[str, Any]:
     from lvseg.centre_free import RunSegmenter
     from lvseg.methods import get_method
     from lvseg.runs import load_run
@@ -92,16 +95,19 @@ def evaluate(name: str, run_dir: str, locator: str | None, patients: list[Path],
     own = not get_method(run.config.method).end_to_end
     locating = None if own or locator is None else load_run(locator)
     log: list[Any] = []
+    segmenter = RunSegmenter(run, locator=locating, find=find)
     start = time.perf_counter()
-    report = evaluate_volumes(patients, _recorder(RunSegmenter(run, locator=locating), log))
+    report = evaluate_volumes(patients, _recorder(segmenter, log))
     return {"name": name, "run": run_dir, "method": run.config.method,
             "iteration": run.iteration, "locator": None if own else locator,
+            "find": find, "finder": segmenter.finder(2),
             "n_lines": run.config.star.n_lines, "train_size": run.config.train_size,
             "seconds": time.perf_counter() - start, "summary": report["summary"],
             "centre": _centre_accuracy(patients, log), "patients": report["patients"]}
 
 
-def speed(run_dir: str, locator: str | None, n_frames: int) -> dict[str, Any]:
+def speed(run_dir: str, locator: str | None, n_frames: int, find: str = "auto"
+          ) -> dict[str, Any]:
     from lvseg.centre_free import RunSegmenter
     from lvseg.methods import get_method
     from lvseg.runs import load_run
@@ -109,14 +115,15 @@ def speed(run_dir: str, locator: str | None, n_frames: int) -> dict[str, Any]:
 
     run = load_run(run_dir)
     own = not get_method(run.config.method).end_to_end
-    segmenter = RunSegmenter(run, locator=None if own else load_run(locator))
+    segmenter = RunSegmenter(run, locator=None if own else load_run(locator), find=find)
     images, _, truth = phantom_cine(size=224, n_frames=n_frames, spacing=(10.0, 1.5625, 1.5625))
     segmenter(images[:1], truth.spacing)  # warm-up (numba, allocations)
     load = os.getloadavg()[0]
     start = time.perf_counter()
     segmenter(images, truth.spacing)
     seconds = time.perf_counter() - start
-    return {"method": run.config.method, "slices": int(images.shape[0] * images.shape[1]),
+    return {"method": run.config.method, "finder": segmenter.finder(n_frames),
+            "slices": int(images.shape[0] * images.shape[1]),
             "seconds": seconds, "slices_per_second": images.shape[0] * images.shape[1] / seconds,
             "load_before": load, "load_after": os.getloadavg()[0]}
 
@@ -132,6 +139,8 @@ def main() -> None:
     p.add_argument("--data-dir", type=Path, default=ACDC, help="ACDC training folder")
     p.add_argument("--stem", default=NAME, help="the result file's name, without .json")
     p.add_argument("--n-lines", type=int, help="star lines for prediction (default: the run's)")
+    p.add_argument("--find", default="auto", choices=FINDERS, help="how the LV is found "
+                   "(lvseg --find)")
     args = p.parse_args()
     if not args.stem or Path(args.stem).name != args.stem:
         p.error(f"--stem must be a file name without folders; got {args.stem!r}")
@@ -140,12 +149,13 @@ def main() -> None:
                       if (d / "Info.cfg").is_file() and int(d.name[-3:]) % 5 == 0)
     if args.quick:
         patients = patients[:2]
-    results = [evaluate(name, path, args.locator, patients, args.n_lines) for name, path in runs]
-    fast = speed(runs[0][1], args.locator, 5 if args.quick else 30)
+    results = [evaluate(name, path, args.locator, patients, args.n_lines, args.find)
+               for name, path in runs]
+    fast = speed(runs[0][1], args.locator, 5 if args.quick else 30, args.find)
     rows = []
     for r in results:
         s, c = r["summary"], r["centre"]
-        rows.append([f"{r['name']} ({r['method']}, it. {r['iteration']})",
+        rows.append([f"{r['name']} ({r['method']}, it. {r['iteration']}, {r['finder']})",
                      _f(s["dice_ed"], 3), _f(s["dice_es"], 3), _f(s["hd_ed_mm"], 1),
                      _f(s["hd_es_mm"], 1), _f(s["ef_r"], 3), _f(s["ef_bias"], 1),
                      _f(s["ef_loa"], 1), _f(c["centre_mm"]["median"], 1),

@@ -21,7 +21,8 @@ chosen by:
   centroid, re-cropped there ``--steps`` times (a slice keeps its centre when the blob is
   smaller than the LV minimum or further than 40 mm from the peak);
 - ``motion+centred+stack``: then a slice whose centre lies more than ``MAX_JUMP_MM`` from the
-  stack's median centre is cropped once more at that median.
+  stack's median centre is cropped once more at that median (built into lvseg as
+  ``lvseg.anchor.locate_motion``, ``lvseg evaluate/predict --find motion``).
 
 Scored per slice against the ground truth as ``benchmarks.lv_volumes``: has-LV accuracy (blob
 at least ``lvseg.locate.MIN_AREA_MM2``) and, where both have an LV, the centre error in mm

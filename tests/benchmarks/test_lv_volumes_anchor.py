@@ -56,25 +56,3 @@ def test_the_motion_rules_find_the_phantom_lv(tmp_path: Path) -> None:
                    if t is not None), rule
         assert np.median(errors(rule)) < 5.0, (rule, errors(rule))
 
-
-def test_the_prototype_locator_returns_centres_and_masks_in_input_pixels(tmp_path: Path) -> None:
-    from benchmarks.lv_volumes import motion_prototype as proto
-    from lvseg.volumes import read_patient
-
-    folder = write_phantom_patient(tmp_path, "patient905", size=64, n_frames=4)
-    case = read_patient(folder, cine=False)
-    n_t, n_z, h, w = case.volume.array.shape
-    proto.SEG, proto.STACK = Bright(), True
-    found = proto.locate("unet", Bright(), case.volume.array.reshape(-1, h, w),
-                         case.volume.spacing[1:])
-    assert found.masks.shape == (n_t * n_z, h, w)
-    truth = [case.truth[t][z] for t in (case.ed, case.es) for z in range(n_z)]
-    hits = 0
-    for (x, y), has, mask, true in zip(found.centers, found.has_lv, found.masks, truth):
-        assert bool(mask.any()) == bool(has) or not has
-        if has and true.any():
-            rows, cols = np.nonzero(true)
-            dy, dx = case.volume.spacing[1:]
-            hits += np.hypot((x - cols.mean()) * dx, (y - rows.mean()) * dy) < 6.0  # mm
-            assert mask[int(round(y)), int(round(x))] or not true[int(round(y)), int(round(x))]
-    assert hits >= sum(t.any() for t in truth) - 2

@@ -26,7 +26,7 @@ FLOORS: list[tuple[str, set[str]]] = [
     ("methods", {"methods", "teacher"}),
     ("config", {"config"}),
     ("data preparation", {"prepare", "images"}),
-    ("score", {"segment", "score", "volumes", "locate"}),
+    ("score", {"segment", "score", "volumes", "locate", "anchor"}),
     ("runs", {"runs", "hooks", "figures"}),
     ("train / evaluate / predict", {"train", "batch", "evaluate", "predict", "centre_free",
                                      "train_centres"}),

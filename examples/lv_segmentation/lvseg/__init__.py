@@ -24,7 +24,8 @@ From the ground up:
   :mod:`lvseg.images` — reading the DICOM, NIfTI and ``.npy`` slices ``lvseg predict`` segments;
 - :mod:`lvseg.segment` — inference for every method; :mod:`lvseg.score` — segment, then score
   (training's validation, the evaluation and the benchmarks); :mod:`lvseg.locate` — finding
-  the LV (the star's centre, or no LV) without ground truth; :mod:`lvseg.volumes` — whole
+  the LV (the star's centre, or no LV) without ground truth on a U-Net map;
+  :mod:`lvseg.anchor` — finding it by the motion between frames; :mod:`lvseg.volumes` — whole
   volumes: NIfTI/DICOM cines, ED/ES, LV volumes and EF, the challenge's 3-D protocol,
   NIfTI/montage/JSON/CSV outputs;
 - :mod:`lvseg.runs` — open a run directory for training, load a trained run;
@@ -49,6 +50,7 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "anchor",
     "augment",
     "batch",
     "centre_free",

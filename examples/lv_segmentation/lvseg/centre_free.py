@@ -2,8 +2,10 @@
 
 For every slice of a volume, :class:`RunSegmenter`
 
-1. finds the LV and whether the slice has one (:func:`lvseg.locate.locate`, on the U-Net map of
-   the *locator*: the run itself, or another run for end-to-end methods, see below);
+1. finds the LV and whether the slice has one with the *locator* (the run itself, or another run
+   for end-to-end methods, see below): on its U-Net map over the whole slice
+   (:func:`lvseg.locate.locate`), or in crops around the motion between the frames
+   (:func:`lvseg.anchor.locate_motion`), as :meth:`RunSegmenter.finder` chooses;
 2. prepares the slice as prediction does (resampling to the training spacing, a crop around the
    found centre: :func:`lvseg.prepare.prepare_image`) and segments it with the run's method
    (:func:`lvseg.segment.segment`);
@@ -22,7 +24,9 @@ and drew the star's full disc; the locator's blob there is the LV's size.
 locates the LV. An end-to-end map (``edpcnn``, ``edpcnn-es``) is trained only through the DP's
 contour: on ACDC its sign does not separate the LV from the rest of the slice
 (``benchmarks/lv_volumes``), so such a run needs ``locator``, a pixel-trained run on the same
-data; without one it is refused rather than placed wrongly.
+data; without one it is refused rather than placed wrongly. A locator trained as usual, on crops
+centred on the LV (``crop_offset`` 0), does not find the LV on whole slices but does in crops
+near it: ``find="auto"`` uses the motion finder for it whenever the input has two frames or more.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lvseg.locate import MIN_AREA_MM2, locate
+from lvseg.anchor import locate_motion
+from lvseg.locate import FINDERS, MIN_AREA_MM2, Located, locate
 from lvseg.methods import get_method
 from lvseg.predict import to_input_grid
 from lvseg.prepare import prepare_image
@@ -82,15 +87,18 @@ class RunSegmenter:
         refine: re-centre once at the centroid of the DP's mask (DP methods).
         fallback: replace an implausible DP result (:func:`implausible`) by the locator's LV
             mask, with a note (DP methods).
+        find: how the LV is found, one of :data:`~lvseg.locate.FINDERS` (:meth:`finder`).
 
     Raises:
-        ValueError: if the locator is an end-to-end run, or ``method`` switches between a
-            pixel-trained and an end-to-end method.
+        ValueError: if the locator is an end-to-end run, ``method`` switches between a
+            pixel-trained and an end-to-end method, or ``find`` is unknown.
     """
 
     def __init__(self, run: LoadedRun, *, locator: LoadedRun | None = None,
                  method: str | None = None, min_area_mm2: float = MIN_AREA_MM2,
-                 refine: bool = True, fallback: bool = True) -> None:
+                 refine: bool = True, fallback: bool = True, find: str = "auto") -> None:
+        if find not in FINDERS:
+            raise ValueError(f"find must be one of {', '.join(FINDERS)}; got {find!r}")
         own = get_method(run.config.method)
         chosen = own if method is None else get_method(method)
         if chosen.end_to_end != own.end_to_end:
@@ -105,7 +113,20 @@ class RunSegmenter:
         self.run, self.locator, self.method = run, locator, chosen
         self.star = run.config.star
         self.min_area_mm2, self.refine = float(min_area_mm2), bool(refine)
-        self.fallback = bool(fallback)
+        self.fallback, self.find = bool(fallback), find
+
+    def finder(self, n_frames: int) -> str:
+        """The finder used for an input of ``n_frames`` frames: ``"map"`` or ``"motion"``.
+
+        ``find="auto"`` takes ``motion`` when there are two frames or more and the locator was
+        trained on LV-centred crops (``crop_offset`` 0: its map does not find the LV on whole
+        slices), else ``map``; ``find="motion"`` takes ``map`` for a single frame (no motion).
+        """
+        if self.find == "map" or n_frames < 2:
+            return "map"
+        if self.find == "motion" or float(self.locator.config.crop_offset) == 0.0:
+            return "motion"
+        return "map"
 
     def __call__(self, images: np.ndarray, spacing: tuple[float, float, float]
                  ) -> list[SliceResult]:
@@ -114,13 +135,18 @@ class RunSegmenter:
         Returns:
             :math:`T \\cdot Z` :class:`~lvseg.volumes.SliceResult` in ``(t, z)`` order; the
             centre is the final star centre in input pixels, the radii in crop pixels.
+
+        Raises:
+            ValueError: if ``images`` is not 4-D.
         """
         images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 4:
+            raise ValueError(f"images must be a volume's frames, (T, Z, H, W); got shape "
+                             f"{images.shape} (a single 3-D frame is images[None])")
         height, width = images.shape[-2:]
         flat = images.reshape(-1, height, width)
         plane = (float(spacing[1]), float(spacing[2]))
-        found = locate(self.locator.config.method, self.locator.unet, flat, plane,
-                       min_area_mm2=self.min_area_mm2)
+        found, why_not = self._locate(images, plane)
         empty = np.zeros((height, width), dtype=bool)
         results = [SliceResult(empty, False)] * len(flat)
         todo = np.flatnonzero(found.has_lv)
@@ -136,13 +162,35 @@ class RunSegmenter:
             why = None
             if radii is not None and self.fallback:
                 why = implausible(mask, radii, radius, found.masks[k])
+            note = why_not if k == todo[0] else None  # said once, on the first LV slice
             if why is None:
                 results[k] = SliceResult(mask, True, center, radii,
-                                         None if radii is None else radius)
+                                         None if radii is None else radius, note)
             else:
-                results[k] = SliceResult(found.masks[k], True, center, note=(
-                    f"{why}; the locator's LV mask is used instead"))
+                why = f"{why}; the locator's LV mask is used instead"
+                results[k] = SliceResult(found.masks[k], True, center,
+                                         note=why if note is None else f"{note}; {why}")
         return results
+
+    def _locate(self, images: np.ndarray, plane: tuple[float, float]
+                ) -> tuple[Located, str | None]:
+        """The LV of every slice of ``images`` :math:`(T, Z, H, W)`, and why ``find="motion"``
+        fell back to the map (``None`` when it did not)."""
+        if self.finder(images.shape[0]) == "motion":
+            found = locate_motion(self.locator.unet, images, plane,
+                                  min_area_mm2=self.min_area_mm2)
+            if found is not None:
+                return found, None
+            reason = "its frames are identical"
+        else:
+            reason = "it has a single frame"
+        why_not = None
+        if self.find == "motion":
+            why_not = (f"--find motion: no motion to find the LV by ({reason}); the LV of this "
+                       "volume was found on the locator's map (--find map)")
+        return locate(self.locator.config.method, self.locator.unet,
+                      images.reshape(-1, *images.shape[-2:]), plane,
+                      min_area_mm2=self.min_area_mm2), why_not
 
     def _segment(self, images: np.ndarray, centers: np.ndarray, spacing: tuple[float, float]
                  ) -> list[tuple[np.ndarray, tuple[float, float], np.ndarray | None]]:

@@ -182,7 +182,8 @@ def _predict_volumes(args: argparse.Namespace, config: Any) -> int:
     run = load_run(args.run_dir, device=config.device, delta=config.delta,
                    n_lines=config.n_lines)
     locator = None if config.locator is None else load_run(config.locator, device=config.device)
-    segmenter = RunSegmenter(run, locator=locator, min_area_mm2=config.min_lv_area)
+    segmenter = RunSegmenter(run, locator=locator, min_area_mm2=config.min_lv_area,
+                             find=config.find)
     for image, record in zip(args.images, predict_volumes(args.images, segmenter, config.out)):
         volumes = ", ".join(f"{f['volume_ml']:.1f}" for f in record["frames"])
         phases = ""

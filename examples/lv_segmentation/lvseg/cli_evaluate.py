@@ -33,6 +33,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         _check_writable(config.json, "--json")
     if config.protocol == "volumes":
         return _evaluate_volumes(args, config)
+    volumes_only = [name for name in ("locator", "min_lv_area", "find")
+                    if name in given_options(args, EvaluateConfig)]
+    if volumes_only:
+        raise ValueError(f"--{volumes_only[0].replace('_', '-')} applies to --protocol volumes "
+                         "(the LV found without ground truth); the thesis protocol puts the "
+                         "star at the true LV centre: leave it out or add --protocol volumes")
 
     result = evaluate_run(
         args.run_dir, data=config.data, data_dir=config.data_dir, split=config.split,
@@ -74,7 +80,8 @@ def _evaluate_volumes(args: argparse.Namespace, config: Any) -> int:
         figure.parent.mkdir(parents=True, exist_ok=True)
     report = evaluate_run_volumes(
         args.run_dir, data_dir=config.data_dir, split=config.split, locator=config.locator,
-        min_lv_area=config.min_lv_area, method="unet-dp" if config.dp else None,
+        min_lv_area=config.min_lv_area, find=config.find,
+        method="unet-dp" if config.dp else None,
         device=config.device, delta=config.delta, n_lines=config.n_lines, json_path=config.json,
         figure=figure)
     s = report["summary"]
@@ -86,7 +93,8 @@ def _evaluate_volumes(args: argparse.Namespace, config: Any) -> int:
           f"{len(report['patients'])} patients ({report['split']}), centre predicted: Dice ED "
           f"{fmt('dice_ed')}, ES {fmt('dice_es')}; HD ED {fmt('hd_ed_mm', 1)} mm, ES "
           f"{fmt('hd_es_mm', 1)} mm; EF r {fmt('ef_r')}, bias {fmt('ef_bias', 1)}, LoA "
-          f"±{fmt('ef_loa', 1)}" + (f"; Bland–Altman {figure}" if figure else ""))
+          f"±{fmt('ef_loa', 1)}; LV found by {report['finder']}"
+          + (f"; Bland–Altman {figure}" if figure else ""))
     return 0
 
 

@@ -183,6 +183,7 @@ def evaluate_run_volumes(
     split: str = "val",
     locator: str | os.PathLike[str] | None = None,
     min_lv_area: float = MIN_AREA_MM2,
+    find: str = "auto",
     method: str | None = None,
     device: str = "cpu",
     delta: int | None = None,
@@ -195,12 +196,14 @@ def evaluate_run_volumes(
     The patients are the ``patientNNN`` folders (with ``Info.cfg``) of ``data_dir`` (default:
     the run's), split by the run's scheme (``split``: ``val``, ``test`` or ``all``); each is
     segmented by :class:`lvseg.centre_free.RunSegmenter` and scored by
-    :func:`lvseg.volumes.evaluate_volumes`. ``delta`` and ``n_lines`` replace the run's star
-    settings for prediction (:func:`~lvseg.runs.load_run`).
+    :func:`lvseg.volumes.evaluate_volumes`; ``find`` chooses how the LV is found
+    (:meth:`~lvseg.centre_free.RunSegmenter.finder`). ``delta`` and ``n_lines`` replace the run's
+    star settings for prediction (:func:`~lvseg.runs.load_run`).
 
     Returns:
         ``{"summary", "patients"}`` of :func:`~lvseg.volumes.evaluate_volumes` with ``"run"``,
-        ``"method"``, ``"checkpoint"``, ``"iteration"``, ``"locator"``, ``"split"``,
+        ``"method"``, ``"checkpoint"``, ``"iteration"``, ``"locator"``, ``"find"`` (as given),
+        ``"finder"`` (``map`` or ``motion``, as used on the ED/ES pairs), ``"split"``,
         ``"data_dir"``, ``"delta"`` and ``"n_lines"`` (the star's, as used); written to ``json_path`` if given.
 
     Raises:
@@ -211,7 +214,7 @@ def evaluate_run_volumes(
     from lvseg.volumes import evaluate_volumes
 
     EvaluateConfig(split=split, device=device, delta=delta, n_lines=n_lines,
-                   min_lv_area=min_lv_area)
+                   min_lv_area=min_lv_area, find=find)
     run = load_run(run_dir, device=device, delta=delta, n_lines=n_lines)
     folder = Path(data_dir or run.config.data_dir or "")
     if not folder.is_dir():
@@ -231,10 +234,12 @@ def evaluate_run_volumes(
             raise ValueError(f"the {split} split ({run.config.split}) of {folder} is empty; use "
                              "--split all or another split")
     locating = None if locator is None else load_run(locator, device=device)
-    segmenter = RunSegmenter(run, locator=locating, method=method, min_area_mm2=min_lv_area)
+    segmenter = RunSegmenter(run, locator=locating, method=method, min_area_mm2=min_lv_area,
+                             find=find)
     report = evaluate_volumes(patients, segmenter, centre="predicted", figure=figure)
     report = {"run": str(run_dir), "method": segmenter.method.name, "checkpoint": run.checkpoint,
               "iteration": run.iteration, "locator": None if locator is None else str(locator),
+              "find": find, "finder": segmenter.finder(2),
               "split": split, "data_dir": str(folder.resolve()),
               "delta": run.config.star.delta, "n_lines": run.config.star.n_lines, **report}
     if json_path is not None:

@@ -42,13 +42,17 @@ from lvseg.data import SPACING_MM, normalize_intensities, resample
 from lvseg.methods import Method
 from lvseg.options import check_fields, document, option
 
-__all__ = ["MAX_JUMP_MM", "MIN_AREA_MM2", "LocateOptions", "Located", "foreground", "locate"]
+__all__ = ["FINDERS", "MAX_JUMP_MM", "MIN_AREA_MM2", "LocateOptions", "Located", "foreground",
+           "locate"]
 
 #: A blob smaller than this (mm²) is "no LV" (an apical LV cavity is larger; noise blobs smaller).
 MIN_AREA_MM2 = 100.0
 #: In a stack of slices, a slice's LV further than this (mm) from the median LV centre of the
 #: stack is a false find: the largest blob near the median is taken instead, or none.
 MAX_JUMP_MM = 30.0
+#: ``--find``: ``map`` (:func:`locate`), ``motion`` (:func:`lvseg.anchor.locate_motion`) or
+#: ``auto`` (:meth:`lvseg.centre_free.RunSegmenter.finder`).
+FINDERS = ("auto", "map", "motion")
 
 
 @document
@@ -62,6 +66,12 @@ class LocateOptions:
                                  "map is trained through the DP)", metavar="RUN_DIR")
     min_lv_area: float = option(MIN_AREA_MM2, "a slice whose largest foreground blob is smaller "
                                 "(mm²) has no LV", metavar="MM2", low=0.0)
+    find: str = option("auto", "how the LV is found: map (the locator's U-Net map over the "
+                       "whole slice); motion (crops through the locator's U-Net around the "
+                       "peak of the motion between the frames: for a locator trained on "
+                       "LV-centred crops, --crop-offset 0; a single frame falls back to map with "
+                       "a warning); auto (motion for such a locator when the input has two "
+                       "frames or more, else map)", choices=FINDERS)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -122,6 +132,52 @@ def _consistent(blobs: list[list[tuple[float, float, int, int]]], min_pixels: fl
     return chosen
 
 
+def _training_grid(images: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
+    """The slices :math:`(K, H, W)` resampled to the training spacing and normalised as in
+    training (:mod:`lvseg.prepare`), float32 :math:`(K, H', W')`."""
+    return np.stack([normalize_intensities(resample(image, np.zeros(image.shape, bool), spacing,
+                                                    SPACING_MM)[0]).astype(np.float32)
+                     for image in images])
+
+
+@torch.no_grad()
+def _foreground_maps(unet: nn.Module, images: np.ndarray) -> np.ndarray:
+    """:func:`foreground` of the U-Net's map of same-size slices :math:`(K, H, W)`, bool: each
+    slice padded with its minimum to a multiple of :math:`2^{depth}`, cropped back after."""
+    multiple = 2 ** int(getattr(unet, "depth", 0))
+    height, width = images.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    stacked = np.stack([np.pad(im, ((0, pad_h), (0, pad_w)), constant_values=float(im.min()))
+                        for im in images]).astype(np.float32)
+    weight = next(unet.parameters(), None)
+    device = weight.device if weight is not None else torch.device("cpu")
+    unet.eval()
+    out = [foreground(unet(torch.from_numpy(stacked[s:s + 8, None]).to(device)))
+           [:, 0, :height, :width].cpu().numpy() for s in range(0, len(stacked), 8)]
+    return np.concatenate(out)
+
+
+def _to_input(centres: np.ndarray, pixels: np.ndarray, blobs: list[np.ndarray | None],
+              spacing: tuple[float, float], shape: tuple[int, int],
+              min_area_mm2: float) -> Located:
+    """:class:`Located` in the input's pixels from the chosen blobs on the training grid:
+    their centroids ``(x, y)`` :math:`(K, 2)`, sizes in pixels :math:`(K,)` and masks (or
+    ``None``); ``shape`` is the input slices' ``(H, W)``."""
+    fr, fc = spacing[0] / SPACING_MM, spacing[1] / SPACING_MM
+    centres = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
+    centers = np.stack([(centres[:, 0] + 0.5) / fc - 0.5, (centres[:, 1] + 0.5) / fr - 0.5], 1)
+    areas = np.asarray(pixels, dtype=np.float64) * SPACING_MM**2
+    h, w = shape
+    masks = np.zeros((len(blobs), h, w), dtype=bool)
+    for i, blob in enumerate(blobs):
+        if blob is not None:
+            # the grid pixel nearest to each input pixel's centre (as prepare.crop_index)
+            rows = np.clip(np.floor((np.arange(h) + 0.5) * fr).astype(int), 0, blob.shape[0] - 1)
+            cols = np.clip(np.floor((np.arange(w) + 0.5) * fc).astype(int), 0, blob.shape[1] - 1)
+            masks[i] = blob[np.ix_(rows, cols)]
+    return Located(centers, areas >= min_area_mm2, areas, masks)
+
+
 @torch.no_grad()
 def locate(method: str | Method, unet: nn.Module, images: np.ndarray,
            spacing: tuple[float, float], *, min_area_mm2: float = MIN_AREA_MM2) -> Located:
@@ -138,37 +194,14 @@ def locate(method: str | Method, unet: nn.Module, images: np.ndarray,
         :class:`Located`, centres in the input slices' pixels.
     """
     images = np.asarray(images, dtype=np.float32)
-    multiple = 2 ** int(getattr(unet, "depth", 0))
-    batch = []
-    for image in images:
-        resampled, _ = resample(image, np.zeros(image.shape, bool), spacing, SPACING_MM)
-        batch.append(normalize_intensities(resampled))
-    height, width = batch[0].shape
-    pad_h, pad_w = -height % multiple, -width % multiple
-    stacked = np.stack([np.pad(b.astype(np.float32), ((0, pad_h), (0, pad_w)),
-                               constant_values=float(b.min()))
-                        for b in batch])
-    weight = next(unet.parameters(), None)
-    device = weight.device if weight is not None else torch.device("cpu")
-    unet.eval()
     labels, blobs = [], []
-    for start in range(0, len(stacked), 8):
-        chunk = torch.from_numpy(stacked[start:start + 8, None]).to(device)
-        for m in foreground(unet(chunk))[:, 0, :height, :width].cpu().numpy():
-            labelled, found = _blobs(m)
-            labels.append(labelled)
-            blobs.append(found)
+    for m in _foreground_maps(unet, _training_grid(images, spacing)):
+        labelled, found = _blobs(m)
+        labels.append(labelled)
+        blobs.append(found)
     chosen = _consistent(blobs, min_area_mm2 / SPACING_MM**2, MAX_JUMP_MM / SPACING_MM)
-    fr, fc = spacing[0] / SPACING_MM, spacing[1] / SPACING_MM
-    centers = np.array([((x + 0.5) / fc - 0.5, (y + 0.5) / fr - 0.5) for x, y, _, _ in chosen],
-                       dtype=np.float64).reshape(-1, 2)
-    areas = np.array([n * SPACING_MM**2 for _, _, n, _ in chosen], dtype=np.float64)
-    k, h, w = images.shape
-    # the resampled pixel nearest to each input pixel's centre (as prepare.crop_index)
-    rows = np.clip(np.floor((np.arange(h) + 0.5) * fr).astype(int), 0, height - 1)
-    cols = np.clip(np.floor((np.arange(w) + 0.5) * fc).astype(int), 0, width - 1)
-    masks = np.zeros((k, h, w), dtype=bool)
-    for i, (labelled, (*_, label)) in enumerate(zip(labels, chosen)):
-        if label:
-            masks[i] = labelled[np.ix_(rows, cols)] == label
-    return Located(centers, areas >= min_area_mm2, areas, masks)
+    return _to_input(np.array([(x, y) for x, y, _, _ in chosen]),
+                     np.array([n for _, _, n, _ in chosen]),
+                     [labelled == label if label else None
+                      for labelled, (*_, label) in zip(labels, chosen)],
+                     spacing, images.shape[-2:], min_area_mm2)

@@ -71,6 +71,9 @@ class PredictConfig(RunOptions, LocateOptions):
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.center is not None and self.find != "auto":
+            raise ValueError("--find applies to volumes, where the LV is found; with --center "
+                             "the star goes where it is put: leave --find out")
         if self.center is None:
             for name in ("slice", "spacing"):
                 if getattr(self, name) is not None:
