@@ -133,7 +133,7 @@ class Trainer:
             self.model.bypass.estimator.register_fit_hook(self._on_fit)
         tensors = self.data.data.to_tensors()
         self.images, self.masks = tensors["images"], tensors["masks"]
-        self.centers, self.radii = tensors["centers"], tensors["radii"]
+        self.centers = tensors["centers"]
         self.teacher = MeanTeacher(self.model, config, self.data.unlabelled,
                                    end_to_end=self.method.end_to_end) if config.unlabelled else None
         self.predicted = None  # --centres: the locator's centres of the training images
