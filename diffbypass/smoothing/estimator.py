@@ -1,4 +1,4 @@
-"""The base class of the smoothing estimators (ES, Perturbed, GuidedES): sampler, options, telemetry.
+"""The base class of ES, Perturbed and GuidedES: the sampler, the options, the telemetry.
 
 :class:`Smoothing` owns the :class:`~diffbypass.NoiseSampler` and the options of
 :func:`~diffbypass.smoothing.smoothed_vjp` (``baseline``, ``shaping``), checks that ``fn``'s

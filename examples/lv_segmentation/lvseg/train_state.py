@@ -1,4 +1,4 @@
-"""The training state of a run: what ``last.pt`` and ``best.pt`` hold, and resuming from ``last.pt``.
+"""A run's training state: what ``last.pt`` and ``best.pt`` hold, and resuming from ``last.pt``.
 
 ``last.pt`` holds everything needed to continue exactly (:func:`last_state`): the model (U-Net,
 surrogate, the surrogate's optimiser and noise generator), the U-Net's optimiser, the batch
@@ -54,7 +54,8 @@ def restore(trainer: Trainer, state: dict[str, Any]) -> int:
     ``metrics.jsonl`` what was logged after the checkpoint: it will be logged again.
 
     Raises:
-        CheckpointError: if the model's tensors do not fit (:func:`~lvseg.checkpoint.load_model_state`).
+        CheckpointError: if the model's tensors do not fit
+            (:func:`~lvseg.checkpoint.load_model_state`).
         RunDirError: if the rest of the state does not fit the run's config.
     """
     last = trainer.run_dir / "last.pt"
