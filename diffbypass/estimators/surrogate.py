@@ -99,10 +99,10 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
     each fit step averages the fit gradients over the ranks (:mod:`diffbypass.distributed`). In training mode the surrogate fits itself in
     the forward pass, which needs autograd: under ``torch.inference_mode()`` call ``.eval()``.
 
-Threads: several threads may call :meth:`predict`, an eval-mode forward and the backward of
-one Surrogate at the same time (the parameters stay detached for all of them). A training-mode
-forward fits the model and must not run while another thread uses the same Surrogate; and a
-``threads`` setting is process-wide, so concurrent calls may run on each other's thread count.
+    Threads: several threads may call :meth:`predict`, an eval-mode forward and the backward of
+    one Surrogate at the same time (the parameters stay detached for all of them). A training-mode
+    forward fits the model and must not run while another thread uses the same Surrogate; and a
+    ``threads`` setting is process-wide, so concurrent calls may run on each other's thread count.
 
     Attributes:
         stats: :class:`~diffbypass.stats.FitStats` of the last fit (``None`` before the first);
