@@ -10,8 +10,9 @@ A benchmark script keeps only its experiment and calls these helpers:
 * results: :func:`write_result` (the JSON the docs read, written atomically, and its table
   printed), :func:`atomic_write` and :class:`RunLog` (a JSONL file of finished runs that a
   restarted study reads to skip them), :func:`method_text` (the "Method" section of a docstring),
-  :func:`parser` (the common ``--quick``/``--replot``/``--out`` options), :func:`results_of`
-  and :func:`raw_log` (where a study's results and raw run logs go);
+  :func:`parser` (the common ``--quick``/``--replot``/``--out`` options), :func:`results_of`,
+  :func:`result_file` and :func:`raw_log` (where a study's results and raw run logs go),
+  :func:`replot` (``--replot``: the PNG redrawn from the JSON);
 * plots: :func:`pyplot` (matplotlib with the Agg backend), :func:`errorbar` (median with the
   interquartile range as bars), :func:`save` (one dpi and layout for every PNG);
 * subprocesses: :func:`run_json_child` (run a measurement in a fresh process, read its JSON),
@@ -45,6 +46,21 @@ NAME = re.compile(r"[a-z0-9_.-]+")  # the characters a result file name may use
 def results_of(script: str) -> Path:
     """A study's result folder: ``benchmarks/<study>/results/`` beside its ``__main__.py``."""
     return Path(script).resolve().parent / "results"
+
+
+def result_file(out: Path, study: str, quick: bool) -> Path:
+    """A study's result file: ``<out>/<study>.json``, or ``<study>_quick.json`` for a
+    ``--quick`` run, so that a smoke run never overwrites the real result. Its figure is the
+    same path with ``.png``; its raw logs and other files take the path's ``stem``."""
+    return out / f"{study}{'_quick' if quick else ''}.json"
+
+
+def replot(wanted: bool, path: Path, plot: Callable[[dict[str, Any], Path], Any]) -> bool:
+    """``--replot``: if ``wanted``, redraw ``path``'s PNG with ``plot(data, png)`` from the JSON
+    at ``path``, and return ``True`` (the study then stops); else ``False``, nothing done."""
+    if wanted:
+        plot(read_result(path), path.with_suffix(".png"))
+    return wanted
 
 
 def raw_log(out: Path, name: str) -> RunLog:

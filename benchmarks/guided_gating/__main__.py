@@ -180,13 +180,13 @@ def main(argv: list[str] | None = None) -> None:
                    help="only these estimators (default: PLAN's)")  # fmt: skip
     _schedule.add_options(p)
     args = p.parse_args(argv)
-    stem = "guided_gating_quick" if args.quick else "guided_gating"
-    if args.replot:
-        return plot(h.read_result(args.out / f"{stem}.json"), args.out / f"{stem}.png")
+    path = h.result_file(args.out, "guided_gating", args.quick)
+    if h.replot(args.replot, path, plot):
+        return
     if args.quick:
         args.seeds, args.dims = args.seeds[:1], [256]
     torch.set_num_threads(1)
-    log, load, start = h.raw_log(args.out, stem), h.Load(), time.perf_counter()
+    log, load, start = h.raw_log(args.out, path.stem), h.Load(), time.perf_counter()
     tasks = []
     for d in args.dims:
         kinds, steps, names = PLAN[d]
@@ -210,10 +210,10 @@ def main(argv: list[str] | None = None) -> None:
                    "fit_steps": FIT_STEPS, "seeds": args.seeds, "steps": args.steps},
         "runtime_s": round(time.perf_counter() - start, 1), "curves": curves,
     }  # fmt: skip
-    h.write_result(args.out / f"{stem}.json", data)
+    h.write_result(path, data)
     for g in goals:
         print(f"goal {g['d']} {g['kind']:15s} {g['estimator']:22s} margin {g['margin']} met={g['met']}", file=sys.stderr)
-    plot(data, args.out / f"{stem}.png")
+    plot(data, path.with_suffix(".png"))
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ import numpy as np
 from benchmarks import _harness as H
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
+REPO = H.REPO
 METHODS = ("unet", "edpcnn")
 CLOCKS = ("wall", "cpu", "fit", "fit_cpu", "step", "step_cpu")
 
@@ -160,15 +160,12 @@ def plot(data: dict[str, Any], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = H.parser(__doc__, "1 round, no warm-up, extra 10 iterations", replot=True)
-    p.set_defaults(out=HERE / "results")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
-    name = "lv_cli_overhead_quick" if args.quick else "lv_cli_overhead"
-    path = args.out / f"{name}.json"
-    if args.replot:
-        plot(H.read_result(path), path.with_suffix(".png"))
+    path = H.result_file(args.out, "lv_cli_overhead", args.quick)
+    if H.replot(args.replot, path, plot):
         return
     base, extra = 10, (10 if args.quick else 20)
     rounds, warmup = (1, 0) if args.quick else (args.rounds, args.warmup)

@@ -250,13 +250,13 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.quick:
         args.warmup, args.repeats, args.threads = 1, 5, [1]
-    stem = "lv_overhead_quick" if args.quick else "lv_overhead"
+    stem = h.result_file(args.out, "lv_overhead", args.quick).stem
     if args.child:
         args.threads = args.threads[0]
         child(args)
         return
-    if args.replot:
-        plot(h.read_result(args.out / f"{stem}.json")["settings"], args.out / f"{stem}.png")
+    redraw = lambda data, png: plot(data["settings"], png)  # noqa: E731
+    if h.replot(args.replot, args.out / f"{stem}.json", redraw):
         return
     start, load = time.perf_counter(), h.Load()
     settings = []

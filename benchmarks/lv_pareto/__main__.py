@@ -166,7 +166,7 @@ def run_plan(args: Any, datasets: tuple[str, ...], variants: tuple[str, ...],
     A run on a subset of datasets, variants or seeds writes its own log (each record names its
     dataset, variant and seed); the runs of every log in ``raw/`` count as finished.
     """
-    stem = "lv_pareto_quick" if args.quick else "lv_pareto"
+    stem = h.result_file(args.out, "lv_pareto", args.quick).stem
     part = "runs" if datasets == tuple(DATASETS) else "-".join(datasets)
     if variants != tuple(VARIANTS):
         part += "." + "-".join(re.sub(r"[^a-z0-9]+", "", v.lower()) for v in variants)
@@ -224,7 +224,8 @@ def measure(warmup: int = 3, repeats: int = 15) -> dict[str, Any]:
 
 
 def report(out: Path, quick: bool) -> None:
-    stem = "lv_pareto_quick" if quick else "lv_pareto"
+    path = h.result_file(out, "lv_pareto", quick)
+    stem = path.stem
     records = [r for p in sorted(out.glob(f"raw/{stem}.*.jsonl")) for r in h.RunLog(p).records]
     # one record per run: a process that found a run finished by another only reloaded it
     best: dict[str, dict[str, Any]] = {}
@@ -232,7 +233,7 @@ def report(out: Path, quick: bool) -> None:
         if r["key"] not in best or r["seconds"] > best[r["key"]]["seconds"]:
             best[r["key"]] = r
     records = list(best.values())
-    timing = json.loads((out / f"{stem}.timing").read_text(encoding="utf-8"))
+    timing = json.loads(path.with_suffix(".timing").read_text(encoding="utf-8"))
     unet = timing["step_s"]["unet"]["median"]
     rows, points = [], []
     for v in VARIANTS:
@@ -262,8 +263,8 @@ def report(out: Path, quick: bool) -> None:
             "machine": h.machine_info(), "table": {"columns": cols, "rows": rows},
             "pareto_front_acdc": front, "paired_acdc_default_minus_old": paired,
             "timing": timing, "runs": records}
-    h.write_result(out / f"{stem}.json", data)
-    plot(data, out / f"{stem}.png")
+    h.write_result(path, data)
+    plot(data, path.with_suffix(".png"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -278,12 +279,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--report", action="store_true", help="write the JSON/PNG from the logs")
     _schedule.add_options(p)
     args = p.parse_args(argv)
-    stem = "lv_pareto_quick" if args.quick else "lv_pareto"
-    if args.replot:
-        plot(h.read_result(args.out / f"{stem}.json"), args.out / f"{stem}.png")
-    elif args.measure:
+    path = h.result_file(args.out, "lv_pareto", args.quick)
+    if h.replot(args.replot, path, plot):
+        return
+    if args.measure:
         result = measure(1, 3) if args.quick else measure()
-        h.atomic_write(args.out / f"{stem}.timing", json.dumps(
+        h.atomic_write(path.with_suffix(".timing"), json.dumps(
             {**result, "machine": h.machine_info(), "commit": h.git_commit()}, indent=1))
     elif args.report:
         report(args.out, args.quick)

@@ -181,16 +181,13 @@ def plot(data: dict[str, Any], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = H.parser(__doc__, "smaller inputs, 1 round, 2 repeats", replot=True)
-    p.set_defaults(out=HERE / "results")
     p.add_argument("--base", default=BASE, help="the old commit (default: main before #18)")
     p.add_argument("--base-tree", type=Path, help="an old tree on disk instead of --base")
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds")
     args = p.parse_args(argv)
-    name = "single_input_quick" if args.quick else "single_input"
-    path = args.out / f"{name}.json"
-    if args.replot:
-        plot(H.read_result(path), path.with_suffix(".png"))
+    path = H.result_file(args.out, "single_input", args.quick)
+    if H.replot(args.replot, path, plot):
         return
     rounds, warmup = (1, 0) if args.quick else (args.rounds, args.warmup)
     load = H.Load()

@@ -267,9 +267,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.quick:
         args.repeats, args.min_time = 3, 0.02
-    stem = "stardp_throughput_quick" if args.quick else "stardp_throughput"
-    if args.replot:
-        plot(h.read_result(args.out / f"{stem}.json"), args.out / f"{stem}.png")
+    path = h.result_file(args.out, "stardp_throughput", args.quick)
+    if h.replot(args.replot, path, plot):
         return
     load = h.Load()
     data = run(args)
@@ -287,10 +286,10 @@ def main(argv: list[str] | None = None) -> None:
         "headline": {"contours_per_s_batch_1000": base["contours_per_s"],
                      "iqr": [base["iqr_low"], base["iqr_high"]]},
         "table": table(data),
-        "figures": [f"{stem}.png"],
+        "figures": [path.with_suffix(".png").name],
     })
-    h.write_result(args.out / f"{stem}.json", data, echo=False)
-    plot(data, args.out / f"{stem}.png")
+    h.write_result(path, data, echo=False)
+    plot(data, path.with_suffix(".png"))
     print(f"batch 1000: {base['contours_per_s']:.0f} contours/s; wrote {args.out} "
           f"in {data['runtime_s']:.0f} s")
 

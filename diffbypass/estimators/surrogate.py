@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -29,6 +30,23 @@ from diffbypass.stats import FitStats, Telemetry
 from diffbypass.validation import instance_of, int_at_least, one_of, positive_number
 
 __all__ = ["Surrogate"]
+
+#: Guards every Surrogate's :class:`_FreezeCount` (held only to update it; one lock for the
+#: module, so that a Surrogate can still be deep-copied and pickled).
+_FREEZE_LOCK = threading.Lock()
+
+
+class _FreezeCount:
+    """How many calls are inside :meth:`Surrogate._frozen`, and the parameters it turned off.
+
+    A plain object: updating it costs no ``nn.Module.__setattr__`` on the hot path.
+    """
+
+    __slots__ = ("inside", "thawed")
+
+    def __init__(self) -> None:
+        self.inside = 0
+        self.thawed: list[nn.Parameter] = []
 
 class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
     r"""The differentiable bypass (Nguyen, 2019): train through a learned surrogate of ``fn``.
@@ -80,6 +98,11 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
     surrogate stays the same on every rank: rank 0's state is broadcast at the first fit and
     each fit step averages the fit gradients over the ranks (:mod:`diffbypass.distributed`). In training mode the surrogate fits itself in
     the forward pass, which needs autograd: under ``torch.inference_mode()`` call ``.eval()``.
+
+    Threads: several threads may call :meth:`predict`, an eval-mode forward and the backward of
+    one Surrogate at the same time (the parameters stay detached for all of them). A training-mode
+    forward fits the model and must not run while another thread uses the same Surrogate; and a
+    ``threads`` setting is process-wide, so concurrent calls may run on each other's thread count.
 
     Attributes:
         stats: :class:`~diffbypass.stats.FitStats` of the last fit (``None`` before the first);
@@ -134,6 +157,7 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
         # per-item input shape -> the model's per-item output shape (found at the first call)
         self._out_shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
         self._shared = False  # under DDP: was rank 0's state broadcast (at the first fit)?
+        self._freeze = _FreezeCount()  # the predictions inside _frozen, from any thread
 
     # ------------------------------------------------------------------ public
     def predict(self, x: Tensor, *args: Any, **kwargs: Any) -> Any:
@@ -159,15 +183,28 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
     @contextmanager
     def _frozen(self) -> Iterator[None]:
         """``requires_grad`` off on the model's parameters inside (restored after): detached
-        parameters without ``torch.func.functional_call``'s per-call cost."""
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        for p in params:
-            p.requires_grad_(False)
+        parameters without ``torch.func.functional_call``'s per-call cost.
+
+        Safe when several threads predict (or backpropagate) at once: the first to enter turns
+        the parameters off, the last to leave turns them back on, so none of them runs with
+        parameters another one has already restored.
+        """
+        count = self._freeze
+        with _FREEZE_LOCK:
+            if count.inside == 0:
+                count.thawed = [p for p in self.model.parameters() if p.requires_grad]
+                for p in count.thawed:
+                    p.requires_grad_(False)
+            count.inside += 1
         try:
             yield
         finally:
-            for p in params:
-                p.requires_grad_(True)
+            with _FREEZE_LOCK:
+                count.inside -= 1
+                if count.inside == 0:
+                    for p in count.thawed:
+                        p.requires_grad_(True)
+                    count.thawed = []
 
     # ------------------------------------------------------------------ Estimator
     def _fitting(self) -> bool:

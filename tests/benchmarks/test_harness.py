@@ -55,3 +55,31 @@ def test_a_restarted_study_skips_the_finished_runs(tmp_path: Path) -> None:
 def test_the_method_text_is_the_docstrings_method_section() -> None:
     doc = "Title.\n\nMethod\n------\nWarm-up, ``repeats``.\n\nRun ``python x.py``.\n"
     assert h.method_text(doc) == "Warm-up, `repeats`."
+
+
+def test_a_quick_run_has_its_own_result_file_and_replot_redraws_from_the_json(
+    tmp_path: Path,
+) -> None:
+    full, quick = h.result_file(tmp_path, "study", False), h.result_file(tmp_path, "study", True)
+    assert (full, quick) == (tmp_path / "study.json", tmp_path / "study_quick.json")
+    h.atomic_write(quick, json.dumps({"value": 7}))
+    drawn: list[tuple[dict, Path]] = []
+    assert not h.replot(False, quick, lambda data, png: drawn.append((data, png)))
+    assert drawn == []
+    assert h.replot(True, quick, lambda data, png: drawn.append((data, png)))
+    assert drawn == [({"value": 7}, tmp_path / "study_quick.png")]
+
+
+@pytest.mark.parametrize("study", ["single_input", "lv_cli_overhead"])
+def test_a_study_replots_its_own_quick_result(study: str, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--replot --quick`` reads ``<study>_quick.json`` from ``--out`` and measures nothing."""
+    import importlib
+
+    module = importlib.import_module(f"benchmarks.{study}.__main__")
+    drawn: list[tuple[dict, Path]] = []
+    monkeypatch.setattr(module, "plot", lambda data, png: drawn.append((data, png)))
+    monkeypatch.setattr(module, "measure", lambda *a, **k: pytest.fail("measured"))
+    h.atomic_write(tmp_path / f"{study}_quick.json", json.dumps({"rows": 1}))
+    module.main(["--quick", "--replot", "--out", str(tmp_path)])
+    assert drawn == [({"rows": 1}, tmp_path / f"{study}_quick.png")]

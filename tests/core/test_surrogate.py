@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 
 import pytest
 import torch
@@ -169,6 +170,50 @@ def test_predict_and_vjp_leave_the_parameters_as_they_were(threads):
         layer.predict(torch.full((1, 3), float("nan"), dtype=torch.float64))
     assert [p.requires_grad for p in model.parameters()] == flags
     assert all(p.grad is None for p in model.parameters())
+
+
+class Paused(nn.Module):
+    """A model whose forward, in the threads named in ``pauses``, waits for an event first."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = small_model()
+        self.pauses: dict[str, tuple[threading.Event, threading.Event]] = {}
+
+    def forward(self, x):
+        if threading.current_thread().name in self.pauses:
+            inside, go = self.pauses[threading.current_thread().name]
+            inside.set()
+            assert go.wait(10), "the test did not release this thread"
+        return self.net(x)
+
+
+def test_concurrent_predictions_all_run_on_detached_parameters():
+    """Thread A enters predict first, B second; A leaves while B is inside. B must still run
+    on detached parameters (before the fix A restored ``requires_grad`` under B, whose output
+    then reached the parameters), and the flags come back once both have left."""
+    model = Paused()
+    est = Surrogate(model, generator=gen(0), threads=None)
+    x = torch.randn(4, 3, generator=gen(1), dtype=torch.float64, requires_grad=True)
+    events = {name: (threading.Event(), threading.Event()) for name in "AB"}
+    model.pauses = events
+    outs: dict[str, torch.Tensor] = {}
+    threads = {n: threading.Thread(target=lambda n=n: outs.update({n: est.predict(x)}), name=n)
+               for n in "AB"}  # fmt: skip
+    threads["A"].start()
+    assert events["A"][0].wait(10)
+    threads["B"].start()
+    assert events["B"][0].wait(10)
+    events["A"][1].set()  # A finishes and leaves while B is inside the model
+    threads["A"].join(10)
+    assert all(not p.requires_grad for p in model.parameters())  # B is still inside
+    events["B"][1].set()
+    threads["B"].join(10)
+    assert not threads["A"].is_alive() and not threads["B"].is_alive() and set(outs) == {"A", "B"}
+    (outs["A"] + outs["B"]).sum().backward()
+    assert all(p.grad is None for p in model.parameters())
+    assert x.grad is not None and bool((x.grad != 0).any())
+    assert all(p.requires_grad for p in model.parameters())
 
 
 def test_predict_needs_a_surrogate():

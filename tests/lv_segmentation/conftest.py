@@ -1,5 +1,5 @@
 """Shared fixtures of the lvseg tests: the bundled sample, a small copy of it, the tiny synthetic
-data the training tests share, and one torch thread."""
+data the training tests share, tiny trained runs, and one torch thread."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lvseg.data import Slice, bundled_sunnybrook, load_sunnybrook
-from lvseg_testing import tiny_config
+from lvseg_testing import TINY_ARGS, tiny_config
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +70,18 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory, tiny_data: Any) -> dict[
     for method in ("unet", "unet-dp", "edpcnn", "edpcnn-es"):
         out[method] = root / method
         Trainer(tiny_config(method, iterations=2), out[method], data=tiny_data).fit()
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run directory trained by the command, ``lvseg train --method edpcnn --iterations 2``
+    on the tiny data, once per test module (a module may define its own ``run``)."""
+    from lvseg.cli import main
+
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--method", "edpcnn", "--iterations", "2", *TINY_ARGS,
+                 "--out", str(out)]) == 0
     return out
 
 

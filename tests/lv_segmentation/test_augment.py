@@ -72,6 +72,41 @@ def test_the_centre_is_where_the_image_moved_it(elastic: float) -> None:
         assert (out.centers - batch.centers).abs().max() > 5  # they did move
 
 
+@pytest.mark.parametrize("config", [AugmentConfig(flip=1.0), GEOMETRY,
+                                    dataclasses.replace(GEOMETRY, elastic=2.0)],
+                         ids=["flips", "affine", "elastic"])
+def test_several_points_per_image_move_as_the_pixels_do(config: AugmentConfig) -> None:
+    """``centers`` (B, P, 2): each point moves as the pixels do (the ramps of the test above give
+    its old coordinates back), points on the disc stay on the transformed disc, and the first
+    point is mapped exactly as a (B, 2) centre (what ``--centres`` with ``--augment`` uses)."""
+    batch = _discs()
+    offsets = torch.tensor([[0.0, 0.0], [0.6 * RADIUS, 0.0], [-0.4 * RADIUS, -0.5 * RADIUS]])
+    points = batch.centers[:, None, :] + offsets  # (6, 3, 2), all on the disc
+    yy, xx = torch.meshgrid(torch.arange(float(SIZE)), torch.arange(float(SIZE)), indexing="ij")
+    for axis, ramp in enumerate((xx, yy)):
+        images = ramp.expand(len(CENTRES), 1, SIZE, SIZE)
+        out = augment_batch(images, batch.masks, points, batch.radii, config,
+                            np.random.default_rng(2))
+        assert out.centers.shape == (6, 3, 2)
+        at = out.centers / (SIZE - 1) * 2 - 1
+        read = torch.nn.functional.grid_sample(out.images, at[:, None], align_corners=True)
+        assert torch.allclose(read[:, 0, 0], points[..., axis], atol=0.02)
+        assert (out.centers - points).abs().max() > 5  # they did move
+        col, row = out.centers.round().long().unbind(-1)
+        assert out.masks[torch.arange(6)[:, None], row, col].all()  # still on the disc
+        one = augment_batch(images, batch.masks, batch.centers, batch.radii, config,
+                            np.random.default_rng(2))
+        assert torch.equal(one.centers, out.centers[:, 0]) and torch.equal(one.images, out.images)
+
+
+def test_points_of_another_shape_are_refused() -> None:
+    batch = _discs()
+    with pytest.raises(ValueError, match=r"centers must have shape \(6, 2\) or \(6, P, 2\) to "
+                                         r"match images \(6, 1, 128, 128\); got \(6, 3, 3\)"):
+        augment_batch(batch.images, batch.masks, torch.zeros(6, 3, 3), batch.radii,
+                      PRESETS["light"], np.random.default_rng(0))
+
+
 @pytest.mark.parametrize("preset", ["light", "standard"])
 def test_the_centre_is_the_transformed_disc_centroid(preset: str) -> None:
     """Up to the nearest-neighbour sampling of the mask (a fraction of a pixel)."""
@@ -178,8 +213,8 @@ def test_bad_shapes_and_presets_are_refused_by_name() -> None:
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match=r"images must have shape \(B, 1, H, W\); got \(6, 128"):
         augment_batch(batch.images[:, 0], *batch[1:], PRESETS["light"], rng)
-    with pytest.raises(ValueError, match=r"centers must have shape \(6, 2\) to match images "
-                                         r"\(6, 1, 128, 128\); got \(6, 3\)"):
+    with pytest.raises(ValueError, match=r"centers must have shape \(6, 2\) or \(6, P, 2\) to "
+                                         r"match images \(6, 1, 128, 128\); got \(6, 3\)"):
         augment_batch(batch.images, batch.masks, torch.zeros(6, 3), batch.radii, PRESETS["light"],
                       rng)
     with pytest.raises(ValueError, match="augment must be one of 'none', 'light', 'standard', "

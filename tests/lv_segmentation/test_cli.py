@@ -18,14 +18,6 @@ from lvseg_testing import TINY_ARGS
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("cli") / "run"
-    assert main(["train", "--method", "edpcnn", "--iterations", "2", *TINY_ARGS,
-                 "--out", str(out)]) == 0
-    return out
-
-
 def test_train_writes_a_complete_run_directory(run: Path) -> None:
     names = {p.name for p in run.iterdir()}
     assert {"config.json", "metrics.jsonl", "last.pt", "best.pt", "figures"} <= names

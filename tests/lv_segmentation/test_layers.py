@@ -29,7 +29,7 @@ FLOORS: list[tuple[str, set[str]]] = [
     ("score", {"segment", "score", "volumes", "locate", "anchor"}),
     ("runs", {"runs", "hooks", "figures"}),
     ("train / evaluate / predict", {"train", "batch", "evaluate", "predict", "centre_free",
-                                     "train_centres"}),
+                                     "train_centres", "train_state"}),
     ("cli", {"cli", "cli_evaluate"}),
 ]
 FLOOR = {name: k for k, (_, names) in enumerate(FLOORS) for name in names}

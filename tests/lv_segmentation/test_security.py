@@ -40,14 +40,6 @@ def _hostile_checkpoint(path: Path, marker: Path) -> None:
     torch.save({"format": "lvseg-checkpoint-v1", "payload": _WritesMarker(marker)}, path)
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("security") / "run"
-    assert main(["train", "--method", "edpcnn", "--iterations", "2", *TINY_ARGS,
-                 "--out", str(out)]) == 0
-    return out
-
-
 @pytest.fixture()
 def hostile_run(run: Path, tmp_path: Path) -> tuple[Path, Path]:
     copy = tmp_path / "run"

@@ -78,12 +78,31 @@ def test_centres_option_errors(method: str, centres: str, message: str) -> None:
         TrainConfig(method="edpcnn", centres="locator:/r", centres_share=1.5)
 
 
-def test_centres_with_augmentation_is_refused() -> None:
-    """The locator's centres are those of the raw images: an augmented batch would get its star
-    at the wrong place, so the combination is an error, not a silent misplacement."""
-    with pytest.raises(ValueError, match=r"centres \(--centres\) cannot be combined with augment "
-                       r"\(--augment standard\)"):
-        TrainConfig(method="edpcnn", centres="locator:/r", augment="standard")
+@pytest.mark.parametrize("augment", ["standard", "elastic"])
+def test_with_augmentation_the_star_is_at_the_augmented_locator_centre(
+        oracle_locator: None, tiny_data: Any, tmp_path: Path, augment: str) -> None:
+    """The locator's centre moves with the augmented image (as the true centre does) and stays
+    on the augmented LV; before, ``--centres`` with ``--augment`` was refused."""
+    config = tiny_config("edpcnn", iterations=1, centres="locator:/any", centres_share=1.0,
+                         augment=augment, batch_size=8)
+    trainer = Trainer(config, tmp_path / "run", data=tiny_data)
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+    loss = trainer.method.loss
+
+    def spy(net: Any, images: Any, masks: Any, centers: Any, angles: Any) -> Any:
+        seen.append((centers.cpu().numpy(), masks.cpu().numpy()))
+        return loss(net, images, masks, centers, angles)
+
+    trainer.method = dataclasses.replace(trainer.method, loss=spy)
+    drawn: list[torch.Tensor] = []
+    draw = trainer.sampler.next
+    trainer.sampler.next = lambda: drawn.append(draw()) or drawn[-1]  # type: ignore[method-assign]
+    trainer.step()
+    centers, masks = seen[0]
+    batch = trainer.data.train[drawn[0].numpy()]
+    col, row = np.floor(centers + 0.5).astype(int).T
+    assert masks[np.arange(len(centers)), row, col].all()  # every star starts on the LV
+    assert np.abs(centers - trainer.predicted[batch]).max() > 1  # moved with the images
 
 
 def test_training_puts_the_share_of_stars_at_the_predicted_centres(

@@ -31,7 +31,8 @@ From the ground up:
 - :mod:`lvseg.runs` — open a run directory for training, load a trained run;
   :mod:`lvseg.hooks` — the metrics log and the progress bar; :mod:`lvseg.figures` — overlays and
   training curves;
-- :mod:`lvseg.train` (the training loop: hooks, exact resume, safe interruption),
+- :mod:`lvseg.train` (the training loop: hooks, exact resume, safe interruption) and
+  :mod:`lvseg.train_state` (what ``last.pt`` and ``best.pt`` hold, and resuming from them),
   :mod:`lvseg.evaluate` (evaluation of a run) and :mod:`lvseg.predict` (prediction on new
   images), each with the config its command's options are generated from;
   :mod:`lvseg.batch` — a training iteration's batch (sampled, augmented, its stars drawn, this
@@ -85,6 +86,7 @@ __all__ = [
     "teacher",
     "train",
     "train_centres",
+    "train_state",
     "volumes",
 ]
 

@@ -19,6 +19,8 @@ exactly: the generator's state is in ``last.pt``), in this order:
 The LV centre :math:`(x, y)` follows the image: mapped by the affine
 (:math:`q = c_0 + s R(\theta) F (p - c_0)`, and through the elastic offsets by a few fixed-point
 steps), so it stays the centre of the transformed LV; the object radius is scaled by :math:`s`.
+Several points per image (``centers`` :math:`(B, P, 2)`: the true centre and a locator's,
+:mod:`lvseg.train_centres`) are each mapped the same way.
 The star's own centre jitter and rotation (:mod:`lvseg.jitter`) come after, unchanged.
 ``none`` (every setting 0) returns the batch itself and draws nothing.
 
@@ -99,7 +101,7 @@ class AugmentedBatch(NamedTuple):
 
     images: Tensor  #: :math:`(B, 1, H, W)` float
     masks: Tensor  #: :math:`(B, H, W)` bool
-    centers: Tensor  #: :math:`(B, 2)` LV centres :math:`(x, y)`, float32
+    centers: Tensor  #: :math:`(B, 2)` LV centres :math:`(x, y)` (or :math:`(B, P, 2)` points)
     radii: Tensor  #: :math:`(B,)` object radii, float32
 
 
@@ -117,7 +119,8 @@ def augment_batch(
         images: :math:`(B, 1, H, W)` normalised intensities.
         masks: :math:`(B, H, W)` bool LV masks.
         centers: :math:`(B, 2)` LV centres :math:`(x, y)` = (column, row) in pixels, the
-            convention of :class:`~lvseg.data.preprocessing.PreparedData`.
+            convention of :class:`~lvseg.data.preprocessing.PreparedData`; or :math:`(B, P, 2)`,
+            :math:`P` points per image, each mapped as the image is.
         radii: :math:`(B,)` object radii in pixels.
         config: the ranges; :data:`PRESETS` holds the ``--augment`` choices.
         rng: the generator every random value is drawn from (a fixed number per image).
@@ -133,8 +136,10 @@ def augment_batch(
     b, _, h, w = images.shape
     for name, tensor, shape in (("masks", masks, (b, h, w)), ("centers", centers, (b, 2)),
                                 ("radii", radii, (b,))):
-        if tuple(tensor.shape) != shape:
-            raise ValueError(f"{name} must have shape {shape} to match images "
+        points = name == "centers" and centers.dim() == 3 and centers.shape[0::2] == (b, 2)
+        if tuple(tensor.shape) != shape and not points:
+            also = f" or ({b}, P, 2)" if name == "centers" else ""
+            raise ValueError(f"{name} must have shape {shape}{also} to match images "
                              f"{tuple(images.shape)}; got {tuple(tensor.shape)}")
     if config.identity:
         return AugmentedBatch(images, masks, centers, radii)
@@ -148,10 +153,12 @@ def augment_batch(
     offsets = rng.normal(0.0, config.elastic, (b, 2, k, k)) if config.elastic > 0 else None
 
     radii = radii * torch.from_numpy(scales).to(radii)
+    shape, centers = centers.shape, centers.reshape(b, -1, 2)  # (B, P, 2): P points per image
     if config.rotation or config.scale or offsets is not None:  # the flips in the same warp
         images, masks, centers = _warp(images, masks, centers, flips, angles, scales, offsets)
     else:
         images, masks, centers = _flip(images, masks, centers, torch.from_numpy(flips))
+    centers = centers.reshape(shape)
     if config.gamma or config.contrast or config.brightness:
         images = _intensity(images, gammas, factors, shifts)
     return AugmentedBatch(images, masks, centers, radii)
@@ -159,7 +166,8 @@ def augment_batch(
 
 def _flip(images: Tensor, masks: Tensor, centers: Tensor, flips: Tensor
           ) -> tuple[Tensor, Tensor, Tensor]:
-    """Flip the chosen images left-right (``flips[:, 0]``), up-down (``flips[:, 1]``); exact."""
+    """Flip the chosen images left-right (``flips[:, 0]``), up-down (``flips[:, 1]``), and
+    their points ``centers`` :math:`(B, P, 2)`; exact."""
     h, w = masks.shape[-2:]
     flips = flips.to(images.device)
     centers = centers.clone()
@@ -167,14 +175,15 @@ def _flip(images: Tensor, masks: Tensor, centers: Tensor, flips: Tensor
         chosen = flips[:, column]
         images = torch.where(chosen[:, None, None, None], images.flip(axis), images)
         masks = torch.where(chosen[:, None, None], masks.flip(axis), masks)
-        centers[:, column] = torch.where(chosen, (size - 1) - centers[:, column],
-                                         centers[:, column])
+        centers[..., column] = torch.where(chosen[:, None], (size - 1) - centers[..., column],
+                                           centers[..., column])
     return images, masks, centers
 
 
 def _warp(images: Tensor, masks: Tensor, centers: Tensor, flips: np.ndarray, angles: np.ndarray,
           scales: np.ndarray, offsets: np.ndarray | None) -> tuple[Tensor, Tensor, Tensor]:
-    """Resample by flips, rotation and scaling about the crop centre (and the elastic offsets)."""
+    """Resample by flips, rotation and scaling about the crop centre (and the elastic offsets);
+    the points ``centers`` :math:`(B, P, 2)` move with the image."""
     h, w = masks.shape[-2:]
     cos, sin = np.cos(angles) / scales, np.sin(angles) / scales
     rotate = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2)
@@ -189,7 +198,7 @@ def _warp(images: Tensor, masks: Tensor, centers: Tensor, flips: np.ndarray, ang
     grid = torch.stack([t[:, 0, 0] * u + t[:, 0, 1] * v, t[:, 1, 0] * u + t[:, 1, 1] * v], -1)
     middle = torch.tensor([(w - 1) / 2, (h - 1) / 2], dtype=torch.float64)
     forward = torch.from_numpy(np.linalg.inv(inverse))  # p -> q
-    moved = middle + torch.einsum("bij,bj->bi", forward, centers.double().cpu() - middle)
+    moved = middle + torch.einsum("bij,bpj->bpi", forward, centers.double().cpu() - middle)
     if offsets is not None:
         field = F.interpolate(torch.from_numpy(offsets).float().to(device), size=(h, w),
                               mode="bicubic", align_corners=True)  # (B, 2, H, W) pixels
@@ -198,8 +207,8 @@ def _warp(images: Tensor, masks: Tensor, centers: Tensor, flips: np.ndarray, ang
         target = moved.clone()
         for _ in range(4):  # q with A(q) + d(q) = p: q = A^-1(p) - M^-1 d(q)
             at = ((moved - middle) * torch.from_numpy(norm)).float().to(device)
-            d = F.grid_sample(field, at[:, None, None, :], align_corners=True)[:, :, 0, 0]
-            moved = target - torch.einsum("bij,bj->bi", forward, d.double().cpu())
+            d = F.grid_sample(field, at[:, None], align_corners=True)[:, :, 0]  # (B, 2, P)
+            moved = target - torch.einsum("bij,bjp->bpi", forward, d.double().cpu())
     low = images.amin(dim=(1, 2, 3), keepdim=True)  # pad with each image's lowest intensity
     images = F.grid_sample(images - low, grid, mode="bilinear", padding_mode="zeros",
                            align_corners=True) + low

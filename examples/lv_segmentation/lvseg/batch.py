@@ -11,7 +11,9 @@ draw what an uninterrupted one draws):
    generator: its centre jittered inside the LV (``--jitter``,
    :func:`~lvseg.jitter.training_stars`), its rotation uniform in :math:`\pm` ``--rotation``
    and, with ``--centres``, which images put the star at the locator's centre instead (each with
-   probability ``--centres-share``; :mod:`lvseg.train_centres`).
+   probability ``--centres-share``; :mod:`lvseg.train_centres`). The locator's centre is augmented
+   with the image, as the true centre is, then moved to the nearest LV pixel if the resampled
+   mask left it just outside (:func:`~lvseg.jitter.onto_object`).
 
 Everything is drawn for the global batch, so the generators stay the same on every rank under
 torchrun; each rank then keeps its slice (:meth:`~lvseg.distributed.Ranks.shard`) on its device.
@@ -26,7 +28,7 @@ import torch
 from torch import Tensor
 
 from lvseg.augment import PRESETS, augment_batch
-from lvseg.jitter import training_stars
+from lvseg.jitter import onto_object, training_stars
 
 if TYPE_CHECKING:
     from lvseg.config import TrainConfig
@@ -90,16 +92,23 @@ class TrainingBatches:
         """The next batch, its random values drawn from ``rng`` (the trainer's generator)."""
         cfg, ranks, device = self.config, self.ranks, self.ranks.device
         batch = self.train[self.sampler.next().numpy()]  # the global batch
-        view = augment_batch(self.images[batch], self.masks[batch], self.centers[batch],
-                             self.radii[batch], PRESETS[cfg.augment], rng)
+        centers = self.centers[batch]
+        if self.predicted is not None and self.end_to_end:  # the locator's centres move too
+            located = torch.from_numpy(self.predicted[batch]).to(centers)
+            centers = torch.stack([centers, located], dim=1)  # (B, 2 points, 2)
+        view = augment_batch(self.images[batch], self.masks[batch], centers, self.radii[batch],
+                             PRESETS[cfg.augment], rng)
         images, masks = (ranks.shard(t).to(device) for t in view[:2])  # this rank's part
         if not self.end_to_end:
             return TrainingBatch(images, masks, None, None)
-        jittered, turns = training_stars(view.centers.numpy(), view.radii.numpy(),
-                                         view.masks.numpy(), cfg.jitter, cfg.rotation, rng)
+        true = view.centers if self.predicted is None else view.centers[:, 0]
+        jittered, turns = training_stars(true.numpy(), view.radii.numpy(), view.masks.numpy(),
+                                         cfg.jitter, cfg.rotation, rng)
         if self.predicted is not None:  # --centres: some stars where the locator puts them
             chosen = rng.random(len(batch)) < cfg.centres_share
-            jittered[chosen] = self.predicted[batch][chosen]
+            located = onto_object(view.centers[:, 1].numpy(), view.masks.numpy())
+            jittered[chosen] = located[chosen]
         centers = ranks.shard(torch.from_numpy(jittered)).to(device)
         angles = ranks.shard(torch.from_numpy(turns)).float().to(device)
         return TrainingBatch(images, masks, centers, angles)
+

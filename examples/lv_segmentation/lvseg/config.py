@@ -237,10 +237,6 @@ class TrainConfig:
                 raise ValueError(f"centres (--centres) applies to the methods trained through "
                                  f"the DP ({through}); a {self.method} run has no star in "
                                  "training: drop --centres")
-            if self.augment != "none":  # the locator's centres are those of the raw images
-                raise ValueError(f"centres (--centres) cannot be combined with augment "
-                                 f"(--augment {self.augment}): the locator's centres are those "
-                                 "of the images before augmentation; drop one of them")
             self.centres = LOCATOR_PREFIX + locator_dir(self.centres)
         positive_number("lr", self.lr)
         positive_number("smoothness_lr", self.smoothness_lr)

@@ -5,7 +5,35 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["jitter_centers", "training_stars"]
+__all__ = ["jitter_centers", "onto_object", "training_stars"]
+
+
+def onto_object(centers: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Star centres moved onto their object: a centre whose nearest pixel is off the mask goes
+    to the nearest mask pixel (a star must start inside the object: ``mask_to_indices``); the
+    others, and those of an empty mask, stay. Draws nothing.
+
+    Args:
+        centers: :math:`(B, 2)` centres :math:`(x, y)`.
+        masks: :math:`(B, H, W)` bool.
+
+    Returns:
+        float32 :math:`(B, 2)`, a new array.
+
+    Example:
+        >>> m = np.zeros((1, 8, 8), bool); m[0, 2:4, 5:7] = True
+        >>> onto_object(np.array([[1.0, 1.0]]), m).tolist()
+        [[5.0, 2.0]]
+    """
+    out = np.array(centers, dtype=np.float32, copy=True)
+    height, width = masks.shape[-2:]
+    for k in range(len(out)):
+        row, col = int(np.floor(out[k, 1] + 0.5)), int(np.floor(out[k, 0] + 0.5))
+        if not (0 <= row < height and 0 <= col < width and masks[k, row, col]) and masks[k].any():
+            rows, cols = np.nonzero(masks[k])  # a centre off the object: its nearest pixel
+            near = int(np.argmin((rows - out[k, 1]) ** 2 + (cols - out[k, 0]) ** 2))
+            out[k] = (cols[near], rows[near])
+    return out
 
 
 def jitter_centers(
@@ -24,8 +52,7 @@ def jitter_centers(
     again until the nearest pixel to the new centre lies inside the mask (a 2-D normal truncated
     to the object). After ``max_tries`` failed draws, or for :math:`s r = 0`, the centre stays.
     A centre whose nearest pixel is off the object (a crescent-shaped mask) is first moved to the
-    nearest object pixel, so that the star always lies inside the object (``mask_to_indices``
-    requires it).
+    nearest object pixel (:func:`onto_object`), so that the star always lies inside the object.
 
     Args:
         centers: :math:`(B, 2)` centres :math:`(x, y)`.
@@ -41,14 +68,9 @@ def jitter_centers(
         >>> bool(m[0, int(c[0, 1] + 0.5), int(c[0, 0] + 0.5)])
         True
     """
-    out = np.array(centers, dtype=np.float32, copy=True)
+    out = onto_object(centers, masks)
     height, width = masks.shape[-2:]
     for k in range(len(out)):
-        row, col = int(np.floor(out[k, 1] + 0.5)), int(np.floor(out[k, 0] + 0.5))
-        if not (0 <= row < height and 0 <= col < width and masks[k, row, col]) and masks[k].any():
-            rows, cols = np.nonzero(masks[k])  # a centre off the object: its nearest pixel
-            near = int(np.argmin((rows - out[k, 1]) ** 2 + (cols - out[k, 0]) ** 2))
-            out[k] = (cols[near], rows[near])
         sd = float(scale) * float(radii[k])
         if sd <= 0:
             continue

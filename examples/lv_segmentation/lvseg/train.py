@@ -1,11 +1,9 @@
 """The training loop: :class:`Trainer`, with hooks, exact resume and safe interruption.
 
 Every ``checkpoint_every`` iterations ``last.pt`` is written atomically with everything needed to
-continue exactly: the model (U-Net, surrogate, the surrogate's optimiser and noise generator),
-the U-Net's optimiser, the batch sampler (its generator, permutation and position), the
-torch, NumPy and Python RNG states, and with ``--unlabelled`` the EMA teacher and its sampler
-(:mod:`lvseg.teacher`). ``Trainer(..., resume=True)`` continues from it and gives
-bit-identical weights to an uninterrupted run (``tests/lv_segmentation/test_train.py``).
+continue exactly (:mod:`lvseg.train_state` says what it holds); ``Trainer(..., resume=True)``
+continues from it and gives bit-identical weights to an uninterrupted run
+(``tests/lv_segmentation/test_train.py``).
 
 One process trains a run directory at a time (:class:`~lvseg.rundir.RunLock`). Ctrl-C
 (SIGINT) finishes the current iteration, writes ``last.pt`` there and raises
@@ -19,7 +17,6 @@ Under ``torchrun --nproc-per-node N`` the same loop trains on N processes
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -34,11 +31,11 @@ from torch.utils.hooks import RemovableHandle
 from diffbypass.hooks import Hooks
 
 from lvseg.batch import TrainingBatches
-from lvseg.checkpoint import load_model_state, save_checkpoint
-from lvseg.rundir import CONFIG_NAME, RunDirError, RunLock, atomic_write_bytes, refuse_links, write_config
+from lvseg.checkpoint import save_checkpoint
+from lvseg.rundir import CONFIG_NAME, RunLock, refuse_links, write_config
 from lvseg.config import TrainConfig
 from lvseg.device import resolve_device
-from lvseg.hooks import Hook, MetricsLog, read_metrics
+from lvseg.hooks import Hook, MetricsLog
 from lvseg.distributed import Ranks
 from lvseg.interrupt import StopRequest, TrainingInterrupted, stop_on_sigint
 from lvseg.methods import build_model, get_method, param_groups, star_of, unet_of
@@ -48,6 +45,7 @@ from lvseg.sampler import BatchSampler
 from lvseg.score import score
 from lvseg.teacher import MeanTeacher
 from lvseg.train_centres import training_centres
+from lvseg.train_state import best_state, last_state, restore
 
 __all__ = ["Trainer", "TrainingDiverged"]  # TrainingInterrupted: lvseg.interrupt
 
@@ -135,7 +133,7 @@ class Trainer:
             self.model.bypass.estimator.register_fit_hook(self._on_fit)
         tensors = self.data.data.to_tensors()
         self.images, self.masks = tensors["images"], tensors["masks"]
-        self.centers, self.radii = tensors["centers"], tensors["radii"]
+        self.centers = tensors["centers"]
         self.teacher = MeanTeacher(self.model, config, self.data.unlabelled,
                                    end_to_end=self.method.end_to_end) if config.unlabelled else None
         self.predicted = None  # --centres: the locator's centres of the training images
@@ -145,31 +143,7 @@ class Trainer:
         self.batches = TrainingBatches(tensors, self.data.train, self.sampler, config, self.ranks,
                                        end_to_end=self.method.end_to_end, predicted=self.predicted)
         if checkpoint is not None:
-            self._restore(checkpoint)
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        last = self.run_dir / "last.pt"
-        load_model_state(self.model, state, last, self.config.to_dict())
-        try:
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.sampler.load_state_dict(state["sampler"])
-            self.rng.bit_generator.state = state["numpy_rng"]
-            random.setstate(state["python_rng"])
-            torch.set_rng_state(state["torch_rng"])
-            self.iteration = self._saved = state["iteration"]  # checked by check_training_state
-            self.iteration += 1
-            self.best_dice, self.best_iteration = state["best_dice"], state["best_iteration"]
-            if self.teacher is not None:
-                self.teacher.load_state_dict(state["teacher"])
-        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as error:
-            raise RunDirError(
-                f"{last} does not fit this run's config ({type(error).__name__}: "
-                f"{str(error).splitlines()[0][:200]})"
-            ) from None
-        log = self.run_dir / "metrics.jsonl"
-        if log.is_file() and self.ranks.main:  # drop what was logged after the checkpoint: it will be redone
-            kept = [e for e in read_metrics(log) if e.get("iteration", 0) < self.iteration]
-            atomic_write_bytes(log, "".join(json.dumps(e) + "\n" for e in kept).encode())
+            self._saved = restore(self, checkpoint)  # lvseg.train_state
 
     def add_hook(self, hook: Hook) -> RemovableHandle:
         """Call ``hook(trainer, event)`` for every event; ``remove()`` the handle to detach it."""
@@ -284,10 +258,7 @@ class Trainer:
         self._emit(event)
 
     def _save_best(self, dice: float) -> None:
-        save_checkpoint(self.run_dir / "best.pt", {
-            "kind": "best", "iteration": self.iteration, "dice": dice,
-            "config": self.config.to_dict(), "model": self.model.state_dict(),
-        })  # fmt: skip
+        save_checkpoint(self.run_dir / "best.pt", best_state(self, dice))
 
     def save(self) -> None:
         """Write ``last.pt`` (atomically) with the complete training state; under torchrun
@@ -295,14 +266,7 @@ class Trainer:
         if not self.ranks.main:
             self.ranks.barrier()
             return
-        save_checkpoint(self.run_dir / "last.pt", {
-            "kind": "last", "iteration": self.iteration, "config": self.config.to_dict(),
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "sampler": self.sampler.state_dict(), "numpy_rng": self.rng.bit_generator.state,
-            "python_rng": random.getstate(), "torch_rng": torch.get_rng_state(),
-            "best_dice": self.best_dice, "best_iteration": self.best_iteration,
-            **({"teacher": self.teacher.state_dict()} if self.teacher is not None else {}),
-        })  # fmt: skip
+        save_checkpoint(self.run_dir / "last.pt", last_state(self))
         self._saved = self.iteration
         self.ranks.barrier()
 

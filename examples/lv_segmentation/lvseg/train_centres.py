@@ -7,7 +7,9 @@ on every training crop (:func:`lvseg.locate.locate`, each crop a stack of its ow
 trainer puts the star there for a share ``--centres-share`` of each batch, drawn per image; the
 rest keep the jittered true centre (thesis §5.4). A crop where the locator finds no LV keeps its
 true centre; a predicted centre outside the LV is moved to the nearest LV pixel (the star must
-start inside the object, :func:`lvseg.jitter.jitter_centers`).
+start inside the object, :func:`lvseg.jitter.onto_object`). With ``--augment`` the predicted
+centre goes through the image's flips, rotation, scaling and elastic offsets, as the true centre
+does (:func:`lvseg.augment.augment_batch`), and onto the augmented LV (:mod:`lvseg.batch`).
 
 What this does not reproduce: inference re-centres once at the centroid of the DP's own mask,
 which needs the run being trained.
@@ -22,7 +24,7 @@ import numpy as np
 
 from lvseg.config import locator_dir
 from lvseg.data import SPACING_MM
-from lvseg.jitter import jitter_centers
+from lvseg.jitter import onto_object
 
 __all__ = ["predicted_centres", "training_centres"]
 
@@ -60,9 +62,7 @@ def predicted_centres(spec: str, images: np.ndarray, masks: np.ndarray, centers:
         found = locate(run.config.method, run.unet, image[None], (SPACING_MM, SPACING_MM))
         if found.has_lv[0]:
             out[k] = found.centers[0]
-    # scale 0: only moves a centre off the LV to its nearest LV pixel
-    return jitter_centers(out, np.zeros(len(out)), np.asarray(masks, bool), 0.0,
-                          np.random.default_rng(0))
+    return onto_object(out, np.asarray(masks, bool))
 
 
 def training_centres(spec: str, tensors: Mapping[str, Any], train: np.ndarray, *,
