@@ -55,6 +55,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 METHODS = ("unet", "edpcnn")
 CLOCKS = ("wall", "cpu", "fit", "fit_cpu", "step", "step_cpu")
+#: Iterations the long run adds to the short one (``--extra``).
+EXTRA = 20
 
 
 def child_env(threads: int) -> dict[str, str]:
@@ -164,13 +166,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--extra", type=int, default=None,
+                   help=f"iterations the long run adds to the short one ({EXTRA}; --quick: 10)")
     args = p.parse_args(argv)
+    if args.extra is not None and args.extra < 1:
+        p.error(f"--extra must be an integer >= 1; got {args.extra}")
     name = "lv_cli_overhead_quick" if args.quick else "lv_cli_overhead"
     path = args.out / f"{name}.json"
     if args.replot:
         plot(H.read_result(path), path.with_suffix(".png"))
         return
-    base, extra = 10, (10 if args.quick else 20)
+    base, extra = 10, args.extra or (10 if args.quick else EXTRA)
     rounds, warmup = (1, 0) if args.quick else (args.rounds, args.warmup)
     load = H.Load()
     data = measure(base, extra, rounds, warmup, args.threads)

@@ -60,15 +60,15 @@ class _StarPad(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
         lines, points = ctx.pads
-        if points:
+        if points:  # add_ on views: ``+=`` on an index would copy the sum back once more
             folded = grad[..., 1:-1].clone()
-            folded[..., 0] += grad[..., 0]
-            folded[..., -1] += grad[..., -1]
+            folded[..., :1].add_(grad[..., :1])
+            folded[..., -1:].add_(grad[..., -1:])
             grad = folded
         if lines:
             folded = grad[..., lines:-lines, :].clone()
-            folded[..., :lines, :] += grad[..., -lines:, :]
-            folded[..., -lines:, :] += grad[..., :lines, :]
+            folded[..., :lines, :].add_(grad[..., -lines:, :])
+            folded[..., -lines:, :].add_(grad[..., :lines, :])
             grad = folded
         return grad, None, None
 
