@@ -33,7 +33,7 @@ moved by other programs than the wall time. Reported: the median over rounds and
 ratio EDPCNN / U-Net of each round; the 1-minute load average at the start and the end of each
 round is in the JSON, because the machine may be shared.
 
-Run ``python -m benchmarks.lv_cli_overhead`` from the repository root (about 10 minutes on 2
+Run ``python -m benchmarks.lv_cli_overhead`` from the repository root (about 7 minutes on 2
 idle CPU cores) or ``--quick`` (1 round, no warm-up, extra 10 iterations; about 1.5 minutes).
 """
 
