@@ -65,7 +65,7 @@ STUDIES: tuple[Study, ...] = (
     Study("ddp", "lvseg training steps on 1 against 2 DDP processes (gloo), and the all-reduce cost",
           duration="about 5 min"),
     Study("lv_cli_overhead", "the EDPCNN / U-Net cost of an iteration through the lvseg train command",
-          duration="about 5 min"),
+          duration="about 7 min"),
     Study("lv_ablation", "LV example: Dice against training-set size, four methods",
           in_bench=True, duration="about 40 min (resumable)"),
     Study("lv_pareto", "LV example: Dice against seconds per iteration for surrogate settings",

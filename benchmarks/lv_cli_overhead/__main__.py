@@ -12,12 +12,14 @@ sunnybrook --train-size 10 --iterations K --out DIR`` (its ``lvseg.cli.main``, s
 every other option at its default (progress bar included, output discarded), with the thread
 settings ``OMP_NUM_THREADS = MKL_NUM_THREADS = NUMBA_NUM_THREADS = threads`` (``--threads``, 1
 by default) and ``OMP_WAIT_POLICY=PASSIVE``. Each method runs twice per round, with K = base
-(10) and K = base + extra (30): the cost of one iteration is the difference of the two wall
-times divided by extra (20), and the same of the CPU time the process used (user + system, from
-``getrusage``; less sensitive to other programs than the wall time), so the start-up (imports, data, the numba cache) cancels out, and
-the extra iterations hold what a user's run holds per 20-25 iterations (with the defaults, the
-longer run validates and writes last.pt at iteration 25 and at its end, the shorter one at its
-end). The four runs of a round are interleaved (U-Net and EDPCNN, short and long, in turn), so a
+(10) and K = base + extra (60; ``--extra``, 50 by default): the cost of one iteration is the
+difference of the two wall times divided by extra, and the same of the CPU time the process used
+(user + system, from ``getrusage``; less sensitive to other programs than the wall time), so the
+start-up (imports, data, the numba cache) cancels out, and the extra iterations hold what a
+user's run holds per iteration: with the defaults the longer run validates and writes last.pt
+at iterations 25, 50 and at its end, the shorter one at its end, two more of each per 50
+iterations, one per 25 as in a run of any length. 50 extra iterations also average over a
+longer stretch of the machine's load than the 20 of the first versions of this study. The four runs of a round are interleaved (U-Net and EDPCNN, short and long, in turn), so a
 change of the machine's load hits all of them alike; ``--rounds`` rounds (3) after ``--warmup``
 untimed rounds (1). The same difference is taken of clocks inside the process: the wall time of
 ``Trainer.fit`` (the ``seconds`` of the run's summary: steps, validations, checkpoints, hooks) and
@@ -31,7 +33,7 @@ moved by other programs than the wall time. Reported: the median over rounds and
 ratio EDPCNN / U-Net of each round; the 1-minute load average at the start and the end of each
 round is in the JSON, because the machine may be shared.
 
-Run ``python -m benchmarks.lv_cli_overhead`` from the repository root (about 5 minutes on 2
+Run ``python -m benchmarks.lv_cli_overhead`` from the repository root (about 7 minutes on 2
 idle CPU cores) or ``--quick`` (1 round, no warm-up, extra 10 iterations; about 1.5 minutes).
 """
 
@@ -55,6 +57,8 @@ HERE = Path(__file__).resolve().parent
 REPO = H.REPO
 METHODS = ("unet", "edpcnn")
 CLOCKS = ("wall", "cpu", "fit", "fit_cpu", "step", "step_cpu")
+#: Iterations the long run adds to the short one (``--extra``).
+EXTRA = 50
 
 
 def child_env(threads: int) -> dict[str, str]:
@@ -163,11 +167,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--extra", type=int, default=None,
+                   help=f"iterations the long run adds to the short one ({EXTRA}; --quick: 10)")
     args = p.parse_args(argv)
+    if args.extra is not None and args.extra < 1:
+        p.error(f"--extra must be an integer >= 1; got {args.extra}")
     path = H.result_file(args.out, "lv_cli_overhead", args.quick)
     if H.replot(args.replot, path, plot):
         return
-    base, extra = 10, (10 if args.quick else 20)
+    base, extra = 10, args.extra or (10 if args.quick else EXTRA)
     rounds, warmup = (1, 0) if args.quick else (args.rounds, args.warmup)
     load = H.Load()
     data = measure(base, extra, rounds, warmup, args.threads)

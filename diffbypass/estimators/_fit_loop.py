@@ -100,5 +100,20 @@ def _finite_step(model: nn.Module, loss: float) -> bool:
     if not math.isfinite(loss):
         return False
     grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return True
+    device = grads[0].device
+    if device.type in ("cpu", "cuda") and all(
+        g.device == device and g.dtype in _AMP_DTYPES and g.layout == torch.strided for g in grads
+    ):
+        # one fused pass, AMP's check for GradScaler: it multiplies by 1 (every value stays as
+        # it is) and raises the flag on a NaN/inf
+        found, one = torch.zeros((), device=device), torch.ones((), device=device)
+        torch._amp_foreach_non_finite_check_and_unscale_(grads, found, one)
+        return not bool(found)
     # the largest |gradient| of each tensor: NaN or inf exactly when the tensor holds one
-    return not grads or bool(torch.stack(torch._foreach_norm(grads, math.inf)).isfinite().all())
+    return bool(torch.stack(torch._foreach_norm(grads, math.inf)).isfinite().all())
+
+
+#: Gradient dtypes :func:`_finite_step` checks with AMP's fused kernel.
+_AMP_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)

@@ -311,3 +311,30 @@ def test_shape_errors_name_the_chunk_like_raise_errors():
 
 def test_helpers_pickle():
     assert pickle.loads(pickle.dumps(_fns.KillOnce("m"))).marker == "m"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, "mixed"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_the_finite_gradient_check_finds_one_bad_value_anywhere_and_changes_nothing(dtype, bad):
+    """The fit step's check (AMP's fused kernel, or the max-norms for a mixed-dtype model)
+    against a brute-force reference: one NaN/inf in any gradient tensor, at any position."""
+    from diffbypass.estimators._fit_loop import _finite_step
+
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Linear(4, 5))
+    model.to(torch.float32 if dtype == "mixed" else dtype)
+    if dtype == "mixed":
+        model[1].to(torch.float64)
+    for p in model.parameters():
+        p.grad = torch.randn(p.shape, generator=gen(p.numel())).to(p.dtype)
+    model[0].weight.grad = model[0].weight.grad.to(memory_format=torch.channels_last)
+    clean = [p.grad.clone() for p in model.parameters()]
+    assert _finite_step(model, 0.5)
+    assert all(torch.equal(a, p.grad) for a, p in zip(clean, model.parameters()))
+    assert not _finite_step(model, float("nan"))
+    for p in model.parameters():
+        for index in (0, p.numel() // 2, p.numel() - 1):
+            p.grad[torch.unravel_index(torch.tensor(index), p.shape)] = bad
+            assert not _finite_step(model, 0.5)
+            p.grad.copy_(clean[[q is p for q in model.parameters()].index(True)])
+    model[1].weight.grad = None  # a parameter without a gradient is left out
+    assert _finite_step(model, 0.5)

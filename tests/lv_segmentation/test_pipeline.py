@@ -225,3 +225,25 @@ def test_the_star_surrogate_is_channels_last_and_the_same_function() -> None:
         outs.append(out.detach()), grads.append(xx.grad)
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_output_map_is_reported_with_its_count(tiny: dict[str, torch.Tensor],
+                                                             bad: float) -> None:
+    """The check of the U-Net's output map (by its extremes) finds one NaN, +inf or -inf value
+    anywhere in the map, and a finite map passes."""
+    from lvseg.edpcnn import _all_finite
+
+    model = _model()
+    images, centers = tiny["images"][:2], tiny["centers"][:2]
+    output_map = model.unet(images).detach()
+    assert _all_finite(output_map) and _all_finite(output_map[:0])
+    for position in ((0, 0, 0, 0), (1, 0, 63, 63), (1, 0, 17, 40)):
+        broken = output_map.clone()
+        broken[position] = bad
+        assert not _all_finite(broken)
+    model.unet.register_forward_hook(lambda module, args, out: out.index_put(
+        (torch.tensor([1]), torch.tensor([0]), torch.tensor([17]), torch.tensor([40])),
+        torch.tensor(bad)))
+    with pytest.raises(FloatingPointError, match=r"the U-Net's output map has 1 NaN/inf value\(s\)"):
+        model(images, centers)

@@ -9,30 +9,10 @@ from torch import Tensor, nn
 
 from diffbypass.validation import int_at_least
 from diffbypass_stardp._checks import check_lam
+from diffbypass_stardp._padding import _pad_star
 from diffbypass_stardp.cost import radial_difference
 
 __all__ = ["LineSurrogate", "StarSurrogate"]
-
-
-def _pad_star(x: Tensor, lines: int, points: int) -> Tensor:
-    """Pad ``(B, C, N, M)``: circularly along the lines (line N-1 next to line 0), by edge
-    replication along the points.
-
-    Where every value is copied at most once (``2 * lines <= N``; one point, ``M >= 2``) by
-    concatenation: the same values and gradients as ``F.pad``'s circular and replicate modes
-    (a gradient sums at most two terms, whose order does not matter), in fewer and cheaper
-    operations forward and backward.
-    """
-    n, m = x.shape[-2:]
-    if lines and 2 * lines <= n:
-        x = torch.cat([x[..., -lines:, :], x, x[..., :lines, :]], dim=-2)
-    elif lines:
-        x = F.pad(x, (0, 0, lines, lines), mode="circular")
-    if points == 1 and m >= 2:
-        x = torch.cat([x[..., :1], x, x[..., -1:]], dim=-1)
-    elif points:
-        x = F.pad(x, (points, points, 0, 0), mode="replicate")
-    return x
 
 
 class _ConvBlock(nn.Module):
