@@ -9,6 +9,7 @@ is always tested.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -81,6 +82,16 @@ def test_quick_run_writes_the_tables_and_resumes(tmp_path: Path, source: str) ->
     jitter_rows = json.loads((tmp_path / "out" / "acdc_ablation_quick_jitter.json").read_text())
     assert [r[0] for r in jitter_rows["table"]["rows"]] == ["edpcnn (delta 1)", "edpcnn (delta 2)"]
     assert (tmp_path / "out" / "acdc_ablation_quick.png").stat().st_size > 0
+    seconds = json.loads((tmp_path / "out" / "acdc_ablation_quick_seconds.json").read_text())
+    cells = {r[0]: r[1] for r in seconds["table"]["rows"]}
+    assert re.fullmatch(r"\d+ s \(1; load [\d.]+–[\d.]+\)", cells["EDPCNN (bypass)"]), cells
+    assert cells["disc of the mean radius (no labels)"] == "no training"
+    issue20 = json.loads((tmp_path / "out" / "acdc_ablation_quick_issue20.json").read_text())
+    assert issue20["complete"] and issue20["runs_done"] == 6  # unet, edpcnn, es-hi, 2 semi, softdp
+    assert issue20["table"]["columns"] == ["method", "10 images"]
+    cells = {r[0]: r[1] for r in issue20["table"]["rows"]}
+    assert re.fullmatch(r"0\.\d{3} \(1\); \d+ s", cells["EDPCNN-ES"]), cells
+    assert re.fullmatch(r"[+-]0\.\d{3} \(1 seed\)", cells["bypass − softDP (target: ≥ 0)"])
     ceilings = dict(result["ceiling_table"]["rows"])  # the DP on the true masks
     assert list(ceilings) == ["pool 1", "pool 2", "pool 4"]
     assert all(0.5 < d <= 1.0 for d in ceilings.values()), ceilings
