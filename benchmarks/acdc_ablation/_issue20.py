@@ -96,6 +96,11 @@ def table(records: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
     return {"columns": ["method"] + [f"{s} images" for s in sizes], "rows": rows}
 
 
+def own(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of these rows' runs (for their load range)."""
+    return [r for r in records if r["variant"] in VARIANTS and r["size"] in SIZES]
+
+
 def progress(records: list[dict[str, Any]], plan: Plan) -> tuple[int, int]:
     """Runs of these rows done and planned."""
     planned = {j.key for j in jobs_of(plan) if j.variant in VARIANTS and j.size in SIZES}
