@@ -106,8 +106,8 @@ def seconds_method(records: list[dict[str, Any]]) -> str:
     if loads:
         text += f": {min(loads):.1f} to {max(loads):.1f} over these runs"
     single = [r for r in trained if not r.get("resumed") and "overhead_seconds_this_session" in r]
-    ratios = [(r["train_seconds_this_session"] - r["overhead_seconds_this_session"])
-              / run_seconds(r) for r in single]  # fmt: skip
+    ratios = [(r["train_seconds_this_session"] - r["overhead_seconds_this_session"]) / secs
+              for r in single if (secs := run_seconds(r))]  # fmt: skip
     text += (". A step's time grows with the load, so compare seconds between runs of similar "
              "load only. The median step is used because a resumed run's record times only its "
              "last session, and a session's sum of steps includes stalls of the shared machine")
