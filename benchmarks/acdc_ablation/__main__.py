@@ -3,7 +3,9 @@
 
 Writes ``benchmarks/acdc_ablation/results/acdc_ablation.json`` (the side-by-side ``"table"``, the jitter table,
 the plan, the ``TrainConfig`` defaults and commit of every run, the machine, one record per run
-with its validation curve), ``acdc_ablation.png`` and, while it runs, ``acdc_ablation.jsonl``
+with its validation curve), ``acdc_ablation_seconds.json`` (the seconds of a run beside the
+table), ``acdc_ablation_issue20.json`` (issue #20's comparison at 10 / 20 / 50 images, with the
+differences its targets name), ``acdc_ablation.png`` and, while it runs, ``acdc_ablation.jsonl``
 (one line per finished run, rewritten atomically). A restart skips the finished runs and resumes
 the interrupted one from its last checkpoint (``lvseg.train.Trainer(resume=True)``; run folders
 in ``benchmarks/acdc_ablation/.runs/``, never committed: they are trained on ACDC).
@@ -55,7 +57,9 @@ Fig. 5.4: the best edpcnn model at 10 and 100 images, test centres jittered insi
 validation, the Dice on (up to 50 of) the training images with true centres.
 
 Machine: the project's shared 2-core CPU, torch and numba single-threaded, the load average in
-each record. ``--measure`` times a few iterations of every variant and one validation, and
+each record. The seconds of a run (``acdc_ablation_seconds.json``) are its iterations times its
+median seconds per training step, validations excluded: a resumed run's record times only its
+last session. ``--measure`` times a few iterations of every variant and one validation, and
 prints the plan's cost before running.
 
 Run ``python -m benchmarks.acdc_ablation`` (hours; resumable: rerun the same command). The runs

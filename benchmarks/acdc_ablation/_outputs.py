@@ -11,31 +11,21 @@ import numpy as np
 
 from benchmarks import _harness as h
 from benchmarks import _lv_runs as lv
+from benchmarks.acdc_ablation import _issue20
+from benchmarks.acdc_ablation._cells import dice_cell, runs, scores, seconds_method, seconds_table
 from benchmarks.acdc_ablation._study import EVALUATED, LABELS, ROWS, THESIS, Plan, jobs_of
-
-
-def scores(records: list[dict[str, Any]]) -> dict[tuple[str, int], list[float]]:
-    """Validation Dice of every run by (row, size): the best checkpoint's for trained models."""
-    out: dict[tuple[str, int], list[float]] = {}
-    for rec in records:
-        for name, ev in rec["evaluations"].items():
-            row = name if rec["variant"] in ("unet", "edpcnn", "baselines") else rec["variant"]
-            out.setdefault((row, rec["size"]), []).append(ev["dice"])
-    return out
 
 
 def table(records: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
     """Table 5.1 side by side with the thesis: mean ± s.d. over seeds (runs) per size."""
-    got = scores(records)
+    got = runs(records)
     rows = []
     for row in ROWS:
         cells: list[Any] = [LABELS[row]]
         for size in plan.sizes:
-            vals = got.get((row, size), [])
-            cell = "-" if not vals else f"{np.mean(vals):.3f}" + (
-                f" ± {np.std(vals, ddof=1):.3f} ({len(vals)})" if len(vals) > 1 else " (1)")
             thesis = THESIS.get(row, {}).get(size)
-            cells.append(cell + (f" [{thesis:.4f}]" if thesis is not None else ""))
+            cells.append(dice_cell(got.get((row, size), []))
+                         + (f" [{thesis:.4f}]" if thesis is not None else ""))
         rows.append(cells)
     cols = ["method"] + [f"{s} images" for s in plan.sizes]
     return {"columns": cols, "rows": rows}
@@ -103,7 +93,8 @@ def plot(records: list[dict[str, Any]], plan: Plan, path: Path) -> None:
 
 def write(records: list[dict[str, Any]], plan: Plan, out: Path, stem: str, now: dict[str, Any],
           load: h.Load, doc: str | None, defaults: dict[str, Any]) -> None:  # fmt: skip
-    """The result JSONs (the study, the jitter table) and the PNG, from the finished runs."""
+    """The result JSONs (the study; its seconds per run, jitter, ceilings and issue #20
+    tables) and the PNG, from the finished runs."""
     done = {r["key"] for r in records}
     data = {
         "benchmark": "acdc_ablation",
@@ -117,6 +108,8 @@ def write(records: list[dict[str, Any]], plan: Plan, out: Path, stem: str, now: 
         "complete": all(j.key in done for j in jobs_of(plan)),
         "runs_done": len(done), "runs_planned": len(jobs_of(plan)),
         "table": table(records, plan),
+        "seconds_table": seconds_table(records, plan),
+        "issue20_table": _issue20.table(records, plan),
         "jitter_table": jitter_table(records, plan),
         "ceiling_table": ceiling_table(records),
         "runs": records,
@@ -138,5 +131,20 @@ def write(records: list[dict[str, Any]], plan: Plan, out: Path, stem: str, now: 
                   "back (StarConfig.pool = F, ES-lo's representation). The rest of the method "
                   "is in acdc_ablation.json.",
         "machine": data["machine"], "table": data["ceiling_table"],
+    }, echo=False)  # fmt: skip
+    done20, planned20 = _issue20.progress(records, plan)
+    h.write_result(out / f"{stem}_seconds.json", {
+        "benchmark": "acdc_ablation", "title": "Seconds per training run (median, runs; load)",
+        "method": "The rows and runs of the Dice table in acdc_ablation.json. "
+                  + seconds_method(records),
+        "machine": data["machine"], "table": data["seconds_table"],
+    }, echo=False)  # fmt: skip
+    h.write_result(out / f"{stem}_issue20.json", {
+        "benchmark": "acdc_ablation",
+        "title": "Issue #20: Dice mean ± s.d. (runs); median seconds per run",
+        "method": _issue20.method(records, plan, seconds_method(_issue20.own(records))),
+        "machine": data["machine"],
+        "complete": done20 == planned20, "runs_done": done20, "runs_planned": planned20,
+        "table": data["issue20_table"],
     }, echo=False)  # fmt: skip
     plot(records, plan, out / f"{stem}.png")

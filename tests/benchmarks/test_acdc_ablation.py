@@ -9,6 +9,7 @@ is always tested.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -81,6 +82,16 @@ def test_quick_run_writes_the_tables_and_resumes(tmp_path: Path, source: str) ->
     jitter_rows = json.loads((tmp_path / "out" / "acdc_ablation_quick_jitter.json").read_text())
     assert [r[0] for r in jitter_rows["table"]["rows"]] == ["edpcnn (delta 1)", "edpcnn (delta 2)"]
     assert (tmp_path / "out" / "acdc_ablation_quick.png").stat().st_size > 0
+    seconds = json.loads((tmp_path / "out" / "acdc_ablation_quick_seconds.json").read_text())
+    cells = {r[0]: r[1] for r in seconds["table"]["rows"]}
+    assert re.fullmatch(r"\d+ s \(1; load [\d.]+–[\d.]+\)", cells["EDPCNN (bypass)"]), cells
+    assert cells["disc of the mean radius (no labels)"] == "no training"
+    issue20 = json.loads((tmp_path / "out" / "acdc_ablation_quick_issue20.json").read_text())
+    assert issue20["complete"] and issue20["runs_done"] == 6  # unet, edpcnn, es-hi, 2 semi, softdp
+    assert issue20["table"]["columns"] == ["method", "10 images"]
+    cells = {r[0]: r[1] for r in issue20["table"]["rows"]}
+    assert re.fullmatch(r"0\.\d{3} \(1\); \d+ s", cells["EDPCNN-ES"]), cells
+    assert re.fullmatch(r"[+-]0\.\d{3} \(1 seed\)", cells["bypass − softDP (target: ≥ 0)"])
     ceilings = dict(result["ceiling_table"]["rows"])  # the DP on the true masks
     assert list(ceilings) == ["pool 1", "pool 2", "pool 4"]
     assert all(0.5 < d <= 1.0 for d in ceilings.values()), ceilings
@@ -158,3 +169,83 @@ def test_the_augmented_rows_run_every_seed_at_10_20_50(tmp_path: Path) -> None:
     # (unet, edpcnn and the baselines at each)
     assert len(before) == 38 + 6
     assert not [j for j in jobs_of(QUICK) if j.variant.endswith("-aug")]
+
+
+# ---------------------------------------------------------------------------- the tables' cells
+def _record(variant: str, size: int, seed: int, dice: float, step: float = 0.5,
+            loads: tuple[float, float] = (1.0, 2.0), **extra: object) -> dict:  # fmt: skip
+    """A finished run's record as ``train_job`` writes it (the fields the tables read)."""
+    from benchmarks.acdc_ablation._study import EVALUATED, VARIANTS
+
+    names = EVALUATED[variant]
+    evals = {n: {"dice": dice + 0.1 * k} for k, n in enumerate(names)}  # unet-dp: +0.1
+    return {"key": f"n={size}/seed={seed}/{variant}/it=500", "size": size, "seed": seed,
+            "variant": variant, "method": VARIANTS[variant][0], "iterations": 500,
+            "evaluations": evals, "resumed": False, "seconds_per_iteration_median": step,
+            "train_seconds_this_session": 500 * step * 2 + 10.0,  # steps twice the median's
+            "overhead_seconds_this_session": 10.0, "load_average_start": loads[0],
+            "load_average_end": loads[1], "train_config": {"temperature": 1.0}, **extra}
+
+
+def test_seconds_per_run_are_iterations_times_the_median_step() -> None:
+    """Median over seeds of 500 x the median step, with the load range of the runs; the
+    label-free baselines have none; a resumed run counts its whole length."""
+    from benchmarks.acdc_ablation._cells import seconds_method, seconds_table
+    from benchmarks.acdc_ablation._study import FULL
+
+    records = [_record("unet", 10, 0, 0.70, step=0.2, loads=(1.0, 2.0)),
+               _record("unet", 10, 1, 0.72, step=1.0, loads=(3.0, 9.0)),
+               _record("unet", 10, 2, 0.74, step=0.4, loads=(2.5, 2.5), resumed=True),
+               {"key": "n=10/seed=0/baselines/it=0", "size": 10, "seed": 0,
+                "variant": "baselines", "evaluations": {"untrained-dp": {"dice": 0.5},
+                                                        "mean-disc": {"dice": 0.7}}}]
+    table = seconds_table(records, FULL)
+    assert table["columns"] == ["method", "10 images", "20 images", "50 images", "100 images",
+                                "200 images"]
+    rows = {r[0]: r[1:] for r in table["rows"]}
+    # 500 x (0.2, 1.0, 0.4) = 100, 500, 200 s: the median 200
+    assert rows["U-Net"] == ["200 s (3; load 1.0–9.0)", "-", "-", "-", "-"]
+    assert rows["U-Net+DP"][0] == "200 s (3; load 1.0–9.0)"  # the same runs
+    assert rows["DP on an untrained U-Net (no labels)"][0] == "no training"
+    assert rows["EDPCNN (bypass)"][0] == "-"
+    text = seconds_method(records)
+    assert "1.0 to 9.0 over these runs" in text
+    assert "over the 2 runs trained in one session, the sum of steps was 2.00 to 2.00" in text
+
+
+def test_the_issue20_table_pairs_the_differences_by_seed() -> None:
+    """Closed forms: means, s.d. and median seconds per cell; each difference over the seeds
+    both rows ran, the best of the EDPCNN rows by its mean."""
+    from benchmarks.acdc_ablation import _issue20
+    from benchmarks.acdc_ablation._study import FULL
+
+    records = [
+        *(_record("unet", 10, s, d, step=0.2) for s, d in ((0, 0.70), (1, 0.72), (2, 0.74))),
+        *(_record("edpcnn", 10, s, d, step=st) for s, d, st in ((0, 0.85, 0.3), (1, 0.86, 0.5),
+                                                                 (2, 0.90, 0.4))),
+        *(_record("edpcnn-semi", 10, s, d) for s, d in ((0, 0.88), (1, 0.92))),  # mean 0.90
+        *(_record("unet-semi", 10, s, d) for s, d in ((0, 0.80), (2, 0.84))),
+        *(_record("softdp", 10, s, d, train_config={"temperature": 3.0})
+          for s, d in ((0, 0.83), (1, 0.84))),
+        _record("edpcnn", 20, 0, 0.85),  # no U-Net at 20 images: no difference
+    ]
+    table = _issue20.table(records, FULL)
+    assert table["columns"] == ["method", "10 images", "20 images", "50 images"]
+    rows = {r[0]: r[1:] for r in table["rows"]}
+    assert list(rows)[:9] == [
+        "U-Net", "U-Net, augmented", "U-Net, mean teacher (semi-supervised)", "U-Net+DP",
+        "EDPCNN (bypass)", "EDPCNN, augmented", "EDPCNN, semi-supervised",
+        "EDPCNN-softDP, temperature 3 (chosen on validation)", "EDPCNN-ES"]
+    assert rows["U-Net"] == ["0.720 ± 0.020 (3); 100 s", "-", "-"]
+    assert rows["U-Net+DP"][0] == "0.820 ± 0.020 (3); 100 s"
+    # s.d. of (0.85, 0.86, 0.90): sqrt(0.0014 / 2) = 0.0265; seconds 500 x median(0.3, 0.5, 0.4)
+    assert rows["EDPCNN (bypass)"] == ["0.870 ± 0.026 (3); 200 s", "0.850 (1); 250 s", "-"]
+    assert rows["EDPCNN-ES"] == ["-", "-", "-"]
+    diffs = list(rows.values())[9:]
+    # EDPCNN best at 10 = semi (0.90 > 0.87); seeds 0, 1 against the U-Net: 0.18, 0.20
+    assert diffs[0] == ["+0.190 ± 0.014 (2 seeds; best: EDPCNN, semi-supervised)", "-", "-"]
+    # against the semi-supervised U-Net only seed 0 pairs: 0.88 - 0.80
+    assert diffs[1] == ["+0.080 (1 seed; best: EDPCNN, semi-supervised)", "-", "-"]
+    assert diffs[2] == ["+0.020 ± 0.000 (2 seeds)", "-", "-"]  # bypass - softDP, seeds 0, 1
+    done, planned = _issue20.progress(records, FULL)
+    assert done == 12 and planned > done  # the 20-image run is not the plan's (600 iterations)

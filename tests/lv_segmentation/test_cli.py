@@ -162,6 +162,24 @@ def test_help_documents_every_training_option(capsys) -> None:  # type: ignore[n
     assert "--resume" in text and "--out RUN_DIR" in text
 
 
+def test_help_points_to_the_evidence_for_the_defaults_the_acdc_study_decides(capsys) -> None:  # type: ignore[no-untyped-def]
+    """--augment, --unlabelled, --temperature and edpcnn-es name the docs section with the
+    comparison (issue #20), and that section exists."""
+    from lvseg.methods import EVIDENCE
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert EVIDENCE == "docs/reproducing_thesis.md, 'Ten labels'"
+    for start in ("--augment {none,light,standard,elastic} training", "--unlabelled K semi",
+                  "--temperature TAU temperature", "edpcnn-es: the same with ES"):
+        help_text = text[text.index(start) + len(start):]
+        ends = [help_text.find(x) for x in (" --", "; edpcnn-softdp:") if x in help_text]
+        assert EVIDENCE in help_text[: min(ends)], start  # in this option's own help
+    page = Path(__file__).resolve().parents[2] / "docs" / "reproducing_thesis.md"
+    assert "\n## Ten labels\n" in page.read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize("command", ["evaluate", "predict"])
 def test_evaluate_and_predict_options_come_from_their_configs(command: str) -> None:
     """Every option of the two commands is a config field (one definition, one meaning)."""

@@ -133,7 +133,8 @@ def test_a_bad_temperature_names_the_option(bad: float, capsys) -> None:  # type
 def test_cli_lists_the_method_and_refuses_the_option_elsewhere(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])
-    text = " ".join(capsys.readouterr().out.split())
+    # argparse wraps after a hyphen ("edpcnn-" then "softdp" on the next line): join those too
+    text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")
     assert "edpcnn-softdp: U-Net trained end to end through the relaxed DP" in text
     assert "--temperature TAU temperature of the relaxed DP" in text
     argv = ["train", "--method", "edpcnn", "--temperature", "0.5", *TINY_ARGS,

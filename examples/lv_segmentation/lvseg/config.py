@@ -29,7 +29,7 @@ from lvseg.augment import PRESETS
 from lvseg.data.datasets import DATASETS
 from lvseg.data.preprocessing import CROP_SIZE
 from lvseg.data.splits import SCHEMES
-from lvseg.methods import METHODS
+from lvseg.methods import EVIDENCE, METHODS
 from lvseg.models import NORMS
 from lvseg.options import check_fields, document, option
 from lvseg.rundir import RunDirError
@@ -145,7 +145,8 @@ class TrainConfig:
     rotation: float = option(0.5, "training star rotation, uniform in +-R radians",
                              thesis="0.5", metavar="RAD", low=0.0)
     augment: str = option("none", "training data augmentation, the same for every method "
-                          "(lvseg.augment.PRESETS; none: the thesis' setting)",
+                          "(lvseg.augment.PRESETS; none: the thesis' setting; the evidence for "
+                          f"the default: {EVIDENCE})",
                           choices=tuple(PRESETS))
     crop_offset: float = option(0.0, "the data's 128 x 128 crops are centred on the LV moved by "
                                 "up to F x half the crop, uniformly per slice (0: centred, the "
@@ -175,11 +176,12 @@ class TrainConfig:
     temperature: float | None = option(
         None, "temperature of the relaxed DP that " + ", ".join(_RELAXED) + " trains through "
         "(None: " + ", ".join(f"{k} {v:g}" for k, v in _RELAXED.items()) + "; the ACDC study "
-        "chooses it on validation: docs/lv_example.md); at least 1e-3: towards 0 the relaxed DP "
+        f"chooses it on validation: {EVIDENCE}); at least 1e-3: towards 0 the relaxed DP "
         "becomes the hard DP, whose gradient is 0 almost everywhere", metavar="TAU", low=1e-3)
     unlabelled: int = option(0, "semi-supervised: K unlabelled training-split images per "
                              "iteration, their targets from an EMA teacher (lvseg.teacher; "
-                             "0: off; unet, unet-dp and edpcnn)", metavar="K", low=0, high=1024)
+                             "0: off; unet, unet-dp and edpcnn; the evidence for the default: "
+                             f"{EVIDENCE})", metavar="K", low=0, high=1024)
     unlabelled_weight: float = option(1.0, "weight of the unlabelled images' loss (reached after "
                                       "--unlabelled-rampup iterations)", metavar="W", low=0.0)
     unlabelled_rampup: int = option(100, "iterations over which the unlabelled weight rises "
