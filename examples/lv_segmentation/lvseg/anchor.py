@@ -176,7 +176,18 @@ def locate_motion(unet: nn.Module, images: np.ndarray, spacing: tuple[float, flo
     frames, spacing = _frames(images), _check_spacing(spacing)
     n_t, n_z, h, w = frames.shape
     grid = _training_grid(frames.reshape(-1, h, w), spacing)
-    anchor = _peak(motion_map(grid.reshape(n_t, n_z, *grid.shape[-2:])))
+    return _locate_motion_grid(unet, grid.reshape(n_t, n_z, *grid.shape[-2:]), spacing, (h, w),
+                               min_area_mm2)
+
+
+def _locate_motion_grid(unet: nn.Module, frames: np.ndarray, spacing: tuple[float, float],
+                        shape: tuple[int, int], min_area_mm2: float) -> Located | None:
+    """:func:`locate_motion` on frames already on the training grid :math:`(T, Z, H', W')`
+    (:func:`lvseg.locate._training_grid`), whose input slices have ``shape`` :math:`(H, W)`
+    and pixel size ``spacing``: a caller that crops the slices afterwards
+    (:mod:`lvseg.centre_free`) resamples each once."""
+    grid = frames.reshape(-1, *frames.shape[-2:])
+    anchor = _peak(motion_map(frames))
     if anchor is None:
         return None
     ax, ay = anchor
@@ -198,4 +209,4 @@ def locate_motion(unet: nn.Module, images: np.ndarray, spacing: tuple[float, flo
                 found[i] = blob
     return _to_input(np.array([(x, y) for x, y, _, _ in found]),
                      np.array([n for _, _, n, _ in found]), [m for *_, m in found],
-                     spacing, (h, w), min_area_mm2)
+                     spacing, shape, min_area_mm2)

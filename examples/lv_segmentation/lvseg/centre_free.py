@@ -34,11 +34,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lvseg.anchor import locate_motion
-from lvseg.locate import FINDERS, MIN_AREA_MM2, Located, locate
+from lvseg.anchor import _locate_motion_grid
+from lvseg.locate import FINDERS, MIN_AREA_MM2, Located, _locate_grid, _training_grid
 from lvseg.methods import get_method
 from lvseg.predict import to_input_grid
-from lvseg.prepare import prepare_image
+from lvseg.prepare import crop_grid
 from lvseg.runs import LoadedRun
 from lvseg.segment import segment
 from lvseg.volumes.plausibility import RIM_FRACTION, RIM_TOLERANCE
@@ -146,17 +146,20 @@ class RunSegmenter:
         height, width = images.shape[-2:]
         flat = images.reshape(-1, height, width)
         plane = (float(spacing[1]), float(spacing[2]))
-        found, why_not = self._locate(images, plane)
+        # every slice resampled once: the finder's and both segmentations' crops are cut from it
+        grid = _training_grid(flat, plane)
+        found, why_not = self._locate(grid.reshape(*images.shape[:2], *grid.shape[-2:]), plane,
+                                      (height, width))
         empty = np.zeros((height, width), dtype=bool)
         results = [SliceResult(empty, False)] * len(flat)
         todo = np.flatnonzero(found.has_lv)
         if len(todo) == 0:
             return results
         centers = found.centers[todo]
-        out = self._segment(flat[todo], centers, plane)
+        out = self._segment(grid[todo], centers, plane, (height, width))
         if self.method.dp and self.refine:
             moved = np.array([_centroid(mask, c) for (mask, *_), c in zip(out, centers)])
-            out = self._segment(flat[todo], moved, plane)
+            out = self._segment(grid[todo], moved, plane, (height, width))
         radius = float(self.star.radius)
         for k, (mask, center, radii) in zip(todo, out):
             why = None
@@ -172,13 +175,13 @@ class RunSegmenter:
                                          note=why if note is None else f"{note}; {why}")
         return results
 
-    def _locate(self, images: np.ndarray, plane: tuple[float, float]
+    def _locate(self, grid: np.ndarray, plane: tuple[float, float], shape: tuple[int, int]
                 ) -> tuple[Located, str | None]:
-        """The LV of every slice of ``images`` :math:`(T, Z, H, W)`, and why ``find="motion"``
-        fell back to the map (``None`` when it did not)."""
-        if self.finder(images.shape[0]) == "motion":
-            found = locate_motion(self.locator.unet, images, plane,
-                                  min_area_mm2=self.min_area_mm2)
+        """The LV of every slice of ``grid`` :math:`(T, Z, H', W')` (the input's slices of
+        ``shape`` :math:`(H, W)` on the training grid), and why ``find="motion"`` fell back to
+        the map (``None`` when it did not)."""
+        if self.finder(grid.shape[0]) == "motion":
+            found = _locate_motion_grid(self.locator.unet, grid, plane, shape, self.min_area_mm2)
             if found is not None:
                 return found, None
             reason = "its frames are identical"
@@ -188,15 +191,17 @@ class RunSegmenter:
         if self.find == "motion":
             why_not = (f"--find motion: no motion to find the LV by ({reason}); the LV of this "
                        "volume was found on the locator's map (--find map)")
-        return locate(self.locator.config.method, self.locator.unet,
-                      images.reshape(-1, *images.shape[-2:]), plane,
-                      min_area_mm2=self.min_area_mm2), why_not
+        return _locate_grid(self.locator.config.method, self.locator.unet,
+                            grid.reshape(-1, *grid.shape[-2:]), plane, shape,
+                            self.min_area_mm2), why_not
 
-    def _segment(self, images: np.ndarray, centers: np.ndarray, spacing: tuple[float, float]
+    def _segment(self, grid: np.ndarray, centers: np.ndarray, spacing: tuple[float, float],
+                 shape: tuple[int, int]
                  ) -> list[tuple[np.ndarray, tuple[float, float], np.ndarray | None]]:
-        """``(mask, centre, radii)`` per slice, the star centred at ``centers`` (input px)."""
-        prepared = [prepare_image(image, (float(x), float(y)), spacing)
-                    for image, (x, y) in zip(images, centers)]
+        """``(mask, centre, radii)`` per slice of ``grid`` (slices of ``shape`` on the training
+        grid), the star centred at ``centers`` (input px)."""
+        prepared = [crop_grid(image, (float(x), float(y)), spacing)
+                    for image, (x, y) in zip(grid, centers)]
         crops = torch.from_numpy(np.stack([p.crop for p in prepared])[:, None])
         star_centers = torch.tensor([p.center for p in prepared], dtype=torch.float32)
         seg = segment(self.method, self.run.unet, crops, star_centers, self.star)
@@ -205,7 +210,7 @@ class RunSegmenter:
                 [largest_component(m) for m in seg.masks.numpy()])))
         out = []
         for k, p in enumerate(prepared):
-            mask, _ = to_input_grid(p, seg, k, images.shape[-2:])
+            mask, _ = to_input_grid(p, seg, k, shape)
             radii = None
             if seg.contours is not None:
                 radii = np.linalg.norm(seg.contours[k].numpy() - np.asarray(p.center), axis=1)

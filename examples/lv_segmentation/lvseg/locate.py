@@ -38,9 +38,10 @@ import torch
 from scipy import ndimage
 from torch import nn
 
-from lvseg.data import SPACING_MM, normalize_intensities, resample
+from lvseg.data import SPACING_MM
 from lvseg.methods import Method
 from lvseg.options import check_fields, document, option
+from lvseg.prepare import training_grid
 
 __all__ = ["FINDERS", "MAX_JUMP_MM", "MIN_AREA_MM2", "LocateOptions", "Located", "foreground",
            "locate"]
@@ -134,10 +135,8 @@ def _consistent(blobs: list[list[tuple[float, float, int, int]]], min_pixels: fl
 
 def _training_grid(images: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
     """The slices :math:`(K, H, W)` resampled to the training spacing and normalised as in
-    training (:mod:`lvseg.prepare`), float32 :math:`(K, H', W')`."""
-    return np.stack([normalize_intensities(resample(image, np.zeros(image.shape, bool), spacing,
-                                                    SPACING_MM)[0]).astype(np.float32)
-                     for image in images])
+    training (:func:`lvseg.prepare.training_grid`), float32 :math:`(K, H', W')`."""
+    return np.stack([training_grid(image, spacing) for image in images])
 
 
 @torch.no_grad()
@@ -194,8 +193,18 @@ def locate(method: str | Method, unet: nn.Module, images: np.ndarray,
         :class:`Located`, centres in the input slices' pixels.
     """
     images = np.asarray(images, dtype=np.float32)
+    return _locate_grid(method, unet, _training_grid(images, spacing), spacing,
+                        images.shape[-2:], min_area_mm2)
+
+
+def _locate_grid(method: str | Method, unet: nn.Module, grid: np.ndarray,
+                 spacing: tuple[float, float], shape: tuple[int, int],
+                 min_area_mm2: float) -> Located:
+    """:func:`locate` on slices already on the training grid (:func:`_training_grid`), whose
+    input slices have ``shape`` :math:`(H, W)` and pixel size ``spacing``: a caller that crops
+    the slices afterwards (:mod:`lvseg.centre_free`) resamples each once."""
     labels, blobs = [], []
-    for m in _foreground_maps(unet, _training_grid(images, spacing)):
+    for m in _foreground_maps(unet, grid):
         labelled, found = _blobs(m)
         labels.append(labelled)
         blobs.append(found)
@@ -204,4 +213,4 @@ def locate(method: str | Method, unet: nn.Module, images: np.ndarray,
                      np.array([n for _, _, n, _ in chosen]),
                      [labelled == label if label else None
                       for labelled, (*_, label) in zip(labels, chosen)],
-                     spacing, images.shape[-2:], min_area_mm2)
+                     spacing, shape, min_area_mm2)
