@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from lvseg.anchor import _locate_motion_grid
-from lvseg.locate import FINDERS, MIN_AREA_MM2, Located, _locate_grid, _training_grid
+from lvseg.locate import (BATCH_SIZE, FINDERS, MIN_AREA_MM2, Located, _locate_grid,
+                          _training_grid)
 from lvseg.methods import get_method
 from lvseg.predict import to_input_grid
 from lvseg.prepare import crop_grid
@@ -204,7 +205,8 @@ class RunSegmenter:
                     for image, (x, y) in zip(grid, centers)]
         crops = torch.from_numpy(np.stack([p.crop for p in prepared])[:, None])
         star_centers = torch.tensor([p.center for p in prepared], dtype=torch.float32)
-        seg = segment(self.method, self.run.unet, crops, star_centers, self.star)
+        seg = segment(self.method, self.run.unet, crops, star_centers, self.star,
+                      batch_size=BATCH_SIZE)
         if not self.method.dp:  # the U-Net alone: its largest blob, as the protocol scores it
             seg = seg._replace(masks=torch.from_numpy(np.stack(
                 [largest_component(m) for m in seg.masks.numpy()])))

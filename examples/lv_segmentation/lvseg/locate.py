@@ -43,14 +43,17 @@ from lvseg.methods import Method
 from lvseg.options import check_fields, document, option
 from lvseg.prepare import training_grid
 
-__all__ = ["FINDERS", "MAX_JUMP_MM", "MIN_AREA_MM2", "LocateOptions", "Located", "foreground",
-           "locate"]
+__all__ = ["BATCH_SIZE", "FINDERS", "MAX_JUMP_MM", "MIN_AREA_MM2", "LocateOptions", "Located",
+           "foreground", "locate"]
 
 #: A blob smaller than this (mm²) is "no LV" (an apical LV cavity is larger; noise blobs smaller).
 MIN_AREA_MM2 = 100.0
 #: In a stack of slices, a slice's LV further than this (mm) from the median LV centre of the
 #: stack is a false find: the largest blob near the median is taken instead, or none.
 MAX_JUMP_MM = 30.0
+#: Crops or slices per U-Net call at inference (the finders' and :mod:`lvseg.centre_free`'s):
+#: on CPUs, larger batches were slower per crop (``benchmarks/lv_volumes``, speed).
+BATCH_SIZE = 8
 #: ``--find``: ``map`` (:func:`locate`), ``motion`` (:func:`lvseg.anchor.locate_motion`) or
 #: ``auto`` (:meth:`lvseg.centre_free.RunSegmenter.finder`).
 FINDERS = ("auto", "map", "motion")
@@ -151,8 +154,8 @@ def _foreground_maps(unet: nn.Module, images: np.ndarray) -> np.ndarray:
     weight = next(unet.parameters(), None)
     device = weight.device if weight is not None else torch.device("cpu")
     unet.eval()
-    out = [foreground(unet(torch.from_numpy(stacked[s:s + 8, None]).to(device)))
-           [:, 0, :height, :width].cpu().numpy() for s in range(0, len(stacked), 8)]
+    out = [foreground(unet(torch.from_numpy(stacked[s:s + BATCH_SIZE, None]).to(device)))
+           [:, 0, :height, :width].cpu().numpy() for s in range(0, len(stacked), BATCH_SIZE)]
     return np.concatenate(out)
 
 
