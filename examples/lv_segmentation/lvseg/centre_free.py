@@ -9,12 +9,18 @@ For every slice of a volume, :class:`RunSegmenter`
 2. prepares the slice as prediction does (resampling to the training spacing, a crop around the
    found centre: :func:`lvseg.prepare.prepare_image`) and segments it with the run's method
    (:func:`lvseg.segment.segment`);
-3. for DP methods, re-centres once at the centroid of the DP's mask and segments again;
+3. for DP methods, re-centres once at the centroid of the DP's mask and segments again (a crop
+   that did not move keeps its U-Net map: only the DP runs again);
    for ``unet`` keeps the largest connected component of the thresholded mask;
 4. maps the mask back to the slice's grid (:func:`lvseg.predict.to_input_grid`);
 5. for DP methods, replaces an implausible contour (:func:`implausible`: at the star's radius on
    most lines, or far larger than the locator's LV) by the locator's LV mask, with a note that
    becomes a warning naming the slice (``fallback``).
+
+**Speed.** Every slice is resampled to the training grid once
+(:func:`lvseg.prepare.training_grid`); the finder's crops and both segmentations' are cut from
+it (:func:`lvseg.prepare.crop_grid`), and the U-Net sees :data:`lvseg.locate.BATCH_SIZE` crops
+at a time, on the run's device (``--device``). The figures are in ``benchmarks/lv_volumes``.
 
 **Why the fallback.** On ACDC (``benchmarks/lv_volumes``, per-slice analysis) most of an EDPCNN
 run's end-systolic volume error came from a handful of basal slices where the DP found no edge
@@ -41,11 +47,14 @@ from lvseg.methods import get_method
 from lvseg.predict import to_input_grid
 from lvseg.prepare import crop_grid
 from lvseg.runs import LoadedRun
-from lvseg.segment import segment
+from lvseg.segment import segment_maps, unet_maps
 from lvseg.volumes.plausibility import RIM_FRACTION, RIM_TOLERANCE
 from lvseg.volumes.segment import SliceResult, largest_component
 
 __all__ = ["MAX_AREA_RATIO", "RunSegmenter", "implausible"]
+
+#: What a segmentation pass keeps for the next: its crops' origins and the U-Net's raw maps.
+_Kept = tuple[np.ndarray, torch.Tensor]
 
 #: A DP mask more than this many times the area of the locator's LV blob is implausible.
 MAX_AREA_RATIO = 3.0
@@ -157,10 +166,10 @@ class RunSegmenter:
         if len(todo) == 0:
             return results
         centers = found.centers[todo]
-        out = self._segment(grid[todo], centers, plane, (height, width))
+        out, kept = self._segment(grid[todo], centers, plane, (height, width))
         if self.method.dp and self.refine:
             moved = np.array([_centroid(mask, c) for (mask, *_), c in zip(out, centers)])
-            out = self._segment(grid[todo], moved, plane, (height, width))
+            out, _ = self._segment(grid[todo], moved, plane, (height, width), kept)
         radius = float(self.star.radius)
         for k, (mask, center, radii) in zip(todo, out):
             why = None
@@ -197,16 +206,19 @@ class RunSegmenter:
                             self.min_area_mm2), why_not
 
     def _segment(self, grid: np.ndarray, centers: np.ndarray, spacing: tuple[float, float],
-                 shape: tuple[int, int]
-                 ) -> list[tuple[np.ndarray, tuple[float, float], np.ndarray | None]]:
+                 shape: tuple[int, int], kept: _Kept | None = None
+                 ) -> tuple[list[tuple[np.ndarray, tuple[float, float], np.ndarray | None]],
+                            _Kept]:
         """``(mask, centre, radii)`` per slice of ``grid`` (slices of ``shape`` on the training
-        grid), the star centred at ``centers`` (input px)."""
+        grid), the star centred at ``centers`` (input px); and the crops' origins and U-Net maps
+        for the next pass on the same slices (``kept``: a crop that did not move keeps its map)."""
         prepared = [crop_grid(image, (float(x), float(y)), spacing)
                     for image, (x, y) in zip(grid, centers)]
         crops = torch.from_numpy(np.stack([p.crop for p in prepared])[:, None])
         star_centers = torch.tensor([p.center for p in prepared], dtype=torch.float32)
-        seg = segment(self.method, self.run.unet, crops, star_centers, self.star,
-                      batch_size=BATCH_SIZE)
+        origins = np.array([p.origin for p in prepared])
+        maps = self._maps(crops, origins, kept)
+        seg = segment_maps(self.method, maps, star_centers, self.star)
         if not self.method.dp:  # the U-Net alone: its largest blob, as the protocol scores it
             seg = seg._replace(masks=torch.from_numpy(np.stack(
                 [largest_component(m) for m in seg.masks.numpy()])))
@@ -217,7 +229,23 @@ class RunSegmenter:
             if seg.contours is not None:
                 radii = np.linalg.norm(seg.contours[k].numpy() - np.asarray(p.center), axis=1)
             out.append((mask, (float(centers[k][0]), float(centers[k][1])), radii))
-        return out
+        return out, (origins, maps)
+
+    def _maps(self, crops: torch.Tensor, origins: np.ndarray, kept: _Kept | None
+              ) -> torch.Tensor:
+        """The run's U-Net maps of ``crops`` (origins ``(top, left)`` in the training grid);
+        a crop at its origin in ``kept`` (the previous pass on the same slices) is the same
+        crop, and keeps its map instead of going through the U-Net again."""
+        if kept is None:
+            return unet_maps(self.run.unet, crops, batch_size=BATCH_SIZE)
+        old_origins, maps = kept
+        redo = np.flatnonzero((origins != old_origins).any(axis=1))
+        maps = maps.clone()
+        if len(redo):
+            index = torch.from_numpy(redo)
+            maps[index.to(maps.device)] = unet_maps(self.run.unet, crops[index],
+                                                    batch_size=BATCH_SIZE)
+        return maps
 
 
 def _centroid(mask: np.ndarray, fallback: np.ndarray) -> tuple[float, float]:
