@@ -143,31 +143,39 @@ def write_cine(folder: Path, n_frames: int) -> Path:
 def in_process(run_dir: str, locator: str | None, cine: Path, threads: int, find: str,
                out: Path) -> dict[str, Any]:
     """Stage times of one ``predict_volumes`` call on ``cine`` with torch on ``threads``."""
-    import contextlib
-
     import torch
 
     from lvseg.centre_free import RunSegmenter
     from lvseg.runs import load_run
-    from lvseg.volumes import predict_volumes, read_volume
 
     torch.set_num_threads(threads)
     run = load_run(run_dir)
-    locating = None if locator is None else load_run(locator)
-    segmenter = RunSegmenter(run, locator=locating, find=find)
+    segmenter = RunSegmenter(run, locator=None if locator is None else load_run(locator),
+                             find=find)
+    return {"threads": threads, **stage_times(segmenter, cine, out)}
+
+
+def stage_times(segmenter: Any, cine: Path, out: Path) -> dict[str, Any]:
+    """Slices per second and wall/CPU time by stage of ``predict_volumes([cine], segmenter,
+    out)`` (a :class:`lvseg.centre_free.RunSegmenter`), after a warm-up on two frames."""
+    import contextlib
+
+    from lvseg.volumes import predict_volumes, read_volume
+
     volume = read_volume(cine)
     segmenter(volume.array[:2], volume.spacing)  # warm-up: numba's kernels, allocations
     clock = StageClock()
     load = os.getloadavg()[0]
-    with contextlib.contextmanager(_patched)(clock, [run.unet, segmenter.locator.unet]):
+    with contextlib.contextmanager(_patched)(clock, [segmenter.run.unet,
+                                                     segmenter.locator.unet]):
         start = (time.perf_counter(), time.process_time())
         clock.push("other")
         predict_volumes([cine], segmenter, out)
         clock.pop()
         wall, cpu = time.perf_counter() - start[0], time.process_time() - start[1]
     slices = int(np.prod(volume.array.shape[:2]))
-    return {"threads": threads, "slices": slices, "wall_s": wall, "cpu_s": cpu,
-            "slices_per_s": slices / wall, "load": load,
+    return {"slices": slices, "wall_s": wall, "cpu_s": cpu, "slices_per_s": slices / wall,
+            "load": load,
             "stages": {k: {"wall_s": clock.wall[k], "cpu_s": clock.cpu[k]} for k in clock.wall}}
 
 
