@@ -1,11 +1,13 @@
 """The speed-ups of centre-free volume segmentation change no result (issue #19, speed).
 
 Each slice is resampled once (:func:`lvseg.prepare.training_grid`) and cropped for the finder and
-both segmentations (:func:`lvseg.prepare.crop_grid`), instead of being resampled for each. The
-masks, "no LV" slices, warnings and JSON volumes of a phantom cine must stay those the code
-gave before (the digests below were recorded with it, commit 394fb46). The U-Net is an exact
-oracle (a threshold of each crop's intensity range, the same on every machine), so the digests
-do not depend on a CPU's convolution kernels.
+both segmentations (:func:`lvseg.prepare.crop_grid`); a refinement crop that did not move keeps
+its U-Net map; blob centroids are computed in the crop's window instead of the whole slice
+(:func:`lvseg.locate._blobs`, to the bit as ``scipy.ndimage.center_of_mass``). The masks, "no
+LV" slices, warnings and JSON volumes of a phantom cine must stay those the code gave before
+(the digests below were recorded with it, commit 394fb46). The U-Net is an exact oracle (a
+threshold of each crop's intensity range, the same on every machine), so the digests do not
+depend on a CPU's convolution kernels.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from lvseg.centre_free import RunSegmenter
+from lvseg.locate import _blobs
 from lvseg.prepare import crop_grid, prepare_image, training_grid
 from lvseg.runs import LoadedRun
 from lvseg.volumes import Volume, phantom_cine, segment_volume, volume_record
@@ -67,3 +71,24 @@ def test_crop_grid_of_the_training_grid_is_prepare_image() -> None:
         a, b = crop_grid(grid, center, (1.8, 1.1)), prepare_image(image, center, (1.8, 1.1))
         assert np.array_equal(a.crop, b.crop) and a.crop.dtype == np.float32
         assert (a.center, a.origin, a.factors) == (b.center, b.origin, b.factors)
+
+
+def _scipy_blobs(mask: np.ndarray) -> list[tuple[float, float, int, int]]:
+    """What lvseg.locate._blobs computed before: scipy's labels and center_of_mass."""
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return []
+    sizes = np.bincount(labels.ravel())[1:]
+    centres = ndimage.center_of_mass(mask, labels, range(1, n + 1))
+    return [(float(centres[k][1]), float(centres[k][0]), int(sizes[k]), int(k) + 1)
+            for k in np.argsort(-sizes, kind="stable")]
+
+
+def test_blob_centroids_are_scipys_to_the_bit_in_a_window_too() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        image = ndimage.gaussian_filter(rng.normal(size=(90, 110)), 2) > 0.05
+        assert _blobs(image)[1] == _scipy_blobs(image)
+        window = np.zeros_like(image)
+        window[7:70, 13:] = image[7:70, 13:]
+        assert _blobs(image[7:70, 13:], (7, 13))[1] == _scipy_blobs(window)

@@ -143,15 +143,18 @@ def _crop_blobs(unet: nn.Module, grid: np.ndarray, xs: np.ndarray, ys: np.ndarra
         origins.append((x0, y0))
     found: list[tuple[float, float, int, np.ndarray | None]] = []
     for fg, (x0, y0) in zip(_foreground_maps(unet, crops), origins):
-        canvas = np.zeros((height + 2 * size, width + 2 * size), bool)
-        canvas[y0 + size:y0 + 2 * size, x0 + size:x0 + 2 * size] = fg
-        inside = canvas[size:size + height, size:size + width]
-        labels, blobs = _blobs(inside)
+        top, left = max(y0, 0), max(x0, 0)  # the crop's part inside the image
+        bottom, right = min(y0 + size, height), min(x0 + size, width)
+        blobs: list[tuple[float, float, int, int]] = []
+        if top < bottom and left < right:
+            labels, blobs = _blobs(fg[top - y0:bottom - y0, left - x0:right - x0], (top, left))
         if not blobs:
             found.append((math.nan, math.nan, 0, None))
         else:
             x, y, n, label = blobs[0]
-            found.append((x, y, n, labels == label))
+            mask = np.zeros((height, width), bool)
+            mask[top:bottom, left:right] = labels == label
+            found.append((x, y, n, mask))
     return found
 
 

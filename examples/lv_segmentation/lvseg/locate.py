@@ -101,17 +101,27 @@ def foreground(maps: torch.Tensor) -> torch.Tensor:
     return maps > 0
 
 
-def _blobs(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[float, float, int, int]]]:
+def _blobs(mask: np.ndarray, origin: tuple[int, int] = (0, 0)
+           ) -> tuple[np.ndarray, list[tuple[float, float, int, int]]]:
     """The labels of the 8-connected blobs and ``(x, y, pixels, label)`` of each, largest first
-    (no blob for an empty mask)."""
+    (no blob for an empty mask); ``mask`` is the window at ``origin`` ``(top, left)`` of a larger
+    image that is empty outside it, and ``x, y`` are in that image's pixels.
+
+    The centroids are ``scipy.ndimage.center_of_mass``'s, computed the same way (weighted
+    ``bincount`` in raster order, whose sums do not change when empty pixels are left out), so
+    a window gives the same numbers as the whole image, faster."""
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
     if n == 0:
         return labels, []
-    sizes = np.bincount(labels.ravel())[1:]
-    centres = ndimage.center_of_mass(mask, labels, range(1, n + 1))
+    flat, weight = labels.ravel(), np.asarray(mask, bool)
+    sizes = np.bincount(flat)[1:]
+    total = np.bincount(flat, weights=weight.ravel())[1:]
+    rows = np.arange(origin[0], origin[0] + mask.shape[0]).astype(float)[:, None]
+    cols = np.arange(origin[1], origin[1] + mask.shape[1]).astype(float)[None, :]
+    ys = np.bincount(flat, weights=(weight * rows).ravel())[1:] / total
+    xs = np.bincount(flat, weights=(weight * cols).ravel())[1:] / total
     order = np.argsort(-sizes, kind="stable")
-    return labels, [(float(centres[k][1]), float(centres[k][0]), int(sizes[k]), int(k) + 1)
-                    for k in order]
+    return labels, [(float(xs[k]), float(ys[k]), int(sizes[k]), int(k) + 1) for k in order]
 
 
 _NONE = (float("nan"), float("nan"), 0, 0)
