@@ -165,11 +165,11 @@ class RunSegmenter:
         todo = np.flatnonzero(found.has_lv)
         if len(todo) == 0:
             return results
-        centers = found.centers[todo]
-        out, kept = self._segment(grid[todo], centers, plane, (height, width))
+        centers, lv_grid = found.centers[todo], grid[todo]
+        out, kept = self._segment(lv_grid, centers, plane, (height, width))
         if self.method.dp and self.refine:
             moved = np.array([_centroid(mask, c) for (mask, *_), c in zip(out, centers)])
-            out, _ = self._segment(grid[todo], moved, plane, (height, width), kept)
+            out, _ = self._segment(lv_grid, moved, plane, (height, width), kept)
         radius = float(self.star.radius)
         for k, (mask, center, radii) in zip(todo, out):
             why = None
