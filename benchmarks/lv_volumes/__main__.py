@@ -20,10 +20,11 @@ predicted - true, limits of agreement 1.96 s.d.). The centre finder is scored pe
 the ground truth: has-LV accuracy (a slice has LV when its ``_gt`` mask has label 3), and, on
 slices where both agree, the distance in mm from the final star centre to the true LV centroid
 (median and 90th percentile), and ``fallbacks`` counts the slices whose implausible DP contour
-was replaced by the locator's mask (``lvseg.centre_free.implausible``). Speed: the first run segments a phantom cine
-(``lvseg.volumes.phantom_cine``, 30 frames x 10 slices of 224 x 224 pixels at 1.5625 mm) after
-a warm-up on one frame; slices per second = 300 / wall time, on the CPU with torch's default
-threads (the machine is shared: the load average is recorded).
+was replaced by the locator's mask (``lvseg.centre_free.implausible``). Speed: the first run predicts a phantom cine
+(``lvseg.volumes.phantom_cine``, 30 frames x 10 slices of 224 x 224 pixels at 1.5625 mm) as
+``benchmarks/lv_volumes/speed.py`` does (one repeat; its docstring has the method): slices per
+second, wall and CPU time by stage, on 1 and 2 threads, in process and as the ``lvseg predict``
+command, with the load average (the machine is shared).
 
 Run ``python -m benchmarks.lv_volumes --run edpcnn=DIR --run unet=DIR --locator DIR`` from the
 repository root (about 10 minutes per run on 2 busy CPU cores), or ``--quick`` (2 patients, a
@@ -34,7 +35,6 @@ trained on 10 images); ``--n-lines N`` segments with an N-line star (``lvseg --n
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -108,24 +108,10 @@ def evaluate(name: str, run_dir: str, locator: str | None, patients: list[Path],
 
 def speed(run_dir: str, locator: str | None, n_frames: int, find: str = "auto"
           ) -> dict[str, Any]:
-    from lvseg.centre_free import RunSegmenter
-    from lvseg.methods import get_method
-    from lvseg.runs import load_run
-    from lvseg.volumes import phantom_cine
+    from benchmarks.lv_volumes.speed import measure, stage_table
 
-    run = load_run(run_dir)
-    own = not get_method(run.config.method).end_to_end
-    segmenter = RunSegmenter(run, locator=None if own else load_run(locator), find=find)
-    images, _, truth = phantom_cine(size=224, n_frames=n_frames, spacing=(10.0, 1.5625, 1.5625))
-    segmenter(images[:1], truth.spacing)  # warm-up (numba, allocations)
-    load = os.getloadavg()[0]
-    start = time.perf_counter()
-    segmenter(images, truth.spacing)
-    seconds = time.perf_counter() - start
-    return {"method": run.config.method, "finder": segmenter.finder(n_frames),
-            "slices": int(images.shape[0] * images.shape[1]),
-            "seconds": seconds, "slices_per_second": images.shape[0] * images.shape[1] / seconds,
-            "load_before": load, "load_after": os.getloadavg()[0]}
+    result = measure(run_dir, locator, n_frames, repeats=1, find=find)
+    return {**result, "table": stage_table(result)}
 
 
 def _f(value: Any, digits: int) -> str:
@@ -167,8 +153,7 @@ def main() -> None:
         "table": table, "method": H.method_text(__doc__),
         "machine": H.machine_info(), "patients": [d.name for d in patients],
         "quick": args.quick, "runs": results, "speed": fast})
-    print(f"{fast['slices']} slices in {fast['seconds']:.1f} s: "
-          f"{fast['slices_per_second']:.1f} slices/s")
+    print(H.format_table(fast["table"]))
 
 
 if __name__ == "__main__":

@@ -143,15 +143,18 @@ def _crop_blobs(unet: nn.Module, grid: np.ndarray, xs: np.ndarray, ys: np.ndarra
         origins.append((x0, y0))
     found: list[tuple[float, float, int, np.ndarray | None]] = []
     for fg, (x0, y0) in zip(_foreground_maps(unet, crops), origins):
-        canvas = np.zeros((height + 2 * size, width + 2 * size), bool)
-        canvas[y0 + size:y0 + 2 * size, x0 + size:x0 + 2 * size] = fg
-        inside = canvas[size:size + height, size:size + width]
-        labels, blobs = _blobs(inside)
+        top, left = max(y0, 0), max(x0, 0)  # the crop's part inside the image
+        bottom, right = min(y0 + size, height), min(x0 + size, width)
+        blobs: list[tuple[float, float, int, int]] = []
+        if top < bottom and left < right:
+            labels, blobs = _blobs(fg[top - y0:bottom - y0, left - x0:right - x0], (top, left))
         if not blobs:
             found.append((math.nan, math.nan, 0, None))
         else:
             x, y, n, label = blobs[0]
-            found.append((x, y, n, labels == label))
+            mask = np.zeros((height, width), bool)
+            mask[top:bottom, left:right] = labels == label
+            found.append((x, y, n, mask))
     return found
 
 
@@ -176,7 +179,18 @@ def locate_motion(unet: nn.Module, images: np.ndarray, spacing: tuple[float, flo
     frames, spacing = _frames(images), _check_spacing(spacing)
     n_t, n_z, h, w = frames.shape
     grid = _training_grid(frames.reshape(-1, h, w), spacing)
-    anchor = _peak(motion_map(grid.reshape(n_t, n_z, *grid.shape[-2:])))
+    return _locate_motion_grid(unet, grid.reshape(n_t, n_z, *grid.shape[-2:]), spacing, (h, w),
+                               min_area_mm2)
+
+
+def _locate_motion_grid(unet: nn.Module, frames: np.ndarray, spacing: tuple[float, float],
+                        shape: tuple[int, int], min_area_mm2: float) -> Located | None:
+    """:func:`locate_motion` on frames already on the training grid :math:`(T, Z, H', W')`
+    (:func:`lvseg.locate._training_grid`), whose input slices have ``shape`` :math:`(H, W)`
+    and pixel size ``spacing``: a caller that crops the slices afterwards
+    (:mod:`lvseg.centre_free`) resamples each once."""
+    grid = frames.reshape(-1, *frames.shape[-2:])
+    anchor = _peak(motion_map(frames))
     if anchor is None:
         return None
     ax, ay = anchor
@@ -198,4 +212,4 @@ def locate_motion(unet: nn.Module, images: np.ndarray, spacing: tuple[float, flo
                 found[i] = blob
     return _to_input(np.array([(x, y) for x, y, _, _ in found]),
                      np.array([n for _, _, n, _ in found]), [m for *_, m in found],
-                     spacing, (h, w), min_area_mm2)
+                     spacing, shape, min_area_mm2)

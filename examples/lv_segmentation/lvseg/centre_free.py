@@ -9,12 +9,18 @@ For every slice of a volume, :class:`RunSegmenter`
 2. prepares the slice as prediction does (resampling to the training spacing, a crop around the
    found centre: :func:`lvseg.prepare.prepare_image`) and segments it with the run's method
    (:func:`lvseg.segment.segment`);
-3. for DP methods, re-centres once at the centroid of the DP's mask and segments again;
+3. for DP methods, re-centres once at the centroid of the DP's mask and segments again (a crop
+   that did not move keeps its U-Net map: only the DP runs again);
    for ``unet`` keeps the largest connected component of the thresholded mask;
 4. maps the mask back to the slice's grid (:func:`lvseg.predict.to_input_grid`);
 5. for DP methods, replaces an implausible contour (:func:`implausible`: at the star's radius on
    most lines, or far larger than the locator's LV) by the locator's LV mask, with a note that
    becomes a warning naming the slice (``fallback``).
+
+**Speed.** Every slice is resampled to the training grid once
+(:func:`lvseg.prepare.training_grid`); the finder's crops and both segmentations' are cut from
+it (:func:`lvseg.prepare.crop_grid`), and the U-Net sees :data:`lvseg.locate.BATCH_SIZE` crops
+at a time, on the run's device (``--device``). The figures are in ``benchmarks/lv_volumes``.
 
 **Why the fallback.** On ACDC (``benchmarks/lv_volumes``, per-slice analysis) most of an EDPCNN
 run's end-systolic volume error came from a handful of basal slices where the DP found no edge
@@ -34,17 +40,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lvseg.anchor import locate_motion
-from lvseg.locate import FINDERS, MIN_AREA_MM2, Located, locate
+from lvseg.anchor import _locate_motion_grid
+from lvseg.locate import (BATCH_SIZE, FINDERS, MIN_AREA_MM2, Located, _locate_grid,
+                          _training_grid)
 from lvseg.methods import get_method
 from lvseg.predict import to_input_grid
-from lvseg.prepare import prepare_image
+from lvseg.prepare import crop_grid
 from lvseg.runs import LoadedRun
-from lvseg.segment import segment
+from lvseg.segment import segment_maps, unet_maps
 from lvseg.volumes.plausibility import RIM_FRACTION, RIM_TOLERANCE
 from lvseg.volumes.segment import SliceResult, largest_component
 
 __all__ = ["MAX_AREA_RATIO", "RunSegmenter", "implausible"]
+
+#: What a segmentation pass keeps for the next: its crops' origins and the U-Net's raw maps.
+_Kept = tuple[np.ndarray, torch.Tensor]
 
 #: A DP mask more than this many times the area of the locator's LV blob is implausible.
 MAX_AREA_RATIO = 3.0
@@ -146,17 +156,20 @@ class RunSegmenter:
         height, width = images.shape[-2:]
         flat = images.reshape(-1, height, width)
         plane = (float(spacing[1]), float(spacing[2]))
-        found, why_not = self._locate(images, plane)
+        # every slice resampled once: the finder's and both segmentations' crops are cut from it
+        grid = _training_grid(flat, plane)
+        found, why_not = self._locate(grid.reshape(*images.shape[:2], *grid.shape[-2:]), plane,
+                                      (height, width))
         empty = np.zeros((height, width), dtype=bool)
         results = [SliceResult(empty, False)] * len(flat)
         todo = np.flatnonzero(found.has_lv)
         if len(todo) == 0:
             return results
-        centers = found.centers[todo]
-        out = self._segment(flat[todo], centers, plane)
+        centers, lv_grid = found.centers[todo], grid[todo]
+        out, kept = self._segment(lv_grid, centers, plane, (height, width))
         if self.method.dp and self.refine:
             moved = np.array([_centroid(mask, c) for (mask, *_), c in zip(out, centers)])
-            out = self._segment(flat[todo], moved, plane)
+            out, _ = self._segment(lv_grid, moved, plane, (height, width), kept)
         radius = float(self.star.radius)
         for k, (mask, center, radii) in zip(todo, out):
             why = None
@@ -172,13 +185,13 @@ class RunSegmenter:
                                          note=why if note is None else f"{note}; {why}")
         return results
 
-    def _locate(self, images: np.ndarray, plane: tuple[float, float]
+    def _locate(self, grid: np.ndarray, plane: tuple[float, float], shape: tuple[int, int]
                 ) -> tuple[Located, str | None]:
-        """The LV of every slice of ``images`` :math:`(T, Z, H, W)`, and why ``find="motion"``
-        fell back to the map (``None`` when it did not)."""
-        if self.finder(images.shape[0]) == "motion":
-            found = locate_motion(self.locator.unet, images, plane,
-                                  min_area_mm2=self.min_area_mm2)
+        """The LV of every slice of ``grid`` :math:`(T, Z, H', W')` (the input's slices of
+        ``shape`` :math:`(H, W)` on the training grid), and why ``find="motion"`` fell back to
+        the map (``None`` when it did not)."""
+        if self.finder(grid.shape[0]) == "motion":
+            found = _locate_motion_grid(self.locator.unet, grid, plane, shape, self.min_area_mm2)
             if found is not None:
                 return found, None
             reason = "its frames are identical"
@@ -188,29 +201,51 @@ class RunSegmenter:
         if self.find == "motion":
             why_not = (f"--find motion: no motion to find the LV by ({reason}); the LV of this "
                        "volume was found on the locator's map (--find map)")
-        return locate(self.locator.config.method, self.locator.unet,
-                      images.reshape(-1, *images.shape[-2:]), plane,
-                      min_area_mm2=self.min_area_mm2), why_not
+        return _locate_grid(self.locator.config.method, self.locator.unet,
+                            grid.reshape(-1, *grid.shape[-2:]), plane, shape,
+                            self.min_area_mm2), why_not
 
-    def _segment(self, images: np.ndarray, centers: np.ndarray, spacing: tuple[float, float]
-                 ) -> list[tuple[np.ndarray, tuple[float, float], np.ndarray | None]]:
-        """``(mask, centre, radii)`` per slice, the star centred at ``centers`` (input px)."""
-        prepared = [prepare_image(image, (float(x), float(y)), spacing)
-                    for image, (x, y) in zip(images, centers)]
+    def _segment(self, grid: np.ndarray, centers: np.ndarray, spacing: tuple[float, float],
+                 shape: tuple[int, int], kept: _Kept | None = None
+                 ) -> tuple[list[tuple[np.ndarray, tuple[float, float], np.ndarray | None]],
+                            _Kept]:
+        """``(mask, centre, radii)`` per slice of ``grid`` (slices of ``shape`` on the training
+        grid), the star centred at ``centers`` (input px); and the crops' origins and U-Net maps
+        for the next pass on the same slices (``kept``: a crop that did not move keeps its map)."""
+        prepared = [crop_grid(image, (float(x), float(y)), spacing)
+                    for image, (x, y) in zip(grid, centers)]
         crops = torch.from_numpy(np.stack([p.crop for p in prepared])[:, None])
         star_centers = torch.tensor([p.center for p in prepared], dtype=torch.float32)
-        seg = segment(self.method, self.run.unet, crops, star_centers, self.star)
+        origins = np.array([p.origin for p in prepared])
+        maps = self._maps(crops, origins, kept)
+        seg = segment_maps(self.method, maps, star_centers, self.star)
         if not self.method.dp:  # the U-Net alone: its largest blob, as the protocol scores it
             seg = seg._replace(masks=torch.from_numpy(np.stack(
                 [largest_component(m) for m in seg.masks.numpy()])))
         out = []
         for k, p in enumerate(prepared):
-            mask, _ = to_input_grid(p, seg, k, images.shape[-2:])
+            mask, _ = to_input_grid(p, seg, k, shape)
             radii = None
             if seg.contours is not None:
                 radii = np.linalg.norm(seg.contours[k].numpy() - np.asarray(p.center), axis=1)
             out.append((mask, (float(centers[k][0]), float(centers[k][1])), radii))
-        return out
+        return out, (origins, maps)
+
+    def _maps(self, crops: torch.Tensor, origins: np.ndarray, kept: _Kept | None
+              ) -> torch.Tensor:
+        """The run's U-Net maps of ``crops`` (origins ``(top, left)`` in the training grid);
+        a crop at its origin in ``kept`` (the previous pass on the same slices) is the same
+        crop, and keeps its map instead of going through the U-Net again."""
+        if kept is None:
+            return unet_maps(self.run.unet, crops, batch_size=BATCH_SIZE)
+        old_origins, maps = kept
+        redo = np.flatnonzero((origins != old_origins).any(axis=1))
+        maps = maps.clone()
+        if len(redo):
+            index = torch.from_numpy(redo)
+            maps[index.to(maps.device)] = unet_maps(self.run.unet, crops[index],
+                                                    batch_size=BATCH_SIZE)
+        return maps
 
 
 def _centroid(mask: np.ndarray, fallback: np.ndarray) -> tuple[float, float]:

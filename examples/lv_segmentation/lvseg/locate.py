@@ -38,18 +38,22 @@ import torch
 from scipy import ndimage
 from torch import nn
 
-from lvseg.data import SPACING_MM, normalize_intensities, resample
+from lvseg.data import SPACING_MM
 from lvseg.methods import Method
 from lvseg.options import check_fields, document, option
+from lvseg.prepare import training_grid
 
-__all__ = ["FINDERS", "MAX_JUMP_MM", "MIN_AREA_MM2", "LocateOptions", "Located", "foreground",
-           "locate"]
+__all__ = ["BATCH_SIZE", "FINDERS", "MAX_JUMP_MM", "MIN_AREA_MM2", "LocateOptions", "Located",
+           "foreground", "locate"]
 
 #: A blob smaller than this (mm²) is "no LV" (an apical LV cavity is larger; noise blobs smaller).
 MIN_AREA_MM2 = 100.0
 #: In a stack of slices, a slice's LV further than this (mm) from the median LV centre of the
 #: stack is a false find: the largest blob near the median is taken instead, or none.
 MAX_JUMP_MM = 30.0
+#: Crops or slices per U-Net call at inference (the finders' and :mod:`lvseg.centre_free`'s):
+#: on CPUs, larger batches were slower per crop (``benchmarks/lv_volumes``, speed).
+BATCH_SIZE = 8
 #: ``--find``: ``map`` (:func:`locate`), ``motion`` (:func:`lvseg.anchor.locate_motion`) or
 #: ``auto`` (:meth:`lvseg.centre_free.RunSegmenter.finder`).
 FINDERS = ("auto", "map", "motion")
@@ -97,17 +101,27 @@ def foreground(maps: torch.Tensor) -> torch.Tensor:
     return maps > 0
 
 
-def _blobs(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[float, float, int, int]]]:
+def _blobs(mask: np.ndarray, origin: tuple[int, int] = (0, 0)
+           ) -> tuple[np.ndarray, list[tuple[float, float, int, int]]]:
     """The labels of the 8-connected blobs and ``(x, y, pixels, label)`` of each, largest first
-    (no blob for an empty mask)."""
+    (no blob for an empty mask); ``mask`` is the window at ``origin`` ``(top, left)`` of a larger
+    image that is empty outside it, and ``x, y`` are in that image's pixels.
+
+    The centroids are ``scipy.ndimage.center_of_mass``'s, computed the same way (weighted
+    ``bincount`` in raster order, whose sums do not change when empty pixels are left out), so
+    a window gives the same numbers as the whole image, faster."""
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
     if n == 0:
         return labels, []
-    sizes = np.bincount(labels.ravel())[1:]
-    centres = ndimage.center_of_mass(mask, labels, range(1, n + 1))
+    flat, weight = labels.ravel(), np.asarray(mask, bool)
+    sizes = np.bincount(flat)[1:]
+    total = np.bincount(flat, weights=weight.ravel())[1:]
+    rows = np.arange(origin[0], origin[0] + mask.shape[0]).astype(float)[:, None]
+    cols = np.arange(origin[1], origin[1] + mask.shape[1]).astype(float)[None, :]
+    ys = np.bincount(flat, weights=(weight * rows).ravel())[1:] / total
+    xs = np.bincount(flat, weights=(weight * cols).ravel())[1:] / total
     order = np.argsort(-sizes, kind="stable")
-    return labels, [(float(centres[k][1]), float(centres[k][0]), int(sizes[k]), int(k) + 1)
-                    for k in order]
+    return labels, [(float(xs[k]), float(ys[k]), int(sizes[k]), int(k) + 1) for k in order]
 
 
 _NONE = (float("nan"), float("nan"), 0, 0)
@@ -134,10 +148,8 @@ def _consistent(blobs: list[list[tuple[float, float, int, int]]], min_pixels: fl
 
 def _training_grid(images: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
     """The slices :math:`(K, H, W)` resampled to the training spacing and normalised as in
-    training (:mod:`lvseg.prepare`), float32 :math:`(K, H', W')`."""
-    return np.stack([normalize_intensities(resample(image, np.zeros(image.shape, bool), spacing,
-                                                    SPACING_MM)[0]).astype(np.float32)
-                     for image in images])
+    training (:func:`lvseg.prepare.training_grid`), float32 :math:`(K, H', W')`."""
+    return np.stack([training_grid(image, spacing) for image in images])
 
 
 @torch.no_grad()
@@ -152,8 +164,8 @@ def _foreground_maps(unet: nn.Module, images: np.ndarray) -> np.ndarray:
     weight = next(unet.parameters(), None)
     device = weight.device if weight is not None else torch.device("cpu")
     unet.eval()
-    out = [foreground(unet(torch.from_numpy(stacked[s:s + 8, None]).to(device)))
-           [:, 0, :height, :width].cpu().numpy() for s in range(0, len(stacked), 8)]
+    out = [foreground(unet(torch.from_numpy(stacked[s:s + BATCH_SIZE, None]).to(device)))
+           [:, 0, :height, :width].cpu().numpy() for s in range(0, len(stacked), BATCH_SIZE)]
     return np.concatenate(out)
 
 
@@ -194,8 +206,18 @@ def locate(method: str | Method, unet: nn.Module, images: np.ndarray,
         :class:`Located`, centres in the input slices' pixels.
     """
     images = np.asarray(images, dtype=np.float32)
+    return _locate_grid(method, unet, _training_grid(images, spacing), spacing,
+                        images.shape[-2:], min_area_mm2)
+
+
+def _locate_grid(method: str | Method, unet: nn.Module, grid: np.ndarray,
+                 spacing: tuple[float, float], shape: tuple[int, int],
+                 min_area_mm2: float) -> Located:
+    """:func:`locate` on slices already on the training grid (:func:`_training_grid`), whose
+    input slices have ``shape`` :math:`(H, W)` and pixel size ``spacing``: a caller that crops
+    the slices afterwards (:mod:`lvseg.centre_free`) resamples each once."""
     labels, blobs = [], []
-    for m in _foreground_maps(unet, _training_grid(images, spacing)):
+    for m in _foreground_maps(unet, grid):
         labelled, found = _blobs(m)
         labels.append(labelled)
         blobs.append(found)
@@ -204,4 +226,4 @@ def locate(method: str | Method, unet: nn.Module, images: np.ndarray,
                      np.array([n for _, _, n, _ in chosen]),
                      [labelled == label if label else None
                       for labelled, (*_, label) in zip(labels, chosen)],
-                     spacing, images.shape[-2:], min_area_mm2)
+                     spacing, shape, min_area_mm2)

@@ -30,7 +30,8 @@ from lvseg.data import (
 )
 from lvseg.data.splits import SPLITS
 
-__all__ = ["ALL", "PreparedImage", "PreparedSplits", "load_prepared", "prepare_data", "prepare_image"]
+__all__ = ["ALL", "PreparedImage", "PreparedSplits", "crop_grid", "load_prepared", "prepare_data",
+           "prepare_image", "training_grid"]
 
 #: The name of every usable slice, without a patient split (beside :data:`~lvseg.data.splits.SPLITS`).
 ALL = "all"
@@ -132,6 +133,33 @@ class PreparedImage:
         return np.floor((np.arange(n) + 0.5) * factor - 0.5 - start + 0.5).astype(int)
 
 
+def training_grid(image: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
+    """``image`` :math:`(H, W)` resampled to the training spacing and normalised as in training:
+    what :func:`prepare_image` crops, float32.
+
+    It does not depend on the star's centre, so a slice cropped several times (the finder's and
+    the segmenter's crops, :mod:`lvseg.centre_free`) is resampled once (:func:`crop_grid`).
+    """
+    resampled, _ = resample(image, None, spacing, SPACING_MM)
+    return normalize_intensities(resampled).astype(np.float32, copy=False)
+
+
+def crop_grid(
+    grid: np.ndarray,
+    center: tuple[float, float],
+    spacing: tuple[float, float],
+    *,
+    size: int = CROP_SIZE,
+) -> PreparedImage:
+    """Crop a slice's :func:`training_grid` around ``center`` :math:`(x, y)` (input pixels of
+    the slice, whose pixel size is ``spacing``): :func:`prepare_image` without the resampling."""
+    fr, fc = spacing[0] / SPACING_MM, spacing[1] / SPACING_MM
+    cx, cy = (center[0] + 0.5) * fc - 0.5, (center[1] + 0.5) * fr - 0.5  # in the resampled grid
+    crop, _, (top, left) = crop_around(grid, (cy, cx), (size, size))
+    return PreparedImage(crop.astype(np.float32, copy=False), (cx - left, cy - top), (top, left),
+                         (fr, fc))
+
+
 def prepare_image(
     image: np.ndarray,
     center: tuple[float, float],
@@ -142,12 +170,7 @@ def prepare_image(
     """Resample ``image`` to the training spacing, normalise it, and crop around ``center``.
 
     The same steps as :func:`~lvseg.data.preprocess`, with the crop centred at the given point
-    :math:`(x, y)` (input pixels) instead of the LV's centre of mass.
+    :math:`(x, y)` (input pixels) instead of the LV's centre of mass
+    (:func:`crop_grid` of :func:`training_grid`).
     """
-    resampled, _ = resample(image, np.zeros(image.shape, bool), spacing, SPACING_MM)
-    norm = normalize_intensities(resampled)
-    fr, fc = spacing[0] / SPACING_MM, spacing[1] / SPACING_MM
-    cx, cy = (center[0] + 0.5) * fc - 0.5, (center[1] + 0.5) * fr - 0.5  # in the resampled grid
-    crop, _, (top, left) = crop_around(norm, (cy, cx), (size, size))
-    return PreparedImage(crop.astype(np.float32, copy=False), (cx - left, cy - top), (top, left),
-                         (fr, fc))
+    return crop_grid(training_grid(image, spacing), center, spacing, size=size)

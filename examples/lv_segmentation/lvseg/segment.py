@@ -21,7 +21,7 @@ from diffbypass_stardp import contour_points, segment_stars, star_mask, warp
 from lvseg.methods import Method, get_method
 from lvseg.star import StarConfig
 
-__all__ = ["Segmentation", "segment"]
+__all__ = ["Segmentation", "segment", "segment_maps", "unet_maps"]
 
 
 class Segmentation(NamedTuple):
@@ -46,6 +46,18 @@ class Segmentation(NamedTuple):
 
 
 @torch.no_grad()
+def unet_maps(unet: nn.Module, images: Tensor, *, batch_size: int = 16) -> Tensor:
+    """The U-Net's raw output maps :math:`(B, 1, H, W)` of ``images`` :math:`(B, 1, H, W)`, in
+    batches of ``batch_size``, on the U-Net's device (``unet`` is put in eval mode)."""
+    unet.eval()
+    weight = next(unet.parameters(), None)  # a parameter-free map (tests) stays where it is
+    if weight is not None:
+        images = images.to(weight.device)
+    return torch.cat([unet(images[i : i + batch_size])
+                      for i in range(0, len(images), batch_size)])  # fmt: skip
+
+
+@torch.no_grad()
 def segment(
     method: str | Method,
     unet: nn.Module,
@@ -61,13 +73,17 @@ def segment(
     or its name; the module docstring says what each kind of method does. The U-Net and the warp
     run on the U-Net's device, the DP on the CPU; the results are CPU tensors.
     """
+    return segment_maps(method, unet_maps(unet, images, batch_size=batch_size), centers, star)
+
+
+@torch.no_grad()
+def segment_maps(method: str | Method, maps: Tensor, centers: Tensor, star: StarConfig
+                 ) -> Segmentation:
+    """:func:`segment` from the U-Net's raw output ``maps`` :math:`(B, 1, H, W)`
+    (:func:`unet_maps`), e.g. maps kept from an earlier call for crops that did not move."""
     if isinstance(method, str):
         method = get_method(method)
-    unet.eval()
-    weight = next(unet.parameters(), None)  # a parameter-free map (tests) stays where it is
-    if weight is not None:
-        images, centers = images.to(weight.device), centers.to(weight.device)
-    maps = torch.cat([unet(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+    centers = centers.to(maps.device)
     if not method.end_to_end:  # trained on pixels: read the foreground probability
         maps = torch.sigmoid(maps)
     if not method.dp:
@@ -85,5 +101,5 @@ def segment(
     warped = warp(dp_input, points, mode=star.interpolation)
     indices = star.dp("float")(star.reduce(warped))
     contours = contour_points(indices, points)
-    masks = star_mask(contours, centers, tuple(images.shape[-2:]))
+    masks = star_mask(contours, centers, tuple(maps.shape[-2:]))
     return Segmentation(*(t.cpu() for t in (masks, maps[:, 0], points, warped, indices, contours)))

@@ -22,8 +22,8 @@ MAX_RESAMPLED_PIXELS = 4096 * 4096
 
 
 def resample(
-    image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float], target: float
-) -> tuple[np.ndarray, np.ndarray]:
+    image: np.ndarray, mask: np.ndarray | None, spacing: tuple[float, float], target: float
+) -> tuple[np.ndarray, np.ndarray | None]:
     r"""Resample an image (bilinear) and its mask (bilinear, threshold 0.5) to ``target`` mm.
 
     The output has :math:`\mathrm{round}(H \cdot s_r / t) \times \mathrm{round}(W \cdot s_c / t)`
@@ -32,12 +32,13 @@ def resample(
 
     Args:
         image: float :math:`(H, W)`.
-        mask: bool :math:`(H, W)`.
+        mask: bool :math:`(H, W)`, or ``None`` for an image alone (prediction: nothing to
+            resample, and ``None`` comes back).
         spacing: input pixel size ``(row_mm, col_mm)``.
         target: output pixel size in mm.
 
     Returns:
-        ``(image float32, mask bool)`` of the new shape.
+        ``(image float32, mask bool or None)`` of the new shape.
 
     Raises:
         ValueError: if the new shape would exceed :data:`MAX_RESAMPLED_PIXELS` (checked before
@@ -49,10 +50,10 @@ def resample(
         ((20, 20), 400)
     """
     image = np.asarray(image, dtype=np.float32)
-    mask = np.asarray(mask, dtype=bool)
+    mask = None if mask is None else np.asarray(mask, dtype=bool)
     factors = np.array([spacing[0] / target, spacing[1] / target], dtype=np.float64)
     if np.allclose(factors, 1.0, rtol=0, atol=1e-9):
-        return image.copy(), mask.copy()
+        return image.copy(), None if mask is None else mask.copy()
     out_shape = tuple(max(1, int(round(n * f))) for n, f in zip(image.shape, factors))
     if out_shape[0] * out_shape[1] > MAX_RESAMPLED_PIXELS:
         raise ValueError(
@@ -65,6 +66,8 @@ def resample(
     kwargs = {"matrix": 1.0 / factors, "offset": 0.5 / factors - 0.5,
               "output_shape": out_shape, "order": 1, "mode": "nearest"}
     new_image = ndimage.affine_transform(image, **kwargs)
+    if mask is None:
+        return new_image.astype(np.float32, copy=False), None
     new_mask = ndimage.affine_transform(mask.astype(np.float32), **kwargs) >= 0.5
     return new_image.astype(np.float32, copy=False), new_mask
 
