@@ -68,8 +68,9 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
             0 disables fitting).
         fit_loss: ``"mse"``, ``"ce"``, a :class:`~diffbypass.losses.FitLoss` or a callable
             ``loss(prediction, target) -> scalar`` (see :mod:`diffbypass.losses`).
-        optimizer: ``None`` (Adam over ``model``'s parameters with ``lr``), an optimiser over
-            ``model``'s parameters, or a factory ``params -> optimiser``.
+        optimizer: ``None`` (Adam over ``model``'s parameters with ``lr``, built at its first
+            use: a fit or ``state_dict()``), an optimiser over ``model``'s parameters, or a
+            factory ``params -> optimiser``.
         lr: learning rate of the default Adam.
         antithetic: draw the noise in :math:`\pm\varepsilon` pairs.
         generator: CPU ``torch.Generator`` for the noise (reproducible runs).
