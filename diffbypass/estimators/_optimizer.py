@@ -6,7 +6,7 @@ The default Adam is built lazily (:class:`LazyAdam`): constructing any torch opt
 
 from __future__ import annotations
 
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 import torch
 from torch import nn
@@ -33,13 +33,13 @@ class LazyAdam:
         """The Adam (built now: ``foreach``, the per-tensor loop's arithmetic in fewer calls)."""
         return torch.optim.Adam(self.params, lr=self.lr, foreach=True)
 
-    def check_state(self, state: dict) -> None:
+    def check_state(self, state: dict[str, Any]) -> None:
         """Raise what ``Adam.load_state_dict`` raises for ``state`` of another group layout.
 
         Raises:
             ValueError: ``state`` is not for one group of ``len(params)`` parameters.
         """
-        groups = state["param_groups"]
+        groups, _ = state["param_groups"], state["state"]  # a KeyError, as Adam's
         if len(groups) != 1:
             raise ValueError("loaded state dict has a different number of parameter groups")
         if len(groups[0]["params"]) != len(self.params):
