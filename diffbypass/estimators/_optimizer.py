@@ -1,7 +1,7 @@
 """The surrogate's optimiser: built from ``Surrogate``'s ``optimizer`` argument and checked.
 
 The default Adam is built lazily (:class:`LazyAdam`): constructing any torch optimiser imports
-``torch._dynamo`` (over a second of CPU), which a surrogate that only predicts never needs.
+``torch._dynamo``, a large part of a predicting program's start-up, which it never needs.
 """
 
 from __future__ import annotations
