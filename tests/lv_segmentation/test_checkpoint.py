@@ -92,9 +92,9 @@ def test_config_errors(tmp_path: Path) -> None:
 
 def test_load_run_of_an_edpcnn_run_builds_no_optimiser(run: Path) -> None:
     """Loading a trained EDPCNN for prediction never builds its surrogate's Adam, whose
-    construction imports torch._dynamo; checked in a fresh
-    interpreter. (Failed when the Adam was built with the Surrogate.) Building it later restores
-    the checkpoint's optimiser state exactly."""
+    construction imports torch._dynamo; checked in a fresh interpreter. (Failed when the Adam
+    was built with the Surrogate.) Building it later restores the checkpoint's optimiser state
+    exactly."""
     code = (
         "import sys, torch\n"
         "from lvseg.runs import load_run\n"
