@@ -15,7 +15,7 @@ from diffbypass.arguments import Packed
 from diffbypass.base import Estimator, Evaluator
 from diffbypass.blackbox import BlackBoxError
 from diffbypass.estimators._fit_loop import fit_loop
-from diffbypass.estimators._optimizer import OptimizerSpec, make_optimizer
+from diffbypass.estimators._optimizer import LazyAdam, OptimizerSpec, make_optimizer
 from diffbypass.estimators.surrogate_calls import SurrogateCalls
 from diffbypass.estimators._threads import (
     ThreadedPredict,
@@ -68,8 +68,9 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
             0 disables fitting).
         fit_loss: ``"mse"``, ``"ce"``, a :class:`~diffbypass.losses.FitLoss` or a callable
             ``loss(prediction, target) -> scalar`` (see :mod:`diffbypass.losses`).
-        optimizer: ``None`` (Adam over ``model``'s parameters with ``lr``), an optimiser over
-            ``model``'s parameters, or a factory ``params -> optimiser``.
+        optimizer: ``None`` (Adam over ``model``'s parameters with ``lr``, built at its first
+            use: a fit or ``state_dict()``), an optimiser over ``model``'s parameters, or a
+            factory ``params -> optimiser``.
         lr: learning rate of the default Adam.
         antithetic: draw the noise in :math:`\pm\varepsilon` pairs.
         generator: CPU ``torch.Generator`` for the noise (reproducible runs).
@@ -149,7 +150,9 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
         self.sampler = NoiseSampler(sigma, samples, antithetic=antithetic, generator=generator)
         self.fit_steps = int_at_least("fit_steps", fit_steps, 0)
         self.fit_loss: FitLoss = make_fit_loss(fit_loss)
-        self.optimizer = make_optimizer(model, optimizer, positive_number("lr", lr))
+        # the default Adam is built at its first use (a fit, state_dict()): predicting never is
+        self._optimizer = make_optimizer(model, optimizer, positive_number("lr", lr))
+        self._optimizer_state: dict[str, Any] | None = None  # loaded before it was built
         self.nonfinite_fit = one_of("nonfinite_fit", nonfinite_fit, ("raise", "skip"))
         self.report_after = instance_of("report_after", report_after, bool)
         self.threads = threads_spec(threads)
@@ -160,6 +163,16 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
         self._freeze = _FreezeCount()  # the predictions inside _frozen, from any thread
 
     # ------------------------------------------------------------------ public
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The optimiser of the model's fit (the default Adam is built at the first access)."""
+        if isinstance(self._optimizer, LazyAdam):
+            optimizer = self._optimizer.get()
+            if self._optimizer_state is not None:
+                optimizer.load_state_dict(self._optimizer_state)
+            self._optimizer, self._optimizer_state = optimizer, None
+        return self._optimizer
+
     def predict(self, x: Tensor, *args: Any, **kwargs: Any) -> Any:
         """``model(x)`` with gradients to ``x`` only (the parameters are used detached); for a
         black box with several arguments ``model(x, *args, **kwargs)``, differentiable in them."""
@@ -283,7 +296,11 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
     def set_extra_state(self, state: dict[str, Any]) -> None:
         # a copy, as Module.load_state_dict copies parameters: the optimiser state (e.g. Adam's
         # moments) must not stay shared with the layer the state came from
-        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        if isinstance(self._optimizer, LazyAdam):  # loaded when the Adam is built
+            self._optimizer.check_state(state["optimizer"])
+            self._optimizer_state = copy.deepcopy(state["optimizer"])
+        else:
+            self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
         self.sampler.load_state_dict(state["sampler"])
 
     def extra_repr(self) -> str:

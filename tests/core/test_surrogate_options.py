@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -19,6 +21,58 @@ def test_default_optimizer_is_adam_with_lr():
     est = Surrogate(small_model(), lr=0.02)
     assert isinstance(est.optimizer, torch.optim.Adam)
     assert est.optimizer.param_groups[0]["lr"] == 0.02
+
+
+def test_default_adam_is_built_only_when_needed(tmp_path):
+    """Loading a trained state and predicting never build the default Adam, whose construction
+    imports torch._dynamo: checked in a fresh interpreter. (Failed when it was built eagerly.)"""
+    trained = Surrogate(small_model(), samples=4, fit_steps=1, generator=gen(0))
+    Bypass(lambda t: t[:, :2].round(), trained)(torch.randn(3, 3, dtype=torch.float64))
+    torch.save(trained.state_dict(), tmp_path / "state.pt")
+    code = (
+        "import sys, torch\n"
+        "from diffbypass import Bypass, Surrogate\n"
+        "net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))\n"
+        "est = Surrogate(net.double()).eval()\n"
+        f"est.load_state_dict(torch.load({str(tmp_path / 'state.pt')!r}, weights_only=True))\n"
+        "x = torch.randn(4, 3, dtype=torch.float64)\n"
+        "est.predict(x); Bypass(lambda t: t[:, :2].round(), est)(x)\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_state_loaded_before_the_adam_is_built_is_restored_exactly():
+    """A state loaded into a fresh Surrogate (its Adam not built yet) fits on exactly as the
+    Surrogate it came from: the same Adam state, the same next fit."""
+    x = torch.randn(5, 3, generator=gen(7), dtype=torch.float64)
+
+    def fitted(est):
+        Bypass(lambda t: t[:, :2].round(), est)(x)
+        return est
+
+    a = fitted(Surrogate(small_model(), samples=4, fit_steps=3, lr=0.05, generator=gen(1)))
+    b = Surrogate(small_model(seed=5), samples=4, fit_steps=3, lr=0.05, generator=gen(2))
+    b.load_state_dict(a.state_dict())
+    assert str(b.optimizer.state_dict()) == str(a.optimizer.state_dict())
+    fitted(a), fitted(b)
+    for p, q in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_optimizer_state_of_another_layout_is_refused_at_loading():
+    est = Surrogate(small_model())
+    state = Surrogate(small_model()).get_extra_state()
+    groups = state["optimizer"]["param_groups"]
+    with pytest.raises(ValueError, match="different number of parameter groups"):
+        est.set_extra_state({**state, "optimizer": {**state["optimizer"],
+                                                    "param_groups": groups * 2}})
+    short = [{**groups[0], "params": groups[0]["params"][:-1]}]
+    with pytest.raises(ValueError, match="doesn't match the size of optimizer's group"):
+        est.set_extra_state({**state, "optimizer": {**state["optimizer"], "param_groups": short}})
 
 
 def test_optimizer_instance_is_used():

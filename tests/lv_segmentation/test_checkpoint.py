@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,24 @@ def test_config_errors(tmp_path: Path) -> None:
     write_config(tmp_path, {"method": "unet"})
     assert read_config(tmp_path) == {"method": "unet"}
     assert os.listdir(tmp_path) == ["config.json"]
+
+
+def test_load_run_of_an_edpcnn_run_builds_no_optimiser(run: Path) -> None:
+    """Loading a trained EDPCNN for prediction never builds its surrogate's Adam, whose
+    construction imports torch._dynamo; checked in a fresh interpreter. (Failed when the Adam
+    was built with the Surrogate.) Building it later restores the checkpoint's optimiser state
+    exactly."""
+    code = (
+        "import sys, torch\n"
+        "from lvseg.runs import load_run\n"
+        f"loaded = load_run({str(run)!r}, 'last')\n"
+        "print('torch._dynamo' in sys.modules)\n"
+        f"state = torch.load({str(run / 'last.pt')!r}, weights_only=True)['model']\n"
+        "ours = loaded.model.state_dict()\n"  # builds the Adam, with the checkpoint's state
+        "extra = [k for k in state if k.endswith('_extra_state')]\n"
+        "print(bool(extra) and all(str(ours[k]) == str(state[k]) for k in extra))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]

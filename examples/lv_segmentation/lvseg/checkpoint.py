@@ -76,7 +76,10 @@ def load_model_state(model: nn.Module, state: dict[str, Any], path: str | os.Pat
     weights = state.get("model")
     if not isinstance(weights, dict):
         raise CheckpointError(f"{path} holds no model weights")
-    own = model.state_dict()
+    # the tensors only: state_dict() would also build each surrogate's optimiser (its extra
+    # state), which prediction never needs and which imports torch._dynamo
+    own: dict[str, Any] = {**dict(model.named_parameters(remove_duplicate=False)),
+                           **dict(model.named_buffers(remove_duplicate=False))}
     for key, tensor in own.items():  # what load_state_dict would cast or copy silently
         value = weights.get(key)
         if not (isinstance(tensor, torch.Tensor) and isinstance(value, torch.Tensor)
@@ -98,6 +101,7 @@ def load_model_state(model: nn.Module, state: dict[str, Any], path: str | os.Pat
         return
     except (RuntimeError, ValueError, TypeError, AttributeError, KeyError):
         pass  # e.g. an ES run's weights in a surrogate's model: _extra_state of another kind
+    own = model.state_dict()
     missing = sorted(set(own) - set(weights))
     extra = sorted(set(weights) - set(own))
     shapes = sorted(k for k in set(own) & set(weights)

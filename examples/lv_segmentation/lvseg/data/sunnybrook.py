@@ -22,7 +22,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pydicom
 
 from lvseg.data.polygon import polygon_to_mask, read_contour
 from lvseg.data.readers import dicom_pixels, dicom_spacing
@@ -227,6 +226,8 @@ def _load_slice(
         report.skip(REASON_UNREADABLE_CONTOUR, str(contour_path),
                     f"{contour_path}: contour holds NaN or inf coordinates")
         return None
+    import pydicom  # here: only loading reads DICOM (importing it costs lvseg's start-up)
+
     try:
         ds = pydicom.dcmread(dicom_path)
     except Exception as err:  # pydicom raises many types for damaged files
