@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import copy
-import threading
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -15,6 +13,7 @@ from diffbypass.arguments import Packed
 from diffbypass.base import Estimator, Evaluator
 from diffbypass.blackbox import BlackBoxError
 from diffbypass.estimators._fit_loop import fit_loop
+from diffbypass.estimators._frozen import Freezer
 from diffbypass.estimators._optimizer import LazyAdam, OptimizerSpec, make_optimizer
 from diffbypass.estimators.surrogate_calls import SurrogateCalls
 from diffbypass.estimators._threads import (
@@ -30,23 +29,6 @@ from diffbypass.stats import FitStats, Telemetry
 from diffbypass.validation import instance_of, int_at_least, one_of, positive_number
 
 __all__ = ["Surrogate"]
-
-#: Guards every Surrogate's :class:`_FreezeCount` (held only to update it; one lock for the
-#: module, so that a Surrogate can still be deep-copied and pickled).
-_FREEZE_LOCK = threading.Lock()
-
-
-class _FreezeCount:
-    """How many calls are inside :meth:`Surrogate._frozen`, and the parameters it turned off.
-
-    A plain object: updating it costs no ``nn.Module.__setattr__`` on the hot path.
-    """
-
-    __slots__ = ("inside", "thawed")
-
-    def __init__(self) -> None:
-        self.inside = 0
-        self.thawed: list[nn.Parameter] = []
 
 class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
     r"""The differentiable bypass (Nguyen, 2019): train through a learned surrogate of ``fn``.
@@ -160,7 +142,7 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
         # per-item input shape -> the model's per-item output shape (found at the first call)
         self._out_shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
         self._shared = False  # under DDP: was rank 0's state broadcast (at the first fit)?
-        self._freeze = _FreezeCount()  # the predictions inside _frozen, from any thread
+        self._freeze = Freezer()  # the predictions inside _frozen, from any thread
 
     # ------------------------------------------------------------------ public
     @property
@@ -193,31 +175,9 @@ class Surrogate(SurrogateCalls, SamplerMixin, Telemetry[FitStats], Estimator):
         with self._frozen():
             return self.model(self._cast(x))
 
-    @contextmanager
-    def _frozen(self) -> Iterator[None]:
-        """``requires_grad`` off on the model's parameters inside (restored after): detached
-        parameters without ``torch.func.functional_call``'s per-call cost.
-
-        Safe when several threads predict (or backpropagate) at once: the first to enter turns
-        the parameters off, the last to leave turns them back on, so none of them runs with
-        parameters another one has already restored.
-        """
-        count = self._freeze
-        with _FREEZE_LOCK:
-            if count.inside == 0:
-                count.thawed = [p for p in self.model.parameters() if p.requires_grad]
-                for p in count.thawed:
-                    p.requires_grad_(False)
-            count.inside += 1
-        try:
-            yield
-        finally:
-            with _FREEZE_LOCK:
-                count.inside -= 1
-                if count.inside == 0:
-                    for p in count.thawed:
-                        p.requires_grad_(True)
-                    count.thawed = []
+    def _frozen(self) -> Any:
+        """The model's parameters detached inside (:class:`._frozen.Freezer`, thread-safe)."""
+        return self._freeze.frozen(self.model)
 
     # ------------------------------------------------------------------ Estimator
     def _fitting(self) -> bool:
