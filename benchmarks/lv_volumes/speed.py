@@ -53,8 +53,6 @@ STAGES = [
     ("lvseg.centre_free", "RunSegmenter._segment", "segmentation (DP, masks)"),
     ("lvseg.prepare", "resample", "resample, normalise"),
     ("lvseg.prepare", "normalize_intensities", "resample, normalise"),
-    ("lvseg.locate", "resample", "resample, normalise"),
-    ("lvseg.locate", "normalize_intensities", "resample, normalise"),
     ("lvseg.volumes.run", "write_volume_results", "write JSON, CSV"),
     ("lvseg.volumes.write", "write_mask_nifti", "write NIfTI"),
     ("lvseg.volumes.write", "montage_figure", "montage PNG"),
