@@ -137,9 +137,10 @@ class Job:
 
 
 def jobs_of(plan: Plan) -> list[Job]:
-    """Most informative first: the baselines (minutes in all), 10 and 20 images (seed 0, every
-    variant), EDPCNN at the jitter sizes and their jitter study with the test deltas, then the
-    remaining sizes and seeds (smallest first)."""
+    """Most informative first: the baselines (minutes in all), the smallest size (every seed
+    and variant: issue #20's target rests on its seeds), the second size (seed 0), EDPCNN at
+    the jitter sizes and their jitter study with the test deltas, then the remaining sizes and
+    seeds (smallest first)."""
     def trained(size: int, seed: int) -> list[Job]:
         first = seed == plan.seeds[size][0]
         names = [v for v in VARIANTS if v in ("unet", "edpcnn") or
@@ -147,7 +148,9 @@ def jobs_of(plan: Plan) -> list[Job]:
                  (v.startswith("es-") and v not in plan.only and size in plan.es_sizes and first)]
         return [Job(size, seed, v, plan.iterations[size]) for v in names]
 
-    first = [j for s in plan.sizes[:2] for j in trained(s, plan.seeds[s][0])]
+    small = plan.sizes[0]
+    first = [j for seed in plan.seeds[small] for j in trained(small, seed)]
+    first += [j for s in plan.sizes[1:2] for j in trained(s, plan.seeds[s][0])]
     base = [Job(s, seed, "baselines") for s in plan.sizes for seed in plan.seeds[s]]
     base.append(Job(0, 0, "ceilings"))
     jitter = [Job(s, plan.seeds[s][0], "edpcnn", plan.iterations[s]) for s in plan.jitter_sizes]
