@@ -22,7 +22,7 @@ FLOORS: list[tuple[str, set[str]]] = [
     ("foundations", {"options", "device", "distributed", "interrupt", "sampler", "jitter", "augment", "surface", "metrics",
                      "rundir", "checkpoint", "data"}),
     ("star settings", {"star"}),
-    ("model", {"models", "edpcnn"}),
+    ("model", {"models", "edpcnn", "averaging"}),
     ("methods", {"methods", "teacher"}),
     ("config", {"config"}),
     ("data preparation", {"prepare", "images"}),

@@ -20,7 +20,8 @@ from lvseg.cli import main
 from lvseg.config import TrainConfig
 from lvseg.prepare import PreparedSplits, prepare_data
 from lvseg.star import StarConfig
-from lvseg.teacher import Unlabelled, ema_update, rampup
+from lvseg.averaging import ema_update
+from lvseg.teacher import Unlabelled, rampup
 from lvseg.train import Trainer
 from lvseg_testing import TINY_ARGS, same, tiny_config
 

@@ -15,7 +15,8 @@ From the ground up:
   jittered inside the object), :mod:`lvseg.augment` (training data augmentation);
 - :mod:`lvseg.star` — the star pattern and the DP settings;
 - :mod:`lvseg.models` — the CPU-sized U-Net; :mod:`lvseg.edpcnn` — EDPCNN: U-Net → warp →
-  ``Bypass(StarDP, estimator)``;
+  ``Bypass(StarDP, estimator)``; :mod:`lvseg.averaging` — an EMA of a model's weights
+  (``--average`` and the mean teacher);
 - :mod:`lvseg.methods` — the method table: estimator, DP output, loss, what is logged, DP at
   inference, defaults; the model factory; :mod:`lvseg.teacher` — semi-supervised training
   (``--unlabelled``): the EMA teacher and the unlabelled batches;
@@ -53,6 +54,7 @@ from typing import Any
 __all__ = [
     "anchor",
     "augment",
+    "averaging",
     "batch",
     "centre_free",
     "checkpoint",

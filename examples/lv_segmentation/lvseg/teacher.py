@@ -7,7 +7,8 @@ for every image in the evaluation protocol (training, validation and test alike;
 gives the centre to the model), so the unlabelled images keep theirs.
 
 The teacher is an exponential moving average (EMA) of the student's U-Net (and of its learned
-smoothness penalty, if any), updated after every optimiser step (:func:`ema_update`,
+smoothness penalty, if any: :class:`~lvseg.averaging.WeightAverage`), updated after every
+optimiser step (:func:`~lvseg.averaging.ema_update`,
 :math:`\theta_t \leftarrow d\,\theta_t + (1 - d)\,\theta_s`, ``--teacher-decay`` :math:`d`).
 Each iteration :meth:`MeanTeacher.batch` draws ``K`` unlabelled images (their own shuffled
 epochs, :class:`~lvseg.sampler.BatchSampler`) and runs the teacher's U-Net on them; the method's
@@ -32,7 +33,6 @@ sampler) is saved in ``last.pt``, so a resumed run continues exactly.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -42,8 +42,8 @@ import torch
 from torch import Tensor, nn
 
 from diffbypass_stardp import contour_points, mask_to_indices, star_mask, warp
+from lvseg.averaging import WeightAverage
 from lvseg.data.preprocessing import object_radius
-from lvseg.edpcnn import EDPCNN
 from lvseg.jitter import training_stars
 from lvseg.sampler import BatchSampler
 from lvseg.star import StarConfig
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from lvseg.config import TrainConfig
     from lvseg.distributed import Ranks
 
-__all__ = ["MeanTeacher", "Unlabelled", "check_semi", "ema_update", "rampup"]
+__all__ = ["MeanTeacher", "Unlabelled", "check_semi", "rampup"]
 
 #: The options that only semi-supervised training reads (``--unlabelled K`` with K > 0).
 SEMI_OPTIONS = ("unlabelled_weight", "unlabelled_rampup", "unlabelled_agreement", "teacher_decay")
@@ -129,25 +129,6 @@ def rampup(iteration: int, length: int) -> float:
     return math.exp(-5.0 * (1.0 - t) ** 2)
 
 
-@torch.no_grad()
-def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
-    r"""``teacher``'s parameters :math:`\leftarrow d\,\theta_t + (1 - d)\,\theta_s` in place;
-    its buffers (normalisation statistics) are copied from ``student``."""
-    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
-        t.mul_(decay).add_(s.detach(), alpha=1.0 - decay)
-    for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
-        t.copy_(s)
-
-
-class _Smoothness(nn.Module):
-    """The teacher's copy of a learned smoothness penalty's log (a module, so that
-    :func:`ema_update` and ``state_dict`` treat it like the U-Net's weights)."""
-
-    def __init__(self, log_smoothness: Tensor) -> None:
-        super().__init__()
-        self.log_smoothness = nn.Parameter(log_smoothness.detach().clone(), requires_grad=False)
-
-
 class MeanTeacher:
     """The EMA teacher of a training run and its unlabelled sampler (the module docstring).
 
@@ -174,20 +155,18 @@ class MeanTeacher:
                 "drop --unlabelled"
             )
         self.config, self.pool, self.end_to_end = config, np.asarray(pool), end_to_end
-        edpcnn = isinstance(model, EDPCNN)
-        student = model.unet if edpcnn else model
-        self.unet = copy.deepcopy(student).eval().requires_grad_(False)
-        log = model.log_smoothness if edpcnn else None
-        self.smoothness = None if log is None else _Smoothness(log)
+        self.average = WeightAverage(model, config.teacher_decay)
         self.sampler = BatchSampler(len(pool), config.unlabelled, seed=config.seed + 2)
+
+    @property
+    def unet(self) -> nn.Module:
+        """The teacher's U-Net (the EMA of the student's)."""
+        return self.average.unet
 
     @property
     def star(self) -> StarConfig:
         """The config's star with the teacher's smoothness penalty, if it learns one."""
-        if self.smoothness is None:
-            return self.config.star
-        lam = float(self.smoothness.log_smoothness.exp())
-        return dataclasses.replace(self.config.star, smoothness=lam)
+        return self.average.star(self.config.star)
 
     def batch(self, images: Tensor, centers: Tensor, iteration: int, rng: np.random.Generator,
               ranks: Ranks, device: torch.device) -> Unlabelled:  # fmt: skip
@@ -212,28 +191,20 @@ class MeanTeacher:
         return Unlabelled(ranks.shard(batch), ranks.shard(maps), centre, angle, star, weight,
                           masks, cfg.unlabelled_agreement)
 
-    def update(self, model: nn.Module) -> None:
-        """One EMA step towards the student ``model`` (after its optimiser step)."""
-        edpcnn = isinstance(model, EDPCNN)
-        ema_update(self.unet, model.unet if edpcnn else model, self.config.teacher_decay)
-        if self.smoothness is not None:
-            with torch.no_grad():
-                log = self.smoothness.log_smoothness
-                decay = self.config.teacher_decay
-                log.mul_(decay).add_(model.log_smoothness.detach(), alpha=1.0 - decay)
+    def update(self, model: nn.Module, iteration: int) -> None:
+        """One EMA step towards the student ``model`` (after the optimiser step of
+        ``iteration``)."""
+        self.average.update(model, iteration)
 
     def state_dict(self) -> dict[str, Any]:
         """The teacher's weights and its sampler's state (for ``last.pt``)."""
-        return {"unet": self.unet.state_dict(), "sampler": self.sampler.state_dict(),
-                "smoothness": None if self.smoothness is None else self.smoothness.state_dict()}
+        return {**self.average.state_dict(), "sampler": self.sampler.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (errors as ``nn.Module.load_state_dict``
         and :meth:`BatchSampler.load_state_dict <lvseg.sampler.BatchSampler.load_state_dict>`)."""
-        self.unet.load_state_dict(state["unet"])
+        self.average.load_state_dict(state)
         self.sampler.load_state_dict(state["sampler"])
-        if self.smoothness is not None:
-            self.smoothness.load_state_dict(state["smoothness"])
 
 
 def _dp_masks(maps: Tensor, centers: Tensor, star: StarConfig) -> Tensor:

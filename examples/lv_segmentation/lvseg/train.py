@@ -26,10 +26,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from diffbypass.hooks import Hooks
 
+from lvseg.averaging import WeightAverage
 from lvseg.batch import TrainingBatches
 from lvseg.checkpoint import save_checkpoint
 from lvseg.rundir import CONFIG_NAME, RunLock, refuse_links, write_config
@@ -136,6 +138,8 @@ class Trainer:
         self.centers = tensors["centers"]
         self.teacher = MeanTeacher(self.model, config, self.data.unlabelled,
                                    end_to_end=self.method.end_to_end) if config.unlabelled else None
+        self.average = (WeightAverage(self.model, config.average, warmup=True)
+                        if config.average else None)  # --average (lvseg.averaging)
         self.predicted = None  # --centres: the locator's centres of the training images
         if config.centres is not None and self.method.end_to_end:
             self.predicted = training_centres(config.centres, tensors, self.data.train,
@@ -178,7 +182,9 @@ class Trainer:
         loss.backward()
         self.optimizer.step()
         if self.teacher is not None:
-            self.teacher.update(self.model)
+            self.teacher.update(self.model, self.iteration)
+        if self.average is not None:
+            self.average.update(self.model, self.iteration)
         event = {"event": "step", "iteration": self.iteration, "loss": value,
                  "seconds": time.perf_counter() - start}
         if self._last_fit is not None:
@@ -195,15 +201,25 @@ class Trainer:
         )
 
     def validate(self) -> float:
-        """Mean Dice on the validation split (true centres, evaluation protocol)."""
+        """Mean Dice on the validation split (true centres, evaluation protocol) of the model
+        inference uses (:attr:`inference_unet`)."""
         idx = self.data.val
-        return score(self.method, self.unet, self.images[idx], self.masks[idx], self.centers[idx],
-                     self.star).mean_dice
+        return score(self.method, self.inference_unet, self.images[idx], self.masks[idx],
+                     self.centers[idx], self.star).mean_dice
+
+    @property
+    def inference_unet(self) -> nn.Module:
+        """The U-Net that validation and ``best.pt`` take: the weight average with
+        ``--average``, the trained U-Net otherwise."""
+        return self.unet if self.average is None else self.average.unet
 
     @property
     def star(self) -> Any:
         """The star and DP settings inference uses now: the config's, with the smoothness
-        penalty learned so far if the run learns it (:func:`~lvseg.methods.star_of`)."""
+        penalty learned so far if the run learns it (:func:`~lvseg.methods.star_of`; the
+        average's with ``--average``)."""
+        if self.average is not None:
+            return self.average.star(self.config.star)
         return star_of(self.model, self.config.star)
 
     def fit(self) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 ``last.pt`` holds everything needed to continue exactly (:func:`last_state`): the model (U-Net,
 surrogate, the surrogate's optimiser and noise generator), the U-Net's optimiser, the batch
 sampler (its generator, permutation and position), the torch, NumPy and Python RNG states, the
-best validation Dice so far, and with ``--unlabelled`` the EMA teacher and its sampler
-(:mod:`lvseg.teacher`). :func:`restore` puts it back into a freshly set-up
+best validation Dice so far, with ``--unlabelled`` the EMA teacher and its sampler
+(:mod:`lvseg.teacher`), and with ``--average`` the weight average (:mod:`lvseg.averaging`).
+:func:`restore` puts it back into a freshly set-up
 :class:`~lvseg.train.Trainer`, which then gives bit-identical weights to an uninterrupted run
 (``tests/lv_segmentation/test_train.py``). ``best.pt`` holds the model of the best validation
 iteration (:func:`best_state`). Files are written and read by :mod:`lvseg.checkpoint`.
@@ -38,13 +39,17 @@ def last_state(trainer: Trainer) -> dict[str, Any]:
         "python_rng": random.getstate(), "torch_rng": torch.get_rng_state(),
         "best_dice": trainer.best_dice, "best_iteration": trainer.best_iteration,
         **({"teacher": trainer.teacher.state_dict()} if trainer.teacher is not None else {}),
+        **({"average": trainer.average.state_dict()} if trainer.average is not None else {}),
     }  # fmt: skip
 
 
 def best_state(trainer: Trainer, dice: float) -> dict[str, Any]:
-    """What ``best.pt`` holds: the model at ``trainer``'s iteration, which scored ``dice``."""
+    """What ``best.pt`` holds: the model at ``trainer``'s iteration, which scored ``dice`` (with
+    ``--average`` its U-Net and smoothness penalty are the weight average's)."""
+    model = (trainer.model.state_dict() if trainer.average is None
+             else trainer.average.model_state(trainer.model))
     return {"kind": "best", "iteration": trainer.iteration, "dice": dice,
-            "config": trainer.config.to_dict(), "model": trainer.model.state_dict()}
+            "config": trainer.config.to_dict(), "model": model}
 
 
 def restore(trainer: Trainer, state: dict[str, Any]) -> int:
@@ -71,6 +76,8 @@ def restore(trainer: Trainer, state: dict[str, Any]) -> int:
         trainer.best_dice, trainer.best_iteration = state["best_dice"], state["best_iteration"]
         if trainer.teacher is not None:
             trainer.teacher.load_state_dict(state["teacher"])
+        if trainer.average is not None:
+            trainer.average.load_state_dict(state["average"])
     except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as error:
         raise RunDirError(
             f"{last} does not fit this run's config ({type(error).__name__}: "
