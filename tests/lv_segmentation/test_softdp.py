@@ -87,7 +87,7 @@ def test_step_gradient_is_the_relaxed_dp_gradient(learn: bool) -> None:
 def test_trains_a_few_iterations_without_the_bypass(tmp_path: Path, tiny_data) -> None:  # type: ignore[no-untyped-def]
     config = tiny_config("edpcnn-softdp", iterations=3, learn_smoothness=True)
     trainer = Trainer(config, tmp_path / "run", data=tiny_data)
-    assert trainer.model.bypass is None and trainer.model.temperature == 1.0
+    assert trainer.model.bypass is None and trainer.model.temperature == 3.0
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     summary = trainer.fit()
     assert summary["iteration"] == 3 and math.isfinite(summary["best_dice"])
@@ -96,7 +96,7 @@ def test_trains_a_few_iterations_without_the_bypass(tmp_path: Path, tiny_data) -
     assert not torch.equal(before["log_smoothness"], after["log_smoothness"])  # learned too
     assert not torch.equal(before["unet.head.weight"], after["unet.head.weight"])
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert stored["method"] == "edpcnn-softdp" and stored["temperature"] == 1.0
+    assert stored["method"] == "edpcnn-softdp" and stored["temperature"] == 3.0
 
 
 def test_temperature_default_and_other_methods() -> None:

@@ -226,7 +226,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            dp=True, iterations=300, sigma=0.1, lr=3e-3, learns_smoothness=True),
     Method("edpcnn-softdp", "U-Net trained end to end through the relaxed DP (soft_dp, exact "
            "gradient) instead of the bypass", None, None, _softdp_step, dp=True,
-           iterations=150, learns_smoothness=True, temperature=1.0),
+           iterations=150, learns_smoothness=True, temperature=3.0),
 )}  # fmt: skip
 
 
