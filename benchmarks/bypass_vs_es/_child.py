@@ -3,11 +3,13 @@
 The study runs ``python -m benchmarks.bypass_vs_es._child train ...`` instead of ``python -m
 lvseg.cli train ...``: the same command, plus a count of the DP (``fn``) evaluations of each
 training step, written as JSON to the file named by ``$BYPASS_VS_ES_COUNTS``:
-``{"items": [...], "library": [...]}``, one entry per step. ``items`` is counted here, by a
-wrapper around the black box's ``fn`` that adds the batch size of every call (one image
+``{"items": [...], "library": [...], "cpu": [...]}``, one entry per step. ``items`` is
+counted here, by a wrapper around the black box's ``fn`` that adds the batch size of every call (one image
 through the DP is one evaluation); ``library`` is the difference of
-``BlackBox.instances`` (diffbypass's own counter) over the step. Validation runs outside
-``Trainer.step`` and is not counted (it costs the same for both methods).
+``BlackBox.instances`` (diffbypass's own counter) over the step; ``cpu`` is the process CPU
+time of each step (``time.process_time``: less moved by other programs than the wall time that
+``metrics.jsonl`` holds). Validation runs outside ``Trainer.step`` and is not counted (it costs
+the same for both methods).
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from lvseg import train
 from lvseg.cli import main
 
-COUNTS: dict[str, list[int]] = {"items": [], "library": []}
+COUNTS: dict[str, list[float]] = {"items": [], "library": [], "cpu": []}
 _step = train.Trainer.step
 
 
@@ -40,10 +43,11 @@ def counted_step(self: train.Trainer) -> Any:
     box = self.model.bypass.blackbox
     if not isinstance(box.fn, Counted):
         box.fn = Counted(box.fn)
-    items, library = box.fn.items, box.instances
+    items, library, cpu = box.fn.items, box.instances, time.process_time()
     try:
         return _step(self)
     finally:
+        COUNTS["cpu"].append(round(time.process_time() - cpu, 5))
         COUNTS["items"].append(box.fn.items - items)
         COUNTS["library"].append(box.instances - library)
 

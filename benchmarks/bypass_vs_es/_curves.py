@@ -12,13 +12,15 @@ import math
 from itertools import accumulate
 from typing import Any
 
-#: The two budgets: the key of a record's per-step costs, by axis name.
-AXES = {"seconds": "step_seconds", "evaluations": "fn_items"}
+#: The budgets: the key of a record's per-step costs, by axis name (wall seconds, DP
+#: evaluations, CPU seconds).
+AXES = {"seconds": "step_seconds", "evaluations": "fn_items",
+        "cpu_seconds": "step_cpu_seconds"}
 
 
 def curve(record: dict[str, Any], axis: str) -> list[tuple[float, float]]:
-    """``(cumulative cost, Dice)`` at each validation of ``record``; ``axis``: ``seconds`` or
-    ``evaluations``."""
+    """``(cumulative cost, Dice)`` at each validation of ``record``; ``axis``: one of
+    :data:`AXES`."""
     costs = list(accumulate(record[AXES[axis]]))
     out = []
     for iteration, dice in record["validations"]:
@@ -47,7 +49,7 @@ def best_curve(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 def at_budgets(bypass: dict[str, Any], es: dict[str, Any]) -> dict[str, float]:
     """One seed's comparison: each method's best Dice within its own run and within the other
-    method's budget of seconds and of evaluations (a run shorter than the budget counts with
+    method's budget on every axis of :data:`AXES` (a run shorter than the budget counts with
     its whole run: it was not trained longer)."""
     out = {"bypass_own": best_within(curve(bypass, "seconds"), math.inf),
            "es_own": best_within(curve(es, "seconds"), math.inf)}

@@ -18,7 +18,9 @@ ROWS = (("own default run", "bypass_own", "es_own"),
         ("within the bypass's step seconds", "bypass_own", "es_at_bypass_seconds"),
         ("within ES's step seconds", "bypass_at_es_seconds", "es_own"),
         ("within the bypass's DP evaluations", "bypass_own", "es_at_bypass_evaluations"),
-        ("within ES's DP evaluations", "bypass_at_es_evaluations", "es_own"))  # fmt: skip
+        ("within ES's DP evaluations", "bypass_at_es_evaluations", "es_own"),
+        ("within the bypass's step CPU seconds", "bypass_own", "es_at_bypass_cpu_seconds"),
+        ("within ES's step CPU seconds", "bypass_at_es_cpu_seconds", "es_own"))  # fmt: skip
 
 
 def mean_sd(values: list[float], digits: int = 3) -> str:
@@ -56,6 +58,9 @@ def table(records: list[dict[str, Any]], main: set[str]) -> dict[str, Any]:
              ["training-step seconds per run", *stat(lambda r: total(r, "seconds"))],
              ["seconds per step, median over steps", *stat(lambda r: float(np.median(
                  r["step_seconds"])), 3)],
+             ["step CPU seconds per run", *stat(lambda r: total(r, "cpu_seconds"))],
+             ["CPU seconds per step, median over steps", *stat(lambda r: float(np.median(
+                 r["step_cpu_seconds"])), 3)],
              ["DP evaluations per run", *stat(lambda r: total(r, "evaluations"), 0)],
              ["DP evaluations per image and iteration (counted)",
               *[", ".join(f"{v:g}" for v in sorted({x for r in runs[m] for x in per_image(r)}))
@@ -89,7 +94,7 @@ def write(path: Path, records: list[dict[str, Any]], main: set[str], planned: in
             "runs": [{k: r[k] for k in ("key", "method", "seed", "iterations", "batch_size",
                                         "validations", "wall_seconds", "fit_seconds",
                                         "load_average_start", "load_average_end")}
-                     | {"step_seconds": r["step_seconds"], "fn_items": r["fn_items"]}
+                     | {k: r[k] for k in AXES.values()}
                      for r in records]}  # fmt: skip
     H.write_result(path, data)
     plot(data, path.with_suffix(".png"))
@@ -102,7 +107,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     colours = {"edpcnn": "tab:blue", "edpcnn-es": "tab:orange"}
     styles = ["-", "--", ":", "-."]
-    for ax, axis in zip(axes, AXES):
+    for ax, axis in zip(axes, ("seconds", "evaluations")):
         for r in data["runs"]:
             points = curve(r, axis)
             xs, best = zip(*best_curve(points))

@@ -83,7 +83,8 @@ def train(run: Run, data: list[str], folder: Path) -> dict[str, Any]:
 
 
 def read_run(folder: Path) -> dict[str, Any]:
-    """Step seconds, validations ``[iteration, dice]`` and DP counts per step of a run folder."""
+    """Step seconds (wall and CPU), validations ``[iteration, dice]`` and DP counts per step of a
+    run folder."""
     events = [json.loads(line) for line in
               (folder / "run" / "metrics.jsonl").read_text().splitlines() if line.strip()]
     steps = [e for e in events if e["event"] == "step"]
@@ -97,6 +98,7 @@ def read_run(folder: Path) -> dict[str, Any]:
     config = json.loads((folder / "run" / "config.json").read_text())
     return {"batch_size": config["batch_size"],
             "step_seconds": [round(e["seconds"], 5) for e in steps],
+            "step_cpu_seconds": counts["cpu"],
             "validations": [[e["iteration"], round(e["dice"], 5)] for e in events
                             if e["event"] == "validation"],
             "fn_items": counts["items"], "fn_library": counts["library"]}  # fmt: skip

@@ -15,9 +15,9 @@ from benchmarks.bypass_vs_es._outputs import mean_sd
 
 # A made-up bypass run of 4 steps and an ES run of 8, each validated every 2 iterations.
 BYPASS = {"key": "b", "step_seconds": [1.0, 2.0, 3.0, 4.0], "fn_items": [20, 20, 20, 20],
-          "validations": [[2, 0.5], [4, 0.7]]}
+          "step_cpu_seconds": [1.0] * 4, "validations": [[2, 0.5], [4, 0.7]]}
 ES = {"key": "e", "step_seconds": [0.5] * 8, "fn_items": [110] * 8,
-      "validations": [[2, 0.3], [4, 0.6], [6, 0.8], [8, 0.75]]}
+      "step_cpu_seconds": [1.0] * 8, "validations": [[2, 0.3], [4, 0.6], [6, 0.8], [8, 0.75]]}
 
 
 def test_curves_sum_the_steps_up_to_each_validation() -> None:
@@ -43,7 +43,9 @@ def test_the_comparison_at_each_others_budget() -> None:
     assert got == {"bypass_own": 0.7, "es_own": 0.8,
                    "es_at_bypass_seconds": 0.8,  # 10 s: all of ES's 4 s run
                    "bypass_at_es_seconds": 0.5,  # 4 s: the bypass's validation at 3 s only
-                   "bypass_at_es_evaluations": 0.7}  # 880: the whole bypass run (80)
+                   "bypass_at_es_evaluations": 0.7,  # 880: the whole bypass run (80)
+                   "es_at_bypass_cpu_seconds": 0.6,  # 4 CPU s: ES up to iteration 4
+                   "bypass_at_es_cpu_seconds": 0.7}  # 8 CPU s: the whole bypass run (4)
 
 
 def test_a_validation_past_the_steps_is_refused() -> None:
