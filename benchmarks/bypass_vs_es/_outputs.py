@@ -42,8 +42,18 @@ def pairs(records: list[dict[str, Any]],
 
 
 def per_image(record: dict[str, Any]) -> list[float]:
-    """The distinct DP evaluations per image of a run's iterations (counted by ``_child.py``)."""
-    return sorted({n / record["batch_size"] for n in record["fn_items"]})
+    """The distinct DP evaluations per image of a run's iterations (counted by ``_child.py``),
+    per image of each step's batch as counted there; runs recorded before ``_child.py`` counted
+    the images divide by the batch size (the ACDC runs: 10 training images, batch size 10, so
+    every batch holds all 10)."""
+    images = record.get("images", [record["batch_size"]] * len(record["fn_items"]))
+    return sorted({n / k for n, k in zip(record["fn_items"], images)})
+
+
+def to_best(record: dict[str, Any]) -> float:
+    """The training-step seconds at the run's best validation (the first, on ties)."""
+    points = curve(record, "seconds")
+    return max(points, key=lambda p: (p[1], -p[0]))[0]
 
 
 def table(records: list[dict[str, Any]], main: set[str]) -> dict[str, Any]:
@@ -56,6 +66,7 @@ def table(records: list[dict[str, Any]], main: set[str]) -> dict[str, Any]:
     stat = lambda f, d=1: [mean_sd([f(r) for r in runs[m]], d) for m in NAMES]  # noqa: E731
     rows += [["iterations", *stat(lambda r: r["iterations"], 0)],
              ["training-step seconds per run", *stat(lambda r: total(r, "seconds"))],
+             ["training-step seconds to the run's best validation", *stat(to_best)],
              ["seconds per step, median over steps", *stat(lambda r: float(np.median(
                  r["step_seconds"])), 3)],
              ["step CPU seconds per run", *stat(lambda r: total(r, "cpu_seconds"))],
@@ -92,8 +103,8 @@ def write(path: Path, records: list[dict[str, Any]], main: set[str], planned: in
             "method": H.method_text(doc), "machine": _lv_runs.machine(load, records),
             **_lv_runs.commits_of(records, _lv_runs.lvseg_commit()),
             "runs": [{k: r[k] for k in ("key", "method", "seed", "iterations", "batch_size",
-                                        "validations", "wall_seconds", "fit_seconds",
-                                        "load_average_start", "load_average_end")}
+                                        "images", "validations", "wall_seconds", "fit_seconds",
+                                        "load_average_start", "load_average_end") if k in r}
                      | {k: r[k] for k in AXES.values()}
                      for r in records]}  # fmt: skip
     H.write_result(path, data)
@@ -101,8 +112,8 @@ def write(path: Path, records: list[dict[str, Any]], main: set[str], planned: in
 
 
 def plot(data: dict[str, Any], path: Path) -> None:
-    """Best validation Dice so far against step seconds and against DP evaluations: one line
-    per run (colour: method, line style: seed), each validation as a dot."""
+    """Best validation Dice so far against step seconds and against DP evaluations (log scale):
+    one line per run (colour: method, line style: seed), each validation as a dot."""
     plt = H.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     colours = {"edpcnn": "tab:blue", "edpcnn-es": "tab:orange"}
@@ -116,7 +127,8 @@ def plot(data: dict[str, Any], path: Path) -> None:
                     label=f"{NAMES[r['method']]}, seed {r['seed']}", **kw)
             ax.scatter(xs, [d for _, d in points], s=8, color=kw["color"], alpha=0.5)
         ax.set_xlabel("training-step seconds" if axis == "seconds"
-                      else "DP (fn) evaluations, training steps")
+                      else "DP (fn) evaluations in training steps (log scale)")
+        ax.set_xscale("linear" if axis == "seconds" else "log")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("validation Dice (line: best so far)")
     axes[1].legend(fontsize=7, loc="lower right")

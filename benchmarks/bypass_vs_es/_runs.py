@@ -101,4 +101,5 @@ def read_run(folder: Path) -> dict[str, Any]:
             "step_cpu_seconds": counts["cpu"],
             "validations": [[e["iteration"], round(e["dice"], 5)] for e in events
                             if e["event"] == "validation"],
-            "fn_items": counts["items"], "fn_library": counts["library"]}  # fmt: skip
+            "fn_items": counts["items"], "fn_library": counts["library"],
+            **({"images": counts["images"]} if "images" in counts else {})}  # fmt: skip

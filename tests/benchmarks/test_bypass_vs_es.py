@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.bypass_vs_es import __main__ as bench
 from benchmarks.bypass_vs_es._curves import at_budgets, best_curve, best_within, curve, total
-from benchmarks.bypass_vs_es._outputs import mean_sd
+from benchmarks.bypass_vs_es._outputs import mean_sd, to_best
 
 # A made-up bypass run of 4 steps and an ES run of 8, each validated every 2 iterations.
 BYPASS = {"key": "b", "step_seconds": [1.0, 2.0, 3.0, 4.0], "fn_items": [20, 20, 20, 20],
@@ -53,6 +53,11 @@ def test_a_validation_past_the_steps_is_refused() -> None:
         curve({**BYPASS, "validations": [[6, 0.5]]}, "seconds")
 
 
+def test_seconds_to_the_best_validation_take_the_first_of_ties() -> None:
+    assert (to_best(BYPASS), to_best(ES)) == (10.0, 3.0)  # 0.7 at 1+2+3+4 s; 0.8 at 6 x 0.5 s
+    assert to_best({**BYPASS, "validations": [[2, 0.5], [4, 0.5]]}) == 3.0
+
+
 def test_mean_sd_cells() -> None:
     assert mean_sd([0.5, 0.7]) == "0.600 ± 0.141 (2)"  # sample s.d.: sqrt(0.02)
     assert mean_sd([0.5]) == "0.500 ± – (1)"
@@ -71,6 +76,9 @@ def test_quick_run_on_phantoms_counts_the_dp_and_resumes(tmp_path: Path) -> None
     # per image and iteration: the forward DP plus one surrogate sample (samples=1), and the
     # forward DP plus ES's 10 samples
     assert rows["DP evaluations per image and iteration (counted)"] == ["2", "11"]
+    bypass, es = result["runs"]
+    assert bypass["images"] == es["images"] == [8] * 4  # --train-size 8, batch size 10
+    assert (bypass["fn_items"], es["fn_items"]) == ([8 * 2] * 4, [8 * 11] * 4)
     assert rows["iterations"] == ["4 ± – (1)", "4 ± – (1)"]
     for run in result["runs"]:
         assert len(run["step_seconds"]) == 4 and [v[0] for v in run["validations"]] == [2, 4]
