@@ -19,19 +19,21 @@ the two methods interleaved (bypass seed 0, ES seed 0, bypass seed 1, ...) so th
 the machine's load hits both. No warm-up run: each run is a fresh process, as a user's is, and
 its start-up (imports, data, the numba cache) is outside the clock. The clock is the wall time
 of each training step (``Trainer.step``: batch, forward with the DP, loss, backward with the
-estimator's DP calls, Adam), the ``seconds`` of the ``step`` events in ``metrics.jsonl``;
+estimator's DP calls, Adam), the ``seconds`` of the ``step`` events in ``metrics.jsonl``, and
+its process CPU time (``_child.py``; less moved by other programs on a shared machine);
 validation (every 25 iterations, the same images and cost for both methods) and checkpoints are
 left out. DP evaluations are counted, not assumed: ``_child.py`` wraps the black box's ``fn``
 and adds the batch size of every call made inside a training step (one image through the DP is
-one evaluation), and checks this count against diffbypass's own ``BlackBox.instances``. For
-each run, the best validation Dice reached by a budget is the maximum over the validations
-whose cumulative step seconds (or DP evaluations) are within it, which is what ``best.pt``
-would hold had the run been stopped there. Per seed: ES's best within the bypass's whole run's
-budget, and the bypass's within ES's (the bypass run is not extended: when ES's budget is
-larger, the bypass's figure is that of its whole default run). Reported: mean ± sample s.d.
-over the 3 seeds, the median seconds per step, the counted DP evaluations per image and
-iteration, and the 1-minute load average at the start and the end of each run (the machine is
-shared; the step seconds are wall time).
+one evaluation), and checks this count against diffbypass's own ``BlackBox.instances``; per
+image, it is divided by the images of the step's batch (10: the training set). For each
+run, the best validation Dice reached by a budget is the maximum over the validations whose
+cumulative step seconds (or DP evaluations, or step CPU seconds) are within it, which is what
+``best.pt`` would hold had the run been stopped there. Per seed: ES's best within the budget of
+the bypass's whole run, and the bypass's within ES's (the bypass run is not extended: when
+ES's budget is larger, the bypass's figure is that of its whole default run). Reported: mean ±
+sample s.d. over the 3 seeds, the median seconds per step (wall and CPU), the counted DP
+evaluations per image and iteration, and the 1-minute load average at the start and the end of
+each run (the machine is shared).
 
 Run ``python -m benchmarks.bypass_vs_es`` from the repository root (resumable: a finished run
 folder, marked ``done``, is skipped; about 20 minutes on 2 CPU cores) or ``--quick`` (phantoms,

@@ -3,9 +3,9 @@
 The study runs ``python -m benchmarks.bypass_vs_es._child train ...`` instead of ``python -m
 lvseg.cli train ...``: the same command, plus a count of the DP (``fn``) evaluations of each
 training step, written as JSON to the file named by ``$BYPASS_VS_ES_COUNTS``:
-``{"items": [...], "library": [...], "cpu": [...], "images": [...]}``, one entry per step. ``items`` is
-counted here, by a wrapper around the black box's ``fn`` that adds the batch size of every
-call (one image through the DP is one evaluation); ``library`` is the difference of
+``{"items": [...], "library": [...], "cpu": [...], "images": [...]}``, one entry per step.
+``items`` is counted here, by a wrapper around the black box's ``fn`` that adds the batch size
+of every call (one image through the DP is one evaluation); ``library`` is the difference of
 ``BlackBox.instances`` (diffbypass's own counter) over the step; ``cpu`` is the process CPU
 time of each step (``time.process_time``: less moved by other programs than the wall time that
 ``metrics.jsonl`` holds). Validation runs outside ``Trainer.step`` and is not counted (it costs
