@@ -77,11 +77,14 @@ def main(argv: list[str] | None = None) -> None:
     p = H.parser(__doc__, "phantoms, seed 0, 4 iterations per method (seconds)")
     p.add_argument("--data-dir", type=Path, default=_lv_runs.ACDC,
                    help="the ACDC folder (holds training/)")
-    p.add_argument("--work", type=Path, default=Path("work"),
-                   help="run folders (outside the repository: they hold ACDC-trained weights)")
+    p.add_argument("--work", type=Path, default=Path(__file__).resolve().parent / ".runs",
+                   help="run folders (git-ignored .runs/ by default: they hold ACDC-trained "
+                        "weights, never commit them)")
     p.add_argument("--longer", type=int, default=None, metavar="K",
                    help="also one run of K iterations per method and seed (optional)")
     args = p.parse_args(argv)
+    if args.longer is not None and args.longer < 1:
+        p.error(f"--longer must be an integer >= 1 (iterations); got {args.longer}")
     path = H.result_file(args.out, "bypass_vs_es", args.quick)
     if H.replot(args.replot, path, plot):
         return

@@ -98,3 +98,17 @@ def test_without_acdc_the_message_names_the_folder(tmp_path: Path) -> None:
     message = str(stop.value)
     assert f"ACDC not found at {missing / 'training'}" in message
     assert "--quick runs on phantoms" in message and not (tmp_path / "runs").exists()
+
+
+def test_longer_runs_need_a_positive_number_of_iterations(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        bench.main(["--longer", "0"])
+    assert "--longer must be an integer >= 1 (iterations); got 0" in capsys.readouterr().err
+
+
+def test_the_plan_interleaves_the_methods_and_puts_the_longer_runs_last() -> None:
+    keys = [r.key for r in bench.plan((0, 1), None, 600)]
+    assert keys == ["edpcnn-s0-kdefault", "edpcnn-es-s0-kdefault", "edpcnn-s1-kdefault",
+                    "edpcnn-es-s1-kdefault", "edpcnn-s0-k600", "edpcnn-es-s0-k600",
+                    "edpcnn-s1-k600", "edpcnn-es-s1-k600"]
