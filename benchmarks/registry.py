@@ -79,6 +79,9 @@ STUDIES: tuple[Study, ...] = (
           duration="about 10 min per run", needs="ACDC and trained runs"),
     Study("lv_smoothness", "the star DP's smoothness penalty on ACDC: learned against fixed lambda",
           duration="hours (resumable; --scale: the lambda scale)", needs="ACDC"),
+    Study("bypass_vs_es", "lvseg train's bypass against ES at their defaults on ACDC: best Dice "
+          "at equal step seconds and equal DP evaluations", duration="about 20 min (resumable)",
+          needs="ACDC"),
     Study("dask_overhead", "what scheduling a study's runs on Dask costs per run, projected",
           duration="about 1 min"),
     Study("single_input", "Bypass with one input before and after issue #18: time per estimator, "
