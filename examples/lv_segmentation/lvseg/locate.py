@@ -35,7 +35,6 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from scipy import ndimage
 from torch import nn
 
 from lvseg.data import SPACING_MM
@@ -124,6 +123,8 @@ def label_blobs(mask: np.ndarray, origin: tuple[int, int] = (0, 0)
         :data:`Blob` ``(x, y, pixels, label)`` per blob, ``x, y`` in the larger image's
         pixels; no blob for an empty mask.
     """
+    from scipy import ndimage  # imported here: `lvseg --help` needs no scipy
+
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
     if n == 0:
         return labels, []

@@ -57,11 +57,8 @@ import math
 from typing import Any, Sequence
 
 import numpy as np
-from scipy import ndimage
 
 __all__ = ["assd", "boundary", "hausdorff_distance", "hd95", "surface_distances"]
-
-_CROSS = ndimage.generate_binary_structure(2, 1)
 
 
 def boundary(mask: Any) -> np.ndarray:
@@ -74,8 +71,11 @@ def boundary(mask: Any) -> np.ndarray:
                [1, 0, 1],
                [1, 1, 1]])
     """
+    from scipy import ndimage  # imported here: `lvseg --help` needs no scipy
+
     m = _mask(mask, "mask")
-    return m & ~ndimage.binary_erosion(m, structure=_CROSS, border_value=0)
+    cross = ndimage.generate_binary_structure(2, 1)
+    return m & ~ndimage.binary_erosion(m, structure=cross, border_value=0)
 
 
 def surface_distances(
@@ -92,6 +92,8 @@ def surface_distances(
         ``(pred_to_true, true_to_pred)``, float64 arrays of the boundary sizes; both empty if
         either mask is empty (the distances are undefined).
     """
+    from scipy import ndimage  # imported here: `lvseg --help` needs no scipy
+
     p, t = _pair(pred, true)
     sampling = _spacing(spacing)
     bp, bt = boundary(p), boundary(t)
