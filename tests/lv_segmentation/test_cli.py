@@ -266,3 +266,13 @@ def test_help_and_usage_errors_do_not_import_what_only_the_commands_use() -> Non
         "['--help'] 0 True", "['bogus'] 2 True", "[] 2 True", "False",
         "['train', '--help'] 0 True", "['evaluate', '--help'] 0 True",
         "['predict', '--help'] 0 True", "['predict', '--bogus'] 2 True", "[]"]
+
+
+def test_build_parser_of_one_command_and_an_unknown_one() -> None:
+    choices = build_parser(["predict"])._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert sorted(choices) == ["evaluate", "predict", "train"]  # every command is listed
+    assert [len(choices[c]._actions) for c in ("train", "evaluate")] == [1, 1]  # only -h
+    assert len(choices["predict"]._actions) > 10
+    with pytest.raises(ValueError, match=r"commands must be among train, evaluate, predict; "
+                                         r"got \['trian'\]"):
+        build_parser(["trian"])

@@ -36,7 +36,13 @@ def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
         commands: the commands whose options are added (the others are listed, with no
             options): :func:`main` adds only the command it runs, so ``lvseg --help`` and
             ``lvseg <command> --help`` import only what their options are generated from.
+
+    Raises:
+        ValueError: if ``commands`` names a command that is not one of :data:`COMMANDS`.
     """
+    unknown = sorted(set(commands) - set(COMMANDS))
+    if unknown:
+        raise ValueError(f"commands must be among {', '.join(COMMANDS)}; got {unknown}")
     parser = argparse.ArgumentParser(
         prog="lvseg",
         description="Left-ventricle segmentation of short-axis cardiac MRI with EDPCNN: a U-Net "
@@ -69,10 +75,11 @@ def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
         "prefixed with its folder where stems repeat). Every input is checked before anything "
         "is written.",
     )  # fmt: skip
-    adders = {"train": _train_options, "evaluate": _evaluate_options, "predict": _predict_options}
-    for command, subparser in zip(COMMANDS, (t, e, p)):
+    for command, subparser, add in (("train", t, _train_options),
+                                    ("evaluate", e, _evaluate_options),
+                                    ("predict", p, _predict_options)):
         if command in commands:
-            adders[command](subparser)
+            add(subparser)
     return parser
 
 
