@@ -67,10 +67,10 @@ def _crop(image: np.ndarray, x: float, y: float) -> tuple[np.ndarray, int, int]:
 
 
 def _near(found: list[Any], x: float, y: float, limit: float) -> Any:
-    from lvseg.locate import _NONE
+    from lvseg.locate import NO_BLOB
 
     near = [b for b in found if np.hypot(b[0] - x, b[1] - y) <= limit]
-    return near[0] if near else _NONE
+    return near[0] if near else NO_BLOB
 
 
 def _mode(blobs: list[list[Any]], min_px: float, jump: float) -> list[Any]:
@@ -87,7 +87,8 @@ def patient_choices(folder: Path, locator: Any, segmenter: Any, steps: int
                     ) -> tuple[dict[str, list[Any]], list[Any]]:
     """Per rule the chosen ``(x, y, pixels, ...)`` per slice (training grid), and the truth."""
     from lvseg.data import SPACING_MM, normalize_intensities, resample
-    from lvseg.locate import MAX_JUMP_MM, MIN_AREA_MM2, _blobs, _consistent, foreground
+    from lvseg.locate import (MAX_JUMP_MM, MIN_AREA_MM2, consistent_blobs, foreground,
+                              label_blobs)
     from lvseg.volumes import read_patient
 
     case = read_patient(folder, cine=False)
@@ -105,21 +106,21 @@ def patient_choices(folder: Path, locator: Any, segmenter: Any, steps: int
                 (rows.mean() + 0.5) * dy / SPACING_MM - 0.5))
     min_px, jump = MIN_AREA_MM2 / SPACING_MM**2, MAX_JUMP_MM / SPACING_MM
     masks = foreground(torch.from_numpy(_maps(locator, images))).numpy()
-    blobs = [_blobs(m)[1] for m in masks]
+    blobs = [label_blobs(m)[1] for m in masks]
     motion = ndimage.gaussian_filter(np.abs(images[:n_z] - images[n_z:]).mean(0), 5)
     ay, ax = np.unravel_index(int(np.argmax(motion)), motion.shape)
     rows, cols = np.ogrid[:masks.shape[1], :masks.shape[2]]
     disc = np.hypot(cols - ax, rows - ay) <= DISC_MM / SPACING_MM
     chosen = {
         "largest": [_near(found, 0, 0, np.inf) for found in blobs],
-        "stack": _consistent(blobs, min_px, jump),
+        "stack": consistent_blobs(blobs, min_px, jump),
         "mode": _mode(blobs, min_px, jump),
         "oracle": [_near(sorted((b for b in found if b[2] >= min_px),
                                 key=lambda b: np.hypot(b[0] - tr[0], b[1] - tr[1])), 0, 0, np.inf)
                    if tr is not None else _near(found, 0, 0, np.inf)
                    for found, tr in zip(blobs, truth)],
         "motion": [_near(found, ax, ay, jump) for found in blobs],
-        "motion+disc": [_near(_blobs(m & disc)[1], 0, 0, np.inf) for m in masks],
+        "motion+disc": [_near(label_blobs(m & disc)[1], 0, 0, np.inf) for m in masks],
     }
     if segmenter is not None:
         cx, cy = np.full(len(images), float(ax)), np.full(len(images), float(ay))
@@ -128,7 +129,7 @@ def patient_choices(folder: Path, locator: Any, segmenter: Any, steps: int
             maps = _maps(segmenter, np.stack([c for c, _, _ in crops]))
             found = []
             for m, (_, x0, y0) in zip(maps > 0, crops):
-                b = _near(_blobs(m)[1], 0, 0, np.inf)
+                b = _near(label_blobs(m)[1], 0, 0, np.inf)
                 found.append((b[0] + x0, b[1] + y0, b[2]))
             for k, (x, y, n) in enumerate(found):
                 if n >= min_px and np.hypot(x - ax, y - ay) <= 40 / SPACING_MM:
@@ -141,7 +142,7 @@ def patient_choices(folder: Path, locator: Any, segmenter: Any, steps: int
             found = list(found)
             for k in far:
                 crop, x0, y0 = _crop(images[k], mx, my)
-                b = _near(_blobs(_maps(segmenter, crop[None])[0] > 0)[1], 0, 0, np.inf)
+                b = _near(label_blobs(_maps(segmenter, crop[None])[0] > 0)[1], 0, 0, np.inf)
                 found[k] = (b[0] + x0, b[1] + y0, b[2])
         chosen["motion+centred+stack"] = found
     return chosen, truth

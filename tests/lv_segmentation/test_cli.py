@@ -231,3 +231,48 @@ def test_importing_the_command_starts_neither_torch_nor_matplotlib() -> None:
             "print(lvseg.models.__name__, 'torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split("\n")[:2] == ["[]", "lvseg.models True"]  # lazy, then loaded
+
+
+def test_help_and_usage_errors_do_not_import_what_only_the_commands_use() -> None:
+    """``lvseg --help`` and a wrong command list the commands: they start no torch.
+    ``lvseg <command> --help`` and a bad option are answered by the parser alone: they must not
+    import scipy.ndimage (resampling, blobs, surface distances) nor matplotlib (figures), which
+    only running a command needs. Checked in a fresh interpreter, the top level first. (Failed
+    when the parser was built with every command's options, and when lvseg.data, lvseg.surface
+    and lvseg.locate imported scipy.ndimage at the top.)"""
+    code = (
+        "import contextlib, io, sys\n"
+        "from lvseg.cli import main\n"
+        "def run(argv):\n"
+        "    out, err = io.StringIO(), io.StringIO()\n"
+        "    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
+        "        try:\n"
+        "            main(argv)\n"
+        "        except SystemExit as done:\n"
+        "            code = done.code\n"
+        "    print(argv, code, 'usage: lvseg' in out.getvalue() + err.getvalue())\n"
+        "for argv in (['--help'], ['bogus'], []):\n"
+        "    run(argv)\n"
+        "print('torch' in sys.modules)\n"
+        "for argv in (['train', '--help'], ['evaluate', '--help'], ['predict', '--help'],\n"
+        "             ['predict', '--bogus']):\n"
+        "    run(argv)\n"
+        "print(sorted(m for m in ('scipy.ndimage', 'matplotlib') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "['--help'] 0 True", "['bogus'] 2 True", "[] 2 True", "False",
+        "['train', '--help'] 0 True", "['evaluate', '--help'] 0 True",
+        "['predict', '--help'] 0 True", "['predict', '--bogus'] 2 True", "[]"]
+
+
+def test_build_parser_of_one_command_and_an_unknown_one() -> None:
+    choices = build_parser(["predict"])._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert sorted(choices) == ["evaluate", "predict", "train"]  # every command is listed
+    assert [len(choices[c]._actions) for c in ("train", "evaluate")] == [1, 1]  # only -h
+    assert len(choices["predict"]._actions) > 10
+    with pytest.raises(ValueError, match=r"commands must be among train, evaluate, predict; "
+                                         r"got \['trian'\]"):
+        build_parser(["trian"])

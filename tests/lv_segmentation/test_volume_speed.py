@@ -3,7 +3,7 @@
 Each slice is resampled once (:func:`lvseg.prepare.training_grid`) and cropped for the finder and
 both segmentations (:func:`lvseg.prepare.crop_grid`); a refinement crop that did not move keeps
 its U-Net map; blob centroids are computed in the crop's window instead of the whole slice
-(:func:`lvseg.locate._blobs`, to the bit as ``scipy.ndimage.center_of_mass``). The masks, "no
+(:func:`lvseg.locate.label_blobs`, to the bit as ``scipy.ndimage.center_of_mass``). The masks, "no
 LV" slices, warnings and JSON volumes of a phantom cine must stay those the code gave before
 (the digests below were recorded with it, commit 394fb46). The U-Net is an exact oracle (a
 threshold of each crop's intensity range, the same on every machine), so the digests do not
@@ -21,7 +21,7 @@ import torch
 from scipy import ndimage
 
 from lvseg.centre_free import RunSegmenter
-from lvseg.locate import _blobs
+from lvseg.locate import label_blobs
 from lvseg.prepare import crop_grid, prepare_image, training_grid
 from lvseg.runs import LoadedRun
 from lvseg.volumes import Volume, phantom_cine, segment_volume, volume_record
@@ -74,7 +74,7 @@ def test_crop_grid_of_the_training_grid_is_prepare_image() -> None:
 
 
 def _scipy_blobs(mask: np.ndarray) -> list[tuple[float, float, int, int]]:
-    """What lvseg.locate._blobs computed before: scipy's labels and center_of_mass."""
+    """What lvseg.locate.label_blobs computed before: scipy's labels and center_of_mass."""
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
     if n == 0:
         return []
@@ -88,7 +88,7 @@ def test_blob_centroids_are_scipys_to_the_bit_in_a_window_too() -> None:
     rng = np.random.default_rng(1)
     for _ in range(40):
         image = ndimage.gaussian_filter(rng.normal(size=(90, 110)), 2) > 0.05
-        assert _blobs(image)[1] == _scipy_blobs(image)
+        assert label_blobs(image)[1] == _scipy_blobs(image)
         window = np.zeros_like(image)
         window[7:70, 13:] = image[7:70, 13:]
-        assert _blobs(image[7:70, 13:], (7, 13))[1] == _scipy_blobs(window)
+        assert label_blobs(image[7:70, 13:], (7, 13))[1] == _scipy_blobs(window)

@@ -46,11 +46,12 @@ from scipy import ndimage
 from torch import nn
 
 from lvseg.data import CROP_SIZE, SPACING_MM
-from lvseg.locate import (MAX_JUMP_MM, MIN_AREA_MM2, Located, _blobs, _foreground_maps,
-                          _to_input, _training_grid)
+from lvseg.locate import (MAX_JUMP_MM, MIN_AREA_MM2, Blob, Located, foreground_maps,
+                          label_blobs, located_from_grid)
+from lvseg.prepare import training_grids
 
 __all__ = ["ANCHOR_REACH_MM", "CROPS", "MOTION_SMOOTHING_PX", "locate_motion",
-           "motion_anchor", "motion_map"]
+           "locate_motion_on_grid", "motion_anchor", "motion_map"]
 
 #: Standard deviation (training-grid pixels) of the Gaussian that smooths the motion map.
 MOTION_SMOOTHING_PX = 5.0
@@ -120,7 +121,7 @@ def motion_anchor(images: np.ndarray, spacing: tuple[float, float]) -> tuple[flo
     """
     frames, spacing = _frames(images), _check_spacing(spacing)
     n_t, n_z, h, w = frames.shape
-    grid = _training_grid(frames.reshape(-1, h, w), spacing)
+    grid = training_grids(frames.reshape(-1, h, w), spacing)
     peak = _peak(motion_map(grid.reshape(n_t, n_z, *grid.shape[-2:])))
     if peak is None:
         return None
@@ -142,12 +143,12 @@ def _crop_blobs(unet: nn.Module, grid: np.ndarray, xs: np.ndarray, ys: np.ndarra
         crops[i] = padded[y0 + size:y0 + 2 * size, x0 + size:x0 + 2 * size]
         origins.append((x0, y0))
     found: list[tuple[float, float, int, np.ndarray | None]] = []
-    for fg, (x0, y0) in zip(_foreground_maps(unet, crops), origins):
+    for fg, (x0, y0) in zip(foreground_maps(unet, crops), origins):
         top, left = max(y0, 0), max(x0, 0)  # the crop's part inside the image
         bottom, right = min(y0 + size, height), min(x0 + size, width)
-        blobs: list[tuple[float, float, int, int]] = []
+        blobs: list[Blob] = []
         if top < bottom and left < right:
-            labels, blobs = _blobs(fg[top - y0:bottom - y0, left - x0:right - x0], (top, left))
+            labels, blobs = label_blobs(fg[top - y0:bottom - y0, left - x0:right - x0], (top, left))
         if not blobs:
             found.append((math.nan, math.nan, 0, None))
         else:
@@ -178,17 +179,26 @@ def locate_motion(unet: nn.Module, images: np.ndarray, spacing: tuple[float, flo
     """
     frames, spacing = _frames(images), _check_spacing(spacing)
     n_t, n_z, h, w = frames.shape
-    grid = _training_grid(frames.reshape(-1, h, w), spacing)
-    return _locate_motion_grid(unet, grid.reshape(n_t, n_z, *grid.shape[-2:]), spacing, (h, w),
-                               min_area_mm2)
+    grid = training_grids(frames.reshape(-1, h, w), spacing)
+    return locate_motion_on_grid(unet, grid.reshape(n_t, n_z, *grid.shape[-2:]), spacing,
+                                 (h, w), min_area_mm2)
 
 
-def _locate_motion_grid(unet: nn.Module, frames: np.ndarray, spacing: tuple[float, float],
-                        shape: tuple[int, int], min_area_mm2: float) -> Located | None:
-    """:func:`locate_motion` on frames already on the training grid :math:`(T, Z, H', W')`
-    (:func:`lvseg.locate._training_grid`), whose input slices have ``shape`` :math:`(H, W)`
-    and pixel size ``spacing``: a caller that crops the slices afterwards
-    (:mod:`lvseg.centre_free`) resamples each once."""
+def locate_motion_on_grid(unet: nn.Module, frames: np.ndarray, spacing: tuple[float, float],
+                          shape: tuple[int, int], min_area_mm2: float) -> Located | None:
+    """:func:`locate_motion` on frames already on the training grid: a caller that crops the
+    slices afterwards (:mod:`lvseg.centre_free`) resamples each once.
+
+    Args:
+        unet: the locator's U-Net, pixel-trained.
+        frames: the stack's :func:`lvseg.prepare.training_grids`, :math:`(T, Z, H', W')`.
+        spacing: the input slices' pixel size ``(row_mm, col_mm)``.
+        shape: the input slices' ``(H, W)``.
+        min_area_mm2: smallest blob that counts as an LV.
+
+    Returns:
+        As :func:`locate_motion`.
+    """
     grid = frames.reshape(-1, *frames.shape[-2:])
     anchor = _peak(motion_map(frames))
     if anchor is None:
@@ -210,6 +220,6 @@ def _locate_motion_grid(unet: nn.Module, frames: np.ndarray, spacing: tuple[floa
             again = _crop_blobs(unet, grid[far], np.full(len(far), mx), np.full(len(far), my))
             for i, blob in zip(far, again):
                 found[i] = blob
-    return _to_input(np.array([(x, y) for x, y, _, _ in found]),
-                     np.array([n for _, _, n, _ in found]), [m for *_, m in found],
-                     spacing, shape, min_area_mm2)
+    return located_from_grid(np.array([(x, y) for x, y, _, _ in found]),
+                             np.array([n for _, _, n, _ in found]), [m for *_, m in found],
+                             spacing, shape, min_area_mm2)

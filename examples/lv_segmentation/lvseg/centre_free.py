@@ -40,12 +40,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lvseg.anchor import _locate_motion_grid
-from lvseg.locate import (BATCH_SIZE, FINDERS, MIN_AREA_MM2, Located, _locate_grid,
-                          _training_grid)
+from lvseg.anchor import locate_motion_on_grid
+from lvseg.locate import BATCH_SIZE, FINDERS, MIN_AREA_MM2, Located, locate_on_grid
 from lvseg.methods import get_method
 from lvseg.predict import to_input_grid
-from lvseg.prepare import crop_grid
+from lvseg.prepare import crop_grid, training_grids
 from lvseg.runs import LoadedRun
 from lvseg.segment import segment_maps, unet_maps
 from lvseg.volumes.plausibility import RIM_FRACTION, RIM_TOLERANCE
@@ -157,7 +156,7 @@ class RunSegmenter:
         flat = images.reshape(-1, height, width)
         plane = (float(spacing[1]), float(spacing[2]))
         # every slice resampled once: the finder's and both segmentations' crops are cut from it
-        grid = _training_grid(flat, plane)
+        grid = training_grids(flat, plane)
         found, why_not = self._locate(grid.reshape(*images.shape[:2], *grid.shape[-2:]), plane,
                                       (height, width))
         empty = np.zeros((height, width), dtype=bool)
@@ -191,7 +190,8 @@ class RunSegmenter:
         ``shape`` :math:`(H, W)` on the training grid), and why ``find="motion"`` fell back to
         the map (``None`` when it did not)."""
         if self.finder(grid.shape[0]) == "motion":
-            found = _locate_motion_grid(self.locator.unet, grid, plane, shape, self.min_area_mm2)
+            found = locate_motion_on_grid(self.locator.unet, grid, plane, shape,
+                                          self.min_area_mm2)
             if found is not None:
                 return found, None
             reason = "its frames are identical"
@@ -201,9 +201,9 @@ class RunSegmenter:
         if self.find == "motion":
             why_not = (f"--find motion: no motion to find the LV by ({reason}); the LV of this "
                        "volume was found on the locator's map (--find map)")
-        return _locate_grid(self.locator.config.method, self.locator.unet,
-                            grid.reshape(-1, *grid.shape[-2:]), plane, shape,
-                            self.min_area_mm2), why_not
+        return locate_on_grid(self.locator.config.method, self.locator.unet,
+                              grid.reshape(-1, *grid.shape[-2:]), plane, shape,
+                              self.min_area_mm2), why_not
 
     def _segment(self, grid: np.ndarray, centers: np.ndarray, spacing: tuple[float, float],
                  shape: tuple[int, int], kept: _Kept | None = None

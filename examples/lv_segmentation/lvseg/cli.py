@@ -23,18 +23,26 @@ from typing import Any, Sequence
 
 from lvseg.options import given_options
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``lvseg`` (every option is documented in ``--help``)."""
-    from lvseg.config import TrainConfig
-    from lvseg.evaluate import EvaluateConfig
-    from lvseg.options import add_arguments
-    from lvseg.predict import PredictConfig
-    from lvseg.runs import RunOptions
-    from lvseg.star import StarConfig
+#: The commands of ``lvseg``.
+COMMANDS = ("train", "evaluate", "predict")
 
-    defaults = TrainConfig(method="edpcnn")
+
+def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
+    """The argument parser of ``lvseg`` (every option is documented in ``--help``).
+
+    Args:
+        commands: the commands whose options are added (the others are listed, with no
+            options): :func:`main` adds only the command it runs, so ``lvseg --help`` and
+            ``lvseg <command> --help`` import only what their options are generated from.
+
+    Raises:
+        ValueError: if ``commands`` names a command that is not one of :data:`COMMANDS`.
+    """
+    unknown = sorted(set(commands) - set(COMMANDS))
+    if unknown:
+        raise ValueError(f"commands must be among {', '.join(COMMANDS)}; got {unknown}")
     parser = argparse.ArgumentParser(
         prog="lvseg",
         description="Left-ventricle segmentation of short-axis cardiac MRI with EDPCNN: a U-Net "
@@ -49,16 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
         "figures/training.png. Defaults: the best we reached for --train-size 10 on 2 CPU cores "
         "in a few minutes (thesis values in brackets).",
     )  # fmt: skip
-    add_arguments(t, TrainConfig, defaults=defaults)
-    add_arguments(t.add_argument_group("star pattern and DP"), StarConfig,
-                  defaults=defaults.star)
-    t.add_argument("--resume", action="store_true",
-                   help="continue RUN_DIR exactly from its last.pt (only --iterations may change)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_arguments(t, RunOptions, defaults=RunOptions(), skip=("delta", "n_lines"))
-    t.add_argument("--out", required=True, metavar="RUN_DIR",
-                   help="run directory; must not exist (or be empty) unless --resume")
-
     e = sub.add_parser(
         "evaluate", help="Dice, HD, HD95 and ASSD of a run's best checkpoint",
         description="Evaluate RUN_DIR/best.pt inside the square that tightly holds the star "
@@ -66,11 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
         "with --protocol volumes, by the ACDC challenge's protocol with the LV found without "
         "ground truth (--json FILE also writes FILE's stem + _bland_altman.png).",
     )  # fmt: skip
-    e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by lvseg train")
-    add_arguments(e, EvaluateConfig, defaults=EvaluateConfig())
-    e.add_argument("--seed", action=_Renamed, help=argparse.SUPPRESS,
-                   new="--jitter-seed", why="train's --seed seeds the training")
-
     p = sub.add_parser(
         "predict", help="segment whole volumes (the LV found), or slices given the LV centre",
         description="Without --center: segment every slice of every frame of 3-D/4-D NIfTI "
@@ -82,12 +75,51 @@ def build_parser() -> argparse.ArgumentParser:
         "prefixed with its folder where stems repeat). Every input is checked before anything "
         "is written.",
     )  # fmt: skip
+    for command, subparser, add in (("train", t, _train_options),
+                                    ("evaluate", e, _evaluate_options),
+                                    ("predict", p, _predict_options)):
+        if command in commands:
+            add(subparser)
+    return parser
+
+
+def _train_options(t: argparse.ArgumentParser) -> None:
+    from lvseg.config import TrainConfig
+    from lvseg.options import add_arguments
+    from lvseg.runs import RunOptions
+    from lvseg.star import StarConfig
+
+    defaults = TrainConfig(method="edpcnn")
+    add_arguments(t, TrainConfig, defaults=defaults)
+    add_arguments(t.add_argument_group("star pattern and DP"), StarConfig,
+                  defaults=defaults.star)
+    t.add_argument("--resume", action="store_true",
+                   help="continue RUN_DIR exactly from its last.pt (only --iterations may change)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_arguments(t, RunOptions, defaults=RunOptions(), skip=("delta", "n_lines"))
+    t.add_argument("--out", required=True, metavar="RUN_DIR",
+                   help="run directory; must not exist (or be empty) unless --resume")
+
+
+def _evaluate_options(e: argparse.ArgumentParser) -> None:
+    from lvseg.evaluate import EvaluateConfig
+    from lvseg.options import add_arguments
+
+    e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by lvseg train")
+    add_arguments(e, EvaluateConfig, defaults=EvaluateConfig())
+    e.add_argument("--seed", action=_Renamed, help=argparse.SUPPRESS,
+                   new="--jitter-seed", why="train's --seed seeds the training")
+
+
+def _predict_options(p: argparse.ArgumentParser) -> None:
+    from lvseg.options import add_arguments
+    from lvseg.predict import PredictConfig
+
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by lvseg train")
     p.add_argument("images", nargs="+", metavar="FILE",
                    help="volumes (NIfTI, DICOM series or ACDC patient folders) or, with "
                    "--center, DICOM, NIfTI (.nii, .nii.gz) or .npy slices")
     add_arguments(p, PredictConfig, defaults=PredictConfig(out="DIR"))
-    return parser
 
 
 class _Renamed(argparse.Action):
@@ -213,12 +245,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: list[str]) -> int:
+    # only the command argv names gets its options: --help, or no or a wrong command, none
+    parser = build_parser([argv[0]] if argv and argv[0] in COMMANDS else [])
+    args = parser.parse_args(argv)
+
     from lvseg.checkpoint import CheckpointError
     from lvseg.cli_evaluate import run_evaluate
     from lvseg.rundir import RunDirError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
     handlers = {"train": _train, "evaluate": run_evaluate, "predict": _predict}
     try:
         return handlers[args.command](args)

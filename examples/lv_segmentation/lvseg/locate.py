@@ -35,16 +35,16 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from scipy import ndimage
 from torch import nn
 
 from lvseg.data import SPACING_MM
 from lvseg.methods import Method
 from lvseg.options import check_fields, document, option
-from lvseg.prepare import training_grid
+from lvseg.prepare import training_grids
 
-__all__ = ["BATCH_SIZE", "FINDERS", "MAX_JUMP_MM", "MIN_AREA_MM2", "LocateOptions", "Located",
-           "foreground", "locate"]
+__all__ = ["BATCH_SIZE", "FINDERS", "MAX_JUMP_MM", "MIN_AREA_MM2", "NO_BLOB", "Blob",
+           "LocateOptions", "Located", "consistent_blobs", "foreground", "foreground_maps",
+           "label_blobs", "locate", "locate_on_grid", "located_from_grid"]
 
 #: A blob smaller than this (mm²) is "no LV" (an apical LV cavity is larger; noise blobs smaller).
 MIN_AREA_MM2 = 100.0
@@ -101,15 +101,30 @@ def foreground(maps: torch.Tensor) -> torch.Tensor:
     return maps > 0
 
 
-def _blobs(mask: np.ndarray, origin: tuple[int, int] = (0, 0)
-           ) -> tuple[np.ndarray, list[tuple[float, float, int, int]]]:
-    """The labels of the 8-connected blobs and ``(x, y, pixels, label)`` of each, largest first
-    (no blob for an empty mask); ``mask`` is the window at ``origin`` ``(top, left)`` of a larger
-    image that is empty outside it, and ``x, y`` are in that image's pixels.
+#: A blob of :func:`label_blobs`: centroid ``x, y`` (pixels), size in pixels, label.
+Blob = tuple[float, float, int, int]
+
+
+def label_blobs(mask: np.ndarray, origin: tuple[int, int] = (0, 0)
+                ) -> tuple[np.ndarray, list[Blob]]:
+    """The 8-connected blobs of a foreground mask, largest first.
 
     The centroids are ``scipy.ndimage.center_of_mass``'s, computed the same way (weighted
     ``bincount`` in raster order, whose sums do not change when empty pixels are left out), so
-    a window gives the same numbers as the whole image, faster."""
+    a window gives the same numbers as the whole image, faster.
+
+    Args:
+        mask: bool :math:`(H, W)`, the window at ``origin`` of a larger image that is empty
+            outside it.
+        origin: ``(top, left)`` of the window in that image.
+
+    Returns:
+        ``(labels, blobs)``: the blobs' labels :math:`(H, W)` (0 outside them) and a
+        :data:`Blob` ``(x, y, pixels, label)`` per blob, ``x, y`` in the larger image's
+        pixels; no blob for an empty mask.
+    """
+    from scipy import ndimage  # imported here: `lvseg --help` needs no scipy
+
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
     if n == 0:
         return labels, []
@@ -124,15 +139,25 @@ def _blobs(mask: np.ndarray, origin: tuple[int, int] = (0, 0)
     return labels, [(float(xs[k]), float(ys[k]), int(sizes[k]), int(k) + 1) for k in order]
 
 
-_NONE = (float("nan"), float("nan"), 0, 0)
+#: The :data:`Blob` of a slice without one: no centroid, no pixels, no label.
+NO_BLOB: Blob = (float("nan"), float("nan"), 0, 0)
 
 
-def _consistent(blobs: list[list[tuple[float, float, int, int]]], min_pixels: float,
-                max_jump: float) -> list[tuple[float, float, int, int]]:
-    """One blob per slice: the largest, unless it lies more than ``max_jump`` pixels from the
-    median centre of the slices' LVs (one stack: the LV moves little between slices); then the
-    largest blob near that median, or none."""
-    first = [b[0] if b else _NONE for b in blobs]
+def consistent_blobs(blobs: list[list[Blob]], min_pixels: float, max_jump: float) -> list[Blob]:
+    """One blob per slice of a stack: the largest, unless it lies more than ``max_jump`` pixels
+    from the median centre of the slices' LVs (one stack: the LV moves little between slices);
+    then the largest blob near that median, or none.
+
+    Args:
+        blobs: per slice, its :func:`label_blobs`, largest first.
+        min_pixels: the smallest blob that counts as an LV for the median (needs 3 slices with
+            one; fewer, and every slice keeps its largest blob).
+        max_jump: the largest distance (pixels) from the median.
+
+    Returns:
+        The chosen :data:`Blob` per slice, :data:`NO_BLOB` for none.
+    """
+    first = [b[0] if b else NO_BLOB for b in blobs]
     with_lv = np.array([(x, y) for x, y, n, _ in first if n >= min_pixels])
     if len(with_lv) < 3:  # too few slices to say where the stack's LV is
         return first
@@ -141,21 +166,27 @@ def _consistent(blobs: list[list[tuple[float, float, int, int]]], min_pixels: fl
     for found, best in zip(blobs, first):
         near = [b for b in found if np.hypot(b[0] - mx, b[1] - my) <= max_jump]
         if best[2] and np.hypot(best[0] - mx, best[1] - my) > max_jump:
-            best = near[0] if near else _NONE
+            best = near[0] if near else NO_BLOB
         chosen.append(best)
     return chosen
 
 
-def _training_grid(images: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
-    """The slices :math:`(K, H, W)` resampled to the training spacing and normalised as in
-    training (:func:`lvseg.prepare.training_grid`), float32 :math:`(K, H', W')`."""
-    return np.stack([training_grid(image, spacing) for image in images])
-
-
 @torch.no_grad()
-def _foreground_maps(unet: nn.Module, images: np.ndarray) -> np.ndarray:
-    """:func:`foreground` of the U-Net's map of same-size slices :math:`(K, H, W)`, bool: each
-    slice padded with its minimum to a multiple of :math:`2^{depth}`, cropped back after."""
+def foreground_maps(unet: nn.Module, images: np.ndarray) -> np.ndarray:
+    """:func:`foreground` of the U-Net's map of same-size images (whole slices or crops on the
+    training grid), :data:`BATCH_SIZE` at a time on the U-Net's device.
+
+    Each image is padded with its minimum to a multiple of :math:`2^{depth}` (the U-Net is
+    fully convolutional) and its map cropped back after.
+
+    Args:
+        unet: the U-Net (its ``depth`` attribute gives the padding; 0 if absent); it is set
+            to eval mode.
+        images: float :math:`(K, H, W)`, normalised as in training.
+
+    Returns:
+        bool :math:`(K, H, W)`.
+    """
     multiple = 2 ** int(getattr(unet, "depth", 0))
     height, width = images.shape[-2:]
     pad_h, pad_w = -height % multiple, -width % multiple
@@ -169,12 +200,24 @@ def _foreground_maps(unet: nn.Module, images: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _to_input(centres: np.ndarray, pixels: np.ndarray, blobs: list[np.ndarray | None],
-              spacing: tuple[float, float], shape: tuple[int, int],
-              min_area_mm2: float) -> Located:
-    """:class:`Located` in the input's pixels from the chosen blobs on the training grid:
-    their centroids ``(x, y)`` :math:`(K, 2)`, sizes in pixels :math:`(K,)` and masks (or
-    ``None``); ``shape`` is the input slices' ``(H, W)``."""
+def located_from_grid(centres: np.ndarray, pixels: np.ndarray, blobs: list[np.ndarray | None],
+                      spacing: tuple[float, float], shape: tuple[int, int],
+                      min_area_mm2: float) -> Located:
+    """The chosen blob of each of :math:`K` slices, found on the training grid, as
+    :class:`Located` in the input slices' pixels (what both finders return).
+
+    Args:
+        centres: the blobs' centroids ``(x, y)`` on the training grid, :math:`(K, 2)` (NaN for
+            none).
+        pixels: their sizes in training-grid pixels, :math:`(K,)` (0 for none).
+        blobs: their masks on the training grid, or ``None`` for none.
+        spacing: the input slices' pixel size ``(row_mm, col_mm)``.
+        shape: the input slices' ``(H, W)``.
+        min_area_mm2: smallest blob that counts as an LV (:attr:`Located.has_lv`).
+
+    Returns:
+        :class:`Located`; each mask takes the grid pixel nearest to each input pixel's centre.
+    """
     fr, fc = spacing[0] / SPACING_MM, spacing[1] / SPACING_MM
     centres = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
     centers = np.stack([(centres[:, 0] + 0.5) / fc - 0.5, (centres[:, 1] + 0.5) / fr - 0.5], 1)
@@ -206,23 +249,34 @@ def locate(method: str | Method, unet: nn.Module, images: np.ndarray,
         :class:`Located`, centres in the input slices' pixels.
     """
     images = np.asarray(images, dtype=np.float32)
-    return _locate_grid(method, unet, _training_grid(images, spacing), spacing,
-                        images.shape[-2:], min_area_mm2)
+    return locate_on_grid(method, unet, training_grids(images, spacing), spacing,
+                          images.shape[-2:], min_area_mm2)
 
 
-def _locate_grid(method: str | Method, unet: nn.Module, grid: np.ndarray,
-                 spacing: tuple[float, float], shape: tuple[int, int],
-                 min_area_mm2: float) -> Located:
-    """:func:`locate` on slices already on the training grid (:func:`_training_grid`), whose
-    input slices have ``shape`` :math:`(H, W)` and pixel size ``spacing``: a caller that crops
-    the slices afterwards (:mod:`lvseg.centre_free`) resamples each once."""
+def locate_on_grid(method: str | Method, unet: nn.Module, grid: np.ndarray,
+                   spacing: tuple[float, float], shape: tuple[int, int],
+                   min_area_mm2: float) -> Located:
+    """:func:`locate` on slices already on the training grid: a caller that crops the slices
+    afterwards (:mod:`lvseg.centre_free`) resamples each once.
+
+    Args:
+        method: the run's method (decides the threshold, :func:`foreground`).
+        unet: the run's U-Net.
+        grid: the slices' :func:`lvseg.prepare.training_grids`, :math:`(K, H', W')`.
+        spacing: the input slices' pixel size ``(row_mm, col_mm)``.
+        shape: the input slices' ``(H, W)``.
+        min_area_mm2: smallest blob that counts as an LV.
+
+    Returns:
+        :class:`Located`, centres in the input slices' pixels.
+    """
     labels, blobs = [], []
-    for m in _foreground_maps(unet, grid):
-        labelled, found = _blobs(m)
+    for m in foreground_maps(unet, grid):
+        labelled, found = label_blobs(m)
         labels.append(labelled)
         blobs.append(found)
-    chosen = _consistent(blobs, min_area_mm2 / SPACING_MM**2, MAX_JUMP_MM / SPACING_MM)
-    return _to_input(np.array([(x, y) for x, y, _, _ in chosen]),
+    chosen = consistent_blobs(blobs, min_area_mm2 / SPACING_MM**2, MAX_JUMP_MM / SPACING_MM)
+    return located_from_grid(np.array([(x, y) for x, y, _, _ in chosen]),
                      np.array([n for _, _, n, _ in chosen]),
                      [labelled == label if label else None
                       for labelled, (*_, label) in zip(labels, chosen)],

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from lvseg.surface import _array, _pair, assd, hausdorff_distance, hd95
+from lvseg.surface import as_numpy, assd, hausdorff_distance, hd95, mask_pair
 
 __all__ = ["dice", "evaluate_batch", "evaluate_masks", "square_dice", "star_square", "summarize"]
 
@@ -71,15 +71,15 @@ def dice(pred: Any, true: Any) -> float:
         >>> dice(np.array([[1, 1, 0, 0]]), np.array([[0, 1, 1, 0]]))
         0.5
     """
-    p, t = _pair(pred, true)
+    p, t = mask_pair(pred, true)
     total = int(p.sum()) + int(t.sum())
     return 1.0 if total == 0 else 2.0 * int((p & t).sum()) / total
 
 
 def _batch(preds: Any, trues: Any, centers: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(K, H, W)`` predicted and true masks and ``(K, 2)`` centres as arrays, checked."""
-    preds, trues = _array(preds), _array(trues)
-    centers = np.asarray(_array(centers), dtype=np.float64)
+    preds, trues = as_numpy(preds), as_numpy(trues)
+    centers = np.asarray(as_numpy(centers), dtype=np.float64)
     if preds.ndim != 3 or preds.shape != trues.shape:
         raise ValueError(
             f"preds and trues must have the same shape (K, H, W); got {preds.shape} and "
@@ -135,7 +135,7 @@ def evaluate_masks(
         >>> evaluate_masks(p, t, 1.5, center=(29.5, 29.5), radius=15)["dice"]
         1.0
     """
-    p, t = _pair(pred, true)
+    p, t = mask_pair(pred, true)
     rows, cols = star_square(center, radius, p.shape)
     p, t = p[rows, cols], t[rows, cols]
     return {
@@ -168,7 +168,7 @@ def evaluate_batch(
         One result dict per slice.
     """
     preds, trues, centers = _batch(preds, trues, centers)
-    radii = np.broadcast_to(np.asarray(_array(radius), dtype=np.float64), (preds.shape[0],))
+    radii = np.broadcast_to(np.asarray(as_numpy(radius), dtype=np.float64), (preds.shape[0],))
     return [
         evaluate_masks(preds[k], trues[k], spacing, centers[k], radii[k])
         for k in range(preds.shape[0])

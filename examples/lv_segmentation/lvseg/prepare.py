@@ -31,7 +31,7 @@ from lvseg.data import (
 from lvseg.data.splits import SPLITS
 
 __all__ = ["ALL", "PreparedImage", "PreparedSplits", "crop_grid", "load_prepared", "prepare_data",
-           "prepare_image", "training_grid"]
+           "prepare_image", "training_grid", "training_grids"]
 
 #: The name of every usable slice, without a patient split (beside :data:`~lvseg.data.splits.SPLITS`).
 ALL = "all"
@@ -142,6 +142,20 @@ def training_grid(image: np.ndarray, spacing: tuple[float, float]) -> np.ndarray
     """
     resampled, _ = resample(image, None, spacing, SPACING_MM)
     return normalize_intensities(resampled).astype(np.float32, copy=False)
+
+
+def training_grids(images: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
+    """The :func:`training_grid` of each slice of a stack: how the LV finders
+    (:func:`lvseg.locate.locate`, :func:`lvseg.anchor.locate_motion`) see whole slices.
+
+    Args:
+        images: slices of one size :math:`(K, H, W)`, raw intensities.
+        spacing: their pixel size ``(row_mm, col_mm)``.
+
+    Returns:
+        float32 :math:`(K, H', W')`, each slice normalised on its own.
+    """
+    return np.stack([training_grid(image, spacing) for image in images])
 
 
 def crop_grid(

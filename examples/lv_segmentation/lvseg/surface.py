@@ -57,11 +57,9 @@ import math
 from typing import Any, Sequence
 
 import numpy as np
-from scipy import ndimage
 
-__all__ = ["assd", "boundary", "hausdorff_distance", "hd95", "surface_distances"]
-
-_CROSS = ndimage.generate_binary_structure(2, 1)
+__all__ = ["as_numpy", "assd", "boundary", "hausdorff_distance", "hd95", "mask_pair",
+           "surface_distances"]
 
 
 def boundary(mask: Any) -> np.ndarray:
@@ -74,8 +72,11 @@ def boundary(mask: Any) -> np.ndarray:
                [1, 0, 1],
                [1, 1, 1]])
     """
+    from scipy import ndimage  # imported here: `lvseg --help` needs no scipy
+
     m = _mask(mask, "mask")
-    return m & ~ndimage.binary_erosion(m, structure=_CROSS, border_value=0)
+    cross = ndimage.generate_binary_structure(2, 1)
+    return m & ~ndimage.binary_erosion(m, structure=cross, border_value=0)
 
 
 def surface_distances(
@@ -92,7 +93,9 @@ def surface_distances(
         ``(pred_to_true, true_to_pred)``, float64 arrays of the boundary sizes; both empty if
         either mask is empty (the distances are undefined).
     """
-    p, t = _pair(pred, true)
+    from scipy import ndimage  # imported here: `lvseg --help` needs no scipy
+
+    p, t = mask_pair(pred, true)
     sampling = _spacing(spacing)
     bp, bt = boundary(p), boundary(t)
     if not bp.any() or not bt.any():
@@ -147,7 +150,7 @@ def assd(pred: Any, true: Any, spacing: float | Sequence[float] = 1.0) -> float:
 
 
 def _from_distances(pred: Any, true: Any, spacing: Any, reduce: Any) -> float:
-    p, t = _pair(pred, true)
+    p, t = mask_pair(pred, true)
     if not p.any() and not t.any():
         return 0.0
     if not p.any() or not t.any():
@@ -155,20 +158,27 @@ def _from_distances(pred: Any, true: Any, spacing: Any, reduce: Any) -> float:
     return reduce(*surface_distances(p, t, spacing))
 
 
-def _array(x: Any) -> np.ndarray:
+def as_numpy(x: Any) -> np.ndarray:
+    """``x`` (a torch tensor, on any device, or anything ``numpy.asarray`` takes) as a numpy
+    array: how every mask and number of this module and :mod:`lvseg.metrics` is read."""
     if hasattr(x, "detach"):  # a torch tensor, without importing torch
         x = x.detach().cpu().numpy()
     return np.asarray(x)
 
 
 def _mask(x: Any, name: str) -> np.ndarray:
-    m = _array(x)
+    m = as_numpy(x)
     if m.ndim != 2:
         raise ValueError(f"{name} must be a 2-D mask (H, W); got shape {m.shape}")
     return m.astype(bool, copy=False)
 
 
-def _pair(pred: Any, true: Any) -> tuple[np.ndarray, np.ndarray]:
+def mask_pair(pred: Any, true: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A prediction and its truth as two bool 2-D masks of one shape (:func:`as_numpy`).
+
+    Raises:
+        ValueError: naming ``pred`` or ``true``, if one is not 2-D or their shapes differ.
+    """
     p, t = _mask(pred, "pred"), _mask(true, "true")
     if p.shape != t.shape:
         raise ValueError(f"pred and true must have the same shape; got {p.shape} and {t.shape}")

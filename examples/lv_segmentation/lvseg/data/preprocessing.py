@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
-from scipy import ndimage
 
 from diffbypass.validation import positive_number
 from lvseg.data.transforms import crop_around, normalize_intensities, resample
@@ -146,6 +145,8 @@ def preprocess(
         >>> data.images.shape, data.masks.shape, data.centers.shape, report.loaded
         ((4, 1, 64, 64), (4, 64, 64), (4, 2), 4)
     """
+    from scipy import ndimage  # imported here: `lvseg --help` needs no scipy
+
     positive_number("spacing (mm)", spacing)
     shape = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
     if len(shape) != 2 or not all(isinstance(s, (int, np.integer)) and s >= 1 for s in shape):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
 
 from diffbypass.validation import int_at_least
 from lvseg.data.preprocessing import SPACING_MM
@@ -153,6 +152,8 @@ class _Patient:
     def draw(
         self, rng: np.random.Generator, position: float, noise: float
     ) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+        from scipy import ndimage  # imported here: `lvseg --help` needs no scipy
+
         shrink = 1.0 - 0.55 * position
         cx, cy = (self.center + rng.normal(0, 1.0, 2) + np.array([1.5, -1.5]) * position).tolist()
         radius = float(self.radius * shrink * rng.uniform(0.95, 1.05))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
 
 __all__ = ["MAX_RESAMPLED_PIXELS", "crop_around", "normalize_intensities", "resample"]
 
@@ -49,6 +48,8 @@ def resample(
         >>> img.shape, int(m.sum())
         ((20, 20), 400)
     """
+    from scipy import ndimage  # imported here: `lvseg --help` needs no scipy
+
     image = np.asarray(image, dtype=np.float32)
     mask = None if mask is None else np.asarray(mask, dtype=bool)
     factors = np.array([spacing[0] / target, spacing[1] / target], dtype=np.float64)
