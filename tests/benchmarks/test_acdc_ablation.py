@@ -249,3 +249,19 @@ def test_the_issue20_table_pairs_the_differences_by_seed() -> None:
     assert diffs[2] == ["+0.020 ± 0.000 (2 seeds)", "-", "-"]  # bypass - softDP, seeds 0, 1
     done, planned = _issue20.progress(records, FULL)
     assert done == 12 and planned > done  # the 20-image run is not the plan's (600 iterations)
+
+
+def test_the_averaging_table_means_by_hand() -> None:
+    from benchmarks.acdc_ablation._averaging import DECAYS, table
+
+    def record(seed: int, trained: list[float], averaged: list[float]) -> dict:
+        curve = [{"iteration": 50 * (k + 1), "trained": t, **{f"{d:g}": a for d in DECAYS}}
+                 for k, (t, a) in enumerate(zip(trained, averaged))]
+        return {"size": 10, "seed": seed, "curve": curve,
+                "best": {k: max(c[k] for c in curve) for k in curve[0] if k != "iteration"}}
+
+    text = table([record(0, [0.8, 0.6], [0.7, 0.7]), record(1, [0.5, 0.9], [0.9, 0.9])])
+    rows = text.splitlines()
+    assert rows[2] == "| trained (no average) | 0.800 / 0.900 | 0.850 | 0.700 |"
+    assert rows[3] == "| EMA, decay 0.9 | 0.700 / 0.900 | 0.800 | 0.800 |"
+    assert len(rows) == 2 + 1 + len(DECAYS)
