@@ -38,6 +38,8 @@ DIFFERENCES = (
     ("EDPCNN best − best semi-supervised U-Net (target at 10 and 20: ≥ +0.03)", EDPCNN,
      SEMI_UNET),
     ("bypass − softDP (target: ≥ 0)", ("edpcnn",), ("softdp",)),
+    ("EDPCNN best − U-Net best, augmented or not (no target: equal augmentation)", EDPCNN,
+     ("unet", "unet-aug")),
 )  # fmt: skip
 
 
@@ -124,6 +126,7 @@ def method(records: list[dict[str, Any]], plan: Plan, seconds: str) -> str:
         "Differences: seed by seed, over the seeds both rows ran (seeds in brackets); 'EDPCNN "
         "best' is the EDPCNN, augmented or semi-supervised row with the highest mean at that "
         "size (named in the cell), 'best semi-supervised U-Net' the mean-teacher row (the only "
-        f"one so far). {seconds} The table fills in as the study runs: {done} of the {planned} "
+        "one so far), 'U-Net best' the plain or augmented U-Net row with the higher mean. "
+        f"{seconds} The table fills in as the study runs: {done} of the {planned} "
         "runs of these rows are done."
     )
