@@ -185,8 +185,7 @@ def test_evaluate_and_predict_options_come_from_their_configs(command: str) -> N
     """Every option of the two commands is a config field (one definition, one meaning)."""
     import dataclasses
 
-    from lvseg.evaluate import EvaluateConfig
-    from lvseg.predict import PredictConfig
+    from lvseg.inference_options import EvaluateConfig, PredictConfig
 
     config = {"evaluate": EvaluateConfig, "predict": PredictConfig}[command]
     parser = build_parser()._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]

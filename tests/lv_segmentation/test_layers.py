@@ -20,7 +20,7 @@ ROOT = Path(lvseg.__file__).parent
 #: train / evaluate / predict -> cli (plus the foundations every floor may use).
 FLOORS: list[tuple[str, set[str]]] = [
     ("foundations", {"options", "device", "distributed", "interrupt", "sampler", "jitter", "augment", "surface", "metrics",
-                     "rundir", "checkpoint", "data"}),
+                     "rundir", "checkpoint", "data", "inference_options"}),
     ("star settings", {"star"}),
     ("model", {"models", "edpcnn", "averaging"}),
     ("methods", {"methods", "teacher"}),

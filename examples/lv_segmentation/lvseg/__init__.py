@@ -12,7 +12,9 @@ From the ground up:
   :mod:`lvseg.device` (``--device``), :mod:`lvseg.distributed` (training under torchrun:
   ranks, shards, DDP), :mod:`lvseg.sampler` (the resumable batch sampler),
   :mod:`lvseg.interrupt` (Ctrl-C during training), :mod:`lvseg.jitter` (the star centre
-  jittered inside the object), :mod:`lvseg.augment` (training data augmentation);
+  jittered inside the object), :mod:`lvseg.augment` (training data augmentation),
+  :mod:`lvseg.inference_options` (the options of ``evaluate`` and ``predict``, torch-free so
+  that their ``--help`` starts no torch);
 - :mod:`lvseg.star` — the star pattern and the DP settings;
 - :mod:`lvseg.models` — the CPU-sized U-Net; :mod:`lvseg.edpcnn` — EDPCNN: U-Net → warp →
   ``Bypass(StarDP, estimator)``; :mod:`lvseg.averaging` — an EMA of a model's weights
@@ -35,7 +37,7 @@ From the ground up:
 - :mod:`lvseg.train` (the training loop: hooks, exact resume, safe interruption) and
   :mod:`lvseg.train_state` (what ``last.pt`` and ``best.pt`` hold, and resuming from them),
   :mod:`lvseg.evaluate` (evaluation of a run) and :mod:`lvseg.predict` (prediction on new
-  images), each with the config its command's options are generated from;
+  images);
   :mod:`lvseg.batch` — a training iteration's batch (sampled, augmented, its stars drawn, this
   rank's share);
   :mod:`lvseg.train_centres` — training stars at a locator run's centres (``--centres``);
@@ -69,6 +71,7 @@ __all__ = [
     "figures",
     "hooks",
     "images",
+    "inference_options",
     "interrupt",
     "jitter",
     "locate",

@@ -2,9 +2,9 @@
 
 Every option is generated from the fields of a dataclass config (:func:`lvseg.options.add_arguments`),
 so each is written once: ``train``'s from :class:`~lvseg.config.TrainConfig` and
-:class:`~lvseg.star.StarConfig`, ``evaluate``'s from :class:`~lvseg.evaluate.EvaluateConfig`,
-``predict``'s from :class:`~lvseg.predict.PredictConfig`, and the ones they share (``--delta``,
-``--n-lines``, ``--device``) from :class:`~lvseg.runs.RunOptions`. One option name has one
+:class:`~lvseg.star.StarConfig`, ``evaluate``'s from :class:`~lvseg.inference_options.EvaluateConfig`,
+``predict``'s from :class:`~lvseg.inference_options.PredictConfig`, and the ones they share (``--delta``,
+``--n-lines``, ``--device``) from :class:`~lvseg.inference_options.RunOptions`. One option name has one
 meaning: the seed of ``evaluate``'s centre jitter is ``--jitter-seed`` (``--seed`` there says so). Errors the user can fix (a missing data folder, an existing or busy run directory, a broken
 checkpoint, a full disk, a star centre outside the image, a diverged run, ...) are printed as
 one ``lvseg: error: ...`` line with exit status 2; nothing is overwritten. Ctrl-C during training
@@ -85,8 +85,8 @@ def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
 
 def _train_options(t: argparse.ArgumentParser) -> None:
     from lvseg.config import TrainConfig
+    from lvseg.inference_options import RunOptions
     from lvseg.options import add_arguments
-    from lvseg.runs import RunOptions
     from lvseg.star import StarConfig
 
     defaults = TrainConfig(method="edpcnn")
@@ -102,7 +102,7 @@ def _train_options(t: argparse.ArgumentParser) -> None:
 
 
 def _evaluate_options(e: argparse.ArgumentParser) -> None:
-    from lvseg.evaluate import EvaluateConfig
+    from lvseg.inference_options import EvaluateConfig
     from lvseg.options import add_arguments
 
     e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by lvseg train")
@@ -112,8 +112,8 @@ def _evaluate_options(e: argparse.ArgumentParser) -> None:
 
 
 def _predict_options(p: argparse.ArgumentParser) -> None:
+    from lvseg.inference_options import PredictConfig
     from lvseg.options import add_arguments
-    from lvseg.predict import PredictConfig
 
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by lvseg train")
     p.add_argument("images", nargs="+", metavar="FILE",
@@ -141,8 +141,8 @@ def _train(args: argparse.Namespace) -> int:
     from lvseg.figures import training_curves
     from lvseg.hooks import ProgressBar
     from lvseg.star import StarConfig
+    from lvseg.inference_options import RunOptions
     from lvseg.interrupt import TrainingInterrupted
-    from lvseg.runs import RunOptions
     from lvseg.train import Trainer
 
     given = given_options(args, TrainConfig)
@@ -189,7 +189,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from lvseg.images import check_slice_inputs
-    from lvseg.predict import PredictConfig, predict_files
+    from lvseg.inference_options import PredictConfig
+    from lvseg.predict import predict_files
     from lvseg.runs import load_run
 
     config = PredictConfig(**given_options(args, PredictConfig))

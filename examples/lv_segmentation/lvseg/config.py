@@ -31,7 +31,7 @@ from lvseg.data.preprocessing import CROP_SIZE
 from lvseg.data.splits import SCHEMES
 from lvseg.methods import EVIDENCE, METHODS
 from lvseg.models import NORMS
-from lvseg.options import check_fields, document, option
+from lvseg.options import MAX_SEED, check_fields, document, option
 from lvseg.rundir import RunDirError
 from lvseg.edpcnn import SURROGATES
 from lvseg.star import StarConfig
@@ -51,8 +51,6 @@ _LR = ", ".join(f"{m.name} {m.lr:g}" for m in METHODS.values())
 #: for gigabytes before anything else is checked).
 _MAX_CHANNELS = 128
 _MAX_ITERATIONS = 10_000_000
-#: The largest seed (what torch, NumPy and random all accept).
-MAX_SEED = 2**32 - 1
 
 
 #: How ``--centres`` names where the training centres come from (the only source so far).

@@ -34,7 +34,11 @@ import types
 import typing
 from typing import Any, Callable
 
-__all__ = ["add_arguments", "check_fields", "check_value", "document", "given_options", "option"]
+__all__ = ["MAX_SEED", "add_arguments", "check_fields", "check_value", "document", "given_options",
+           "option"]
+
+#: The largest value of a seed option (what torch, NumPy and random all accept).
+MAX_SEED = 2**32 - 1
 
 
 def option(
