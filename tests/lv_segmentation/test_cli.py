@@ -165,7 +165,7 @@ def test_help_documents_every_training_option(capsys) -> None:  # type: ignore[n
 def test_help_points_to_the_evidence_for_the_defaults_the_acdc_study_decides(capsys) -> None:  # type: ignore[no-untyped-def]
     """--augment, --unlabelled, --temperature and edpcnn-es name the docs section with the
     comparison (issue #20), and that section exists."""
-    from lvseg.methods import EVIDENCE
+    from lvseg.train_choices import EVIDENCE
 
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])

@@ -13,9 +13,11 @@ From the ground up:
   ranks, shards, DDP), :mod:`lvseg.sampler` (the resumable batch sampler),
   :mod:`lvseg.interrupt` (Ctrl-C during training), :mod:`lvseg.jitter` (the star centre
   jittered inside the object), :mod:`lvseg.augment` (training data augmentation),
-  :mod:`lvseg.inference_options` (the options of ``evaluate`` and ``predict``, torch-free so
-  that their ``--help`` starts no torch);
-- :mod:`lvseg.star` — the star pattern and the DP settings;
+  :mod:`lvseg.inference_options` (the options of ``evaluate`` and ``predict``) and
+  :mod:`lvseg.train_choices` (what ``train``'s options choose from: each method's defaults, the
+  ``--augment`` presets, ...), torch-free, so that ``--help`` starts no torch;
+- :mod:`lvseg.star` — the star pattern and the DP settings; :mod:`lvseg.star_dp` — the DP on the
+  star, from the ``stardp`` plugin (and pooled for ES-lo);
 - :mod:`lvseg.models` — the CPU-sized U-Net; :mod:`lvseg.edpcnn` — EDPCNN: U-Net → warp →
   ``Bypass(StarDP, estimator)``; :mod:`lvseg.averaging` — an EMA of a model's weights
   (``--average`` and the mean teacher);
@@ -87,10 +89,12 @@ __all__ = [
     "score",
     "segment",
     "star",
+    "star_dp",
     "surface",
     "teacher",
     "train",
     "train_centres",
+    "train_choices",
     "train_state",
     "volumes",
 ]

@@ -89,14 +89,12 @@ def _train_options(t: argparse.ArgumentParser) -> None:
     from lvseg.options import add_arguments
     from lvseg.star import StarConfig
 
-    defaults = TrainConfig(method="edpcnn")
-    add_arguments(t, TrainConfig, defaults=defaults)
-    add_arguments(t.add_argument_group("star pattern and DP"), StarConfig,
-                  defaults=defaults.star)
+    add_arguments(t, TrainConfig)
+    add_arguments(t.add_argument_group("star pattern and DP"), StarConfig)
     t.add_argument("--resume", action="store_true",
                    help="continue RUN_DIR exactly from its last.pt (only --iterations may change)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_arguments(t, RunOptions, defaults=RunOptions(), skip=("delta", "n_lines"))
+    add_arguments(t, RunOptions, skip=("delta", "n_lines"))
     t.add_argument("--out", required=True, metavar="RUN_DIR",
                    help="run directory; must not exist (or be empty) unless --resume")
 
@@ -106,7 +104,7 @@ def _evaluate_options(e: argparse.ArgumentParser) -> None:
     from lvseg.options import add_arguments
 
     e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by lvseg train")
-    add_arguments(e, EvaluateConfig, defaults=EvaluateConfig())
+    add_arguments(e, EvaluateConfig)
     e.add_argument("--seed", action=_Renamed, help=argparse.SUPPRESS,
                    new="--jitter-seed", why="train's --seed seeds the training")
 
@@ -119,7 +117,7 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", metavar="FILE",
                    help="volumes (NIfTI, DICOM series or ACDC patient folders) or, with "
                    "--center, DICOM, NIfTI (.nii, .nii.gz) or .npy slices")
-    add_arguments(p, PredictConfig, defaults=PredictConfig(out="DIR"))
+    add_arguments(p, PredictConfig)
 
 
 class _Renamed(argparse.Action):
