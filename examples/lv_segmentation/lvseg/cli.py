@@ -2,9 +2,11 @@
 
 Every option is generated from the fields of a dataclass config (:func:`lvseg.options.add_arguments`),
 so each is written once: ``train``'s from :class:`~lvseg.config.TrainConfig` and
-:class:`~lvseg.star.StarConfig`, ``evaluate``'s from :class:`~lvseg.inference_options.EvaluateConfig`,
-``predict``'s from :class:`~lvseg.inference_options.PredictConfig`, and the ones they share (``--delta``,
-``--n-lines``, ``--device``) from :class:`~lvseg.inference_options.RunOptions`. One option name has one
+:class:`~lvseg.star.StarConfig`, ``evaluate``'s from
+:class:`~lvseg.inference_options.EvaluateConfig`, ``predict``'s from
+:class:`~lvseg.inference_options.PredictConfig`, and the ones they share (``--delta``,
+``--n-lines``, ``--device``) from :class:`~lvseg.inference_options.RunOptions`; none of them
+imports torch, so ``--help`` and usage errors are answered at once. One option name has one
 meaning: the seed of ``evaluate``'s centre jitter is ``--jitter-seed`` (``--seed`` there says so). Errors the user can fix (a missing data folder, an existing or busy run directory, a broken
 checkpoint, a full disk, a star centre outside the image, a diverged run, ...) are printed as
 one ``lvseg: error: ...`` line with exit status 2; nothing is overwritten. Ctrl-C during training

@@ -49,8 +49,8 @@ SemiLoss = Callable[[nn.Module, Tensor, Tensor, "Tensor | None", "Tensor | None"
 
 @dataclass(frozen=True, kw_only=True)
 class Method(MethodDefaults):
-    """One method of the example: its name, help and defaults (:class:`MethodDefaults`, the
-    fields before ``estimator``), and how it is trained.
+    """One method of the example: its name, help and defaults (the fields of
+    :class:`~lvseg.train_choices.MethodDefaults`), and how it is trained.
 
     Attributes:
         estimator: builds the gradient estimator of the bypass from the config and a noise
