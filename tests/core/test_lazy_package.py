@@ -62,3 +62,15 @@ def test_a_submodule_is_an_attribute_and_an_unknown_name_is_an_attribute_error()
     with pytest.raises(AttributeError, match="module 'diffbypass' has no attribute 'Bypas'"):
         diffbypass.Bypas  # noqa: B018
     assert not hasattr(diffbypass, "nothing")
+
+
+def test_a_killable_pool_worker_is_ready_with_what_the_package_imports() -> None:
+    """A worker says it is ready once torch and the package are imported, so that a task's
+    timeout never includes torch's start-up. (Failed when the package's names became lazy: a
+    0.5 s timeout then killed the first task on a fresh worker, ``test_timeouts.py``.)"""
+    from diffbypass import KillablePool
+
+    with KillablePool(1) as pool:
+        loaded = pool.submit(eval, "sorted(m for m in ('torch', 'diffbypass.bypass') "
+                                   "if m in __import__('sys').modules)").result(timeout=120)
+    assert loaded == ["diffbypass.bypass", "torch"]
