@@ -50,7 +50,11 @@ def _worker(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     if hasattr(os, "setpgrp"):
         os.setpgrp()  # a group of its own: a kill also ends the programs fn started
-    conn.send(None)  # ready: started, and imported what the pool's module imports
+    import diffbypass
+
+    for name in diffbypass.__all__:  # the package's names load on first use (PEP 562): load them
+        getattr(diffbypass, name)  # (torch too) now, never inside the first task's timeout
+    conn.send(None)  # ready: started, and imported what the package imports
     while True:
         try:
             data = conn.recv_bytes()

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import _harness as H
-from lvseg.locate import FINDERS
+from lvseg.inference_options import FINDERS
 
 HERE = Path(__file__).resolve().parent
 #: ../shared/data/acdc/training of the checkout, or of a worktree in wt/<name>

@@ -25,7 +25,7 @@ chosen by:
   ``lvseg.anchor.locate_motion``, ``lvseg evaluate/predict --find motion``).
 
 Scored per slice against the ground truth as ``benchmarks.lv_volumes``: has-LV accuracy (blob
-at least ``lvseg.locate.MIN_AREA_MM2``) and, where both have an LV, the centre error in mm
+at least ``lvseg.inference_options.MIN_AREA_MM2``) and, where both have an LV, the centre error in mm
 (median, 90th percentile, share within 10 mm). A one-off diagnostic (no JSON): run ``python -m
 benchmarks.lv_volumes.anchor --locator RUN_DIR [--segmenter RUN_DIR]`` from the repository
 root (1-2 minutes on 2 busy cores). The findings are in ``README.md``.
@@ -87,8 +87,8 @@ def patient_choices(folder: Path, locator: Any, segmenter: Any, steps: int
                     ) -> tuple[dict[str, list[Any]], list[Any]]:
     """Per rule the chosen ``(x, y, pixels, ...)`` per slice (training grid), and the truth."""
     from lvseg.data import SPACING_MM, normalize_intensities, resample
-    from lvseg.locate import (MAX_JUMP_MM, MIN_AREA_MM2, consistent_blobs, foreground,
-                              label_blobs)
+    from lvseg.inference_options import MIN_AREA_MM2
+    from lvseg.locate import MAX_JUMP_MM, consistent_blobs, foreground, label_blobs
     from lvseg.volumes import read_patient
 
     case = read_patient(folder, cine=False)
@@ -156,7 +156,7 @@ def main() -> None:
     p.add_argument("--data-dir", type=Path, default=ACDC, help="ACDC training folder")
     args = p.parse_args()
     from lvseg.data import SPACING_MM
-    from lvseg.locate import MIN_AREA_MM2
+    from lvseg.inference_options import MIN_AREA_MM2
     from lvseg.runs import load_run
 
     locator = load_run(args.locator).unet.eval()

@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from benchmarks import _harness as H
-from lvseg.locate import FINDERS
+from lvseg.inference_options import FINDERS
 
 #: (module, attribute, stage): functions timed as stages where the module has them.
 STAGES = [

@@ -13,10 +13,11 @@ import torch
 from scipy import ndimage
 
 import lvseg.batch
-from lvseg.augment import PRESETS, AugmentConfig, AugmentedBatch, augment_batch
+from lvseg.augment import AugmentedBatch, augment_batch
 from lvseg.checkpoint import load_checkpoint
 from lvseg.config import TrainConfig
 from lvseg.train import Trainer
+from lvseg.train_choices import PRESETS, AugmentConfig
 from lvseg_testing import same, tiny_config
 
 SIZE, RADIUS = 128, 15.0

@@ -165,7 +165,7 @@ def test_help_documents_every_training_option(capsys) -> None:  # type: ignore[n
 def test_help_points_to_the_evidence_for_the_defaults_the_acdc_study_decides(capsys) -> None:  # type: ignore[no-untyped-def]
     """--augment, --unlabelled, --temperature and edpcnn-es name the docs section with the
     comparison (issue #20), and that section exists."""
-    from lvseg.methods import EVIDENCE
+    from lvseg.train_choices import EVIDENCE
 
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])
@@ -185,8 +185,7 @@ def test_evaluate_and_predict_options_come_from_their_configs(command: str) -> N
     """Every option of the two commands is a config field (one definition, one meaning)."""
     import dataclasses
 
-    from lvseg.evaluate import EvaluateConfig
-    from lvseg.predict import PredictConfig
+    from lvseg.inference_options import EvaluateConfig, PredictConfig
 
     config = {"evaluate": EvaluateConfig, "predict": PredictConfig}[command]
     parser = build_parser()._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
@@ -233,6 +232,20 @@ def test_importing_the_command_starts_neither_torch_nor_matplotlib() -> None:
     assert result.stdout.split("\n")[:2] == ["[]", "lvseg.models True"]  # lazy, then loaded
 
 
+_RUN_IN_A_FRESH_INTERPRETER = (
+    "import contextlib, io, sys\n"
+    "from lvseg.cli import main\n"
+    "def run(argv):\n"
+    "    out, err = io.StringIO(), io.StringIO()\n"
+    "    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
+    "        try:\n"
+    "            main(argv)\n"
+    "        except SystemExit as done:\n"
+    "            code = done.code\n"
+    "    print(argv, code, 'usage: lvseg' in out.getvalue() + err.getvalue())\n"
+)
+
+
 def test_help_and_usage_errors_do_not_import_what_only_the_commands_use() -> None:
     """``lvseg --help`` and a wrong command list the commands: they start no torch.
     ``lvseg <command> --help`` and a bad option are answered by the parser alone: they must not
@@ -240,17 +253,7 @@ def test_help_and_usage_errors_do_not_import_what_only_the_commands_use() -> Non
     only running a command needs. Checked in a fresh interpreter, the top level first. (Failed
     when the parser was built with every command's options, and when lvseg.data, lvseg.surface
     and lvseg.locate imported scipy.ndimage at the top.)"""
-    code = (
-        "import contextlib, io, sys\n"
-        "from lvseg.cli import main\n"
-        "def run(argv):\n"
-        "    out, err = io.StringIO(), io.StringIO()\n"
-        "    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
-        "        try:\n"
-        "            main(argv)\n"
-        "        except SystemExit as done:\n"
-        "            code = done.code\n"
-        "    print(argv, code, 'usage: lvseg' in out.getvalue() + err.getvalue())\n"
+    code = _RUN_IN_A_FRESH_INTERPRETER + (
         "for argv in (['--help'], ['bogus'], []):\n"
         "    run(argv)\n"
         "print('torch' in sys.modules)\n"
@@ -266,6 +269,28 @@ def test_help_and_usage_errors_do_not_import_what_only_the_commands_use() -> Non
         "['--help'] 0 True", "['bogus'] 2 True", "[] 2 True", "False",
         "['train', '--help'] 0 True", "['evaluate', '--help'] 0 True",
         "['predict', '--help'] 0 True", "['predict', '--bogus'] 2 True", "[]"]
+
+
+@pytest.mark.parametrize("command, bad", [("train", ["--iterations", "x"]),
+                                          ("evaluate", ["--protocol", "nope", "RUN"]),
+                                          ("predict", ["--bogus"])])
+def test_a_command_help_and_its_usage_errors_start_neither_torch_nor_numba(
+        command: str, bad: list[str]) -> None:
+    """``lvseg <command> --help`` and a bad option or value of it are answered by the parser,
+    generated from option dataclasses that import no torch (:mod:`lvseg.train_choices`,
+    :mod:`lvseg.inference_options`, a lazy ``diffbypass``): a fresh interpreter per command,
+    since one command's imports would hide another's. (Failed while the configs lived beside
+    torch code and ``import diffbypass.validation`` imported every estimator: about 2 s each.)"""
+    code = _RUN_IN_A_FRESH_INTERPRETER + (
+        f"run([{command!r}, '--help'])\n"
+        f"run({[command, *bad]!r})\n"
+        "print(sorted(m for m in ('torch', 'numba', 'scipy', 'matplotlib') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"[{command!r}, '--help'] 0 True", f"{[command, *bad]!r} 2 True", "[]"]
 
 
 def test_build_parser_of_one_command_and_an_unknown_one() -> None:

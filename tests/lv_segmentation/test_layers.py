@@ -20,8 +20,9 @@ ROOT = Path(lvseg.__file__).parent
 #: train / evaluate / predict -> cli (plus the foundations every floor may use).
 FLOORS: list[tuple[str, set[str]]] = [
     ("foundations", {"options", "device", "distributed", "interrupt", "sampler", "jitter", "augment", "surface", "metrics",
-                     "rundir", "checkpoint", "data"}),
-    ("star settings", {"star"}),
+                     "rundir", "checkpoint", "data", "inference_options",
+                     "train_choices"}),
+    ("star settings", {"star", "star_dp"}),
     ("model", {"models", "edpcnn", "averaging"}),
     ("methods", {"methods", "teacher"}),
     ("config", {"config"}),

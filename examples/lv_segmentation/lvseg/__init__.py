@@ -12,8 +12,12 @@ From the ground up:
   :mod:`lvseg.device` (``--device``), :mod:`lvseg.distributed` (training under torchrun:
   ranks, shards, DDP), :mod:`lvseg.sampler` (the resumable batch sampler),
   :mod:`lvseg.interrupt` (Ctrl-C during training), :mod:`lvseg.jitter` (the star centre
-  jittered inside the object), :mod:`lvseg.augment` (training data augmentation);
-- :mod:`lvseg.star` — the star pattern and the DP settings;
+  jittered inside the object), :mod:`lvseg.augment` (training data augmentation),
+  :mod:`lvseg.inference_options` (the options of ``evaluate`` and ``predict``) and
+  :mod:`lvseg.train_choices` (what ``train``'s options choose from: each method's defaults, the
+  ``--augment`` presets, ...), torch-free, so that ``--help`` starts no torch;
+- :mod:`lvseg.star` — the star pattern and the DP settings; :mod:`lvseg.star_dp` — the DP on the
+  star, from the ``stardp`` plugin (and pooled for ES-lo);
 - :mod:`lvseg.models` — the CPU-sized U-Net; :mod:`lvseg.edpcnn` — EDPCNN: U-Net → warp →
   ``Bypass(StarDP, estimator)``; :mod:`lvseg.averaging` — an EMA of a model's weights
   (``--average`` and the mean teacher);
@@ -35,7 +39,7 @@ From the ground up:
 - :mod:`lvseg.train` (the training loop: hooks, exact resume, safe interruption) and
   :mod:`lvseg.train_state` (what ``last.pt`` and ``best.pt`` hold, and resuming from them),
   :mod:`lvseg.evaluate` (evaluation of a run) and :mod:`lvseg.predict` (prediction on new
-  images), each with the config its command's options are generated from;
+  images);
   :mod:`lvseg.batch` — a training iteration's batch (sampled, augmented, its stars drawn, this
   rank's share);
   :mod:`lvseg.train_centres` — training stars at a locator run's centres (``--centres``);
@@ -69,6 +73,7 @@ __all__ = [
     "figures",
     "hooks",
     "images",
+    "inference_options",
     "interrupt",
     "jitter",
     "locate",
@@ -84,10 +89,12 @@ __all__ = [
     "score",
     "segment",
     "star",
+    "star_dp",
     "surface",
     "teacher",
     "train",
     "train_centres",
+    "train_choices",
     "train_state",
     "volumes",
 ]

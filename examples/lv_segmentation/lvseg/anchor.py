@@ -26,7 +26,7 @@ The last crop's blob gives the centre, the "no LV" decision (its area) and the f
 finds it. With 10 labelled images, that is the only locator that works (``benchmarks/lv_volumes``:
 a locator trained on off-centre crops from 10 images finds the LV on about a third of the
 slices). ``lvseg predict/evaluate --find`` chooses the finder
-(:data:`lvseg.locate.FINDERS`).
+(:data:`lvseg.inference_options.FINDERS`).
 
 Example:
     >>> images = np.zeros((2, 3, 60, 60), np.float32)
@@ -46,8 +46,9 @@ from scipy import ndimage
 from torch import nn
 
 from lvseg.data import CROP_SIZE, SPACING_MM
-from lvseg.locate import (MAX_JUMP_MM, MIN_AREA_MM2, Blob, Located, foreground_maps,
-                          label_blobs, located_from_grid)
+from lvseg.inference_options import MIN_AREA_MM2
+from lvseg.locate import (MAX_JUMP_MM, Blob, Located, foreground_maps, label_blobs,
+                          located_from_grid)
 from lvseg.prepare import training_grids
 
 __all__ = ["ANCHOR_REACH_MM", "CROPS", "MOTION_SMOOTHING_PX", "locate_motion",

@@ -35,8 +35,6 @@ Example:
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -44,55 +42,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lvseg.options import check_fields, document, option
+from lvseg.train_choices import PRESETS, AugmentConfig
 
-__all__ = ["PRESETS", "AugmentConfig", "AugmentedBatch", "augment_batch"]
-
-
-@document
-@dataclass(frozen=True)
-class AugmentConfig:
-    """The ranges of the random augmentation (module docstring); every 0 is no augmentation.
-
-    Raises:
-        ValueError: naming the setting outside its bounds (``rotation must be a number in
-            [0, 3.14159]; got 4``).
-    """
-
-    flip: float = option(0.0, "probability of each flip (left-right, up-down)", low=0.0,
-                         high=1.0)
-    rotation: float = option(0.0, "rotation, uniform in +-R radians", low=0.0, high=math.pi)
-    scale: float = option(0.0, "isotropic scaling, uniform in 1 +- Z", low=0.0, high=0.5)
-    elastic: float = option(0.0, "elastic displacement: s.d. in pixels of the coarse offsets "
-                            "(0: none)", low=0.0, high=16.0)
-    elastic_grid: int = option(5, "elastic control points per side", low=2, high=32)
-    gamma: float = option(0.0, "gamma = exp(u), u uniform in +-G, on the image's own range",
-                          low=0.0, high=2.0)
-    contrast: float = option(0.0, "intensity factor, uniform in 1 +- C", low=0.0, high=0.9)
-    brightness: float = option(0.0, "intensity shift, uniform in +-B (normalised units)",
-                               low=0.0, high=5.0)
-
-    def __post_init__(self) -> None:
-        check_fields(self)  # types and bounds, naming the field
-
-    @property
-    def identity(self) -> bool:
-        """Whether nothing changes (every range 0): :func:`augment_batch` then draws nothing."""
-        return not any((self.flip, self.rotation, self.scale, self.elastic, self.gamma,
-                        self.contrast, self.brightness))
-
-
-#: The ``--augment`` presets. ``light`` and ``standard`` differ in their ranges; ``elastic`` is
-#: ``standard`` with a small elastic deformation.
-PRESETS: dict[str, AugmentConfig] = {
-    "none": AugmentConfig(),
-    "light": AugmentConfig(flip=0.5, rotation=0.1, scale=0.05, gamma=0.1, contrast=0.1,
-                           brightness=0.1),
-    "standard": AugmentConfig(flip=0.5, rotation=0.3, scale=0.15, gamma=0.3, contrast=0.2,
-                              brightness=0.2),
-    "elastic": AugmentConfig(flip=0.5, rotation=0.3, scale=0.15, elastic=2.0, gamma=0.3,
-                             contrast=0.2, brightness=0.2),
-}
+__all__ = ["AugmentedBatch", "augment_batch"]
 
 
 class AugmentedBatch(NamedTuple):

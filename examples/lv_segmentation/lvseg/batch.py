@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lvseg.augment import PRESETS, augment_batch
+from lvseg.augment import augment_batch
 from lvseg.jitter import onto_object, training_stars
+from lvseg.train_choices import PRESETS
 
 if TYPE_CHECKING:
     from lvseg.config import TrainConfig

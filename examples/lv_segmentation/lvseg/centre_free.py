@@ -41,7 +41,8 @@ import numpy as np
 import torch
 
 from lvseg.anchor import locate_motion_on_grid
-from lvseg.locate import BATCH_SIZE, FINDERS, MIN_AREA_MM2, Located, locate_on_grid
+from lvseg.inference_options import FINDERS, MIN_AREA_MM2
+from lvseg.locate import BATCH_SIZE, Located, locate_on_grid
 from lvseg.methods import get_method
 from lvseg.predict import to_input_grid
 from lvseg.prepare import crop_grid, training_grids
@@ -96,7 +97,7 @@ class RunSegmenter:
         refine: re-centre once at the centroid of the DP's mask (DP methods).
         fallback: replace an implausible DP result (:func:`implausible`) by the locator's LV
             mask, with a note (DP methods).
-        find: how the LV is found, one of :data:`~lvseg.locate.FINDERS` (:meth:`finder`).
+        find: how the LV is found, one of :data:`~lvseg.inference_options.FINDERS` (:meth:`finder`).
 
     Raises:
         ValueError: if the locator is an end-to-end run, ``method`` switches between a

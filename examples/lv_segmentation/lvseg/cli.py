@@ -2,9 +2,11 @@
 
 Every option is generated from the fields of a dataclass config (:func:`lvseg.options.add_arguments`),
 so each is written once: ``train``'s from :class:`~lvseg.config.TrainConfig` and
-:class:`~lvseg.star.StarConfig`, ``evaluate``'s from :class:`~lvseg.evaluate.EvaluateConfig`,
-``predict``'s from :class:`~lvseg.predict.PredictConfig`, and the ones they share (``--delta``,
-``--n-lines``, ``--device``) from :class:`~lvseg.runs.RunOptions`. One option name has one
+:class:`~lvseg.star.StarConfig`, ``evaluate``'s from
+:class:`~lvseg.inference_options.EvaluateConfig`, ``predict``'s from
+:class:`~lvseg.inference_options.PredictConfig`, and the ones they share (``--delta``,
+``--n-lines``, ``--device``) from :class:`~lvseg.inference_options.RunOptions`; none of them
+imports torch, so ``--help`` and usage errors are answered at once. One option name has one
 meaning: the seed of ``evaluate``'s centre jitter is ``--jitter-seed`` (``--seed`` there says so). Errors the user can fix (a missing data folder, an existing or busy run directory, a broken
 checkpoint, a full disk, a star centre outside the image, a diverged run, ...) are printed as
 one ``lvseg: error: ...`` line with exit status 2; nothing is overwritten. Ctrl-C during training
@@ -85,41 +87,39 @@ def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
 
 def _train_options(t: argparse.ArgumentParser) -> None:
     from lvseg.config import TrainConfig
+    from lvseg.inference_options import RunOptions
     from lvseg.options import add_arguments
-    from lvseg.runs import RunOptions
     from lvseg.star import StarConfig
 
-    defaults = TrainConfig(method="edpcnn")
-    add_arguments(t, TrainConfig, defaults=defaults)
-    add_arguments(t.add_argument_group("star pattern and DP"), StarConfig,
-                  defaults=defaults.star)
+    add_arguments(t, TrainConfig)
+    add_arguments(t.add_argument_group("star pattern and DP"), StarConfig)
     t.add_argument("--resume", action="store_true",
                    help="continue RUN_DIR exactly from its last.pt (only --iterations may change)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_arguments(t, RunOptions, defaults=RunOptions(), skip=("delta", "n_lines"))
+    add_arguments(t, RunOptions, skip=("delta", "n_lines"))
     t.add_argument("--out", required=True, metavar="RUN_DIR",
                    help="run directory; must not exist (or be empty) unless --resume")
 
 
 def _evaluate_options(e: argparse.ArgumentParser) -> None:
-    from lvseg.evaluate import EvaluateConfig
+    from lvseg.inference_options import EvaluateConfig
     from lvseg.options import add_arguments
 
     e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by lvseg train")
-    add_arguments(e, EvaluateConfig, defaults=EvaluateConfig())
+    add_arguments(e, EvaluateConfig)
     e.add_argument("--seed", action=_Renamed, help=argparse.SUPPRESS,
                    new="--jitter-seed", why="train's --seed seeds the training")
 
 
 def _predict_options(p: argparse.ArgumentParser) -> None:
+    from lvseg.inference_options import PredictConfig
     from lvseg.options import add_arguments
-    from lvseg.predict import PredictConfig
 
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by lvseg train")
     p.add_argument("images", nargs="+", metavar="FILE",
                    help="volumes (NIfTI, DICOM series or ACDC patient folders) or, with "
                    "--center, DICOM, NIfTI (.nii, .nii.gz) or .npy slices")
-    add_arguments(p, PredictConfig, defaults=PredictConfig(out="DIR"))
+    add_arguments(p, PredictConfig)
 
 
 class _Renamed(argparse.Action):
@@ -141,8 +141,8 @@ def _train(args: argparse.Namespace) -> int:
     from lvseg.figures import training_curves
     from lvseg.hooks import ProgressBar
     from lvseg.star import StarConfig
+    from lvseg.inference_options import RunOptions
     from lvseg.interrupt import TrainingInterrupted
-    from lvseg.runs import RunOptions
     from lvseg.train import Trainer
 
     given = given_options(args, TrainConfig)
@@ -189,7 +189,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from lvseg.images import check_slice_inputs
-    from lvseg.predict import PredictConfig, predict_files
+    from lvseg.inference_options import PredictConfig
+    from lvseg.predict import predict_files
     from lvseg.runs import load_run
 
     config = PredictConfig(**given_options(args, PredictConfig))

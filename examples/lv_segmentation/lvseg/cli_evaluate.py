@@ -25,7 +25,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     Raises:
         ValueError: an option that does not apply, or a ``--json`` file that cannot be written.
     """
-    from lvseg.evaluate import EvaluateConfig, evaluate_run
+    from lvseg.evaluate import evaluate_run
+    from lvseg.inference_options import EvaluateConfig
     from lvseg.rundir import atomic_write_bytes
 
     config = EvaluateConfig(**given_options(args, EvaluateConfig))

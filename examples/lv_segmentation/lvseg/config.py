@@ -25,34 +25,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from diffbypass.validation import positive_number
-from lvseg.augment import PRESETS
 from lvseg.data.datasets import DATASETS
 from lvseg.data.preprocessing import CROP_SIZE
 from lvseg.data.splits import SCHEMES
-from lvseg.methods import EVIDENCE, METHODS
-from lvseg.models import NORMS
-from lvseg.options import check_fields, document, option
+from lvseg.options import MAX_SEED, check_fields, document, option
 from lvseg.rundir import RunDirError
-from lvseg.edpcnn import SURROGATES
 from lvseg.star import StarConfig
+from lvseg.train_choices import EVIDENCE, METHOD_DEFAULTS, NORMS, PRESETS, SURROGATE_NAMES
 
 __all__ = ["LOCATOR_PREFIX", "TrainConfig", "locator_dir"]
 
-_METHOD_HELP = "; ".join(f"{m.name}: {m.help}" for m in METHODS.values())
+_METHOD_HELP = "; ".join(f"{m.name}: {m.help}" for m in METHOD_DEFAULTS.values())
 _DATA_HELP = "; ".join(f"{d.name}: {d.help}" for d in DATASETS.values())
-_ITERATIONS = ", ".join(f"{m.name} {m.iterations}" for m in METHODS.values())
-_SAMPLES = ", ".join(f"{m.name} {m.samples}" for m in METHODS.values() if m.estimator)
-_SIGMA = ", ".join(f"{m.name} {m.sigma:g}" for m in METHODS.values() if m.estimator)
-_RELAXED = {m.name: m.temperature for m in METHODS.values() if m.temperature is not None}
-_LR = ", ".join(f"{m.name} {m.lr:g}" for m in METHODS.values())
+_ITERATIONS = ", ".join(f"{m.name} {m.iterations}" for m in METHOD_DEFAULTS.values())
+_SAMPLES = ", ".join(f"{m.name} {m.samples}" for m in METHOD_DEFAULTS.values() if m.estimated)
+_SIGMA = ", ".join(f"{m.name} {m.sigma:g}" for m in METHOD_DEFAULTS.values() if m.estimated)
+_RELAXED = {m.name: m.temperature for m in METHOD_DEFAULTS.values() if m.temperature is not None}
+_LR = ", ".join(f"{m.name} {m.lr:g}" for m in METHOD_DEFAULTS.values())
+_LEARNERS = ", ".join(m.name for m in METHOD_DEFAULTS.values() if m.learns_smoothness)
 
 
 #: Bounds of the sizes and counts below (a typo such as ``--unet-channels 100000`` must not ask
 #: for gigabytes before anything else is checked).
 _MAX_CHANNELS = 128
 _MAX_ITERATIONS = 10_000_000
-#: The largest seed (what torch, NumPy and random all accept).
-MAX_SEED = 2**32 - 1
 
 
 #: How ``--centres`` names where the training centres come from (the only source so far).
@@ -101,7 +97,7 @@ class TrainConfig:
     The module docstring says which constructor checks which field.
     """
 
-    method: str = option(help=_METHOD_HELP, choices=tuple(METHODS))
+    method: str = option(help=_METHOD_HELP, choices=tuple(METHOD_DEFAULTS))
     data: str = option("sunnybrook", "dataset; " + _DATA_HELP, choices=tuple(DATASETS))
     data_dir: str | None = option(None, "dataset folder, stored as an absolute path (None: the "
                                   "dataset's default)", metavar="DIR")
@@ -133,8 +129,7 @@ class TrainConfig:
     unet_norm: str = option("group", "U-Net normalisation", thesis="none", choices=NORMS)
     learn_smoothness: bool = option(False, "train the DP's smoothness penalty lambda with the "
                                     "U-Net through the DP, starting at --smoothness (0: a "
-                                    "default start); " + ", ".join(
-                                        m.name for m in METHODS.values() if m.learns_smoothness))
+                                    "default start); " + _LEARNERS)
     smoothness_lr: float = option(1e-2, "Adam learning rate of log(lambda) with "
                                   "--learn-smoothness", metavar="LR")
     star: StarConfig = option(help="star pattern and DP settings (their own options)",
@@ -175,7 +170,7 @@ class TrainConfig:
     surrogate_lr: float = option(1e-3, "the surrogate's Adam learning rate", metavar="LR")
     surrogate: str = option("star", "surrogate architecture: star (the thesis' small U-Net on "
                             "the star) or line (line-wise convolutions, circular across lines)",
-                            thesis="star", choices=tuple(SURROGATES))
+                            thesis="star", choices=SURROGATE_NAMES)
     surrogate_channels: int = option(8, "surrogate base channels", thesis="8", metavar="C",
                                      low=1, high=_MAX_CHANNELS)
     temperature: float | None = option(
@@ -225,22 +220,22 @@ class TrainConfig:
         if self.data_dir is not None:
             self.data_dir = os.path.abspath(self.data_dir)
         if self.iterations is None:
-            self.iterations = METHODS[self.method].iterations
+            self.iterations = METHOD_DEFAULTS[self.method].iterations
         if self.samples is None:
-            self.samples = METHODS[self.method].samples
+            self.samples = METHOD_DEFAULTS[self.method].samples
         if self.sigma is None:
-            self.sigma = METHODS[self.method].sigma
+            self.sigma = METHOD_DEFAULTS[self.method].sigma
         if self.lr is None:
-            self.lr = METHODS[self.method].lr
+            self.lr = METHOD_DEFAULTS[self.method].lr
         if self.temperature is None:
-            self.temperature = METHODS[self.method].temperature
-        elif METHODS[self.method].temperature is None:
+            self.temperature = METHOD_DEFAULTS[self.method].temperature
+        elif METHOD_DEFAULTS[self.method].temperature is None:
             raise ValueError(f"temperature (--temperature) is for the methods trained through "
                              f"the relaxed DP ({', '.join(_RELAXED)}); got method "
                              f"{self.method!r}: drop --temperature")
         if self.centres is not None:
-            if not METHODS[self.method].end_to_end:
-                through = ", ".join(m.name for m in METHODS.values() if m.end_to_end)
+            if not METHOD_DEFAULTS[self.method].end_to_end:
+                through = ", ".join(m.name for m in METHOD_DEFAULTS.values() if m.end_to_end)
                 raise ValueError(f"centres (--centres) applies to the methods trained through "
                                  f"the DP ({through}); a {self.method} run has no star in "
                                  "training: drop --centres")

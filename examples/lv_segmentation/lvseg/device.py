@@ -13,9 +13,12 @@ Example:
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from diffbypass.validation import one_of
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["DEVICES", "resolve_device"]
 
@@ -29,6 +32,8 @@ def resolve_device(name: str | torch.device = "cpu") -> torch.device:
     Raises:
         ValueError: on an unknown name, or ``cuda`` where torch sees no CUDA device.
     """
+    import torch  # here: the options list DEVICES without starting torch
+
     if isinstance(name, torch.device):
         return name
     one_of("device", name, DEVICES)

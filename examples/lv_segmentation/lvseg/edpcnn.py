@@ -31,7 +31,8 @@ from lvseg.star import StarConfig
 
 __all__ = ["DP_OUTPUTS", "EDPCNN", "INITIAL_SMOOTHNESS", "SURROGATES", "StarOutput"]
 
-#: Surrogate architectures by name: ``(channels, lam_input) -> network`` (``docs/stardp.md``
+#: Surrogate architectures by name (:data:`~lvseg.train_choices.SURROGATE_NAMES`):
+#: ``(channels, lam_input) -> network`` (``docs/stardp.md``
 #: compares them). ``star``: the thesis' small U-Net on the star (``StarSurrogate(base_channels)``);
 #: ``line``: line-wise convolutions, circular across the lines (``LineSurrogate(channels)``), a
 #: cheaper fit step (``docs/lv_example.md``, 'Speed'). ``lam_input``: the network also takes the

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
 import os
 from pathlib import Path
 from typing import Any
@@ -23,57 +22,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from lvseg.config import MAX_SEED, TrainConfig
+from lvseg.config import TrainConfig
 from lvseg.data import DATASETS, SCHEMES
 from lvseg.rundir import atomic_write_bytes
-from lvseg.data.splits import SPLITS
+from lvseg.data.splits import ALL
 from lvseg.methods import get_method
 from lvseg.metrics import summarize
 from lvseg.jitter import jitter_centers
-from lvseg.locate import MIN_AREA_MM2, LocateOptions
-from lvseg.options import check_fields, document, option
-from lvseg.prepare import ALL, load_prepared, prepare_data
-from lvseg.runs import RunOptions, load_run
+from lvseg.inference_options import MIN_AREA_MM2, EvaluateConfig
+from lvseg.prepare import load_prepared, prepare_data
+from lvseg.runs import load_run
 from lvseg.score import score
 from lvseg.segment import Segmentation
 
-__all__ = ["EVAL_SPLITS", "PROTOCOLS", "EvaluateConfig", "evaluate_run", "evaluate_run_volumes"]
-
-#: The evaluation protocols of ``lvseg evaluate --protocol``.
-PROTOCOLS = ("thesis", "volumes")
-
-#: What ``lvseg evaluate`` can evaluate: the validation or test patients, or every usable slice.
-EVAL_SPLITS = (*SPLITS[1:], ALL)
-
-
-@document
-@dataclass(kw_only=True)
-class EvaluateConfig(RunOptions, LocateOptions):
-    """The options of ``lvseg evaluate`` (the command line is generated from the fields)."""
-
-    protocol: str = option("thesis", "thesis: Dice/HD inside the star's square, the star at the "
-                           "true LV centre; volumes: the ACDC challenge's 3-D Dice/HD over the "
-                           "full image of the ED and ES volumes, EDV/ESV/EF, the LV found without "
-                           "ground truth (ACDC patient folders)", choices=PROTOCOLS)
-    data: str | None = option(None, "dataset (default: the run's)", choices=tuple(DATASETS))
-    data_dir: str | None = option(None, "dataset folder (default: the run's)", metavar="DIR")
-    split: str = option("test", "patients to evaluate; 'all' = every usable slice, without a "
-                        "patient split (any folder, even of one patient)", choices=EVAL_SPLITS)
-    center_jitter: float = option(0.0, "jitter the star centre: s.d. R x object radius, kept "
-                                  "inside the object", metavar="R", low=0.0)
-    jitter_seed: int = option(0, "seed of the centre jitter (train's --seed seeds the training)",
-                              metavar="S", low=0, high=MAX_SEED)
-    dp: bool = option(False, "evaluate a unet run as U-Net+DP: the star DP on its probability "
-                      "map (the same weights; what a unet-dp run does)")
-    json: str | None = option(None, "write the results (means, std, per image) as JSON",
-                              metavar="FILE")
-    figures: str | None = option(None, "write pipeline overlays (thesis fig. 4.3) as PNGs into "
-                                 "DIR", metavar="DIR")
-    max_figures: int = option(12, "at most this many PNGs", metavar="N", low=0)
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-
+__all__ = ["evaluate_run", "evaluate_run_volumes"]
 
 def evaluate_run(
     run_dir: str | os.PathLike[str],
@@ -96,7 +58,7 @@ def evaluate_run(
         run_dir: the run directory.
         data: dataset name (default: the run's); another dataset is split with the run's seeds.
         data_dir: its folder (default: the run's when ``data`` is the run's dataset).
-        split: one of :data:`EVAL_SPLITS`; ``"all"``: every usable slice, training ones included.
+        split: one of :data:`~lvseg.inference_options.EVAL_SPLITS`; ``"all"``: every usable slice, training ones included.
         center_jitter: s.d. of the star-centre jitter as a fraction of the object radius
             (0: the centre of mass), truncated to the object.
         jitter_seed: seed of the jitter.

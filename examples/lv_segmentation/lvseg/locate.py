@@ -30,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -39,46 +38,18 @@ from torch import nn
 
 from lvseg.data import SPACING_MM
 from lvseg.methods import Method
-from lvseg.options import check_fields, document, option
+from lvseg.inference_options import MIN_AREA_MM2
 from lvseg.prepare import training_grids
 
-__all__ = ["BATCH_SIZE", "FINDERS", "MAX_JUMP_MM", "MIN_AREA_MM2", "NO_BLOB", "Blob",
-           "LocateOptions", "Located", "consistent_blobs", "foreground", "foreground_maps",
+__all__ = ["BATCH_SIZE", "MAX_JUMP_MM", "NO_BLOB", "Blob", "Located", "consistent_blobs", "foreground", "foreground_maps",
            "label_blobs", "locate", "locate_on_grid", "located_from_grid"]
 
-#: A blob smaller than this (mm²) is "no LV" (an apical LV cavity is larger; noise blobs smaller).
-MIN_AREA_MM2 = 100.0
 #: In a stack of slices, a slice's LV further than this (mm) from the median LV centre of the
 #: stack is a false find: the largest blob near the median is taken instead, or none.
 MAX_JUMP_MM = 30.0
 #: Crops or slices per U-Net call at inference (the finders' and :mod:`lvseg.centre_free`'s):
 #: on CPUs, larger batches were slower per crop (``benchmarks/lv_volumes``, speed).
 BATCH_SIZE = 8
-#: ``--find``: ``map`` (:func:`locate`), ``motion`` (:func:`lvseg.anchor.locate_motion`) or
-#: ``auto`` (:meth:`lvseg.centre_free.RunSegmenter.finder`).
-FINDERS = ("auto", "map", "motion")
-
-
-@document
-@dataclass(kw_only=True)
-class LocateOptions:
-    """How the LV is found without a centre: the options ``lvseg predict`` (volumes) and
-    ``lvseg evaluate --protocol volumes`` share."""
-
-    locator: str | None = option(None, "a unet or unet-dp run directory whose U-Net finds the "
-                                 "LV (default: the run itself; required for edpcnn runs, whose "
-                                 "map is trained through the DP)", metavar="RUN_DIR")
-    min_lv_area: float = option(MIN_AREA_MM2, "a slice whose largest foreground blob is smaller "
-                                "(mm²) has no LV", metavar="MM2", low=0.0)
-    find: str = option("auto", "how the LV is found: map (the locator's U-Net map over the "
-                       "whole slice); motion (crops through the locator's U-Net around the "
-                       "peak of the motion between the frames: for a locator trained on "
-                       "LV-centred crops, --crop-offset 0; a single frame falls back to map with "
-                       "a warning); auto (motion for such a locator when the input has two "
-                       "frames or more, else map)", choices=FINDERS)
-
-    def __post_init__(self) -> None:
-        check_fields(self)
 
 
 class Located(NamedTuple):

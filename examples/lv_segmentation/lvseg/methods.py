@@ -3,7 +3,8 @@
 A :class:`Method` says everything the trainer, the evaluation and the command need to know about
 a method: how its gradient through the DP is estimated (none for the pixel-trained U-Net), what
 the DP inside the bypass returns, the loss of one training step, what the trainer logs from the
-estimator, whether its prediction goes through the star DP, and its defaults. Nothing else in the
+estimator, whether its prediction goes through the star DP, and its defaults (the name, help and
+defaults are :mod:`lvseg.train_choices`', which the command line reads). Nothing else in the
 example branches on a method's name or probes the kind of its estimator.
 
 Example:
@@ -27,8 +28,10 @@ from diffbypass import ES, Estimator, Relative, Surrogate
 from diffbypass.validation import one_of
 from lvseg.edpcnn import EDPCNN, SURROGATES
 from lvseg.models import UNet
-from lvseg.star import STARDP, StarConfig
+from lvseg.star import StarConfig
+from lvseg.star_dp import STARDP
 from lvseg.teacher import check_semi
+from lvseg.train_choices import METHOD_DEFAULTS, MethodDefaults
 
 if TYPE_CHECKING:  # the builders read a TrainConfig's fields; lvseg.config sits above this module
     from lvseg.config import TrainConfig
@@ -44,54 +47,38 @@ SemiLoss = Callable[[nn.Module, Tensor, Tensor, "Tensor | None", "Tensor | None"
                     Tensor]
 
 
-@dataclass(frozen=True)
-class Method:
-    """One method of the example.
+@dataclass(frozen=True, kw_only=True)
+class Method(MethodDefaults):
+    """One method of the example: its name, help and defaults (the fields of
+    :class:`~lvseg.train_choices.MethodDefaults`), and how it is trained.
 
     Attributes:
-        name: the ``--method`` value.
-        help: one phrase for ``lvseg train --help``.
         estimator: builds the gradient estimator of the bypass from the config and a noise
-            generator; ``None``: the U-Net is trained on pixels, without the DP.
+            generator; ``None``: the U-Net is trained on pixels, without the DP (it must be given
+            exactly when :attr:`~lvseg.train_choices.MethodDefaults.estimated`).
         dp_output: what the DP inside the bypass returns (:data:`lvseg.edpcnn.DP_OUTPUTS`;
             ``None`` without an estimator).
         loss: the loss of one training step (:data:`StepLoss`).
-        dp: whether the prediction is the star DP's contour (else the U-Net's mask).
-        iterations: default training iterations (``docs/lv_example.md`` says how they were
-            chosen).
-        samples: default noise samples per input of the estimator (``--samples``).
-        sigma: default noise scale of the estimator (``docs/lv_example.md`` explains both).
-        lr: default Adam learning rate of the U-Net (``--lr``).
         report: the fields the trainer logs from the estimator's fit statistics after each step
             (``None``: none; :meth:`~diffbypass.Surrogate.register_fit_hook`).
-        learns_smoothness: whether ``--learn-smoothness`` may train the DP's smoothness penalty
-            with the U-Net (through the bypass, as its shared second argument).
-        temperature: without an estimator, the default temperature (``--temperature``) of the
-            relaxed DP :func:`~diffbypass_stardp.soft_dp` the U-Net is trained through;
-            ``None``: the method has no relaxed DP.
         semi_loss: the loss of a step with unlabelled images and their teacher's output
             (``--unlabelled``, :mod:`lvseg.teacher`); ``None``: the method has none.
+
+    Raises:
+        ValueError: if ``estimator`` is given for a method that is not ``estimated``, or missing
+            for one that is.
     """
 
-    name: str
-    help: str
     estimator: Callable[[TrainConfig, torch.Generator], Estimator] | None
     dp_output: str | None
     loss: StepLoss
-    dp: bool
-    iterations: int
-    samples: int = 10
-    sigma: float = 1.0
-    lr: float = 1e-3
     report: Callable[[Any], dict[str, float]] | None = None
-    learns_smoothness: bool = False
-    temperature: float | None = None
     semi_loss: SemiLoss | None = None
 
-    @property
-    def end_to_end(self) -> bool:
-        """Whether the U-Net is trained through the DP (with centre jitter and rotation)."""
-        return self.estimator is not None or self.temperature is not None
+    def __post_init__(self) -> None:
+        if (self.estimator is not None) != self.estimated:
+            raise ValueError(f"method {self.name!r}: estimator must be given exactly when the "
+                             f"method is estimated (estimated={self.estimated})")
 
 
 def pixel_loss(logits: Tensor, masks: Tensor) -> Tensor:
@@ -208,25 +195,15 @@ def _fit_report(stats: Any) -> dict[str, float]:
     return {"agreement": stats.agreement_before, "fit_loss": stats.loss_last}
 
 
-#: Where ``lvseg train --help`` sends a reader for the evidence behind the defaults that the ACDC
-#: study chooses (augmentation, unlabelled images, the relaxed DP's temperature, ES).
-EVIDENCE = "docs/reproducing_thesis.md, 'Ten labels'"
-
-#: The methods by name, in the order of the thesis' comparison.
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("unet", "U-Net with BCE + soft Dice", None, None, _pixel_step, dp=False,
-           iterations=200, semi_loss=_pixel_semi),
-    Method("unet-dp", "the same training, star DP applied at test time", None, None,
-           _pixel_step, dp=True, iterations=200, semi_loss=_pixel_semi),
-    Method("edpcnn", "U-Net trained through the DP with the differentiable bypass (thesis "
-           "Algorithm 3)", _surrogate, "indices", _surrogate_step, dp=True, iterations=150,
-           samples=1, report=_fit_report, learns_smoothness=True, semi_loss=_surrogate_semi),
-    Method("edpcnn-es", "the same with ES (its defaults: benchmarks/acdc_ablation/README.md, "
-           f"'ES at the defaults'; against the bypass: {EVIDENCE})", _es, "float", _es_step,
-           dp=True, iterations=300, sigma=0.1, lr=3e-3, learns_smoothness=True),
-    Method("edpcnn-softdp", "U-Net trained end to end through the relaxed DP (soft_dp, exact "
-           "gradient) instead of the bypass", None, None, _softdp_step, dp=True,
-           iterations=150, learns_smoothness=True, temperature=3.0),
+#: The methods by name, in the order of the thesis' comparison: each of
+#: :data:`~lvseg.train_choices.METHOD_DEFAULTS` with how it is trained.
+METHODS: dict[str, Method] = {name: Method(**vars(METHOD_DEFAULTS[name]), **how) for name, how in (
+    ("unet", dict(estimator=None, dp_output=None, loss=_pixel_step, semi_loss=_pixel_semi)),
+    ("unet-dp", dict(estimator=None, dp_output=None, loss=_pixel_step, semi_loss=_pixel_semi)),
+    ("edpcnn", dict(estimator=_surrogate, dp_output="indices", loss=_surrogate_step,
+                    report=_fit_report, semi_loss=_surrogate_semi)),
+    ("edpcnn-es", dict(estimator=_es, dp_output="float", loss=_es_step)),
+    ("edpcnn-softdp", dict(estimator=None, dp_output=None, loss=_softdp_step)),
 )}  # fmt: skip
 
 

@@ -20,11 +20,10 @@ import torch
 from torch import Tensor, nn
 
 from diffbypass.validation import int_at_least, one_of
+from lvseg.train_choices import NORMS
 
 __all__ = ["UNet"]
 
-
-NORMS = ("group", "batch", "none")
 
 #: The most convolution weights a :class:`UNet` may have (checked before allocating them): four
 #: times the thesis' U-Net (64 base channels, depth 4: 29 M).

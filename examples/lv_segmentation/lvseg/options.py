@@ -34,7 +34,11 @@ import types
 import typing
 from typing import Any, Callable
 
-__all__ = ["add_arguments", "check_fields", "check_value", "document", "given_options", "option"]
+__all__ = ["MAX_SEED", "add_arguments", "check_fields", "check_value", "document", "given_options",
+           "option"]
+
+#: The largest value of a seed option (what torch, NumPy and random all accept).
+MAX_SEED = 2**32 - 1
 
 
 def option(
@@ -196,7 +200,9 @@ def add_arguments(
     Args:
         parser: the parser (or argument group) to add to.
         cls: the dataclass.
-        defaults: an instance whose values are shown as ``(default ...)`` in the help.
+        defaults: an instance whose values are shown as ``(default ...)`` in the help
+            (``None``: the fields' own defaults, so no instance, whose checks may need
+            torch, is built for ``--help``).
         skip: field names to leave out (the caller adds them itself).
 
     Returns:
@@ -212,9 +218,11 @@ def add_arguments(
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if required:
             text += " (required)"
-        elif (defaults is not None and f.default is not None
-              and _scalar_type(hints[f.name]) is not bool):  # None is explained in the help
-            text += f" (default {getattr(defaults, f.name)})"
+        elif f.default is not None and _scalar_type(hints[f.name]) is not bool:
+            # (None is explained in the help)
+            shown = f.default if defaults is None else getattr(defaults, f.name)
+            if shown is not dataclasses.MISSING:
+                text += f" (default {shown})"
         kwargs: dict[str, Any] = {"help": text, "default": argparse.SUPPRESS, "dest": f.name,
                                   "required": required}
         if _scalar_type(hints[f.name]) is bool:  # a flag: present means True

@@ -14,10 +14,8 @@ same patient; the contour tolerates a centre a fraction of the LV radius off (th
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,58 +26,12 @@ from diffbypass.validation import positive_number
 from lvseg.data import SPACING_MM
 from lvseg.data.types import check_pixels, check_spacing
 from lvseg.images import read_image
-from lvseg.locate import LocateOptions
-from lvseg.options import check_fields, document, option
 from lvseg.prepare import PreparedImage, prepare_image
 from lvseg.rundir import atomic_write_with
-from lvseg.runs import LoadedRun, RunOptions
+from lvseg.runs import LoadedRun
 from lvseg.segment import Segmentation, segment
 
-__all__ = ["PredictConfig", "output_names", "predict_files", "predict_image", "to_input_grid"]
-
-_CENTER_HELP = (
-    "LV centre in pixels of the image, from 0: x = column, y = row (NIfTI: voxel j,i). Click the "
-    "middle of the bright blood pool in a viewer, or take the centroid of a rough mask; a centre "
-    "off by a fraction of the LV radius still works. Check it on <name>_overlay.png"
-)
-
-
-def _center(text: str) -> tuple[float, float]:
-    """``--center X,Y``: two finite numbers."""
-    try:
-        x, y = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected X,Y (two numbers); got {text!r}") from None
-    if not (math.isfinite(x) and math.isfinite(y)):
-        raise argparse.ArgumentTypeError(f"expected finite X,Y; got {text!r}")
-    return x, y
-
-
-@document
-@dataclass(kw_only=True)
-class PredictConfig(RunOptions, LocateOptions):
-    """The options of ``lvseg predict`` (the command line is generated from the fields)."""
-
-    center: tuple[float, float] | None = option(
-        None, _CENTER_HELP + ". Without it, every input is a volume (3-D/4-D NIfTI, a DICOM "
-        "series folder or an ACDC patient folder) and the LV is found in every slice",
-        metavar="X,Y", parse=_center)
-    spacing: float | None = option(None, "pixel size in mm for .npy images (default: the "
-                                   f"training spacing {SPACING_MM})", metavar="MM")
-    slice: int | None = option(None, "slice of a 3-D NIfTI volume", metavar="Z")
-    out: str = option(help="output folder", metavar="DIR")
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-        if self.center is not None and self.find != "auto":
-            raise ValueError("--find applies to volumes, where the LV is found; with --center "
-                             "the star goes where it is put: leave --find out")
-        if self.center is None:
-            for name in ("slice", "spacing"):
-                if getattr(self, name) is not None:
-                    raise ValueError(f"--{name} applies to one 2-D slice with --center; a volume "
-                                     "has its own slices and voxel size: leave --" + name + " out")
-
+__all__ = ["output_names", "predict_files", "predict_image", "to_input_grid"]
 
 def _check_image(image: np.ndarray, name: str) -> None:
     check_pixels(image, name)

@@ -28,13 +28,10 @@ from lvseg.data import (
     resample,
     telescopic_subsets,
 )
-from lvseg.data.splits import SPLITS
+from lvseg.data.splits import ALL, SPLITS
 
-__all__ = ["ALL", "PreparedImage", "PreparedSplits", "crop_grid", "load_prepared", "prepare_data",
+__all__ = ["PreparedImage", "PreparedSplits", "crop_grid", "load_prepared", "prepare_data",
            "prepare_image", "training_grid", "training_grids"]
-
-#: The name of every usable slice, without a patient split (beside :data:`~lvseg.data.splits.SPLITS`).
-ALL = "all"
 
 
 @dataclass(frozen=True)
@@ -52,7 +49,7 @@ class PreparedSplits:
     unlabelled: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def indices(self, split: str) -> np.ndarray:
-        """Item indices of a split (:data:`~lvseg.data.splits.SPLITS`) or of :data:`ALL`."""
+        """Item indices of a split (:data:`~lvseg.data.splits.SPLITS`) or of :data:`~lvseg.data.splits.ALL`."""
         if split == ALL:
             return np.arange(len(self.data))
         if split not in SPLITS:

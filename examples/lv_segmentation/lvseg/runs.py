@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,38 +17,14 @@ from torch import nn
 
 from lvseg.checkpoint import CheckpointError, check_training_state, load_checkpoint, load_model_state
 from lvseg.config import TrainConfig
-from lvseg.device import DEVICES, resolve_device
+from lvseg.device import resolve_device
 from lvseg.methods import build_model, star_of, unet_of
-from lvseg.options import check_fields, document, option
 from lvseg.rundir import CONFIG_NAME, LOCK_NAME, RunDirError, read_config
 
-__all__ = ["UNSAVED", "LoadedRun", "RunOptions", "load_run", "open_run"]
+__all__ = ["UNSAVED", "LoadedRun", "load_run", "open_run"]
 
 #: What a run directory holds before its first checkpoint: such a run may be started afresh.
 UNSAVED = frozenset({CONFIG_NAME, LOCK_NAME, "metrics.jsonl"})
-
-
-@document
-@dataclass(kw_only=True)
-class RunOptions:
-    """How a trained run's model is loaded and run: the options ``lvseg evaluate`` and
-    ``lvseg predict`` share (``lvseg train`` shares ``device``)."""
-
-    delta: int | None = option(None, "the DP's smoothness for prediction: the largest index "
-                               "change between neighbouring star lines (default: the run's, 1 "
-                               "by default). With a centre away from the centre of mass, 2 lets "
-                               "the contour follow the LV (docs/reproducing_thesis.md, "
-                               "'Fig. 5.4', has the measurements)", metavar="D")
-    n_lines: int | None = option(None, "star lines for prediction (default: the run's, 25 by "
-                                 "default): the DP does not depend on the number of lines, so "
-                                 "a run trained with 25 can predict with more, a finer contour "
-                                 "(docs/volumes.md has the measurements)", metavar="N")
-    device: str = option("auto", "where the U-Net (and the surrogate) run: auto = CUDA when "
-                         "present, else the CPU; the star DP always runs on the CPU",
-                         choices=DEVICES)
-
-    def __post_init__(self) -> None:
-        check_fields(self)
 
 
 def open_run(run_dir: Path, config: TrainConfig, resume: bool) -> dict[str, Any] | None:

@@ -1,11 +1,12 @@
-r"""The star pattern and the DP on it: :class:`StarConfig` (thesis §5.4) and :class:`PooledDP`.
+r"""The star pattern and the DP on it: :class:`StarConfig` (thesis §5.4).
 
 The settings of the star (lines, points, radius), of the DP on it (smoothness ``delta``, the
 moving average) and of what the bypass sees (interpolation of the warp, pooling for ES-lo). The
-black box comes from the ``stardp`` plugin through the plugin contract: ``lvseg`` uses the DP as
-any user of a plugin would.
+black box comes from the ``stardp`` plugin (:mod:`lvseg.star_dp`). The module imports torch and
+the plugin only where a setting is used, so ``lvseg train --help`` starts neither.
 
 Example:
+    >>> import torch
     >>> star = StarConfig(n_lines=8, n_points=16, radius=12.0)
     >>> star.points(torch.full((1, 2), 16.0)).shape
     torch.Size([1, 8, 16, 2])
@@ -16,25 +17,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor
-
-from diffbypass import plugins
 from diffbypass.validation import int_at_least, one_of
-from diffbypass_stardp import star_points
 from lvseg.data.preprocessing import CROP_SIZE
 from lvseg.options import check_fields, document, option
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from diffbypass_stardp import StarDP
+    from lvseg.star_dp import PooledDP
 
-__all__ = ["INTERPOLATIONS", "STARDP", "PooledDP", "StarConfig"]
-
-#: The star-DP plugin's record (black box, default surrogate, fit loss), through the plugin
-#: contract.
-STARDP = plugins.load("stardp")
+__all__ = ["INTERPOLATIONS", "StarConfig"]
 
 #: Sampling modes of the output map on the star (``warp``'s ``mode``).
 INTERPOLATIONS = ("nearest", "bilinear")
@@ -73,6 +66,8 @@ class StarConfig:
                        metavar="F")
 
     def __post_init__(self) -> None:
+        import torch  # here: the options are read without starting torch
+
         check_fields(self)  # types and bounds (the sizes: one bad value must not allocate GBs)
         self.points(torch.zeros(1, 2))  # star_points checks n_lines, n_points and radius
         self.dp()  # StarDP checks delta and smoothing
@@ -90,6 +85,10 @@ class StarConfig:
 
     def points(self, centers: Tensor, angles: Tensor | None = None) -> Tensor:
         r"""Star points :math:`(B, N, M, 2)` around ``centers`` :math:`(B, 2)`, rotated by ``angles``."""
+        import torch
+
+        from diffbypass_stardp import star_points
+
         return star_points(
             centers.to(torch.float32), n_lines=self.n_lines, n_points=self.n_points,
             radius=float(self.radius), angle=0.0 if angles is None else angles.to(torch.float32),
@@ -97,6 +96,8 @@ class StarConfig:
 
     def dp(self, output: str = "float") -> StarDP | PooledDP:
         """The black box with these settings: the DP on the bypass input :meth:`reduce` makes."""
+        from lvseg.star_dp import STARDP, PooledDP
+
         dp = STARDP.blackbox(delta=self.delta, smoothing=self.smoothing, output=output,
                              lam=self.smoothness)
         return dp if self.pool == 1 else PooledDP(dp, self.n_points)
@@ -105,27 +106,10 @@ class StarConfig:
         r"""What the DP's bypass sees: ``warped`` :math:`(B, N, M)` itself, or for ``pool``
         :math:`F > 1` its averages over blocks of :math:`F` points along each line,
         :math:`(B, N, \lceil M/F \rceil)` (differentiable; :meth:`dp` interpolates them back)."""
+        import torch.nn.functional as F
+
         if self.pool == 1:
             return warped
         b, n, m = warped.shape
         pooled = F.adaptive_avg_pool1d(warped.reshape(b * n, 1, m), -(-m // self.pool))
         return pooled.reshape(b, n, -1)
-
-
-class PooledDP:
-    """``StarDP`` on a pooled warped map (:attr:`StarConfig.pool`): linear interpolation of the
-    :math:`L` values per line back to ``n_points``, then the DP (picklable, like ``StarDP``)."""
-
-    def __init__(self, dp: StarDP, n_points: int) -> None:
-        self.dp, self.n_points = dp, int(n_points)
-
-    def __call__(self, pooled: Tensor | np.ndarray, lam: float | Tensor | None = None
-                 ) -> Tensor | np.ndarray:
-        """The DP's indices for ``pooled`` :math:`(B, N, L)`; NumPy in, NumPy out (as StarDP);
-        ``lam``: the smoothness penalty (``None``: the DP's own)."""
-        if isinstance(pooled, np.ndarray):
-            return self(torch.from_numpy(pooled), lam).numpy()
-        b, n, length = pooled.shape
-        full = F.interpolate(pooled.reshape(b * n, 1, length), size=self.n_points, mode="linear",
-                             align_corners=True)  # fmt: skip
-        return self.dp(full.reshape(b, n, self.n_points), lam)

@@ -18,6 +18,7 @@ import numpy as np
 from diffbypass.validation import int_at_least
 
 __all__ = [
+    "ALL",
     "SCHEMES",
     "SPLITS",
     "Split",
@@ -29,6 +30,9 @@ __all__ = [
 
 #: The parts of a patient split, in order (the one place their names are spelled).
 SPLITS = ("train", "val", "test")
+
+#: The name of every usable slice, without a patient split (beside :data:`SPLITS`).
+ALL = "all"
 
 
 @dataclass(frozen=True, eq=False)
