@@ -63,7 +63,7 @@ def run(size: int, seed: int, data_dir: Path) -> dict:
         trainer.fit()
         seconds = time.perf_counter() - start
     names = [k for k in curve[0] if k != "iteration"]
-    return {"size": size, "seed": seed, "iterations": config.iterations,
+    return {"size": size, "seed": seed, "variant": "edpcnn", "iterations": config.iterations,
             "val_every": config.val_every, "curve": curve,
             "best": {k: max(r[k] for r in curve) for k in names}, "seconds": round(seconds, 1)}
 
