@@ -146,7 +146,8 @@ class TrainConfig:
     average: float = option(0.0, "weight averaging: validation, best.pt and so every "
                             "evaluation and prediction use an EMA of the U-Net's weights with "
                             "this decay per iteration, warmed up as (1 + t) / (10 + t) "
-                            "(lvseg.averaging; 0: the last weights, the thesis' setting)",
+                            "(lvseg.averaging; 0: the last weights, the thesis' setting; the "
+                            f"evidence for the default: {EVIDENCE})",
                             metavar="D", low=0.0, high=1.0)
     crop_offset: float = option(0.0, "the data's 128 x 128 crops are centred on the LV moved by "
                                 "up to F x half the crop, uniformly per slice (0: centred, the "
