@@ -120,7 +120,8 @@ class AugmentConfig:
 
     @property
     def identity(self) -> bool:
-        """Whether nothing changes (every range 0): :func:`augment_batch` then draws nothing."""
+        """Whether nothing changes (every range 0): :func:`~lvseg.augment.augment_batch` then
+        draws nothing."""
         return not any((self.flip, self.rotation, self.scale, self.elastic, self.gamma,
                         self.contrast, self.brightness))
 
