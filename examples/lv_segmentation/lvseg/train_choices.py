@@ -1,4 +1,4 @@
-"""What the options of ``lvseg train`` choose from, torch-free, so that its ``--help`` starts no torch.
+"""What the options of ``lvseg train`` choose from, torch-free, so ``--help`` starts no torch.
 
 * :class:`MethodDefaults` and :data:`METHOD_DEFAULTS`: each method's name, help and defaults
   (``--method``, and the ``None`` defaults of ``--iterations``, ``--samples``, ``--sigma``,
