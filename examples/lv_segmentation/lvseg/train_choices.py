@@ -64,7 +64,8 @@ class MethodDefaults:
 
 
 #: Where ``lvseg train --help`` sends a reader for the evidence behind the defaults that the ACDC
-#: study chooses (augmentation, unlabelled images, the relaxed DP's temperature, ES).
+#: study chooses (augmentation, unlabelled images, weight averaging, the relaxed DP's
+#: temperature, ES).
 EVIDENCE = "docs/reproducing_thesis.md, 'Ten labels'"
 
 #: The methods by name, in the order of the thesis' comparison.
