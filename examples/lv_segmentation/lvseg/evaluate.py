@@ -98,7 +98,7 @@ def evaluate_run(
         config = dataclasses.replace(config, data=data, data_dir=data_dir, train_size=None)
     else:
         config = dataclasses.replace(config, data_dir=data_dir or config.data_dir, train_size=None)
-    if split == "all":  # every usable slice: no patient split, so any folder works
+    if split == ALL:  # every usable slice: no patient split, so any folder works
         data_all, _ = load_prepared(config)
         data_all, idx = data_all, np.arange(len(data_all))
     else:
