@@ -36,8 +36,8 @@ evaluations per image and iteration, and the 1-minute load average at the start 
 each run (the machine is shared).
 
 Run ``python -m benchmarks.bypass_vs_es`` from the repository root (resumable: a finished run
-folder, marked ``done``, is skipped; about 20 minutes on 2 CPU cores) or ``--quick`` (phantoms,
-seed 0, 4 iterations each; seconds).
+folder, marked ``done``, is skipped; its duration: ``benchmarks/registry.py``) or ``--quick``
+(phantoms, seed 0, 4 iterations each; seconds).
 """
 
 from __future__ import annotations

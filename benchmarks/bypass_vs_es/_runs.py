@@ -34,6 +34,7 @@ class Run:
 
     @property
     def key(self) -> str:
+        """The run's name: its folder and its record's ``key``."""
         return f"{self.method}-s{self.seed}-k{self.iterations or 'default'}"
 
 

@@ -25,8 +25,8 @@ chosen by:
   ``lvseg.anchor.locate_motion``, ``lvseg evaluate/predict --find motion``).
 
 Scored per slice against the ground truth as ``benchmarks.lv_volumes``: has-LV accuracy (blob
-at least ``lvseg.inference_options.MIN_AREA_MM2``) and, where both have an LV, the centre error in mm
-(median, 90th percentile, share within 10 mm). A one-off diagnostic (no JSON): run ``python -m
+at least ``lvseg.inference_options.MIN_AREA_MM2``) and, where both have an LV, the centre error
+in mm (median, 90th percentile, share within 10 mm). A one-off diagnostic (no JSON): run ``python -m
 benchmarks.lv_volumes.anchor --locator RUN_DIR [--segmenter RUN_DIR]`` from the repository
 root (1-2 minutes on 2 busy cores). The findings are in ``README.md``.
 """

@@ -16,8 +16,8 @@ import lvseg
 
 ROOT = Path(lvseg.__file__).parent
 
-#: The floors, ground first: options -> config -> data -> model -> methods -> score ->
-#: train / evaluate / predict -> cli (plus the foundations every floor may use).
+#: The floors, ground first: foundations -> star settings -> model -> methods -> config -> data
+#: preparation -> score -> runs -> train / evaluate / predict -> cli.
 FLOORS: list[tuple[str, set[str]]] = [
     ("foundations", {"options", "device", "distributed", "interrupt", "sampler", "jitter", "augment", "surface", "metrics",
                      "rundir", "checkpoint", "data", "inference_options",

@@ -15,12 +15,12 @@ import torch
 from torch import nn
 
 from diffbypass_stardp import mask_to_indices
+from lvseg.averaging import ema_update
 from lvseg.checkpoint import load_checkpoint
 from lvseg.cli import main
 from lvseg.config import TrainConfig
 from lvseg.prepare import PreparedSplits, prepare_data
 from lvseg.star import StarConfig
-from lvseg.averaging import ema_update
 from lvseg.teacher import Unlabelled, rampup
 from lvseg.train import Trainer
 from lvseg_testing import TINY_ARGS, same, tiny_config

@@ -1,4 +1,5 @@
-"""The torch-free tables ``lvseg train``'s options choose from agree with the torch code they name."""
+"""The torch-free tables ``lvseg train``'s options choose from agree with the torch code they
+name."""
 
 from __future__ import annotations
 

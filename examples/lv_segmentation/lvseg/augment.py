@@ -74,11 +74,12 @@ def augment_batch(
             convention of :class:`~lvseg.data.preprocessing.PreparedData`; or :math:`(B, P, 2)`,
             :math:`P` points per image, each mapped as the image is.
         radii: :math:`(B,)` object radii in pixels.
-        config: the ranges; :data:`PRESETS` holds the ``--augment`` choices.
+        config: the ranges; :data:`~lvseg.train_choices.PRESETS` holds the ``--augment`` choices.
         rng: the generator every random value is drawn from (a fixed number per image).
 
     Returns:
-        The augmented batch; with :attr:`AugmentConfig.identity`, the inputs themselves.
+        The augmented batch; with :attr:`~lvseg.train_choices.AugmentConfig.identity`, the
+        inputs themselves.
 
     Raises:
         ValueError: if the shapes do not fit together.

@@ -1,7 +1,7 @@
-r"""Weight averaging: an exponential moving average (EMA) of a model's U-Net and of its learned
-smoothness penalty, if it learns one.
+r"""Weight averaging: an exponential moving average (EMA) of a model's U-Net weights.
 
-After every optimiser step the average moves towards the trained weights,
+The average also follows the model's learned smoothness penalty, if it learns one. After every
+optimiser step the average moves towards the trained weights,
 :math:`\bar\theta \leftarrow d\,\bar\theta + (1 - d)\,\theta` (:func:`ema_update`; the
 normalisation buffers are copied). Two users:
 

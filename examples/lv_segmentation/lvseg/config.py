@@ -140,8 +140,8 @@ class TrainConfig:
     rotation: float = option(0.5, "training star rotation, uniform in +-R radians",
                              thesis="0.5", metavar="RAD", low=0.0)
     augment: str = option("none", "training data augmentation, the same for every method "
-                          "(lvseg.augment.PRESETS; none: the thesis' setting; the evidence for "
-                          f"the default: {EVIDENCE})",
+                          "(lvseg.train_choices.PRESETS; none: the thesis' setting; the "
+                          f"evidence for the default: {EVIDENCE})",
                           choices=tuple(PRESETS))
     average: float = option(0.0, "weight averaging: validation, best.pt and so every "
                             "evaluation and prediction use an EMA of the U-Net's weights with "

@@ -58,7 +58,8 @@ def evaluate_run(
         run_dir: the run directory.
         data: dataset name (default: the run's); another dataset is split with the run's seeds.
         data_dir: its folder (default: the run's when ``data`` is the run's dataset).
-        split: one of :data:`~lvseg.inference_options.EVAL_SPLITS`; ``"all"``: every usable slice, training ones included.
+        split: one of :data:`~lvseg.inference_options.EVAL_SPLITS`; ``"all"``: every usable
+            slice, training ones included.
         center_jitter: s.d. of the star-centre jitter as a fraction of the object radius
             (0: the centre of mass), truncated to the object.
         jitter_seed: seed of the jitter.
@@ -97,7 +98,7 @@ def evaluate_run(
         config = dataclasses.replace(config, data=data, data_dir=data_dir, train_size=None)
     else:
         config = dataclasses.replace(config, data_dir=data_dir or config.data_dir, train_size=None)
-    if split == "all":  # every usable slice: no patient split, so any folder works
+    if split == ALL:  # every usable slice: no patient split, so any folder works
         data_all, _ = load_prepared(config)
         data_all, idx = data_all, np.arange(len(data_all))
     else:

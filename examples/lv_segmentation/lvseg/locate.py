@@ -41,8 +41,9 @@ from lvseg.methods import Method
 from lvseg.inference_options import MIN_AREA_MM2
 from lvseg.prepare import training_grids
 
-__all__ = ["BATCH_SIZE", "MAX_JUMP_MM", "NO_BLOB", "Blob", "Located", "consistent_blobs", "foreground", "foreground_maps",
-           "label_blobs", "locate", "locate_on_grid", "located_from_grid"]
+__all__ = ["BATCH_SIZE", "MAX_JUMP_MM", "NO_BLOB", "Blob", "Located", "consistent_blobs",
+           "foreground", "foreground_maps", "label_blobs", "locate", "locate_on_grid",
+           "located_from_grid"]
 
 #: In a stack of slices, a slice's LV further than this (mm) from the median LV centre of the
 #: stack is a false find: the largest blob near the median is taken instead, or none.

@@ -4,8 +4,7 @@ Differences from the original U-Net, all for CPU budgets and convenience:
 
 * padded 3x3 convolutions, so the output map has the input's size (no 396-px input padding);
 * ``base_channels=8`` and ``depth=4`` by default instead of 64 and 4: 0.45 M instead of 31 M
-  parameters; a batch of 10 images of 128 x 128 takes about 0.2 s forward + backward on two
-  CPU cores (see ``docs/lv_example.md``);
+  parameters (its time per batch: ``docs/lv_example.md``, "Default hyperparameters");
 * group normalisation after each convolution by default (``norm``): it behaves the same in
   training and eval mode, unlike batch statistics of a 10-image training set;
 * bilinear up-sampling followed by a 1x1 convolution instead of transposed convolutions.

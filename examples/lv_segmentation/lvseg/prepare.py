@@ -49,7 +49,8 @@ class PreparedSplits:
     unlabelled: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def indices(self, split: str) -> np.ndarray:
-        """Item indices of a split (:data:`~lvseg.data.splits.SPLITS`) or of :data:`~lvseg.data.splits.ALL`."""
+        """Item indices of a split (:data:`~lvseg.data.splits.SPLITS`) or of
+        :data:`~lvseg.data.splits.ALL`."""
         if split == ALL:
             return np.arange(len(self.data))
         if split not in SPLITS:

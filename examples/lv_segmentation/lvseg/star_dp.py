@@ -1,9 +1,8 @@
-r"""The black box on the star: the ``stardp`` plugin's :class:`~diffbypass_stardp.StarDP`, and
-:class:`PooledDP` for ES-lo.
+r"""The black box on the star: the ``stardp`` plugin's DP, and :class:`PooledDP` for ES-lo.
 
-The black box comes from the plugin through the plugin contract (:data:`STARDP`): ``lvseg`` uses
-the DP as any user of a plugin would. :meth:`lvseg.star.StarConfig.dp` builds it with a run's
-settings.
+The black box, :class:`~diffbypass_stardp.StarDP`, comes from the plugin through the plugin
+contract (:data:`STARDP`): ``lvseg`` uses the DP as any user of a plugin would.
+:meth:`lvseg.star.StarConfig.dp` builds it with a run's settings.
 """
 
 from __future__ import annotations

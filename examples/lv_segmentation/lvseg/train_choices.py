@@ -1,4 +1,4 @@
-"""What the options of ``lvseg train`` choose from, torch-free, so that its ``--help`` starts no torch.
+"""What the options of ``lvseg train`` choose from, torch-free, so ``--help`` starts no torch.
 
 * :class:`MethodDefaults` and :data:`METHOD_DEFAULTS`: each method's name, help and defaults
   (``--method``, and the ``None`` defaults of ``--iterations``, ``--samples``, ``--sigma``,
@@ -64,7 +64,8 @@ class MethodDefaults:
 
 
 #: Where ``lvseg train --help`` sends a reader for the evidence behind the defaults that the ACDC
-#: study chooses (augmentation, unlabelled images, the relaxed DP's temperature, ES).
+#: study chooses (augmentation, unlabelled images, weight averaging, the relaxed DP's
+#: temperature, ES).
 EVIDENCE = "docs/reproducing_thesis.md, 'Ten labels'"
 
 #: The methods by name, in the order of the thesis' comparison.
@@ -120,7 +121,8 @@ class AugmentConfig:
 
     @property
     def identity(self) -> bool:
-        """Whether nothing changes (every range 0): :func:`augment_batch` then draws nothing."""
+        """Whether nothing changes (every range 0): :func:`~lvseg.augment.augment_batch` then
+        draws nothing."""
         return not any((self.flip, self.rotation, self.scale, self.elastic, self.gamma,
                         self.contrast, self.brightness))
 
