@@ -11,7 +11,7 @@ noise of separate runs. Each finished run appends one line to
 ``results/raw/averaging.jsonl`` (size, seed, the validation curve of the trained weights and of
 each average, the best of each, seconds).
 
-Usage (one core; about 8–15 minutes per run on the shared machine)::
+Usage (one core; README.md, 'Weight averaging', gives the seconds a run took)::
 
     OMP_NUM_THREADS=1 nice -n 5 python -m benchmarks.acdc_ablation._averaging \\
         --data-dir ../shared/data/acdc/training --seeds 0 1 2
@@ -27,6 +27,8 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks import _harness as h
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "raw" / "averaging.jsonl"
@@ -84,6 +86,7 @@ def table(records: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the seeds not yet in the results (skipping finished ones), then print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, help="the ACDC training folder (for runs)")
     parser.add_argument("--size", type=int, default=10, help="training images (default 10)")
@@ -99,10 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.data_dir is None or not (args.data_dir / "patient001").is_dir():
             parser.error(f"--data-dir: expected the ACDC training folder (patient001, ...); "
                          f"got {args.data_dir}")
-        record = run(args.size, seed, args.data_dir)
-        with RESULTS.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        records.append(record)
+        records.append(run(args.size, seed, args.data_dir))
+        h.atomic_write(RESULTS, "".join(json.dumps(r) + "\n" for r in records))
     if args.table:
         print(table([r for r in records if r["size"] == args.size]))
     return 0

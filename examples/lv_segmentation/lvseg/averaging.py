@@ -8,7 +8,8 @@ normalisation buffers are copied). Two users:
 * ``lvseg train --average D``: validation, ``best.pt`` and therefore every evaluation and
   prediction of the run use the average instead of the last weights (Polyak averaging; the
   trained weights go on training unchanged). With ``warmup`` the decay of iteration :math:`t`
-  is :math:`\min(d, (1 + t) / (10 + t))`, the schedule of TensorFlow's
+  is :math:`\min(d, (1 + t) / (w + t))` with :math:`w` =
+  :data:`~lvseg.train_choices.AVERAGE_WARMUP`, the schedule of TensorFlow's
   ``ExponentialMovingAverage`` with ``num_updates``, so that an early validation is not the
   initial weights;
 * the mean teacher of semi-supervised training (:mod:`lvseg.teacher`), a constant decay.
@@ -25,6 +26,7 @@ from torch import Tensor, nn
 
 from lvseg.edpcnn import EDPCNN
 from lvseg.star import StarConfig
+from lvseg.train_choices import AVERAGE_WARMUP
 
 __all__ = ["WeightAverage", "ema_update"]
 
@@ -69,7 +71,7 @@ class WeightAverage:
         """The decay of ``iteration`` (1-based): :attr:`decay`, lowered early with warm-up."""
         if not self.warmup:
             return self.decay
-        return min(self.decay, (1.0 + iteration) / (10.0 + iteration))
+        return min(self.decay, (1.0 + iteration) / (AVERAGE_WARMUP + iteration))
 
     def update(self, model: nn.Module, iteration: int) -> None:
         """One EMA step towards ``model`` after the optimiser step of ``iteration``."""

@@ -31,7 +31,7 @@ from lvseg.data.splits import SCHEMES
 from lvseg.options import MAX_SEED, check_fields, document, option
 from lvseg.rundir import RunDirError
 from lvseg.star import StarConfig
-from lvseg.train_choices import EVIDENCE, METHOD_DEFAULTS, NORMS, PRESETS, SURROGATE_NAMES
+from lvseg.train_choices import AVERAGE_WARMUP, EVIDENCE, METHOD_DEFAULTS, NORMS, PRESETS, SURROGATE_NAMES
 
 __all__ = ["LOCATOR_PREFIX", "TrainConfig", "locator_dir"]
 
@@ -145,7 +145,8 @@ class TrainConfig:
                           choices=tuple(PRESETS))
     average: float = option(0.0, "weight averaging: validation, best.pt and so every "
                             "evaluation and prediction use an EMA of the U-Net's weights with "
-                            "this decay per iteration, warmed up as (1 + t) / (10 + t) "
+                            "this decay per iteration, warmed up as (1 + t) / "
+                            f"({AVERAGE_WARMUP} + t) "
                             "(lvseg.averaging; 0: the last weights, the thesis' setting; the "
                             f"evidence for the default: {EVIDENCE})",
                             metavar="D", low=0.0, high=1.0)

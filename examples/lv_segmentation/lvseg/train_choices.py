@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from lvseg.options import check_fields, document, option
 
-__all__ = ["EVIDENCE", "METHOD_DEFAULTS", "NORMS", "PRESETS", "SURROGATE_NAMES", "AugmentConfig",
-           "MethodDefaults"]
+__all__ = ["AVERAGE_WARMUP", "EVIDENCE", "METHOD_DEFAULTS", "NORMS", "PRESETS", "SURROGATE_NAMES",
+           "AugmentConfig", "MethodDefaults"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,10 @@ METHOD_DEFAULTS: dict[str, MethodDefaults] = {m.name: m for m in (
                    "exact gradient) instead of the bypass", dp=True, iterations=150,
                    learns_smoothness=True, temperature=3.0),
 )}  # fmt: skip
+
+#: The warm-up of ``--average``: the decay of iteration ``t`` is at most
+#: ``(1 + t) / (AVERAGE_WARMUP + t)`` (:meth:`lvseg.averaging.WeightAverage.decay_at`).
+AVERAGE_WARMUP = 10
 
 #: The U-Net's normalisation layers (``--unet-norm``).
 NORMS = ("group", "batch", "none")
