@@ -163,8 +163,8 @@ def test_help_documents_every_training_option(capsys) -> None:  # type: ignore[n
 
 
 def test_help_points_to_the_evidence_for_the_defaults_the_acdc_study_decides(capsys) -> None:  # type: ignore[no-untyped-def]
-    """--augment, --unlabelled, --temperature and edpcnn-es name the docs section with the
-    comparison (issue #20), and that section exists."""
+    """--augment, --unlabelled, --average, --temperature and edpcnn-es name the docs section
+    with the comparison (issue #20), and that section exists."""
     from lvseg.train_choices import EVIDENCE
 
     with pytest.raises(SystemExit):
@@ -172,7 +172,8 @@ def test_help_points_to_the_evidence_for_the_defaults_the_acdc_study_decides(cap
     text = " ".join(capsys.readouterr().out.split())
     assert EVIDENCE == "docs/reproducing_thesis.md, 'Ten labels'"
     for start in ("--augment {none,light,standard,elastic} training", "--unlabelled K semi",
-                  "--temperature TAU temperature", "edpcnn-es: the same with ES"):
+                  "--average D weight averaging", "--temperature TAU temperature",
+                  "edpcnn-es: the same with ES"):
         help_text = text[text.index(start) + len(start):]
         ends = [help_text.find(x) for x in (" --", "; edpcnn-softdp:") if x in help_text]
         assert EVIDENCE in help_text[: min(ends)], start  # in this option's own help
