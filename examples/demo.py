@@ -132,6 +132,17 @@ def demo_json(results: list[tuple[str, dict[str, Any]]], seed: int,
     }
 
 
+def evaluations(seed: int) -> list[tuple[str, str, list[Any]]]:
+    """The demo's rows: label, the run evaluated, and the ``lvseg evaluate`` options of the row."""
+    return [
+        ("U-Net", "unet", []),
+        ("U-Net+DP", "unet", ["--dp"]),
+        ("EDPCNN", "edpcnn", []),
+        ("EDPCNN, centre jitter 0.2 r", "edpcnn",
+         ["--center-jitter", 0.2, "--jitter-seed", seed]),
+    ]
+
+
 def run(seed: int = 0) -> None:
     start = time.perf_counter()
     moved = move_aside(OUT)
@@ -145,14 +156,8 @@ def run(seed: int = 0) -> None:
         lvseg("train", "--method", method, "--data", "sunnybrook", "--train-size", 10,
               "--seed", seed, "--out", OUT / method)
         seconds[method] = time.perf_counter() - t0
-    rows = [
-        ("U-Net", "unet", []),
-        ("U-Net+DP", "unet", ["--dp"]),
-        ("EDPCNN", "edpcnn", []),
-        ("EDPCNN, centre jitter 0.2 r", "edpcnn", ["--center-jitter", 0.2, "--seed", seed]),
-    ]
     results = []
-    for label, run_name, extra in rows:
+    for label, run_name, extra in evaluations(seed):
         tag = label.split(",")[0].lower().replace("+", "-") + ("-jitter" if "," in label else "")
         jitter = "--center-jitter" in extra
         figures = [] if jitter else ["--figures", OUT / "figures" / tag, "--max-figures", 6]

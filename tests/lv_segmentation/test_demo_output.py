@@ -33,3 +33,18 @@ def test_previous_output_is_moved_aside_not_deleted(tmp_path: Path) -> None:
     second = demo.move_aside(out)
     assert second is not None and second != first and (second / "unet.json").exists()
     assert (first / "edpcnn.json").exists()
+
+
+def test_every_command_the_demo_runs_parses(capsys) -> None:  # type: ignore[no-untyped-def]
+    """The demo's train and evaluate options are the CLI's (it once passed evaluate the
+    renamed --seed and failed after ten minutes of training)."""
+    from lvseg.cli import build_parser
+
+    parser = build_parser()
+    parser.parse_args(["train", "--method", "edpcnn", "--data", "sunnybrook", "--train-size",
+                       "10", "--seed", "3", "--out", "x"])
+    for _, run_name, extra in _demo().evaluations(3):
+        args = parser.parse_args(["evaluate", run_name, "--split", "test", "--json", "x.json",
+                                  *map(str, extra)])
+        assert args.run_dir == run_name
+    assert capsys.readouterr().err == ""
