@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -62,7 +63,27 @@ def _torchrun(driver: Path, *args: str, sigint_rank: str = "", code: int = 0) ->
     return result.stderr
 
 
+#: A native abort of one rank under torchrun, seen in about 1 of 7 runs on the shared 2-core
+#: machine (2026-12-06, before and after that day's changes; cause not found yet: it comes from
+#: C++, "terminate called" with no Python traceback, right after the rank's start-up line).
+NATIVE_ABORT = "terminate called without an active exception"
+
+
 def test_two_processes_train_checkpoint_resume_identically(tmp_path: Path) -> None:
+    """Run once more, in a fresh folder, only if a rank died of :data:`NATIVE_ABORT` (with a
+    warning that names it); any other failure fails the test."""
+    try:
+        _train_and_resume(tmp_path / "first")
+    except AssertionError as error:
+        if NATIVE_ABORT not in str(error):
+            raise
+        warnings.warn(f"a torchrun rank died of {NATIVE_ABORT!r}; ran the test again",
+                      stacklevel=1)
+        _train_and_resume(tmp_path / "again")
+
+
+def _train_and_resume(tmp_path: Path) -> None:
+    tmp_path.mkdir()
     driver, run = tmp_path / "driver.py", tmp_path / "run"
     driver.write_text(DRIVER)
     _torchrun(driver, "--out", str(run), "--iterations", "2")
