@@ -65,8 +65,15 @@ def test_the_average_follows_a_learned_smoothness_penalty() -> None:
 def test_validation_and_best_pt_use_the_average(tmp_path: Path, tiny_data, method: str) -> None:  # type: ignore[no-untyped-def]
     trainer = Trainer(tiny_config(method, iterations=3, average=0.9), tmp_path / "run",
                       data=tiny_data)
-    dice = []
-    trainer.add_hook(lambda t, e: dice.append(e["dice"]) if e["event"] == "validation" else None)
+    dice, snapshots = [], {}
+
+    def hook(t, e) -> None:  # type: ignore[no-untyped-def]
+        if e["event"] == "validation":  # the average each validation scored
+            dice.append(e["dice"])
+            state = t.average.unet.state_dict()
+            snapshots[e["iteration"]] = {k: v.clone() for k, v in state.items()}
+
+    trainer.add_hook(hook)
     trainer.fit()
     averaged, trained = trainer.average.unet, unet_of(trainer.model)
     assert not all(same(a, b) for a, b in zip(averaged.parameters(), trained.parameters()))
@@ -75,11 +82,10 @@ def test_validation_and_best_pt_use_the_average(tmp_path: Path, tiny_data, metho
     expected = score(trainer.method, averaged, t["images"][idx], t["masks"][idx],
                      t["centers"][idx], trainer.star).mean_dice
     assert dice[-1] == pytest.approx(expected)
-    best = load_checkpoint(tmp_path / "run" / "best.pt")
-    if best["iteration"] == 3:  # the last validation was the best: best.pt holds the average
-        prefix = "unet." if method == "edpcnn" else ""
-        for name, value in averaged.state_dict().items():
-            assert same(best["model"][prefix + name], value), name
+    best = load_checkpoint(tmp_path / "run" / "best.pt")  # the average at its iteration
+    prefix = "unet." if method == "edpcnn" else ""
+    for name, value in snapshots[best["iteration"]].items():
+        assert same(best["model"][prefix + name], value), name
     last = load_checkpoint(tmp_path / "run" / "last.pt")  # last.pt: the trained weights
     prefix = "unet." if method == "edpcnn" else ""
     for name, value in trained.state_dict().items():
