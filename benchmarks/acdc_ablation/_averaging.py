@@ -27,6 +27,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks import _harness as h
 
@@ -36,14 +37,14 @@ RESULTS = HERE / "results" / "raw" / "averaging.jsonl"
 DECAYS = (0.9, 0.97, 0.99)
 
 
-def run(size: int, seed: int, data_dir: Path) -> dict:
-    """Train the study's ``edpcnn`` run of ``size`` images and ``seed``, scoring the averages."""
-    from benchmarks.acdc_ablation._data import Data, config_of
+def run(size: int, seed: int, data: Any, data_dir: Path) -> dict:
+    """Train the study's ``edpcnn`` run of ``size`` images and ``seed`` on ``data`` (the
+    study's :class:`~benchmarks.acdc_ablation._data.Data`), scoring the averages."""
+    from benchmarks.acdc_ablation._data import config_of
     from benchmarks.acdc_ablation._study import FULL, Job
     from lvseg.averaging import WeightAverage
     from lvseg.train import Trainer
 
-    data = Data(data_dir, FULL)
     config = config_of(Job(size, seed, "edpcnn", FULL.iterations[size]), FULL, data_dir)
     with tempfile.TemporaryDirectory(prefix="acdc_averaging_") as tmp:
         trainer = Trainer(config, Path(tmp) / "run", data=data.splits(size))
@@ -96,13 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     records = ([json.loads(x) for x in RESULTS.read_text().splitlines()]
                if RESULTS.is_file() else [])
     done = {(r["size"], r["seed"]) for r in records}
-    for seed in args.seeds:
-        if (args.size, seed) in done:
-            continue
-        if args.data_dir is None or not (args.data_dir / "patient001").is_dir():
-            parser.error(f"--data-dir: expected the ACDC training folder (patient001, ...); "
-                         f"got {args.data_dir}")
-        records.append(run(args.size, seed, args.data_dir))
+    todo = [seed for seed in args.seeds if (args.size, seed) not in done]
+    if todo and (args.data_dir is None or not (args.data_dir / "patient001").is_dir()):
+        parser.error(f"--data-dir: expected the ACDC training folder (patient001, ...); "
+                     f"got {args.data_dir}")
+    data = None
+    for seed in todo:
+        if data is None:  # loaded once, for every seed
+            from benchmarks.acdc_ablation._data import Data
+            from benchmarks.acdc_ablation._study import FULL
+
+            data = Data(args.data_dir, FULL)
+        records.append(run(args.size, seed, data, args.data_dir))
         h.atomic_write(RESULTS, "".join(json.dumps(r) + "\n" for r in records))
     if args.table:
         print(table([r for r in records if r["size"] == args.size]))
