@@ -1,5 +1,6 @@
 """What the LV benchmarks share: the run options of the ACDC studies, the environment of an
-``lvseg`` child process, the lvseg commit a run ran on, machine metadata with the load over the runs, and the evaluation record of a model.
+``lvseg`` child process, the lvseg commit a run ran on, machine metadata with the load over the
+runs, and the evaluation record of a model.
 
 Unlike ``_harness.py`` this module needs ``lvseg`` (imported by the functions that use it).
 """
