@@ -11,25 +11,25 @@ training-set size, one line per run). Raw records: ``results/raw/lv_stability.js
 Method
 ------
 The command a user types, in a fresh process per run: ``lvseg train --method edpcnn --data acdc
---data-dir <ACDC>/training --split thesis --train-size N --iterations 500 --val-every V --seed
-S --no-progress`` plus the variant's options, every other option at its default (StarSurrogate
-with 8 channels, Adam 1e-3, batch size 10). Variants: ``S1k1`` (no extra option: the default of
-one noise sample and one surrogate fit step per iteration), ``S1k3`` (``--fit-steps 3``),
-``S3k1`` (``--samples 3``), ``S1k1-lr3e-4`` (``--lr 3e-4``). Training sets: N = 10 slices
-(V = 50; seeds 0, 1, 2; ``S1k1`` and ``S1k3``) and N = all, the slices of the 80 thesis-split
-training patients (V = 25; seed 0; all four variants). The validation set is the thesis split's (patients whose number is divisible
-by 5), the same for every run. One run at a time, single-threaded (``OMP_NUM_THREADS =
+--data-dir <ACDC>/training --split thesis --train-size N --iterations 500 --val-every V --seed S
+--no-progress`` plus the variant's options, every other option at its default (StarSurrogate with 8
+channels, Adam 1e-3, batch size 10). Variants: ``S1k1`` (no extra option: the default of one noise
+sample and one surrogate fit step per iteration), ``S1k3`` (``--fit-steps 3``), ``S3k1``
+(``--samples 3``), ``S1k1-lr3e-4`` (``--lr 3e-4``). Training sets: N = 10 slices (V = 50; seeds 0,
+1, 2; ``S1k1`` and ``S1k3``) and N = all, the slices of the 80 thesis-split training patients (V =
+25; seed 0; all four variants). The validation set is the thesis split's (patients whose number is
+divisible by 5), the same for every run. One run at a time, single-threaded (``OMP_NUM_THREADS =
 MKL_NUM_THREADS = NUMBA_NUM_THREADS = 1``, ``OMP_WAIT_POLICY=PASSIVE``). Per run, from its
 ``metrics.jsonl``: the validation curve; the best validation Dice and its iteration (what
-``best.pt`` holds); the "late" validations, those after half the run (iteration > 250), with
-their mean, minimum and sample s.d.; the largest fall of the Dice between two consecutive
-validations; the median training-step seconds and the run's total seconds; the 1-minute load
-average at the start and the end of the runs this study trained. A run directory finished
-elsewhere with the same command (``"end"`` at iteration 500 and a ``config.json`` that agrees
-with the plan in method, data, split, training-set size, iterations, validation interval,
-seed, fit steps, samples and learning rate) is adopted as it is: its load average and commit
-are unknown (``null``), and the JSON lists it under ``"adopted_runs"``. Table cells: mean ±
-sample s.d. over the seeds (number of seeds).
+``best.pt`` holds); the "late" validations, those after half the run (iteration > 250), with their
+mean, minimum and sample s.d.; the largest fall of the Dice between two consecutive validations;
+the median training-step seconds and the run's total seconds; the 1-minute load average at the
+start and the end of the runs this study trained. A run directory finished elsewhere with the same
+command (``"end"`` at iteration 500 and a ``config.json`` that agrees with the plan in method,
+data, split, training-set size, iterations, validation interval, seed, fit steps, samples and
+learning rate) is adopted as it is: its load average and commit are unknown (``null``), and the
+JSON lists it under ``"adopted_runs"``. Table cells: mean ± sample s.d. over the seeds (number of
+seeds).
 
 Run ``python -m benchmarks.lv_stability`` from the repository root (resumable: a finished run
 is never trained again; its duration: ``benchmarks/registry.py``), ``--quick`` (phantoms, seed
