@@ -110,20 +110,31 @@ def test_replot_rebuilds_json_and_png_from_the_raw_records(quick: dict[str, Any]
     assert (out / "lv_stability_quick.png").stat().st_size > 0
 
 
-def test_finished_run_directories_are_adopted_not_trained(quick: dict[str, Any],
-                                                          tmp_path: Path) -> None:  # fmt: skip
-    for key in ("n8_S1k1_s0", "n8_S1k3_s0"):  # run directories finished by hand: no record.json
-        shutil.copytree(quick["tmp"] / "runs" / key / "run", tmp_path / "runs" / key / "run")
-    metrics = tmp_path / "runs" / "n8_S1k3_s0" / "run" / "metrics.jsonl"
+def test_finished_run_directories_are_adopted_and_partial_ones_trained_again(
+        quick: dict[str, Any], tmp_path: Path) -> None:  # fmt: skip
+    runs = tmp_path / "runs"
+    for key in ("n8_S1k1_s0", "n8_S1k3_s0"):  # run directories made by hand: no record.json
+        shutil.copytree(quick["tmp"] / "runs" / key / "run", runs / key / "run")
+    metrics = runs / "n8_S1k1_s0" / "run" / "metrics.jsonl"  # finished: adopted
     before = (metrics.read_text(), metrics.stat().st_mtime_ns)
-    bench.main(["--quick", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "runs")])
+    cut = runs / "n8_S1k3_s0" / "run" / "metrics.jsonl"  # cut before its end event: trained
+    cut.write_text("".join(cut.read_text().splitlines(keepends=True)[:-1]))
+    (runs / "n8_S1k3_s0" / "stray.txt").write_text("left by the partial run")
+    bench.main(["--quick", "--out", str(tmp_path / "out"), "--work", str(runs)])
     assert (metrics.read_text(), metrics.stat().st_mtime_ns) == before
+    assert not (runs / "n8_S1k3_s0" / "stray.txt").exists()
+    assert finished(runs / "n8_S1k3_s0" / "run", 4)
+    assert (runs / "n8_S1k3_s0" / "record.json").is_file()
+    assert not (runs / "n8_S1k1_s0" / "record.json").exists()
     result = json.loads((tmp_path / "out" / "lv_stability_quick.json").read_text())
-    assert result["adopted_runs"] == ["n8_S1k1_s0", "n8_S1k3_s0"]
-    trained = json.loads((quick["tmp"] / "out" / "lv_stability_quick.json").read_text())
-    assert result["table"] == trained["table"] and result["curves"] == trained["curves"]
-    assert all(r["adopted"] and r["load_average_start"] is None for r in result["per_seed"])
-    assert result["commits_of_runs"] == []
+    assert result["adopted_runs"] == ["n8_S1k1_s0"] and result["complete"]
+    adopted, trained = result["per_seed"]
+    assert adopted["adopted"] and adopted["load_average_start"] is None
+    assert not trained["adopted"] and trained["load_average_start"] >= 0
+    first = json.loads((quick["tmp"] / "out" / "lv_stability_quick.json").read_text())
+    assert result["curves"]["n8_S1k1_s0"] == first["curves"]["n8_S1k1_s0"]
+    assert result["table"]["rows"][0] == first["table"]["rows"][0]
+    assert len(result["commits_of_runs"]) == 1  # the trained run's only
 
 
 def test_a_finished_run_that_is_not_the_planned_one_is_refused(quick: dict[str, Any],
