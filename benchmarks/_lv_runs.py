@@ -1,5 +1,6 @@
-"""What the LV benchmarks share: the run options of the ACDC studies, the lvseg commit a run ran
-on, machine metadata with the load over the runs, and the evaluation record of a model.
+"""What the LV benchmarks share: the run options of the ACDC studies, the environment of an
+``lvseg`` child process, the lvseg commit a run ran on, machine metadata with the load over the
+runs, and the evaluation record of a model.
 
 Unlike ``_harness.py`` this module needs ``lvseg`` (imported by the functions that use it).
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,18 @@ def add_run_options(p: argparse.ArgumentParser, work: Path, workers: int = 2) ->
     p.add_argument("--work", type=Path, default=work, help="run folders")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
     _schedule.add_options(p, workers=workers)
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a study's ``lvseg`` child process: this checkout's packages on
+    ``PYTHONPATH``, one thread (OMP, MKL, numba), ``OMP_WAIT_POLICY=PASSIVE``."""
+    env = dict(os.environ)
+    paths = [h.REPO, h.REPO / "plugins" / "stardp", h.REPO / "examples" / "lv_segmentation"]
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, paths), env.get("PYTHONPATH", "")]).rstrip(":")
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        env[name] = "1"
+    env["OMP_WAIT_POLICY"] = "PASSIVE"
+    return env
 
 
 def lvseg_commit() -> dict[str, Any]:

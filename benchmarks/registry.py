@@ -82,6 +82,9 @@ STUDIES: tuple[Study, ...] = (
     Study("bypass_vs_es", "lvseg train's bypass against ES at their defaults on ACDC: best Dice "
           "at equal step seconds and equal DP evaluations", duration="about 20 min (resumable)",
           needs="ACDC"),
+    Study("lv_stability", "EDPCNN's surrogate fit steps, samples and learning rate over "
+          "500-iteration ACDC runs: how far the validation Dice swings late in a run",
+          duration="about 1 h for 10 runs, one at a time (resumable)", needs="ACDC"),
     Study("dask_overhead", "what scheduling a study's runs on Dask costs per run, projected",
           duration="about 1 min"),
     Study("single_input", "Bypass with one input before and after issue #18: time per estimator, "

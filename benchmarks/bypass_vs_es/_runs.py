@@ -19,6 +19,7 @@ from typing import Any
 
 from benchmarks import _harness as H
 from benchmarks import _lv_runs
+from benchmarks._lv_runs import child_env
 
 #: The methods, in the order they run within a seed: the bypass, then ES.
 METHODS = ("edpcnn", "edpcnn-es")
@@ -36,17 +37,6 @@ class Run:
     def key(self) -> str:
         """The run's name: its folder and its record's ``key``."""
         return f"{self.method}-s{self.seed}-k{self.iterations or 'default'}"
-
-
-def child_env() -> dict[str, str]:
-    """This checkout's packages, one thread (OMP, MKL, numba), ``OMP_WAIT_POLICY=PASSIVE``."""
-    env = dict(os.environ)
-    paths = [H.REPO, H.REPO / "plugins" / "stardp", H.REPO / "examples" / "lv_segmentation"]
-    env["PYTHONPATH"] = os.pathsep.join([*map(str, paths), env.get("PYTHONPATH", "")]).rstrip(":")
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        env[name] = "1"
-    env["OMP_WAIT_POLICY"] = "PASSIVE"
-    return env
 
 
 def command(run: Run, data: list[str], run_dir: Path) -> list[str]:

@@ -1,0 +1,1 @@
+"""EDPCNN's surrogate settings on long ACDC runs: how much the validation Dice swings."""
