@@ -67,10 +67,17 @@ def train(run: Run, data: list[str], folder: Path) -> dict[str, Any]:
               "iterations": summary["iteration"], "command": " ".join(cmd[3:]),
               "wall_seconds": round(wall, 2), "fit_seconds": round(summary["seconds"], 2),
               "load_average_start": load.start, "load_average_end": os.getloadavg()[0],
-              **read_run(folder), **_lv_runs.lvseg_commit()}  # fmt: skip
+              **read_run(folder), **_commit()}  # fmt: skip
     H.atomic_write(folder / "record.json", json.dumps(record) + "\n")
     H.atomic_write(folder / "done", "")
     return record
+
+
+def _commit() -> dict[str, Any]:
+    """The lvseg commit under the record keys :func:`_lv_runs.commits_of` reads."""
+    now = _lv_runs.lvseg_commit()
+    return {"lvseg_commit": now["commit"],
+            "lvseg_uncommitted_changes": now["lvseg_uncommitted_changes"]}
 
 
 def read_run(folder: Path) -> dict[str, Any]:

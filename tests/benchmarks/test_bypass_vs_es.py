@@ -72,6 +72,7 @@ def test_quick_run_on_phantoms_counts_the_dp_and_resumes(tmp_path: Path) -> None
     assert result["complete"] and result["runs_done"] == result["runs_planned"] == 2
     assert [r["key"] for r in result["runs"]] == ["edpcnn-s0-k4", "edpcnn-es-s0-k4"]
     assert result["counts_agree_with_blackbox_instances"]
+    assert result["commits_of_runs"] and "" not in result["commits_of_runs"]  # each run's commit
     rows = {r[0]: r[1:] for r in result["table"]["rows"]}
     # per image and iteration: the forward DP plus one surrogate sample (samples=1), and the
     # forward DP plus ES's 10 samples
