@@ -12,7 +12,11 @@ process: ``cuda:LOCAL_RANK``) and gives the trainer what it needs:
   stop (Ctrl-C), so all ranks diverge, stop and save at the same iteration (:meth:`Ranks.agree`);
 * rank 0 alone owns the run directory: it locks it, validates, writes the metrics and the
   checkpoints (atomically); the others wait at a barrier after each save. On ``--resume`` every
-  rank loads the same ``last.pt``.
+  rank loads the same ``last.pt``;
+* when training is over, every rank ends the group it started (:meth:`Ranks.close`; ``lvseg
+  train`` does it on every way out) before the interpreter exits: a gloo group left to the
+  interpreter's shutdown now and then aborted a rank there, natively ("terminate called without
+  an active exception", from a native thread, after ``main`` had returned).
 
 Without torchrun (``WORLD_SIZE`` unset or 1) all of this is a no-op: one process, rank 0 of 1.
 """
@@ -58,9 +62,20 @@ class Ranks:
         if size > 1 and device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(self.device)
-        if size > 1 and not torch.distributed.is_initialized():
+        self._started = size > 1 and not torch.distributed.is_initialized()
+        if self._started:  # a group the caller started is the caller's to end
             torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         self.rank, self.size = distributed.world()
+
+    def close(self) -> None:
+        """End the process group this object started (nothing if it started none); again: nothing.
+
+        Call it on every rank once no collective is left, before the process exits (the group's
+        native threads must not outlive the interpreter); :attr:`rank` and :attr:`size` stay.
+        """
+        if self._started and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        self._started = False
 
     @property
     def main(self) -> bool:
