@@ -22,9 +22,10 @@ from lvseg.train import Trainer
 from lvseg_testing import TINY_ARGS, tiny_config
 
 #: runs the real CLI, then gathers a hash of every rank's model state (rank 0 writes them); a
-#: rank whose process group outlives the CLI exits with 1
+#: rank whose process group or its gloo threads outlive the CLI exits with 1 (Linux: /proc)
 DRIVER = '''
 import hashlib, json, os, sys
+from pathlib import Path
 import torch
 import lvseg.cli, lvseg.train
 
@@ -51,8 +52,11 @@ if os.environ.get("SIGINT_RANK") == os.environ["RANK"]:  # Ctrl-C on this rank o
         return event
     lvseg.train.Trainer.step = step_then_interrupt
 code = lvseg.cli.main(sys.argv[1:])
-if torch.distributed.is_initialized():  # one left to the interpreter's exit could abort a rank
-    sys.exit(f"rank {os.environ['RANK']}: lvseg train left its process group initialised")
+# a group (or its threads, kept by a DDP model) left to the interpreter's exit could abort a rank
+threads = [(task / "comm").read_text().strip() for task in Path("/proc/self/task").iterdir()]
+if torch.distributed.is_initialized() or any("gloo" in name for name in threads):
+    sys.exit(f"rank {os.environ['RANK']}: lvseg train left its process group or its threads "
+             f"({sorted(threads)})")
 sys.exit(code)
 '''
 
@@ -148,5 +152,15 @@ def test_lvseg_train_ends_its_group_on_success_and_on_error(torchrun_alone: None
     args = ["train", "--method", "edpcnn", *TINY_ARGS, "--iterations", "1", "--out", str(run)]
     assert lvseg.cli.main(args) == 0
     assert (run / "last.pt").is_file() and not torch.distributed.is_initialized()
+    assert _gloo_threads() == []  # ended while the interpreter lives, not at its exit
     assert lvseg.cli.main(args) == 2  # the run exists: refused after the group started
-    assert not torch.distributed.is_initialized()
+    assert not torch.distributed.is_initialized() and _gloo_threads() == []
+
+
+def _gloo_threads() -> list[str]:
+    """The names of this process's gloo threads (``/proc/self/task``, Linux)."""
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        pytest.skip("needs /proc/self/task (Linux) to list the threads")
+    names = [(task / "comm").read_text().strip() for task in tasks.iterdir()]
+    return [name for name in names if "gloo" in name]

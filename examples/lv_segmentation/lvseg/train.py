@@ -115,7 +115,7 @@ class Trainer:
             self.add_hook(MetricsLog(self.run_dir / "metrics.jsonl"))  # rank 0's: global loss
         except BaseException:
             self._lock.release()
-            self.ranks.close()
+            self.close()
             raise
 
     # ------------------------------------------------------------------ setup
@@ -151,10 +151,12 @@ class Trainer:
             self._saved = restore(self, checkpoint)  # lvseg.train_state
 
     def close(self) -> None:
-        """End the torchrun process group the trainer started (:meth:`Ranks.close
-        <lvseg.distributed.Ranks.close>`; nothing on one process). Call it on every rank when
-        no collective is left, after :meth:`fit` (``lvseg train`` does); a constructor that
-        raises has already called it."""
+        """End the torchrun process group the trainer started and drop its DDP wrapper
+        (:meth:`Ranks.close <lvseg.distributed.Ranks.close>`; nothing on one process). Call it
+        on every rank when no collective is left, after :meth:`fit` (``lvseg train`` does); a
+        constructor that raises has already called it."""
+        if hasattr(self, "net"):
+            self.net = self.model
         self.ranks.close()
 
     def add_hook(self, hook: Hook) -> RemovableHandle:
