@@ -136,13 +136,10 @@ class _Renamed(argparse.Action):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from lvseg.rundir import atomic_write_with, read_config
+    from lvseg.rundir import read_config
     from lvseg.config import TrainConfig
-    from lvseg.figures import training_curves
-    from lvseg.hooks import ProgressBar
     from lvseg.star import StarConfig
     from lvseg.inference_options import RunOptions
-    from lvseg.interrupt import TrainingInterrupted
     from lvseg.train import Trainer
 
     given = given_options(args, TrainConfig)
@@ -158,6 +155,19 @@ def _train(args: argparse.Namespace) -> int:
         config = TrainConfig(star=StarConfig(**star_given), **given)
     device = RunOptions(**given_options(args, RunOptions)).device
     trainer = Trainer(config, args.out, resume=args.resume, device=device)
+    try:
+        return _fit(trainer, args, config)
+    finally:  # every way out: no torchrun group left to the interpreter's exit
+        trainer.close()
+
+
+def _fit(trainer: Any, args: argparse.Namespace, config: Any) -> int:
+    """``lvseg train``'s training and report, once the :class:`~lvseg.train.Trainer` is built."""
+    from lvseg.figures import training_curves
+    from lvseg.hooks import ProgressBar
+    from lvseg.interrupt import TrainingInterrupted
+    from lvseg.rundir import atomic_write_with
+
     main = trainer.ranks.main  # under torchrun rank 0 reports (lvseg.distributed)
     print(f"lvseg train: {config.method} on {config.data} ({trainer.data.report}); "
           f"{len(trainer.data.train)} training slices (patients "

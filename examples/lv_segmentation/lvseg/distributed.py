@@ -12,7 +12,12 @@ process: ``cuda:LOCAL_RANK``) and gives the trainer what it needs:
   stop (Ctrl-C), so all ranks diverge, stop and save at the same iteration (:meth:`Ranks.agree`);
 * rank 0 alone owns the run directory: it locks it, validates, writes the metrics and the
   checkpoints (atomically); the others wait at a barrier after each save. On ``--resume`` every
-  rank loads the same ``last.pt``.
+  rank loads the same ``last.pt``;
+* when training is over, every rank ends the group it started and drops its DDP model
+  (:meth:`Ranks.close`; ``lvseg train`` does both on every way out) before the interpreter
+  exits. A gloo group left to the interpreter's shutdown now and then aborted a rank there,
+  natively ("terminate called without an active exception", from one of the group's threads,
+  after ``main`` had returned).
 
 Without torchrun (``WORLD_SIZE`` unset or 1) all of this is a no-op: one process, rank 0 of 1.
 """
@@ -58,9 +63,25 @@ class Ranks:
         if size > 1 and device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(self.device)
-        if size > 1 and not torch.distributed.is_initialized():
+        self._started = size > 1 and not torch.distributed.is_initialized()
+        if self._started:  # a group the caller started is the caller's to end
+            # imported after the group starts (torch.optim does it at its first optimiser),
+            # torch._dynamo keeps the group's native threads alive to the interpreter's exit
+            import torch._dynamo as _dynamo  # noqa: F401
+
             torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         self.rank, self.size = distributed.world()
+
+    def close(self) -> None:
+        """End the process group this object started (nothing if it started none); again: nothing.
+
+        Call it on every rank once no collective is left, before the process exits, and drop
+        the model :meth:`wrap` returned: the group's native threads end with the last of them,
+        and must not outlive the interpreter. :attr:`rank` and :attr:`size` stay.
+        """
+        if self._started and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        self._started = False
 
     @property
     def main(self) -> bool:

@@ -86,17 +86,17 @@ class Trainer:
         device: str = "cpu",
     ) -> None:
         self.run_dir = Path(run_dir)
-        self.ranks = Ranks(resolve_device(device))  # one process unless under torchrun
-        self.device = self.ranks.device
         self.config = config
         self.method = get_method(config.method)
         self._lock = RunLock(self.run_dir)
         self._saved = 0  # the iteration last.pt holds (0: none)
-        refuse_links(self.run_dir)  # never append or write through a planted link
-        locked = (self.run_dir / CONFIG_NAME).is_file()
-        if locked and self.ranks.main:  # a run: lock it before reading
-            self._lock.acquire()
+        self.ranks = Ranks(resolve_device(device))  # one process unless under torchrun
+        self.device = self.ranks.device
         try:
+            refuse_links(self.run_dir)  # never append or write through a planted link
+            locked = (self.run_dir / CONFIG_NAME).is_file()
+            if locked and self.ranks.main:  # a run: lock it before reading
+                self._lock.acquire()
             # rank 0 checks a fresh run's directory (and may already have started it)
             checkpoint = open_run(self.run_dir, config, resume) if resume or self.ranks.main else None
             self.model = build_model(config).to(self.device)  # the constructors check options
@@ -110,12 +110,13 @@ class Trainer:
                 self._lock.acquire()
             if not resume:  # a run that never saved a checkpoint starts afresh
                 (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+            # on resume only ``iterations`` may differ from the stored config
+            write_config(self.run_dir, {**config.to_dict(), "lvseg_version": "0.1.0"})
+            self.add_hook(MetricsLog(self.run_dir / "metrics.jsonl"))  # rank 0's: global loss
         except BaseException:
             self._lock.release()
+            self.close()
             raise
-        # on resume only ``iterations`` may differ from the stored config
-        write_config(self.run_dir, {**config.to_dict(), "lvseg_version": "0.1.0"})
-        self.add_hook(MetricsLog(self.run_dir / "metrics.jsonl"))  # rank 0's: the global loss
 
     # ------------------------------------------------------------------ setup
     def _setup(self, checkpoint: dict[str, Any] | None) -> None:
@@ -148,6 +149,15 @@ class Trainer:
                                        end_to_end=self.method.end_to_end, predicted=self.predicted)
         if checkpoint is not None:
             self._saved = restore(self, checkpoint)  # lvseg.train_state
+
+    def close(self) -> None:
+        """End the torchrun process group the trainer started and drop its DDP wrapper
+        (:meth:`Ranks.close <lvseg.distributed.Ranks.close>`; nothing on one process). Call it
+        on every rank when no collective is left, after :meth:`fit` (``lvseg train`` does); a
+        constructor that raises has already called it."""
+        if hasattr(self, "net"):
+            self.net = self.model
+        self.ranks.close()
 
     def add_hook(self, hook: Hook) -> RemovableHandle:
         """Call ``hook(trainer, event)`` for every event; ``remove()`` the handle to detach it."""
