@@ -51,7 +51,6 @@ def _worker(rank: int, world: int, port: int, method: str, args: argparse.Namesp
                 result[f"allreduce_{name}_s"] = statistics.median(spent)
                 result[f"{name}_parameters"] = size
         trainer._lock.release()
+        trainer.close()  # the group and its gloo threads end before the interpreter's exit
     if rank == 0:
         Path(out).write_text(json.dumps(result))
-    if world > 1:
-        torch.distributed.destroy_process_group()
