@@ -19,17 +19,18 @@ ROWS = {
     "unet-semi": "U-Net, mean teacher (semi-supervised)",
     "unet-dp": "U-Net+DP",
     "edpcnn": "EDPCNN (bypass)",
+    "edpcnn-k3": "EDPCNN (bypass), 3 fit steps (lvseg's default)",
     "edpcnn-aug": "EDPCNN, augmented",
     "edpcnn-semi": "EDPCNN, semi-supervised",
     "softdp": "EDPCNN-softDP",  # the chosen temperature is added from the records
     "es-hi": "EDPCNN-ES",
 }
 #: The variants that train these rows (U-Net+DP comes from the unet run).
-VARIANTS = ("unet", "unet-aug", "unet-semi", "edpcnn", "edpcnn-aug", "edpcnn-semi", "softdp",
-            "es-hi")
+VARIANTS = ("unet", "unet-aug", "unet-semi", "edpcnn", "edpcnn-k3", "edpcnn-aug", "edpcnn-semi",
+            "softdp", "es-hi")
 #: "EDPCNN best": the bypass row with the highest mean Dice at a size; the semi-supervised
 #: U-Nets, of which the best is compared.
-EDPCNN = ("edpcnn", "edpcnn-aug", "edpcnn-semi")
+EDPCNN = ("edpcnn", "edpcnn-k3", "edpcnn-aug", "edpcnn-semi")
 SEMI_UNET = ("unet-semi",)
 #: The differences the targets name: label, minuend rows, subtrahend rows (the best mean of
 #: each group at a size).
@@ -37,7 +38,7 @@ DIFFERENCES = (
     ("EDPCNN best − U-Net (target at 10 and 20: ≥ +0.10)", EDPCNN, ("unet",)),
     ("EDPCNN best − best semi-supervised U-Net (target at 10 and 20: ≥ +0.03)", EDPCNN,
      SEMI_UNET),
-    ("bypass − softDP (target: ≥ 0)", ("edpcnn",), ("softdp",)),
+    ("bypass − softDP (target: ≥ 0)", ("edpcnn", "edpcnn-k3"), ("softdp",)),
     ("EDPCNN best − U-Net best, augmented or not (no target: equal augmentation)", EDPCNN,
      ("unet", "unet-aug")),
 )  # fmt: skip

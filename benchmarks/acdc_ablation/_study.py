@@ -29,10 +29,14 @@ SEMI = {"unlabelled": 10}
 #: The learning rate of ``edpcnn-es`` when the ES rows ran (its default since issue #20 is
 #: higher: ``benchmarks/acdc_ablation/README.md``, "ES at the defaults").
 ES_LR = {"lr": 1e-3}
+#: The surrogate's fit steps per iteration of every variant but ``edpcnn-k3``: lvseg's default
+#: when the study started (3 since ``benchmarks/lv_stability``), kept so that the rows stay what
+#: they were and a run stopped before the change resumes from its checkpoint.
+FIT_STEPS_BEFORE = {"fit_steps": 1}
 #: What each trained variant is: the lvseg method, the star settings changed from the
 #: TrainConfig defaults (ES-lo: the DP's input pooled along the lines, ``StarConfig.pool``) and
-#: other TrainConfig settings changed from the defaults.
-VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+#: other TrainConfig settings changed from the defaults (after :data:`FIT_STEPS_BEFORE`).
+_VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "unet": ("unet", {}, {}),
     "edpcnn": ("edpcnn", {}, {}),
     "edpcnn-old": ("edpcnn", {}, OLD_SURROGATE),
@@ -49,21 +53,28 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "edpcnn-semi": ("edpcnn", {}, SEMI),
     "unet-semi": ("unet", {}, SEMI),
 }
+VARIANTS = {v: (method, star, {**FIT_STEPS_BEFORE, **knobs})
+            for v, (method, star, knobs) in _VARIANTS.items()}
+#: EDPCNN at lvseg's defaults since the long-run stability study (3 surrogate fit steps).
+VARIANTS["edpcnn-k3"] = ("edpcnn", {}, {"fit_steps": 3})
 #: What a trained variant is evaluated as (the unet run also gives U-Net+DP).
 EVALUATED = {"unet": ("unet", "unet-dp"), "edpcnn": ("edpcnn",), "edpcnn-old": ("edpcnn",),
+             "edpcnn-k3": ("edpcnn",),
              "es-hi": ("edpcnn-es",), "es-lo": ("edpcnn-es",), "es-lo2": ("edpcnn-es",),
              "unet-aug": ("unet",), "edpcnn-aug": ("edpcnn",),
              "edpcnn-semi": ("edpcnn",), "unet-semi": ("unet",),
              **{v: (m,) for v, (m, _, _) in VARIANTS.items() if m == "edpcnn-softdp"}}  # fmt: skip
 SOFTDP = tuple(v for v, (m, _, _) in VARIANTS.items() if m == "edpcnn-softdp")
-ROWS = ("untrained-dp", "mean-disc", "unet", "unet-dp", "edpcnn", "edpcnn-old", "es-hi", "es-lo",
-        "es-lo2", "unet-aug", "edpcnn-aug", "unet-semi", "edpcnn-semi", "softdp", *SOFTDP[:-1])
+ROWS = ("untrained-dp", "mean-disc", "unet", "unet-dp", "edpcnn", "edpcnn-k3", "edpcnn-old",
+        "es-hi", "es-lo", "es-lo2", "unet-aug", "edpcnn-aug", "unet-semi", "edpcnn-semi", "softdp",
+        *SOFTDP[:-1])
 #: The star's resolution ceilings: the DP on the true mask (minus 1/2), the DP's input pooled
 #: over blocks of F points along each line as ES-lo pools it (``StarConfig.pool``).
 CEILING_POOLS = (1, 2, 4)
 LABELS = {"untrained-dp": "DP on an untrained U-Net (no labels)",
           "mean-disc": "disc of the mean radius (no labels)", "unet": "U-Net",
           "unet-dp": "U-Net+DP", "edpcnn": "EDPCNN (bypass)",
+          "edpcnn-k3": "EDPCNN (bypass), 3 fit steps (lvseg's default since lv_stability)",
           "edpcnn-old": "EDPCNN, surrogate before #9 (S10 k2)", "es-hi": "EDPCNN-ES-hi",
           "es-lo": "EDPCNN-ES-lo (pool 4)", "es-lo2": "EDPCNN-ES-lo, pool 2",
           "unet-aug": "U-Net, augmented (standard)",
@@ -101,21 +112,23 @@ FULL = Plan(
     iterations={10: 500, 20: 600, 50: 1000, 100: 1500, 200: 2000},
     val_every={"unet": 100, "edpcnn": 50, "edpcnn-old": 50, "es-hi": 100, "es-lo": 100,
                "es-lo2": 100, "unet-aug": 100, "edpcnn-aug": 50, "edpcnn-semi": 50,
-               "unet-semi": 100, **{v: 50 for v in SOFTDP}},
+               "unet-semi": 100, "edpcnn-k3": 50, **{v: 50 for v in SOFTDP}},
     es_sizes=(10, 20, 50, 100),
     only={"edpcnn-old": (10,), "es-lo2": (10, 20), "unet-aug": (10, 20, 50),
           "edpcnn-aug": (10, 20, 50), "edpcnn-semi": (10, 20, 50), "unet-semi": (10, 20, 50),
-          "softdp": (10, 20, 50), **{v: (10,) for v in SOFTDP[:-1]}},
-    every_seed=("unet-aug", "edpcnn-aug", "edpcnn-semi", "unet-semi", "softdp"),
+          "softdp": (10, 20, 50), "edpcnn-k3": (10, 20, 50),
+          **{v: (10,) for v in SOFTDP[:-1]}},
+    every_seed=("unet-aug", "edpcnn-aug", "edpcnn-semi", "unet-semi", "softdp", "edpcnn-k3"),
     jitter_sizes=(10, 100),
 )
 QUICK = Plan(
     sizes=(10,), seeds={10: (0,)}, iterations={10: 3},
     val_every={"unet": 3, "edpcnn": 3, "edpcnn-old": 3, "es-hi": 3, "es-lo": 3, "es-lo2": 3,
-               "unet-aug": 3, "edpcnn-aug": 3, "edpcnn-semi": 3, "unet-semi": 3,
+               "unet-aug": 3, "edpcnn-aug": 3, "edpcnn-semi": 3, "unet-semi": 3, "edpcnn-k3": 3,
                **{v: 3 for v in SOFTDP}},
     es_sizes=(10,), only={"edpcnn-old": (), "es-lo2": (), "unet-aug": (), "edpcnn-aug": (),
                           "edpcnn-semi": (10,), "unet-semi": (10,), "softdp": (10,),
+                          "edpcnn-k3": (),
                           **{v: () for v in SOFTDP[:-1]}},
     jitter_sizes=(10,), jitters=(0.0, 0.2), val_subset=4, train_curve_images=5,
 )  # fmt: skip

@@ -94,7 +94,8 @@ def test_quick_run_writes_the_tables_and_resumes(tmp_path: Path, source: str) ->
     assert issue20["table"]["columns"] == ["method", "10 images"]
     cells = {r[0]: r[1] for r in issue20["table"]["rows"]}
     assert re.fullmatch(r"0\.\d{3} \(1\); \d+ s", cells["EDPCNN-ES"]), cells
-    assert re.fullmatch(r"[+-]0\.\d{3} \(1 seed\)", cells["bypass − softDP (target: ≥ 0)"])
+    assert re.fullmatch(r"[+-]0\.\d{3} \(1 seed; best: EDPCNN \(bypass\)\)",
+                        cells["bypass − softDP (target: ≥ 0)"]), cells
     ceilings = dict(result["ceiling_table"]["rows"])  # the DP on the true masks
     assert list(ceilings) == ["pool 1", "pool 2", "pool 4"]
     assert all(0.5 < d <= 1.0 for d in ceilings.values()), ceilings
@@ -166,12 +167,26 @@ def test_the_augmented_rows_run_every_seed_at_10_20_50(tmp_path: Path) -> None:
         config = config_of(Job(10, 1, variant, 500), FULL, tmp_path)
         assert (config.method, config.augment, config.seed) == (method, "standard", 1)
     assert config_of(Job(10, 0, "edpcnn", 500), FULL, tmp_path).augment == "none"
-    before = [j for j in jobs if not j.variant.endswith(("-aug", "-semi"))
+    before = [j for j in jobs if not j.variant.endswith(("-aug", "-semi", "-k3"))
               and not j.variant.startswith("softdp")]
     # the plan before the -aug, -semi and softdp rows (38), and seed 2 at 10 and 20 images
     # (unet, edpcnn and the baselines at each)
     assert len(before) == 38 + 6
     assert not [j for j in jobs_of(QUICK) if j.variant.endswith("-aug")]
+
+
+def test_the_rows_keep_their_fit_steps_and_k3_trains_with_three(tmp_path: Path) -> None:
+    """Every row that ran before lvseg's default became 3 fit steps keeps 1, whatever the
+    default (resumed runs must match their checkpoints); ``edpcnn-k3`` runs every seed at 10,
+    20 and 50 images with 3."""
+    from benchmarks.acdc_ablation._data import config_of
+    from benchmarks.acdc_ablation._study import FULL, VARIANTS, Job, jobs_of
+
+    k3 = {(j.size, j.seed) for j in jobs_of(FULL) if j.variant == "edpcnn-k3"}
+    assert k3 == {(s, seed) for s in (10, 20, 50) for seed in FULL.seeds[s]}
+    steps = {v: config_of(Job(10, 0, v, 500), FULL, tmp_path).fit_steps for v in VARIANTS}
+    assert steps.pop("edpcnn-k3") == 3 and steps.pop("edpcnn-old") == 2
+    assert set(steps.values()) == {1}, steps
 
 
 # ---------------------------------------------------------------------------- the tables' cells
@@ -236,21 +251,23 @@ def test_the_issue20_table_pairs_the_differences_by_seed() -> None:
     table = _issue20.table(records, FULL)
     assert table["columns"] == ["method", "10 images", "20 images", "50 images"]
     rows = {r[0]: r[1:] for r in table["rows"]}
-    assert list(rows)[:9] == [
+    assert list(rows)[:10] == [
         "U-Net", "U-Net, augmented", "U-Net, mean teacher (semi-supervised)", "U-Net+DP",
-        "EDPCNN (bypass)", "EDPCNN, augmented", "EDPCNN, semi-supervised",
+        "EDPCNN (bypass)", "EDPCNN (bypass), 3 fit steps (lvseg's default)",
+        "EDPCNN, augmented", "EDPCNN, semi-supervised",
         "EDPCNN-softDP, temperature 3 (chosen on validation)", "EDPCNN-ES"]
     assert rows["U-Net"] == ["0.720 ± 0.020 (3); 100 s", "-", "-"]
     assert rows["U-Net+DP"][0] == "0.820 ± 0.020 (3); 100 s"
     # s.d. of (0.85, 0.86, 0.90): sqrt(0.0014 / 2) = 0.0265; seconds 500 x median(0.3, 0.5, 0.4)
     assert rows["EDPCNN (bypass)"] == ["0.870 ± 0.026 (3); 200 s", "0.850 (1); 250 s", "-"]
     assert rows["EDPCNN-ES"] == ["-", "-", "-"]
-    diffs = list(rows.values())[9:]
+    diffs = list(rows.values())[10:]
     # EDPCNN best at 10 = semi (0.90 > 0.87); seeds 0, 1 against the U-Net: 0.18, 0.20
     assert diffs[0] == ["+0.190 ± 0.014 (2 seeds; best: EDPCNN, semi-supervised)", "-", "-"]
     # against the semi-supervised U-Net only seed 0 pairs: 0.88 - 0.80
     assert diffs[1] == ["+0.080 (1 seed; best: EDPCNN, semi-supervised)", "-", "-"]
-    assert diffs[2] == ["+0.020 ± 0.000 (2 seeds)", "-", "-"]  # bypass - softDP, seeds 0, 1
+    # bypass - softDP, seeds 0, 1 (the better bypass row: the only one with runs)
+    assert diffs[2] == ["+0.020 ± 0.000 (2 seeds; best: EDPCNN (bypass))", "-", "-"]
     # against the better U-Net row, the augmented one (0.82 > 0.72): 0.88 - 0.81, 0.92 - 0.83
     assert diffs[3] == ["+0.080 ± 0.014 (2 seeds; best: EDPCNN, semi-supervised)", "-", "-"]
     done, planned = _issue20.progress(records, FULL)
