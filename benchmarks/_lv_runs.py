@@ -48,6 +48,17 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def acdc_training(data_dir: Path, study: str) -> Path:
+    """``data_dir/training``, resolved; a ``SystemExit`` naming the folder (and ``study``) if
+    ACDC is absent there (the studies that also run on phantoms with ``--quick``)."""
+    training = data_dir / "training"
+    if not training.is_dir():
+        raise SystemExit(f"{study}: ACDC not found at {training} (research licence, not "
+                         "redistributed; see ../shared/data/acdc/README.md): pass --data-dir "
+                         "with the folder that holds training/; --quick runs on phantoms")
+    return training.resolve()
+
+
 def lvseg_commit() -> dict[str, Any]:
     """HEAD, and whether ``lvseg`` has uncommitted changes (with their diff stat)."""
     dirty = h.git_commit("status", "--porcelain", "--", str(LVSEG))

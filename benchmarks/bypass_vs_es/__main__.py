@@ -64,12 +64,8 @@ def plan(seeds: tuple[int, ...], iterations: int | None, longer: int | None) -> 
 
 def acdc_options(data_dir: Path) -> list[str]:
     """The data options of the full study; a ``SystemExit`` naming the folder if ACDC is absent."""
-    training = data_dir / "training"
-    if not training.is_dir():
-        raise SystemExit(f"bypass_vs_es: ACDC not found at {training} (research licence, not "
-                         "redistributed; see ../shared/data/acdc/README.md): pass --data-dir "
-                         "with the folder that holds training/; --quick runs on phantoms")
-    return ["--data", "acdc", "--data-dir", str(training.resolve()), "--split", "thesis",
+    training = _lv_runs.acdc_training(data_dir, "bypass_vs_es")
+    return ["--data", "acdc", "--data-dir", str(training), "--split", "thesis",
             "--train-size", "10", "--val-every", "25"]  # fmt: skip
 
 

@@ -69,12 +69,7 @@ def plan(sizes: dict[int | str, tuple[int, tuple[int, ...], tuple[str, ...]]],
 
 def acdc_options(data_dir: Path) -> list[str]:
     """The data options of the full study; a ``SystemExit`` naming the folder if ACDC is absent."""
-    training = data_dir / "training"
-    if not training.is_dir():
-        raise SystemExit(f"lv_stability: ACDC not found at {training} (research licence, not "
-                         "redistributed; see ../shared/data/acdc/README.md): pass --data-dir "
-                         "with the folder that holds training/; --quick runs on phantoms")
-    return [*ACDC_DATA, "--data-dir", str(training.resolve())]
+    return [*ACDC_DATA, "--data-dir", str(_lv_runs.acdc_training(data_dir, "lv_stability"))]
 
 
 def main(argv: list[str] | None = None) -> None:
