@@ -10,9 +10,10 @@ Same run, same data, same U-Net: the bundled Sunnybrook sample, the first 10 ima
 training split of ``lvseg`` (``TrainConfig(train_size=10)``, patient split seed 0), batch
 size 10, and every other ``TrainConfig`` default of ``lvseg`` (the CPU-sized U-Net; EDPCNN with
 the default surrogate settings, written in each record's ``"config"``; EDPCNN-ES with S = 10
-antithetic samples). Two non-default points, single-threaded only, show what issue #9 changed:
-EDPCNN with the defaults before it (S = 10 exploration samples, 2 fit steps, StarSurrogate(8);
-all rounds) and the same with the thesis' 10 fit steps, timed over ``--thesis-repeats`` (10)
+antithetic samples). A non-default point at every thread count: EDPCNN with 1 fit step, the
+default before ``benchmarks/lv_stability`` raised it to 3. Two more, single-threaded only, show
+what issue #9 changed: EDPCNN with the defaults before it (S = 10 exploration samples, 2 fit
+steps, StarSurrogate(8); all rounds) and the same with the thesis' 10 fit steps, timed over ``--thesis-repeats`` (10)
 iterations after 1 warm-up in the same interleaved loop (it skips the later rounds).
 
 Training: one ``lvseg.train.Trainer`` per method, built before anything is timed. A timed
@@ -66,8 +67,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import _harness as h
-from benchmarks.lv_overhead._report import (INFER_PIECES, METHOD_TEXT, OLD, THESIS, TRAIN_METHODS, Clock,
-                                breakdown, plot, table, timed)  # fmt: skip
+from benchmarks.lv_overhead._report import (INFER_PIECES, K1, METHOD_TEXT, OLD, THESIS,
+                                             TRAIN_METHODS, Clock, breakdown, plot, table,
+                                             timed)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- instrumentation
@@ -218,6 +220,8 @@ def child(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     variants: dict[str, dict[str, Any]] = {m: {"method": m} for m in TRAIN_METHODS}
     rounds: dict[str, tuple[int, int]] = {}
+    if not args.quick:  # the default before lv_stability, at every thread count
+        variants[K1] = {"method": "edpcnn", "fit_steps": 1}
     if args.threads == 1 and not args.quick:  # non-default points: how the fit's cost scales
         old = {"method": "edpcnn", "samples": 10, "fit_steps": 2, "surrogate": "star",
                "surrogate_channels": 8}

@@ -23,6 +23,7 @@ PIECES = (
 )  # fmt: skip
 THESIS = "edpcnn, 10 fit steps"
 OLD = "edpcnn, old defaults"
+K1 = "edpcnn, 1 fit step"
 INFER_PIECES = ("U-Net forward", "star + warp + DP + contour + mask (segment_stars)", "other")
 
 
@@ -103,7 +104,9 @@ def table(settings: list[dict[str, Any]]) -> dict[str, Any]:
         u, e, es = (tr[m]["step_s"]["median"] for m in TRAIN_METHODS)
         rows.append([s["threads"], "training iteration (batch 10)", round(u, 4), round(e, 3),
                      f"{e / u:.2f}x", round(es, 4), f"{es / u:.2f}x", "1.64x", "<= 1.3x", load])
-        for name, what in ((OLD, "EDPCNN with the defaults before issue #9 (S = 10, 2 fit "
+        for name, what in ((K1, "EDPCNN with 1 fit step, the default before lv_stability "
+                                "(S = 1, StarSurrogate)"),
+                           (OLD, "EDPCNN with the defaults before issue #9 (S = 10, 2 fit "
                                  "steps, StarSurrogate)"),
                            (THESIS, "EDPCNN with the thesis' 10 fit steps (S = 10, "
                                     "StarSurrogate)")):
@@ -203,7 +206,8 @@ METHOD_TEXT = (
     "loss, backward, Adam; batch 10) and per image at inference (lvseg segment), EDPCNN "
     "against the plain U-Net in the same process: same U-Net, same 10 Sunnybrook training "
     "images, every lvseg TrainConfig default (the EDPCNN surrogate settings are in each "
-    "record's config and in the JSON's config; extra rows at 1 thread, not defaults: the "
+    "record's config and in the JSON's config; extra rows, not defaults: EDPCNN with 1 fit "
+    "step, the default before lv_stability (every thread count), and at 1 thread the "
     "defaults before issue #9 (S = 10 samples, 2 fit steps, StarSurrogate(8)) and the thesis' "
     "10 fit steps with them (10 repeats)). Methods "
     "are timed interleaved, one iteration each in turn, after "

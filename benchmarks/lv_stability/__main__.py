@@ -1,6 +1,6 @@
 """EDPCNN's surrogate settings on long ACDC runs: how much the validation Dice swings late in a
-run, for lvseg's default (one noise sample, one surrogate fit step per iteration) and for more
-fit steps, more samples or a smaller learning rate.
+run, for one noise sample and one surrogate fit step per iteration (lvseg's default before this
+study) and for more fit steps (the default since), more samples or a smaller learning rate.
 
 Writes ``benchmarks/lv_stability/results/lv_stability.json`` (the ``"table"``: per training-set
 size and variant, mean ± s.d. over seeds of the best validation Dice and of the late
@@ -13,12 +13,13 @@ Method
 The command a user types, in a fresh process per run: ``lvseg train --method edpcnn --data acdc
 --data-dir <ACDC>/training --split thesis --train-size N --iterations 500 --val-every V --seed S
 --no-progress`` plus the variant's options, every other option at its default (StarSurrogate with 8
-channels, Adam 1e-3, batch size 10). Variants: ``S1k1`` (no extra option: the default of one noise
-sample and one surrogate fit step per iteration), ``S1k3`` (``--fit-steps 3``), ``S3k1``
-(``--samples 3``), ``S1k1-lr3e-4`` (``--lr 3e-4``). Training sets: N = 10 slices (V = 50; seeds 0,
-1, 2; ``S1k1`` and ``S1k3``) and N = all, the slices of the 80 thesis-split training patients (V =
-25; seed 0; all four variants). The validation set is the thesis split's (patients whose number is
-divisible by 5), the same for every run. One run at a time, single-threaded (``OMP_NUM_THREADS =
+channels, Adam 1e-3, batch size 10). Variants: ``S1k1`` (``--fit-steps 1``: one noise sample and
+one surrogate fit step per iteration, the default before this study), ``S1k3`` (``--fit-steps
+3``), ``S3k1`` (``--samples 3 --fit-steps 1``), ``S1k1-lr3e-4`` (``--lr 3e-4 --fit-steps 1``).
+Training sets: N = 10 slices (V = 50; seeds 0, 1, 2; ``S1k1`` and ``S1k3``) and N = all, the
+slices of the 80 thesis-split training patients (V = 25; seed 0; all four variants). The
+validation set is the thesis split's (patients whose number is divisible by 5), the same for
+every run. One run at a time, single-threaded (``OMP_NUM_THREADS =
 MKL_NUM_THREADS = NUMBA_NUM_THREADS = 1``, ``OMP_WAIT_POLICY=PASSIVE``). Per run, from its
 ``metrics.jsonl``: the validation curve; the best validation Dice and its iteration (what
 ``best.pt`` holds); the "late" validations, those after half the run (iteration > 250), with their
@@ -52,7 +53,7 @@ ACDC_DATA = ["--data", "acdc", "--split", "thesis"]
 PLAN = {10: (50, (0, 1, 2), ("S1k1", "S1k3")),
         "all": (25, (0,), ("S1k1", "S1k3", "S3k1", "S1k1-lr3e-4"))}  # fmt: skip
 #: What ``--quick`` trains: 24 phantoms, 8 of them for training, 4 iterations, a validation
-#: every 2, the default and three fit steps.
+#: every 2, one and three fit steps.
 QUICK_DATA = ["--data", "synthetic", "--synthetic-slices", "24"]
 QUICK_PLAN = {8: (2, (0,), ("S1k1", "S1k3"))}
 QUICK_ITERATIONS = 4

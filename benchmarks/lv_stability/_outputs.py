@@ -76,7 +76,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
         ax.set_title(f"training set: {size}" + (" slices" if size != "all" else ""), fontsize=9)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best", framealpha=0.6)  # the least hidden curve
     axes[0][0].set_ylabel("validation Dice")
     fig.suptitle(data["title"], fontsize=9)
     H.save(fig, path)

@@ -64,9 +64,10 @@ def test_the_plan_names_and_options() -> None:
     assert by["n10_S1k3_s2"].options(["--data", "acdc"]) == [
         "--method", "edpcnn", "--data", "acdc", "--train-size", "10", "--iterations", "500",
         "--val-every", "50", "--seed", "2", "--fit-steps", "3"]
-    assert by["nall_S1k1-lr3e-4_s0"].options([])[-6:] == [
-        "--val-every", "25", "--seed", "0", "--lr", "3e-4"]
-    assert VARIANTS["S1k1"] == () and VARIANTS["S3k1"] == ("--samples", "3")
+    assert by["nall_S1k1-lr3e-4_s0"].options([])[-8:] == [
+        "--val-every", "25", "--seed", "0", "--lr", "3e-4", "--fit-steps", "1"]
+    assert VARIANTS["S1k1"] == ("--fit-steps", "1")  # pinned: the default is 3 since this study
+    assert VARIANTS["S3k1"] == ("--samples", "3", "--fit-steps", "1")
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +140,7 @@ def test_finished_run_directories_are_adopted_and_partial_ones_trained_again(
 
 def test_a_finished_run_that_is_not_the_planned_one_is_refused(quick: dict[str, Any],
                                                                tmp_path: Path) -> None:  # fmt: skip
-    folder = tmp_path / "n8_S1k3_s0"  # holds the default run (one fit step), not --fit-steps 3
+    folder = tmp_path / "n8_S1k3_s0"  # holds the S1k1 run (one fit step), not --fit-steps 3
     shutil.copytree(quick["tmp"] / "runs" / "n8_S1k1_s0" / "run", folder / "run")
     with pytest.raises(ValueError) as error:
         train(Run(8, "S1k3", 0, 4, 2), bench.QUICK_DATA, folder)

@@ -181,6 +181,22 @@ def test_help_points_to_the_evidence_for_the_defaults_the_acdc_study_decides(cap
     assert "\n## Ten labels\n" in page.read_text(encoding="utf-8")
 
 
+def test_the_surrogate_defaults_are_the_ones_the_page_the_help_points_to_states(capsys) -> None:  # type: ignore[no-untyped-def]
+    """--samples' help names docs/lv_example.md 'Speed'; the page's defaults table states
+    EDPCNN's S and fit steps, which must be the code's (3 fit steps since lv_stability)."""
+    from lvseg.train_choices import METHOD_DEFAULTS
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--fit-steps were chosen: docs/lv_example.md, 'Speed'" in text
+    page = (Path(__file__).resolve().parents[2] / "docs" / "lv_example.md").read_text("utf-8")
+    assert "\n### Speed: how much surrogate fitting the bypass needs\n" in page
+    samples, steps = METHOD_DEFAULTS["edpcnn"].samples, TrainConfig("edpcnn").fit_steps
+    assert (samples, steps) == (1, 3)
+    assert f"σ = 1, **S = {samples}, {steps} fit steps** (Adam, lr 1e-3)" in page
+
+
 @pytest.mark.parametrize("command", ["evaluate", "predict"])
 def test_evaluate_and_predict_options_come_from_their_configs(command: str) -> None:
     """Every option of the two commands is a config field (one definition, one meaning)."""

@@ -164,10 +164,10 @@ class TrainConfig:
                                   high=1.0)
     sigma: float | None = option(None, f"surrogate exploration / ES noise scale (None: {_SIGMA})",
                                  thesis="1", metavar="SIGMA")
-    samples: int | None = option(None, f"noise samples per input (None: {_SAMPLES}; the "
-                                 "surrogate's S = 1 and 1 fit step: docs/lv_example.md, 'Speed')",
-                                 thesis="10", metavar="S", low=1, high=1024)
-    fit_steps: int = option(1, "surrogate fit steps per iteration", thesis="10", metavar="K",
+    samples: int | None = option(None, f"noise samples per input (None: {_SAMPLES}; how the "
+                                 "surrogate's S and --fit-steps were chosen: docs/lv_example.md, "
+                                 "'Speed')", thesis="10", metavar="S", low=1, high=1024)
+    fit_steps: int = option(3, "surrogate fit steps per iteration", thesis="10", metavar="K",
                             low=0, high=1000)
     surrogate_lr: float = option(1e-3, "the surrogate's Adam learning rate", metavar="LR")
     surrogate: str = option("star", "surrogate architecture: star (the thesis' small U-Net on "
