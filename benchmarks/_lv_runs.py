@@ -66,6 +66,13 @@ def lvseg_commit() -> dict[str, Any]:
             "lvseg_uncommitted_diff_stat": h.git_commit("diff", "--stat", "--", str(LVSEG)) or None}
 
 
+def commit_record(now: dict[str, Any]) -> dict[str, Any]:
+    """A run record's commit fields, the keys :func:`commits_of` reads (``now``:
+    :func:`lvseg_commit` when the run started)."""
+    return {"lvseg_commit": now["commit"],
+            "lvseg_uncommitted_changes": now["lvseg_uncommitted_changes"]}
+
+
 def commits_of(records: list[dict[str, Any]], now: dict[str, Any]) -> dict[str, Any]:
     """What the runs ran on, and HEAD when the JSON was written (``now``: :func:`lvseg_commit`)."""
     return {

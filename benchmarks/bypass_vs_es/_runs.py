@@ -55,7 +55,7 @@ def train(run: Run, data: list[str], folder: Path) -> dict[str, Any]:
     folder.mkdir(parents=True)
     env = {**child_env(), "BYPASS_VS_ES_COUNTS": str(folder / "counts.json")}
     cmd = command(run, data, folder / "run")
-    load, start = H.Load(), time.perf_counter()
+    load, now, start = H.Load(), _lv_runs.lvseg_commit(), time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=H.REPO, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode:
@@ -67,24 +67,19 @@ def train(run: Run, data: list[str], folder: Path) -> dict[str, Any]:
               "iterations": summary["iteration"], "command": " ".join(cmd[3:]),
               "wall_seconds": round(wall, 2), "fit_seconds": round(summary["seconds"], 2),
               "load_average_start": load.start, "load_average_end": os.getloadavg()[0],
-              **read_run(folder), **_commit()}  # fmt: skip
+              **read_run(folder), **_lv_runs.commit_record(now)}  # fmt: skip
     H.atomic_write(folder / "record.json", json.dumps(record) + "\n")
     H.atomic_write(folder / "done", "")
     return record
 
 
-def _commit() -> dict[str, Any]:
-    """The lvseg commit under the record keys :func:`_lv_runs.commits_of` reads."""
-    now = _lv_runs.lvseg_commit()
-    return {"lvseg_commit": now["commit"],
-            "lvseg_uncommitted_changes": now["lvseg_uncommitted_changes"]}
-
 
 def read_run(folder: Path) -> dict[str, Any]:
     """Step seconds (wall and CPU), validations ``[iteration, dice]`` and DP counts per step of a
     run folder."""
-    events = [json.loads(line) for line in
-              (folder / "run" / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    from lvseg.hooks import read_metrics
+
+    events = read_metrics(folder / "run" / "metrics.jsonl")
     steps = [e for e in events if e["event"] == "step"]
     if [e["iteration"] for e in steps] != list(range(1, len(steps) + 1)):
         raise ValueError(f"{folder}/run/metrics.jsonl: the steps are not 1, 2, ...; "

@@ -104,21 +104,18 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def events(run_dir: Path) -> list[dict[str, Any]]:
-    """The events of ``run_dir/metrics.jsonl`` (none if it does not exist)."""
+    """The events of ``run_dir/metrics.jsonl`` (none if it does not exist; a last line cut by a
+    crash is dropped by :func:`lvseg.hooks.read_metrics`)."""
+    from lvseg.hooks import read_metrics
+
     path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    text = path.read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return read_metrics(path) if path.is_file() else []
 
 
 def finished(run_dir: Path, iterations: int) -> bool:
     """Whether ``run_dir`` holds a run that ended at ``iterations`` (an ``"end"`` event)."""
-    try:
-        return any(e.get("event") == "end" and e.get("iteration") == iterations
-                   for e in events(run_dir))  # fmt: skip
-    except json.JSONDecodeError:  # a line cut by a crash: not finished
-        return False
+    return any(e.get("event") == "end" and e.get("iteration") == iterations
+               for e in events(run_dir))  # fmt: skip
 
 
 def read_run(run: Run, run_dir: Path) -> dict[str, Any]:
@@ -160,7 +157,6 @@ def train(run: Run, data: list[str], folder: Path) -> dict[str, Any]:
     check_config(run, data, run_dir)
     record = {**read_run(run, run_dir), "adopted": False, "command": " ".join(cmd[3:]),
               "load_average_start": load.start, "load_average_end": os.getloadavg()[0],
-              "lvseg_commit": now["commit"],
-              "lvseg_uncommitted_changes": now["lvseg_uncommitted_changes"]}  # fmt: skip
+              **_lv_runs.commit_record(now)}  # fmt: skip
     H.atomic_write(folder / "record.json", json.dumps(record) + "\n")
     return record
