@@ -14,7 +14,8 @@ antithetic samples). A non-default point at every thread count: EDPCNN with 1 fi
 default before ``benchmarks/lv_stability`` raised it to 3. Two more, single-threaded only, show
 what issue #9 changed: EDPCNN with the defaults before it (S = 10 exploration samples, 2 fit
 steps, StarSurrogate(8); all rounds) and the same with the thesis' 10 fit steps, timed over
-``--thesis-repeats`` (10) iterations after 1 warm-up in the same interleaved loop (it skips the later rounds).
+``--thesis-repeats`` (10) iterations after 1 warm-up in the same interleaved loop (it skips the
+later rounds).
 
 Training: one ``lvseg.train.Trainer`` per method, built before anything is timed. A timed
 iteration is one call of ``Trainer.step()``: batch sampling, centre jitter, forward, loss,
