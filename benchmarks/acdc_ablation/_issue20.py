@@ -17,21 +17,23 @@ ROWS = {
     "unet": "U-Net",
     "unet-aug": "U-Net, augmented",
     "unet-semi": "U-Net, mean teacher (semi-supervised)",
+    "unet-aug-semi": "U-Net, augmented + mean teacher",
     "unet-dp": "U-Net+DP",
     "edpcnn": "EDPCNN (bypass)",
     "edpcnn-k3": "EDPCNN (bypass), 3 fit steps (lvseg's default)",
     "edpcnn-aug": "EDPCNN, augmented",
     "edpcnn-semi": "EDPCNN, semi-supervised",
+    "edpcnn-aug-semi": "EDPCNN, augmented + semi-supervised (3 fit steps)",
     "softdp": "EDPCNN-softDP",  # the chosen temperature is added from the records
     "es-hi": "EDPCNN-ES",
 }
 #: The variants that train these rows (U-Net+DP comes from the unet run).
-VARIANTS = ("unet", "unet-aug", "unet-semi", "edpcnn", "edpcnn-k3", "edpcnn-aug", "edpcnn-semi",
-            "softdp", "es-hi")
+VARIANTS = ("unet", "unet-aug", "unet-semi", "unet-aug-semi", "edpcnn", "edpcnn-k3",
+            "edpcnn-aug", "edpcnn-semi", "edpcnn-aug-semi", "softdp", "es-hi")
 #: "EDPCNN best": the bypass row with the highest mean Dice at a size; the semi-supervised
 #: U-Nets, of which the best is compared.
-EDPCNN = ("edpcnn", "edpcnn-k3", "edpcnn-aug", "edpcnn-semi")
-SEMI_UNET = ("unet-semi",)
+EDPCNN = ("edpcnn", "edpcnn-k3", "edpcnn-aug", "edpcnn-semi", "edpcnn-aug-semi")
+SEMI_UNET = ("unet-semi", "unet-aug-semi")
 #: The differences the targets name: label, minuend rows, subtrahend rows (the best mean of
 #: each group at a size).
 DIFFERENCES = (

@@ -178,7 +178,7 @@ def test_the_augmented_rows_run_every_seed_at_10_20_50(tmp_path: Path) -> None:
 def test_the_rows_keep_their_fit_steps_and_k3_trains_with_three(tmp_path: Path) -> None:
     """Every row that ran before lvseg's default became 3 fit steps keeps 1, whatever the
     default (resumed runs must match their checkpoints); ``edpcnn-k3`` runs every seed at 10,
-    20 and 50 images with 3."""
+    20 and 50 images with 3, as do the rows added after it (``*-aug-semi``, 10 images)."""
     from benchmarks.acdc_ablation._data import config_of
     from benchmarks.acdc_ablation._study import FULL, VARIANTS, Job, jobs_of
 
@@ -186,6 +186,9 @@ def test_the_rows_keep_their_fit_steps_and_k3_trains_with_three(tmp_path: Path) 
     assert k3 == {(s, seed) for s in (10, 20, 50) for seed in FULL.seeds[s]}
     steps = {v: config_of(Job(10, 0, v, 500), FULL, tmp_path).fit_steps for v in VARIANTS}
     assert steps.pop("edpcnn-k3") == 3 and steps.pop("edpcnn-old") == 2
+    assert steps.pop("edpcnn-aug-semi") == 3 == steps.pop("unet-aug-semi")
+    both = {(j.size, j.seed) for j in jobs_of(FULL) if j.variant.endswith("aug-semi")}
+    assert both == {(10, seed) for seed in FULL.seeds[10]}
     assert set(steps.values()) == {1}, steps
 
 
@@ -251,17 +254,19 @@ def test_the_issue20_table_pairs_the_differences_by_seed() -> None:
     table = _issue20.table(records, FULL)
     assert table["columns"] == ["method", "10 images", "20 images", "50 images"]
     rows = {r[0]: r[1:] for r in table["rows"]}
-    assert list(rows)[:10] == [
-        "U-Net", "U-Net, augmented", "U-Net, mean teacher (semi-supervised)", "U-Net+DP",
+    assert list(rows)[:12] == [
+        "U-Net", "U-Net, augmented", "U-Net, mean teacher (semi-supervised)",
+        "U-Net, augmented + mean teacher", "U-Net+DP",
         "EDPCNN (bypass)", "EDPCNN (bypass), 3 fit steps (lvseg's default)",
         "EDPCNN, augmented", "EDPCNN, semi-supervised",
+        "EDPCNN, augmented + semi-supervised (3 fit steps)",
         "EDPCNN-softDP, temperature 3 (chosen on validation)", "EDPCNN-ES"]
     assert rows["U-Net"] == ["0.720 ± 0.020 (3); 100 s", "-", "-"]
     assert rows["U-Net+DP"][0] == "0.820 ± 0.020 (3); 100 s"
     # s.d. of (0.85, 0.86, 0.90): sqrt(0.0014 / 2) = 0.0265; seconds 500 x median(0.3, 0.5, 0.4)
     assert rows["EDPCNN (bypass)"] == ["0.870 ± 0.026 (3); 200 s", "0.850 (1); 250 s", "-"]
     assert rows["EDPCNN-ES"] == ["-", "-", "-"]
-    diffs = list(rows.values())[10:]
+    diffs = list(rows.values())[12:]
     # EDPCNN best at 10 = semi (0.90 > 0.87); seeds 0, 1 against the U-Net: 0.18, 0.20
     assert diffs[0] == ["+0.190 ± 0.014 (2 seeds; best: EDPCNN, semi-supervised)", "-", "-"]
     # against the semi-supervised U-Net only seed 0 pairs: 0.88 - 0.80
