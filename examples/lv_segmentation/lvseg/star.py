@@ -2,9 +2,9 @@ r"""The star pattern and the DP on it: :class:`StarConfig` (thesis §5.4).
 
 The settings of the star (lines, points, radius), of the DP on it (smoothness ``delta``, the
 moving average), of what the bypass sees (interpolation of the warp, pooling for ES-lo) and,
-for inference only, where the contour is drawn (``edge_offset``). The
-black box comes from the ``stardp`` plugin (:mod:`lvseg.star_dp`). The module imports torch and
-the plugin only where a setting is used, so ``lvseg train --help`` starts neither.
+for inference only, where the contour is drawn (``edge_offset``). The black box comes from the
+``stardp`` plugin (:mod:`lvseg.star_dp`). The module imports torch and the plugin only where a
+setting is used, so ``lvseg train --help`` starts neither.
 
 Example:
     >>> import torch

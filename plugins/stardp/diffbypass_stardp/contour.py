@@ -6,9 +6,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from diffbypass_stardp._checks import check_array, check_mask_shape
+from diffbypass_stardp._checks import check_array, check_mask_shape, check_offset
 from diffbypass_stardp.warp import warp
-from diffbypass.validation import number_in
 
 __all__ = ["EDGE_OFFSET", "contour_points", "mask_to_indices", "polygon_mask"]
 
@@ -67,7 +66,7 @@ def contour_points(
         >>> contour_points(v, p, offset=0.5).norm(dim=-1).round(decimals=3)
         tensor([[1.5000, 3.0000, 4.0000, 1.5000]])
     """
-    offset = number_in("offset", offset, 0.0, 1.0)
+    offset = check_offset(offset)
     p = _check_points(points)
     check_array("indices", indices)
     v = torch.as_tensor(indices, device=p.device)

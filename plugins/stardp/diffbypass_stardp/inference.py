@@ -32,10 +32,11 @@ from torch import Tensor
 
 from diffbypass_stardp import _mask_kernel, _segment_kernel
 from diffbypass_stardp.blackbox import StarDP
+from diffbypass_stardp._checks import check_offset
 from diffbypass_stardp.contour import EDGE_OFFSET
 from diffbypass_stardp.mask import check_star_shaped
 from diffbypass_stardp.star import _offsets
-from diffbypass.validation import instance_of, int_at_least, number_in, positive_number
+from diffbypass.validation import instance_of, int_at_least, positive_number
 
 __all__ = ["StarSegments", "segment_stars"]
 
@@ -105,7 +106,7 @@ def segment_stars(
     n_lines = int_at_least("n_lines", n_lines, 3)
     n_points = int_at_least("n_points", n_points, 2)
     radius = positive_number("radius", radius)
-    offset = number_in("offset", offset, 0.0, 1.0)
+    offset = check_offset(offset)
     m = np.ascontiguousarray(_numpy(maps), dtype=np.float32)
     if m.ndim == 4 and m.shape[1] == 1:
         m = m[:, 0]
