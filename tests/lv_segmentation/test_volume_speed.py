@@ -5,13 +5,15 @@ both segmentations (:func:`lvseg.prepare.crop_grid`); a refinement crop that did
 its U-Net map; blob centroids are computed in the crop's window instead of the whole slice
 (:func:`lvseg.locate.label_blobs`, to the bit as ``scipy.ndimage.center_of_mass``). The masks, "no
 LV" slices, warnings and JSON volumes of a phantom cine must stay those the code gave before
-(the digests below were recorded with it, commit 394fb46). The U-Net is an exact oracle (a
-threshold of each crop's intensity range, the same on every machine), so the digests do not
-depend on a CPU's convolution kernels.
+(the digests below were recorded with it, commit 394fb46, when the DP contour was drawn through
+the chosen points: ``edge_offset=0`` here, which must give them to the bit). The U-Net is an
+exact oracle (a threshold of each crop's intensity range, the same on every machine), so the
+digests do not depend on a CPU's convolution kernels.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -41,7 +43,8 @@ class Bright(torch.nn.Module):
 def _digest(method: str, find: str, n_frames: int) -> str:
     images, _, truth = phantom_cine(size=80, n_frames=n_frames, spacing=(10.0, 1.8, 1.6))
     volume = Volume(images, truth.spacing, "phantom")
-    run = LoadedRun(tiny_config(method), Bright(), "oracle", 0)
+    star = dataclasses.replace(tiny_config().star, edge_offset=0.0)  # as when recorded
+    run = LoadedRun(tiny_config(method, star=star), Bright(), "oracle", 0)
     locator = LoadedRun(tiny_config("unet"), Bright(), "oracle locator", 0)
     result = segment_volume(volume, RunSegmenter(run, locator=locator, find=find,
                                                  min_area_mm2=300.0))

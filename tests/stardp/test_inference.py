@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from diffbypass_stardp import (StarDP, contour_points, segment_stars, star_mask, star_points,
-                               warp)  # fmt: skip
+from diffbypass_stardp import (EDGE_OFFSET, StarDP, contour_points, segment_stars, star_mask,
+                               star_points, warp)  # fmt: skip
 
 
-def composed(maps, centers, dp, **star):
+def composed(maps, centers, dp, offset=EDGE_OFFSET, **star):
     points = star_points(centers.float(), **star)
     warped = warp(maps, points)
     indices = dp(warped)
-    contours = contour_points(indices, points)
+    contours = contour_points(indices, points, offset=offset)
     masks = star_mask(contours, centers, tuple(maps.shape[-2:]))
     return points, warped, indices, contours, masks
 
@@ -22,7 +22,9 @@ def composed(maps, centers, dp, **star):
 @pytest.mark.parametrize("batch", [1, 4])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("star", [{}, {"n_lines": 12, "n_points": 20, "radius": 30.0}])
-def test_the_same_numbers_as_the_composition(batch, dtype, star):
+@pytest.mark.parametrize("offset", [None, 0.0, 0.3, 1.0])
+def test_the_same_numbers_as_the_composition(batch, dtype, star, offset):
+    """Every offset, the default (EDGE_OFFSET) included; 0.3 is not exact in float32."""
     g = torch.Generator().manual_seed(batch)
     dp = StarDP(output="float", delta=2 if star else 1)
     for k in range(10):
@@ -33,8 +35,9 @@ def test_the_same_numbers_as_the_composition(batch, dtype, star):
         # centres anywhere in the image, some near the border (points outside are clamped)
         centers = (torch.rand(batch, 2, generator=g, dtype=dtype) * torch.tensor([79.0, 95.0],
                    dtype=dtype))  # fmt: skip
-        got = segment_stars(maps, centers, dp, **star)
-        for name, a, b in zip(got._fields, got, composed(maps, centers, dp, **star)):
+        at = {} if offset is None else {"offset": offset}
+        got = segment_stars(maps, centers, dp, **star, **at)
+        for name, a, b in zip(got._fields, got, composed(maps, centers, dp, **star, **at)):
             assert a.dtype == b.dtype and torch.equal(a, b), (name, k)
 
 

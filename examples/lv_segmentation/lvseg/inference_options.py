@@ -53,6 +53,11 @@ class RunOptions:
                                  "default): the DP does not depend on the number of lines, so "
                                  "a run trained with 25 can predict with more, a finer contour "
                                  "(docs/volumes.md has the measurements)", metavar="N")
+    edge_offset: float | None = option(None, "where the DP contour is drawn, in point steps "
+                                       "beyond the chosen points (default: the run's, 0.5 by "
+                                       "default: the LV's edge); 0 draws it through them, as "
+                                       "lvseg did before, to reproduce earlier numbers",
+                                       metavar="O", low=0.0, high=1.0)
     device: str = option("auto", "where the U-Net (and the surrogate) run: auto = CUDA when "
                          "present, else the CPU; the star DP always runs on the CPU",
                          choices=DEVICES)

@@ -3,11 +3,16 @@ r"""Inference for every method: segment images with the star centred at given po
 A pixel-trained method without the DP (``unet``) thresholds the U-Net's foreground probability at
 0.5; a pixel-trained method with the DP (``unet-dp``, the thesis' "U-Net+DP") runs the star DP on
 that probability map minus 1/2; the end-to-end methods (``edpcnn``, ``edpcnn-es``) run the star
-DP on the raw output map. The DP contour uses the smoothed fractional indices
-(``StarDP(output="float")``) and is filled into a mask with ``star_mask`` (the contour is
-star-shaped around the star centre: the same mask as ``polygon_mask``, faster; the figures are
-in ``docs/lv_example.md``). With the nearest-pixel warp and no pooling, ``segment_stars``
-computes the same in a few compiled passes.
+DP on the raw output map. The DP gives smoothed fractional indices (``StarDP(output="float")``):
+on each line, like the training targets (``mask_to_indices``), the last point inside the LV.
+The LV's edge lies between that point and the first one outside, so the contour is drawn
+``StarConfig.edge_offset`` point steps beyond the indices (``contour_points(...,
+offset=edge_offset)``; by default half a step, the plugin's ``EDGE_OFFSET``): a contour through
+the chosen points themselves (``edge_offset=0``, ``lvseg evaluate --edge-offset 0``) would make
+every mask too small by about half a step all round. The contour is filled into a mask with
+``star_mask`` (it is star-shaped around the star centre: the same mask as ``polygon_mask``,
+faster; the figures are in ``docs/lv_example.md``). With the nearest-pixel warp and no pooling,
+``segment_stars`` computes the same in a few compiled passes.
 """
 
 from __future__ import annotations
@@ -40,9 +45,10 @@ class Segmentation(NamedTuple):
     warped: Tensor | None
     """The warped map the DP solved :math:`(B, N, M)` (``unet-dp``: probability minus 1/2)."""
     indices: Tensor | None
-    """Smoothed fractional DP indices :math:`(B, N)`."""
+    """Smoothed fractional DP indices :math:`(B, N)` (the last points inside)."""
     contours: Tensor | None
-    """DP contour polygons :math:`(B, N, 2)` in pixels :math:`(x, y)`."""
+    """DP contour polygons :math:`(B, N, 2)` in pixels :math:`(x, y)`, at the indices plus
+    ``star.edge_offset``."""
 
 
 @torch.no_grad()
@@ -94,12 +100,13 @@ def segment_maps(method: str | Method, maps: Tensor, centers: Tensor, star: Star
     dp_input = maps if method.end_to_end else maps - 0.5
     if star.interpolation == "nearest" and star.pool == 1:  # the same numbers, compiled
         out = segment_stars(dp_input, centers, star.dp("float"), n_lines=star.n_lines,
-                            n_points=star.n_points, radius=star.radius)  # fmt: skip
+                            n_points=star.n_points, radius=star.radius,
+                            offset=star.edge_offset)  # fmt: skip
         return Segmentation(out.masks, maps[:, 0].cpu(), out.points, out.warped, out.indices,
                             out.contours)  # fmt: skip
     points = star.points(centers)
     warped = warp(dp_input, points, mode=star.interpolation)
     indices = star.dp("float")(star.reduce(warped))
-    contours = contour_points(indices, points)
+    contours = contour_points(indices, points, offset=star.edge_offset)
     masks = star_mask(contours, centers, tuple(maps.shape[-2:]))
     return Segmentation(*(t.cpu() for t in (masks, maps[:, 0], points, warped, indices, contours)))

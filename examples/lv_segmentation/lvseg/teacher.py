@@ -209,7 +209,8 @@ class MeanTeacher:
 
 def _dp_masks(maps: Tensor, centers: Tensor, star: StarConfig) -> Tensor:
     """The DP's filled contours :math:`(K, H, W)` on ``maps`` with the star at ``centers``
-    (the inference of :func:`lvseg.segment.segment` for the end-to-end methods)."""
+    (the inference of :func:`lvseg.segment.segment` for the end-to-end methods, but drawn
+    through the chosen points: training does not read ``star.edge_offset``)."""
     points = star.points(centers)
     indices = star.dp("float")(star.reduce(warp(maps, points, mode=star.interpolation)))
     return star_mask(contour_points(indices, points), centers, tuple(maps.shape[-2:]))

@@ -21,7 +21,7 @@ from __future__ import annotations
 from diffbypass.plugins import Plugin
 
 from diffbypass_stardp.blackbox import FIT_LOSS, StarDP
-from diffbypass_stardp.contour import contour_points, mask_to_indices, polygon_mask
+from diffbypass_stardp.contour import EDGE_OFFSET, contour_points, mask_to_indices, polygon_mask
 from diffbypass_stardp.cost import radial_difference
 from diffbypass_stardp.dp import dp_solve
 from diffbypass_stardp.inference import StarSegments, segment_stars
@@ -35,6 +35,7 @@ from diffbypass_stardp.torch_dp import dp_torch, torch_dp_bytes
 from diffbypass_stardp.warp import warp
 
 __all__ = [
+    "EDGE_OFFSET",
     "FIT_LOSS",
     "HardMin",
     "LineSurrogate",

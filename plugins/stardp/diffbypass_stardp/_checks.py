@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from diffbypass.validation import nonnegative_number, shape
+from diffbypass.validation import nonnegative_number, number_in, shape
 
 ArrayLike = Union[Tensor, np.ndarray]
 
@@ -163,3 +163,9 @@ def check_mask_shape(shape: object) -> tuple[int, int]:
     ):
         raise ValueError(f"shape must be (H, W) with positive integers; got {shape!r}")
     return int(shape[0]), int(shape[1])
+
+
+def check_offset(offset: Any) -> float:
+    """Where a contour is drawn (``contour_points``, ``segment_stars``): ``offset`` point steps
+    beyond the indices, a number in :math:`[0, 1]`."""
+    return number_in("offset", offset, 0.0, 1.0)

@@ -6,10 +6,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from diffbypass_stardp._checks import check_array, check_mask_shape
+from diffbypass_stardp._checks import check_array, check_mask_shape, check_offset
 from diffbypass_stardp.warp import warp
 
-__all__ = ["contour_points", "mask_to_indices", "polygon_mask"]
+__all__ = ["EDGE_OFFSET", "contour_points", "mask_to_indices", "polygon_mask"]
+
+EDGE_OFFSET = 0.5
+"""Where an inference contour is drawn, in point steps beyond the chosen index: the object's edge.
+
+The DP, like its ground truth :func:`mask_to_indices`, picks on every line the *last point
+inside* the object; the edge lies between that point and the first one outside, half a point
+step further out on average. A contour drawn through the chosen points themselves
+(``offset=0``) therefore makes every mask too small by about half a step all round.
+:func:`~diffbypass_stardp.segment_stars` draws its contours at ``indices + EDGE_OFFSET``
+(``contour_points(indices, points, offset=EDGE_OFFSET)``).
+"""
 
 
 def _check_points(points: Tensor | np.ndarray) -> Tensor:
@@ -20,16 +31,24 @@ def _check_points(points: Tensor | np.ndarray) -> Tensor:
     return p if p.is_floating_point() else p.to(torch.get_default_dtype())
 
 
-def contour_points(indices: Tensor | np.ndarray, points: Tensor | np.ndarray) -> Tensor:
+def contour_points(
+    indices: Tensor | np.ndarray, points: Tensor | np.ndarray, *, offset: float = 0.0
+) -> Tensor:
     r"""The contour polygon: on every line, the point at (possibly fractional) index :math:`v_n`.
 
     Integer indices pick star points; a fractional index :math:`v = i + t` interpolates
     linearly between points :math:`i` and :math:`i + 1` of its line (differentiable with
-    respect to ``indices`` and ``points``).
+    respect to ``indices`` and ``points``). With ``offset`` :math:`o`, the point at
+    :math:`\min(v_n + o, M - 1)` is taken instead (in the points' dtype): ``offset=``
+    :data:`~diffbypass_stardp.EDGE_OFFSET` draws the object's edge beyond the last inside
+    points that the DP and :func:`mask_to_indices` give.
 
     Args:
         indices: :math:`(B, N)` indices in :math:`[0, M - 1]`, integer or float.
         points: star points :math:`(B, N, M, 2)` from :func:`~diffbypass_stardp.star_points`.
+        offset: point steps added to every index, a number in :math:`[0, 1]`; the sum is
+            clamped to :math:`M - 1`, the last point of the line (0: the points at the indices
+            themselves).
 
     Returns:
         Polygon vertices :math:`(B, N, 2)` as ``(x, y)``, one per line, in line order.
@@ -43,7 +62,11 @@ def contour_points(indices: Tensor | np.ndarray, points: Tensor | np.ndarray) ->
                  [ 0.0000,  2.5000],
                  [-4.0000,  0.0000],
                  [ 0.0000, -1.0000]]])
+        >>> v = torch.tensor([[0.0, 1.5, 3.0, 0.0]])    # half a step out, at most point M - 1
+        >>> contour_points(v, p, offset=0.5).norm(dim=-1).round(decimals=3)
+        tensor([[1.5000, 3.0000, 4.0000, 1.5000]])
     """
+    offset = check_offset(offset)
     p = _check_points(points)
     check_array("indices", indices)
     v = torch.as_tensor(indices, device=p.device)
@@ -57,6 +80,8 @@ def contour_points(indices: Tensor | np.ndarray, points: Tensor | np.ndarray) ->
             f"indices must lie in [0, M - 1] = [0, {m - 1}]; got values in "
             f"[{float(v.min()):g}, {float(v.max()):g}]"
         )
+    if offset != 0.0:  # the same float arithmetic as segment_stars' compiled path
+        v = (v.to(p.dtype) + offset).clamp(max=m - 1)
     if not v.is_floating_point():
         idx = v.long()[:, :, None, None].expand(b, n, 1, 2)
         return torch.gather(p, 2, idx)[:, :, 0]
