@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from benchmarks import _lv_runs as lv
-from benchmarks.acdc_ablation._study import CEILING_POOLS, VARIANTS, Job, Plan
+from benchmarks.acdc_ablation._study import CEILING_POOLS, EDGE_BEFORE, VARIANTS, Job, Plan
 from lvseg.config import TrainConfig
 from lvseg.data import telescopic_subsets
 from lvseg.jitter import jitter_centers
@@ -126,7 +126,8 @@ def ceilings(job: Job, data: Data) -> dict[str, Any]:
     maps = (t["masks"][idx].float() - 0.5)[:, None]  # "images" through an identity "U-Net"
     out = {}
     for pool in CEILING_POOLS:
-        star = dataclasses.replace(TrainConfig(method="edpcnn-es").star, pool=pool)
+        star = dataclasses.replace(TrainConfig(method="edpcnn-es").star, pool=pool,
+                                   **EDGE_BEFORE)
         out[str(pool)] = score("edpcnn-es", torch.nn.Identity(), maps, t["masks"][idx],
                                t["centers"][idx], star).mean_dice
     return {"key": job.key, "size": job.size, "seed": job.seed, "variant": "ceilings",

@@ -192,6 +192,40 @@ def test_the_rows_keep_their_fit_steps_and_k3_trains_with_three(tmp_path: Path) 
     assert set(steps.values()) == {1}, steps
 
 
+def test_every_row_draws_the_contour_where_the_study_started(tmp_path: Path) -> None:
+    """lvseg's default moved the DP contour to the edge (0.5); every row of the study, and the
+    ceilings, keep the contour through the chosen points (0), whatever the default."""
+    from benchmarks.acdc_ablation._data import config_of
+    from benchmarks.acdc_ablation._study import FULL, VARIANTS, Job
+    from lvseg.config import TrainConfig
+
+    assert TrainConfig(method="edpcnn").star.edge_offset == 0.5
+    offsets = {v: config_of(Job(10, 0, v, 500), FULL, tmp_path).star.edge_offset
+               for v in VARIANTS}
+    assert set(offsets.values()) == {0.0}, offsets
+
+
+def test_the_edge_table_pairs_each_run_and_reads_the_run_folders_keys() -> None:
+    """``_edge``: a run folder's name gives its study key; the table's paired differences and
+    their spread by hand."""
+    from benchmarks.acdc_ablation import _edge
+
+    assert _edge.key_of(Path("n=10_seed=2_edpcnn-aug-semi_it=500")) == \
+        "n=10/seed=2/edpcnn-aug-semi/it=500"
+
+    def rec(variant: str, seed: int, at0: float, at5: float) -> dict:
+        return {"variant": variant, "size": 10, "seed": seed, "dice": {"0": at0, "0.5": at5}}
+
+    text = _edge.table([rec("edpcnn", 0, 0.80, 0.83), rec("edpcnn", 1, 0.90, 0.91),
+                        rec("softdp", 0, 0.70, 0.69)])
+    lines = text.splitlines()
+    # differences +0.03 and +0.01: mean +0.020, s.d. sqrt(0.0002) = 0.014
+    assert lines[2] == "| edpcnn | 10 | 2 (0, 1) | 0.850 | 0.870 | +0.020 ± 0.014, +0.010 … +0.030 |"
+    assert lines[3] == "| softdp | 10 | 1 (0) | 0.700 | 0.690 | -0.010, -0.010 … -0.010 |"
+    # every run: +0.03, +0.01, -0.01 -> mean +0.010, s.d. 0.020
+    assert lines[4] == "| every trained run | | 3 | | | +0.010 ± 0.020, -0.010 … +0.030 |"
+
+
 # ---------------------------------------------------------------------------- the tables' cells
 def _record(variant: str, size: int, seed: int, dice: float, step: float = 0.5,
             loads: tuple[float, float] = (1.0, 2.0), **extra: object) -> dict:  # fmt: skip
