@@ -10,8 +10,9 @@ thesis --train-size all --iterations 2000`` runs of ``edpcnn`` and ``unet``) is 
 ``best.pt`` (the iteration is recorded) and segments the ED and ES volumes of the 20
 thesis-validation patients (patient number divisible by 5) of the ACDC training folder, with no
 centre given: ``lvseg.centre_free.RunSegmenter`` finds the LV on the U-Net map of the locator
-(the run itself for ``unet``/``unet-dp``; ``--locator RUN_DIR``, a ``unet`` run trained on the
-same patients, for end-to-end runs; ``--find``: on its map over the whole slice, or by the
+(``--locator RUN_DIR``, a ``unet`` run trained on the same patients, for every run, so that all
+runs are compared with the same centres; without it a ``unet``/``unet-dp`` run locates with
+itself and an end-to-end run is refused; ``--find``: on its map over the whole slice, or by the
 motion between ED and ES, ``lvseg.anchor``, as ``lvseg evaluate --find``), crops around it,
 segments, and for DP methods re-centres once at the centroid of the DP's mask; a ``unet`` run
 predicts its thresholded mask's largest component. Scoring is ``lvseg.volumes.evaluate_volumes``: 3-D Dice and Hausdorff distance over
@@ -87,13 +88,12 @@ def _centre_accuracy(patients: list[Path], log: list[Any]) -> dict[str, Any]:
 def evaluate(name: str, run_dir: str, locator: str | None, patients: list[Path],
              n_lines: int | None = None, find: str = "auto") -> dict[str, Any]:
     from lvseg.centre_free import RunSegmenter
-    from lvseg.methods import get_method
     from lvseg.runs import load_run
     from lvseg.volumes import evaluate_volumes
 
     run = load_run(run_dir, n_lines=n_lines)
-    own = not get_method(run.config.method).end_to_end
-    locating = None if own or locator is None else load_run(locator)
+    own = locator is None
+    locating = None if own else load_run(locator)
     log: list[Any] = []
     segmenter = RunSegmenter(run, locator=locating, find=find)
     start = time.perf_counter()
