@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     done = {r["key"] for r in records}
     study = {r["key"]: r for r in finished(HERE / "results", "acdc_ablation")}
     todo = [d for d in sorted(RUNS.glob("n=*")) if (d / "best.pt").is_file()
-            and key_of(d) in study and key_of(d) not in done]
+            and key_of(d) in study and key_of(d) not in done
+            and study[key_of(d)]["method"] in DP_METHODS]
     if todo and (args.data_dir is None or not (args.data_dir / "patient001").is_dir()):
         parser.error(f"--data-dir: expected the ACDC training folder (patient001, ...); "
                      f"got {args.data_dir}")
