@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 from pathlib import Path
 
@@ -111,35 +110,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, help="the ACDC training folder")
     parser.add_argument("--table", action="store_true", help="print the results table")
     args = parser.parse_args(argv)
-    records = ([json.loads(x) for x in RESULTS.read_text().splitlines()]
-               if RESULTS.is_file() else [])
-    done = {r["key"] for r in records}
+    log = h.RunLog(RESULTS)
     study = {r["key"]: r for r in finished(HERE / "results", "acdc_ablation")}
     todo = [d for d in sorted(RUNS.glob("n=*")) if (d / "best.pt").is_file()
-            and key_of(d) in study and key_of(d) not in done
+            and key_of(d) in study and key_of(d) not in log.done
             and study[key_of(d)]["method"] in DP_METHODS]
-    if todo and (args.data_dir is None or not (args.data_dir / "patient001").is_dir()):
-        parser.error(f"--data-dir: expected the ACDC training folder (patient001, ...); "
-                     f"got {args.data_dir}")
-    data = None
-    if TRUTH not in done and args.data_dir is not None:
+    if todo or TRUTH not in log.done:
+        if args.data_dir is None or not (args.data_dir / "patient001").is_dir():
+            parser.error(f"--data-dir: expected the ACDC training folder (patient001, ...); "
+                         f"got {args.data_dir}")
         from benchmarks.acdc_ablation._data import Data
         from benchmarks.acdc_ablation._study import FULL
 
-        data = Data(args.data_dir, FULL)
-        records.append(score_truth(data))
-        h.atomic_write(RESULTS, "".join(json.dumps(r) + "\n" for r in records))
-    for run_dir in todo:
-        if data is None:  # loaded once
-            from benchmarks.acdc_ablation._data import Data
-            from benchmarks.acdc_ablation._study import FULL
-
-            data = Data(args.data_dir, FULL)
-        rec = score_run(run_dir, study[key_of(run_dir)], data)
-        if rec is not None:
-            records.append(rec)
-            h.atomic_write(RESULTS, "".join(json.dumps(r) + "\n" for r in records))
-            print(rec["key"], rec["dice"], flush=True)
+        data = Data(args.data_dir, FULL)  # loaded once
+        if TRUTH not in log.done:
+            log.add(score_truth(data))
+        for run_dir in todo:
+            rec = score_run(run_dir, study[key_of(run_dir)], data)
+            if rec is not None:
+                log.add(rec)
+                print(rec["key"], rec["dice"], flush=True)
+    records = log.records
     if args.table:
         print(table(records))
     return 0

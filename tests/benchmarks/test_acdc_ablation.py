@@ -226,6 +226,24 @@ def test_the_edge_table_pairs_each_run_and_reads_the_run_folders_keys() -> None:
     assert lines[4] == "| every trained run | | 3 | | | +0.010 ± 0.020, -0.010 … +0.030 |"
 
 
+def test_the_edge_comparison_asks_for_the_data_only_when_something_is_left_to_score(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """With nothing scored yet it names ``--data-dir``; with every record in, ``--table`` needs
+    no data (a fresh clone without ACDC)."""
+    from benchmarks.acdc_ablation import _edge
+
+    monkeypatch.setattr(_edge, "RESULTS", tmp_path / "edge.jsonl")
+    monkeypatch.setattr(_edge, "RUNS", tmp_path / "runs")
+    with pytest.raises(SystemExit):
+        _edge.main(["--table", "--data-dir", str(tmp_path)])
+    assert "--data-dir: expected the ACDC training folder" in capsys.readouterr().err
+    truth = {"key": _edge.TRUTH, "size": 0, "seed": 0, "variant": _edge.TRUTH,
+             "dice": {"0": 0.9, "0.5": 0.95}}
+    (tmp_path / "edge.jsonl").write_text(json.dumps(truth) + "\n")
+    assert _edge.main(["--table"]) == 0
+    assert "| the DP on the true masks | none | 1 (0) | 0.900 | 0.950 |" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------------------- the tables' cells
 def _record(variant: str, size: int, seed: int, dice: float, step: float = 0.5,
             loads: tuple[float, float] = (1.0, 2.0), **extra: object) -> dict:  # fmt: skip
