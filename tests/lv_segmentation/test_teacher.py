@@ -151,6 +151,32 @@ def test_pseudo_labels_of_a_perfect_teacher_are_the_true_indices() -> None:
     assert torch.equal(indices, mask_to_indices(masks, points)) and bool((keep == 1).all())
 
 
+def test_the_teachers_mask_is_drawn_as_inference_draws_it() -> None:
+    """The teacher's stand-in for a true mask is the end-to-end methods' inference mask
+    (``lvseg.segment.segment_maps``) at the star's ``edge_offset``, the edge by default: the
+    true indices read back from it are the teacher's own (a contour through the chosen points
+    would lose the boundary pixels and read back smaller indices)."""
+    from lvseg.segment import segment_maps
+    from lvseg.teacher import _dp_masks
+
+    star = StarConfig(n_lines=16, n_points=24, radius=20.0, delta=24, smoothing=0)
+    yy, xx = np.mgrid[:48, :48]
+    masks = torch.from_numpy(np.stack([(xx - 24) ** 2 / 1.3 + (yy - 22) ** 2 < 12**2,
+                                       (xx - 20) ** 2 + (yy - 25) ** 2 / 1.5 < 10**2]))
+    centers = torch.tensor([[24.0, 22.0], [21.0, 24.0]])
+    maps = masks.float().unsqueeze(1) - 0.5
+    for offset in (0.5, 0.0, 1.0):
+        at = dataclasses.replace(star, edge_offset=offset)
+        assert torch.equal(_dp_masks(maps, centers, at),
+                           segment_maps("edpcnn", maps, centers, at).masks)
+    points = star.points(centers)
+    truth = mask_to_indices(masks, points)
+    assert torch.equal(mask_to_indices(_dp_masks(maps, centers, star), points), truth)
+    shrunk = mask_to_indices(_dp_masks(maps, centers, dataclasses.replace(star, edge_offset=0.0)),
+                             points)
+    assert bool((shrunk <= truth).all()) and bool((shrunk < truth).any())
+
+
 def test_agreement_keeps_the_lines_where_the_teacher_agrees_with_itself() -> None:
     """A line counts where the teacher's DP on the jittered star and its contour at the given
     centre (``masks``) cross it within A points; an empty teacher mask: no line counts."""

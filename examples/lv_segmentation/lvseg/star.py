@@ -1,8 +1,9 @@
 r"""The star pattern and the DP on it: :class:`StarConfig` (thesis §5.4).
 
 The settings of the star (lines, points, radius), of the DP on it (smoothness ``delta``, the
-moving average), of what the bypass sees (interpolation of the warp, pooling for ES-lo) and,
-for inference only, where the contour is drawn (``edge_offset``). The black box comes from the
+moving average), of what the bypass sees (interpolation of the warp, pooling for ES-lo) and
+where the contour is drawn into a mask (``edge_offset``: inference, and the teacher's masks of
+``--unlabelled``). The black box comes from the
 ``stardp`` plugin (:mod:`lvseg.star_dp`). The module imports torch and the plugin only where a
 setting is used, so ``lvseg train --help`` starts neither.
 
@@ -65,11 +66,12 @@ class StarConfig:
                        "values (thesis ES-lo: a U-Net without input padding, its smaller output "
                        "upsampled); 1: none; edpcnn-es only", thesis="1 (ES-lo: lower)",
                        metavar="F")
-    edge_offset: float = option(0.5, "inference only: where the DP contour is drawn, in point "
-                                "steps beyond the chosen points (on each line the last point "
-                                "inside the LV, as in training): 0.5, the LV's edge between it "
-                                "and the first point outside; 0, through the chosen points (a "
-                                "mask smaller by about half a step all round)",
+    edge_offset: float = option(0.5, "where the DP contour is drawn into a mask (inference, and "
+                                "the teacher's masks with --unlabelled), in point steps beyond "
+                                "the chosen points (on each line the last point inside the LV, "
+                                "as in training): 0.5, the LV's edge between it and the first "
+                                "point outside; 0, through the chosen points (a mask smaller by "
+                                "about half a step all round)",
                                 thesis="0 (through the chosen point)", metavar="O", low=0.0,
                                 high=1.0)
 

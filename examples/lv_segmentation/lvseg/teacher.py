@@ -208,9 +208,11 @@ class MeanTeacher:
 
 
 def _dp_masks(maps: Tensor, centers: Tensor, star: StarConfig) -> Tensor:
-    """The DP's filled contours :math:`(K, H, W)` on ``maps`` with the star at ``centers``
-    (the inference of :func:`lvseg.segment.segment` for the end-to-end methods, but drawn
-    through the chosen points: training does not read ``star.edge_offset``)."""
+    """The DP's filled contours :math:`(K, H, W)` on ``maps`` with the star at ``centers``: the
+    inference of :func:`lvseg.segment.segment` for the end-to-end methods, the contour drawn
+    where ``star.edge_offset`` says (a stand-in for a true mask, whose edge lies beyond the last
+    inside points that ``mask_to_indices`` reads back)."""
     points = star.points(centers)
     indices = star.dp("float")(star.reduce(warp(maps, points, mode=star.interpolation)))
-    return star_mask(contour_points(indices, points), centers, tuple(maps.shape[-2:]))
+    contours = contour_points(indices, points, offset=star.edge_offset)
+    return star_mask(contours, centers, tuple(maps.shape[-2:]))
