@@ -24,15 +24,19 @@ ROWS = {
     "edpcnn-aug": "EDPCNN, augmented",
     "edpcnn-semi": "EDPCNN, semi-supervised",
     "edpcnn-aug-semi": "EDPCNN, augmented + semi-supervised (3 fit steps)",
+    "edpcnn-aug-semi-edge": "EDPCNN, augmented + semi-supervised, contour at the edge (lvseg's "
+                            "defaults otherwise)",
     "softdp": "EDPCNN-softDP",  # the chosen temperature is added from the records
     "es-hi": "EDPCNN-ES",
 }
 #: The variants that train these rows (U-Net+DP comes from the unet run).
 VARIANTS = ("unet", "unet-aug", "unet-semi", "unet-aug-semi", "edpcnn", "edpcnn-k3",
-            "edpcnn-aug", "edpcnn-semi", "edpcnn-aug-semi", "softdp", "es-hi")
+            "edpcnn-aug", "edpcnn-semi", "edpcnn-aug-semi", "edpcnn-aug-semi-edge", "softdp",
+            "es-hi")
 #: "EDPCNN best": the bypass row with the highest mean Dice at a size; the semi-supervised
 #: U-Nets, of which the best is compared.
-EDPCNN = ("edpcnn", "edpcnn-k3", "edpcnn-aug", "edpcnn-semi", "edpcnn-aug-semi")
+EDPCNN = ("edpcnn", "edpcnn-k3", "edpcnn-aug", "edpcnn-semi", "edpcnn-aug-semi",
+          "edpcnn-aug-semi-edge")
 SEMI_UNET = ("unet-semi", "unet-aug-semi")
 #: The differences the targets name: label, minuend rows, subtrahend rows (the best mean of
 #: each group at a size).
@@ -126,10 +130,14 @@ def method(records: list[dict[str, Any]], plan: Plan, seconds: str) -> str:
         "validation (10 images, first seed) from the grid `_study.TEMPERATURES`; EDPCNN-ES, "
         "`--method edpcnn-es` (ES-hi) with Adam 1e-3 (ES's defaults came later: `README.md`, "
         "'ES at the defaults'). U-Net+DP is the unet run's U-Net through the star DP at test. "
+        "Every DP row draws its contour through the DP's chosen points, as lvseg did when the "
+        "study started, except the row 'contour at the edge' (lvseg's default since: validation, "
+        "the teacher's masks and the score at the edge; `README.md`, 'Where the contour is "
+        "drawn'). "
         "Differences: seed by seed, over the seeds both rows ran (seeds in brackets); 'EDPCNN "
         "best' is the EDPCNN, augmented or semi-supervised row with the highest mean at that "
-        "size (named in the cell), 'best semi-supervised U-Net' the mean-teacher row (the only "
-        "one so far), 'U-Net best' the plain or augmented U-Net row with the higher mean. "
+        "size (named in the cell), 'best semi-supervised U-Net' the better of the two "
+        "mean-teacher rows, 'U-Net best' the plain or augmented U-Net row with the higher mean. "
         f"{seconds} The table fills in as the study runs: {done} of the {planned} "
         "runs of these rows are done."
     )
