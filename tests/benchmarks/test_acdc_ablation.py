@@ -167,9 +167,9 @@ def test_the_augmented_rows_run_every_seed_at_10_20_50(tmp_path: Path) -> None:
         config = config_of(Job(10, 1, variant, 500), FULL, tmp_path)
         assert (config.method, config.augment, config.seed) == (method, "standard", 1)
     assert config_of(Job(10, 0, "edpcnn", 500), FULL, tmp_path).augment == "none"
-    before = [j for j in jobs if not j.variant.endswith(("-aug", "-semi", "-k3"))
+    before = [j for j in jobs if not j.variant.endswith(("-aug", "-semi", "-k3", "-edge"))
               and not j.variant.startswith("softdp")]
-    # the plan before the -aug, -semi and softdp rows (38), and seed 2 at 10 and 20 images
+    # the plan before the -aug, -semi, -edge and softdp rows (38), and seed 2 at 10 and 20 images
     # (unet, edpcnn and the baselines at each)
     assert len(before) == 38 + 6
     assert not [j for j in jobs_of(QUICK) if j.variant.endswith("-aug")]
@@ -222,7 +222,8 @@ def test_the_edge_table_pairs_each_run_and_reads_the_run_folders_keys() -> None:
                         rec("softdp", 0, 0.70, 0.69)])
     lines = text.splitlines()
     # differences +0.03 and +0.01: mean +0.020, s.d. sqrt(0.0002) = 0.014
-    assert lines[2] == "| edpcnn | 10 | 2 (0, 1) | 0.850 | 0.870 | +0.020 ± 0.014, +0.010 … +0.030 |"
+    assert lines[2] == ("| edpcnn | 10 | 2 (0, 1) | 0.850 | 0.870 | "
+                        "+0.020 ± 0.014, +0.010 … +0.030 |")
     assert lines[3] == "| softdp | 10 | 1 (0) | 0.700 | 0.690 | -0.010, -0.010 … -0.010 |"
     # every run: +0.03, +0.01, -0.01 -> mean +0.010, s.d. 0.020
     assert lines[4] == "| every trained run | | 3 | | | +0.010 ± 0.020, -0.010 … +0.030 |"
