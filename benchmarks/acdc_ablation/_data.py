@@ -119,16 +119,20 @@ def baselines(job: Job, data: Data, plan: Plan, data_dir: Path) -> dict[str, Any
             "evaluations": evals}  # fmt: skip
 
 
-def ceilings(job: Job, data: Data) -> dict[str, Any]:
-    """The star DP on the true validation masks (minus 1/2, as U-Net+DP reads a probability),
-    the DP's input pooled as ES-lo pools it: the Dice the star representation allows."""
+def truth_dice(data: Data, star: StarConfig) -> float:
+    """Validation Dice of the star DP on the true masks minus 1/2 (as U-Net+DP reads a
+    probability), through an identity "U-Net": what ``star`` can represent."""
     idx, t = data.full.val, data.tensors
-    maps = (t["masks"][idx].float() - 0.5)[:, None]  # "images" through an identity "U-Net"
-    out = {}
-    for pool in CEILING_POOLS:
-        star = dataclasses.replace(TrainConfig(method="edpcnn-es").star, pool=pool,
-                                   **EDGE_BEFORE)
-        out[str(pool)] = score("edpcnn-es", torch.nn.Identity(), maps, t["masks"][idx],
-                               t["centers"][idx], star).mean_dice
+    maps = (t["masks"][idx].float() - 0.5)[:, None]
+    return score("edpcnn-es", torch.nn.Identity(), maps, t["masks"][idx], t["centers"][idx],
+                 star).mean_dice
+
+
+def ceilings(job: Job, data: Data) -> dict[str, Any]:
+    """The star DP on the true validation masks (:func:`truth_dice`), the DP's input pooled as
+    ES-lo pools it: the Dice the star representation allows."""
+    star = dataclasses.replace(TrainConfig(method="edpcnn-es").star, **EDGE_BEFORE)
+    out = {str(pool): truth_dice(data, dataclasses.replace(star, pool=pool))
+           for pool in CEILING_POOLS}
     return {"key": job.key, "size": job.size, "seed": job.seed, "variant": "ceilings",
             "evaluations": {}, "ceilings": out}  # fmt: skip

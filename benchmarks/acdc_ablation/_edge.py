@@ -62,19 +62,15 @@ def score_run(run_dir: Path, record: dict, data) -> dict | None:
 
 
 def score_truth(data) -> dict:
-    """The star DP on the true validation masks (the study's resolution ceiling, pool 1) at
-    each offset: where the contour of a perfect map belongs."""
-    import torch
-
+    """The star DP on the true validation masks (the study's resolution ceiling, pool 1,
+    :func:`~benchmarks.acdc_ablation._data.truth_dice`) at each offset: where the contour of a
+    perfect map belongs."""
+    from benchmarks.acdc_ablation._data import truth_dice
     from lvseg.config import TrainConfig
-    from lvseg.score import score
 
-    idx, t = data.full.val, data.tensors
-    maps = (t["masks"][idx].float() - 0.5)[:, None]
     star = TrainConfig(method="edpcnn-es").star
-    dice = {f"{o:g}": score("edpcnn-es", torch.nn.Identity(), maps, t["masks"][idx],
-                            t["centers"][idx], dataclasses.replace(star, edge_offset=o)
-                            ).mean_dice for o in OFFSETS}  # fmt: skip
+    dice = {f"{o:g}": truth_dice(data, dataclasses.replace(star, edge_offset=o))
+            for o in OFFSETS}
     return {"key": TRUTH, "size": 0, "seed": 0, "variant": TRUTH, "method": "dp-on-truth",
             "dice": dice}
 
