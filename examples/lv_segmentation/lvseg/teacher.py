@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from diffbypass_stardp import mask_to_indices, warp
+from diffbypass_stardp import contour_points, mask_to_indices, star_mask, warp
 from lvseg.averaging import WeightAverage
 from lvseg.data.preprocessing import object_radius
 from lvseg.jitter import training_stars
@@ -209,9 +209,10 @@ class MeanTeacher:
 
 def _dp_masks(maps: Tensor, centers: Tensor, star: StarConfig) -> Tensor:
     """The DP's filled contours :math:`(K, H, W)` on ``maps`` with the star at ``centers``: the
-    end-to-end methods' inference masks (:func:`lvseg.segment.segment_maps`), the contour drawn
+    inference of :func:`lvseg.segment.segment` for the end-to-end methods, the contour drawn
     where ``star.edge_offset`` says (a stand-in for a true mask, whose edge lies beyond the last
     inside points that ``mask_to_indices`` reads back)."""
-    from lvseg.segment import segment_maps  # here: lvseg.segment imports lvseg.methods
-
-    return segment_maps("edpcnn", maps, centers, star).masks
+    points = star.points(centers)
+    indices = star.dp("float")(star.reduce(warp(maps, points, mode=star.interpolation)))
+    contours = contour_points(indices, points, offset=star.edge_offset)
+    return star_mask(contours, centers, tuple(maps.shape[-2:]))
