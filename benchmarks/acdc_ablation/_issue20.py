@@ -26,17 +26,19 @@ ROWS = {
     "edpcnn-aug-semi": "EDPCNN, augmented + semi-supervised (3 fit steps)",
     "edpcnn-aug-semi-edge": "EDPCNN, augmented + semi-supervised, contour at the edge (lvseg's "
                             "defaults otherwise)",
+    "edpcnn-aug-semi-avg": "EDPCNN, augmented + semi-supervised, contour at the edge, weight "
+                           "averaging 0.99",
     "softdp": "EDPCNN-softDP",  # the chosen temperature is added from the records
     "es-hi": "EDPCNN-ES",
 }
 #: The variants that train these rows (U-Net+DP comes from the unet run).
 VARIANTS = ("unet", "unet-aug", "unet-semi", "unet-aug-semi", "edpcnn", "edpcnn-k3",
-            "edpcnn-aug", "edpcnn-semi", "edpcnn-aug-semi", "edpcnn-aug-semi-edge", "softdp",
-            "es-hi")
+            "edpcnn-aug", "edpcnn-semi", "edpcnn-aug-semi", "edpcnn-aug-semi-edge",
+            "edpcnn-aug-semi-avg", "softdp", "es-hi")
 #: "EDPCNN best": the bypass row with the highest mean Dice at a size; the semi-supervised
 #: U-Nets, of which the best is compared.
 EDPCNN = ("edpcnn", "edpcnn-k3", "edpcnn-aug", "edpcnn-semi", "edpcnn-aug-semi",
-          "edpcnn-aug-semi-edge")
+          "edpcnn-aug-semi-edge", "edpcnn-aug-semi-avg")
 SEMI_UNET = ("unet-semi", "unet-aug-semi")
 #: The differences the targets name: label, minuend rows, subtrahend rows (the best mean of
 #: each group at a size).

@@ -70,10 +70,15 @@ VARIANTS["unet-aug-semi"] = ("unet", EDGE_BEFORE, {**AUGMENT, **SEMI})
 #: ``edpcnn-aug-semi`` at lvseg's current defaults: the contour at the edge for validation (the
 #: checkpoint), the teacher's masks and the score; the one row not scored at ``EDGE_BEFORE``.
 VARIANTS["edpcnn-aug-semi-edge"] = ("edpcnn", {}, VARIANTS["edpcnn-aug-semi"][2])
+#: The same with weight averaging (``--average 0.99``): validation and ``best.pt`` take an EMA of
+#: the U-Net's weights, to steady the curves whose best-of-ten selection moved by +-0.02.
+VARIANTS["edpcnn-aug-semi-avg"] = ("edpcnn", {}, {**VARIANTS["edpcnn-aug-semi"][2],
+                                                  "average": 0.99})
 #: What a trained variant is evaluated as (the unet run also gives U-Net+DP).
 EVALUATED = {"unet": ("unet", "unet-dp"), "edpcnn": ("edpcnn",), "edpcnn-old": ("edpcnn",),
              "edpcnn-k3": ("edpcnn",), "edpcnn-aug-semi": ("edpcnn",),
              "unet-aug-semi": ("unet",), "edpcnn-aug-semi-edge": ("edpcnn",),
+             "edpcnn-aug-semi-avg": ("edpcnn",),
              "es-hi": ("edpcnn-es",), "es-lo": ("edpcnn-es",), "es-lo2": ("edpcnn-es",),
              "unet-aug": ("unet",), "edpcnn-aug": ("edpcnn",),
              "edpcnn-semi": ("edpcnn",), "unet-semi": ("unet",),
@@ -81,8 +86,8 @@ EVALUATED = {"unet": ("unet", "unet-dp"), "edpcnn": ("edpcnn",), "edpcnn-old": (
 SOFTDP = tuple(v for v, (m, _, _) in VARIANTS.items() if m == "edpcnn-softdp")
 ROWS = ("untrained-dp", "mean-disc", "unet", "unet-dp", "edpcnn", "edpcnn-k3", "edpcnn-old",
         "es-hi", "es-lo", "es-lo2", "unet-aug", "edpcnn-aug", "unet-semi", "edpcnn-semi",
-        "unet-aug-semi", "edpcnn-aug-semi", "edpcnn-aug-semi-edge", "softdp",
-        *SOFTDP[:-1])
+        "unet-aug-semi", "edpcnn-aug-semi", "edpcnn-aug-semi-edge", "edpcnn-aug-semi-avg",
+        "softdp", *SOFTDP[:-1])
 #: The star's resolution ceilings: the DP on the true mask (minus 1/2), the DP's input pooled
 #: over blocks of F points along each line as ES-lo pools it (``StarConfig.pool``).
 CEILING_POOLS = (1, 2, 4)
@@ -100,6 +105,8 @@ LABELS = {"untrained-dp": "DP on an untrained U-Net (no labels)",
           "unet-aug-semi": "U-Net, augmented + mean teacher on unlabelled images",
           "edpcnn-aug-semi-edge": "EDPCNN, augmented + teacher's DP pseudo-labels, 3 fit steps, "
                                   "contour at the edge (lvseg's defaults otherwise)",
+          "edpcnn-aug-semi-avg": "EDPCNN, augmented + teacher's DP pseudo-labels, contour at the "
+                                 "edge, weight averaging 0.99",
           "softdp": "EDPCNN-softDP (relaxation)",
           **{f"softdp-t{t:g}": f"EDPCNN-softDP, temperature {t:g}"
              for t in TEMPERATURES}}  # fmt: skip
@@ -133,15 +140,16 @@ FULL = Plan(
     val_every={"unet": 100, "edpcnn": 50, "edpcnn-old": 50, "es-hi": 100, "es-lo": 100,
                "es-lo2": 100, "unet-aug": 100, "edpcnn-aug": 50, "edpcnn-semi": 50,
                "unet-semi": 100, "edpcnn-k3": 50, "edpcnn-aug-semi": 50,
-               "unet-aug-semi": 100, "edpcnn-aug-semi-edge": 50, **{v: 50 for v in SOFTDP}},
+               "unet-aug-semi": 100, "edpcnn-aug-semi-edge": 50, "edpcnn-aug-semi-avg": 50,
+               **{v: 50 for v in SOFTDP}},
     es_sizes=(10, 20, 50, 100),
     only={"edpcnn-old": (10,), "es-lo2": (10, 20), "unet-aug": (10, 20, 50),
           "edpcnn-aug": (10, 20, 50), "edpcnn-semi": (10, 20, 50), "unet-semi": (10, 20, 50),
           "softdp": (10, 20, 50), "edpcnn-k3": (10, 20, 50), "edpcnn-aug-semi": (10,),
-          "unet-aug-semi": (10,), "edpcnn-aug-semi-edge": (10,),
-          **{v: (10,) for v in SOFTDP[:-1]}},
+          "unet-aug-semi": (10,), "edpcnn-aug-semi-edge": (10, 20),
+          "edpcnn-aug-semi-avg": (10, 20), **{v: (10,) for v in SOFTDP[:-1]}},
     every_seed=("unet-aug", "edpcnn-aug", "edpcnn-semi", "unet-semi", "softdp", "edpcnn-k3",
-                "edpcnn-aug-semi", "unet-aug-semi", "edpcnn-aug-semi-edge"),
+                "edpcnn-aug-semi", "unet-aug-semi", "edpcnn-aug-semi-edge", "edpcnn-aug-semi-avg"),
     jitter_sizes=(10, 100),
 )
 QUICK = Plan(
@@ -149,11 +157,12 @@ QUICK = Plan(
     val_every={"unet": 3, "edpcnn": 3, "edpcnn-old": 3, "es-hi": 3, "es-lo": 3, "es-lo2": 3,
                "unet-aug": 3, "edpcnn-aug": 3, "edpcnn-semi": 3, "unet-semi": 3, "edpcnn-k3": 3,
                "edpcnn-aug-semi": 3, "unet-aug-semi": 3, "edpcnn-aug-semi-edge": 3,
+               "edpcnn-aug-semi-avg": 3,
                **{v: 3 for v in SOFTDP}},
     es_sizes=(10,), only={"edpcnn-old": (), "es-lo2": (), "unet-aug": (), "edpcnn-aug": (),
                           "edpcnn-semi": (10,), "unet-semi": (10,), "softdp": (10,),
                           "edpcnn-k3": (), "edpcnn-aug-semi": (), "unet-aug-semi": (),
-                          "edpcnn-aug-semi-edge": (),
+                          "edpcnn-aug-semi-edge": (), "edpcnn-aug-semi-avg": (),
                           **{v: () for v in SOFTDP[:-1]}},
     jitter_sizes=(10,), jitters=(0.0, 0.2), val_subset=4, train_curve_images=5,
 )  # fmt: skip

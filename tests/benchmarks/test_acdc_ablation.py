@@ -167,7 +167,7 @@ def test_the_augmented_rows_run_every_seed_at_10_20_50(tmp_path: Path) -> None:
         config = config_of(Job(10, 1, variant, 500), FULL, tmp_path)
         assert (config.method, config.augment, config.seed) == (method, "standard", 1)
     assert config_of(Job(10, 0, "edpcnn", 500), FULL, tmp_path).augment == "none"
-    before = [j for j in jobs if not j.variant.endswith(("-aug", "-semi", "-k3", "-edge"))
+    before = [j for j in jobs if not j.variant.endswith(("-aug", "-semi", "-k3", "-edge", "-avg"))
               and not j.variant.startswith("softdp")]
     # the plan before the -aug, -semi, -edge and softdp rows (38), and seed 2 at 10 and 20 images
     # (unet, edpcnn and the baselines at each)
@@ -187,15 +187,18 @@ def test_the_rows_keep_their_fit_steps_and_k3_trains_with_three(tmp_path: Path) 
     steps = {v: config_of(Job(10, 0, v, 500), FULL, tmp_path).fit_steps for v in VARIANTS}
     assert steps.pop("edpcnn-k3") == 3 and steps.pop("edpcnn-old") == 2
     assert steps.pop("edpcnn-aug-semi") == 3 == steps.pop("unet-aug-semi")
-    assert steps.pop("edpcnn-aug-semi-edge") == 3
-    both = {(j.size, j.seed) for j in jobs_of(FULL) if "aug-semi" in j.variant}
-    assert both == {(10, seed) for seed in FULL.seeds[10]}
+    assert steps.pop("edpcnn-aug-semi-edge") == 3 == steps.pop("edpcnn-aug-semi-avg")
+    for variant, sizes in (("edpcnn-aug-semi", (10,)), ("unet-aug-semi", (10,)),
+                           ("edpcnn-aug-semi-edge", (10, 20)), ("edpcnn-aug-semi-avg", (10, 20))):
+        both = {(j.size, j.seed) for j in jobs_of(FULL) if j.variant == variant}
+        assert both == {(s, seed) for s in sizes for seed in FULL.seeds[s]}, variant
+    assert config_of(Job(10, 0, "edpcnn-aug-semi-avg", 500), FULL, tmp_path).average == 0.99
     assert set(steps.values()) == {1}, steps
 
 
 def test_every_row_draws_the_contour_where_the_study_started(tmp_path: Path) -> None:
     """lvseg's default moved the DP contour to the edge (0.5); every row of the study keeps the
-    contour through the chosen points (0), whatever the default, but the one row at the edge."""
+    contour through the chosen points (0), whatever the default, but the two rows at the edge."""
     from benchmarks.acdc_ablation._data import config_of
     from benchmarks.acdc_ablation._study import FULL, VARIANTS, Job
     from lvseg.config import TrainConfig
@@ -203,7 +206,7 @@ def test_every_row_draws_the_contour_where_the_study_started(tmp_path: Path) -> 
     assert TrainConfig(method="edpcnn").star.edge_offset == 0.5
     offsets = {v: config_of(Job(10, 0, v, 500), FULL, tmp_path).star.edge_offset
                for v in VARIANTS}
-    assert offsets.pop("edpcnn-aug-semi-edge") == 0.5
+    assert offsets.pop("edpcnn-aug-semi-edge") == 0.5 == offsets.pop("edpcnn-aug-semi-avg")
     assert set(offsets.values()) == {0.0}, offsets
 
 
@@ -309,20 +312,21 @@ def test_the_issue20_table_pairs_the_differences_by_seed() -> None:
     table = _issue20.table(records, FULL)
     assert table["columns"] == ["method", "10 images", "20 images", "50 images"]
     rows = {r[0]: r[1:] for r in table["rows"]}
-    assert list(rows)[:13] == [
+    assert list(rows)[:14] == [
         "U-Net", "U-Net, augmented", "U-Net, mean teacher (semi-supervised)",
         "U-Net, augmented + mean teacher", "U-Net+DP",
         "EDPCNN (bypass)", "EDPCNN (bypass), 3 fit steps (lvseg's default)",
         "EDPCNN, augmented", "EDPCNN, semi-supervised",
         "EDPCNN, augmented + semi-supervised (3 fit steps)",
         "EDPCNN, augmented + semi-supervised, contour at the edge (lvseg's defaults otherwise)",
+        "EDPCNN, augmented + semi-supervised, contour at the edge, weight averaging 0.99",
         "EDPCNN-softDP, temperature 3 (chosen on validation)", "EDPCNN-ES"]
     assert rows["U-Net"] == ["0.720 ± 0.020 (3); 100 s", "-", "-"]
     assert rows["U-Net+DP"][0] == "0.820 ± 0.020 (3); 100 s"
     # s.d. of (0.85, 0.86, 0.90): sqrt(0.0014 / 2) = 0.0265; seconds 500 x median(0.3, 0.5, 0.4)
     assert rows["EDPCNN (bypass)"] == ["0.870 ± 0.026 (3); 200 s", "0.850 (1); 250 s", "-"]
     assert rows["EDPCNN-ES"] == ["-", "-", "-"]
-    diffs = list(rows.values())[13:]
+    diffs = list(rows.values())[14:]
     # EDPCNN best at 10 = semi (0.90 > 0.87); seeds 0, 1 against the U-Net: 0.18, 0.20
     assert diffs[0] == ["+0.190 ± 0.014 (2 seeds; best: EDPCNN, semi-supervised)", "-", "-"]
     # against the semi-supervised U-Net only seed 0 pairs: 0.88 - 0.80
