@@ -250,6 +250,33 @@ def test_the_edge_comparison_asks_for_the_data_only_when_something_is_left_to_sc
     assert "| the DP on the true masks | none | 1 (0) | 0.900 | 0.950 |" in capsys.readouterr().out
 
 
+def test_the_smoothing_table_pairs_each_setting_with_the_default(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """``_smoothing``: each setting's paired difference from lvseg's default width, with how many
+    runs gain, by hand; ``--table`` without the data says how many kept runs are left."""
+    from benchmarks.acdc_ablation import _smoothing as sm
+
+    def rec(variant: str, seed: int, base: float, delta: float) -> dict:
+        return {"key": f"{variant}/{seed}", "variant": variant, "size": 10, "seed": seed,
+                "dice": {k: base + (delta if k == "n25_sm5" else 0.0) for k in sm.SETTINGS}}
+
+    rows = sm.table([rec("edpcnn", 0, 0.80, 0.004), rec("edpcnn", 1, 0.90, -0.002),
+                     {"key": sm.TRUTH, "dice": {k: 0.95 for k in sm.SETTINGS}}]).splitlines()
+    assert rows[0].startswith("| row | images | runs | Dice, n25_sm7 | n25_sm5 | n25_sm3 |")
+    # the two runs: mean of +0.004 and -0.002 = +0.001, one gains; the rest do not move
+    assert rows[2] == "| truth | none | 1 | 0.950 | " + " | ".join(["+0.000"] * 6) + " |"
+    assert rows[3] == ("| edpcnn | 10 | 2 | 0.850 | +0.001 (1/2) | +0.000 (0/2) | +0.000 (0/2) | "
+                       "+0.000 (0/2) | +0.000 (0/2) | +0.000 (0/2) |")
+    assert rows[4].startswith("| every trained run |  | 2 | 0.850 | +0.001 (1/2) |")
+    monkeypatch.setattr(sm, "RESULTS", tmp_path / "smoothing.jsonl")
+    monkeypatch.setattr(sm, "RUNS", tmp_path / "runs")
+    assert sm.main(["--table"]) == 0
+    assert "(0 kept runs not scored yet: give --data-dir to score them)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        sm.main(["--data-dir", str(tmp_path)])
+    assert "--data-dir: expected the ACDC training folder" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------- the tables' cells
 def _record(variant: str, size: int, seed: int, dice: float, step: float = 0.5,
             loads: tuple[float, float] = (1.0, 2.0), **extra: object) -> dict:  # fmt: skip
