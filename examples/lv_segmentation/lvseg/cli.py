@@ -96,7 +96,7 @@ def _train_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--resume", action="store_true",
                    help="continue RUN_DIR exactly from its last.pt (only --iterations may change)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_arguments(t, RunOptions, skip=("delta", "n_lines", "edge_offset"))
+    add_arguments(t, RunOptions, skip=("delta", "n_lines", "edge_offset", "smoothing"))
     t.add_argument("--out", required=True, metavar="RUN_DIR",
                    help="run directory; must not exist (or be empty) unless --resume")
 
@@ -208,7 +208,8 @@ def _predict(args: argparse.Namespace) -> int:
         return _predict_volumes(args, config)
     check_slice_inputs(args.images)
     run = load_run(args.run_dir, device=config.device, delta=config.delta,
-                   n_lines=config.n_lines, edge_offset=config.edge_offset)
+                   n_lines=config.n_lines, edge_offset=config.edge_offset,
+                   smoothing=config.smoothing)
     for image, (png, result) in zip(args.images, predict_files(
             run, args.images, config.center, config.out, spacing=config.spacing,
             slice_index=config.slice)):
@@ -223,7 +224,8 @@ def _predict_volumes(args: argparse.Namespace, config: Any) -> int:
     from lvseg.volumes import predict_volumes
 
     run = load_run(args.run_dir, device=config.device, delta=config.delta,
-                   n_lines=config.n_lines, edge_offset=config.edge_offset)
+                   n_lines=config.n_lines, edge_offset=config.edge_offset,
+                   smoothing=config.smoothing)
     locator = None if config.locator is None else load_run(config.locator, device=config.device)
     segmenter = RunSegmenter(run, locator=locator, min_area_mm2=config.min_lv_area,
                              find=config.find)

@@ -46,7 +46,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         center_jitter=config.center_jitter, jitter_seed=config.jitter_seed,
         figures_dir=config.figures, max_figures=config.max_figures,
         method="unet-dp" if config.dp else None, device=config.device, delta=config.delta,
-        n_lines=config.n_lines, edge_offset=config.edge_offset,
+        n_lines=config.n_lines, edge_offset=config.edge_offset, smoothing=config.smoothing,
     )  # fmt: skip
     where = f" ({result['data_dir']})" if result["data_dir"] else ""
     print(f"{result['method']} ({result['checkpoint']}, iteration {result['iteration']}) on "
@@ -84,7 +84,7 @@ def _evaluate_volumes(args: argparse.Namespace, config: Any) -> int:
         min_lv_area=config.min_lv_area, find=config.find,
         method="unet-dp" if config.dp else None,
         device=config.device, delta=config.delta, n_lines=config.n_lines,
-        edge_offset=config.edge_offset, json_path=config.json,
+        edge_offset=config.edge_offset, smoothing=config.smoothing, json_path=config.json,
         figure=figure)
     s = report["summary"]
 

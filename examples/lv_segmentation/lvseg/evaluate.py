@@ -52,6 +52,7 @@ def evaluate_run(
     delta: int | None = None,
     n_lines: int | None = None,
     edge_offset: float | None = None,
+    smoothing: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run's best checkpoint; returns the summary with one row per image.
 
@@ -71,11 +72,14 @@ def evaluate_run(
         delta: the DP's smoothness for prediction (``None``: the run's); see :func:`load_run`.
         n_lines: the star's lines for prediction (``None``: the run's); see :func:`load_run`.
         edge_offset: where the DP contour is drawn (``None``: the run's); see :func:`load_run`.
+        smoothing: the width of the moving average on the DP's indices (``None``: the run's);
+            see :func:`load_run`.
 
     Returns:
         ``{"method", "checkpoint", "iteration", "data", "data_dir" (the folder read, absolute;
         ``None`` for generated data), "split", "center_jitter", "delta", "n_lines",
-        "edge_offset", "smoothness" (the
+        "edge_offset", "smoothing" (the moving average's width, as used:
+        :attr:`~lvseg.star.StarConfig.smoothing_width`), "smoothness" (the
         DP's smoothness penalty: the run's fixed one or the one it learned), "learned_smoothness"
         (whether it was learned), "n",
         "dice", "dice_std", "hd_mm", "hd_std", "hd95_mm", "hd95_std", "assd_mm", "assd_std",
@@ -85,10 +89,10 @@ def evaluate_run(
     # the types and bounds of the options, written once in EvaluateConfig's fields
     EvaluateConfig(data=data, data_dir=None if data_dir is None else str(data_dir), split=split,
                    center_jitter=center_jitter, jitter_seed=jitter_seed, device=device,
-                   delta=delta, n_lines=n_lines, edge_offset=edge_offset,
+                   delta=delta, n_lines=n_lines, edge_offset=edge_offset, smoothing=smoothing,
                    max_figures=0 if max_figures is None else max_figures)
     run = load_run(run_dir, device=device, delta=delta, n_lines=n_lines,
-                   edge_offset=edge_offset)
+                   edge_offset=edge_offset, smoothing=smoothing)
     config = run.config
     if method is not None and method != config.method:
         if get_method(method).end_to_end or get_method(config.method).end_to_end:
@@ -133,6 +137,7 @@ def evaluate_run(
         "data_dir": DATASETS[config.data].location(config.data_dir), "split": split,
         "center_jitter": float(center_jitter), "delta": config.star.delta,
         "n_lines": config.star.n_lines, "edge_offset": config.star.edge_offset,
+        "smoothing": config.star.smoothing_width,
         "smoothness": config.star.smoothness, "learned_smoothness": config.learn_smoothness,
         "n": summary["n"],
         "dice": summary["dice_mean"], "dice_std": summary["dice_std"],
@@ -156,6 +161,7 @@ def evaluate_run_volumes(
     delta: int | None = None,
     n_lines: int | None = None,
     edge_offset: float | None = None,
+    smoothing: int | None = None,
     json_path: str | os.PathLike[str] | None = None,
     figure: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
@@ -165,14 +171,16 @@ def evaluate_run_volumes(
     the run's), split by the run's scheme (``split``: ``val``, ``test`` or ``all``); each is
     segmented by :class:`lvseg.centre_free.RunSegmenter` and scored by
     :func:`lvseg.volumes.evaluate_volumes`; ``find`` chooses how the LV is found
-    (:meth:`~lvseg.centre_free.RunSegmenter.finder`). ``delta``, ``n_lines`` and
-    ``edge_offset`` replace the run's star settings for prediction (:func:`~lvseg.runs.load_run`).
+    (:meth:`~lvseg.centre_free.RunSegmenter.finder`). ``delta``, ``n_lines``, ``edge_offset``
+    and ``smoothing`` replace the run's star settings for prediction
+    (:func:`~lvseg.runs.load_run`).
 
     Returns:
         ``{"summary", "patients"}`` of :func:`~lvseg.volumes.evaluate_volumes` with ``"run"``,
         ``"method"``, ``"checkpoint"``, ``"iteration"``, ``"locator"``, ``"find"`` (as given),
         ``"finder"`` (``map`` or ``motion``, as used on the ED/ES pairs), ``"split"``,
-        ``"data_dir"``, ``"delta"``, ``"n_lines"`` and ``"edge_offset"`` (the star's, as used);
+        ``"data_dir"``, ``"delta"``, ``"n_lines"``, ``"edge_offset"`` and ``"smoothing"`` (the
+        star's, as used; ``"smoothing"``: :attr:`~lvseg.star.StarConfig.smoothing_width`);
         written to ``json_path`` if given.
 
     Raises:
@@ -183,9 +191,9 @@ def evaluate_run_volumes(
     from lvseg.volumes import evaluate_volumes
 
     EvaluateConfig(split=split, device=device, delta=delta, n_lines=n_lines,
-                   edge_offset=edge_offset, min_lv_area=min_lv_area, find=find)
+                   edge_offset=edge_offset, smoothing=smoothing, min_lv_area=min_lv_area, find=find)
     run = load_run(run_dir, device=device, delta=delta, n_lines=n_lines,
-                   edge_offset=edge_offset)
+                   edge_offset=edge_offset, smoothing=smoothing)
     folder = Path(data_dir or run.config.data_dir or "")
     if not folder.is_dir():
         raise FileNotFoundError(f"data directory {folder} does not exist; give --data-dir, a "
@@ -212,7 +220,8 @@ def evaluate_run_volumes(
               "find": find, "finder": segmenter.finder(2),
               "split": split, "data_dir": str(folder.resolve()),
               "delta": run.config.star.delta, "n_lines": run.config.star.n_lines,
-              "edge_offset": run.config.star.edge_offset, **report}
+              "edge_offset": run.config.star.edge_offset,
+              "smoothing": run.config.star.smoothing_width, **report}
     if json_path is not None:
         atomic_write_bytes(json_path, (json.dumps(report, indent=2) + "\n").encode())
     return report

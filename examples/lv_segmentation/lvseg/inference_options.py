@@ -58,6 +58,11 @@ class RunOptions:
                                        "default: the LV's edge); 0 draws it through them, as "
                                        "lvseg did before, to reproduce earlier numbers",
                                        metavar="O", low=0.0, high=1.0)
+    smoothing: int | None = option(None, "the odd width of the moving average on the DP's "
+                                   "indices for prediction (default: the run's, by default the "
+                                   "odd integer nearest N/4 of the lines, which follows "
+                                   "--n-lines); 1 (or 0): none (docs/volumes.md has the "
+                                   "measurements)", metavar="W")
     device: str = option("auto", "where the U-Net (and the surrogate) run: auto = CUDA when "
                          "present, else the CPU; the star DP always runs on the CPU",
                          choices=DEVICES)

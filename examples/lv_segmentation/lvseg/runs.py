@@ -98,24 +98,28 @@ def load_run(
     delta: int | None = None,
     n_lines: int | None = None,
     edge_offset: float | None = None,
+    smoothing: int | None = None,
 ) -> LoadedRun:
     """Load ``run_dir/<checkpoint>.pt`` (``best``, falling back to ``last``) into its model.
 
     The model is put on ``device`` (:func:`~lvseg.device.resolve_device`: ``auto``, ``cpu`` or
     ``cuda``), in eval mode. ``delta`` replaces the DP's smoothness, ``n_lines`` the star's
-    number of lines and ``edge_offset`` where the contour is drawn, for prediction (``None``:
-    the run's; the weights depend on none of them): see ``lvseg evaluate --help``.
+    number of lines, ``edge_offset`` where the contour is drawn and ``smoothing`` the width of
+    the moving average on the DP's indices, for prediction (``None``: the run's; the weights
+    depend on none of them; a run's ``smoothing=None`` follows ``n_lines``): see
+    ``lvseg evaluate --help``.
 
     Raises:
-        ValueError: if ``delta``, ``n_lines`` or ``edge_offset`` does not fit the run's star
-            (checked by :class:`~lvseg.star.StarConfig`), naming the option.
+        ValueError: if ``delta``, ``n_lines``, ``edge_offset`` or ``smoothing`` does not fit
+            the run's star (checked by :class:`~lvseg.star.StarConfig`), naming the option.
         RunDirError: if ``run_dir`` is not a run directory.
         CheckpointError: if the checkpoint is missing, corrupt, or does not fit the config.
     """
     run_dir = Path(run_dir)
     config = TrainConfig.from_dict(read_config(run_dir), source=str(run_dir / "config.json"))
     overrides = {k: v for k, v in (("delta", delta), ("n_lines", n_lines),
-                                   ("edge_offset", edge_offset)) if v is not None}
+                                   ("edge_offset", edge_offset), ("smoothing", smoothing))
+                 if v is not None}
     if overrides:  # checked by StarConfig (star_points, StarDP), once
         try:
             star = dataclasses.replace(config.star, **overrides)

@@ -93,6 +93,14 @@ class StarConfig:
         """The settings as a plain dict (for ``config.json``)."""
         return asdict(self)
 
+    @property
+    def smoothing_width(self) -> int:
+        """The width of the moving average the DP applies on these lines: ``smoothing``, or for
+        ``None`` the odd integer nearest :math:`N/4` (1: none, as ``smoothing`` 0 or 1)."""
+        from diffbypass_stardp import StarDP
+
+        return StarDP(smoothing=self.smoothing).smoothing_width(self.n_lines) or 1
+
     def points(self, centers: Tensor, angles: Tensor | None = None) -> Tensor:
         r"""Star points :math:`(B, N, M, 2)` around ``centers`` :math:`(B, 2)`, rotated by ``angles``."""
         import torch
