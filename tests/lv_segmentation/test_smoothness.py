@@ -166,3 +166,18 @@ def test_learning_the_smoothness_needs_a_method_through_the_dp(tmp_path: Path, c
         main(["train", "--method", "edpcnn", "--smoothness", "-1", *TINY_ARGS,
               "--out", str(tmp_path / "run2")])
     assert "smoothness must be a number >= 0; got -1.0" in capsys.readouterr().err
+
+
+def test_a_learned_penalty_enters_the_star_as_its_exponential():
+    """``StarConfig.learned``: the one place a learned log-penalty becomes the star's smoothness
+    (inference through ``methods.star_of``, validation through ``WeightAverage.star``)."""
+    import math
+
+    import torch
+
+    from lvseg.star import StarConfig
+
+    star = StarConfig(n_lines=8, n_points=16, radius=12.0)
+    assert star.learned(None) is star
+    got = star.learned(torch.tensor(math.log(0.25), requires_grad=True))
+    assert got.smoothness == pytest.approx(0.25) and got.n_lines == 8 and star.smoothness == 0.0

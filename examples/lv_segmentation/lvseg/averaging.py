@@ -18,7 +18,6 @@ normalisation buffers are copied). Two users:
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Any
 
 import torch
@@ -85,10 +84,7 @@ class WeightAverage:
 
     def star(self, star: StarConfig) -> StarConfig:
         """``star`` with the average's smoothness penalty, if the model learns one."""
-        if self.smoothness is None:
-            return star
-        lam = float(self.smoothness.log_smoothness.exp())
-        return dataclasses.replace(star, smoothness=lam)
+        return star.learned(None if self.smoothness is None else self.smoothness.log_smoothness)
 
     def model_state(self, model: nn.Module) -> dict[str, Tensor]:
         """``model.state_dict()`` with the U-Net's weights (and the smoothness penalty's log)

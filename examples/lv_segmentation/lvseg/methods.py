@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -245,10 +244,7 @@ def unet_of(model: nn.Module) -> nn.Module:
 def star_of(model: nn.Module, star: StarConfig) -> StarConfig:
     """``star`` with the smoothness penalty ``model`` learned, if it learned one (what
     inference uses); ``star`` itself otherwise."""
-    lam = model.smoothness if isinstance(model, EDPCNN) else None
-    if lam is None:
-        return star
-    return dataclasses.replace(star, smoothness=float(lam.detach()))
+    return star.learned(model.log_smoothness if isinstance(model, EDPCNN) else None)
 
 
 def param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:

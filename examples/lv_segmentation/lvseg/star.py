@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from diffbypass.validation import int_at_least, one_of
@@ -100,6 +100,13 @@ class StarConfig:
         from diffbypass_stardp import StarDP
 
         return StarDP(smoothing=self.smoothing).smoothing_width(self.n_lines) or 1
+
+    def learned(self, log_smoothness: Tensor | None) -> StarConfig:
+        """This star with a learned smoothness penalty, ``smoothness`` =
+        :math:`\exp` ``log_smoothness`` (``--learn-smoothness``); ``None``: this star itself."""
+        if log_smoothness is None:
+            return self
+        return replace(self, smoothness=float(log_smoothness.detach().exp()))
 
     def points(self, centers: Tensor, angles: Tensor | None = None) -> Tensor:
         r"""Star points :math:`(B, N, M, 2)` around ``centers`` :math:`(B, 2)`, rotated by ``angles``."""
