@@ -1,9 +1,10 @@
 """The star DP's smoothness penalty on ACDC: a learned lambda against fixed ones (issue #18).
 
 EDPCNN (``lvseg --method edpcnn``, every ``TrainConfig`` default of the commit in each record
-but ``--augment none``, the default when the study ran: :data:`AUGMENT_BEFORE`) trained with the DP's smoothness penalty lambda fixed (``--smoothness``; 0 is the thesis' DP) or
-learned with the U-Net through the bypass (``--learn-smoothness``, lambda = exp of a parameter
-trained by the U-Net's Adam at ``smoothness_lr``, started at ``INITIAL_SMOOTHNESS``).
+but ``--augment none``, the default when the study ran: :data:`AUGMENT_BEFORE`) trained with
+the DP's smoothness penalty lambda fixed (``--smoothness``; 0 is the thesis' DP) or learned
+with the U-Net through the bypass (``--learn-smoothness``, lambda = exp of a parameter trained
+by the U-Net's Adam at ``smoothness_lr``, started at ``INITIAL_SMOOTHNESS``).
 
 Method
 ------
