@@ -20,8 +20,10 @@ Training subsets of 10, 20, 50, 100 and 200 images are telescopic prefixes of on
 jitter, estimator noise) runs 2 seeds up to 50 images and 1 above.
 
 Methods: every ``TrainConfig`` default of the commit in each record (``train_config``: batch 10,
-Adam, the CPU-sized U-Net, surrogate/ES settings, jitter and rotation; EDPCNN-old: the surrogate
-setting before issue #9, StarSurrogate with S = 10 and 2 fit steps), except the iterations
+Adam, the CPU-sized U-Net, surrogate/ES settings, jitter and rotation; no data augmentation but
+in the augmented rows, lvseg's default when the study started, ``_study.AUGMENT_BEFORE``;
+EDPCNN-old: the surrogate setting before issue #9, StarSurrogate with S = 10 and 2 fit steps),
+except the iterations
 (500 / 600 / 1000 / 1500 / 2000 at 10 / 20 / 50 / 100 / 200 images, the same for every method at
 a size; the thesis ran 20000) and the validation period K (every 50 iterations for edpcnn, the
 thesis' value; every 100 for the cheaper unet and ES iterations, so that validating all 372

@@ -49,6 +49,9 @@ def _index_loss(name: str):
     return step
 
 
+#: Every run's data augmentation: none, lvseg's default when the exploration ran (``standard``
+#: since; the study's ``AUGMENT_BEFORE``), so that a run added later compares with the others.
+AUGMENT_BEFORE = ["--augment", "none"]
 #: variant -> (replaced fields of the edpcnn-es row, ES keyword options, lvseg train options).
 #: A row field ``extends`` names a shorter variant whose run (same seed) this one continues with
 #: ``lvseg train --resume --iterations K``: the same run as a fresh one of K iterations.
@@ -98,7 +101,7 @@ def _one(variant: str, seed: int, out: Path, data_dir: str) -> int:
                       "--no-progress", *options])
     return lvseg(["train", "--method", "edpcnn-es", "--data", "acdc", "--data-dir", data_dir,
                   "--split", "thesis", "--train-size", "10", "--seed", str(seed),
-                  "--no-progress", "--out", str(out), *options])
+                  "--no-progress", "--out", str(out), *AUGMENT_BEFORE, *options])
 
 
 def _record(variant: str, seed: int, out: Path) -> dict:

@@ -38,9 +38,14 @@ FIT_STEPS_BEFORE = {"fit_steps": 1}
 #: edge). Kept for every row so that the table stays one protocol and a stopped run resumes;
 #: ``_edge.py`` re-scores the kept runs at lvseg's default.
 EDGE_BEFORE = {"edge_offset": 0.0}
+#: The data augmentation of every row without :data:`AUGMENT`: none, lvseg's default when the
+#: study started (``standard`` since issue #20's augmented rows here), kept so that the rows stay
+#: what they were and a run stopped before the change resumes from its checkpoint.
+AUGMENT_BEFORE = {"augment": "none"}
 #: What each trained variant is: the lvseg method, the star settings changed from the
 #: TrainConfig defaults (ES-lo: the DP's input pooled along the lines, ``StarConfig.pool``) and
-#: other TrainConfig settings changed from the defaults (after :data:`FIT_STEPS_BEFORE`).
+#: other TrainConfig settings changed from the defaults (after :data:`FIT_STEPS_BEFORE`; every
+#: row after :data:`AUGMENT_BEFORE`).
 _VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "unet": ("unet", {}, {}),
     "edpcnn": ("edpcnn", {}, {}),
@@ -74,6 +79,8 @@ VARIANTS["edpcnn-aug-semi-edge"] = ("edpcnn", {}, VARIANTS["edpcnn-aug-semi"][2]
 #: the U-Net's weights, to steady the curves whose best-of-ten selection moved by +-0.02.
 VARIANTS["edpcnn-aug-semi-avg"] = ("edpcnn", {}, {**VARIANTS["edpcnn-aug-semi"][2],
                                                   "average": 0.99})
+VARIANTS = {v: (method, star, {**AUGMENT_BEFORE, **knobs})
+            for v, (method, star, knobs) in VARIANTS.items()}
 #: What a trained variant is evaluated as (the unet run also gives U-Net+DP).
 EVALUATED = {"unet": ("unet", "unet-dp"), "edpcnn": ("edpcnn",), "edpcnn-old": ("edpcnn",),
              "edpcnn-k3": ("edpcnn",), "edpcnn-aug-semi": ("edpcnn",),

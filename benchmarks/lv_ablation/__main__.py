@@ -24,7 +24,8 @@ Datasets and splits:
 Methods: ``unet``, ``edpcnn`` and ``edpcnn-es`` are trained with ``lvseg.train.Trainer`` and
 every ``TrainConfig`` default of the commit in ``"lvseg_commit"`` (batch size 10, Adam lr 1e-3,
 the CPU-sized U-Net, StarSurrogate with S = 10 samples and 2 fit steps, ES with S = 10
-antithetic samples, centre jitter and rotation, ...; the JSON's ``config``), except the
+antithetic samples, centre jitter and rotation, no data augmentation, ...; the JSON's
+``config``; lvseg's defaults have moved on since, e.g. ``--augment standard``), except the
 number of iterations, which is the same for every method at a given dataset and size (the
 ``iterations`` column). ``unet-dp`` is not trained: it is the trained ``unet`` evaluated with
 the star DP on its probability map minus 1/2 (``lvseg.segment.segment(method="unet-dp")``, what

@@ -11,6 +11,8 @@ Variants: EDPCNN with every TrainConfig default except the surrogate knobs each 
 exploration samples S, fit steps per iteration k and the surrogate (StarSurrogate, the thesis'
 small U-Net on the star, or LineSurrogate, line-wise convolutions circular across the lines;
 both 8 channels). "old" is the setting before issue #9 (S = 10, k = 2, StarSurrogate(8)).
+Every run without data augmentation (``--augment none``, the default when the study ran:
+:data:`AUGMENT_BEFORE`).
 
 Cost: seconds per training iteration, ``lvseg.train.Trainer.step()`` on the bundled Sunnybrook
 sample (train_size 10, batch 10), torch and numba single-threaded, every variant and the U-Net
@@ -76,6 +78,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "S1 k1 star c6": {"samples": 1, "fit_steps": 1, "surrogate": "star", "surrogate_channels": 6},
     "S1 k1 star c4": {"samples": 1, "fit_steps": 1, "surrogate": "star", "surrogate_channels": 4},
 }
+#: Every run's data augmentation (and the timed steps'): none, lvseg's default when the study
+#: ran (``standard`` since issue #20's ACDC study), so that a restart trains what the table shows.
+AUGMENT_BEFORE = {"augment": "none"}
 #: variant -> the variant whose finished run it continues (a copy, resumed with more iterations).
 EXTENDS = {"S2 k1 line, 200 it": "S2 k1 line"}
 SEEDS = (0, 1, 2)
@@ -99,7 +104,8 @@ def config_of(variant: str, data: str, seed: int, quick: bool) -> Any:
                     val_every=10)
     extra = {"data_dir": str(lv.ACDC / "training"), "split": "thesis"} if data == "acdc" else {}
     return TrainConfig(method="edpcnn", data=data, seed=seed, split_seed=0,
-                       checkpoint_every=plan["val_every"], **plan, **extra, **knobs)
+                       checkpoint_every=plan["val_every"], **plan, **extra, **AUGMENT_BEFORE,
+                       **knobs)
 
 
 def jobs(quick: bool, datasets: tuple[str, ...] = tuple(DATASETS),
@@ -205,8 +211,9 @@ def measure(warmup: int = 3, repeats: int = 15) -> dict[str, Any]:
     from lvseg.train import Trainer
 
     torch.set_num_threads(1)
-    configs = {"unet": TrainConfig(method="unet")}
-    configs.update({v: TrainConfig(method="edpcnn", **kw) for v, kw in VARIANTS.items()
+    configs = {"unet": TrainConfig(method="unet", **AUGMENT_BEFORE)}
+    configs.update({v: TrainConfig(method="edpcnn", **AUGMENT_BEFORE, **kw)
+                    for v, kw in VARIANTS.items()
                     if v not in EXTENDS})  # the same iterations as the variant it extends
     tmp = tempfile.TemporaryDirectory(prefix="lv_pareto_")
     trainers = {n: Trainer(c, Path(tmp.name) / str(i)) for i, (n, c) in enumerate(configs.items())}

@@ -1,9 +1,10 @@
 """The star DP's smoothness penalty on ACDC: a learned lambda against fixed ones (issue #18).
 
-EDPCNN (``lvseg --method edpcnn``, every ``TrainConfig`` default of the commit in each record)
-trained with the DP's smoothness penalty lambda fixed (``--smoothness``; 0 is the thesis' DP) or
-learned with the U-Net through the bypass (``--learn-smoothness``, lambda = exp of a parameter
-trained by the U-Net's Adam at ``smoothness_lr``, started at ``INITIAL_SMOOTHNESS``).
+EDPCNN (``lvseg --method edpcnn``, every ``TrainConfig`` default of the commit in each record
+but ``--augment none``, the default when the study ran: :data:`AUGMENT_BEFORE`) trained with
+the DP's smoothness penalty lambda fixed (``--smoothness``; 0 is the thesis' DP) or learned
+with the U-Net through the bypass (``--learn-smoothness``, lambda = exp of a parameter trained
+by the U-Net's Adam at ``smoothness_lr``, started at ``INITIAL_SMOOTHNESS``).
 
 Method
 ------
@@ -61,6 +62,9 @@ class Plan:
     quick: bool = False
 
 
+#: Every run's data augmentation: none, lvseg's default when the study ran (``standard`` since
+#: issue #20's ACDC study), so that a restart trains what the table shows.
+AUGMENT_BEFORE = {"augment": "none"}
 #: The measurement (fixed values from ``results/lv_smoothness_scale.json``, in the order of their
 #: 10-image Dice, best first, so that at 50 images the decisive comparison, learned against the
 #: best fixed value, finishes first; the order decides only when a run starts).
@@ -97,7 +101,8 @@ def jobs_of(plan: Plan) -> list[Job]:
 
 
 def config_of(job: Job, plan: Plan, data_dir: Path | None) -> Any:
-    """The job's ``TrainConfig``: the defaults, except the data, size, seed and penalty."""
+    """The job's ``TrainConfig``: the defaults, except the data, size, seed and penalty, and
+    :data:`AUGMENT_BEFORE`."""
     from lvseg.config import TrainConfig
     from lvseg.star import StarConfig
 
@@ -108,7 +113,8 @@ def config_of(job: Job, plan: Plan, data_dir: Path | None) -> Any:
     return TrainConfig(method="edpcnn", train_size=job.size, seed=job.seed, split_seed=0,
                        iterations=plan.iterations[job.size], val_every=plan.val_every,
                        checkpoint_every=plan.val_every, learn_smoothness=job.lam is None,
-                       star=StarConfig(**star, smoothness=job.lam or 0.0), **data)  # fmt: skip
+                       star=StarConfig(**star, smoothness=job.lam or 0.0), **AUGMENT_BEFORE,
+                       **data)  # fmt: skip
 
 
 def _data(plan: Plan, data_dir: Path | None) -> Any:

@@ -12,10 +12,12 @@ Method
 ------
 The command a user types, in a fresh process per run: ``lvseg train --method edpcnn --data acdc
 --data-dir <ACDC>/training --split thesis --train-size N --iterations 500 --val-every V --seed S
---no-progress`` plus the variant's options, every other option at its default (StarSurrogate with 8
-channels, Adam 1e-3, batch size 10). Variants: ``S1k1`` (``--fit-steps 1``: one noise sample and
-one surrogate fit step per iteration, the default before this study), ``S1k3`` (``--fit-steps
-3``), ``S3k1`` (``--samples 3 --fit-steps 1``), ``S1k1-lr3e-4`` (``--lr 3e-4 --fit-steps 1``).
+--augment none --no-progress`` plus the variant's options, every other option at its default
+(StarSurrogate with 8 channels, Adam 1e-3, batch size 10; ``--augment none`` was the default
+when the study ran, ``_runs.AUGMENT_BEFORE``). Variants: ``S1k1`` (``--fit-steps 1``: one noise
+sample and one surrogate fit step per iteration, the default before this study), ``S1k3``
+(``--fit-steps 3``), ``S3k1`` (``--samples 3 --fit-steps 1``), ``S1k1-lr3e-4`` (``--lr 3e-4
+--fit-steps 1``).
 Training sets: N = 10 slices (V = 50; seeds 0, 1, 2; ``S1k1`` and ``S1k3``) and N = all, the
 slices of the 80 thesis-split training patients (V = 25; seed 0; all four variants). The
 validation set is the thesis split's (patients whose number is divisible by 5), the same for

@@ -35,9 +35,12 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "S3k1": ("--samples", "3", "--fit-steps", "1"),
     "S1k1-lr3e-4": ("--lr", "3e-4", "--fit-steps", "1"),
 }
+#: Every run's data augmentation: none, lvseg's default when this study ran (``standard``
+#: since issue #20's ACDC study), so that a run trained later compares with the others.
+AUGMENT_BEFORE = ("--augment", "none")
 #: The ``config.json`` fields that an adopted run directory must share with the plan.
 CHECKED = ("method", "data", "split", "train_size", "iterations", "val_every", "seed",
-           "fit_steps", "samples", "lr")  # fmt: skip
+           "fit_steps", "samples", "lr", "augment")  # fmt: skip
 METHOD = "edpcnn"
 
 
@@ -63,7 +66,7 @@ class Run:
         ``--out``."""
         return ["--method", METHOD, *data, "--train-size", str(self.size), "--iterations",
                 str(self.iterations), "--val-every", str(self.val_every), "--seed",
-                str(self.seed), *VARIANTS[self.variant]]  # fmt: skip
+                str(self.seed), *AUGMENT_BEFORE, *VARIANTS[self.variant]]  # fmt: skip
 
 
 def planned_config(options: list[str]) -> dict[str, Any]:
@@ -87,7 +90,9 @@ def check_config(run: Run, data: list[str], run_dir: Path) -> None:
         ValueError: naming the folder, each differing field with its value and the planned one,
             and the fix.
     """
-    got = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    from lvseg.config import SAVED_BEFORE
+
+    got = {**SAVED_BEFORE, **json.loads((run_dir / "config.json").read_text(encoding="utf-8"))}
     want = planned_config(run.options(data))
     diff = [f"{k} {got.get(k)!r} (planned {want[k]!r})" for k in CHECKED
             if not _same(got.get(k), want[k])]  # fmt: skip

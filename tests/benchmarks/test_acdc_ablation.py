@@ -210,6 +210,23 @@ def test_every_row_draws_the_contour_where_the_study_started(tmp_path: Path) -> 
     assert set(offsets.values()) == {0.0}, offsets
 
 
+def test_every_row_without_augment_trains_as_it_did_before_the_default(tmp_path: Path) -> None:
+    """lvseg's default became ``--augment standard``; every row without AUGMENT keeps ``none``,
+    whatever the default (resumed runs must match their checkpoints), the augmented rows
+    ``standard``."""
+    from benchmarks.acdc_ablation._data import config_of
+    from benchmarks.acdc_ablation._study import FULL, VARIANTS, Job
+    from lvseg.config import TrainConfig
+
+    assert TrainConfig(method="edpcnn").augment == "standard"
+    augment = {v: config_of(Job(10, 0, v, 500), FULL, tmp_path).augment for v in VARIANTS}
+    augmented = {v for v in VARIANTS if "-aug" in v}
+    assert augmented == {"unet-aug", "edpcnn-aug", "unet-aug-semi", "edpcnn-aug-semi",
+                         "edpcnn-aug-semi-edge", "edpcnn-aug-semi-avg"}
+    assert {augment.pop(v) for v in augmented} == {"standard"}
+    assert len(augment) > 10 and set(augment.values()) == {"none"}, augment
+
+
 def test_the_edge_table_pairs_each_run_and_reads_the_run_folders_keys() -> None:
     """``_edge``: a run folder's name gives its study key; the table's paired differences and
     their spread by hand."""

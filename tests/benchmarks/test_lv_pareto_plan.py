@@ -56,3 +56,13 @@ def test_an_extension_whose_run_is_not_planned_is_skipped(tmp_path: Path, thread
     assert "acdc/S2 k1 line, 200 it/seed0: acdc/S2 k1 line/seed0 is neither finished nor in " \
            "this plan; skipped" in capsys.readouterr().err
     assert not list(tmp_path.rglob("*.jsonl"))
+
+
+def test_every_run_trains_without_augmentation_as_when_the_study_ran() -> None:
+    """lvseg's default became ``--augment standard`` after this study's runs; a restart must
+    train them as they were."""
+    from lvseg.config import TrainConfig
+
+    assert TrainConfig(method="edpcnn").augment == "standard"
+    for dataset, variant, seed in pareto.jobs(False) + pareto.jobs(True):
+        assert pareto.config_of(variant, dataset, seed, False).augment == "none", variant

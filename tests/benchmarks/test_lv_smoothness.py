@@ -40,3 +40,14 @@ def test_without_acdc_the_study_says_where_it_looked(tmp_path: Path) -> None:
 
     with pytest.raises(SystemExit, match="ACDC not found at .*--quick runs on phantoms"):
         bench.main(["--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
+
+
+def test_every_run_trains_without_augmentation_as_when_the_study_ran(tmp_path: Path) -> None:
+    """lvseg's default became ``--augment standard`` after this study's runs; a restart must
+    train (and resume) them as they were."""
+    from lvseg.config import TrainConfig
+
+    assert TrainConfig(method="edpcnn").augment == "standard"
+    for plan in (bench.FULL, bench.QUICK):
+        augment = {bench.config_of(j, plan, tmp_path).augment for j in bench.jobs_of(plan)}
+        assert augment == {"none"}

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from benchmarks.lv_stability import __main__ as bench
-from benchmarks.lv_stability._runs import VARIANTS, Run, finished, train
+from benchmarks.lv_stability._runs import (VARIANTS, Run, check_config, finished, planned_config,
+                                           train)
 from benchmarks.lv_stability._summary import curve_summary, mean_sd
 
 # A made-up run of 200 iterations validated every 25: the late half is 125..200 (100 is not).
@@ -63,9 +64,12 @@ def test_the_plan_names_and_options() -> None:
     by = {r.key: r for r in runs}
     assert by["n10_S1k3_s2"].options(["--data", "acdc"]) == [
         "--method", "edpcnn", "--data", "acdc", "--train-size", "10", "--iterations", "500",
-        "--val-every", "50", "--seed", "2", "--fit-steps", "3"]
-    assert by["nall_S1k1-lr3e-4_s0"].options([])[-8:] == [
-        "--val-every", "25", "--seed", "0", "--lr", "3e-4", "--fit-steps", "1"]
+        "--val-every", "50", "--seed", "2", "--augment", "none", "--fit-steps", "3"]
+    assert by["nall_S1k1-lr3e-4_s0"].options([])[-10:] == [
+        "--val-every", "25", "--seed", "0", "--augment", "none", "--lr", "3e-4", "--fit-steps",
+        "1"]
+    # pinned: lvseg's default is standard since issue #20, after this study's runs
+    assert planned_config(by["n10_S1k3_s2"].options([]))["augment"] == "none"
     assert VARIANTS["S1k1"] == ("--fit-steps", "1")  # pinned: the default is 3 since this study
     assert VARIANTS["S3k1"] == ("--samples", "3", "--fit-steps", "1")
 
@@ -147,6 +151,22 @@ def test_a_finished_run_that_is_not_the_planned_one_is_refused(quick: dict[str, 
     message = str(error.value)
     assert f"{folder / 'run'} is a finished run, but not the planned n8_S1k3_s0" in message
     assert "its config.json has fit_steps 1 (planned 3); move it away (or delete it)" in message
+
+
+def test_a_finished_run_trained_with_augmentation_is_refused(quick: dict[str, Any],
+                                                              tmp_path: Path) -> None:  # fmt: skip
+    """A run directory that trained with lvseg's later default (``--augment standard``) is not
+    the planned run; one saved before the option existed (no key) trained without and is."""
+    folder = tmp_path / "n8_S1k1_s0"
+    shutil.copytree(quick["tmp"] / "runs" / "n8_S1k1_s0" / "run", folder / "run")
+    config = json.loads((folder / "run" / "config.json").read_text())
+    assert config.pop("augment") == "none"
+    (folder / "run" / "config.json").write_text(json.dumps(config))
+    check_config(Run(8, "S1k1", 0, 4, 2), bench.QUICK_DATA, folder / "run")  # adopted
+    (folder / "run" / "config.json").write_text(json.dumps({**config, "augment": "standard"}))
+    with pytest.raises(ValueError, match=r"its config\.json has augment 'standard' \(planned "
+                                         r"'none'\)"):
+        check_config(Run(8, "S1k1", 0, 4, 2), bench.QUICK_DATA, folder / "run")
 
 
 def test_a_run_without_its_end_event_is_not_finished(quick: dict[str, Any],

@@ -221,7 +221,20 @@ def test_bad_shapes_and_presets_are_refused_by_name() -> None:
     with pytest.raises(ValueError, match="augment must be one of 'none', 'light', 'standard', "
                                          "'elastic'; got 'heavy'"):
         TrainConfig(method="unet", augment="heavy")
+
+
+def test_the_default_is_standard_and_a_config_saved_before_loads_as_it_trained() -> None:
+    """Issue #20's ACDC study made ``standard`` the default (and ``--help`` says so, with the
+    thesis' ``none`` in brackets); a ``config.json`` written before (no ``augment`` key) trained
+    without augmentation and loads so (``lvseg train --resume`` reads it with ``from_dict``); a
+    stored key keeps its value."""
+    assert TrainConfig(method="unet").augment == "standard"
     assert TrainConfig.from_dict({"method": "unet"}).augment == "none"  # runs saved before
+    stored = tiny_config("edpcnn").to_dict()
+    assert stored.pop("augment") == "standard"
+    assert TrainConfig.from_dict(json.loads(json.dumps(stored))).augment == "none"
+    for preset in PRESETS:
+        assert TrainConfig.from_dict({**stored, "augment": preset}).augment == preset
 
 
 # ------------------------------------------------------------------ in training
@@ -239,7 +252,7 @@ def test_none_trains_as_without_augmentation(tmp_path: Path, tiny_data, method: 
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """``--augment none`` gives bit-identical losses to a step that never augments;
     ``standard`` changes them (each method sees the augmented batch)."""
-    config = tiny_config(method, iterations=3)
+    config = tiny_config(method, iterations=3, augment="none")
     none = _losses(config, tmp_path / "none", tiny_data)
     standard = _losses(dataclasses.replace(config, augment="standard"), tmp_path / "std",
                        tiny_data)

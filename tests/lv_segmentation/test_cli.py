@@ -181,6 +181,17 @@ def test_help_points_to_the_evidence_for_the_defaults_the_acdc_study_decides(cap
     assert "\n## Ten labels\n" in page.read_text(encoding="utf-8")
 
 
+def test_help_shows_the_augmentation_default_and_the_thesis_setting(capsys) -> None:  # type: ignore[no-untyped-def]
+    """``standard`` since issue #20's ACDC study, the thesis' ``none`` in brackets."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    start = "--augment {none,light,standard,elastic} training"
+    help_text = text[text.index(start):]
+    help_text = help_text[: help_text.index(" --", len(start))]
+    assert help_text.endswith("[none] (default standard)"), help_text
+
+
 def test_the_surrogate_defaults_are_the_ones_the_page_the_help_points_to_states(capsys) -> None:  # type: ignore[no-untyped-def]
     """--samples' help names docs/lv_example.md 'Speed'; the page's defaults table states
     EDPCNN's S and fit steps, which must be the code's (3 fit steps since lv_stability)."""

@@ -107,7 +107,8 @@ def test_unlabelled_labels_are_never_read(tmp_path: Path, semi_data: PreparedSpl
     assert not set(pool) & set(semi_data.train) and len(pool) == 4
 
 
-# the losses of this tiny run before --unlabelled existed (commit a7e88bd, 3 iterations)
+# the losses of this tiny run before --unlabelled existed (commit a7e88bd, 3 iterations), without
+# augmentation (--augment none, the default then and so every run compared with them here)
 BEFORE = {"edpcnn": [3.177382707595825, 3.1749932765960693, 3.172917366027832],
           "unet": [1.721660852432251, 1.695603847503662, 1.6709349155426025]}
 
@@ -115,7 +116,8 @@ BEFORE = {"edpcnn": [3.177382707595825, 3.1749932765960693, 3.172917366027832],
 @pytest.mark.parametrize("method", ["edpcnn", "unet"])
 def test_unlabelled_zero_is_the_old_training(tmp_path: Path, semi_data: PreparedSplits,
                                              method: str) -> None:  # fmt: skip
-    losses = _steps(tiny_config(method, train_size=4, iterations=3), tmp_path / "run", semi_data)
+    losses = _steps(tiny_config(method, train_size=4, iterations=3, augment="none"),
+                    tmp_path / "run", semi_data)  # fmt: skip
     np.testing.assert_allclose(losses, BEFORE[method], rtol=1e-5)
     assert "teacher" not in load_checkpoint(tmp_path / "run" / "last.pt")
 
@@ -124,10 +126,12 @@ def test_unlabelled_term_is_in_the_loss(tmp_path: Path, semi_data: PreparedSplit
     """Weight 0: the labelled training exactly (unet); a frozen teacher (decay 1) pulls the
     student back; edpcnn's pseudo-label cross-entropy adds about log(M) at the start."""
     zero = _steps(tiny_config("unet", train_size=4, iterations=3, unlabelled=4,
-                              unlabelled_weight=0.0), tmp_path / "zero", semi_data)  # fmt: skip
+                              unlabelled_weight=0.0, augment="none"), tmp_path / "zero",
+                  semi_data)  # fmt: skip
     np.testing.assert_allclose(zero, BEFORE["unet"], rtol=1e-6)  # (a batch of 8, not 4)
     frozen = _steps(tiny_config("unet", train_size=4, iterations=2, unlabelled=4,
-                                unlabelled_weight=100.0, teacher_decay=1.0, unlabelled_rampup=0),
+                                unlabelled_weight=100.0, teacher_decay=1.0, unlabelled_rampup=0,
+                                augment="none"),
                     tmp_path / "frozen", semi_data)  # fmt: skip
     assert frozen[0] == pytest.approx(BEFORE["unet"][0], rel=1e-6)  # the teacher starts as the student
     assert frozen[1] > BEFORE["unet"][1] + 0.1

@@ -33,7 +33,7 @@ from lvseg.rundir import RunDirError
 from lvseg.star import StarConfig
 from lvseg.train_choices import AVERAGE_WARMUP, EVIDENCE, METHOD_DEFAULTS, NORMS, PRESETS, SURROGATE_NAMES
 
-__all__ = ["LOCATOR_PREFIX", "TrainConfig", "locator_dir"]
+__all__ = ["LOCATOR_PREFIX", "SAVED_BEFORE", "TrainConfig", "locator_dir"]
 
 _METHOD_HELP = "; ".join(f"{m.name}: {m.help}" for m in METHOD_DEFAULTS.values())
 _DATA_HELP = "; ".join(f"{d.name}: {d.help}" for d in DATASETS.values())
@@ -49,6 +49,12 @@ _LEARNERS = ", ".join(m.name for m in METHOD_DEFAULTS.values() if m.learns_smoot
 #: for gigabytes before anything else is checked).
 _MAX_CHANNELS = 128
 _MAX_ITERATIONS = 10_000_000
+
+
+#: What a ``config.json`` without the key means: the value its run trained with, saved before
+#: the option existed (``surrogate``) or before its default changed (``augment``: ``none`` until
+#: issue #20's ACDC study, ``docs/reproducing_thesis.md``, 'Ten labels').
+SAVED_BEFORE: dict[str, Any] = {"surrogate": "star", "augment": "none"}
 
 
 #: How ``--centres`` names where the training centres come from (the only source so far).
@@ -139,10 +145,9 @@ class TrainConfig:
                            low=0.0)
     rotation: float = option(0.5, "training star rotation, uniform in +-R radians",
                              thesis="0.5", metavar="RAD", low=0.0)
-    augment: str = option("none", "training data augmentation, the same for every method "
-                          "(lvseg.train_choices.PRESETS; none: the thesis' setting; the "
-                          f"evidence for the default: {EVIDENCE})",
-                          choices=tuple(PRESETS))
+    augment: str = option("standard", "training data augmentation, the same for every method "
+                          "(lvseg.train_choices.PRESETS; the evidence for the default: "
+                          f"{EVIDENCE})", thesis="none", choices=tuple(PRESETS))
     average: float = option(0.0, "weight averaging: validation, best.pt and so every "
                             "evaluation and prediction use an EMA of the U-Net's weights with "
                             "this decay per iteration, warmed up as (1 + t) / "
@@ -256,6 +261,10 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any], *, source: str | None = None) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error (a config from elsewhere).
 
+        A key missing from a config saved by an older lvseg takes the value that its run
+        trained with (:data:`SAVED_BEFORE`), not today's default; other missing keys take the
+        default.
+
         Every field is checked (type and bounds, naming the key). With ``source`` (the file the
         dict came from), an error is a :class:`~lvseg.rundir.RunDirError` naming it.
         """
@@ -264,7 +273,7 @@ class TrainConfig:
             unknown = sorted(set(data) - names - {"lvseg_version"})
             if unknown:
                 raise ValueError(f"unknown config keys: {', '.join(unknown)}")
-            data = {"surrogate": "star", **data}  # runs saved before the option existed
+            data = {**SAVED_BEFORE, **data}
             return cls(**{k: v for k, v in data.items() if k in names})
         except (ValueError, TypeError) as error:
             if source is None:
