@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from benchmarks import _harness as h
 
@@ -98,20 +100,28 @@ def table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Score the kept runs not yet in the results, then (``--table``) print the table."""
+def rescore(argv: list[str] | None, doc: str, results: Path, runs: Path, truth_key: str,
+            score_truth: Callable[[Any], dict], score_run: Callable[[Path, dict, Any], dict | None],
+            table: Callable[[list[dict]], str]) -> int:
+    """The command line of a re-scoring of the kept runs (this module's and ``_smoothing``'s):
+    score the DP on the true masks (record ``truth_key``) and every kept DP run under ``runs``
+    not yet in ``results`` (``--data-dir`` is asked for only then), then with ``--table`` print
+    ``table`` of every record."""
     from benchmarks.acdc_ablation.__main__ import finished
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, help="the ACDC training folder")
     parser.add_argument("--table", action="store_true", help="print the results table")
     args = parser.parse_args(argv)
-    log = h.RunLog(RESULTS)
+    log = h.RunLog(results)
     study = {r["key"]: r for r in finished(HERE / "results", "acdc_ablation")}
-    todo = [d for d in sorted(RUNS.glob("n=*")) if (d / "best.pt").is_file()
+    todo = [d for d in sorted(runs.glob("n=*")) if (d / "best.pt").is_file()
             and key_of(d) in study and key_of(d) not in log.done
             and study[key_of(d)]["method"] in DP_METHODS]
-    if todo or TRUTH not in log.done:
+    left = bool(todo) or truth_key not in log.done
+    if left and args.table and args.data_dir is None:
+        print(f"({len(todo)} kept runs not scored yet: give --data-dir to score them)")
+    elif left:
         if args.data_dir is None or not (args.data_dir / "patient001").is_dir():
             parser.error(f"--data-dir: expected the ACDC training folder (patient001, ...); "
                          f"got {args.data_dir}")
@@ -119,17 +129,21 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.acdc_ablation._study import FULL
 
         data = Data(args.data_dir, FULL)  # loaded once
-        if TRUTH not in log.done:
+        if truth_key not in log.done:
             log.add(score_truth(data))
         for run_dir in todo:
             rec = score_run(run_dir, study[key_of(run_dir)], data)
             if rec is not None:
                 log.add(rec)
                 print(rec["key"], rec["dice"], flush=True)
-    records = log.records
     if args.table:
-        print(table(records))
+        print(table(log.records))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Score the kept runs not yet in the results, then (``--table``) print the table."""
+    return rescore(argv, __doc__, RESULTS, RUNS, TRUTH, score_truth, score_run, table)
 
 
 if __name__ == "__main__":

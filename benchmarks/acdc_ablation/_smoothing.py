@@ -18,14 +18,12 @@ Usage (one core, about a minute per run; README.md, "How fine the contour is dra
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import statistics
 import time
 from pathlib import Path
 
-from benchmarks import _harness as h
-from benchmarks.acdc_ablation._edge import DP_METHODS, RUNS, key_of
+from benchmarks.acdc_ablation._edge import RUNS, rescore
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "raw" / "smoothing.jsonl"
@@ -99,37 +97,7 @@ def table(records: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Score the kept runs not yet in the results, then (``--table``) print the table."""
-    from benchmarks.acdc_ablation.__main__ import finished
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, help="the ACDC training folder")
-    parser.add_argument("--table", action="store_true", help="print the results table")
-    args = parser.parse_args(argv)
-    log = h.RunLog(RESULTS)
-    study = {r["key"]: r for r in finished(HERE / "results", "acdc_ablation")}
-    todo = [d for d in sorted(RUNS.glob("n=*")) if (d / "best.pt").is_file()
-            and key_of(d) in study and key_of(d) not in log.done
-            and study[key_of(d)]["method"] in DP_METHODS]
-    if (todo or TRUTH not in log.done) and args.table and args.data_dir is None:
-        print(f"({len(todo)} kept runs not scored yet: give --data-dir to score them)")
-    elif todo or TRUTH not in log.done:
-        if args.data_dir is None or not (args.data_dir / "patient001").is_dir():
-            parser.error(f"--data-dir: expected the ACDC training folder (patient001, ...); "
-                         f"got {args.data_dir}")
-        from benchmarks.acdc_ablation._data import Data
-        from benchmarks.acdc_ablation._study import FULL
-
-        data = Data(args.data_dir, FULL)  # loaded once
-        if TRUTH not in log.done:
-            log.add(score_truth(data))
-        for run_dir in todo:
-            rec = score_run(run_dir, study[key_of(run_dir)], data)
-            if rec is not None:
-                log.add(rec)
-                print(rec["key"], {k: round(v, 4) for k, v in rec["dice"].items()}, flush=True)
-    if args.table:
-        print(table(log.records))
-    return 0
+    return rescore(argv, __doc__, RESULTS, RUNS, TRUTH, score_truth, score_run, table)
 
 
 if __name__ == "__main__":
