@@ -50,7 +50,6 @@ import dataclasses
 import json
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -61,6 +60,7 @@ from benchmarks import _harness as h
 from benchmarks import _lv_runs as lv
 from benchmarks import _schedule
 from benchmarks.lv_pareto._report import paired_difference, plot
+from benchmarks.lv_pareto._timing import step_seconds
 
 ROOT = Path(__file__).resolve().parent
 #: name -> TrainConfig overrides of the method edpcnn (the surrogate knobs).
@@ -205,29 +205,13 @@ def run_plan(args: Any, datasets: tuple[str, ...], variants: tuple[str, ...],
 
 def measure(warmup: int = 3, repeats: int = 15) -> dict[str, Any]:
     """Interleaved ``Trainer.step()`` seconds of the U-Net and every variant (1 thread)."""
-    import torch
-
     from lvseg.config import TrainConfig
-    from lvseg.train import Trainer
 
-    torch.set_num_threads(1)
     configs = {"unet": TrainConfig(method="unet", **AUGMENT_BEFORE)}
     configs.update({v: TrainConfig(method="edpcnn", **AUGMENT_BEFORE, **kw)
                     for v, kw in VARIANTS.items()
                     if v not in EXTENDS})  # the same iterations as the variant it extends
-    tmp = tempfile.TemporaryDirectory(prefix="lv_pareto_")
-    trainers = {n: Trainer(c, Path(tmp.name) / str(i)) for i, (n, c) in enumerate(configs.items())}
-    times: dict[str, list[float]] = {n: [] for n in trainers}
-    load = h.Load()
-    for it in range(warmup + repeats):
-        for name, trainer in trainers.items():
-            t0 = time.perf_counter()
-            trainer.step()
-            if it >= warmup:
-                times[name].append(time.perf_counter() - t0)
-    tmp.cleanup()
-    return {"step_s": {n: h.summary(t, digits=5) for n, t in times.items()},
-            "warmup": warmup, "repeats": repeats, "load_average_start_end": str(load)}
+    return step_seconds(configs, warmup, repeats)
 
 
 def report(out: Path, quick: bool) -> None:
