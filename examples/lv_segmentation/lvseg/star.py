@@ -102,7 +102,7 @@ class StarConfig:
         return StarDP(smoothing=self.smoothing).smoothing_width(self.n_lines) or 1
 
     def learned(self, log_smoothness: Tensor | None) -> StarConfig:
-        """This star with a learned smoothness penalty, ``smoothness`` =
+        r"""This star with a learned smoothness penalty, ``smoothness`` =
         :math:`\exp` ``log_smoothness`` (``--learn-smoothness``); ``None``: this star itself."""
         if log_smoothness is None:
             return self
