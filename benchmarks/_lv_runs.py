@@ -25,6 +25,12 @@ ACDC = next((p for p in (ROOT.parent.parent / "shared" / "data" / "acdc",
              if (p / "training").is_dir()), ROOT.parent.parent / "shared" / "data" / "acdc")
 
 LVSEG = Path(__file__).resolve().parent.parent / "examples" / "lv_segmentation" / "lvseg"
+#: lvseg's data augmentation before issue #20's ACDC study made ``standard`` the default: the
+#: studies that ran before pin it, so that a restart or a run added later trains what their
+#: tables show (``lvseg.config.SAVED_BEFORE`` reads old run folders the same way).
+AUGMENT_BEFORE = {"augment": "none"}
+#: :data:`AUGMENT_BEFORE` as ``lvseg train`` options.
+AUGMENT_BEFORE_OPTIONS = ("--augment", AUGMENT_BEFORE["augment"])
 
 
 def add_run_options(p: argparse.ArgumentParser, work: Path, workers: int = 2) -> None:

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import torch.nn.functional as F
 
+from benchmarks import _lv_runs
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "raw" / "es_defaults_exploration.jsonl"
 
@@ -49,9 +51,8 @@ def _index_loss(name: str):
     return step
 
 
-#: Every run's data augmentation: none, lvseg's default when the exploration ran (``standard``
-#: since; the study's ``AUGMENT_BEFORE``), so that a run added later compares with the others.
-AUGMENT_BEFORE = ["--augment", "none"]
+#: Every run's data augmentation: none, lvseg's default when the exploration ran (as options).
+AUGMENT_BEFORE = _lv_runs.AUGMENT_BEFORE_OPTIONS
 #: variant -> (replaced fields of the edpcnn-es row, ES keyword options, lvseg train options).
 #: A row field ``extends`` names a shorter variant whose run (same seed) this one continues with
 #: ``lvseg train --resume --iterations K``: the same run as a fresh one of K iterations.

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks import _lv_runs as lv_runs
+
 #: Thesis Table 5.1, validation Dice at 10 / 20 / 50 / 100 / 200 training images.
 THESIS = {
     "unet": {10: 0.5115, 20: 0.6511, 50: 0.7321, 100: 0.7990, 200: 0.8392},
@@ -38,10 +40,10 @@ FIT_STEPS_BEFORE = {"fit_steps": 1}
 #: edge). Kept for every row so that the table stays one protocol and a stopped run resumes;
 #: ``_edge.py`` re-scores the kept runs at lvseg's default.
 EDGE_BEFORE = {"edge_offset": 0.0}
-#: The data augmentation of every row without :data:`AUGMENT`: none, lvseg's default when the
-#: study started (``standard`` since issue #20's augmented rows here), kept so that the rows stay
-#: what they were and a run stopped before the change resumes from its checkpoint.
-AUGMENT_BEFORE = {"augment": "none"}
+#: The data augmentation of every row without :data:`AUGMENT` (``_lv_runs.AUGMENT_BEFORE``):
+#: none, lvseg's default when the study started, kept so that the rows stay what they were and a
+#: run stopped before the change resumes from its checkpoint.
+AUGMENT_BEFORE = lv_runs.AUGMENT_BEFORE
 #: What each trained variant is: the lvseg method, the star settings changed from the
 #: TrainConfig defaults (ES-lo: the DP's input pooled along the lines, ``StarConfig.pool``) and
 #: other TrainConfig settings changed from the defaults (after :data:`FIT_STEPS_BEFORE`; every

@@ -78,9 +78,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "S1 k1 star c6": {"samples": 1, "fit_steps": 1, "surrogate": "star", "surrogate_channels": 6},
     "S1 k1 star c4": {"samples": 1, "fit_steps": 1, "surrogate": "star", "surrogate_channels": 4},
 }
-#: Every run's data augmentation (and the timed steps'): none, lvseg's default when the study
-#: ran (``standard`` since issue #20's ACDC study), so that a restart trains what the table shows.
-AUGMENT_BEFORE = {"augment": "none"}
+#: Every run's data augmentation (and the timed steps'): none, lvseg's default when the study ran.
+AUGMENT_BEFORE = lv.AUGMENT_BEFORE
 #: variant -> the variant whose finished run it continues (a copy, resumed with more iterations).
 EXTENDS = {"S2 k1 line, 200 it": "S2 k1 line"}
 SEEDS = (0, 1, 2)

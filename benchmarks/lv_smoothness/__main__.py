@@ -62,9 +62,8 @@ class Plan:
     quick: bool = False
 
 
-#: Every run's data augmentation: none, lvseg's default when the study ran (``standard`` since
-#: issue #20's ACDC study), so that a restart trains what the table shows.
-AUGMENT_BEFORE = {"augment": "none"}
+#: Every run's data augmentation: none, lvseg's default when the study ran.
+AUGMENT_BEFORE = lv.AUGMENT_BEFORE
 #: The measurement (fixed values from ``results/lv_smoothness_scale.json``, in the order of their
 #: 10-image Dice, best first, so that at 50 images the decisive comparison, learned against the
 #: best fixed value, finishes first; the order decides only when a run starts).

@@ -35,9 +35,8 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "S3k1": ("--samples", "3", "--fit-steps", "1"),
     "S1k1-lr3e-4": ("--lr", "3e-4", "--fit-steps", "1"),
 }
-#: Every run's data augmentation: none, lvseg's default when this study ran (``standard``
-#: since issue #20's ACDC study), so that a run trained later compares with the others.
-AUGMENT_BEFORE = ("--augment", "none")
+#: Every run's data augmentation: none, lvseg's default when this study ran (as options).
+AUGMENT_BEFORE = _lv_runs.AUGMENT_BEFORE_OPTIONS
 #: The ``config.json`` fields that an adopted run directory must share with the plan.
 CHECKED = ("method", "data", "split", "train_size", "iterations", "val_every", "seed",
            "fit_steps", "samples", "lr", "augment")  # fmt: skip
