@@ -88,10 +88,11 @@ def _centre_accuracy(patients: list[Path], log: list[Any]) -> dict[str, Any]:
 def evaluate(name: str, run_dir: str, locator: str | None, patients: list[Path],
              n_lines: int | None = None, find: str = "auto") -> dict[str, Any]:
     from lvseg.centre_free import RunSegmenter
+    from lvseg.inference_options import StarOverrides
     from lvseg.runs import load_run
     from lvseg.volumes import evaluate_volumes
 
-    run = load_run(run_dir, n_lines=n_lines)
+    run = load_run(run_dir, overrides=StarOverrides(n_lines=n_lines))
     own = locator is None
     locating = None if own else load_run(locator)
     log: list[Any] = []

@@ -19,6 +19,7 @@ from scipy import ndimage
 
 from lvseg.centre_free import RunSegmenter
 from lvseg.cli import main
+from lvseg.inference_options import StarOverrides
 from lvseg.locate import locate
 from lvseg.runs import LoadedRun, load_run
 from lvseg.volumes import Volume, dice_3d, phantom_cine, segment_volume, write_phantom_patient
@@ -237,8 +238,9 @@ def test_n_lines_gives_the_volume_contours_n_points(tiny_runs: dict[str, Path], 
     was trained with 12), and ``evaluate --protocol volumes`` records the star it used."""
     images, _, truth = phantom_cine(size=48, n_frames=1)
     for n_lines in (12, 20):
-        segmenter = RunSegmenter(load_run(tiny_runs["unet-dp"], n_lines=None if n_lines == 12
-                                          else n_lines), min_area_mm2=0.0)
+        overrides = StarOverrides(n_lines=None if n_lines == 12 else n_lines)
+        segmenter = RunSegmenter(load_run(tiny_runs["unet-dp"], overrides=overrides),
+                                 min_area_mm2=0.0)
         radii = [r.radii for r in segmenter(images, truth.spacing) if r.radii is not None]
         assert radii and all(len(r) == n_lines for r in radii)
     write_phantom_patient(tmp_path / "acdc", "patient901", size=48, n_frames=2)

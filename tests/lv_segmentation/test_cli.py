@@ -77,14 +77,17 @@ def test_missing_data_dir_is_a_clear_error(tmp_path: Path, capsys) -> None:  # t
 def test_delta_replaces_the_dps_smoothness_for_prediction(run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     """``--delta`` changes the DP at inference only: evaluate reports it and segments with it
     (a contour that may jump by 2 between lines), predict accepts it, a bad value is named."""
+    from lvseg.inference_options import StarOverrides
     from lvseg.runs import load_run
     from lvseg.segment import segment
 
     out = tmp_path / "eval.json"
     assert main(["evaluate", str(run), "--split", "all", "--delta", "2", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["delta"] == 2
-    assert load_run(run).config.star.delta == 1 and load_run(run, delta=2).config.star.delta == 2
-    loaded = load_run(run, delta=0)  # delta 0: a circle, every line at the same index
+    assert load_run(run).config.star.delta == 1
+    assert load_run(run, overrides=StarOverrides(delta=2)).config.star.delta == 2
+    # delta 0: a circle, every line at the same index
+    loaded = load_run(run, overrides=StarOverrides(delta=0))
     images, centers = torch.randn(2, 1, 48, 48), torch.full((2, 2), 23.5)
     seg = segment(loaded.config.method, loaded.unet, images, centers, loaded.config.star)
     assert torch.all(seg.indices == seg.indices[:, :1])
@@ -100,11 +103,12 @@ def test_n_lines_replaces_the_star_lines_for_prediction(run: Path, tmp_path: Pat
     """``--n-lines`` gives the star more (or fewer) lines at inference only: the contour has N
     points, evaluate reports it, predict accepts it; without it the run's star is used as
     trained; a value the star refuses is named as the option."""
+    from lvseg.inference_options import StarOverrides
     from lvseg.runs import load_run
     from lvseg.segment import segment
 
     assert load_run(run).config.star.n_lines == 12  # trained with 12 lines
-    loaded = load_run(run, n_lines=31)
+    loaded = load_run(run, overrides=StarOverrides(n_lines=31))
     images, centers = torch.randn(2, 1, 48, 48), torch.full((2, 2), 23.5)
     seg = segment(loaded.config.method, loaded.unet, images, centers, loaded.config.star)
     assert seg.indices.shape == (2, 31) and seg.contours.shape == (2, 31, 2)
@@ -132,7 +136,37 @@ def test_n_lines_replaces_the_star_lines_for_prediction(run: Path, tmp_path: Pat
     (smooth / "best.pt").write_bytes((run / "best.pt").read_bytes())
     with pytest.raises(ValueError, match="--n-lines 5 does not fit the star of .*smoothing must "
                        "be None or an odd width <= n_lines=5; got 7"):
-        load_run(smooth, n_lines=5)
+        load_run(smooth, overrides=StarOverrides(n_lines=5))
+
+
+def test_the_star_overrides_are_one_object_from_the_options_to_the_run(run: Path) -> None:
+    """The commands' star options are :class:`StarOverrides`' fields (one definition):
+    ``star_overrides`` carries them to :func:`load_run` and the evaluations, which refuse
+    anything else by name."""
+    import dataclasses
+
+    from lvseg.evaluate import evaluate_run, evaluate_run_volumes
+    from lvseg.inference_options import EvaluateConfig, PredictConfig, RunOptions, StarOverrides
+    from lvseg.runs import load_run
+
+    star = ["delta", "n_lines", "edge_offset", "smoothing"]
+    assert [f.name for f in dataclasses.fields(StarOverrides)] == star
+    assert [f.name for f in dataclasses.fields(RunOptions)] == [*star, "device"]
+    config = EvaluateConfig(n_lines=31, smoothing=5, split="all", device="cpu")
+    assert config.star_overrides == StarOverrides(n_lines=31, smoothing=5)
+    assert type(config.star_overrides) is StarOverrides
+    assert PredictConfig(out="o").star_overrides == StarOverrides()
+    assert StarOverrides(delta=2, edge_offset=0).given() == {"delta": 2, "edge_offset": 0.0}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.star_overrides.n_lines = 12  # type: ignore[misc]
+    result = evaluate_run(run, split="all", overrides=config.star_overrides)
+    assert (result["n_lines"], result["smoothing"], result["delta"]) == (31, 5, 1)
+    for call in (lambda o: load_run(run, overrides=o), lambda o: evaluate_run(run, overrides=o),
+                 lambda o: evaluate_run_volumes(run, overrides=o)):
+        with pytest.raises(TypeError, match=r"^overrides must be a StarOverrides "
+                           r"\(lvseg.inference_options\), e.g. StarOverrides\(n_lines=50\); "
+                           r"got dict$"):
+            call({"n_lines": 31})
 
 
 def test_predict_npy_and_centre_outside(run: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

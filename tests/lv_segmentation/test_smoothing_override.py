@@ -19,6 +19,7 @@ import torch
 
 from diffbypass_stardp import StarDP, contour_points, smooth_indices, star_mask
 from lvseg.cli import build_parser, main
+from lvseg.inference_options import StarOverrides
 from lvseg.runs import load_run
 from lvseg.segment import segment
 from lvseg.star import StarConfig
@@ -41,7 +42,7 @@ def test_smoothing_width_is_the_width_the_dp_uses(smoothing, n_lines, width):
 def test_the_override_reaches_the_dp(run: Path, width: int) -> None:
     """The masks of a run loaded with ``smoothing=W`` are the DP's raw chosen indices, averaged
     over ``W`` lines by the plugin's ``smooth_indices`` (``W = 1``: not at all) and drawn."""
-    loaded = load_run(run, smoothing=width)
+    loaded = load_run(run, overrides=StarOverrides(smoothing=width))
     star = loaded.config.star
     assert star.n_lines == 12 and star.smoothing == width
     seg = segment(loaded.config.method, loaded.unet, IMAGES, CENTRES, star)
@@ -58,8 +59,8 @@ def test_n_lines_alone_keeps_the_runs_smoothing_and_both_apply(run: Path, tmp_pa
     """The run's ``smoothing=None`` follows ``--n-lines`` (N/4 of the new N); with
     ``--smoothing`` too, both apply; a run with an explicit width keeps it."""
     assert load_run(run).config.star.smoothing is None
-    assert load_run(run, n_lines=25).config.star.smoothing_width == 7
-    both = load_run(run, n_lines=25, smoothing=5).config.star
+    assert load_run(run, overrides=StarOverrides(n_lines=25)).config.star.smoothing_width == 7
+    both = load_run(run, overrides=StarOverrides(n_lines=25, smoothing=5)).config.star
     assert (both.n_lines, both.smoothing, both.smoothing_width) == (25, 5, 5)
     fixed = tmp_path / "fixed"  # a run trained with an explicit width of 5
     fixed.mkdir()
@@ -67,8 +68,8 @@ def test_n_lines_alone_keeps_the_runs_smoothing_and_both_apply(run: Path, tmp_pa
     config["star"]["smoothing"] = 5
     (fixed / "config.json").write_text(json.dumps(config))
     (fixed / "best.pt").write_bytes((run / "best.pt").read_bytes())
-    assert load_run(fixed, n_lines=25).config.star.smoothing_width == 5
-    assert load_run(fixed, smoothing=1).config.star.smoothing_width == 1
+    assert load_run(fixed, overrides=StarOverrides(n_lines=25)).config.star.smoothing_width == 5
+    assert load_run(fixed, overrides=StarOverrides(smoothing=1)).config.star.smoothing_width == 1
 
 
 def test_evaluate_and_predict_take_it_and_the_report_records_the_width(
@@ -138,7 +139,8 @@ def test_a_bad_width_is_a_usage_error_naming_smoothing(
         assert one_error_line(capsys) == (
             f"lvseg: error: {given} does not fit the star of {run}: {why}")
     with pytest.raises(ValueError, match="does not fit the star of"):
-        load_run(run, smoothing=int(extra[-1]), n_lines=25 if "--n-lines" in extra else None)
+        load_run(run, overrides=StarOverrides(smoothing=int(extra[-1]),
+                                              n_lines=25 if "--n-lines" in extra else None))
 
 
 def test_help_documents_it_and_train_keeps_its_own(capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,6 +17,7 @@ during start-up, stops at once with one line (exit status 130).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -87,7 +88,7 @@ def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
 
 def _train_options(t: argparse.ArgumentParser) -> None:
     from lvseg.config import TrainConfig
-    from lvseg.inference_options import RunOptions
+    from lvseg.inference_options import RunOptions, StarOverrides
     from lvseg.options import add_arguments
     from lvseg.star import StarConfig
 
@@ -96,7 +97,8 @@ def _train_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--resume", action="store_true",
                    help="continue RUN_DIR exactly from its last.pt (only --iterations may change)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_arguments(t, RunOptions, skip=("delta", "n_lines", "edge_offset", "smoothing"))
+    # the star's own settings are StarConfig's above, not overrides: only --device
+    add_arguments(t, RunOptions, skip=tuple(f.name for f in dataclasses.fields(StarOverrides)))
     t.add_argument("--out", required=True, metavar="RUN_DIR",
                    help="run directory; must not exist (or be empty) unless --resume")
 
@@ -207,9 +209,7 @@ def _predict(args: argparse.Namespace) -> int:
     if config.center is None:
         return _predict_volumes(args, config)
     check_slice_inputs(args.images)
-    run = load_run(args.run_dir, device=config.device, delta=config.delta,
-                   n_lines=config.n_lines, edge_offset=config.edge_offset,
-                   smoothing=config.smoothing)
+    run = load_run(args.run_dir, device=config.device, overrides=config.star_overrides)
     for image, (png, result) in zip(args.images, predict_files(
             run, args.images, config.center, config.out, spacing=config.spacing,
             slice_index=config.slice)):
@@ -223,9 +223,7 @@ def _predict_volumes(args: argparse.Namespace, config: Any) -> int:
     from lvseg.runs import load_run
     from lvseg.volumes import predict_volumes
 
-    run = load_run(args.run_dir, device=config.device, delta=config.delta,
-                   n_lines=config.n_lines, edge_offset=config.edge_offset,
-                   smoothing=config.smoothing)
+    run = load_run(args.run_dir, device=config.device, overrides=config.star_overrides)
     locator = None if config.locator is None else load_run(config.locator, device=config.device)
     segmenter = RunSegmenter(run, locator=locator, min_area_mm2=config.min_lv_area,
                              find=config.find)

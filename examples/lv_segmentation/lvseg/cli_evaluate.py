@@ -45,8 +45,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         args.run_dir, data=config.data, data_dir=config.data_dir, split=config.split,
         center_jitter=config.center_jitter, jitter_seed=config.jitter_seed,
         figures_dir=config.figures, max_figures=config.max_figures,
-        method="unet-dp" if config.dp else None, device=config.device, delta=config.delta,
-        n_lines=config.n_lines, edge_offset=config.edge_offset, smoothing=config.smoothing,
+        method="unet-dp" if config.dp else None, device=config.device,
+        overrides=config.star_overrides,
     )  # fmt: skip
     where = f" ({result['data_dir']})" if result["data_dir"] else ""
     print(f"{result['method']} ({result['checkpoint']}, iteration {result['iteration']}) on "
@@ -83,8 +83,7 @@ def _evaluate_volumes(args: argparse.Namespace, config: Any) -> int:
         args.run_dir, data_dir=config.data_dir, split=config.split, locator=config.locator,
         min_lv_area=config.min_lv_area, find=config.find,
         method="unet-dp" if config.dp else None,
-        device=config.device, delta=config.delta, n_lines=config.n_lines,
-        edge_offset=config.edge_offset, smoothing=config.smoothing, json_path=config.json,
+        device=config.device, overrides=config.star_overrides, json_path=config.json,
         figure=figure)
     s = report["summary"]
 

@@ -29,7 +29,7 @@ from lvseg.data.splits import ALL
 from lvseg.methods import get_method
 from lvseg.metrics import summarize
 from lvseg.jitter import jitter_centers
-from lvseg.inference_options import MIN_AREA_MM2, EvaluateConfig
+from lvseg.inference_options import MIN_AREA_MM2, EvaluateConfig, StarOverrides
 from lvseg.prepare import load_prepared, prepare_data
 from lvseg.runs import load_run
 from lvseg.score import score
@@ -49,10 +49,7 @@ def evaluate_run(
     max_figures: int | None = 12,
     method: str | None = None,
     device: str = "cpu",
-    delta: int | None = None,
-    n_lines: int | None = None,
-    edge_offset: float | None = None,
-    smoothing: int | None = None,
+    overrides: StarOverrides = StarOverrides(),
 ) -> dict[str, Any]:
     """Evaluate a run's best checkpoint; returns the summary with one row per image.
 
@@ -69,11 +66,8 @@ def evaluate_run(
         method: evaluate a ``unet`` run as ``unet-dp`` (or back): the pixel-trained methods share
             their training, only the prediction differs.
         device: where the U-Net runs (``auto``, ``cpu`` or ``cuda``); the DP runs on the CPU.
-        delta: the DP's smoothness for prediction (``None``: the run's); see :func:`load_run`.
-        n_lines: the star's lines for prediction (``None``: the run's); see :func:`load_run`.
-        edge_offset: where the DP contour is drawn (``None``: the run's); see :func:`load_run`.
-        smoothing: the width of the moving average on the DP's indices (``None``: the run's);
-            see :func:`load_run`.
+        overrides: the run's star settings replaced for prediction (``delta``, ``n_lines``,
+            ``edge_offset``, ``smoothing``; default: none); see :func:`load_run`.
 
     Returns:
         ``{"method", "checkpoint", "iteration", "data", "data_dir" (the folder read, absolute;
@@ -86,13 +80,12 @@ def evaluate_run(
         "n_undefined", "per_image": [{"index", "source", "patient_id", "center", "dice", "hd_mm",
         "hd95_mm", "assd_mm"}, ...]}`` (undefined distances are ``None``).
     """
-    # the types and bounds of the options, written once in EvaluateConfig's fields
+    # the types and bounds of the options, written once in EvaluateConfig's fields (overrides,
+    # a StarOverrides, checked its own: load_run checks that it is one)
     EvaluateConfig(data=data, data_dir=None if data_dir is None else str(data_dir), split=split,
                    center_jitter=center_jitter, jitter_seed=jitter_seed, device=device,
-                   delta=delta, n_lines=n_lines, edge_offset=edge_offset, smoothing=smoothing,
                    max_figures=0 if max_figures is None else max_figures)
-    run = load_run(run_dir, device=device, delta=delta, n_lines=n_lines,
-                   edge_offset=edge_offset, smoothing=smoothing)
+    run = load_run(run_dir, device=device, overrides=overrides)
     config = run.config
     if method is not None and method != config.method:
         if get_method(method).end_to_end or get_method(config.method).end_to_end:
@@ -158,10 +151,7 @@ def evaluate_run_volumes(
     find: str = "auto",
     method: str | None = None,
     device: str = "cpu",
-    delta: int | None = None,
-    n_lines: int | None = None,
-    edge_offset: float | None = None,
-    smoothing: int | None = None,
+    overrides: StarOverrides = StarOverrides(),
     json_path: str | os.PathLike[str] | None = None,
     figure: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
@@ -171,9 +161,9 @@ def evaluate_run_volumes(
     the run's), split by the run's scheme (``split``: ``val``, ``test`` or ``all``); each is
     segmented by :class:`lvseg.centre_free.RunSegmenter` and scored by
     :func:`lvseg.volumes.evaluate_volumes`; ``find`` chooses how the LV is found
-    (:meth:`~lvseg.centre_free.RunSegmenter.finder`). ``delta``, ``n_lines``, ``edge_offset``
-    and ``smoothing`` replace the run's star settings for prediction
-    (:func:`~lvseg.runs.load_run`).
+    (:meth:`~lvseg.centre_free.RunSegmenter.finder`). ``overrides``
+    (:class:`~lvseg.inference_options.StarOverrides`) replaces the run's star settings for
+    prediction (:func:`~lvseg.runs.load_run`).
 
     Returns:
         ``{"summary", "patients"}`` of :func:`~lvseg.volumes.evaluate_volumes` with ``"run"``,
@@ -190,10 +180,8 @@ def evaluate_run_volumes(
     from lvseg.centre_free import RunSegmenter
     from lvseg.volumes import evaluate_volumes
 
-    EvaluateConfig(split=split, device=device, delta=delta, n_lines=n_lines,
-                   edge_offset=edge_offset, smoothing=smoothing, min_lv_area=min_lv_area, find=find)
-    run = load_run(run_dir, device=device, delta=delta, n_lines=n_lines,
-                   edge_offset=edge_offset, smoothing=smoothing)
+    EvaluateConfig(split=split, device=device, min_lv_area=min_lv_area, find=find)
+    run = load_run(run_dir, device=device, overrides=overrides)
     folder = Path(data_dir or run.config.data_dir or "")
     if not folder.is_dir():
         raise FileNotFoundError(f"data directory {folder} does not exist; give --data-dir, a "

@@ -2,10 +2,11 @@
 
 :class:`EvaluateConfig` and :class:`PredictConfig` (each command's options are generated from its
 config's fields), and the groups they share: :class:`RunOptions` (how the run's model is loaded
-and run) and :class:`LocateOptions` (how the LV is found without a centre). The module imports no
-torch, so ``lvseg evaluate --help``, ``lvseg predict --help`` and their usage errors are answered
-by the parser alone; what the options drive lives in :mod:`lvseg.evaluate`,
-:mod:`lvseg.predict`, :mod:`lvseg.runs` and :mod:`lvseg.locate`.
+and run; its :class:`StarOverrides`, the run's star settings replaced for prediction, are what
+:func:`lvseg.runs.load_run` takes) and :class:`LocateOptions` (how the LV is found without a
+centre). The module imports no torch, so ``lvseg evaluate --help``, ``lvseg predict --help`` and
+their usage errors are answered by the parser alone; what the options drive lives in
+:mod:`lvseg.evaluate`, :mod:`lvseg.predict`, :mod:`lvseg.runs` and :mod:`lvseg.locate`.
 
 Example:
     >>> PredictConfig(out="masks", center=(80.0, 72.5)).find
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from lvseg.data.datasets import DATASETS
 from lvseg.data.preprocessing import SPACING_MM
@@ -25,7 +27,7 @@ from lvseg.device import DEVICES
 from lvseg.options import MAX_SEED, check_fields, document, option
 
 __all__ = ["EVAL_SPLITS", "FINDERS", "MIN_AREA_MM2", "PROTOCOLS", "EvaluateConfig",
-           "LocateOptions", "PredictConfig", "RunOptions"]
+           "LocateOptions", "PredictConfig", "RunOptions", "StarOverrides"]
 
 #: A blob smaller than this (mm²) is "no LV" (an apical LV cavity is larger; noise blobs smaller).
 MIN_AREA_MM2 = 100.0
@@ -39,10 +41,15 @@ EVAL_SPLITS = (*SPLITS[1:], ALL)
 
 
 @document
-@dataclass(kw_only=True)
-class RunOptions:
-    """How a trained run's model is loaded and run: the options ``lvseg evaluate`` and
-    ``lvseg predict`` share (``lvseg train`` shares ``device``)."""
+@dataclass(frozen=True, kw_only=True)
+class StarOverrides:
+    """The run's star settings replaced for prediction (``None``: the run's own; the weights
+    depend on none of them): what :func:`lvseg.runs.load_run` applies to the loaded run.
+
+    Example:
+        >>> StarOverrides(n_lines=50).given()
+        {'n_lines': 50}
+    """
 
     delta: int | None = option(None, "the DP's smoothness for prediction: the largest index "
                                "change between neighbouring star lines (default: the run's, 1 "
@@ -63,16 +70,35 @@ class RunOptions:
                                    "odd integer nearest N/4 of the lines, which follows "
                                    "--n-lines); 1 (or 0): none (docs/volumes.md has the "
                                    "measurements)", metavar="W")
-    device: str = option("auto", "where the U-Net (and the surrogate) run: auto = CUDA when "
-                         "present, else the CPU; the star DP always runs on the CPU",
-                         choices=DEVICES)
 
     def __post_init__(self) -> None:
         check_fields(self)
 
+    def given(self) -> dict[str, Any]:
+        """The settings replaced (the fields that are not ``None``), by field name."""
+        return {f.name: getattr(self, f.name) for f in fields(StarOverrides)
+                if getattr(self, f.name) is not None}
+
 
 @document
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
+class RunOptions(StarOverrides):
+    """How a trained run's model is loaded and run: the options ``lvseg evaluate`` and
+    ``lvseg predict`` share (``lvseg train`` shares ``device``)."""
+
+    device: str = option("auto", "where the U-Net (and the surrogate) run: auto = CUDA when "
+                         "present, else the CPU; the star DP always runs on the CPU",
+                         choices=DEVICES)
+
+    @property
+    def star_overrides(self) -> StarOverrides:
+        """The star's settings alone (the :class:`StarOverrides` fields), as
+        :func:`lvseg.runs.load_run` takes them."""
+        return StarOverrides(**self.given())
+
+
+@document
+@dataclass(frozen=True, kw_only=True)
 class LocateOptions:
     """How the LV is found without a centre: the options ``lvseg predict`` (volumes) and
     ``lvseg evaluate --protocol volumes`` share."""
@@ -94,7 +120,7 @@ class LocateOptions:
 
 
 @document
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class EvaluateConfig(RunOptions, LocateOptions):
     """The options of ``lvseg evaluate`` (the command line is generated from the fields)."""
 
@@ -141,7 +167,7 @@ def _center(text: str) -> tuple[float, float]:
 
 
 @document
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class PredictConfig(RunOptions, LocateOptions):
     """The options of ``lvseg predict`` (the command line is generated from the fields)."""
 

@@ -18,6 +18,7 @@ from torch import nn
 from lvseg.checkpoint import CheckpointError, check_training_state, load_checkpoint, load_model_state
 from lvseg.config import TrainConfig
 from lvseg.device import resolve_device
+from lvseg.inference_options import StarOverrides
 from lvseg.methods import build_model, star_of, unet_of
 from lvseg.rundir import CONFIG_NAME, LOCK_NAME, RunDirError, read_config
 
@@ -95,37 +96,39 @@ class LoadedRun:
 
 def load_run(
     run_dir: str | os.PathLike[str], checkpoint: str = "best", *, device: str = "cpu",
-    delta: int | None = None,
-    n_lines: int | None = None,
-    edge_offset: float | None = None,
-    smoothing: int | None = None,
+    overrides: StarOverrides = StarOverrides(),
 ) -> LoadedRun:
     """Load ``run_dir/<checkpoint>.pt`` (``best``, falling back to ``last``) into its model.
 
     The model is put on ``device`` (:func:`~lvseg.device.resolve_device`: ``auto``, ``cpu`` or
-    ``cuda``), in eval mode. ``delta`` replaces the DP's smoothness, ``n_lines`` the star's
-    number of lines, ``edge_offset`` where the contour is drawn and ``smoothing`` the width of
-    the moving average on the DP's indices, for prediction (``None``: the run's; the weights
-    depend on none of them; a run's ``smoothing=None`` follows ``n_lines``): see
-    ``lvseg evaluate --help``.
+    ``cuda``), in eval mode. ``overrides`` replaces the run's star settings for prediction
+    (:class:`~lvseg.inference_options.StarOverrides`: the DP's ``delta``, the number of lines
+    ``n_lines``, where the contour is drawn ``edge_offset``, the width of the moving average on
+    the DP's indices ``smoothing``; ``None``: the run's; the weights depend on none of them; a
+    run's ``smoothing=None`` follows ``n_lines``): see ``lvseg evaluate --help``.
+
+    Example:
+        ``load_run("runs/edpcnn", overrides=StarOverrides(n_lines=50))``: a finer contour.
 
     Raises:
-        ValueError: if ``delta``, ``n_lines``, ``edge_offset`` or ``smoothing`` does not fit
-            the run's star (checked by :class:`~lvseg.star.StarConfig`), naming the option.
+        TypeError: if ``overrides`` is not a :class:`~lvseg.inference_options.StarOverrides`.
+        ValueError: if ``overrides`` does not fit the run's star (checked by
+            :class:`~lvseg.star.StarConfig`), naming the options (``--n-lines 2``).
         RunDirError: if ``run_dir`` is not a run directory.
         CheckpointError: if the checkpoint is missing, corrupt, or does not fit the config.
     """
+    if not isinstance(overrides, StarOverrides):
+        raise TypeError("overrides must be a StarOverrides (lvseg.inference_options), e.g. "
+                        f"StarOverrides(n_lines=50); got {type(overrides).__name__}")
     run_dir = Path(run_dir)
     config = TrainConfig.from_dict(read_config(run_dir), source=str(run_dir / "config.json"))
-    overrides = {k: v for k, v in (("delta", delta), ("n_lines", n_lines),
-                                   ("edge_offset", edge_offset), ("smoothing", smoothing))
-                 if v is not None}
-    if overrides:  # checked by StarConfig (star_points, StarDP), once
+    given = overrides.given()
+    if given:  # checked by StarConfig (star_points, StarDP), once
         try:
-            star = dataclasses.replace(config.star, **overrides)
+            star = dataclasses.replace(config.star, **given)
         except ValueError as error:
-            given = " ".join(f"--{k.replace('_', '-')} {v!r}" for k, v in overrides.items())
-            raise ValueError(f"{given} does not fit the star of {run_dir}: {error}") from None
+            options = " ".join(f"--{k.replace('_', '-')} {v!r}" for k, v in given.items())
+            raise ValueError(f"{options} does not fit the star of {run_dir}: {error}") from None
         config = dataclasses.replace(config, star=star)
     path = run_dir / f"{checkpoint}.pt"
     if checkpoint == "best" and not path.exists():
