@@ -22,6 +22,10 @@ THESIS = {
 OLD_SURROGATE = {"surrogate": "star", "samples": 10, "fit_steps": 2}
 #: The data augmentation of the ``-aug`` rows (``lvseg train --augment``, ``lvseg.augment``).
 AUGMENT = {"augment": "standard"}
+#: ``standard`` without its flips (the ``-noflip`` rows): on the Sunnybrook demo the flips alone
+#: made EDPCNN's training fall (``benchmarks/lv_stability/README.md``, "Augmentation on the demo
+#: data"); these rows measure the flips on ACDC, paired with the ``-aug`` rows.
+AUGMENT_NOFLIP = {"augment": "noflip"}
 #: The temperature grid of the relaxed DP (``edpcnn-softdp``), one variant ``softdp-t<T>`` each
 #: (30 and 100 added when Dice still rose from 1 to 3: a best at the edge of a grid is no choice).
 TEMPERATURES = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
@@ -58,6 +62,8 @@ _VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "es-lo2": ("edpcnn-es", {"pool": 2}, ES_LR),
     "unet-aug": ("unet", {}, AUGMENT),
     "edpcnn-aug": ("edpcnn", {}, AUGMENT),
+    "unet-aug-noflip": ("unet", {}, AUGMENT_NOFLIP),
+    "edpcnn-aug-noflip": ("edpcnn", {}, AUGMENT_NOFLIP),
     # the relaxation control (issue #20): its temperature chosen on validation among these
     # (10 images, seed 0), then the softdp rows with the method's default set to the winner
     **{f"softdp-t{t:g}": ("edpcnn-softdp", {}, {"temperature": t}) for t in TEMPERATURES},
@@ -90,11 +96,13 @@ EVALUATED = {"unet": ("unet", "unet-dp"), "edpcnn": ("edpcnn",), "edpcnn-old": (
              "edpcnn-aug-semi-avg": ("edpcnn",),
              "es-hi": ("edpcnn-es",), "es-lo": ("edpcnn-es",), "es-lo2": ("edpcnn-es",),
              "unet-aug": ("unet",), "edpcnn-aug": ("edpcnn",),
+             "unet-aug-noflip": ("unet",), "edpcnn-aug-noflip": ("edpcnn",),
              "edpcnn-semi": ("edpcnn",), "unet-semi": ("unet",),
              **{v: (m,) for v, (m, _, _) in VARIANTS.items() if m == "edpcnn-softdp"}}  # fmt: skip
 SOFTDP = tuple(v for v, (m, _, _) in VARIANTS.items() if m == "edpcnn-softdp")
 ROWS = ("untrained-dp", "mean-disc", "unet", "unet-dp", "edpcnn", "edpcnn-k3", "edpcnn-old",
-        "es-hi", "es-lo", "es-lo2", "unet-aug", "edpcnn-aug", "unet-semi", "edpcnn-semi",
+        "es-hi", "es-lo", "es-lo2", "unet-aug", "edpcnn-aug", "unet-aug-noflip",
+        "edpcnn-aug-noflip", "unet-semi", "edpcnn-semi",
         "unet-aug-semi", "edpcnn-aug-semi", "edpcnn-aug-semi-edge", "edpcnn-aug-semi-avg",
         "softdp", *SOFTDP[:-1])
 #: The star's resolution ceilings: the DP on the true mask (minus 1/2), the DP's input pooled
@@ -108,6 +116,8 @@ LABELS = {"untrained-dp": "DP on an untrained U-Net (no labels)",
           "es-lo": "EDPCNN-ES-lo (pool 4)", "es-lo2": "EDPCNN-ES-lo, pool 2",
           "unet-aug": "U-Net, augmented (standard)",
           "edpcnn-aug": "EDPCNN (bypass), augmented (standard)",
+          "unet-aug-noflip": "U-Net, augmented without flips (noflip)",
+          "edpcnn-aug-noflip": "EDPCNN (bypass), augmented without flips (noflip)",
           "unet-semi": "U-Net, mean teacher on unlabelled images",
           "edpcnn-semi": "EDPCNN, teacher's DP pseudo-labels on unlabelled images",
           "edpcnn-aug-semi": "EDPCNN, augmented + teacher's DP pseudo-labels, 3 fit steps",
@@ -147,28 +157,33 @@ FULL = Plan(
     seeds={10: (0, 1, 2), 20: (0, 1, 2), 50: (0, 1), 100: (0,), 200: (0,)},
     iterations={10: 500, 20: 600, 50: 1000, 100: 1500, 200: 2000},
     val_every={"unet": 100, "edpcnn": 50, "edpcnn-old": 50, "es-hi": 100, "es-lo": 100,
-               "es-lo2": 100, "unet-aug": 100, "edpcnn-aug": 50, "edpcnn-semi": 50,
+               "es-lo2": 100, "unet-aug": 100, "edpcnn-aug": 50, "unet-aug-noflip": 100,
+               "edpcnn-aug-noflip": 50, "edpcnn-semi": 50,
                "unet-semi": 100, "edpcnn-k3": 50, "edpcnn-aug-semi": 50,
                "unet-aug-semi": 100, "edpcnn-aug-semi-edge": 50, "edpcnn-aug-semi-avg": 50,
                **{v: 50 for v in SOFTDP}},
     es_sizes=(10, 20, 50, 100),
     only={"edpcnn-old": (10,), "es-lo2": (10, 20), "unet-aug": (10, 20, 50),
-          "edpcnn-aug": (10, 20, 50), "edpcnn-semi": (10, 20, 50), "unet-semi": (10, 20, 50),
+          "edpcnn-aug": (10, 20, 50), "unet-aug-noflip": (10, 20), "edpcnn-aug-noflip": (10, 20),
+          "edpcnn-semi": (10, 20, 50), "unet-semi": (10, 20, 50),
           "softdp": (10, 20, 50), "edpcnn-k3": (10, 20, 50), "edpcnn-aug-semi": (10,),
           "unet-aug-semi": (10,), "edpcnn-aug-semi-edge": (10, 20),
           "edpcnn-aug-semi-avg": (10, 20), **{v: (10,) for v in SOFTDP[:-1]}},
-    every_seed=("unet-aug", "edpcnn-aug", "edpcnn-semi", "unet-semi", "softdp", "edpcnn-k3",
-                "edpcnn-aug-semi", "unet-aug-semi", "edpcnn-aug-semi-edge", "edpcnn-aug-semi-avg"),
+    every_seed=("unet-aug", "edpcnn-aug", "unet-aug-noflip", "edpcnn-aug-noflip", "edpcnn-semi",
+                "unet-semi", "softdp", "edpcnn-k3", "edpcnn-aug-semi", "unet-aug-semi",
+                "edpcnn-aug-semi-edge", "edpcnn-aug-semi-avg"),
     jitter_sizes=(10, 100),
 )
 QUICK = Plan(
     sizes=(10,), seeds={10: (0,)}, iterations={10: 3},
     val_every={"unet": 3, "edpcnn": 3, "edpcnn-old": 3, "es-hi": 3, "es-lo": 3, "es-lo2": 3,
-               "unet-aug": 3, "edpcnn-aug": 3, "edpcnn-semi": 3, "unet-semi": 3, "edpcnn-k3": 3,
+               "unet-aug": 3, "edpcnn-aug": 3, "unet-aug-noflip": 3, "edpcnn-aug-noflip": 3,
+               "edpcnn-semi": 3, "unet-semi": 3, "edpcnn-k3": 3,
                "edpcnn-aug-semi": 3, "unet-aug-semi": 3, "edpcnn-aug-semi-edge": 3,
                "edpcnn-aug-semi-avg": 3,
                **{v: 3 for v in SOFTDP}},
     es_sizes=(10,), only={"edpcnn-old": (), "es-lo2": (), "unet-aug": (), "edpcnn-aug": (),
+                          "unet-aug-noflip": (), "edpcnn-aug-noflip": (),
                           "edpcnn-semi": (10,), "unet-semi": (10,), "softdp": (10,),
                           "edpcnn-k3": (), "edpcnn-aug-semi": (), "unet-aug-semi": (),
                           "edpcnn-aug-semi-edge": (), "edpcnn-aug-semi-avg": (),

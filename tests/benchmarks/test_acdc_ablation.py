@@ -167,12 +167,16 @@ def test_the_augmented_rows_run_every_seed_at_10_20_50(tmp_path: Path) -> None:
         config = config_of(Job(10, 1, variant, 500), FULL, tmp_path)
         assert (config.method, config.augment, config.seed) == (method, "standard", 1)
     assert config_of(Job(10, 0, "edpcnn", 500), FULL, tmp_path).augment == "none"
-    before = [j for j in jobs if not j.variant.endswith(("-aug", "-semi", "-k3", "-edge", "-avg"))
+    before = [j for j in jobs if not j.variant.endswith(("-aug", "-semi", "-k3", "-edge", "-avg",
+                                                         "-noflip"))
               and not j.variant.startswith("softdp")]
     # the plan before the -aug, -semi, -edge and softdp rows (38), and seed 2 at 10 and 20 images
     # (unet, edpcnn and the baselines at each)
     assert len(before) == 38 + 6
-    assert not [j for j in jobs_of(QUICK) if j.variant.endswith("-aug")]
+    assert not [j for j in jobs_of(QUICK) if j.variant.endswith(("-aug", "-noflip"))]
+    noflip = {(j.size, j.seed, j.variant) for j in jobs if j.variant.endswith("-noflip")}
+    assert noflip == {(s, seed, f"{m}-aug-noflip") for s in (10, 20) for seed in FULL.seeds[s]
+                      for m in ("unet", "edpcnn")}  # paired with the -aug rows, every seed
 
 
 def test_the_rows_keep_their_fit_steps_and_k3_trains_with_three(tmp_path: Path) -> None:
@@ -220,7 +224,10 @@ def test_every_row_without_augment_trains_as_it_did_before_the_default(tmp_path:
 
     assert TrainConfig(method="edpcnn").augment == "standard"
     augment = {v: config_of(Job(10, 0, v, 500), FULL, tmp_path).augment for v in VARIANTS}
-    augmented = {v for v in VARIANTS if "-aug" in v}
+    noflip = {v for v in VARIANTS if v.endswith("-noflip")}
+    assert noflip == {"unet-aug-noflip", "edpcnn-aug-noflip"}
+    assert {augment.pop(v) for v in noflip} == {"noflip"}
+    augmented = {v for v in VARIANTS if "-aug" in v} - noflip
     assert augmented == {"unet-aug", "edpcnn-aug", "unet-aug-semi", "edpcnn-aug-semi",
                          "edpcnn-aug-semi-edge", "edpcnn-aug-semi-avg"}
     assert {augment.pop(v) for v in augmented} == {"standard"}

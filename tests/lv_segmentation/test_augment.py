@@ -41,7 +41,7 @@ def _centroids(masks: torch.Tensor) -> np.ndarray:
     return np.array([ndimage.center_of_mass(m)[::-1] for m in masks.numpy()])  # (x, y)
 
 
-@pytest.mark.parametrize("preset", ["light", "standard", "elastic"])
+@pytest.mark.parametrize("preset", ["light", "standard", "elastic", "noflip"])
 def test_the_mask_moves_with_the_image(preset: str) -> None:
     """The transformed mask is the transformed image thresholded at its mid level, up to the
     one-pixel band around the disc's edge (bilinear vs nearest sampling)."""
@@ -117,6 +117,26 @@ def test_the_centre_is_the_transformed_disc_centroid(preset: str) -> None:
     radii = np.sqrt(out.masks.numpy().sum(axis=(1, 2)) / np.pi)  # equivalent radius
     assert np.abs(out.radii.numpy() - radii).max() < 0.3
     assert (out.radii != RADIUS).sum() >= 5  # the radius scaled with the disc
+
+
+def test_noflip_keeps_the_side_of_the_rv_and_standard_does_not() -> None:
+    """``noflip`` is ``standard`` without its flips: an "RV" blob left of the LV disc (x - 25)
+    stays on the left of the LV centre in every image (the rotation is at most 0.3 rad), where
+    ``standard`` puts it on the right in about half of them."""
+    batch = _discs([(64.0, 64.0)] * 32)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    rv = torch.from_numpy((xx - 39.0) ** 2 + (yy - 64.0) ** 2 < 8.0**2)
+    images = batch.images + 0.5 * rv.float()  # the RV: a dimmer blob outside the mask
+
+    def rv_right_of_lv(preset: str) -> np.ndarray:
+        out = augment_batch(images, *batch[1:], PRESETS[preset], np.random.default_rng(7))
+        dim = (out.images[:, 0] > 0.2) & (out.images[:, 0] < 0.8)  # the RV's pixels
+        rv_x = np.array([np.argwhere(d.numpy())[:, 1].mean() for d in dim])
+        return rv_x > out.centers[:, 0].numpy()
+
+    assert dataclasses.replace(PRESETS["standard"], flip=0.0) == PRESETS["noflip"]
+    assert not rv_right_of_lv("noflip").any()
+    assert 8 <= rv_right_of_lv("standard").sum() <= 24
 
 
 def test_the_flips_map_the_centre_as_they_map_the_disc() -> None:
@@ -219,7 +239,7 @@ def test_bad_shapes_and_presets_are_refused_by_name() -> None:
         augment_batch(batch.images, batch.masks, torch.zeros(6, 3), batch.radii, PRESETS["light"],
                       rng)
     with pytest.raises(ValueError, match="augment must be one of 'none', 'light', 'standard', "
-                                         "'elastic'; got 'heavy'"):
+                                         "'elastic', 'noflip'; got 'heavy'"):
         TrainConfig(method="unet", augment="heavy")
 
 

@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lvseg.options import check_fields, document, option
 
@@ -131,14 +131,17 @@ class AugmentConfig:
                         self.contrast, self.brightness))
 
 
+_STANDARD = AugmentConfig(flip=0.5, rotation=0.3, scale=0.15, gamma=0.3, contrast=0.2,
+                          brightness=0.2)
 #: The ``--augment`` presets. ``light`` and ``standard`` differ in their ranges; ``elastic`` is
-#: ``standard`` with a small elastic deformation.
+#: ``standard`` with a small elastic deformation; ``noflip`` is ``standard`` without the flips,
+#: so the images keep their orientation (a short-axis MRI slice shows the RV on one side of the
+#: LV, the side the flips change).
 PRESETS: dict[str, AugmentConfig] = {
     "none": AugmentConfig(),
     "light": AugmentConfig(flip=0.5, rotation=0.1, scale=0.05, gamma=0.1, contrast=0.1,
                            brightness=0.1),
-    "standard": AugmentConfig(flip=0.5, rotation=0.3, scale=0.15, gamma=0.3, contrast=0.2,
-                              brightness=0.2),
-    "elastic": AugmentConfig(flip=0.5, rotation=0.3, scale=0.15, elastic=2.0, gamma=0.3,
-                             contrast=0.2, brightness=0.2),
+    "standard": _STANDARD,
+    "elastic": replace(_STANDARD, elastic=2.0),
+    "noflip": replace(_STANDARD, flip=0.0),
 }
