@@ -16,12 +16,14 @@ SIZES = (10, 20, 50)
 ROWS = {
     "unet": "U-Net",
     "unet-aug": "U-Net, augmented",
+    "unet-aug-noflip": "U-Net, augmented without flips",
     "unet-semi": "U-Net, mean teacher (semi-supervised)",
     "unet-aug-semi": "U-Net, augmented + mean teacher",
     "unet-dp": "U-Net+DP",
     "edpcnn": "EDPCNN (bypass)",
     "edpcnn-k3": "EDPCNN (bypass), 3 fit steps (lvseg's default)",
     "edpcnn-aug": "EDPCNN, augmented",
+    "edpcnn-aug-noflip": "EDPCNN, augmented without flips",
     "edpcnn-semi": "EDPCNN, semi-supervised",
     "edpcnn-aug-semi": "EDPCNN, augmented + semi-supervised (3 fit steps)",
     "edpcnn-aug-semi-edge": "EDPCNN, augmented + semi-supervised, contour at the edge (lvseg's "
@@ -32,13 +34,13 @@ ROWS = {
     "es-hi": "EDPCNN-ES",
 }
 #: The variants that train these rows (U-Net+DP comes from the unet run).
-VARIANTS = ("unet", "unet-aug", "unet-semi", "unet-aug-semi", "edpcnn", "edpcnn-k3",
-            "edpcnn-aug", "edpcnn-semi", "edpcnn-aug-semi", "edpcnn-aug-semi-edge",
+VARIANTS = ("unet", "unet-aug", "unet-aug-noflip", "unet-semi", "unet-aug-semi", "edpcnn",
+            "edpcnn-k3", "edpcnn-aug", "edpcnn-aug-noflip", "edpcnn-semi", "edpcnn-aug-semi", "edpcnn-aug-semi-edge",
             "edpcnn-aug-semi-avg", "softdp", "es-hi")
 #: "EDPCNN best": the bypass row with the highest mean Dice at a size; the semi-supervised
 #: U-Nets, of which the best is compared.
-EDPCNN = ("edpcnn", "edpcnn-k3", "edpcnn-aug", "edpcnn-semi", "edpcnn-aug-semi",
-          "edpcnn-aug-semi-edge", "edpcnn-aug-semi-avg")
+EDPCNN = ("edpcnn", "edpcnn-k3", "edpcnn-aug", "edpcnn-aug-noflip", "edpcnn-semi",
+          "edpcnn-aug-semi", "edpcnn-aug-semi-edge", "edpcnn-aug-semi-avg")
 SEMI_UNET = ("unet-semi", "unet-aug-semi")
 #: The differences the targets name: label, minuend rows, subtrahend rows (the best mean of
 #: each group at a size).
@@ -48,7 +50,11 @@ DIFFERENCES = (
      SEMI_UNET),
     ("bypass − softDP (target: ≥ 0)", ("edpcnn", "edpcnn-k3"), ("softdp",)),
     ("EDPCNN best − U-Net best, augmented or not (no target: equal augmentation)", EDPCNN,
-     ("unet", "unet-aug")),
+     ("unet", "unet-aug", "unet-aug-noflip")),
+    ("without flips − with (augmented U-Net; paired by seed)", ("unet-aug-noflip",),
+     ("unet-aug",)),
+    ("without flips − with (augmented EDPCNN; paired by seed)", ("edpcnn-aug-noflip",),
+     ("edpcnn-aug",)),
 )  # fmt: skip
 
 
