@@ -234,6 +234,31 @@ def test_every_row_without_augment_trains_as_it_did_before_the_default(tmp_path:
     assert len(augment) > 10 and set(augment.values()) == {"none"}, augment
 
 
+def test_a_variant_entry_gives_its_plan_settings_and_its_row_is_checked() -> None:
+    """A variant's entry gives the plans' settings (the full plan's validation period by method
+    unless it names one); a variant missing from ROWS, or listed twice, fails with its name; a
+    setting that would be ignored is refused."""
+    from benchmarks.acdc_ablation._study import FULL, QUICK
+    from benchmarks.acdc_ablation._variants import REGISTRY, ROWS, Variant, _check_rows
+
+    assert FULL.val_every["unet-semi"] == 100 and FULL.val_every["edpcnn-semi"] == 50
+    assert FULL.val_every["es-lo2"] == 100 and FULL.val_every["softdp-t3"] == 50
+    assert FULL.only["edpcnn-aug-semi-edge"] == (10, 20) and "unet" not in FULL.only
+    assert QUICK.only["softdp"] == (10,) and QUICK.only["edpcnn-k3"] == ()
+    assert "es-lo2" not in FULL.every_seed and "edpcnn-k3" in FULL.every_seed
+    with pytest.raises(ValueError, match=r"missing \['softdp-t100'\], unknown \[\], listed"):
+        _check_rows(ROWS[:-1], REGISTRY)
+    with pytest.raises(ValueError, match=r"unknown \[\], listed twice \['unet'\]"):
+        _check_rows((*ROWS[:-1], "unet"), REGISTRY)
+    with pytest.raises(ValueError, match=r"missing \['edpcnn-new'\]"):
+        _check_rows(ROWS, {**REGISTRY, "edpcnn-new": Variant("edpcnn", "new")})
+    with pytest.raises(ValueError, match="method 'edpcnn-x' has no validation period"):
+        Variant("edpcnn-x", "x")
+    assert Variant("edpcnn-x", "x", val_every=10).val_every == 10
+    with pytest.raises(ValueError, match=r"every_seed=True, quick=\(\) without sizes"):
+        Variant("edpcnn", "x", every_seed=True)
+
+
 def test_the_edge_table_pairs_each_run_and_reads_the_run_folders_keys() -> None:
     """``_edge``: a run folder's name gives its study key; the table's paired differences and
     their spread by hand."""
