@@ -222,7 +222,7 @@ def test_every_row_without_augment_trains_as_it_did_before_the_default(tmp_path:
     from benchmarks.acdc_ablation._study import FULL, VARIANTS, Job
     from lvseg.config import TrainConfig
 
-    assert TrainConfig(method="edpcnn").augment == "standard"
+    assert TrainConfig(method="edpcnn").augment == "noflip"
     augment = {v: config_of(Job(10, 0, v, 500), FULL, tmp_path).augment for v in VARIANTS}
     noflip = {v for v in VARIANTS if v.endswith("-noflip")}
     assert noflip == {"unet-aug-noflip", "edpcnn-aug-noflip"}

@@ -47,7 +47,7 @@ def test_every_run_trains_without_augmentation_as_when_the_study_ran(tmp_path: P
     train (and resume) them as they were."""
     from lvseg.config import TrainConfig
 
-    assert TrainConfig(method="edpcnn").augment == "standard"
+    assert TrainConfig(method="edpcnn").augment == "noflip"
     for plan in (bench.FULL, bench.QUICK):
         augment = {bench.config_of(j, plan, tmp_path).augment for j in bench.jobs_of(plan)}
         assert augment == {"none"}

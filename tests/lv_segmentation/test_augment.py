@@ -243,15 +243,16 @@ def test_bad_shapes_and_presets_are_refused_by_name() -> None:
         TrainConfig(method="unet", augment="heavy")
 
 
-def test_the_default_is_standard_and_a_config_saved_before_loads_as_it_trained() -> None:
-    """Issue #20's ACDC study made ``standard`` the default (and ``--help`` says so, with the
-    thesis' ``none`` in brackets); a ``config.json`` written before (no ``augment`` key) trained
+def test_the_default_is_noflip_and_a_config_saved_before_loads_as_it_trained() -> None:
+    """Issue #20's ACDC study made augmentation the default, ``standard`` and then ``noflip``
+    (the flips made EDPCNN's demo training fall; ``--help`` says so, with the thesis' ``none``
+    in brackets); a ``config.json`` written before the option (no ``augment`` key) trained
     without augmentation and loads so (``lvseg train --resume`` reads it with ``from_dict``); a
-    stored key keeps its value."""
-    assert TrainConfig(method="unet").augment == "standard"
+    stored key keeps its value, ``standard`` included."""
+    assert TrainConfig(method="unet").augment == "noflip"
     assert TrainConfig.from_dict({"method": "unet"}).augment == "none"  # runs saved before
     stored = tiny_config("edpcnn").to_dict()
-    assert stored.pop("augment") == "standard"
+    assert stored.pop("augment") == "noflip"
     assert TrainConfig.from_dict(json.loads(json.dumps(stored))).augment == "none"
     for preset in PRESETS:
         assert TrainConfig.from_dict({**stored, "augment": preset}).augment == preset

@@ -205,7 +205,7 @@ def test_help_points_to_the_evidence_for_the_defaults_the_acdc_study_decides(cap
         build_parser().parse_args(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert EVIDENCE == "docs/reproducing_thesis.md, 'Ten labels'"
-    for start in ("--augment {none,light,standard,elastic} training", "--unlabelled K semi",
+    for start in ("--augment {none,light,standard,elastic,noflip} training", "--unlabelled K semi",
                   "--average D weight averaging", "--temperature TAU temperature",
                   "edpcnn-es: the same with ES"):
         help_text = text[text.index(start) + len(start):]
@@ -216,14 +216,15 @@ def test_help_points_to_the_evidence_for_the_defaults_the_acdc_study_decides(cap
 
 
 def test_help_shows_the_augmentation_default_and_the_thesis_setting(capsys) -> None:  # type: ignore[no-untyped-def]
-    """``standard`` since issue #20's ACDC study, the thesis' ``none`` in brackets."""
+    """``noflip`` since issue #20's ACDC study and the demo's runs, the thesis' ``none`` in
+    brackets."""
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    start = "--augment {none,light,standard,elastic} training"
+    start = "--augment {none,light,standard,elastic,noflip} training"
     help_text = text[text.index(start):]
     help_text = help_text[: help_text.index(" --", len(start))]
-    assert help_text.endswith("[none] (default standard)"), help_text
+    assert help_text.endswith("[none] (default noflip)"), help_text
 
 
 def test_the_surrogate_defaults_are_the_ones_the_page_the_help_points_to_states(capsys) -> None:  # type: ignore[no-untyped-def]

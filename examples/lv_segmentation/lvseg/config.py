@@ -145,7 +145,7 @@ class TrainConfig:
                            low=0.0)
     rotation: float = option(0.5, "training star rotation, uniform in +-R radians",
                              thesis="0.5", metavar="RAD", low=0.0)
-    augment: str = option("standard", "training data augmentation, the same for every method "
+    augment: str = option("noflip", "training data augmentation, the same for every method "
                           "(lvseg.train_choices.PRESETS; the evidence for the default: "
                           f"{EVIDENCE})", thesis="none", choices=tuple(PRESETS))
     average: float = option(0.0, "weight averaging: validation, best.pt and so every "
