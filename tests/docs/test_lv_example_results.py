@@ -55,13 +55,17 @@ def test_no_dice_is_typed_into_the_results_section() -> None:
 
 
 #: Another study's numbers on the page that equal a demo number by coincidence: the number and
-#: the start of the sentence it stands in (the soft DP's temperature grid on ACDC, 0.863 at 30).
-OTHER_STUDIES = {"0.863": "the grid 0.1 / 0.3 / 1 / 3 / 10 / 30 / 100 gave"}
+#: the start of the sentence it stands in (the soft DP's temperature grid on ACDC, 0.863 and
+#: 0.871 at 30 and 10; the ACDC stability runs, 0.871 twice).
+OTHER_STUDIES = (("0.863", "the grid 0.1 / 0.3 / 1 / 3 / 10 / 30 / 100 gave"),
+                 ("0.871", "the grid 0.1 / 0.3 / 1 / 3 / 10 / 30 / 100 gave"),
+                 ("0.871", "(iteration 400) and stayed between"),
+                 ("0.871", "375–1275 and recovered to 0.919 at iteration 1600; with 3 fit"))
 
 
 def test_no_number_of_the_demo_tables_is_copied_anywhere_in_the_page() -> None:
     text = PAGE.read_text(encoding="utf-8")
-    for number, start in OTHER_STUDIES.items():  # there and only there, once
+    for number, start in OTHER_STUDIES:  # there and only there, once
         at = text.index(start)
         assert text[at : at + 120].count(number) == 1, (number, start)
         text = text[:at] + text[at : at + 120].replace(number, "") + text[at + 120 :]
@@ -121,6 +125,7 @@ def test_what_the_page_says_about_the_seeds_holds_for_the_seed_table() -> None:
     unet, dp, edpcnn = dice["U-Net"], dice["U-Net+DP"], dice["EDPCNN"]
     spread = {label: max(v) - min(v) for label, v in dice.items()}
     assert all(u < min(d, e) for u, d, e in zip(unet, dp, edpcnn))  # U-Net always lowest
-    assert all(e > d for d, e in zip(dp, edpcnn))  # EDPCNN always highest
-    assert spread["EDPCNN"] < min(spread["U-Net"], spread["U-Net+DP"])  # EDPCNN moved least
+    first = ["EDPCNN" if e > d else "U-Net+DP" for d, e in zip(dp, edpcnn)]
+    assert sorted(first) == ["EDPCNN", "EDPCNN", "U-Net+DP"]  # first on two seeds and on one
+    assert spread["U-Net"] < min(spread["EDPCNN"], spread["U-Net+DP"])  # the U-Net moved least
     assert spread["circle: centre + mean radius"] == 0
