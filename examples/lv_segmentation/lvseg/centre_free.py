@@ -48,7 +48,7 @@ from lvseg.predict import to_input_grid
 from lvseg.prepare import crop_grid, training_grids
 from lvseg.runs import LoadedRun
 from lvseg.segment import segment_maps, unet_maps
-from lvseg.volumes.plausibility import RIM_FRACTION, RIM_TOLERANCE
+from lvseg.volumes.plausibility import at_rim, lines_at_rim
 from lvseg.volumes.segment import SliceResult, largest_component
 
 __all__ = ["MAX_AREA_RATIO", "RunSegmenter", "implausible"]
@@ -77,9 +77,9 @@ def implausible(mask: np.ndarray, radii: np.ndarray, star_radius: float,
         >>> print(implausible(np.ones((9, 9), bool), np.full(3, 1.5), 4.0, blob))
         the DP mask is 9 times the area of the locator's LV
     """
-    at_rim = int((np.asarray(radii) >= RIM_TOLERANCE * star_radius).sum())
-    if at_rim > RIM_FRACTION * len(radii):
-        return f"the DP contour lies at the star radius on {at_rim} of {len(radii)} lines"
+    if at_rim(radii, star_radius):
+        rim = int(lines_at_rim(radii, star_radius))
+        return f"the DP contour lies at the star radius on {rim} of {len(radii)} lines"
     ratio = int(np.count_nonzero(mask)) / max(int(np.count_nonzero(located)), 1)
     if ratio > MAX_AREA_RATIO:
         return f"the DP mask is {ratio:.2g} times the area of the locator's LV"

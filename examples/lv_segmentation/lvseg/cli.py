@@ -166,7 +166,7 @@ def _train(args: argparse.Namespace) -> int:
 def _fit(trainer: Any, args: argparse.Namespace, config: Any) -> int:
     """``lvseg train``'s training and report, once the :class:`~lvseg.train.Trainer` is built."""
     from lvseg.figures import training_curves
-    from lvseg.hooks import ProgressBar
+    from lvseg.hooks import ProgressBar, RimWarning
     from lvseg.interrupt import TrainingInterrupted
     from lvseg.rundir import atomic_write_with
 
@@ -179,6 +179,8 @@ def _fit(trainer: Any, args: argparse.Namespace, config: Any) -> int:
           file=sys.stderr)
     if not args.no_progress and main:
         trainer.add_hook(ProgressBar())
+    if main:
+        trainer.add_hook(RimWarning())
     try:
         summary = trainer.fit()
     except TrainingInterrupted as stop:

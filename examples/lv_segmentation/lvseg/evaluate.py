@@ -112,8 +112,9 @@ def evaluate_run(
     centers = jitter_centers(sub.centers, sub.radii, sub.masks, center_jitter,
                              np.random.default_rng(jitter_seed))
     centers_t = torch.from_numpy(centers)
-    seg, _, rows = score(config.method, run.unet, tensors["images"], tensors["masks"], centers_t,
-                         config.star, spacing=sub.spacing)
+    scores = score(config.method, run.unet, tensors["images"], tensors["masks"], centers_t,
+                   config.star, spacing=sub.spacing)
+    seg, rows = scores.segmentation, scores.rows
     summary = summarize(rows)
     per_image = [
         {"index": int(i), "source": sub.sources[k], "patient_id": sub.patient_ids[k],

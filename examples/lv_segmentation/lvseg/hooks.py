@@ -1,15 +1,16 @@
-"""Hooks of the training loop: the metrics log and the progress bar.
+"""Hooks of the training loop: the metrics log, the progress bar and the rim warning.
 
 The loop (:class:`lvseg.train.Trainer`) prints nothing itself: it calls its hooks with one event
 dict per training step and per validation, and one at the end. :class:`MetricsLog` (always
-attached: the run's ``metrics.jsonl``) and :class:`ProgressBar` (tqdm, attached by the command)
-are such hooks; :func:`read_metrics` reads the log back, tolerating a partial last line.
+attached: the run's ``metrics.jsonl``), :class:`ProgressBar` (tqdm, attached by the command) and
+:class:`RimWarning` (attached by the command) are such hooks; :func:`read_metrics` reads the log back, tolerating a partial last line.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from lvseg.train import Trainer
 
-__all__ = ["Hook", "MetricsLog", "ProgressBar", "read_metrics"]
+__all__ = ["Hook", "MetricsLog", "ProgressBar", "RimWarning", "read_metrics"]
 
 #: A hook: ``hook(trainer, event)`` with ``event["event"]`` in ``step``, ``validation``, ``end``.
 Hook = Callable[["Trainer", dict[str, Any]], None]
@@ -85,3 +86,29 @@ class ProgressBar:
             self.bar.close()
             return
         self.bar.set_postfix(self.postfix, refresh=False)
+
+
+class RimWarning:
+    """Hook warning once (on standard error) when the DP contour lies at the star's rim on most
+    validation images: the training fell to contours that fill the star (the validation event's
+    ``at_rim``, :func:`lvseg.star.at_rim`). ``best.pt`` keeps the best checkpoint before it."""
+
+    #: Where the fall is described.
+    SEE = "benchmarks/lv_stability/README.md, 'Augmentation on the demo data'"
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream
+        self.warned = False
+
+    def __call__(self, trainer: Trainer, event: dict[str, Any]) -> None:
+        n = len(trainer.data.val)
+        if self.warned or event["event"] != "validation" or event.get("at_rim", 0) * 2 <= n:
+            return
+        from tqdm.auto import tqdm  # written above a progress bar, if one is shown
+
+        self.warned = True
+        tqdm.write(f"lvseg: warning: iteration {event['iteration']}: the DP contour lies at the "
+                   f"star's rim on {event['at_rim']} of {n} validation images (the training "
+                   f"fell; best.pt keeps iteration {event['best_iteration']}, Dice "
+                   f"{event['best_dice']:.3f}); another --seed or --augment may not fall: "
+                   f"{self.SEE}", file=self.stream or sys.stderr)

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from lvseg.methods import Method
 from lvseg.metrics import evaluate_batch, square_dice
 from lvseg.segment import Segmentation, segment
-from lvseg.star import StarConfig
+from lvseg.star import StarConfig, at_rim
 
 __all__ = ["Scores", "score"]
 
@@ -41,6 +41,10 @@ class Scores(NamedTuple):
     rows: list[dict[str, Any]] | None
     """With a ``spacing``: one :func:`~lvseg.metrics.evaluate_masks` dict per image (Dice, HD,
     HD95, ASSD in mm, emptiness flags); ``None`` without."""
+    at_rim: int | None = None
+    """How many images have their DP contour at the star's rim on most lines
+    (:func:`~lvseg.star.at_rim`: the DP found no edge, the mask fills the star);
+    ``None`` for a method without the DP."""
 
     @property
     def mean_dice(self) -> float:
@@ -71,7 +75,11 @@ def score(
         spacing: pixel size in mm; with it, the surface distances are computed too.
     """
     seg = segment(method, unet, images, centers, star)
+    rim = None
+    if seg.contours is not None:
+        radii = (seg.contours - centers.to(seg.contours)[:, None]).norm(dim=-1)
+        rim = int(at_rim(radii.numpy(), star.radius).sum())
     if spacing is None:
-        return Scores(seg, square_dice(seg.masks, masks, centers, star.radius), None)
+        return Scores(seg, square_dice(seg.masks, masks, centers, star.radius), None, rim)
     rows = evaluate_batch(seg.masks, masks, spacing, centers, star.radius)
-    return Scores(seg, [row["dice"] for row in rows], rows)
+    return Scores(seg, [row["dice"] for row in rows], rows, rim)

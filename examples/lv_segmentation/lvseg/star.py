@@ -3,7 +3,8 @@ r"""The star pattern and the DP on it: :class:`StarConfig` (thesis §5.4).
 The settings of the star (lines, points, radius), of the DP on it (smoothness ``delta``, the
 moving average), of what the bypass sees (interpolation of the warp, pooling for ES-lo) and
 where the contour is drawn into a mask (``edge_offset``: inference, and the teacher's masks of
-``--unlabelled``). The black box comes from the
+``--unlabelled``), and when a contour lies at the star's rim (:func:`at_rim`: the DP found no
+edge; training warns of it, the volume checks name the slice). The black box comes from the
 ``stardp`` plugin (:mod:`lvseg.star_dp`). The module imports torch and the plugin only where a
 setting is used, so ``lvseg train --help`` starts neither.
 
@@ -19,6 +20,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from diffbypass.validation import int_at_least, one_of
 from lvseg.data.preprocessing import CROP_SIZE
 from lvseg.options import check_fields, document, option
@@ -29,10 +32,42 @@ if TYPE_CHECKING:
     from diffbypass_stardp import StarDP
     from lvseg.star_dp import PooledDP
 
-__all__ = ["INTERPOLATIONS", "StarConfig"]
+__all__ = ["INTERPOLATIONS", "RIM_FRACTION", "RIM_TOLERANCE", "StarConfig", "at_rim",
+           "lines_at_rim"]
 
 #: Sampling modes of the output map on the star (``warp``'s ``mode``).
 INTERPOLATIONS = ("nearest", "bilinear")
+#: A star line whose contour point lies beyond this fraction of the star radius is "at the rim".
+RIM_TOLERANCE = 0.95
+#: Warn when more than this fraction of the star's lines end at the rim (the DP found no edge).
+RIM_FRACTION = 0.5
+
+
+def lines_at_rim(radii: np.ndarray, star_radius: float, *,
+                 tolerance: float = RIM_TOLERANCE) -> np.ndarray:
+    """How many lines of each contour end at the star's rim: ``radii`` :math:`(..., N)`, the
+    contour's distance from the centre on each of the :math:`N` lines, to counts :math:`(...)`;
+    a line is at the rim when its radius is at least ``tolerance * star_radius``.
+
+    Example:
+        >>> lines_at_rim(np.array([[10, 65, 65, 65], [10, 12, 11, 65]]), 65.0)
+        array([3, 1])
+    """
+    return (np.asarray(radii, dtype=np.float64) >= tolerance * star_radius).sum(axis=-1)
+
+
+def at_rim(radii: np.ndarray, star_radius: float, *, tolerance: float = RIM_TOLERANCE,
+           fraction: float = RIM_FRACTION) -> np.ndarray:
+    """Whether each contour of ``radii`` :math:`(..., N)` lies at the star's rim on more than
+    ``fraction`` of its lines (:func:`lines_at_rim`): the DP found no edge there.
+
+    Example:
+        >>> at_rim(np.array([[10, 65, 65, 65], [10, 12, 11, 65]]), 65.0)
+        array([ True, False])
+    """
+    radii = np.asarray(radii, dtype=np.float64)
+    return lines_at_rim(radii, star_radius, tolerance=tolerance) > fraction * radii.shape[-1]
+
 
 @document
 @dataclass(frozen=True)

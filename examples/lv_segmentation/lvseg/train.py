@@ -44,7 +44,7 @@ from lvseg.methods import build_model, get_method, param_groups, star_of, unet_o
 from lvseg.prepare import PreparedSplits, prepare_data
 from lvseg.runs import open_run
 from lvseg.sampler import BatchSampler
-from lvseg.score import score
+from lvseg.score import Scores, score
 from lvseg.teacher import MeanTeacher
 from lvseg.train_centres import training_centres
 from lvseg.train_state import best_state, last_state, restore
@@ -213,9 +213,12 @@ class Trainer:
     def validate(self) -> float:
         """Mean Dice on the validation split (true centres, evaluation protocol) of the model
         inference uses (:attr:`inference_unet`)."""
+        return self._validation_scores().mean_dice
+
+    def _validation_scores(self) -> Scores:
         idx = self.data.val
         return score(self.method, self.inference_unet, self.images[idx], self.masks[idx],
-                     self.centers[idx], self.star).mean_dice
+                     self.centers[idx], self.star)
 
     @property
     def inference_unet(self) -> nn.Module:
@@ -273,12 +276,15 @@ class Trainer:
             self.best_iteration = self.iteration
             self._save_best(math.nan)
             return
-        dice = self.validate()
+        scores = self._validation_scores()
+        dice = scores.mean_dice
         if dice > self.best_dice:
             self.best_dice, self.best_iteration = dice, self.iteration
             self._save_best(dice)
         event = {"event": "validation", "iteration": self.iteration, "dice": dice,
                  "best_dice": self.best_dice, "best_iteration": self.best_iteration}
+        if scores.at_rim is not None:  # validation images whose contour fills the star
+            event["at_rim"] = scores.at_rim
         if self.config.learn_smoothness:
             event["smoothness"] = self.star.smoothness
         self._emit(event)

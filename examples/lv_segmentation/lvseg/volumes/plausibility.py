@@ -12,17 +12,15 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["MAX_AREA_MM2", "MIN_AREA_MM2", "RIM_FRACTION", "RIM_TOLERANCE", "check_area",
-           "check_center_inside", "check_rim", "check_slice", "where"]
+from lvseg.star import RIM_FRACTION, RIM_TOLERANCE, at_rim, lines_at_rim
+
+__all__ = ["MAX_AREA_MM2", "MIN_AREA_MM2", "RIM_FRACTION", "RIM_TOLERANCE", "at_rim",
+           "check_area", "check_center_inside", "check_rim", "check_slice", "lines_at_rim", "where"]
 
 #: Smallest plausible LV blood-pool area (mm²) of a slice with LV: a few pixels at the apex.
 MIN_AREA_MM2 = 20.0
 #: Largest plausible LV blood-pool area (mm²): beyond the most dilated ventricles at the base.
 MAX_AREA_MM2 = 6000.0
-#: A star line whose contour point lies beyond this fraction of the star radius is "at the rim".
-RIM_TOLERANCE = 0.95
-#: Warn when more than this fraction of the star's lines end at the rim (the DP found no edge).
-RIM_FRACTION = 0.5
 
 
 def where(frame: int, slice_index: int) -> str:
@@ -56,9 +54,9 @@ def check_rim(radii: Sequence[float], star_radius: float, name: str, *,
     if radii.size == 0 or not (math.isfinite(star_radius) and star_radius > 0):
         raise ValueError(f"{name}: radii must be non-empty and star_radius > 0; got "
                          f"{radii.size} radii, star_radius {star_radius!r}")
-    at_rim = int((radii >= tolerance * star_radius).sum())
-    if at_rim > fraction * radii.size:
-        return (f"{name}: the contour lies at the star radius on {at_rim} of {radii.size} lines "
+    if at_rim(radii, star_radius, tolerance=tolerance, fraction=fraction):
+        rim = int(lines_at_rim(radii, star_radius, tolerance=tolerance))
+        return (f"{name}: the contour lies at the star radius on {rim} of {radii.size} lines "
                 "(the LV edge was not found; a wrong centre or no LV?)")
     return None
 
