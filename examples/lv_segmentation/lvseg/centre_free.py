@@ -48,7 +48,7 @@ from lvseg.predict import to_input_grid
 from lvseg.prepare import crop_grid, training_grids
 from lvseg.runs import LoadedRun
 from lvseg.segment import segment_maps, unet_maps
-from lvseg.volumes.plausibility import at_rim, lines_at_rim
+from lvseg.star import at_rim, lines_at_rim
 from lvseg.volumes.segment import SliceResult, largest_component
 
 __all__ = ["MAX_AREA_RATIO", "RunSegmenter", "implausible"]

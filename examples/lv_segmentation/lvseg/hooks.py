@@ -3,7 +3,8 @@
 The loop (:class:`lvseg.train.Trainer`) prints nothing itself: it calls its hooks with one event
 dict per training step and per validation, and one at the end. :class:`MetricsLog` (always
 attached: the run's ``metrics.jsonl``), :class:`ProgressBar` (tqdm, attached by the command) and
-:class:`RimWarning` (attached by the command) are such hooks; :func:`read_metrics` reads the log back, tolerating a partial last line.
+:class:`RimWarning` (attached by the command) are such hooks; :func:`read_metrics` reads the
+log back, tolerating a partial last line.
 """
 
 from __future__ import annotations

@@ -9,7 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["StopRequest", "TrainingInterrupted", "stop_on_sigint"]
+__all__ = ["StopRequest", "TrainingDiverged", "TrainingInterrupted", "stop_on_sigint"]
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss (or the U-Net's output) became NaN/inf; nothing from that iteration was saved."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):

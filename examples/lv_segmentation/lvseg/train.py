@@ -39,7 +39,7 @@ from lvseg.config import TrainConfig
 from lvseg.device import resolve_device
 from lvseg.hooks import Hook, MetricsLog
 from lvseg.distributed import Ranks
-from lvseg.interrupt import StopRequest, TrainingInterrupted, stop_on_sigint
+from lvseg.interrupt import StopRequest, TrainingDiverged, TrainingInterrupted, stop_on_sigint
 from lvseg.methods import build_model, get_method, param_groups, star_of, unet_of
 from lvseg.prepare import PreparedSplits, prepare_data
 from lvseg.runs import open_run
@@ -49,10 +49,7 @@ from lvseg.teacher import MeanTeacher
 from lvseg.train_centres import training_centres
 from lvseg.train_state import best_state, last_state, restore
 
-__all__ = ["Trainer", "TrainingDiverged"]  # TrainingInterrupted: lvseg.interrupt
-
-class TrainingDiverged(FloatingPointError):
-    """The loss (or the U-Net's output) became NaN/inf; nothing from that iteration was saved."""
+__all__ = ["Trainer", "TrainingDiverged"]  # defined beside TrainingInterrupted (lvseg.interrupt)
 
 
 class Trainer:
@@ -210,12 +207,9 @@ class Trainer:
             f"it ({kept}). Lower --lr (now {self.config.lr:g}) or check the data"
         )
 
-    def validate(self) -> float:
-        """Mean Dice on the validation split (true centres, evaluation protocol) of the model
-        inference uses (:attr:`inference_unet`)."""
-        return self._validation_scores().mean_dice
-
-    def _validation_scores(self) -> Scores:
+    def validate(self) -> Scores:
+        """The scores on the validation split (true centres, evaluation protocol; their
+        ``mean_dice`` selects ``best.pt``) of the model inference uses (:attr:`inference_unet`)."""
         idx = self.data.val
         return score(self.method, self.inference_unet, self.images[idx], self.masks[idx],
                      self.centers[idx], self.star)
@@ -276,7 +270,7 @@ class Trainer:
             self.best_iteration = self.iteration
             self._save_best(math.nan)
             return
-        scores = self._validation_scores()
+        scores = self.validate()
         dice = scores.mean_dice
         if dice > self.best_dice:
             self.best_dice, self.best_iteration = dice, self.iteration
