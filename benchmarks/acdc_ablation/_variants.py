@@ -149,6 +149,12 @@ REGISTRY: dict[str, Variant] = {
         "edpcnn", "EDPCNN, augmented + teacher's DP pseudo-labels, contour at the edge, weight "
         "averaging 0.99", knobs={**_K3, **AUGMENT, **SEMI, "average": 0.99}, sizes=(10, 20),
         every_seed=True, edge_before=False, fit_steps_before=False),
+    # lvseg's defaults since the flips left them (augmented without flips, 3 fit steps, the
+    # contour at the edge) with the teacher's DP targets: the candidate for --unlabelled's default
+    "edpcnn-aug-noflip-semi": Variant(
+        "edpcnn", "EDPCNN, augmented without flips + teacher's DP pseudo-labels (lvseg's defaults "
+        "with --unlabelled 10)", knobs={**_K3, **AUGMENT_NOFLIP, **SEMI}, sizes=(10, 20),
+        every_seed=True, edge_before=False, fit_steps_before=False),
 }  # fmt: skip
 #: Each trained variant as (lvseg method, star settings, other TrainConfig settings), the pins
 #: applied (:attr:`Variant.star_settings`, :attr:`Variant.settings`); its order is the job order.
@@ -166,7 +172,7 @@ ROWS = ("untrained-dp", "mean-disc", "unet", "unet-dp", "edpcnn", "edpcnn-k3", "
         "es-hi", "es-lo", "es-lo2", "unet-aug", "edpcnn-aug", "unet-aug-noflip",
         "edpcnn-aug-noflip", "unet-semi", "edpcnn-semi",
         "unet-aug-semi", "edpcnn-aug-semi", "edpcnn-aug-semi-edge", "edpcnn-aug-semi-avg",
-        "softdp", *SOFTDP[:-1])
+        "edpcnn-aug-noflip-semi", "softdp", *SOFTDP[:-1])
 
 
 def _check_rows(rows: tuple[str, ...], registry: dict[str, Variant]) -> None:
