@@ -139,6 +139,18 @@ def test_evaluate_volumes_writes_every_summary_key(tiny_runs: dict[str, Path], t
       "--center-jitter", "0.5"], "--center-jitter does not apply to --protocol volumes"),
     (["evaluate", "{run}", "--protocol", "volumes", "--data-dir", "{tmp}", "--split", "all"],
      "reads ACDC patient folders (patientNNN with Info.cfg); {tmp} holds none"),
+    (["evaluate", "{run}", "--protocol", "volumes", "--data-dir", "{tmp}", "--split", "all"],
+     "{tmp} holds none; its subfolder acdc/ holds 1 patient folder: did you mean --data-dir "
+     "{tmp}/acdc?"),
+    (["evaluate", "{run}", "--data", "acdc", "--data-dir", "{tmp}", "--split", "all"],
+     "{tmp} holds no patientNNN folder; expected patientNNN/patientNNN_frameMM.nii.gz with "
+     "patientNNN_frameMM_gt.nii.gz; its subfolder acdc/ holds 1 patient folder: did you mean "
+     "--data-dir {tmp}/acdc?"),
+    (["predict", "{run}", "{tmp}/acdc", "--out", "{tmp}/o"],
+     "{tmp}/acdc holds no DICOM image (a volume folder holds one short-axis series, one file "
+     "per slice and frame); it holds 1 patient folder: give one or more of them, e.g. {patient}"),
+    (["predict", "{run}", "{tmp}", "--out", "{tmp}/o"],
+     "; its subfolder acdc/ holds 1 patient folder: give one or more of them, e.g. {patient}"),
 ])
 def test_error_messages(tiny_runs: dict[str, Path], tmp_path: Path,
                         capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -111,6 +112,45 @@ def test_missing_or_empty_directory(tmp_path):
     with pytest.raises(ValueError) as info:
         load_acdc(tmp_path)
     assert f"{tmp_path} holds no patientNNN folder" in str(info.value)
+
+
+def _patient(folder: Path, name: str) -> None:
+    image, labels = _frame(np.random.default_rng(int(name[-3:])))
+    (folder / name).mkdir(parents=True)
+    _write(folder / name / f"{name}_frame01.nii.gz", image)
+    _write(folder / name / f"{name}_frame01_gt.nii.gz", labels)
+
+
+def test_a_folder_above_the_patients_names_the_subfolder_that_holds_them(tmp_path):
+    top = tmp_path / "acdc"  # ACDC's download: training/ and testing/ above the patients
+    for folder, name in (("training", "patient001"), ("training", "patient002"),
+                         ("testing", "patient101"), ("many", "patient201"),
+                         ("many", "patient202"), ("many", "patient203")):
+        _patient(top / folder, name)
+    (top / "empty").mkdir()
+    (top / "README.md").write_text("ACDC")
+    expected = (f"{top} holds no patientNNN folder; expected patientNNN/patientNNN_frameMM.nii.gz"
+                " with patientNNN_frameMM_gt.nii.gz; its subfolders training/ (2 patient folders)"
+                f", testing/ (1) and many/ (3) hold patient folders: did you mean --data-dir "
+                f"{top / 'training'}?")
+    for load in (load_acdc, lambda d: load_dataset("acdc", d)):  # train's and evaluate's path
+        with pytest.raises(ValueError) as info:
+            load(top)
+        assert str(info.value) == expected
+    slices, _ = load_acdc(top / "training")  # the folder the hint names is one ACDC reads
+    assert sorted({s.patient_id for s in slices}) == ["patient001", "patient002"]
+
+    shutil.rmtree(top / "training")
+    shutil.rmtree(top / "testing")
+    with pytest.raises(ValueError) as info:
+        load_acdc(top)
+    assert str(info.value).endswith("; its subfolder many/ holds 3 patient folders: did you mean "
+                                    f"--data-dir {top / 'many'}?")
+    shutil.rmtree(top / "many")
+    with pytest.raises(ValueError) as info:
+        load_acdc(top)  # no subfolder holds patients: no hint
+    assert str(info.value).endswith("holds no patientNNN folder; expected patientNNN/"
+                                    "patientNNN_frameMM.nii.gz with patientNNN_frameMM_gt.nii.gz")
 
 
 def test_load_dataset_requires_a_directory_for_acdc(acdc_dir):

@@ -16,7 +16,7 @@ import torch
 
 from lvseg.hooks import RimWarning
 from lvseg.score import score
-from lvseg.star import RIM_FRACTION, StarConfig, at_rim, lines_at_rim
+from lvseg.star import RIM_FRACTION, StarConfig, at_rim, lines_at_rim, training_fell
 from lvseg.volumes import check_rim
 from lvseg_testing import tiny_config
 
@@ -49,6 +49,12 @@ def test_score_counts_the_images_whose_contour_fills_the_star() -> None:
     assert score("unet-dp", torch.nn.Identity(), everywhere, masks, CENTRES, STAR).at_rim == 3
     assert score("unet-dp", torch.nn.Identity(), half, masks, CENTRES, STAR).at_rim == 1
     assert score("unet", torch.nn.Identity(), good, masks, CENTRES, STAR).at_rim is None  # no DP
+
+
+def test_a_training_fell_when_more_than_half_of_the_validation_images_are_at_the_rim() -> None:
+    for n in range(12):
+        for k in range(n + 1):
+            assert training_fell(k, n) == (2 * k > n), (k, n)
 
 
 def _event(at: Any, iteration: int = 50) -> dict[str, Any]:

@@ -48,7 +48,7 @@ from lvseg.predict import to_input_grid
 from lvseg.prepare import crop_grid, training_grids
 from lvseg.runs import LoadedRun
 from lvseg.segment import segment_maps, unet_maps
-from lvseg.star import at_rim, lines_at_rim
+from lvseg.star import lines_at_rim, mostly_at_rim
 from lvseg.volumes.segment import SliceResult, largest_component
 
 __all__ = ["MAX_AREA_RATIO", "RunSegmenter", "implausible"]
@@ -64,9 +64,9 @@ def implausible(mask: np.ndarray, radii: np.ndarray, star_radius: float,
                 located: np.ndarray) -> str | None:
     """Why a DP result is implausible against the locator's LV blob ``located``, or ``None``.
 
-    Implausible: more than :data:`~lvseg.volumes.plausibility.RIM_FRACTION` of the star's lines
-    end at its radius (:data:`~lvseg.volumes.plausibility.RIM_TOLERANCE`; the DP found no edge),
-    or the mask's area exceeds :data:`MAX_AREA_RATIO` times the blob's.
+    Implausible: more than :data:`~lvseg.star.RIM_FRACTION` of the star's lines end at its
+    radius (:data:`~lvseg.star.RIM_TOLERANCE`, :func:`~lvseg.star.mostly_at_rim`; the DP found no
+    edge), or the mask's area exceeds :data:`MAX_AREA_RATIO` times the blob's.
 
     Example:
         >>> blob = np.zeros((9, 9), bool); blob[3:6, 3:6] = True
@@ -77,8 +77,8 @@ def implausible(mask: np.ndarray, radii: np.ndarray, star_radius: float,
         >>> print(implausible(np.ones((9, 9), bool), np.full(3, 1.5), 4.0, blob))
         the DP mask is 9 times the area of the locator's LV
     """
-    if at_rim(radii, star_radius):
-        rim = int(lines_at_rim(radii, star_radius))
+    rim = int(lines_at_rim(radii, star_radius))
+    if mostly_at_rim(rim, len(radii)):
         return f"the DP contour lies at the star radius on {rim} of {len(radii)} lines"
     ratio = int(np.count_nonzero(mask)) / max(int(np.count_nonzero(located)), 1)
     if ratio > MAX_AREA_RATIO:

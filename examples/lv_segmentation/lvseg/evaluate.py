@@ -24,6 +24,7 @@ import torch
 
 from lvseg.config import TrainConfig
 from lvseg.data import DATASETS, SCHEMES
+from lvseg.data.acdc import subfolder_hint
 from lvseg.rundir import atomic_write_bytes
 from lvseg.data.splits import ALL
 from lvseg.methods import get_method
@@ -190,7 +191,7 @@ def evaluate_run_volumes(
     patients = sorted(p for p in folder.iterdir() if (p / "Info.cfg").is_file())
     if not patients:
         raise ValueError(f"--protocol volumes reads ACDC patient folders (patientNNN with "
-                         f"Info.cfg); {folder} holds none")
+                         f"Info.cfg); {folder} holds none{subfolder_hint(folder)}")
     if split != ALL:
         scheme = SCHEMES[run.config.split]
         fractions = run.config.fractions or DATASETS[run.config.data].fractions

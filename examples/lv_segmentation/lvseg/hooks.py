@@ -16,6 +16,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from lvseg.star import training_fell
+
 if TYPE_CHECKING:
     from lvseg.train import Trainer
 
@@ -92,7 +94,8 @@ class ProgressBar:
 class RimWarning:
     """Hook warning once (on standard error) when the DP contour lies at the star's rim on most
     validation images: the training fell to contours that fill the star (the validation event's
-    ``at_rim``, :func:`lvseg.star.at_rim`). ``best.pt`` keeps the best checkpoint before it."""
+    ``at_rim``, :func:`lvseg.star.at_rim`; the rule: :func:`lvseg.star.training_fell`).
+    ``best.pt`` keeps the best checkpoint before it."""
 
     #: Where the fall is described.
     SEE = "benchmarks/lv_stability/README.md, 'Augmentation on the demo data'"
@@ -103,7 +106,8 @@ class RimWarning:
 
     def __call__(self, trainer: Trainer, event: dict[str, Any]) -> None:
         n = len(trainer.data.val)
-        if self.warned or event["event"] != "validation" or event.get("at_rim", 0) * 2 <= n:
+        if (self.warned or event["event"] != "validation"
+                or not training_fell(event.get("at_rim", 0), n)):
             return
         from tqdm.auto import tqdm  # written above a progress bar, if one is shown
 

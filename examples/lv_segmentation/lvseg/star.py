@@ -4,7 +4,8 @@ The settings of the star (lines, points, radius), of the DP on it (smoothness ``
 moving average), of what the bypass sees (interpolation of the warp, pooling for ES-lo) and
 where the contour is drawn into a mask (``edge_offset``: inference, and the teacher's masks of
 ``--unlabelled``), and when a contour lies at the star's rim (:func:`at_rim`: the DP found no
-edge; training warns of it, the volume checks name the slice). The black box comes from the
+edge; the volume checks name the slice) and when a training fell there (:func:`training_fell`:
+most validation images at the rim; training warns of it). The black box comes from the
 ``stardp`` plugin (:mod:`lvseg.star_dp`). The module imports torch and the plugin only where a
 setting is used, so ``lvseg train --help`` starts neither.
 
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
     from diffbypass_stardp import StarDP
     from lvseg.star_dp import PooledDP
 
-__all__ = ["INTERPOLATIONS", "RIM_FRACTION", "RIM_TOLERANCE", "StarConfig", "at_rim",
-           "lines_at_rim"]
+__all__ = ["INTERPOLATIONS", "RIM_FRACTION", "RIM_IMAGE_FRACTION", "RIM_TOLERANCE", "StarConfig",
+           "at_rim", "lines_at_rim", "mostly_at_rim", "training_fell"]
 
 #: Sampling modes of the output map on the star (``warp``'s ``mode``).
 INTERPOLATIONS = ("nearest", "bilinear")
@@ -41,6 +42,9 @@ INTERPOLATIONS = ("nearest", "bilinear")
 RIM_TOLERANCE = 0.95
 #: Warn when more than this fraction of the star's lines end at the rim (the DP found no edge).
 RIM_FRACTION = 0.5
+#: A training fell when more than this fraction of the validation images have their contour at
+#: the rim (:func:`training_fell`; the images are counted by :func:`at_rim`).
+RIM_IMAGE_FRACTION = 0.5
 
 
 def lines_at_rim(radii: np.ndarray, star_radius: float, *,
@@ -56,17 +60,47 @@ def lines_at_rim(radii: np.ndarray, star_radius: float, *,
     return (np.asarray(radii, dtype=np.float64) >= tolerance * star_radius).sum(axis=-1)
 
 
+def mostly_at_rim(rim_lines: np.ndarray | int, n_lines: int, *,
+                  fraction: float = RIM_FRACTION) -> np.ndarray:
+    """Whether a contour with ``rim_lines`` of its ``n_lines`` lines at the rim (the counts of
+    :func:`lines_at_rim`) lies at the rim: on more than ``fraction`` of its lines.
+
+    For a caller that needs the count as well as the decision (a warning names both), so the
+    lines are counted once.
+
+    Example:
+        >>> mostly_at_rim(np.array([3, 1, 2]), 4)
+        array([ True, False, False])
+    """
+    return np.asarray(rim_lines) > fraction * n_lines
+
+
 def at_rim(radii: np.ndarray, star_radius: float, *, tolerance: float = RIM_TOLERANCE,
            fraction: float = RIM_FRACTION) -> np.ndarray:
     """Whether each contour of ``radii`` :math:`(..., N)` lies at the star's rim on more than
-    ``fraction`` of its lines (:func:`lines_at_rim`): the DP found no edge there.
+    ``fraction`` of its lines (:func:`lines_at_rim`, :func:`mostly_at_rim`): the DP found no
+    edge there.
 
     Example:
         >>> at_rim(np.array([[10, 65, 65, 65], [10, 12, 11, 65]]), 65.0)
         array([ True, False])
     """
     radii = np.asarray(radii, dtype=np.float64)
-    return lines_at_rim(radii, star_radius, tolerance=tolerance) > fraction * radii.shape[-1]
+    return mostly_at_rim(lines_at_rim(radii, star_radius, tolerance=tolerance), radii.shape[-1],
+                         fraction=fraction)
+
+
+def training_fell(images_at_rim: int, n_images: int, *,
+                  fraction: float = RIM_IMAGE_FRACTION) -> bool:
+    """Whether a validation with ``images_at_rim`` of its ``n_images`` images at the rim (their
+    contour lies at the rim, :func:`at_rim`; the validation event's ``at_rim``) says the
+    training fell to contours that fill the star: more than ``fraction`` of the images are.
+
+    Example:
+        >>> training_fell(10, 18), training_fell(9, 18)
+        (True, False)
+    """
+    return images_at_rim > fraction * n_images
 
 
 @document

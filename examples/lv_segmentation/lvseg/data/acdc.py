@@ -6,7 +6,10 @@ Layout (the ACDC ``training/`` folder)::
     <data_dir>/patientNNN/patientNNN_frameMM_gt.nii.gz   labels: 0 background, 1 RV, 2 myocardium,
                                                          3 LV cavity
 
-Uncompressed ``.nii`` works too; other files (``Info.cfg``, the 4-D cine) are not read. Every
+ACDC's download holds ``training/`` and ``testing/`` folders of patients; a ``data_dir`` above
+them is refused with a hint naming the subfolder (:func:`subfolder_hint`; ``lvseg predict``
+given such a folder as one patient: :func:`patient_hint`). Uncompressed ``.nii``
+works too; other files (``Info.cfg``, the 4-D cine) are not read. Every
 short-axis position ``z`` of every annotated frame becomes one :class:`~lvseg.data.Slice` with
 ``image = volume[:, :, z]`` (no transpose: row = voxel axis 0, column = axis 1) and spacing
 ``(zooms[0], zooms[1])`` from the header. Slices whose label map has no LV are dropped and
@@ -33,6 +36,9 @@ __all__ = [
     "REASON_SHAPE_MISMATCH",
     "REASON_UNREADABLE_NIFTI",
     "load_acdc",
+    "patient_folders",
+    "patient_hint",
+    "subfolder_hint",
 ]
 
 LV_LABEL = 3
@@ -52,6 +58,8 @@ REASON_NO_LV = "no_lv"
 
 _LAYOUT = "expected patientNNN/patientNNN_frameMM.nii.gz with patientNNN_frameMM_gt.nii.gz"
 _PATIENT = re.compile(r"^patient\d+$")
+#: The subfolders of ACDC's download, suggested first (then the others, most patients first).
+_DOWNLOAD = ("training", "testing")
 _FRAME = re.compile(r"^(patient\d+)_frame(\d+)(_gt)?\.nii(\.gz)?$")
 
 
@@ -79,9 +87,9 @@ def load_acdc(
     root = Path(data_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"ACDC data directory {root} does not exist; {_LAYOUT}")
-    patients = sorted(p for p in root.iterdir() if p.is_dir() and _PATIENT.match(p.name))
+    patients = patient_folders(root)
     if not patients:
-        raise ValueError(f"{root} holds no patientNNN folder; {_LAYOUT}")
+        raise ValueError(f"{root} holds no patientNNN folder; {_LAYOUT}{subfolder_hint(root)}")
     report = LoadReport(str(root))
     slices: list[Slice] = []
     for patient_dir in patients:
@@ -106,6 +114,86 @@ def load_acdc(
                 slices.extend(_load_frame(paths["image"], paths["gt"], patient_dir.name,
                                           frame, lv_label, report))
     return slices, report
+
+
+def patient_folders(folder: str | os.PathLike[str]) -> list[Path]:
+    """The ``patientNNN`` folders directly in ``folder``, sorted by name (none when ``folder``
+    is not a readable folder)."""
+    try:
+        return sorted(p for p in Path(folder).iterdir() if p.is_dir() and _PATIENT.match(p.name))
+    except OSError:
+        return []
+
+
+def _subfolders_with_patients(folder: Path) -> list[tuple[Path, int]]:
+    """The direct subfolders of ``folder`` that hold ``patientNNN`` folders, with their counts:
+    ``training/`` first, then ``testing/``, then the others, most patients first."""
+    try:
+        subfolders = [p for p in folder.iterdir() if p.is_dir()]
+    except OSError:
+        return []
+    counted = [(sub, len(patient_folders(sub))) for sub in subfolders]
+    return sorted(((sub, n) for sub, n in counted if n),
+                  key=lambda f: (_DOWNLOAD.index(f[0].name) if f[0].name in _DOWNLOAD
+                                 else len(_DOWNLOAD), -f[1], f[0].name))
+
+
+def _patients(n: int) -> str:
+    return f"{n} patient folder{'s' * (n != 1)}"
+
+
+def subfolder_hint(folder: str | os.PathLike[str]) -> str:
+    """The hint to add to "``folder`` holds no patient folder": its direct subfolders that do hold
+    ``patientNNN`` folders (:func:`patient_folders`), and the ``--data-dir`` to give instead
+    (``training/`` first, then ``testing/``, then the subfolder with the most patients); ``""``
+    when there is none.
+
+    Example:
+        >>> import tempfile; root = Path(tempfile.mkdtemp())
+        >>> for name in ("training/patient001", "training/patient002", "other/patient101"):
+        ...     (root / name).mkdir(parents=True)
+        >>> print(subfolder_hint(root))  # doctest: +ELLIPSIS
+        ; its subfolders training/ (2 patient folders) and other/ (1) hold patient folders: ...
+        >>> subfolder_hint(root).endswith(f"did you mean --data-dir {root / 'training'}?")
+        True
+    """
+    found = _subfolders_with_patients(Path(folder))
+    if not found:
+        return ""
+    (best, n), *others = found
+    if not others:
+        said = f"its subfolder {best.name}/ holds {_patients(n)}"
+    else:
+        listed = [f"{best.name}/ ({_patients(n)})"] + [f"{sub.name}/ ({k})" for sub, k in others]
+        said = f"its subfolders {', '.join(listed[:-1])} and {listed[-1]} hold patient folders"
+    return f"; {said}: did you mean --data-dir {best}?"
+
+
+def patient_hint(folder: str | os.PathLike[str]) -> str:
+    """The hint to add when ``folder`` was given as one patient (``lvseg predict``'s inputs) but
+    is a dataset: the ``patientNNN`` folders it holds, directly or in a subfolder (the one
+    :func:`subfolder_hint` suggests), and one of them to give instead; ``""`` when there is none.
+
+    Example:
+        >>> import tempfile; root = Path(tempfile.mkdtemp())
+        >>> for name in ("training/patient001", "training/patient002"):
+        ...     (root / name).mkdir(parents=True)
+        >>> print(patient_hint(root / "training"))  # doctest: +ELLIPSIS
+        ; it holds 2 patient folders: give one or more of them, e.g. .../training/patient001
+        >>> print(patient_hint(root))  # doctest: +ELLIPSIS
+        ; its subfolder training/ holds 2 patient folders: give one or more ... e.g. .../patient001
+    """
+    folder = Path(folder)
+    patients = patient_folders(folder)
+    if patients:
+        said = f"it holds {_patients(len(patients))}"
+    else:
+        found = _subfolders_with_patients(folder)
+        if not found:
+            return ""
+        (sub, n), *_ = found
+        said, patients = f"its subfolder {sub.name}/ holds {_patients(n)}", patient_folders(sub)
+    return f"; {said}: give one or more of them, e.g. {patients[0]}"
 
 
 def _read_volume(path: Path, labels: bool) -> tuple[np.ndarray, tuple[float, float]]:

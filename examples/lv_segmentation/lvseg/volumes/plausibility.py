@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lvseg.star import RIM_FRACTION, RIM_TOLERANCE, at_rim, lines_at_rim
+from lvseg.star import RIM_FRACTION, RIM_TOLERANCE, at_rim, lines_at_rim, mostly_at_rim
 
 __all__ = ["MAX_AREA_MM2", "MIN_AREA_MM2", "RIM_FRACTION", "RIM_TOLERANCE", "at_rim",
            "check_area", "check_center_inside", "check_rim", "check_slice", "lines_at_rim", "where"]
@@ -54,8 +54,8 @@ def check_rim(radii: Sequence[float], star_radius: float, name: str, *,
     if radii.size == 0 or not (math.isfinite(star_radius) and star_radius > 0):
         raise ValueError(f"{name}: radii must be non-empty and star_radius > 0; got "
                          f"{radii.size} radii, star_radius {star_radius!r}")
-    if at_rim(radii, star_radius, tolerance=tolerance, fraction=fraction):
-        rim = int(lines_at_rim(radii, star_radius, tolerance=tolerance))
+    rim = int(lines_at_rim(radii, star_radius, tolerance=tolerance))
+    if mostly_at_rim(rim, radii.size, fraction=fraction):
         return (f"{name}: the contour lies at the star radius on {rim} of {radii.size} lines "
                 "(the LV edge was not found; a wrong centre or no LV?)")
     return None

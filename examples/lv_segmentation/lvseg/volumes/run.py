@@ -14,6 +14,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from lvseg.data.acdc import patient_hint
 from lvseg.rundir import atomic_write_bytes
 from lvseg.volumes.figures import bland_altman_figure
 from lvseg.volumes.patient import CardiacCase, case_from_volume, read_patient
@@ -29,12 +30,20 @@ def input_case(path: str | os.PathLike[str]) -> CardiacCase:
     a NIfTI file or a DICOM series folder (no ED/ES known).
 
     Raises:
-        FileNotFoundError, ValueError: from the readers, naming the file.
+        FileNotFoundError, ValueError: from the readers, naming the file; for a folder of
+            patient folders (or above one), with a hint naming one
+            (:func:`lvseg.data.acdc.patient_hint`).
     """
     path = Path(path)
     if path.is_dir() and (path / "Info.cfg").is_file():
         return read_patient(path)
-    return case_from_volume(path)
+    try:
+        return case_from_volume(path)
+    except ValueError as error:
+        hint = patient_hint(path) if path.is_dir() else ""
+        if not hint:
+            raise
+        raise ValueError(f"{error}{hint}") from None
 
 
 def predict_volumes(paths: Sequence[str | os.PathLike[str]], segmenter: SliceSegmenter,
