@@ -98,16 +98,17 @@ def register_parts() -> None:
 def fell(at_rim: int | None, n_val: int) -> bool | None:
     """Whether a run fell: its DP contours at the star's rim on most validation images.
 
-    The rule of ``lvseg/hooks.py`` (``RimWarning``): ``at_rim * 2 > n``, with ``at_rim`` the
-    validation event's count (``lvseg.score.Scores.at_rim``) and ``n`` the validation images;
-    written here once until ``lvseg.star`` names it. ``None`` for a run without the DP at
-    validation (``at_rim`` absent: the U-Net).
+    lvseg's rule (:func:`lvseg.star.training_fell`, which ``RimWarning`` uses), with ``at_rim``
+    the validation event's count (``lvseg.score.Scores.at_rim``) and ``n_val`` the validation
+    images. ``None`` for a run without the DP at validation (``at_rim`` absent: the U-Net).
 
     Example:
         >>> fell(10, 18), fell(9, 18), fell(None, 18)
         (True, False, None)
     """
-    return None if at_rim is None else at_rim * 2 > n_val
+    from lvseg.star import training_fell  # here: the child registers presets before lvseg loads
+
+    return None if at_rim is None else training_fell(at_rim, n_val)
 
 
 @lru_cache(maxsize=None)

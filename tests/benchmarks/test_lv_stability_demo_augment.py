@@ -30,8 +30,8 @@ def test_the_plan_is_the_demo_commands_per_seed_augmentation_and_method() -> Non
         "--method", "edpcnn", "--data", "sunnybrook", "--train-size", "10", "--iterations", "150",
         "--val-every", "25", "--seed", "3", "--augment", "flips"]
     assert by["unet_noflip_s1"].options()[6:8] == ["--iterations", "200"]
-    assert [r.key for r in sweep.plan(quick=True)][-2:] == ["edpcnn_intensity_s0",
-                                                            "unet_intensity_s0"]  # fmt: skip
+    assert [r.key for r in sweep.plan(quick=True)] == ["edpcnn_noflip_s0", "unet_noflip_s0",
+                                                       "edpcnn_flips_s0", "unet_flips_s0"]
 
 
 def test_the_parts_are_standard_one_part_at_a_time() -> None:
@@ -68,7 +68,7 @@ def test_the_fall_rule_and_the_falls_table() -> None:
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One ``--quick`` sweep (12 runs of 2 iterations, one child process), then a restart."""
+    """One ``--quick`` sweep (4 runs of 2 iterations, one child process), then a restart."""
     tmp = tmp_path_factory.mktemp("demo_augment")
     args = ["--quick", "--threads", "1", "--out", str(tmp / "out"), "--work", str(tmp / "runs")]
     sweep.main(args)
@@ -84,20 +84,21 @@ def test_quick_sweep_has_every_cell_from_its_raw_records(quick: dict[str, Any]) 
     out = quick["tmp"] / "out"
     result = json.loads((out / "demo_augment_quick.json").read_text())
     records = [json.loads(line) for line in quick["raw"].read_text().splitlines()]
-    assert result["complete"] and result["runs_done"] == result["runs_planned"] == 12
-    assert result["table"]["columns"] == ["row", *PRESETS]
+    assert result["complete"] and result["runs_done"] == result["runs_planned"] == 4
+    assert result["table"]["columns"] == ["row", *sweep.QUICK["presets"]]
     assert [row[0] for row in result["table"]["rows"]] == list(ROWS)
     for label, (method, field) in ROWS.items():
-        for preset in PRESETS:
+        for preset in sweep.QUICK["presets"]:
             (record,) = [r for r in records if (r["method"], r["preset"]) == (method, preset)]
             assert 0.0 <= record[field] <= 1.0
             assert result["means"][label][preset] == {"mean": record[field], "seeds": [0],
                                                       "values": [record[field]]}  # fmt: skip
     row = result["table"]["rows"][0]  # EDPCNN: "mean (seed 0's value)"
-    assert row[1] == "{0:.3f} ({0:.3f})".format(result["means"]["EDPCNN"]["none"]["mean"])
+    assert row[1] == "{0:.3f} ({0:.3f})".format(result["means"]["EDPCNN"]["noflip"]["mean"])
     assert [r[0] for r in result["falls"]["rows"]] == ["edpcnn", "unet"]
     assert all(c.endswith("/ 1") for c in result["falls"]["rows"][0][1:])
-    assert result["falls"]["rows"][1][1:] == ["–"] * len(PRESETS)  # no DP at validation
+    no_dp = ["–"] * len(sweep.QUICK["presets"])  # the U-Net is validated without the DP
+    assert result["falls"]["rows"][1][1:] == no_dp
     assert {"method", "machine", "curves", "runs", "augment_ranges"} <= set(result)
     assert (out / "demo_augment_quick.png").stat().st_size > 0
 
@@ -114,7 +115,7 @@ def test_quick_runs_are_the_planned_commands(quick: dict[str, Any]) -> None:
         assert (r["n_val"], r["n_test"]) == (18, 18)  # SCD0000101 and SCD0000201, all slices
         assert max(v[1] for v in r["validations"]) == pytest.approx(r["best_dice"], abs=1e-5)
         if r["method"] == "edpcnn":  # validated through the DP: a rim count and the rule
-            assert 0 <= r["at_rim_last"] <= 18 and r["fell"] == (r["at_rim_last"] * 2 > 18)
+            assert 0 <= r["at_rim_last"] <= 18 and r["fell"] == (r["at_rim_last"] * 2 > 18)  # the rule, by hand
             assert r["test_dice_dp"] is None
         else:
             assert r["at_rim_last"] is None and r["fell"] is None
@@ -122,7 +123,7 @@ def test_quick_runs_are_the_planned_commands(quick: dict[str, Any]) -> None:
 
 
 def test_the_restart_trains_nothing(quick: dict[str, Any]) -> None:
-    assert len(quick["metrics"]) == 12
+    assert len(quick["metrics"]) == 4
     assert quick["after"] == quick["before"]  # no record appended, no run directory touched
 
 
