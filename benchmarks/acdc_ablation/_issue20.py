@@ -30,6 +30,8 @@ ROWS = {
                             "defaults otherwise)",
     "edpcnn-aug-semi-avg": "EDPCNN, augmented + semi-supervised, contour at the edge, weight "
                            "averaging 0.99",
+    "edpcnn-aug-noflip-edge": "EDPCNN at lvseg's defaults (augmented without flips, 3 fit "
+                              "steps, contour at the edge)",
     "edpcnn-aug-noflip-semi": "EDPCNN, augmented without flips + semi-supervised (lvseg's "
                               "defaults with --unlabelled 10)",
     "softdp": "EDPCNN-softDP",  # the chosen temperature is added from the records
@@ -38,13 +40,13 @@ ROWS = {
 #: The variants that train these rows (U-Net+DP comes from the unet run).
 VARIANTS = ("unet", "unet-aug", "unet-aug-noflip", "unet-semi", "unet-aug-semi", "edpcnn",
             "edpcnn-k3", "edpcnn-aug", "edpcnn-aug-noflip", "edpcnn-semi", "edpcnn-aug-semi",
-            "edpcnn-aug-semi-edge", "edpcnn-aug-semi-avg", "edpcnn-aug-noflip-semi", "softdp",
-            "es-hi")
+            "edpcnn-aug-semi-edge", "edpcnn-aug-semi-avg", "edpcnn-aug-noflip-edge",
+            "edpcnn-aug-noflip-semi", "softdp", "es-hi")
 #: "EDPCNN best": the bypass row with the highest mean Dice at a size; the semi-supervised
 #: U-Nets, of which the best is compared.
 EDPCNN = ("edpcnn", "edpcnn-k3", "edpcnn-aug", "edpcnn-aug-noflip", "edpcnn-semi",
           "edpcnn-aug-semi", "edpcnn-aug-semi-edge", "edpcnn-aug-semi-avg",
-          "edpcnn-aug-noflip-semi")
+          "edpcnn-aug-noflip-edge", "edpcnn-aug-noflip-semi")
 SEMI_UNET = ("unet-semi", "unet-aug-semi")
 #: The differences the targets name: label, minuend rows, subtrahend rows (the best mean of
 #: each group at a size).

@@ -150,11 +150,17 @@ REGISTRY: dict[str, Variant] = {
         "averaging 0.99", knobs={**_K3, **AUGMENT, **SEMI, "average": 0.99}, sizes=(10, 20),
         every_seed=True, edge_before=False, fit_steps_before=False),
     # lvseg's defaults since the flips left them (augmented without flips, 3 fit steps, the
-    # contour at the edge) with the teacher's DP targets: the candidate for --unlabelled's default
+    # contour at the edge) with the teacher's DP targets: the candidate for --unlabelled's
+    # default; then the same without them, its pair (EDPCNN at lvseg's defaults, the study's
+    # iterations; after it in the job order because it was added while it ran)
     "edpcnn-aug-noflip-semi": Variant(
         "edpcnn", "EDPCNN, augmented without flips + teacher's DP pseudo-labels (lvseg's defaults "
         "with --unlabelled 10)", knobs={**_K3, **AUGMENT_NOFLIP, **SEMI}, sizes=(10, 20),
         every_seed=True, edge_before=False, fit_steps_before=False),
+    "edpcnn-aug-noflip-edge": Variant(
+        "edpcnn", "EDPCNN at lvseg's defaults (augmented without flips, 3 fit steps, contour at "
+        "the edge)", knobs={**_K3, **AUGMENT_NOFLIP}, sizes=(10, 20), every_seed=True,
+        edge_before=False, fit_steps_before=False),
 }  # fmt: skip
 #: Each trained variant as (lvseg method, star settings, other TrainConfig settings), the pins
 #: applied (:attr:`Variant.star_settings`, :attr:`Variant.settings`); its order is the job order.
@@ -172,7 +178,7 @@ ROWS = ("untrained-dp", "mean-disc", "unet", "unet-dp", "edpcnn", "edpcnn-k3", "
         "es-hi", "es-lo", "es-lo2", "unet-aug", "edpcnn-aug", "unet-aug-noflip",
         "edpcnn-aug-noflip", "unet-semi", "edpcnn-semi",
         "unet-aug-semi", "edpcnn-aug-semi", "edpcnn-aug-semi-edge", "edpcnn-aug-semi-avg",
-        "edpcnn-aug-noflip-semi", "softdp", *SOFTDP[:-1])
+        "edpcnn-aug-noflip-edge", "edpcnn-aug-noflip-semi", "softdp", *SOFTDP[:-1])
 
 
 def _check_rows(rows: tuple[str, ...], registry: dict[str, Variant]) -> None:

@@ -192,10 +192,11 @@ def test_the_rows_keep_their_fit_steps_and_k3_trains_with_three(tmp_path: Path) 
     assert steps.pop("edpcnn-k3") == 3 and steps.pop("edpcnn-old") == 2
     assert steps.pop("edpcnn-aug-semi") == 3 == steps.pop("unet-aug-semi")
     assert steps.pop("edpcnn-aug-semi-edge") == 3 == steps.pop("edpcnn-aug-semi-avg")
-    assert steps.pop("edpcnn-aug-noflip-semi") == 3
+    assert steps.pop("edpcnn-aug-noflip-semi") == 3 == steps.pop("edpcnn-aug-noflip-edge")
     for variant, sizes in (("edpcnn-aug-semi", (10,)), ("unet-aug-semi", (10,)),
                            ("edpcnn-aug-semi-edge", (10, 20)), ("edpcnn-aug-semi-avg", (10, 20)),
-                           ("edpcnn-aug-noflip-semi", (10, 20))):
+                           ("edpcnn-aug-noflip-semi", (10, 20)),
+                           ("edpcnn-aug-noflip-edge", (10, 20))):
         both = {(j.size, j.seed) for j in jobs_of(FULL) if j.variant == variant}
         assert both == {(s, seed) for s in sizes for seed in FULL.seeds[s]}, variant
     assert config_of(Job(10, 0, "edpcnn-aug-semi-avg", 500), FULL, tmp_path).average == 0.99
@@ -204,7 +205,7 @@ def test_the_rows_keep_their_fit_steps_and_k3_trains_with_three(tmp_path: Path) 
 
 def test_every_row_draws_the_contour_where_the_study_started(tmp_path: Path) -> None:
     """lvseg's default moved the DP contour to the edge (0.5); every row of the study keeps the
-    contour through the chosen points (0), whatever the default, but the three rows at the edge."""
+    contour through the chosen points (0), whatever the default, but the rows at the edge."""
     from benchmarks.acdc_ablation._data import config_of
     from benchmarks.acdc_ablation._study import FULL, VARIANTS, Job
     from lvseg.config import TrainConfig
@@ -213,7 +214,7 @@ def test_every_row_draws_the_contour_where_the_study_started(tmp_path: Path) -> 
     offsets = {v: config_of(Job(10, 0, v, 500), FULL, tmp_path).star.edge_offset
                for v in VARIANTS}
     assert offsets.pop("edpcnn-aug-semi-edge") == 0.5 == offsets.pop("edpcnn-aug-semi-avg")
-    assert offsets.pop("edpcnn-aug-noflip-semi") == 0.5
+    assert offsets.pop("edpcnn-aug-noflip-semi") == 0.5 == offsets.pop("edpcnn-aug-noflip-edge")
     assert set(offsets.values()) == {0.0}, offsets
 
 
@@ -228,7 +229,8 @@ def test_every_row_without_augment_trains_as_it_did_before_the_default(tmp_path:
     assert TrainConfig(method="edpcnn").augment == "noflip"
     augment = {v: config_of(Job(10, 0, v, 500), FULL, tmp_path).augment for v in VARIANTS}
     noflip = {v for v in VARIANTS if "-noflip" in v}
-    assert noflip == {"unet-aug-noflip", "edpcnn-aug-noflip", "edpcnn-aug-noflip-semi"}
+    assert noflip == {"unet-aug-noflip", "edpcnn-aug-noflip", "edpcnn-aug-noflip-semi",
+                      "edpcnn-aug-noflip-edge"}
     assert {augment.pop(v) for v in noflip} == {"noflip"}
     augmented = {v for v in VARIANTS if "-aug" in v} - noflip
     assert augmented == {"unet-aug", "edpcnn-aug", "unet-aug-semi", "edpcnn-aug-semi",
@@ -392,7 +394,7 @@ def test_the_issue20_table_pairs_the_differences_by_seed() -> None:
     table = _issue20.table(records, FULL)
     assert table["columns"] == ["method", "10 images", "20 images", "50 images"]
     rows = {r[0]: r[1:] for r in table["rows"]}
-    assert list(rows)[:17] == [
+    assert list(rows)[:18] == [
         "U-Net", "U-Net, augmented", "U-Net, augmented without flips",
         "U-Net, mean teacher (semi-supervised)", "U-Net, augmented + mean teacher", "U-Net+DP",
         "EDPCNN (bypass)", "EDPCNN (bypass), 3 fit steps (lvseg's default)",
@@ -400,6 +402,7 @@ def test_the_issue20_table_pairs_the_differences_by_seed() -> None:
         "EDPCNN, augmented + semi-supervised (3 fit steps)",
         "EDPCNN, augmented + semi-supervised, contour at the edge (lvseg's defaults otherwise)",
         "EDPCNN, augmented + semi-supervised, contour at the edge, weight averaging 0.99",
+        "EDPCNN at lvseg's defaults (augmented without flips, 3 fit steps, contour at the edge)",
         "EDPCNN, augmented without flips + semi-supervised (lvseg's defaults with --unlabelled "
         "10)", "EDPCNN-softDP, temperature 3 (chosen on validation)", "EDPCNN-ES"]
     assert rows["U-Net"] == ["0.720 ± 0.020 (3); 100 s", "-", "-"]
@@ -407,7 +410,7 @@ def test_the_issue20_table_pairs_the_differences_by_seed() -> None:
     # s.d. of (0.85, 0.86, 0.90): sqrt(0.0014 / 2) = 0.0265; seconds 500 x median(0.3, 0.5, 0.4)
     assert rows["EDPCNN (bypass)"] == ["0.870 ± 0.026 (3); 200 s", "0.850 (1); 250 s", "-"]
     assert rows["EDPCNN-ES"] == ["-", "-", "-"]
-    diffs = list(rows.values())[17:]
+    diffs = list(rows.values())[18:]
     # EDPCNN best at 10 = semi (0.90 > 0.87); seeds 0, 1 against the U-Net: 0.18, 0.20
     assert diffs[0] == ["+0.190 ± 0.014 (2 seeds; best: EDPCNN, semi-supervised)", "-", "-"]
     # against the semi-supervised U-Net only seed 0 pairs: 0.88 - 0.80
