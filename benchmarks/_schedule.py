@@ -5,7 +5,8 @@ keys of the runs it needs first) and hands them to :func:`run_plan` with its
 :class:`~benchmarks._harness.RunLog`:
 
 * a run whose key is in the log is skipped (a restart resumes the plan);
-* the others are submitted, in plan order (earlier tasks have the higher priority), to a
+* the others are submitted in plan order, each when a thread of the cluster is free for it (so
+  a worker always takes the plan's next run; earlier tasks also have the higher priority), to a
   ``LocalCluster`` of :func:`connect` (``workers`` processes with 1 thread each) or to the
   scheduler at ``--scheduler ADDRESS``;
 * a task that needs another (``after``) waits for it through its Dask future and receives the
@@ -155,34 +156,58 @@ def run_plan(tasks: Sequence[Task], log: RunLog, client: Any, retries: int = RET
         dup = sorted({k for k in keys if keys.count(k) > 1})
         raise ValueError(f"a plan's task keys must be unique; repeated: {dup}")
     done = {r["key"]: r for r in [*earlier, *log.records]}
-    futures: dict[str, Any] = {}
-    token = uuid.uuid4().hex[:8]  # Dask keys unique to this call, even on a shared scheduler
-    for rank, task in enumerate(tasks):
-        if task.key in done:
-            continue
-        missing = [k for k in task.after if k not in done and k not in futures]
+    rank = {k: i for i, k in enumerate(keys)}
+    todo = [t for t in tasks if t.key not in done]
+    for task in todo:
+        missing = [k for k in task.after
+                   if k not in done and rank.get(k, len(keys)) > rank[task.key]]
         if missing:
             raise ValueError(f"task {task.key!r} needs {missing}, which are neither earlier in "
                              "the plan nor in the run log; list them before it")
-        needs = [futures.get(k, done.get(k)) for k in task.after]
-        futures[task.key] = client.submit(importable(task.fn), *task.args, *needs,
-                                          key=f"{task.key}#{token}", retries=retries,
-                                          priority=-rank, pure=False)  # fmt: skip
-    by_future = {f.key: k for k, f in futures.items()}
+    futures: dict[str, Any] = {}
+    finished: set[str] = set()
+    token = uuid.uuid4().hex[:8]  # Dask keys unique to this call, even on a shared scheduler
+    completed = as_completed()
+    queue = list(reversed(todo))
+
+    def submit_ready() -> None:
+        """Submit the next tasks in plan order while fewer runnable ones are in flight than the
+        cluster has threads, so that a worker takes the plan's next run, not one the scheduler
+        had queued on it earlier (a task waiting for another does not count)."""
+        threads = max(1, sum(client.nthreads().values()))
+        while queue:
+            busy = [k for k in futures if k not in finished and
+                    all(a in done or a in finished for a in by_key[k].after)]
+            if len(busy) >= threads:
+                return
+            task = queue.pop()
+            needs = [futures.get(k, done.get(k)) for k in task.after]
+            futures[task.key] = client.submit(importable(task.fn), *task.args, *needs,
+                                              key=f"{task.key}#{token}", retries=retries,
+                                              priority=-rank[task.key], pure=False)
+            completed.add(futures[task.key])
+
+    by_key = {t.key: t for t in todo}
+    by_future: dict[str, str] = {}
     failed: dict[str, BaseException] = {}
-    for future in as_completed(list(futures.values())):
+    submit_ready()
+    by_future.update({f.key: k for k, f in futures.items()})
+    for future in completed:
         key = by_future[future.key]
+        finished.add(key)
         if future.status != "finished":
             failed[key] = future.exception()
             print(f"{key}: failed: {failed[key]!r}", file=sys.stderr, flush=True)
-            continue
-        record = future.result()
-        if record.get("key") != key:
-            failed[key] = ValueError(f"its record's key is {record.get('key')!r}")
-            continue
-        log.add(record)
-        if on_record is not None:
-            on_record(record)
+        else:
+            record = future.result()
+            if record.get("key") != key:
+                failed[key] = ValueError(f"its record's key is {record.get('key')!r}")
+            else:
+                log.add(record)
+                if on_record is not None:
+                    on_record(record)
+        submit_ready()
+        by_future.update({f.key: k for k, f in futures.items()})
     if failed:
         lines = "; ".join(f"{k}: {e!r}" for k, e in failed.items())
         raise RuntimeError(f"{len(failed)} of {len(futures)} runs failed ({lines}); the "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,25 @@ def test_a_study_run_as_main_submits_its_functions_by_package_name(monkeypatch) 
     with pytest.raises(TypeError, match=r"noop is defined in a script run by path; run the study "
                                         r"as `python -m benchmarks.<study>`"):
         s.importable(run)
+
+
+def started(key: str, folder: str, seconds: float) -> dict[str, Any]:
+    """Appends ``key`` to the folder's start order, then takes ``seconds``."""
+    with open(Path(folder) / "order.txt", "a") as f:
+        f.write(key + "\n")
+    time.sleep(seconds)
+    return {"key": key}
+
+
+def test_workers_take_the_runs_in_plan_order(tmp_path: Path) -> None:
+    """Two worker processes start the runs in plan order, whatever the scheduler would have
+    queued on each worker: while one worker holds a long first run, the other takes the plan's
+    next runs one by one (a run is handed out only when a thread is free for it)."""
+    keys = [f"r{i:02d}" for i in range(12)]
+    log = h.RunLog(tmp_path / "log.jsonl")
+    tasks = [s.Task(k, started, (k, str(tmp_path), 3.0 if k == "r00" else 0.1)) for k in keys]
+    with s.connect(workers=2) as c:
+        s.run_plan(tasks, log, c)
+    order = (tmp_path / "order.txt").read_text().split()
+    assert sorted(order) == keys and len(log.records) == 12
+    assert sorted(order[:2]) == keys[:2] and order[2:] == keys[2:], order
