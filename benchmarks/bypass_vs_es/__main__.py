@@ -11,8 +11,9 @@ Method
 ------
 The command a user types, in a fresh process per run: ``lvseg train --method M --data acdc
 --data-dir <ACDC>/training --split thesis --train-size 10 --val-every 25 --seed S`` with every
-other option at its default (the bypass: 150 iterations, Adam 1e-3, one surrogate sample; ES:
-300 iterations, Adam 3e-3, σ 0.1, 10 samples), started through ``_child.py`` (the unchanged
+other option at its default (the bypass: 150 iterations, its default when the results ran, 500
+since issue #20, Adam 1e-3, one surrogate sample; ES: 300 iterations, Adam 3e-3, σ 0.1, 10
+samples), started through ``_child.py`` (the unchanged
 ``lvseg.cli.main`` plus a DP counter), single-threaded (``OMP_NUM_THREADS = MKL_NUM_THREADS =
 NUMBA_NUM_THREADS = 1``, ``OMP_WAIT_POLICY=PASSIVE``), one run at a time, seeds 0, 1, 2 with
 the two methods interleaved (bypass seed 0, ES seed 0, bypass seed 1, ...) so that a change of

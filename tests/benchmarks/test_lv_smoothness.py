@@ -51,3 +51,28 @@ def test_every_run_trains_without_augmentation_as_when_the_study_ran(tmp_path: P
     for plan in (bench.FULL, bench.QUICK):
         augment = {bench.config_of(j, plan, tmp_path).augment for j in bench.jobs_of(plan)}
         assert augment == {"none"}
+
+
+def test_the_scale_probe_trains_the_iterations_its_results_record(
+        tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """edpcnn's default became 500 iterations after the probe ran at 150; a missing probe is
+    trained again as the committed results describe it."""
+    import pytest
+
+    import lvseg.prepare
+    from benchmarks.lv_smoothness import _scale
+    from lvseg.config import TrainConfig
+
+    seen = []
+
+    def stop(config):  # type: ignore[no-untyped-def]
+        seen.append(config)
+        raise RuntimeError("stop before the data")
+
+    monkeypatch.setattr(lvseg.prepare, "prepare_data", stop)
+    with pytest.raises(RuntimeError, match="stop before the data"):
+        _scale.scale(tmp_path, tmp_path / "work", tmp_path / "out")
+    results = Path(_scale.__file__).parent / "results" / "lv_smoothness_scale.json"
+    recorded = json.loads(results.read_text())["probe_run"]["iterations"]
+    assert seen[0].iterations == _scale.PROBE_ITERATIONS == recorded == 150
+    assert TrainConfig(method="edpcnn").iterations == 500  # not the default any more

@@ -197,8 +197,8 @@ def test_help_documents_every_training_option(capsys) -> None:  # type: ignore[n
 
 
 def test_help_points_to_the_evidence_for_the_defaults_the_acdc_study_decides(capsys) -> None:  # type: ignore[no-untyped-def]
-    """--augment, --unlabelled, --average, --temperature and edpcnn-es name the docs section
-    with the comparison (issue #20), and that section exists."""
+    """--augment, --unlabelled, --average, --temperature, --iterations (edpcnn's) and edpcnn-es
+    name the docs section with the comparison (issue #20), and that section exists."""
     from lvseg.train_choices import EVIDENCE
 
     with pytest.raises(SystemExit):
@@ -207,7 +207,7 @@ def test_help_points_to_the_evidence_for_the_defaults_the_acdc_study_decides(cap
     assert EVIDENCE == "docs/reproducing_thesis.md, 'Ten labels'"
     for start in ("--augment {none,light,standard,elastic,noflip} training", "--unlabelled K semi",
                   "--average D weight averaging", "--temperature TAU temperature",
-                  "edpcnn-es: the same with ES"):
+                  "edpcnn-es: the same with ES", "--iterations K training"):
         help_text = text[text.index(start) + len(start):]
         ends = [help_text.find(x) for x in (" --", "; edpcnn-softdp:") if x in help_text]
         assert EVIDENCE in help_text[: min(ends)], start  # in this option's own help
@@ -241,6 +241,18 @@ def test_the_surrogate_defaults_are_the_ones_the_page_the_help_points_to_states(
     samples, steps = METHOD_DEFAULTS["edpcnn"].samples, TrainConfig("edpcnn").fit_steps
     assert (samples, steps) == (1, 3)
     assert f"σ = 1, **S = {samples}, {steps} fit steps** (Adam, lr 1e-3)" in page
+
+
+def test_the_page_states_each_methods_default_iterations() -> None:
+    """docs/lv_example.md's defaults table states each method's iterations as the code has them
+    (500 for edpcnn and unet since issue #20, 150 and 200 before)."""
+    from lvseg.train_choices import METHOD_DEFAULTS
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "lv_example.md").read_text("utf-8")
+    its = {m: METHOD_DEFAULTS[m].iterations for m in ("edpcnn", "unet", "edpcnn-es")}
+    assert its == {"edpcnn": 500, "unet": 500, "edpcnn-es": 300}
+    row = ", ".join(f"`{m}` {k}" for m, k in its.items())
+    assert f"\n| iterations | 20000 | {row} | " in page
 
 
 @pytest.mark.parametrize("command", ["evaluate", "predict"])
