@@ -26,8 +26,8 @@ ROWS = {
     "edpcnn-aug-noflip": "EDPCNN, augmented without flips",
     "edpcnn-semi": "EDPCNN, semi-supervised",
     "edpcnn-aug-semi": "EDPCNN, augmented + semi-supervised (3 fit steps)",
-    "edpcnn-aug-semi-edge": "EDPCNN, augmented + semi-supervised, contour at the edge (lvseg's "
-                            "defaults otherwise)",
+    "edpcnn-aug-semi-edge": "EDPCNN, augmented + semi-supervised, contour at the edge (3 fit "
+                            "steps)",
     "edpcnn-aug-semi-avg": "EDPCNN, augmented + semi-supervised, contour at the edge, weight "
                            "averaging 0.99",
     "edpcnn-aug-noflip-edge": "EDPCNN at lvseg's defaults (augmented without flips, 3 fit "

@@ -400,7 +400,7 @@ def test_the_issue20_table_pairs_the_differences_by_seed() -> None:
         "EDPCNN (bypass)", "EDPCNN (bypass), 3 fit steps (lvseg's default)",
         "EDPCNN, augmented", "EDPCNN, augmented without flips", "EDPCNN, semi-supervised",
         "EDPCNN, augmented + semi-supervised (3 fit steps)",
-        "EDPCNN, augmented + semi-supervised, contour at the edge (lvseg's defaults otherwise)",
+        "EDPCNN, augmented + semi-supervised, contour at the edge (3 fit steps)",
         "EDPCNN, augmented + semi-supervised, contour at the edge, weight averaging 0.99",
         "EDPCNN at lvseg's defaults (augmented without flips, 3 fit steps, contour at the edge)",
         "EDPCNN, augmented without flips + semi-supervised (lvseg's defaults with --unlabelled "
