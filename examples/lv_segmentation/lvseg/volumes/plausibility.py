@@ -15,8 +15,9 @@ import numpy as np
 
 from lvseg.star import RIM_FRACTION, RIM_TOLERANCE, at_rim, lines_at_rim, mostly_at_rim
 
-__all__ = ["ES_AREA_FACTOR", "MAX_AREA_MM2", "MIN_AREA_MM2", "RIM_FRACTION", "RIM_TOLERANCE", "at_rim",
-           "check_area", "check_center_inside", "check_es_area", "check_rim", "check_slice", "lines_at_rim", "where"]
+__all__ = ["ES_AREA_FACTOR", "MAX_AREA_MM2", "MIN_AREA_MM2", "RIM_FRACTION", "RIM_TOLERANCE",
+           "at_rim", "check_area", "check_center_inside", "check_es_area", "check_rim",
+           "check_slice", "lines_at_rim", "where"]
 
 #: Smallest plausible LV blood-pool area (mm²) of a slice with LV: a few pixels at the apex.
 MIN_AREA_MM2 = 20.0
