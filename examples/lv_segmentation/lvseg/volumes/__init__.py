@@ -49,7 +49,14 @@ from lvseg.volumes.patient import (
     read_patient,
 )
 from lvseg.volumes.phantoms import PhantomTruth, phantom_cine, write_phantom_patient
-from lvseg.volumes.plausibility import check_area, check_center_inside, check_rim, check_slice
+from lvseg.volumes.plausibility import (
+    ES_AREA_FACTOR,
+    check_area,
+    check_center_inside,
+    check_es_area,
+    check_rim,
+    check_slice,
+)
 from lvseg.volumes.protocol import dice_3d, hausdorff_3d, pearson, score_case, summarize_cases
 from lvseg.volumes.run import evaluate_volumes, input_case, predict_volumes
 from lvseg.volumes.segment import (
@@ -62,6 +69,7 @@ from lvseg.volumes.segment import (
 from lvseg.volumes.write import MASK_LABEL, volume_record, write_mask_nifti, write_volume_results
 
 __all__ = [
+    "ES_AREA_FACTOR",
     "MASK_LABEL",
     "MAX_VOXELS",
     "SLICE_SPACING_RANGE_MM",
@@ -77,6 +85,7 @@ __all__ = [
     "case_from_volume",
     "check_area",
     "check_center_inside",
+    "check_es_area",
     "check_rim",
     "check_slice",
     "check_volume_spacing",
@@ -113,3 +122,6 @@ MASK_LABEL = MASK_LABEL
 MAX_VOXELS = MAX_VOXELS
 #: Accepted distance between short-axis slices in mm (:mod:`lvseg.volumes.io`).
 SLICE_SPACING_RANGE_MM = SLICE_SPACING_RANGE_MM
+#: Largest plausible ratio of a slice's LV area at ES to its area at ED
+#: (:mod:`lvseg.volumes.plausibility`).
+ES_AREA_FACTOR = ES_AREA_FACTOR

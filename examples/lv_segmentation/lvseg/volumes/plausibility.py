@@ -2,7 +2,8 @@
 
 A slice is named by its frame and slice indices (:func:`where`), so a warning reads
 ``"frame 3, slice 7: ..."``. The checks are pure functions of the result; :func:`check_slice`
-runs all that apply. None refuses a result: the warnings go to the user and into the JSON.
+runs all that apply. :func:`check_es_area` compares a slice across the ED and ES frames, where
+both are known. None refuses a result: the warnings go to the user and into the JSON.
 """
 
 from __future__ import annotations
@@ -14,13 +15,19 @@ import numpy as np
 
 from lvseg.star import RIM_FRACTION, RIM_TOLERANCE, at_rim, lines_at_rim, mostly_at_rim
 
-__all__ = ["MAX_AREA_MM2", "MIN_AREA_MM2", "RIM_FRACTION", "RIM_TOLERANCE", "at_rim",
-           "check_area", "check_center_inside", "check_rim", "check_slice", "lines_at_rim", "where"]
+__all__ = ["ES_AREA_FACTOR", "MAX_AREA_MM2", "MIN_AREA_MM2", "RIM_FRACTION", "RIM_TOLERANCE",
+           "at_rim", "check_area", "check_center_inside", "check_es_area", "check_rim",
+           "check_slice", "lines_at_rim", "where"]
 
 #: Smallest plausible LV blood-pool area (mm²) of a slice with LV: a few pixels at the apex.
 MIN_AREA_MM2 = 20.0
 #: Largest plausible LV blood-pool area (mm²): beyond the most dilated ventricles at the base.
 MAX_AREA_MM2 = 6000.0
+#: Largest plausible ratio of a slice's LV area at ES to its area at ED. In systole the cavity
+#: shrinks: on the ground truth of the 100 ACDC training patients (slices with LV at both
+#: phases), 20 of 874 slices have an ES area above the ED area, 11 above 1.1 times it and 6
+#: (0.7 %) above 1.25 times it.
+ES_AREA_FACTOR = 1.25
 
 
 def where(frame: int, slice_index: int) -> str:
@@ -128,3 +135,37 @@ def check_slice(mask: np.ndarray, spacing: Sequence[float], name: str, *,
     if radii is not None and star_radius is not None:
         warnings.append(check_rim(radii, star_radius, name))
     return [w for w in warnings if w is not None]
+
+
+def check_es_area(ed_mask: np.ndarray, es_mask: np.ndarray, spacing: Sequence[float], *,
+                  factor: float = ES_AREA_FACTOR) -> list[str]:
+    """Warn for each slice whose LV area at ES exceeds ``factor`` times its area at ED.
+
+    Only slices with LV at both phases are compared (the masks are the results, not changed).
+
+    Args:
+        ed_mask: LV masks ``(Z, H, W)`` of the ED frame.
+        es_mask: LV masks ``(Z, H, W)`` of the ES frame.
+        spacing: ``(dy, dx)`` in mm.
+        factor: warn above this ratio, ``> 0``.
+
+    Example:
+        >>> ed = np.zeros((2, 8, 8), bool); es = ed.copy()
+        >>> ed[0, :4, :4] = True; es[0, :4, :6] = True; es[1, :2, :2] = True
+        >>> check_es_area(ed, es, (1.0, 1.0))  # doctest: +NORMALIZE_WHITESPACE
+        ['slice 0: the LV area at ES (24 mm²) is 1.5 times its area at ED (16 mm²);
+          the systolic contour is likely wrong']
+    """
+    ed_mask, es_mask = np.asarray(ed_mask, dtype=bool), np.asarray(es_mask, dtype=bool)
+    if ed_mask.ndim != 3 or ed_mask.shape != es_mask.shape:
+        raise ValueError(f"ed_mask and es_mask must be (Z, H, W) masks of one shape; got "
+                         f"{ed_mask.shape} and {es_mask.shape}")
+    if not (math.isfinite(factor) and factor > 0):
+        raise ValueError(f"factor must be a finite number > 0; got {factor!r}")
+    pixel = float(spacing[0]) * float(spacing[1])
+    ed_areas = np.count_nonzero(ed_mask, axis=(1, 2)) * pixel
+    es_areas = np.count_nonzero(es_mask, axis=(1, 2)) * pixel
+    return [f"slice {z}: the LV area at ES ({es:.4g} mm²) is {es / ed:.3g} times its area at ED "
+            f"({ed:.4g} mm²); the systolic contour is likely wrong"
+            for z, (ed, es) in enumerate(zip(ed_areas, es_areas))
+            if ed > 0 and es > factor * ed]

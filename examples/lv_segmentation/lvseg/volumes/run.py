@@ -68,7 +68,7 @@ def predict_volumes(paths: Sequence[str | os.PathLike[str]], segmenter: SliceSeg
                              "(nothing was written)")
     records = []
     for case, name in zip(cases, names):
-        result = segment_volume(case.volume, segmenter)
+        result = segment_volume(case.volume, segmenter, ed=case.ed, es=case.es)
         files = write_volume_results(out, name, case.volume, result, case, label=label)
         record = json.loads(files[-2].read_text())  # the JSON just written
         records.append({**record, "files": [str(f) for f in files]})
@@ -103,7 +103,7 @@ def evaluate_volumes(patients: Iterable[str | os.PathLike[str]], segmenter: Slic
         missing = [p for p, t in (("ED", case.ed), ("ES", case.es)) if t not in case.truth]
         if missing:
             raise ValueError(f"{folder}: no ground truth (_gt file) for {' and '.join(missing)}")
-        result = segment_volume(case.volume, segmenter)
+        result = segment_volume(case.volume, segmenter, ed=case.ed, es=case.es)
         frames = [case.ed, case.es]
         truth = np.stack([case.truth[t] for t in frames])
         record = score_case(result.masks[frames], truth, case.volume.spacing, case.patient_id,

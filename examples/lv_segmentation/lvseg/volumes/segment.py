@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from lvseg.volumes.cardiac import Phases, lv_volume_ml, phases
 from lvseg.volumes.io import Volume
-from lvseg.volumes.plausibility import check_slice, where
+from lvseg.volumes.plausibility import check_es_area, check_slice, where
 
 __all__ = ["SliceResult", "SliceSegmenter", "VolumeSegmentation", "largest_component",
            "segment_volume"]
@@ -73,10 +73,13 @@ class VolumeSegmentation:
         return phases(self.volumes_ml, ed, es)
 
 
-def segment_volume(volume: Volume, segmenter: SliceSegmenter) -> VolumeSegmentation:
+def segment_volume(volume: Volume, segmenter: SliceSegmenter, *, ed: int | None = None,
+                   es: int | None = None) -> VolumeSegmentation:
     """Segment every slice of every frame of ``volume`` and check each result.
 
-    Warnings name slices by the frame numbers of ``volume.frames`` and the slice index.
+    Warnings name slices by the frame numbers of ``volume.frames`` and the slice index. With the
+    ED and ES frame indices given, each slice is also compared across them
+    (:func:`~lvseg.volumes.plausibility.check_es_area`: ``"slice 3: the LV area at ES ..."``).
 
     Raises:
         ValueError: naming ``volume.source``, if the segmenter returns the wrong number of
@@ -118,6 +121,8 @@ def segment_volume(volume: Volume, segmenter: SliceSegmenter) -> VolumeSegmentat
             warnings.append(f"{name}: {result.note}")
         warnings.extend(check_slice(mask, volume.spacing[1:], name, center=result.center,
                                     radii=result.radii, star_radius=result.star_radius))
+    if ed is not None and es is not None and ed != es:
+        warnings.extend(check_es_area(masks[ed], masks[es], volume.spacing[1:]))
     return VolumeSegmentation(masks, lv_volume_ml(masks, volume.spacing), no_lv, warnings)
 
 
