@@ -169,6 +169,7 @@ def run_plan(tasks: Sequence[Task], log: RunLog, client: Any, retries: int = RET
     token = uuid.uuid4().hex[:8]  # Dask keys unique to this call, even on a shared scheduler
     completed = as_completed()
     queue = list(reversed(todo))
+    by_key = {t.key: t for t in todo}
 
     def submit_ready() -> None:
         """Submit the next tasks in plan order while fewer runnable ones are in flight than the
@@ -187,13 +188,10 @@ def run_plan(tasks: Sequence[Task], log: RunLog, client: Any, retries: int = RET
                                               priority=-rank[task.key], pure=False)
             completed.add(futures[task.key])
 
-    by_key = {t.key: t for t in todo}
-    by_future: dict[str, str] = {}
     failed: dict[str, BaseException] = {}
     submit_ready()
-    by_future.update({f.key: k for k, f in futures.items()})
     for future in completed:
-        key = by_future[future.key]
+        key = future.key.rpartition("#")[0]  # the task's key, without the token
         finished.add(key)
         if future.status != "finished":
             failed[key] = future.exception()
@@ -207,7 +205,6 @@ def run_plan(tasks: Sequence[Task], log: RunLog, client: Any, retries: int = RET
                 if on_record is not None:
                     on_record(record)
         submit_ready()
-        by_future.update({f.key: k for k, f in futures.items()})
     if failed:
         lines = "; ".join(f"{k}: {e!r}" for k, e in failed.items())
         raise RuntimeError(f"{len(failed)} of {len(futures)} runs failed ({lines}); the "
