@@ -98,9 +98,13 @@ def centre_free_star(run: LoadedRun) -> StarConfig:
 
     Example:
         >>> from lvseg.config import TrainConfig
-        >>> run = LoadedRun(TrainConfig(), torch.nn.Identity(), "best.pt", 0)
-        >>> centre_free_star(run).n_lines, run.config.star.n_lines
-        (50, 25)
+        >>> from lvseg.inference_options import StarOverrides
+        >>> run = LoadedRun(TrainConfig(method="edpcnn"), torch.nn.Identity(), "best.pt", 0)
+        >>> run.config.star.n_lines, centre_free_star(run).n_lines  # trained with 25
+        (25, 50)
+        >>> given = dataclasses.replace(run, overrides=StarOverrides(n_lines=25))  # --n-lines 25
+        >>> centre_free_star(given).n_lines
+        25
     """
     star = run.config.star
     if run.overrides.n_lines is not None or star.n_lines >= CENTRE_FREE_N_LINES:
