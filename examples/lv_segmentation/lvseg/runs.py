@@ -109,10 +109,10 @@ def load_run(
     (:class:`~lvseg.inference_options.StarOverrides`: the DP's ``delta``, the number of lines
     ``n_lines``, where the contour is drawn ``edge_offset``, the width of the moving average on
     the DP's indices ``smoothing``; ``None``: the run's; the weights depend on none of them; a
-    run's ``smoothing=None`` follows ``n_lines``): see ``lvseg evaluate --help``. Centre-free
-    segmentation gives a star of fewer lines than
-    :data:`~lvseg.inference_options.CENTRE_FREE_N_LINES` that many unless ``overrides`` gives
-    ``n_lines`` (:class:`lvseg.centre_free.RunSegmenter`); ``config`` keeps the run's.
+    run's ``smoothing=None`` follows ``n_lines``): see ``lvseg evaluate --help``. The returned
+    ``config`` keeps the run's number of lines unless ``overrides`` gives ``n_lines``;
+    centre-free segmentation raises it to :data:`~lvseg.inference_options.CENTRE_FREE_N_LINES`
+    when ``overrides`` does not (:func:`lvseg.centre_free.centre_free_star`).
 
     Example:
         ``load_run("runs/edpcnn", overrides=StarOverrides(n_lines=50))``: a finer contour.
