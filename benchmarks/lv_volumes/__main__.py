@@ -30,7 +30,9 @@ command, with the load average (the machine is shared).
 Run ``python -m benchmarks.lv_volumes --run edpcnn=DIR --run unet=DIR --locator DIR`` from the
 repository root (about 10 minutes per run on 2 busy CPU cores), or ``--quick`` (2 patients, a
 5-frame cine). ``--stem NAME`` writes ``results/NAME.json`` instead (other runs, e.g. those
-trained on 10 images); ``--n-lines N`` segments with an N-line star (``lvseg --n-lines``);
+trained on 10 images); ``--n-lines N`` segments with an N-line star (``lvseg --n-lines``;
+default: ``lvseg.inference_options.CENTRE_FREE_N_LINES``, or the run's if it has more; the JSON
+records the lines used as ``"n_lines"``);
 ``--find auto|map|motion`` chooses the finder (``lvseg --find``; the JSON records the one used).
 """
 
@@ -43,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import _harness as H
-from lvseg.inference_options import FINDERS
+from lvseg.inference_options import CENTRE_FREE_N_LINES, FINDERS
 
 HERE = Path(__file__).resolve().parent
 #: ../shared/data/acdc/training of the checkout, or of a worktree in wt/<name>
@@ -102,7 +104,7 @@ def evaluate(name: str, run_dir: str, locator: str | None, patients: list[Path],
     return {"name": name, "run": run_dir, "method": run.config.method,
             "iteration": run.iteration, "locator": None if own else locator,
             "find": find, "finder": segmenter.finder(2),
-            "n_lines": run.config.star.n_lines, "train_size": run.config.train_size,
+            "n_lines": segmenter.star.n_lines, "train_size": run.config.train_size,
             "seconds": time.perf_counter() - start, "summary": report["summary"],
             "centre": _centre_accuracy(patients, log), "patients": report["patients"]}
 
@@ -125,7 +127,9 @@ def main() -> None:
     p.add_argument("--locator", help="a unet run for end-to-end runs", metavar="RUN_DIR")
     p.add_argument("--data-dir", type=Path, default=ACDC, help="ACDC training folder")
     p.add_argument("--stem", default=NAME, help="the result file's name, without .json")
-    p.add_argument("--n-lines", type=int, help="star lines for prediction (default: the run's)")
+    p.add_argument("--n-lines", type=int, help="star lines for prediction (default: "
+                   f"{CENTRE_FREE_N_LINES}, or the run's if it has more: lvseg's centre-free "
+                   "default)")
     p.add_argument("--find", default="auto", choices=FINDERS, help="how the LV is found "
                    "(lvseg --find)")
     args = p.parse_args()

@@ -5,8 +5,10 @@ Method
 A phantom cine (``lvseg.volumes.phantom_cine``: ``--frames`` frames x 10 slices of 224 x 224
 pixels at 1.5625 mm, seed 0) is written as a 4-D NIfTI without ED/ES (what a user's
 ``cine.nii.gz`` is) and predicted with a trained run (``--run``; ``--locator`` for end-to-end
-runs), as ``lvseg predict RUN_DIR cine.nii.gz`` does: read, find the LV (``--find``), segment,
-check, write the NIfTI mask, the montage PNG and the JSON/CSV.
+runs), as ``lvseg predict RUN_DIR cine.nii.gz`` does: read, find the LV (``--find``), segment
+(with the star of centre-free segmentation, ``lvseg.centre_free.centre_free_star``: the lines
+used are recorded as ``"n_lines"``), check, write the NIfTI mask, the montage PNG and the
+JSON/CSV.
 
 * **In process, by stage.** After a warm-up on the first frame (numba's cached kernels, torch's
   allocations), the whole cine goes through ``lvseg.volumes.predict_volumes``; wall and CPU
@@ -154,8 +156,9 @@ def in_process(run_dir: str, locator: str | None, cine: Path, threads: int, find
 
 
 def stage_times(segmenter: Any, cine: Path, out: Path) -> dict[str, Any]:
-    """Slices per second and wall/CPU time by stage of ``predict_volumes([cine], segmenter,
-    out)`` (a :class:`lvseg.centre_free.RunSegmenter`), after a warm-up on two frames."""
+    """Slices per second, the star lines used (``"n_lines"``) and wall/CPU time by stage of
+    ``predict_volumes([cine], segmenter, out)`` (a :class:`lvseg.centre_free.RunSegmenter`),
+    after a warm-up on two frames."""
     import contextlib
 
     from lvseg.volumes import predict_volumes, read_volume
@@ -172,8 +175,8 @@ def stage_times(segmenter: Any, cine: Path, out: Path) -> dict[str, Any]:
         clock.pop()
         wall, cpu = time.perf_counter() - start[0], time.process_time() - start[1]
     slices = int(np.prod(volume.array.shape[:2]))
-    return {"slices": slices, "wall_s": wall, "cpu_s": cpu, "slices_per_s": slices / wall,
-            "load": load,
+    return {"slices": slices, "n_lines": segmenter.star.n_lines, "wall_s": wall, "cpu_s": cpu,
+            "slices_per_s": slices / wall, "load": load,
             "stages": {k: {"wall_s": clock.wall[k], "cpu_s": clock.cpu[k]} for k in clock.wall}}
 
 

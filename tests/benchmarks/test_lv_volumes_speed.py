@@ -45,6 +45,7 @@ def test_the_stages_of_a_cine_add_up_to_its_time(tmp_path: Path) -> None:
                  "segmentation (DP, masks)", "write NIfTI", "montage PNG"):
         assert stages[name]["wall_s"] > 0, name
     assert result["slices"] == 30
+    assert result["n_lines"] == 50  # a 25-line run segments volumes with 50 (lvseg's default)
     total = sum(s["wall_s"] for s in stages.values())
     assert abs(total - result["wall_s"]) < 0.01 * result["wall_s"] + 1e-3
     assert (tmp_path / "out" / "cine_lv.nii.gz").is_file()

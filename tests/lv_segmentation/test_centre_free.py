@@ -217,8 +217,8 @@ def test_an_implausible_dp_contour_falls_back_to_the_locator_mask_with_a_warning
     found = locate("unet", Bright(), images[0], truth.spacing[1:], min_area_mm2=300.0)
     np.testing.assert_array_equal(result.masks[0][found.has_lv], found.masks[found.has_lv])
     assert not result.masks[0][~found.has_lv].any()
-    for z in range(1, 7):
-        assert (f"frame 0, slice {z}: the DP contour lies at the star radius on 12 of 12 lines; "
+    for z in range(1, 7):  # the run's 12 lines, 50 for centre-free segmentation
+        assert (f"frame 0, slice {z}: the DP contour lies at the star radius on 50 of 50 lines; "
                 "the locator's LV mask is used instead") in result.warnings
 
 
@@ -247,14 +247,15 @@ def test_locate_maps_the_chosen_blob_back_to_the_input_pixels() -> None:
 def test_n_lines_gives_the_volume_contours_n_points(tiny_runs: dict[str, Path], tmp_path: Path
                                                     ) -> None:
     """A phantom volume segmented with ``--n-lines``: every DP contour has N points (the run
-    was trained with 12), and ``evaluate --protocol volumes`` records the star it used."""
+    was trained with 12; without ``--n-lines``, centre-free segmentation's 50), and
+    ``evaluate --protocol volumes`` records the star it used."""
     images, _, truth = phantom_cine(size=48, n_frames=1)
-    for n_lines in (12, 20):
-        overrides = StarOverrides(n_lines=None if n_lines == 12 else n_lines)
-        segmenter = RunSegmenter(load_run(tiny_runs["unet-dp"], overrides=overrides),
+    for n_lines, expected in ((None, 50), (12, 12), (20, 20)):
+        segmenter = RunSegmenter(load_run(tiny_runs["unet-dp"],
+                                          overrides=StarOverrides(n_lines=n_lines)),
                                  min_area_mm2=0.0)
         radii = [r.radii for r in segmenter(images, truth.spacing) if r.radii is not None]
-        assert radii and all(len(r) == n_lines for r in radii)
+        assert radii and all(len(r) == expected for r in radii)
     write_phantom_patient(tmp_path / "acdc", "patient901", size=48, n_frames=2)
     out = tmp_path / "volumes.json"
     assert main(["evaluate", str(tiny_runs["unet-dp"]), "--protocol", "volumes", "--data-dir",

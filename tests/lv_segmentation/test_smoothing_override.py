@@ -100,12 +100,13 @@ def test_evaluate_and_predict_take_it_and_the_report_records_the_width(
 
 
 def test_volumes_take_it(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
-    """``evaluate --protocol volumes`` records the width; ``predict`` of a volume uses it."""
+    """``evaluate --protocol volumes`` records the width; ``predict`` of a volume uses it (by
+    default 13, the odd integer nearest N/4 of centre-free segmentation's 50 lines)."""
     from lvseg.volumes import write_phantom_patient
 
     patient = write_phantom_patient(tmp_path / "acdc", "patient901", size=48, n_frames=2)
     masks = {}
-    for extra, width in (([], 3), (["--smoothing", "1"], 1), (["--smoothing", "5"], 5)):
+    for extra, width in (([], 13), (["--smoothing", "1"], 1), (["--smoothing", "5"], 5)):
         out = tmp_path / f"volumes{width}.json"
         assert main(["evaluate", str(tiny_runs["unet-dp"]), "--protocol", "volumes",
                      "--data-dir", str(tmp_path / "acdc"), "--split", "all", *extra, "--json",

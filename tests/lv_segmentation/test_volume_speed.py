@@ -23,6 +23,7 @@ import torch
 from scipy import ndimage
 
 from lvseg.centre_free import RunSegmenter
+from lvseg.inference_options import StarOverrides
 from lvseg.locate import label_blobs
 from lvseg.prepare import crop_grid, prepare_image, training_grid
 from lvseg.runs import LoadedRun
@@ -44,7 +45,9 @@ def _digest(method: str, find: str, n_frames: int) -> str:
     images, _, truth = phantom_cine(size=80, n_frames=n_frames, spacing=(10.0, 1.8, 1.6))
     volume = Volume(images, truth.spacing, "phantom")
     star = dataclasses.replace(tiny_config().star, edge_offset=0.0)  # as when recorded
-    run = LoadedRun(tiny_config(method, star=star), Bright(), "oracle", 0)
+    # the run's 12 lines, as when recorded (--n-lines 12: centre-free segmentation has 50 since)
+    run = LoadedRun(tiny_config(method, star=star), Bright(), "oracle", 0,
+                    StarOverrides(n_lines=star.n_lines))
     locator = LoadedRun(tiny_config("unet"), Bright(), "oracle locator", 0)
     result = segment_volume(volume, RunSegmenter(run, locator=locator, find=find,
                                                  min_area_mm2=300.0))

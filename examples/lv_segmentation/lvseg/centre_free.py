@@ -8,7 +8,9 @@ For every slice of a volume, :class:`RunSegmenter`
    (:func:`lvseg.anchor.locate_motion`), as :meth:`RunSegmenter.finder` chooses;
 2. prepares the slice as prediction does (resampling to the training spacing, a crop around the
    found centre: :func:`lvseg.prepare.prepare_image`) and segments it with the run's method
-   (:func:`lvseg.segment.segment`);
+   (:func:`lvseg.segment.segment`) and star, with
+   :data:`~lvseg.inference_options.CENTRE_FREE_N_LINES` lines unless the run has more or
+   ``--n-lines`` is given (:func:`centre_free_star`);
 3. for DP methods, re-centres once at the centroid of the DP's mask and segments again (a crop
    that did not move keeps its U-Net map: only the DP runs again);
    for ``unet`` keeps the largest connected component of the thresholded mask;
@@ -37,21 +39,23 @@ near it: ``find="auto"`` uses the motion finder for it whenever the input has tw
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
 from lvseg.anchor import locate_motion_on_grid
-from lvseg.inference_options import FINDERS, MIN_AREA_MM2
+from lvseg.inference_options import CENTRE_FREE_N_LINES, FINDERS, MIN_AREA_MM2
 from lvseg.locate import BATCH_SIZE, Located, locate_on_grid
 from lvseg.methods import get_method
 from lvseg.predict import to_input_grid
 from lvseg.prepare import crop_grid, training_grids
 from lvseg.runs import LoadedRun
 from lvseg.segment import segment_maps, unet_maps
-from lvseg.star import lines_at_rim, mostly_at_rim
+from lvseg.star import StarConfig, lines_at_rim, mostly_at_rim
 from lvseg.volumes.segment import SliceResult, largest_component
 
-__all__ = ["MAX_AREA_RATIO", "RunSegmenter", "implausible"]
+__all__ = ["MAX_AREA_RATIO", "RunSegmenter", "centre_free_star", "implausible"]
 
 #: What a segmentation pass keeps for the next: its crops' origins and the U-Net's raw maps.
 _Kept = tuple[np.ndarray, torch.Tensor]
@@ -86,8 +90,35 @@ def implausible(mask: np.ndarray, radii: np.ndarray, star_radius: float,
     return None
 
 
+def centre_free_star(run: LoadedRun) -> StarConfig:
+    """The star centre-free segmentation uses with ``run``: the run's (its ``config.star``,
+    overrides applied), with :data:`~lvseg.inference_options.CENTRE_FREE_N_LINES` lines if it has
+    fewer and ``run.overrides`` does not give ``n_lines`` (an explicit ``--n-lines`` wins, lower
+    values included). Only the number of lines changes; a run's ``smoothing=None`` follows it.
+
+    Example:
+        >>> from lvseg.config import TrainConfig
+        >>> from lvseg.inference_options import StarOverrides
+        >>> run = LoadedRun(TrainConfig(method="edpcnn"), torch.nn.Identity(), "best.pt", 0)
+        >>> run.config.star.n_lines, centre_free_star(run).n_lines  # trained with 25
+        (25, 50)
+        >>> given = dataclasses.replace(run, overrides=StarOverrides(n_lines=25))  # --n-lines 25
+        >>> centre_free_star(given).n_lines
+        25
+    """
+    star = run.config.star
+    if run.overrides.n_lines is not None or star.n_lines >= CENTRE_FREE_N_LINES:
+        return star
+    return dataclasses.replace(star, n_lines=CENTRE_FREE_N_LINES)
+
+
 class RunSegmenter:
     """Segment every slice of a volume with a trained run, no centre given.
+
+    The star is the run's (``star``: as used), with
+    :data:`~lvseg.inference_options.CENTRE_FREE_N_LINES` lines unless the run has more or the
+    user gave ``n_lines`` (``run.overrides``, ``--n-lines``): a finer contour
+    (:func:`centre_free_star`).
 
     Args:
         run: the loaded run (:func:`lvseg.runs.load_run`).
@@ -121,7 +152,7 @@ class RunSegmenter:
                 "not locate the LV by itself; give a locator: a unet (or unet-dp) run trained "
                 "on the same data (lvseg predict/evaluate --locator RUN_DIR)")
         self.run, self.locator, self.method = run, locator, chosen
-        self.star = run.config.star
+        self.star = centre_free_star(run)
         self.min_area_mm2, self.refine = float(min_area_mm2), bool(refine)
         self.fallback, self.find = bool(fallback), find
 

@@ -165,14 +165,17 @@ def evaluate_run_volumes(
     :func:`lvseg.volumes.evaluate_volumes`; ``find`` chooses how the LV is found
     (:meth:`~lvseg.centre_free.RunSegmenter.finder`). ``overrides``
     (:class:`~lvseg.inference_options.StarOverrides`) replaces the run's star settings for
-    prediction (:func:`~lvseg.runs.load_run`).
+    prediction (:func:`~lvseg.runs.load_run`); without ``n_lines`` the star has
+    :data:`~lvseg.inference_options.CENTRE_FREE_N_LINES` lines, or the run's if it has more
+    (:func:`~lvseg.centre_free.centre_free_star`).
 
     Returns:
         ``{"summary", "patients"}`` of :func:`~lvseg.volumes.evaluate_volumes` with ``"run"``,
         ``"method"``, ``"checkpoint"``, ``"iteration"``, ``"locator"``, ``"find"`` (as given),
         ``"finder"`` (``map`` or ``motion``, as used on the ED/ES pairs), ``"split"``,
         ``"data_dir"``, ``"delta"``, ``"n_lines"``, ``"edge_offset"`` and ``"smoothing"`` (the
-        star's, as used; ``"smoothing"``: :attr:`~lvseg.star.StarConfig.smoothing_width`);
+        segmenter's star, as used; ``"smoothing"``:
+        :attr:`~lvseg.star.StarConfig.smoothing_width`);
         written to ``json_path`` if given.
 
     Raises:
@@ -209,9 +212,9 @@ def evaluate_run_volumes(
               "iteration": run.iteration, "locator": None if locator is None else str(locator),
               "find": find, "finder": segmenter.finder(2),
               "split": split, "data_dir": str(folder.resolve()),
-              "delta": run.config.star.delta, "n_lines": run.config.star.n_lines,
-              "edge_offset": run.config.star.edge_offset,
-              "smoothing": run.config.star.smoothing_width, **report}
+              "delta": segmenter.star.delta, "n_lines": segmenter.star.n_lines,
+              "edge_offset": segmenter.star.edge_offset,
+              "smoothing": segmenter.star.smoothing_width, **report}
     if json_path is not None:
         atomic_write_bytes(json_path, (json.dumps(report, indent=2) + "\n").encode())
     return report

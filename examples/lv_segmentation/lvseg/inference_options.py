@@ -26,9 +26,20 @@ from lvseg.data.splits import ALL, SPLITS
 from lvseg.device import DEVICES
 from lvseg.options import MAX_SEED, check_fields, document, option
 
-__all__ = ["EVAL_SPLITS", "FINDERS", "MIN_AREA_MM2", "PROTOCOLS", "EvaluateConfig",
-           "LocateOptions", "PredictConfig", "RunOptions", "StarOverrides"]
+__all__ = ["CENTRE_FREE_N_LINES", "EVAL_SPLITS", "FINDERS", "MIN_AREA_MM2", "PROTOCOLS",
+           "EvaluateConfig", "LocateOptions", "PredictConfig", "RunOptions", "StarOverrides"]
 
+#: Star lines of centre-free segmentation (:class:`lvseg.centre_free.RunSegmenter`: ``lvseg
+#: predict`` without ``--center``, ``lvseg evaluate --protocol volumes``,
+#: ``benchmarks/lv_volumes``) when ``--n-lines`` is not given; a run trained with more keeps its
+#: own (:func:`lvseg.centre_free.centre_free_star`), and everything else (the thesis protocol,
+#: ``lvseg predict --center``, training) uses the run's. Why: the contour is a polygon through
+#: one vertex per line, so fewer lines cut more of a convex LV off (an inscribed 25-gon has 1 %
+#: less area than its circle, a 50-gon 0.26 %), and the DP does not depend on the number of
+#: lines, so a run trained with 25 predicts with more. The evidence (3-D Dice on ACDC volumes,
+#: 50 against 25 lines): ``benchmarks/lv_volumes/README.md``, "More star lines for centre-free
+#: segmentation".
+CENTRE_FREE_N_LINES = 50
 #: A blob smaller than this (mm²) is "no LV" (an apical LV cavity is larger; noise blobs smaller).
 MIN_AREA_MM2 = 100.0
 #: ``--find``: ``map`` (:func:`lvseg.locate.locate`), ``motion``
@@ -56,10 +67,14 @@ class StarOverrides:
                                "by default). With a centre away from the centre of mass, 2 lets "
                                "the contour follow the LV (docs/reproducing_thesis.md, "
                                "'Fig. 5.4', has the measurements)", metavar="D")
-    n_lines: int | None = option(None, "star lines for prediction (default: the run's, 25 by "
-                                 "default): the DP does not depend on the number of lines, so "
-                                 "a run trained with 25 can predict with more, a finer contour "
-                                 "(docs/volumes.md has the measurements)", metavar="N")
+    n_lines: int | None = option(None, "star lines for prediction (default: "
+                                 f"{CENTRE_FREE_N_LINES}, or the run's if it has more, where the "
+                                 "LV is found without a centre, i.e. predict without --center "
+                                 "and evaluate --protocol volumes; the run's, 25 by default, "
+                                 "for the rest): the DP does not depend on the number of lines, "
+                                 "so a run trained with 25 predicts with more, a finer contour "
+                                 "(docs/volumes.md has the measurements); --n-lines 25 keeps "
+                                 "such a run's star everywhere", metavar="N")
     edge_offset: float | None = option(None, "where the DP contour is drawn, in point steps "
                                        "beyond the chosen points (default: the run's, 0.5 by "
                                        "default: the LV's edge); 0 draws it through them, as "
@@ -68,7 +83,7 @@ class StarOverrides:
     smoothing: int | None = option(None, "the odd width of the moving average on the DP's "
                                    "indices for prediction (default: the run's, by default the "
                                    "odd integer nearest N/4 of the lines, which follows "
-                                   "--n-lines); 1 (or 0): none (docs/volumes.md has the "
+                                   "the lines used); 1 (or 0): none (docs/volumes.md has the "
                                    "measurements)", metavar="W")
 
     def __post_init__(self) -> None:

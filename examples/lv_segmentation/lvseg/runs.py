@@ -81,12 +81,16 @@ class LoadedRun:
     """A trained run: its config, the model (eval mode) and which checkpoint was loaded.
 
     ``config.star.smoothness`` is the DP's smoothness penalty inference uses: the one the
-    checkpoint learned if the run learned it (``learn_smoothness``)."""
+    checkpoint learned if the run learned it (``learn_smoothness``). ``overrides`` are the star
+    settings :func:`load_run` replaced (already in ``config.star``): those the user gave, which
+    a use's own defaults do not replace (centre-free segmentation's number of lines,
+    :class:`lvseg.centre_free.RunSegmenter`)."""
 
     config: TrainConfig
     model: nn.Module
     checkpoint: str
     iteration: int
+    overrides: StarOverrides = StarOverrides()
 
     @property
     def unet(self) -> nn.Module:
@@ -105,7 +109,10 @@ def load_run(
     (:class:`~lvseg.inference_options.StarOverrides`: the DP's ``delta``, the number of lines
     ``n_lines``, where the contour is drawn ``edge_offset``, the width of the moving average on
     the DP's indices ``smoothing``; ``None``: the run's; the weights depend on none of them; a
-    run's ``smoothing=None`` follows ``n_lines``): see ``lvseg evaluate --help``.
+    run's ``smoothing=None`` follows ``n_lines``): see ``lvseg evaluate --help``. The returned
+    ``config`` keeps the run's number of lines unless ``overrides`` gives ``n_lines``;
+    centre-free segmentation raises it to :data:`~lvseg.inference_options.CENTRE_FREE_N_LINES`
+    when ``overrides`` does not (:func:`lvseg.centre_free.centre_free_star`).
 
     Example:
         ``load_run("runs/edpcnn", overrides=StarOverrides(n_lines=50))``: a finer contour.
@@ -142,4 +149,4 @@ def load_run(
     load_model_state(model, state, path, config.to_dict())
     model.to(resolve_device(device)).eval()
     config = dataclasses.replace(config, star=star_of(model, config.star))  # a learned penalty
-    return LoadedRun(config, model, path.name, int(state.get("iteration", 0)))
+    return LoadedRun(config, model, path.name, int(state.get("iteration", 0)), overrides)

@@ -1,0 +1,62 @@
+"""benchmarks/lv_volumes' ``evaluate``: centre-free segmentation's star lines, as used, in the JSON.
+
+A 25-line run (an oracle "U-Net" that marks the brightest pixels, on an ACDC-layout phantom)
+segments with 50 lines by default (``lvseg.inference_options.CENTRE_FREE_N_LINES``) and with 25
+given ``--n-lines 25``; the record's ``"n_lines"`` is the number the contours have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import lvseg.centre_free
+import lvseg.runs
+from benchmarks.lv_volumes.__main__ import evaluate
+from lvseg.config import TrainConfig
+from lvseg.inference_options import StarOverrides
+from lvseg.runs import LoadedRun
+from lvseg.volumes import write_phantom_patient
+
+
+class Bright(torch.nn.Module):
+    """Logit > 0 on the brightest 15 % of each input's intensity range."""
+
+    depth = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hi, lo = x.amax(dim=(-2, -1), keepdim=True), x.amin(dim=(-2, -1), keepdim=True)
+        return x - (hi - 0.15 * (hi - lo))
+
+
+def _oracle_run(run_dir: Any, checkpoint: str = "best", *, device: str = "cpu",
+                overrides: StarOverrides = StarOverrides()) -> LoadedRun:
+    """What ``load_run`` gives for a ``unet-dp`` run of the default 25-line star."""
+    config = TrainConfig(method="unet-dp")
+    config = dataclasses.replace(config, star=dataclasses.replace(config.star,
+                                                                  **overrides.given()))
+    return LoadedRun(config, Bright(), "oracle", 0, overrides)
+
+
+@pytest.mark.parametrize(("n_lines", "expected"), [(None, 50), (25, 25)])
+def test_evaluate_records_the_lines_the_contours_have(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n_lines: int | None,
+        expected: int) -> None:
+    monkeypatch.setattr(lvseg.runs, "load_run", _oracle_run)
+    patient = write_phantom_patient(tmp_path, "patient901", size=64, n_frames=2, cine=False)
+    lines: list[int] = []
+    call = lvseg.centre_free.RunSegmenter.__call__
+
+    def counting(self: Any, *args: Any) -> Any:
+        results = call(self, *args)
+        lines.extend(len(r.radii) for r in results if r.radii is not None)
+        return results
+
+    monkeypatch.setattr(lvseg.centre_free.RunSegmenter, "__call__", counting)
+    record = evaluate("oracle", "RUN", None, [patient], n_lines)
+    assert lines and set(lines) == {expected}
+    assert record["n_lines"] == expected
