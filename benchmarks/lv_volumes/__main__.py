@@ -33,7 +33,8 @@ repository root (about 10 minutes per run on 2 busy CPU cores), or ``--quick`` (
 trained on 10 images); ``--n-lines N`` segments with an N-line star (``lvseg --n-lines``;
 default: ``lvseg.inference_options.CENTRE_FREE_N_LINES``, or the run's if it has more; the JSON
 records the lines used as ``"n_lines"``);
-``--find auto|map|motion`` chooses the finder (``lvseg --find``; the JSON records the one used).
+``--find auto|map|motion`` chooses the finder (``lvseg --find``; the JSON records the one used);
+``--no-speed`` skips the speed measurement (``"speed"`` is null).
 """
 
 from __future__ import annotations
@@ -132,6 +133,8 @@ def main() -> None:
                    "default)")
     p.add_argument("--find", default="auto", choices=FINDERS, help="how the LV is found "
                    "(lvseg --find)")
+    p.add_argument("--no-speed", dest="speed", action="store_false", help="skip the speed "
+                   "measurement (the JSON's \"speed\" is null)")
     args = p.parse_args()
     if not args.stem or Path(args.stem).name != args.stem:
         p.error(f"--stem must be a file name without folders; got {args.stem!r}")
@@ -142,7 +145,8 @@ def main() -> None:
         patients = patients[:2]
     results = [evaluate(name, path, args.locator, patients, args.n_lines, args.find)
                for name, path in runs]
-    fast = speed(runs[0][1], args.locator, 5 if args.quick else 30, args.find)
+    fast = (speed(runs[0][1], args.locator, 5 if args.quick else 30, args.find)
+            if args.speed else None)
     rows = []
     for r in results:
         s, c = r["summary"], r["centre"]
@@ -158,7 +162,8 @@ def main() -> None:
         "table": table, "method": H.method_text(__doc__),
         "machine": H.machine_info(), "patients": [d.name for d in patients],
         "quick": args.quick, "runs": results, "speed": fast})
-    print(H.format_table(fast["table"]))
+    if fast is not None:
+        print(H.format_table(fast["table"]))
 
 
 if __name__ == "__main__":

@@ -60,3 +60,31 @@ def test_evaluate_records_the_lines_the_contours_have(
     record = evaluate("oracle", "RUN", None, [patient], n_lines)
     assert lines and set(lines) == {expected}
     assert record["n_lines"] == expected
+
+
+@pytest.mark.parametrize(("flags", "measured"), [([], True), (["--no-speed"], False)])
+def test_no_speed_skips_the_speed_measurement(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str],
+        measured: bool) -> None:
+    import json
+    import sys
+
+    import benchmarks.lv_volumes.__main__ as bench
+
+    monkeypatch.setattr(lvseg.runs, "load_run", _oracle_run)
+    data = tmp_path / "training"
+    write_phantom_patient(data, "patient905", size=64, n_frames=2, cine=False)
+    calls: list[str] = []
+
+    def fake_speed(run_dir: str, *args: Any) -> dict[str, Any]:
+        calls.append(run_dir)
+        return {"table": {"columns": ["stage"], "rows": [["total"]]}}
+
+    monkeypatch.setattr(bench, "speed", fake_speed)
+    monkeypatch.setattr(sys, "argv", ["lv_volumes", "--run", "oracle=RUN", "--data-dir",
+                                      str(data), "--out", str(tmp_path), "--stem", "x", *flags])
+    bench.main()
+    record = json.loads((tmp_path / "x.json").read_text())
+    assert calls == (["RUN"] if measured else [])
+    assert (record["speed"] is not None) is measured
+    assert record["runs"][0]["n_lines"] == 50
