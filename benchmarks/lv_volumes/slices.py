@@ -9,8 +9,10 @@ LV pixels (in mL, the volume error each category causes) and the slices' 2-D Dic
 position is its index from the base (0) over the number of slices.
 
 Run ``python -m benchmarks.lv_volumes.slices RUN_DIR [--locator RUN_DIR] [--json FILE]
-[--no-fallback]`` from the repository root; the 20 thesis-validation patients by default (about
-2-4 minutes on 2 busy cores). The findings are in ``README.md``.
+[--no-fallback] [--n-lines N]`` from the repository root; the 20 thesis-validation patients by
+default (about 2-4 minutes on 2 busy cores). The star has lvseg's centre-free lines unless
+``--n-lines`` is given; the JSON records the number used (``"n_lines"``). The findings are in
+``README.md`` (measured with the runs' 25 lines, before the centre-free default).
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> None:
     from lvseg.centre_free import RunSegmenter
+    from lvseg.inference_options import CENTRE_FREE_N_LINES, StarOverrides
     from lvseg.runs import load_run
     from lvseg.volumes import evaluate_volumes
 
@@ -109,18 +112,21 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="write rows and summary here")
     p.add_argument("--no-fallback", action="store_true",
                    help="keep implausible DP contours (RunSegmenter(fallback=False))")
+    p.add_argument("--n-lines", type=int, metavar="N", help="star lines (default: "
+                   f"{CENTRE_FREE_N_LINES}, or the run's if it has more: lvseg's centre-free "
+                   "default)")
     args = p.parse_args()
     patients = sorted(d for d in args.data_dir.iterdir()
                       if (d / "Info.cfg").is_file() and int(d.name[-3:]) % 5 == 0)
     patients = patients[:args.patients]
-    run = load_run(args.run_dir)
+    run = load_run(args.run_dir, overrides=StarOverrides(n_lines=args.n_lines))
     locator = None if args.locator is None else load_run(args.locator)
     log: list[Any] = []
-    report = evaluate_volumes(patients, _recorder(RunSegmenter(run, locator=locator,
-                                                                   fallback=not args.no_fallback),
-                                                      log))
+    segmenter = RunSegmenter(run, locator=locator, fallback=not args.no_fallback)
+    report = evaluate_volumes(patients, _recorder(segmenter, log))
     rows = slice_rows(patients, log)
-    result = {"summary": report["summary"], "slices": summarize(rows), "rows": rows}
+    result = {"summary": report["summary"], "n_lines": segmenter.star.n_lines,
+              "slices": summarize(rows), "rows": rows}
     print(json.dumps({k: result[k] for k in ("summary", "slices")}, indent=1))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")

@@ -88,3 +88,22 @@ def test_no_speed_skips_the_speed_measurement(
     assert calls == (["RUN"] if measured else [])
     assert (record["speed"] is not None) is measured
     assert record["runs"][0]["n_lines"] == 50
+
+
+@pytest.mark.parametrize(("flags", "expected"), [([], 50), (["--n-lines", "25"], 25)])
+def test_the_slice_analysis_records_its_lines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str],
+        expected: int) -> None:
+    import json
+    import sys
+
+    import benchmarks.lv_volumes.slices as slices
+
+    monkeypatch.setattr(lvseg.runs, "load_run", _oracle_run)
+    data = tmp_path / "training"
+    write_phantom_patient(data, "patient905", size=64, n_frames=2, cine=False)
+    out = tmp_path / "slices.json"
+    monkeypatch.setattr(sys, "argv", ["slices", "RUN", "--data-dir", str(data), "--json",
+                                      str(out), *flags])
+    slices.main()
+    assert json.loads(out.read_text())["n_lines"] == expected
