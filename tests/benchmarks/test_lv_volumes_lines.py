@@ -8,6 +8,8 @@ given ``--n-lines 25``; the record's ``"n_lines"`` is the number the contours ha
 from __future__ import annotations
 
 import dataclasses
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -62,18 +64,21 @@ def test_evaluate_records_the_lines_the_contours_have(
     assert record["n_lines"] == expected
 
 
+def _oracle_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An ACDC-layout folder of one phantom patient; ``load_run`` gives the oracle run."""
+    monkeypatch.setattr(lvseg.runs, "load_run", _oracle_run)
+    data = tmp_path / "training"
+    write_phantom_patient(data, "patient905", size=64, n_frames=2, cine=False)
+    return data
+
+
 @pytest.mark.parametrize(("flags", "measured"), [([], True), (["--no-speed"], False)])
 def test_no_speed_skips_the_speed_measurement(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str],
         measured: bool) -> None:
-    import json
-    import sys
-
     import benchmarks.lv_volumes.__main__ as bench
 
-    monkeypatch.setattr(lvseg.runs, "load_run", _oracle_run)
-    data = tmp_path / "training"
-    write_phantom_patient(data, "patient905", size=64, n_frames=2, cine=False)
+    data = _oracle_folder(tmp_path, monkeypatch)
     calls: list[str] = []
 
     def fake_speed(run_dir: str, *args: Any) -> dict[str, Any]:
@@ -94,14 +99,9 @@ def test_no_speed_skips_the_speed_measurement(
 def test_the_slice_analysis_records_its_lines(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str],
         expected: int) -> None:
-    import json
-    import sys
-
     import benchmarks.lv_volumes.slices as slices
 
-    monkeypatch.setattr(lvseg.runs, "load_run", _oracle_run)
-    data = tmp_path / "training"
-    write_phantom_patient(data, "patient905", size=64, n_frames=2, cine=False)
+    data = _oracle_folder(tmp_path, monkeypatch)
     out = tmp_path / "slices.json"
     monkeypatch.setattr(sys, "argv", ["slices", "RUN", "--data-dir", str(data), "--json",
                                       str(out), *flags])
