@@ -2,7 +2,8 @@
 
 A 25-line run (an oracle "U-Net" that marks the brightest pixels, on an ACDC-layout phantom)
 segments with 50 lines by default (``lvseg.inference_options.CENTRE_FREE_N_LINES``) and with 25
-given ``--n-lines 25``; the record's ``"n_lines"`` is the number the contours have.
+given ``--n-lines 25``; the record's ``"n_lines"`` is the number the contours have. The
+command's ``--no-speed`` skips the speed measurement, and ``lv_volumes.slices`` records its lines.
 """
 
 from __future__ import annotations
