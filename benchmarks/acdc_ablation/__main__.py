@@ -68,7 +68,8 @@ Run ``python -m benchmarks.acdc_ablation`` (hours; resumable: rerun the same com
 are tasks on a Dask ``LocalCluster`` of ``--workers`` processes (default 2, one per core, 1 thread
 each) or, with ``--scheduler ADDRESS``, on a running Dask cluster; this process is the only
 writer of ``raw/acdc_ablation.jsonl``. ``--measure``, ``--quick`` (a smoke run on 40 validation
-images: ``acdc_ablation_quick.*``) or ``--replot``.
+images: ``acdc_ablation_quick.*``, its tables written once, at the end; the full study rewrites
+them after every finished run) or ``--replot``.
 """
 
 from __future__ import annotations
@@ -282,7 +283,8 @@ def study(args: Any, plan: Plan, stem: str) -> None:
             count[0] += 1
             dice = ", ".join(f"{m} {e['dice']:.3f}" for m, e in rec["evaluations"].items())
             print(f"[{count[0]}/{len(jobs)}] {rec['key']}: {dice}", file=sys.stderr, flush=True)
-            outputs()
+            if not args.quick:  # the full study's tables fill in as it runs; a smoke run's once
+                outputs()
 
         _schedule.run(tasks, log, args.scheduler, args.workers, on_record=progress,
                       earlier=older)
