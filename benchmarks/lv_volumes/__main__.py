@@ -8,8 +8,9 @@ Method
 Each trained run (``--run NAME=RUN_DIR``, e.g. the issue's ``lvseg train --data acdc --split
 thesis --train-size all --iterations 2000`` runs of ``edpcnn`` and ``unet``) is loaded from its
 ``best.pt`` (the iteration is recorded) and segments the ED and ES volumes of the 20
-thesis-validation patients (patient number divisible by 5) of the ACDC training folder, with no
-centre given: ``lvseg.centre_free.RunSegmenter`` finds the LV on the U-Net map of the locator
+thesis-validation patients (patient number divisible by 5, ``lvseg.data.thesis_validation``)
+of the ACDC training folder, with no centre given: ``lvseg.centre_free.RunSegmenter`` finds
+the LV on the U-Net map of the locator
 (``--locator RUN_DIR``, a ``unet`` run trained on the same patients, for every run, so that all
 runs are compared with the same centres; without it a ``unet``/``unet-dp`` run locates with
 itself and an end-to-end run is refused; ``--find``: on its map over the whole slice, or by the
@@ -32,7 +33,7 @@ repository root (about 10 minutes per run on 2 busy CPU cores), or ``--quick`` (
 5-frame cine). ``--stem NAME`` writes ``results/NAME.json`` instead (other runs, e.g. those
 trained on 10 images); ``--n-lines N`` segments with an N-line star (``lvseg --n-lines``;
 default: ``lvseg.inference_options.CENTRE_FREE_N_LINES``, or the run's if it has more; the JSON
-records the lines used as ``"n_lines"``);
+records the lines used as ``"n_lines"``, null for a ``unet`` run, which has no star);
 ``--find auto|map|motion`` chooses the finder (``lvseg --find``; the JSON records the one used);
 ``--no-speed`` skips the speed measurement (``"speed"`` is null).
 """
@@ -55,6 +56,23 @@ ACDC = next((base / "shared" / "data" / "acdc" / "training"
              if (base / "shared" / "data" / "acdc" / "training").is_dir()),
             H.REPO.parent / "shared" / "data" / "acdc" / "training")
 NAME = "lv_volumes"
+
+
+def validation_patients(data_dir: Path) -> list[Path]:
+    """The folders of the thesis-validation patients (:func:`lvseg.data.thesis_validation`) in
+    ACDC's training folder ``data_dir`` that have an ``Info.cfg`` (the ED/ES frames), sorted."""
+    from lvseg.data import thesis_validation
+    from lvseg.data.acdc import patient_folders
+
+    folders = [d for d in patient_folders(data_dir) if (d / "Info.cfg").is_file()]
+    chosen = set(thesis_validation(d.name for d in folders))
+    return [d for d in folders if d.name in chosen]
+
+
+def star_lines(segmenter: Any) -> int | None:
+    """The star lines of a :class:`lvseg.centre_free.RunSegmenter`'s contours; ``None`` for a
+    method without the DP (a ``unet`` run predicts its mask: no star)."""
+    return segmenter.star.n_lines if segmenter.method.dp else None
 
 
 def _recorder(segmenter: Any, log: list[Any]) -> Any:
@@ -105,7 +123,7 @@ def evaluate(name: str, run_dir: str, locator: str | None, patients: list[Path],
     return {"name": name, "run": run_dir, "method": run.config.method,
             "iteration": run.iteration, "locator": None if own else locator,
             "find": find, "finder": segmenter.finder(2),
-            "n_lines": segmenter.star.n_lines, "train_size": run.config.train_size,
+            "n_lines": star_lines(segmenter), "train_size": run.config.train_size,
             "seconds": time.perf_counter() - start, "summary": report["summary"],
             "centre": _centre_accuracy(patients, log), "patients": report["patients"]}
 
@@ -139,8 +157,7 @@ def main() -> None:
     if not args.stem or Path(args.stem).name != args.stem:
         p.error(f"--stem must be a file name without folders; got {args.stem!r}")
     runs = [item.split("=", 1) for item in args.run]
-    patients = sorted(d for d in args.data_dir.iterdir()
-                      if (d / "Info.cfg").is_file() and int(d.name[-3:]) % 5 == 0)
+    patients = validation_patients(args.data_dir)
     if args.quick:
         patients = patients[:2]
     results = [evaluate(name, path, args.locator, patients, args.n_lines, args.find)

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from benchmarks.lv_volumes.__main__ import ACDC
+from benchmarks.lv_volumes.__main__ import ACDC, validation_patients
 
 CROP = 128
 #: motion+disc: the locator's foreground is cut to this radius (mm) around the motion peak
@@ -161,8 +161,7 @@ def main() -> None:
 
     locator = load_run(args.locator).unet.eval()
     segmenter = None if args.segmenter is None else load_run(args.segmenter).unet.eval()
-    patients = sorted(d for d in args.data_dir.iterdir()
-                      if (d / "Info.cfg").is_file() and int(d.name[-3:]) % 5 == 0)
+    patients = validation_patients(args.data_dir)
     scores: dict[str, list[Any]] = {}
     for folder in patients:
         chosen, truth = patient_choices(folder, locator, segmenter, args.steps)

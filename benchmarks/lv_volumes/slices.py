@@ -11,8 +11,9 @@ position is its index from the base (0) over the number of slices.
 Run ``python -m benchmarks.lv_volumes.slices RUN_DIR [--locator RUN_DIR] [--json FILE]
 [--no-fallback] [--n-lines N]`` from the repository root; the 20 thesis-validation patients by
 default (about 2-4 minutes on 2 busy cores). The star has lvseg's centre-free lines unless
-``--n-lines`` is given; the JSON records the number used (``"n_lines"``). The findings are in
-``README.md`` (measured with the runs' 25 lines, before the centre-free default).
+``--n-lines`` is given; the JSON records the number used (``"n_lines"``; null for a ``unet``
+run, which has no star). The findings are in ``README.md`` (measured with the runs' 25 lines,
+before the centre-free default).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def main() -> None:
     from lvseg.runs import load_run
     from lvseg.volumes import evaluate_volumes
 
-    from benchmarks.lv_volumes.__main__ import _recorder
+    from benchmarks.lv_volumes.__main__ import _recorder, star_lines, validation_patients
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
@@ -116,16 +117,14 @@ def main() -> None:
                    f"{CENTRE_FREE_N_LINES}, or the run's if it has more: lvseg's centre-free "
                    "default)")
     args = p.parse_args()
-    patients = sorted(d for d in args.data_dir.iterdir()
-                      if (d / "Info.cfg").is_file() and int(d.name[-3:]) % 5 == 0)
-    patients = patients[:args.patients]
+    patients = validation_patients(args.data_dir)[:args.patients]
     run = load_run(args.run_dir, overrides=StarOverrides(n_lines=args.n_lines))
     locator = None if args.locator is None else load_run(args.locator)
     log: list[Any] = []
     segmenter = RunSegmenter(run, locator=locator, fallback=not args.no_fallback)
     report = evaluate_volumes(patients, _recorder(segmenter, log))
     rows = slice_rows(patients, log)
-    result = {"summary": report["summary"], "n_lines": segmenter.star.n_lines,
+    result = {"summary": report["summary"], "n_lines": star_lines(segmenter),
               "slices": summarize(rows), "rows": rows}
     print(json.dumps({k: result[k] for k in ("summary", "slices")}, indent=1))
     if args.json:

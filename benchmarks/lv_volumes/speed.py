@@ -7,8 +7,8 @@ pixels at 1.5625 mm, seed 0) is written as a 4-D NIfTI without ED/ES (what a use
 ``cine.nii.gz`` is) and predicted with a trained run (``--run``; ``--locator`` for end-to-end
 runs), as ``lvseg predict RUN_DIR cine.nii.gz`` does: read, find the LV (``--find``), segment
 (with the star of centre-free segmentation, ``lvseg.centre_free.centre_free_star``: the lines
-used are recorded as ``"n_lines"``), check, write the NIfTI mask, the montage PNG and the
-JSON/CSV.
+used are recorded as ``"n_lines"``; null for a ``unet`` run, which has no star), check, write
+the NIfTI mask, the montage PNG and the JSON/CSV.
 
 * **In process, by stage.** After a warm-up on the first frame (numba's cached kernels, torch's
   allocations), the whole cine goes through ``lvseg.volumes.predict_volumes``; wall and CPU
@@ -156,12 +156,14 @@ def in_process(run_dir: str, locator: str | None, cine: Path, threads: int, find
 
 
 def stage_times(segmenter: Any, cine: Path, out: Path) -> dict[str, Any]:
-    """Slices per second, the star lines used (``"n_lines"``) and wall/CPU time by stage of
-    ``predict_volumes([cine], segmenter, out)`` (a :class:`lvseg.centre_free.RunSegmenter`),
-    after a warm-up on two frames."""
+    """Slices per second, the star lines used (``"n_lines"``, null without a star) and wall/CPU
+    time by stage of ``predict_volumes([cine], segmenter, out)`` (a
+    :class:`lvseg.centre_free.RunSegmenter`), after a warm-up on two frames."""
     import contextlib
 
     from lvseg.volumes import predict_volumes, read_volume
+
+    from benchmarks.lv_volumes.__main__ import star_lines
 
     volume = read_volume(cine)
     segmenter(volume.array[:2], volume.spacing)  # warm-up: numba's kernels, allocations
@@ -175,7 +177,7 @@ def stage_times(segmenter: Any, cine: Path, out: Path) -> dict[str, Any]:
         clock.pop()
         wall, cpu = time.perf_counter() - start[0], time.process_time() - start[1]
     slices = int(np.prod(volume.array.shape[:2]))
-    return {"slices": slices, "n_lines": segmenter.star.n_lines, "wall_s": wall, "cpu_s": cpu,
+    return {"slices": slices, "n_lines": star_lines(segmenter), "wall_s": wall, "cpu_s": cpu,
             "slices_per_s": slices / wall, "load": load,
             "stages": {k: {"wall_s": clock.wall[k], "cpu_s": clock.cpu[k]} for k in clock.wall}}
 

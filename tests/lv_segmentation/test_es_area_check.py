@@ -13,6 +13,7 @@ from lvseg.volumes import (
     SliceResult,
     Volume,
     check_es_area,
+    lv_area_mm2,
     phantom_cine,
     predict_volumes,
     segment_volume,
@@ -40,6 +41,11 @@ def _pair() -> np.ndarray:
     return masks
 
 
+def _areas(ed: np.ndarray, es: np.ndarray, spacing=SPACING[1:]) -> tuple[np.ndarray, ...]:
+    """The per-slice LV areas (mm²) of ED and ES masks ``(Z, H, W)``."""
+    return lv_area_mm2(ed, spacing), lv_area_mm2(es, spacing)
+
+
 def _returning(masks: np.ndarray):
     def segment(images: np.ndarray, spacing) -> list[SliceResult]:
         return [SliceResult(m, bool(m.any())) for m in masks.reshape(-1, *masks.shape[-2:])]
@@ -48,7 +54,7 @@ def _returning(masks: np.ndarray):
 
 def test_the_slice_grown_1_5_times_is_named_with_its_areas_in_mm2() -> None:
     masks = _pair()
-    warnings = check_es_area(masks[0], masks[1], SPACING[1:])
+    warnings = check_es_area(*_areas(masks[0], masks[1]))
     ed, es = 100 * 1.875, 150 * 1.875  # by hand: pixels times dy * dx
     assert warnings == [f"slice 1: the LV area at ES ({es:.4g} mm²) is 1.5 times its area at ED "
                         f"({ed:.4g} mm²); the systolic contour is likely wrong"]
@@ -58,9 +64,9 @@ def test_the_slice_grown_1_5_times_is_named_with_its_areas_in_mm2() -> None:
 def test_equal_and_shrinking_areas_and_lv_at_one_phase_only_give_no_warning() -> None:
     masks = _pair()
     masks[1, 1] = masks[0, 1]  # the grown slice back to equal: slice 3 (ES only) stays
-    assert check_es_area(masks[0], masks[1], SPACING[1:]) == []
+    assert check_es_area(*_areas(masks[0], masks[1])) == []
     masks[0, 3], masks[1, 3] = masks[1, 3], False  # LV at ED only
-    assert check_es_area(masks[0], masks[1], SPACING[1:]) == []
+    assert check_es_area(*_areas(masks[0], masks[1])) == []
 
 
 def test_the_factor_is_the_named_constant_and_a_ratio_at_it_does_not_warn() -> None:
@@ -68,14 +74,31 @@ def test_the_factor_is_the_named_constant_and_a_ratio_at_it_does_not_warn() -> N
     es = ed.copy()
     ed[0, :20, :20] = True  # 400 px
     es[0].flat[:int(400 * ES_AREA_FACTOR)] = True  # exactly the factor: not above it
-    assert check_es_area(ed, es, (1.0, 1.0)) == []
+    assert check_es_area(*_areas(ed, es, (1.0, 1.0))) == []
     es[0].flat[int(400 * ES_AREA_FACTOR)] = True
-    assert len(check_es_area(ed, es, (1.0, 1.0))) == 1
-    assert check_es_area(ed, es, (1.0, 1.0), factor=2.0) == []
+    assert len(check_es_area(*_areas(ed, es, (1.0, 1.0)))) == 1
+    assert check_es_area(*_areas(ed, es, (1.0, 1.0)), factor=2.0) == []
     with pytest.raises(ValueError, match="factor must be a finite number > 0; got 0"):
-        check_es_area(ed, es, (1.0, 1.0), factor=0)
-    with pytest.raises(ValueError, match=r"got \(1, 32, 32\) and \(32, 32\)"):
-        check_es_area(ed, es[0], (1.0, 1.0))
+        check_es_area(*_areas(ed, es, (1.0, 1.0)), factor=0)
+    with pytest.raises(ValueError, match=r"one length; got shapes \(1,\) and \(2,\)"):
+        check_es_area([400.0], [400.0, 1.0])
+    with pytest.raises(ValueError, match=r"es_areas must be finite areas >= 0 mm²; got \[-1.0\]"):
+        check_es_area([400.0], [-1.0])
+
+
+def test_the_ratio_rule_on_areas_against_a_hand_computed_reference() -> None:
+    # ED and ES areas (mm²) of six slices, factor 1.25; by hand, ES / ED per slice:
+    ed = [200.0, 200.0, 0.0, 200.0, 80.0, 300.0]
+    es = [250.0, 250.5, 50.0, 100.0, 120.0, 0.0]
+    # 0: 1.25, at the factor -> no; 1: 1.0025 x 1.25 -> yes; 2: no LV at ED -> no;
+    # 3: 0.5 (ED is 2 times ES: a rule with ED and ES swapped would warn) -> no;
+    # 4: 1.5 -> yes; 5: no LV at ES -> no.
+    warnings = check_es_area(ed, es)
+    assert [w.split(":")[0] for w in warnings] == ["slice 1", "slice 4"]
+    assert warnings[1] == ("slice 4: the LV area at ES (120 mm²) is 1.5 times its area at ED "
+                           "(80 mm²); the systolic contour is likely wrong")
+    assert "is 1.25 times" in check_es_area(ed, es, factor=1.2)[0]  # slice 0 above 1.2
+    assert check_es_area(ed, es, factor=1.5) == []  # slice 4's 1.5 is not above it
 
 
 def test_segment_volume_checks_only_when_ed_and_es_are_given_and_keeps_the_masks() -> None:

@@ -11,7 +11,14 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from lvseg.config import TrainConfig
-from lvseg.data import split_by_number, split_by_patient, split_from_lists, telescopic_subsets
+from lvseg.data import (
+    SCHEMES,
+    split_by_number,
+    split_by_patient,
+    split_from_lists,
+    telescopic_subsets,
+    thesis_validation,
+)
 from lvseg.prepare import prepare_data
 
 patient_lists = st.lists(
@@ -111,6 +118,17 @@ def test_split_by_number_is_the_thesis_rule() -> None:
     assert s.val.tolist() == [0, 2, 3] and s.test.size == 0
     with pytest.raises(ValueError, match="the thesis split needs patient ids ending in a number"):
         split_by_number(["SC-HF-I-1x"])
+
+
+def test_thesis_validation_is_every_fifth_of_acdcs_100_training_patients() -> None:
+    ids = [f"patient{n:03d}" for n in range(100, 0, -1)]  # in any order
+    expected = ("patient005", "patient010", "patient015", "patient020", "patient025",
+                "patient030", "patient035", "patient040", "patient045", "patient050",
+                "patient055", "patient060", "patient065", "patient070", "patient075",
+                "patient080", "patient085", "patient090", "patient095", "patient100")
+    assert thesis_validation(ids) == expected
+    assert SCHEMES["thesis"](ids, (0.8, 0.1, 0.1), 3).patients["val"] == expected  # training's
+    assert thesis_validation(iter(ids[:3])) == ("patient100",)  # any iterable
 
 
 def _acdc_dir() -> Path | None:

@@ -25,6 +25,7 @@ from lvseg.data.splits import (
     split_by_patient,
     split_from_lists,
     telescopic_subsets,
+    thesis_validation,
 )
 from lvseg.data.sunnybrook import bundled_sunnybrook, load_sunnybrook
 from lvseg.data.synthetic import make_phantoms
@@ -57,6 +58,7 @@ __all__ = [
     "split_by_patient",
     "split_from_lists",
     "telescopic_subsets",
+    "thesis_validation",
 ]
 
 # Re-bound here so that autodoc, which reads attribute docs from this module's source, shows them.

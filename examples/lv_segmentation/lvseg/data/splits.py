@@ -26,6 +26,7 @@ __all__ = [
     "split_by_patient",
     "split_from_lists",
     "telescopic_subsets",
+    "thesis_validation",
 ]
 
 #: The parts of a patient split, in order (the one place their names are spelled).
@@ -139,6 +140,20 @@ def split_by_number(patient_ids: Sequence[str], divisor: int = 5) -> Split:
     return _make_split(ids, groups)
 
 
+def thesis_validation(patient_ids: Iterable[str]) -> tuple[str, ...]:
+    """The validation patients of the thesis split (``--split thesis``) among ``patient_ids``.
+
+    What benchmarks scored "on the 20 thesis-validation patients" take from ACDC's training
+    folder: the ``val`` patients of :data:`SCHEMES` ``["thesis"]`` (:func:`split_by_number`),
+    sorted.
+
+    Example:
+        >>> thesis_validation(["patient011", "patient010", "patient004", "patient005"])
+        ('patient005', 'patient010')
+    """
+    return _thesis(list(patient_ids), (1.0, 0.0, 0.0), 0).patients["val"]
+
+
 def split_from_lists(
     patient_ids: Sequence[str],
     train: Iterable[str],
@@ -232,7 +247,9 @@ def _random(patient_ids: Sequence[str], fractions: tuple[float, float, float], s
 
 
 def _thesis(patient_ids: Sequence[str], fractions: tuple[float, float, float], seed: int) -> Split:
-    return split_by_number(patient_ids, 5)
+    """The thesis split: :func:`split_by_number` with its default; ``fractions`` and ``seed``
+    are not used."""
+    return split_by_number(patient_ids)
 
 
 #: Patient split schemes by name: ``scheme(patient_ids, fractions, seed) -> Split``.

@@ -56,6 +56,7 @@ from lvseg.volumes.plausibility import (
     check_es_area,
     check_rim,
     check_slice,
+    lv_area_mm2,
 )
 from lvseg.volumes.protocol import dice_3d, hausdorff_3d, pearson, score_case, summarize_cases
 from lvseg.volumes.run import evaluate_volumes, input_case, predict_volumes
@@ -95,6 +96,7 @@ __all__ = [
     "hausdorff_3d",
     "largest_component",
     "input_case",
+    "lv_area_mm2",
     "lv_volume_ml",
     "montage_figure",
     "pearson",

@@ -2,8 +2,9 @@
 
 A slice is named by its frame and slice indices (:func:`where`), so a warning reads
 ``"frame 3, slice 7: ..."``. The checks are pure functions of the result; :func:`check_slice`
-runs all that apply. :func:`check_es_area` compares a slice across the ED and ES frames, where
-both are known. None refuses a result: the warnings go to the user and into the JSON.
+runs all that apply. :func:`check_es_area` compares each slice's LV area (:func:`lv_area_mm2`)
+across the ED and ES frames, where both are known. None refuses a result: the warnings go to the
+user and into the JSON.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from lvseg.star import RIM_FRACTION, RIM_TOLERANCE, at_rim, lines_at_rim, mostly
 
 __all__ = ["ES_AREA_FACTOR", "MAX_AREA_MM2", "MIN_AREA_MM2", "RIM_FRACTION", "RIM_TOLERANCE",
            "at_rim", "check_area", "check_center_inside", "check_es_area", "check_rim",
-           "check_slice", "lines_at_rim", "where"]
+           "check_slice", "lines_at_rim", "lv_area_mm2", "where"]
 
 #: Smallest plausible LV blood-pool area (mm²) of a slice with LV: a few pixels at the apex.
 MIN_AREA_MM2 = 20.0
@@ -38,6 +39,32 @@ def where(frame: int, slice_index: int) -> str:
         'frame 3, slice 7'
     """
     return f"frame {int(frame)}, slice {int(slice_index)}"
+
+
+def lv_area_mm2(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray | float:
+    """LV area in mm² of a mask ``(H, W)`` (a float), or of each slice of ``(..., H, W)``.
+
+    The pixel count times ``dy * dx``: the area every check here uses.
+
+    Args:
+        mask: boolean LV mask (or 0/1 integers; any non-zero pixel counts).
+        spacing: pixel size ``(dy, dx)`` in mm.
+
+    Raises:
+        ValueError: if ``mask`` has fewer than 2 dimensions.
+
+    Example:
+        >>> lv_area_mm2(np.ones((4, 4), bool), (1.5, 1.25))
+        30.0
+        >>> lv_area_mm2(np.ones((2, 3, 4, 4), bool), (1.0, 1.0)).shape
+        (2, 3)
+    """
+    mask = np.asarray(mask)
+    if mask.ndim < 2:
+        raise ValueError(f"mask must have shape (H, W) or (..., H, W); got {mask.shape}")
+    pixel = float(spacing[0]) * float(spacing[1])
+    counts = np.count_nonzero(mask, axis=(-2, -1))
+    return float(counts) * pixel if mask.ndim == 2 else counts.astype(np.float64) * pixel
 
 
 def check_rim(radii: Sequence[float], star_radius: float, name: str, *,
@@ -79,10 +106,9 @@ def check_area(mask: np.ndarray, spacing: Sequence[float], name: str, *,
         >>> check_area(m, (1.0, 1.0), "frame 1, slice 9")
         'frame 1, slice 9: LV area 9 mm² is implausibly small (< 20 mm²)'
     """
-    pixels = int(np.count_nonzero(mask))
-    if pixels == 0:
+    area = lv_area_mm2(mask, spacing)
+    if area == 0:
         return None
-    area = pixels * float(spacing[0]) * float(spacing[1])
     if area < low:
         return f"{name}: LV area {area:.3g} mm² is implausibly small (< {low:g} mm²)"
     if area > high:
@@ -137,35 +163,37 @@ def check_slice(mask: np.ndarray, spacing: Sequence[float], name: str, *,
     return [w for w in warnings if w is not None]
 
 
-def check_es_area(ed_mask: np.ndarray, es_mask: np.ndarray, spacing: Sequence[float], *,
+def check_es_area(ed_areas: Sequence[float], es_areas: Sequence[float], *,
                   factor: float = ES_AREA_FACTOR) -> list[str]:
     """Warn for each slice whose LV area at ES exceeds ``factor`` times its area at ED.
 
-    Only slices with LV at both phases are compared (the masks are the results, not changed).
+    Only slices with LV at both phases (area > 0) are compared.
 
     Args:
-        ed_mask: LV masks ``(Z, H, W)`` of the ED frame.
-        es_mask: LV masks ``(Z, H, W)`` of the ES frame.
-        spacing: ``(dy, dx)`` in mm.
+        ed_areas: the LV area (mm²) of each slice of the ED frame (:func:`lv_area_mm2`).
+        es_areas: the LV area (mm²) of the same slices in the ES frame.
         factor: warn above this ratio, ``> 0``.
 
+    Raises:
+        ValueError: if the areas are not two 1-D sequences of one length of finite areas
+            ``>= 0``, or ``factor`` is not a finite number ``> 0``.
+
     Example:
-        >>> ed = np.zeros((2, 8, 8), bool); es = ed.copy()
-        >>> ed[0, :4, :4] = True; es[0, :4, :6] = True; es[1, :2, :2] = True
-        >>> check_es_area(ed, es, (1.0, 1.0))  # doctest: +NORMALIZE_WHITESPACE
+        >>> check_es_area([16.0, 0.0], [24.0, 4.0])  # doctest: +NORMALIZE_WHITESPACE
         ['slice 0: the LV area at ES (24 mm²) is 1.5 times its area at ED (16 mm²);
           the systolic contour is likely wrong']
     """
-    ed_mask, es_mask = np.asarray(ed_mask, dtype=bool), np.asarray(es_mask, dtype=bool)
-    if ed_mask.ndim != 3 or ed_mask.shape != es_mask.shape:
-        raise ValueError(f"ed_mask and es_mask must be (Z, H, W) masks of one shape; got "
-                         f"{ed_mask.shape} and {es_mask.shape}")
+    ed_areas = np.asarray(ed_areas, dtype=np.float64)
+    es_areas = np.asarray(es_areas, dtype=np.float64)
+    if ed_areas.ndim != 1 or ed_areas.shape != es_areas.shape:
+        raise ValueError(f"ed_areas and es_areas must be 1-D, one area per slice, of one "
+                         f"length; got shapes {ed_areas.shape} and {es_areas.shape}")
+    for name, areas in (("ed_areas", ed_areas), ("es_areas", es_areas)):
+        if not (np.isfinite(areas).all() and (areas >= 0).all()):
+            raise ValueError(f"{name} must be finite areas >= 0 mm²; got {areas.tolist()}")
     if not (math.isfinite(factor) and factor > 0):
         raise ValueError(f"factor must be a finite number > 0; got {factor!r}")
-    pixel = float(spacing[0]) * float(spacing[1])
-    ed_areas = np.count_nonzero(ed_mask, axis=(1, 2)) * pixel
-    es_areas = np.count_nonzero(es_mask, axis=(1, 2)) * pixel
     return [f"slice {z}: the LV area at ES ({es:.4g} mm²) is {es / ed:.3g} times its area at ED "
             f"({ed:.4g} mm²); the systolic contour is likely wrong"
-            for z, (ed, es) in enumerate(zip(ed_areas, es_areas))
+            for z, (ed, es) in enumerate(zip(ed_areas.tolist(), es_areas.tolist()))
             if ed > 0 and es > factor * ed]

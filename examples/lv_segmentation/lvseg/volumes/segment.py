@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from lvseg.volumes.cardiac import Phases, lv_volume_ml, phases
 from lvseg.volumes.io import Volume
-from lvseg.volumes.plausibility import check_es_area, check_slice, where
+from lvseg.volumes.plausibility import check_es_area, check_slice, lv_area_mm2, where
 
 __all__ = ["SliceResult", "SliceSegmenter", "VolumeSegmentation", "largest_component",
            "segment_volume"]
@@ -78,7 +78,7 @@ def segment_volume(volume: Volume, segmenter: SliceSegmenter, *, ed: int | None 
     """Segment every slice of every frame of ``volume`` and check each result.
 
     Warnings name slices by the frame numbers of ``volume.frames`` and the slice index. With the
-    ED and ES frame indices given, each slice is also compared across them
+    ED and ES frame indices given, each slice's LV area is also compared across them
     (:func:`~lvseg.volumes.plausibility.check_es_area`: ``"slice 3: the LV area at ES ..."``).
 
     Raises:
@@ -122,7 +122,8 @@ def segment_volume(volume: Volume, segmenter: SliceSegmenter, *, ed: int | None 
         warnings.extend(check_slice(mask, volume.spacing[1:], name, center=result.center,
                                     radii=result.radii, star_radius=result.star_radius))
     if ed is not None and es is not None and ed != es:
-        warnings.extend(check_es_area(masks[ed], masks[es], volume.spacing[1:]))
+        ed_areas, es_areas = lv_area_mm2(masks[[ed, es]], volume.spacing[1:])
+        warnings.extend(check_es_area(ed_areas, es_areas))
     return VolumeSegmentation(masks, lv_volume_ml(masks, volume.spacing), no_lv, warnings)
 
 
