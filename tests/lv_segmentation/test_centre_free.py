@@ -263,3 +263,8 @@ def test_n_lines_gives_the_volume_contours_n_points(tiny_runs: dict[str, Path], 
                  "--device", "cpu"]) == 0
     report = json.loads(out.read_text())
     assert report["n_lines"] == 20 and report["delta"] == 1
+    assert main(["evaluate", str(tiny_runs["unet"]), "--protocol", "volumes", "--data-dir",
+                 str(tmp_path / "acdc"), "--split", "all", "--json", str(out),
+                 "--device", "cpu"]) == 0
+    report = json.loads(out.read_text())  # the U-Net alone draws no star
+    assert [report[k] for k in ("delta", "n_lines", "edge_offset", "smoothing")] == [None] * 4

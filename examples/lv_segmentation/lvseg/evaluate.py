@@ -211,13 +211,20 @@ def evaluate_run_volumes(
     report = {"run": str(run_dir), "method": segmenter.method.name, "checkpoint": run.checkpoint,
               "iteration": run.iteration, "locator": None if locator is None else str(locator),
               "find": find, "finder": segmenter.finder(2),
-              "split": split, "data_dir": str(folder.resolve()),
-              "delta": segmenter.star.delta, "n_lines": segmenter.star.n_lines,
-              "edge_offset": segmenter.star.edge_offset,
-              "smoothing": segmenter.star.smoothing_width, **report}
+              "split": split, "data_dir": str(folder.resolve()), **_star_record(segmenter),
+              **report}
     if json_path is not None:
         atomic_write_bytes(json_path, (json.dumps(report, indent=2) + "\n").encode())
     return report
+
+
+def _star_record(segmenter: Any) -> dict[str, Any]:
+    """The star a :class:`~lvseg.centre_free.RunSegmenter` drew its contours with; null for a
+    method without the DP (a ``unet`` run predicts its mask: no star)."""
+    star = segmenter.star
+    values = (star.delta, star.n_lines, star.edge_offset, star.smoothing_width)
+    keys = ("delta", "n_lines", "edge_offset", "smoothing")
+    return dict(zip(keys, values if segmenter.method.dp else (None,) * len(keys)))
 
 
 def _finite(value: float) -> float | None:
