@@ -51,9 +51,11 @@ from lvseg.volumes.patient import (
 from lvseg.volumes.phantoms import PhantomTruth, phantom_cine, write_phantom_patient
 from lvseg.volumes.plausibility import (
     ES_AREA_FACTOR,
+    ES_END_FACTOR,
     check_area,
     check_center_inside,
     check_es_area,
+    check_es_stack_ends,
     check_rim,
     check_slice,
     lv_area_mm2,
@@ -71,6 +73,7 @@ from lvseg.volumes.write import MASK_LABEL, volume_record, write_mask_nifti, wri
 
 __all__ = [
     "ES_AREA_FACTOR",
+    "ES_END_FACTOR",
     "MASK_LABEL",
     "MAX_VOXELS",
     "SLICE_SPACING_RANGE_MM",
@@ -87,6 +90,7 @@ __all__ = [
     "check_area",
     "check_center_inside",
     "check_es_area",
+    "check_es_stack_ends",
     "check_rim",
     "check_slice",
     "check_volume_spacing",
@@ -127,3 +131,6 @@ SLICE_SPACING_RANGE_MM = SLICE_SPACING_RANGE_MM
 #: Largest plausible ratio of a slice's LV area at ES to its area at ED
 #: (:mod:`lvseg.volumes.plausibility`).
 ES_AREA_FACTOR = ES_AREA_FACTOR
+#: Largest plausible ES/ED area ratio of an end slice of the ES stack over the LV's median
+#: (:mod:`lvseg.volumes.plausibility`).
+ES_END_FACTOR = ES_END_FACTOR

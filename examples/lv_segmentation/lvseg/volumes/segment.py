@@ -18,7 +18,8 @@ from scipy import ndimage
 
 from lvseg.volumes.cardiac import Phases, lv_volume_ml, phases
 from lvseg.volumes.io import Volume
-from lvseg.volumes.plausibility import check_es_area, check_slice, lv_area_mm2, where
+from lvseg.volumes.plausibility import (check_es_area, check_es_stack_ends, check_slice,
+                                         lv_area_mm2, where)
 
 __all__ = ["SliceResult", "SliceSegmenter", "VolumeSegmentation", "largest_component",
            "segment_volume"]
@@ -79,7 +80,9 @@ def segment_volume(volume: Volume, segmenter: SliceSegmenter, *, ed: int | None 
 
     Warnings name slices by the frame numbers of ``volume.frames`` and the slice index. With the
     ED and ES frame indices given, each slice's LV area is also compared across them
-    (:func:`~lvseg.volumes.plausibility.check_es_area`: ``"slice 3: the LV area at ES ..."``).
+    (:func:`~lvseg.volumes.plausibility.check_es_area`: ``"slice 3: the LV area at ES ..."``),
+    and so are the ends of the ES stack
+    (:func:`~lvseg.volumes.plausibility.check_es_stack_ends`: ``"slice 0: an end of ..."``).
 
     Raises:
         ValueError: naming ``volume.source``, if the segmenter returns the wrong number of
@@ -124,6 +127,7 @@ def segment_volume(volume: Volume, segmenter: SliceSegmenter, *, ed: int | None 
     if ed is not None and es is not None and ed != es:
         ed_areas, es_areas = lv_area_mm2(masks[[ed, es]], volume.spacing[1:])
         warnings.extend(check_es_area(ed_areas, es_areas))
+        warnings.extend(check_es_stack_ends(ed_areas, es_areas))
     return VolumeSegmentation(masks, lv_volume_ml(masks, volume.spacing), no_lv, warnings)
 
 
