@@ -74,8 +74,8 @@ def prepare_training(config: TrainConfig) -> PreparedSplits:
     first = len(splits.data)
     others = sum(not s.has_lv for s in slices) - len(chosen)
     report = (f"{splits.report}; negatives: {len(negatives)} slices without LV of the "
-              f"{len(train_patients)} training patients, in training only ({others} of the "
-              "other patients not used)")
+              f"{len(train_patients)} training patients, in training only (the other "
+              f"patients' {others} not used)")
     return replace(splits, data=_concat(splits.data, negatives, first),
                    train=np.concatenate([splits.train, first + np.arange(len(negatives))]),
                    report=report)
