@@ -26,7 +26,7 @@ FLOORS: list[tuple[str, set[str]]] = [
     ("model", {"models", "edpcnn", "averaging"}),
     ("methods", {"methods", "teacher"}),
     ("config", {"config"}),
-    ("data preparation", {"prepare", "images"}),
+    ("data preparation", {"prepare", "images", "negatives"}),
     ("score", {"segment", "score", "volumes", "locate", "anchor"}),
     ("runs", {"runs", "hooks", "figures"}),
     ("train / evaluate / predict", {"train", "batch", "evaluate", "predict", "centre_free",

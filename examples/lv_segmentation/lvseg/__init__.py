@@ -27,6 +27,7 @@ From the ground up:
 - :mod:`lvseg.config` — :class:`~lvseg.config.TrainConfig` (a run's ``config.json``);
 - :mod:`lvseg.prepare` — data preparation shared by training, evaluation and prediction;
   :mod:`lvseg.images` — reading the DICOM, NIfTI and ``.npy`` slices ``lvseg predict`` segments;
+  :mod:`lvseg.negatives` — a locator's training slices without LV (``--negatives``);
 - :mod:`lvseg.segment` — inference for every method; :mod:`lvseg.score` — segment, then score
   (training's validation, the evaluation and the benchmarks); :mod:`lvseg.locate` — finding
   the LV (the star's centre, or no LV) without ground truth on a U-Net map;
@@ -80,6 +81,7 @@ __all__ = [
     "methods",
     "metrics",
     "models",
+    "negatives",
     "options",
     "predict",
     "prepare",

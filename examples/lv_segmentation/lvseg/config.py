@@ -161,6 +161,10 @@ class TrainConfig:
                                 "up to F x half the crop, uniformly per slice (0: centred, the "
                                 "thesis' setting; a U-Net meant to find the LV on whole slices, "
                                 "--locator, needs about 1)", metavar="F", low=0.0, high=1.0)
+    negatives: bool = option(False, "locator (unet on acdc, --train-size all): also train on "
+                             "the training patients' slices without LV, all background, cropped "
+                             "around the nearest slice's LV (lvseg.negatives; validation as "
+                             "without)")
     centres: str | None = option(None, "training star centres also from a locator run "
                                  "(edpcnn, edpcnn-es): locator:RUN_DIR, a unet run whose "
                                  "predicted LV centre on each training crop replaces the "
@@ -249,8 +253,24 @@ class TrainConfig:
                                  f"the DP ({through}); a {self.method} run has no star in "
                                  "training: drop --centres")
             self.centres = LOCATOR_PREFIX + locator_dir(self.centres)
+        if self.negatives:
+            self._check_negatives()
         positive_number("lr", self.lr)
         positive_number("smoothness_lr", self.smoothness_lr)
+
+    def _check_negatives(self) -> None:
+        pixel = ", ".join(m.name for m in METHOD_DEFAULTS.values() if not m.dp)
+        complete = ", ".join(d.name for d in DATASETS.values() if d.complete_labels)
+        for wrong, why in (  # unet-dp too: its validation runs the DP
+            (METHOD_DEFAULTS[self.method].dp, f"is for the U-Net trained on its pixels ({pixel}; "
+             f"a star needs an LV centre); got method {self.method!r}: drop --negatives"),
+            (not DATASETS[self.data].complete_labels, f"needs labels on every slice "
+             f"({complete}); got data {self.data!r}: drop --negatives"),
+            (self.train_size is not None, "adds the no-LV slices of every training patient, so "
+             f"it needs all their LV slices: give --train-size all; got train_size "
+             f"{self.train_size}")):
+            if wrong:
+                raise ValueError(f"negatives (--negatives) {why}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (what ``config.json`` holds)."""

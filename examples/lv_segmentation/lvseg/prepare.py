@@ -21,7 +21,9 @@ from lvseg.data import (
     DATASETS,
     SCHEMES,
     SPACING_MM,
+    LoadReport,
     PreparedData,
+    Slice,
     crop_around,
     normalize_intensities,
     preprocess,
@@ -58,8 +60,12 @@ class PreparedSplits:
         return getattr(self, split)
 
 
-def load_prepared(config: TrainConfig) -> tuple[PreparedData, str]:
+def load_prepared(
+    config: TrainConfig, *, loaded: tuple[list[Slice], LoadReport] | None = None
+) -> tuple[PreparedData, str]:
     """Load and preprocess the configured dataset, without splitting it.
+
+    ``loaded``: the dataset's ``(slices, report)`` if already loaded (:mod:`lvseg.negatives`).
 
     Returns:
         ``(data, report)``: every usable slice, and what was loaded and skipped.
@@ -72,7 +78,7 @@ def load_prepared(config: TrainConfig) -> tuple[PreparedData, str]:
     kwargs = {"n": config.synthetic_slices, "seed": config.split_seed} if dataset.generated else {}
     if config.data_dir is not None and not Path(config.data_dir).is_dir():
         raise FileNotFoundError(f"data directory {config.data_dir} does not exist")
-    slices, load_report = dataset.load(config.data_dir, **kwargs)
+    slices, load_report = loaded or dataset.load(config.data_dir, **kwargs)
     data, prep_report = preprocess(slices, spacing=SPACING_MM, size=CROP_SIZE,
                                    offset=config.crop_offset, seed=config.split_seed)
     if len(data) == 0:
@@ -82,14 +88,17 @@ def load_prepared(config: TrainConfig) -> tuple[PreparedData, str]:
     return data, f"{load_report}; {prep_report}"
 
 
-def prepare_data(config: TrainConfig) -> PreparedSplits:
-    """Load, preprocess and split the configured dataset by patient.
+def prepare_data(
+    config: TrainConfig, *, loaded: tuple[list[Slice], LoadReport] | None = None
+) -> PreparedSplits:
+    """Load (unless ``loaded``, as :func:`load_prepared`), preprocess and split the configured
+    dataset by patient.
 
     Raises:
         FileNotFoundError / ValueError: as :func:`load_prepared`, from the split (too few
             patients for the shares), or if ``train_size`` exceeds the training split.
     """
-    data, report = load_prepared(config)
+    data, report = load_prepared(config, loaded=loaded)
     fractions = config.fractions or DATASETS[config.data].fractions
     split = SCHEMES[config.split](data.patient_ids, fractions, seed=config.split_seed)
     train = split.train

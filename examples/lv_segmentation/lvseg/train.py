@@ -41,7 +41,8 @@ from lvseg.hooks import Hook, MetricsLog
 from lvseg.distributed import Ranks
 from lvseg.interrupt import StopRequest, TrainingDiverged, TrainingInterrupted, stop_on_sigint
 from lvseg.methods import build_model, get_method, param_groups, star_of, unet_of
-from lvseg.prepare import PreparedSplits, prepare_data
+from lvseg.negatives import prepare_training
+from lvseg.prepare import PreparedSplits
 from lvseg.runs import open_run
 from lvseg.sampler import BatchSampler
 from lvseg.score import Scores, score
@@ -62,7 +63,7 @@ class Trainer:
         run_dir: the run directory; without ``resume`` it must not exist or be empty.
         resume: continue from ``run_dir/last.pt``.
         data: already prepared data (tests reuse it across runs); by default
-            :func:`~lvseg.prepare.prepare_data`.
+            :func:`~lvseg.negatives.prepare_training` (``--negatives``).
         device: where the U-Net and the surrogate train (``auto``, ``cpu`` or ``cuda``; not part
             of the run's config: a run resumes on any device). The DP runs on the CPU.
 
@@ -97,7 +98,7 @@ class Trainer:
             # rank 0 checks a fresh run's directory (and may already have started it)
             checkpoint = open_run(self.run_dir, config, resume) if resume or self.ranks.main else None
             self.model = build_model(config).to(self.device)  # the constructors check options
-            self.data = data if data is not None else prepare_data(config)
+            self.data = data if data is not None else prepare_training(config)
             self._setup(checkpoint)
             self.net = self.ranks.wrap(self.model)
             self.run_dir.mkdir(parents=True, exist_ok=True)  # only now: the run can start

@@ -13,7 +13,8 @@ works too; other files (``Info.cfg``, the 4-D cine) are not read. Every
 short-axis position ``z`` of every annotated frame becomes one :class:`~lvseg.data.Slice` with
 ``image = volume[:, :, z]`` (no transpose: row = voxel axis 0, column = axis 1) and spacing
 ``(zooms[0], zooms[1])`` from the header. Slices whose label map has no LV are dropped and
-counted under :data:`REASON_NO_LV`, as in the thesis protocol.
+counted under :data:`REASON_NO_LV`, as in the thesis protocol; with ``negatives=True`` they are
+kept instead, with an empty mask, as the negatives of a locator (:mod:`lvseg.negatives`).
 """
 
 from __future__ import annotations
@@ -64,18 +65,24 @@ _FRAME = re.compile(r"^(patient\d+)_frame(\d+)(_gt)?\.nii(\.gz)?$")
 
 
 def load_acdc(
-    data_dir: str | os.PathLike[str], *, lv_label: int = LV_LABEL
+    data_dir: str | os.PathLike[str], *, lv_label: int = LV_LABEL, negatives: bool = False
 ) -> tuple[list[Slice], LoadReport]:
     """Load every short-axis slice with an LV from the annotated ACDC frames.
 
     Args:
         data_dir: folder holding the ``patientNNN`` folders (module docstring).
         lv_label: label value of the LV blood pool in the ``_gt`` maps.
+        negatives: also keep (and count as loaded) the slices whose label map has no LV, with an
+            empty mask, where their frame has a slice with LV; a frame without any LV still
+            counts its slices under :data:`REASON_NO_LV`.
 
     Returns:
         ``(slices, report)``: slices ordered by patient, frame and ``z``; ``patient_id`` is the
         folder name, ``source`` is ``<frame path>#z=<z>``, ``extras`` is
-        ``{"frame": int, "z": int, "n_z": int, "labels": (H, W) uint8 label map}``.
+        ``{"frame": int, "z": int, "n_z": int, "labels": (H, W) uint8 label map}``; a slice
+        without LV (``negatives``) adds ``"lv_z"``, the nearest ``z`` of its frame with LV (the
+        lower one on a tie), and ``"lv_centre"``, that slice's LV centre of mass :math:`(x, y)`
+        in pixels (the locator looks there, :mod:`lvseg.locate`).
 
     Raises:
         FileNotFoundError: if ``data_dir`` does not exist.
@@ -112,7 +119,7 @@ def load_acdc(
                             f"{paths['gt']}: no image {patient_dir.name}_frame{frame:02d}.nii.gz")
             else:
                 slices.extend(_load_frame(paths["image"], paths["gt"], patient_dir.name,
-                                          frame, lv_label, report))
+                                          frame, lv_label, report, negatives))
     return slices, report
 
 
@@ -207,7 +214,8 @@ def _read_volume(path: Path, labels: bool) -> tuple[np.ndarray, tuple[float, flo
 
 
 def _load_frame(
-    image_path: Path, gt_path: Path, patient_id: str, frame: int, lv_label: int, report: LoadReport
+    image_path: Path, gt_path: Path, patient_id: str, frame: int, lv_label: int,
+    report: LoadReport, negatives: bool = False,
 ) -> list[Slice]:
     try:
         volume, spacing = _read_volume(image_path, labels=False)
@@ -223,20 +231,26 @@ def _load_frame(
         return []
     slices = []
     n_z = volume.shape[2]
+    with_lv = np.flatnonzero((labels == lv_label).any(axis=(0, 1))) if negatives else None
     for z in range(n_z):
         mask = labels[:, :, z] == lv_label
         item = f"{image_path}#z={z}"
+        extras = {"frame": frame, "z": z, "n_z": n_z,
+                  "labels": labels[:, :, z].clip(0, 255).astype(np.uint8)}
         if not mask.any():
-            report.skip(REASON_NO_LV, item, f"{item}: no pixel with LV label {lv_label}")
-            continue
+            if with_lv is None or not with_lv.size:
+                report.skip(REASON_NO_LV, item, f"{item}: no pixel with LV label {lv_label}")
+                continue
+            lv_z = int(with_lv[np.argmin(np.abs(with_lv - z))])  # argmin: the lower on a tie
+            rows, cols = np.nonzero(labels[:, :, lv_z] == lv_label)
+            extras.update(lv_z=lv_z, lv_centre=(float(cols.mean()), float(rows.mean())))
         slices.append(Slice(
             image=volume[:, :, z],
             mask=mask,
             spacing=spacing,
             patient_id=patient_id,
             source=item,
-            extras={"frame": frame, "z": z, "n_z": n_z,
-                    "labels": labels[:, :, z].clip(0, 255).astype(np.uint8)},
+            extras=extras,
         ))
         report.add_loaded()
     return slices

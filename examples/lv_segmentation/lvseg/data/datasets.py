@@ -41,6 +41,9 @@ class Dataset:
         fractions: default patient shares ``(train, val, test)`` of the split.
         generated: generated on the fly (takes ``n`` and ``seed``, never a folder).
         default_dir: the folder read when none is given (``None``: a folder is required).
+        complete_labels: its label maps cover every slice, so a slice without the LV label has
+            no LV, and ``load`` takes ``negatives=True`` to keep such slices
+            (``--negatives``, :mod:`lvseg.negatives`).
     """
 
     name: str
@@ -49,6 +52,7 @@ class Dataset:
     fractions: tuple[float, float, float]
     generated: bool = False
     default_dir: Callable[[], Path] | None = None
+    complete_labels: bool = False
 
     def location(self, data_dir: str | os.PathLike[str] | None) -> str | None:
         """The folder the data come from (absolute), or ``None`` for generated data."""
@@ -84,7 +88,7 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
     Dataset("sunnybrook", "Sunnybrook DICOMs (default folder: the bundled 3-patient sample)",
             _sunnybrook, (1 / 3, 1 / 3, 1 / 3), default_dir=bundled_sunnybrook),
     Dataset("acdc", "ACDC NIfTI volumes (the training/ folder; required)", _acdc,
-            (0.8, 0.1, 0.1)),
+            (0.8, 0.1, 0.1), complete_labels=True),
     Dataset("synthetic", "seeded phantoms (no folder)", _synthetic, (0.8, 0.1, 0.1),
             generated=True),
 )}  # fmt: skip
