@@ -16,7 +16,7 @@ Usage (one core; README.md, 'Weight averaging', gives the seconds a run took)::
 
     OMP_NUM_THREADS=1 nice -n 5 python -m benchmarks.acdc_ablation._averaging \\
         --data-dir ../shared/data/acdc/training --seeds 0 1 2
-    # lvseg's defaults, 1000 iterations (README.md, "Weight averaging at lvseg's defaults"):
+    # lvseg's defaults, 1000 iterations (README.md, "lvseg's defaults at 1000 iterations"):
     ... --variant edpcnn-aug-noflip-edge --iterations 1000 --decays 0.99 0.997 --seeds 0 1 2
 
 ``--table`` prints the table of ``README.md``, "Weight averaging".

@@ -12,7 +12,7 @@ Method
 The demo's commands (``examples/demo.py``, ``make demo``) on the bundled Sunnybrook sample:
 ``lvseg train --method M --data sunnybrook --train-size 10 --iterations K --val-every 25 --seed S
 --augment A --no-progress`` for M = ``edpcnn`` (K = 150) and ``unet`` (K = 200), lvseg's defaults
-for the demo when this module was written (``edpcnn``'s are 500 since issue #20; the demo pins
+for the demo when this module was written (``edpcnn``'s are 1000 since issue #20; the demo pins
 the old 150), pinned so that the plan does not move with them;
 every other option at lvseg's default. Ten training slices of SCD0000301, validation Dice every
 25 iterations on the slices of SCD0000101 (``best.pt``: the best), then ``lvseg evaluate RUN

@@ -75,4 +75,4 @@ def test_the_scale_probe_trains_the_iterations_its_results_record(
     results = Path(_scale.__file__).parent / "results" / "lv_smoothness_scale.json"
     recorded = json.loads(results.read_text())["probe_run"]["iterations"]
     assert seen[0].iterations == _scale.PROBE_ITERATIONS == recorded == 150
-    assert TrainConfig(method="edpcnn").iterations == 500  # not the default any more
+    assert TrainConfig(method="edpcnn").iterations == 1000  # not the default any more

@@ -245,12 +245,13 @@ def test_the_surrogate_defaults_are_the_ones_the_page_the_help_points_to_states(
 
 def test_the_page_states_each_methods_default_iterations() -> None:
     """docs/lv_example.md's defaults table states each method's iterations as the code has them
-    (500 for edpcnn and unet since issue #20, 150 and 200 before)."""
+    (1000 for edpcnn and unet since issue #20's second decision, 500 after its first, 150 and
+    200 before)."""
     from lvseg.train_choices import METHOD_DEFAULTS
 
     page = (Path(__file__).resolve().parents[2] / "docs" / "lv_example.md").read_text("utf-8")
     its = {m: METHOD_DEFAULTS[m].iterations for m in ("edpcnn", "unet", "edpcnn-es")}
-    assert its == {"edpcnn": 500, "unet": 500, "edpcnn-es": 300}
+    assert its == {"edpcnn": 1000, "unet": 1000, "edpcnn-es": 300}
     row = ", ".join(f"`{m}` {k}" for m, k in its.items())
     assert f"\n| iterations | 20000 | {row} | " in page
 

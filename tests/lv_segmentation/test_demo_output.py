@@ -53,8 +53,8 @@ def test_every_command_the_demo_runs_parses(capsys) -> None:  # type: ignore[no-
 
 def test_the_demo_trains_edpcnn_as_before_its_default_changed() -> None:
     """150 iterations for edpcnn and 200 for the U-Net, given explicitly (their defaults until
-    issue #20 raised both to 500), so the demo stays at minutes and trains what its reference
-    run trained."""
+    issue #20 raised both, to 500 and then 1000), so the demo stays at minutes and trains what
+    its reference run trained."""
     from lvseg.cli import build_parser
     from lvseg.config import TrainConfig
     from lvseg.options import given_options

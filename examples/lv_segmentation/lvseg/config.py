@@ -118,7 +118,7 @@ class TrainConfig:
     split_seed: int = option(0, "seed of the patient split and of the telescopic shuffle",
                              metavar="S", low=0, high=MAX_SEED)
     iterations: int | None = option(None, f"training iterations (None: {_ITERATIONS}; "
-                                    "edpcnn's are the ACDC study's at 10 labelled images: "
+                                    "edpcnn's chosen on ACDC at 10 labelled images: "
                                     f"{EVIDENCE})",
                                     thesis="20000", metavar="K", low=1, high=_MAX_ITERATIONS)
     batch_size: int = option(10, "images per iteration", thesis="10", metavar="B", low=1,
