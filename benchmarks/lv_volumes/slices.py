@@ -4,7 +4,10 @@ For each ED/ES slice of the patients, compares a run's :class:`~lvseg.volumes.Sl
 with the ground truth and puts it in one category: ``no LV`` (both agree there is none),
 ``missed`` (the segmenter said "no LV" on an LV slice), ``false LV`` (a mask on a slice without
 LV), ``centre outside`` (the star's centre is not in the true LV), ``rim`` (more than half the
-star's lines end at its radius), or ``ok``. Per phase and category it sums the predicted and true
+star's lines end at its radius), or ``ok``. A row is ``warned`` when a plausibility warning of
+the run names its slice; a wrong slice (false LV, centre outside, rim) without one is a silent
+failure, counted per phase as ``silent`` (issue #19: every slice passes the checks, is "no LV",
+or is warned about). Per phase and category it sums the predicted and true
 LV pixels (in mL, the volume error each category causes) and the slices' 2-D Dice; the slice's
 position is its index from the base (0) over the number of slices.
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -31,13 +35,45 @@ from benchmarks.lv_volumes.__main__ import ACDC
 CATEGORIES = ("ok", "rim", "centre outside", "missed", "false LV", "no LV")
 
 
-def slice_rows(patients: list[Path], log: list[Any]) -> list[dict[str, Any]]:
-    """One row per ED/ES slice: category, areas (mL in the slice), 2-D Dice, centre error."""
+#: The categories of a wrong contour: without a warning, a silent failure.
+WRONG = ("false LV", "centre outside", "rim")
+_WARNING = re.compile(r"^(?:frame (\d+), )?slice (\d+): ")
+
+
+def warned_slices(warnings: list[str], frames: tuple[int, ...], ed: int, es: int
+                  ) -> set[tuple[str, int]]:
+    """The ``(phase, z)`` of the ED/ES slices that ``warnings`` name (``"frame F, slice Z: ..."``
+    with ``F`` in ``frames``, the volume's frame numbers; ``"slice Z: ..."``, the checks across
+    ED and ES, names the ES slice).
+
+    Example:
+        >>> sorted(warned_slices(["frame 13, slice 2: x", "slice 0: y", "frame 5, slice 1: z"],
+        ...                      (1, 13), ed=0, es=1))
+        [('ES', 0), ('ES', 2)]
+    """
+    phase_of = {frames[ed]: "ED", frames[es]: "ES"}
+    out = set()
+    for warning in warnings:
+        match = _WARNING.match(warning)
+        if match is None:
+            continue
+        phase = "ES" if match.group(1) is None else phase_of.get(int(match.group(1)))
+        if phase is not None:
+            out.add((phase, int(match.group(2))))
+    return out
+
+
+def slice_rows(patients: list[Path], log: list[Any],
+               warnings: list[list[str]] | None = None) -> list[dict[str, Any]]:
+    """One row per ED/ES slice: category, areas (mL in the slice), 2-D Dice, centre error, and
+    whether ``warnings`` (each patient's plausibility warnings; none if not given) name it."""
     from lvseg.volumes import read_patient
 
     rows = []
-    for folder, results in zip(patients, log):
+    for k, (folder, results) in enumerate(zip(patients, log)):
         case = read_patient(folder, cine=False)
+        warned = warned_slices([] if warnings is None else warnings[k], case.volume.frames,
+                               case.ed, case.es)
         n_z = case.volume.array.shape[1]
         dz, dy, dx = case.volume.spacing
         voxel_ml = dz * dy * dx / 1000.0
@@ -73,19 +109,22 @@ def slice_rows(patients: list[Path], log: list[Any]) -> list[dict[str, Any]]:
                     "position": z / max(n_z - 1, 1), "category": category,
                     "pred_ml": float(pred.sum() * voxel_ml), "true_ml": float(true.sum() * voxel_ml),
                     "dice": 1.0 if total == 0 else 2.0 * int((pred & true).sum()) / total,
-                    "centre_mm": err, "rim": rim})
+                    "centre_mm": err, "rim": rim, "warned": (phase, z) in warned})
     return rows
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per phase and category: slices, summed predicted - true mL, mean 2-D Dice; and per
-    position third (base, middle, apex) of the LV slices."""
+    """Per phase and category: slices, summed predicted - true mL, mean 2-D Dice; per position
+    third (base, middle, apex) of the LV slices; and ``silent``, the wrong slices (:data:`WRONG`)
+    that no warning names."""
     out: dict[str, Any] = {}
     for phase in ("ED", "ES"):
         groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             if row["phase"] == phase:
                 groups[row["category"]].append(row)
+                if row["category"] in WRONG and not row.get("warned"):
+                    groups["silent"].append(row)
                 if row["true_ml"] > 0:
                     third = ("base", "middle", "apex")[min(int(row["position"] * 3), 2)]
                     groups["position " + third].append(row)
@@ -123,7 +162,7 @@ def main() -> None:
     log: list[Any] = []
     segmenter = RunSegmenter(run, locator=locator, fallback=not args.no_fallback)
     report = evaluate_volumes(patients, _recorder(segmenter, log))
-    rows = slice_rows(patients, log)
+    rows = slice_rows(patients, log, [p["warnings"] for p in report["patients"]])
     result = {"summary": report["summary"], "n_lines": star_lines(segmenter),
               "slices": summarize(rows), "rows": rows}
     print(json.dumps({k: result[k] for k in ("summary", "slices")}, indent=1))

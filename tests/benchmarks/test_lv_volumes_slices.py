@@ -38,3 +38,32 @@ def test_each_slice_gets_its_category_and_volume_error(tmp_path: Path) -> None:
     assert summary["false LV"]["error_ml"] == round(48 * 48 * voxel_ml, 1)
     assert summary["ok"]["error_ml"] == 0.0 and summary["ok"]["dice"] == 1.0
     assert summary["missed"]["error_ml"] == round(-case.truth[case.ed][lv[0]].sum() * voxel_ml, 1)
+
+
+def test_a_wrong_slice_without_a_warning_is_counted_silent(tmp_path: Path) -> None:
+    folder = write_phantom_patient(tmp_path, "patient906", size=48, n_frames=4)
+    case = read_patient(folder, cine=False)
+    n_t, n_z = case.volume.array.shape[:2]
+    results = []
+    for t in range(n_t):
+        for z in range(n_z):
+            true = case.truth[t][z] if t in case.truth else np.zeros((48, 48), bool)
+            rows, cols = np.nonzero(true) if true.any() else ([24], [24])
+            results.append(SliceResult(true, bool(true.any()),
+                                       (float(np.mean(cols)), float(np.mean(rows)))))
+    disc = np.ones((48, 48), bool)
+    empty = [z for z in range(n_z) if not case.truth[case.es][z].any()]
+    for z in empty[:2]:  # two false LVs at ES: one warned (named by frame), one not
+        results[case.es * n_z + z] = SliceResult(disc, True, (24.0, 24.0))
+    frame_es = case.volume.frames[case.es]
+    warnings = [f"frame {frame_es}, slice {empty[0]}: the contour is odd",
+                f"frame {case.volume.frames[case.ed]}, slice {empty[1]}: an ED warning"]
+    rows = slice_rows([folder], [results], [warnings])
+    warned = {(r["phase"], r["z"]) for r in rows if r["warned"]}
+    assert warned == {("ES", empty[0]), ("ED", empty[1])}
+    summary = summarize(rows)["ES"]
+    assert summary["false LV"]["slices"] == 2 and summary["silent"]["slices"] == 1
+    # the checks across ED and ES name the ES slice without a frame
+    rows = slice_rows([folder], [results], [warnings + [f"slice {empty[1]}: across phases"]])
+    assert "silent" not in summarize(rows)["ES"]
+    assert "silent" not in summarize(slice_rows([folder], [results]))["ED"]
