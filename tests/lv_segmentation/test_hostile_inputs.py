@@ -200,7 +200,7 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path: Path, monkeypatch: pytest.
     def interrupted(config):  # type: ignore[no-untyped-def]
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(lvseg.train, "prepare_data", interrupted)
+    monkeypatch.setattr(lvseg.train, "prepare_training", interrupted)
     assert _main_without_escape(["train", "--method", "unet", *TINY_ARGS,
                                  "--out", str(tmp_path / "run")]) == 130
     err = capsys.readouterr().err
