@@ -31,9 +31,10 @@ from lvseg.data.splits import SCHEMES
 from lvseg.options import MAX_SEED, check_fields, document, option
 from lvseg.rundir import RunDirError
 from lvseg.star import StarConfig
-from lvseg.train_choices import AVERAGE_WARMUP, EVIDENCE, METHOD_DEFAULTS, NORMS, PRESETS, SURROGATE_NAMES
+from lvseg.train_choices import (AVERAGE_WARMUP, EVIDENCE, LOCATOR_PREFIX, METHOD_DEFAULTS, NORMS,
+                                 PRESETS, SURROGATE_NAMES, locator_dir)
 
-__all__ = ["LOCATOR_PREFIX", "SAVED_BEFORE", "TrainConfig", "locator_dir"]
+__all__ = ["SAVED_BEFORE", "TrainConfig"]
 
 _METHOD_HELP = "; ".join(f"{m.name}: {m.help}" for m in METHOD_DEFAULTS.values())
 _DATA_HELP = "; ".join(f"{d.name}: {d.help}" for d in DATASETS.values())
@@ -55,28 +56,6 @@ _MAX_ITERATIONS = 10_000_000
 #: the option existed (``surrogate``) or before its default changed (``augment``: ``none`` until
 #: issue #20's ACDC study, ``docs/reproducing_thesis.md``, 'Ten labels').
 SAVED_BEFORE: dict[str, Any] = {"surrogate": "star", "augment": "none"}
-
-
-#: How ``--centres`` names where the training centres come from (the only source so far).
-LOCATOR_PREFIX = "locator:"
-
-
-def locator_dir(spec: str) -> str:
-    """The run directory of a ``--centres`` value ``locator:RUN_DIR``, as an absolute path.
-
-    Raises:
-        ValueError: naming ``centres``, if the value does not have that form.
-
-    Example:
-        >>> locator_dir("locator:/runs/unet_offset")
-        '/runs/unet_offset'
-    """
-    if not (isinstance(spec, str) and spec.startswith(LOCATOR_PREFIX)
-            and spec[len(LOCATOR_PREFIX):].strip()):
-        raise ValueError(f"centres must be {LOCATOR_PREFIX}RUN_DIR (a unet run directory whose "
-                         f"U-Net finds the LV, e.g. one trained with --crop-offset 1); got "
-                         f"{spec!r}")
-    return os.path.abspath(spec[len(LOCATOR_PREFIX):])
 
 
 def _size(text: str) -> int | None:

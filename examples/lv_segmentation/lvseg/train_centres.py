@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from lvseg.config import locator_dir
+from lvseg.train_choices import locator_dir
 from lvseg.data import SPACING_MM
 from lvseg.jitter import onto_object
 
@@ -34,7 +34,7 @@ def predicted_centres(spec: str, images: np.ndarray, masks: np.ndarray, centers:
     """The locator's LV centre on each training crop, inside the LV.
 
     Args:
-        spec: ``locator:RUN_DIR`` (:func:`lvseg.config.locator_dir`); the run must be
+        spec: ``locator:RUN_DIR`` (:func:`lvseg.train_choices.locator_dir`); the run must be
             pixel-trained.
         images: the crops :math:`(K, H, W)` at the training spacing, normalised.
         masks: their LV masks :math:`(K, H, W)` bool.

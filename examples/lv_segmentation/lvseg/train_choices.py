@@ -6,7 +6,9 @@
 * :class:`AugmentConfig` and :data:`PRESETS`: the ``--augment`` presets (:mod:`lvseg.augment`
   applies them);
 * :data:`NORMS` (``--unet-norm``, :class:`lvseg.models.UNet`) and :data:`SURROGATE_NAMES`
-  (``--surrogate``, :data:`lvseg.edpcnn.SURROGATES`).
+  (``--surrogate``, :data:`lvseg.edpcnn.SURROGATES`);
+* :data:`LOCATOR_PREFIX` and :func:`locator_dir`: the form of ``--centres locator:RUN_DIR``
+  (:mod:`lvseg.train_centres` uses it).
 
 Example:
     >>> [m.name for m in METHOD_DEFAULTS.values() if m.end_to_end]
@@ -16,12 +18,13 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, replace
 
 from lvseg.options import check_fields, document, option
 
-__all__ = ["AVERAGE_WARMUP", "EVIDENCE", "METHOD_DEFAULTS", "NORMS", "PRESETS", "SURROGATE_NAMES",
-           "AugmentConfig", "MethodDefaults"]
+__all__ = ["AVERAGE_WARMUP", "EVIDENCE", "LOCATOR_PREFIX", "METHOD_DEFAULTS", "NORMS", "PRESETS",
+           "SURROGATE_NAMES", "AugmentConfig", "MethodDefaults", "locator_dir"]
 
 
 @dataclass(frozen=True)
@@ -148,3 +151,25 @@ PRESETS: dict[str, AugmentConfig] = {
     "elastic": replace(_STANDARD, elastic=2.0),
     "noflip": replace(_STANDARD, flip=0.0),
 }
+
+
+#: How ``--centres`` names where the training centres come from (the only source so far).
+LOCATOR_PREFIX = "locator:"
+
+
+def locator_dir(spec: str) -> str:
+    """The run directory of a ``--centres`` value ``locator:RUN_DIR``, as an absolute path.
+
+    Raises:
+        ValueError: naming ``centres``, if the value does not have that form.
+
+    Example:
+        >>> locator_dir("locator:/runs/unet_offset")
+        '/runs/unet_offset'
+    """
+    if not (isinstance(spec, str) and spec.startswith(LOCATOR_PREFIX)
+            and spec[len(LOCATOR_PREFIX):].strip()):
+        raise ValueError(f"centres must be {LOCATOR_PREFIX}RUN_DIR (a unet run directory whose "
+                         f"U-Net finds the LV, e.g. one trained with --crop-offset 1); got "
+                         f"{spec!r}")
+    return os.path.abspath(spec[len(LOCATOR_PREFIX):])
