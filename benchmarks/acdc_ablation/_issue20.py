@@ -34,6 +34,8 @@ ROWS = {
                               "steps, contour at the edge)",
     "edpcnn-aug-noflip-semi": "EDPCNN, augmented without flips + semi-supervised (lvseg's "
                               "defaults with --unlabelled 10)",
+    "unet-defaults-1000": "U-Net at lvseg's defaults, 1000 iterations (augmented without flips)",
+    "edpcnn-defaults-1000": "EDPCNN at lvseg's defaults, 1000 iterations",
     "softdp": "EDPCNN-softDP",  # the chosen temperature is added from the records
     "es-hi": "EDPCNN-ES",
 }
@@ -41,12 +43,13 @@ ROWS = {
 VARIANTS = ("unet", "unet-aug", "unet-aug-noflip", "unet-semi", "unet-aug-semi", "edpcnn",
             "edpcnn-k3", "edpcnn-aug", "edpcnn-aug-noflip", "edpcnn-semi", "edpcnn-aug-semi",
             "edpcnn-aug-semi-edge", "edpcnn-aug-semi-avg", "edpcnn-aug-noflip-edge",
-            "edpcnn-aug-noflip-semi", "softdp", "es-hi")
+            "edpcnn-aug-noflip-semi", "unet-defaults-1000", "edpcnn-defaults-1000", "softdp",
+            "es-hi")
 #: "EDPCNN best": the bypass row with the highest mean Dice at a size; the semi-supervised
 #: U-Nets, of which the best is compared.
 EDPCNN = ("edpcnn", "edpcnn-k3", "edpcnn-aug", "edpcnn-aug-noflip", "edpcnn-semi",
           "edpcnn-aug-semi", "edpcnn-aug-semi-edge", "edpcnn-aug-semi-avg",
-          "edpcnn-aug-noflip-edge", "edpcnn-aug-noflip-semi")
+          "edpcnn-aug-noflip-edge", "edpcnn-aug-noflip-semi", "edpcnn-defaults-1000")
 SEMI_UNET = ("unet-semi", "unet-aug-semi")
 #: The differences the targets name: label, minuend rows, subtrahend rows (the best mean of
 #: each group at a size).
@@ -56,7 +59,9 @@ DIFFERENCES = (
      SEMI_UNET),
     ("bypass − softDP (target: ≥ 0)", ("edpcnn", "edpcnn-k3"), ("softdp",)),
     ("EDPCNN best − U-Net best, augmented or not (no target: equal augmentation)", EDPCNN,
-     ("unet", "unet-aug", "unet-aug-noflip")),
+     ("unet", "unet-aug", "unet-aug-noflip", "unet-defaults-1000")),
+    ("EDPCNN − U-Net, both at lvseg's defaults, 1000 iterations (paired by seed)",
+     ("edpcnn-defaults-1000",), ("unet-defaults-1000",)),
     ("without flips − with (augmented U-Net; paired by seed)", ("unet-aug-noflip",),
      ("unet-aug",)),
     ("without flips − with (augmented EDPCNN; paired by seed)", ("edpcnn-aug-noflip",),
@@ -138,8 +143,9 @@ def method(records: list[dict[str, Any]], plan: Plan, seconds: str) -> str:
         "about, each cell mean ± s.d. over seeds (runs in brackets) and the median seconds of "
         "a run. The rows are the study's (`acdc_ablation.json`): every method at the `lvseg "
         "train` defaults of its run's commit and the study's iterations (500 / 600 / 1000 at "
-        "10 / 20 / 50 images), except: augmented, `--augment standard`; semi-supervised, "
-        "`--unlabelled 10` (an EMA teacher's targets on 10 unlabelled training images per "
+        "10 / 20 / 50 images; the rows '1000 iterations': lvseg's defaults since issue #20, "
+        "1000 iterations, validation every 50 for both methods), except: augmented, "
+        "`--augment standard`; semi-supervised, `--unlabelled 10` (an EMA teacher's targets on 10 unlabelled training images per "
         "iteration); EDPCNN-softDP, `--method edpcnn-softdp --temperature T`, T chosen on "
         "validation (10 images, first seed) from the grid `_study.TEMPERATURES`; EDPCNN-ES, "
         "`--method edpcnn-es` (ES-hi) with Adam 1e-3 (ES's defaults came later: `README.md`, "

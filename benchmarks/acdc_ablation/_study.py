@@ -46,6 +46,7 @@ class Plan:
     train_curve_images: int = 50  # training images scored at each validation (Fig. 5.5)
     extra: dict[str, Any] = field(default_factory=dict)
     every_seed: tuple[str, ...] = ()  # variants of ``only`` that run every seed of their sizes
+    variant_iterations: dict[str, int] = field(default_factory=dict)  # overrides ``iterations``
 
 
 # Iterations: the validation Dice of the first runs (unet and edpcnn, 10 and 20 images) levelled
@@ -60,6 +61,7 @@ FULL = Plan(
     only={n: v.sizes for n, v in REGISTRY.items() if v.sizes is not None},
     every_seed=tuple(n for n, v in REGISTRY.items() if v.every_seed),
     jitter_sizes=(10, 100),
+    variant_iterations={n: v.iterations for n, v in REGISTRY.items() if v.iterations},
 )
 QUICK = Plan(
     sizes=(10,), seeds={10: (0,)}, iterations={10: 3}, val_every={n: 3 for n in REGISTRY},
@@ -93,7 +95,8 @@ def jobs_of(plan: Plan) -> list[Job]:
         names = [v for v in VARIANTS if v in ("unet", "edpcnn") or
                  (v in plan.only and size in plan.only[v] and (first or v in plan.every_seed)) or
                  (v.startswith("es-") and v not in plan.only and size in plan.es_sizes and first)]
-        return [Job(size, seed, v, plan.iterations[size]) for v in names]
+        return [Job(size, seed, v, plan.variant_iterations.get(v, plan.iterations[size]))
+                for v in names]
 
     small = plan.sizes[0]
     first = [j for seed in plan.seeds[small] for j in trained(small, seed)]

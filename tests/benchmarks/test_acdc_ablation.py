@@ -168,7 +168,7 @@ def test_the_augmented_rows_run_every_seed_at_10_20_50(tmp_path: Path) -> None:
         assert (config.method, config.augment, config.seed) == (method, "standard", 1)
     assert config_of(Job(10, 0, "edpcnn", 500), FULL, tmp_path).augment == "none"
     before = [j for j in jobs if not j.variant.endswith(("-aug", "-semi", "-k3", "-edge", "-avg",
-                                                         "-noflip"))
+                                                         "-noflip", "-1000"))
               and not j.variant.startswith("softdp")]
     # the plan before the -aug, -semi, -edge and softdp rows (38), and seed 2 at 10 and 20 images
     # (unet, edpcnn and the baselines at each)
@@ -193,6 +193,7 @@ def test_the_rows_keep_their_fit_steps_and_k3_trains_with_three(tmp_path: Path) 
     assert steps.pop("edpcnn-aug-semi") == 3 == steps.pop("unet-aug-semi")
     assert steps.pop("edpcnn-aug-semi-edge") == 3 == steps.pop("edpcnn-aug-semi-avg")
     assert steps.pop("edpcnn-aug-noflip-semi") == 3 == steps.pop("edpcnn-aug-noflip-edge")
+    assert steps.pop("edpcnn-defaults-1000") == 3 == steps.pop("unet-defaults-1000")
     for variant, sizes in (("edpcnn-aug-semi", (10,)), ("unet-aug-semi", (10,)),
                            ("edpcnn-aug-semi-edge", (10, 20)), ("edpcnn-aug-semi-avg", (10, 20)),
                            ("edpcnn-aug-noflip-semi", (10, 20)),
@@ -201,6 +202,27 @@ def test_the_rows_keep_their_fit_steps_and_k3_trains_with_three(tmp_path: Path) 
         assert both == {(s, seed) for s in sizes for seed in FULL.seeds[s]}, variant
     assert config_of(Job(10, 0, "edpcnn-aug-semi-avg", 500), FULL, tmp_path).average == 0.99
     assert set(steps.values()) == {1}, steps
+
+
+def test_the_defaults_rows_train_1000_iterations_at_10_images_every_seed(tmp_path: Path) -> None:
+    """The rows at lvseg's defaults run 1000 iterations (the default since issue #20) where
+    every other row of their size runs the plan's 500, validate every 50 (both methods), train
+    as ``lvseg train`` does by default, and stay out of the quick plan."""
+    from benchmarks.acdc_ablation._data import config_of
+    from benchmarks.acdc_ablation._study import FULL, QUICK, jobs_of
+
+    jobs = jobs_of(FULL)
+    for variant, method in (("edpcnn-defaults-1000", "edpcnn"), ("unet-defaults-1000", "unet")):
+        mine = [j for j in jobs if j.variant == variant]
+        assert {(j.size, j.seed, j.iterations) for j in mine} == {
+            (10, seed, 1000) for seed in FULL.seeds[10]}, variant
+        assert FULL.val_every[variant] == 50
+        config = config_of(mine[0], FULL, tmp_path)
+        assert (config.method, config.augment, config.iterations) == (method, "noflip", 1000)
+        assert (config.fit_steps, config.star.edge_offset) == (3, 0.5)
+    assert {j.iterations for j in jobs if j.size == 10 and not j.variant.endswith("-1000")
+            and j.variant not in ("baselines",)} == {500}
+    assert not [j for j in jobs_of(QUICK) if j.variant.endswith("-1000")]
 
 
 def test_every_row_draws_the_contour_where_the_study_started(tmp_path: Path) -> None:
@@ -389,12 +411,14 @@ def test_the_issue20_table_pairs_the_differences_by_seed() -> None:
         *(_record("unet-aug-noflip", 10, s, d) for s, d in ((1, 0.86), (2, 0.75))),  # 0.805
         *(_record("softdp", 10, s, d, train_config={"temperature": 3.0})
           for s, d in ((0, 0.83), (1, 0.84))),
+        *(_record("edpcnn-defaults-1000", 10, s, d) for s, d in ((0, 0.86), (2, 0.87))),
+        *(_record("unet-defaults-1000", 10, s, d) for s, d in ((0, 0.80), (1, 0.81), (2, 0.82))),
         _record("edpcnn", 20, 0, 0.85),  # no U-Net at 20 images: no difference
     ]
     table = _issue20.table(records, FULL)
     assert table["columns"] == ["method", "10 images", "20 images", "50 images"]
     rows = {r[0]: r[1:] for r in table["rows"]}
-    assert list(rows)[:18] == [
+    assert list(rows)[:20] == [
         "U-Net", "U-Net, augmented", "U-Net, augmented without flips",
         "U-Net, mean teacher (semi-supervised)", "U-Net, augmented + mean teacher", "U-Net+DP",
         "EDPCNN (bypass)", "EDPCNN (bypass), 3 fit steps (lvseg's default)",
@@ -404,13 +428,15 @@ def test_the_issue20_table_pairs_the_differences_by_seed() -> None:
         "EDPCNN, augmented + semi-supervised, contour at the edge, weight averaging 0.99",
         "EDPCNN at lvseg's defaults (augmented without flips, 3 fit steps, contour at the edge)",
         "EDPCNN, augmented without flips + semi-supervised (lvseg's defaults with --unlabelled "
-        "10)", "EDPCNN-softDP, temperature 3 (chosen on validation)", "EDPCNN-ES"]
+        "10)", "U-Net at lvseg's defaults, 1000 iterations (augmented without flips)",
+        "EDPCNN at lvseg's defaults, 1000 iterations",
+        "EDPCNN-softDP, temperature 3 (chosen on validation)", "EDPCNN-ES"]
     assert rows["U-Net"] == ["0.720 ± 0.020 (3); 100 s", "-", "-"]
     assert rows["U-Net+DP"][0] == "0.820 ± 0.020 (3); 100 s"
     # s.d. of (0.85, 0.86, 0.90): sqrt(0.0014 / 2) = 0.0265; seconds 500 x median(0.3, 0.5, 0.4)
     assert rows["EDPCNN (bypass)"] == ["0.870 ± 0.026 (3); 200 s", "0.850 (1); 250 s", "-"]
     assert rows["EDPCNN-ES"] == ["-", "-", "-"]
-    diffs = list(rows.values())[18:]
+    diffs = list(rows.values())[20:]
     # EDPCNN best at 10 = semi (0.90 > 0.87); seeds 0, 1 against the U-Net: 0.18, 0.20
     assert diffs[0] == ["+0.190 ± 0.014 (2 seeds; best: EDPCNN, semi-supervised)", "-", "-"]
     # against the semi-supervised U-Net only seed 0 pairs: 0.88 - 0.80
@@ -419,8 +445,10 @@ def test_the_issue20_table_pairs_the_differences_by_seed() -> None:
     assert diffs[2] == ["+0.020 ± 0.000 (2 seeds; best: EDPCNN (bypass))", "-", "-"]
     # against the better U-Net row, the augmented one (0.82 > 0.72): 0.88 - 0.81, 0.92 - 0.83
     assert diffs[3] == ["+0.080 ± 0.014 (2 seeds; best: EDPCNN, semi-supervised)", "-", "-"]
+    # both at lvseg's defaults, seeds 0 and 2 pair: 0.86 - 0.80, 0.87 - 0.82
+    assert diffs[4] == ["+0.055 ± 0.007 (2 seeds)", "-", "-"]
     # the flips: only seed 1 has both U-Net rows (0.86 - 0.83); no EDPCNN pair
-    assert diffs[4:] == [["+0.030 (1 seed)", "-", "-"], ["-", "-", "-"]]
+    assert diffs[5:] == [["+0.030 (1 seed)", "-", "-"], ["-", "-", "-"]]
     done, planned = _issue20.progress(records, FULL)
     assert done == 16 and planned > done  # the 20-image run is not the plan's (600 iterations)
 
