@@ -41,6 +41,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent  # benchmarks/
 REPO = ROOT.parent  # studies run as ``python -m benchmarks.<study>`` from here
 NAME = re.compile(r"[a-z0-9_.-]+")  # the characters a result file name may use
+#: The environment variables that set a child process's threads: OpenMP's and MKL's (torch's
+#: intra-op pool) and numba's (the star DP's).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 def results_of(script: str) -> Path:
@@ -274,6 +277,13 @@ def save(fig: Any, path: Path, dpi: int = 110,
 
 
 # ---------------------------------------------------------------------------- subprocesses
+def thread_env(threads: int = 1) -> dict[str, str]:
+    """The environment variables that run a child process on ``threads`` threads
+    (:data:`THREAD_VARIABLES`), with ``OMP_WAIT_POLICY=PASSIVE``: idle OpenMP threads sleep
+    rather than spin on the shared machine. Add them to the child's environment."""
+    return {**dict.fromkeys(THREAD_VARIABLES, str(threads)), "OMP_WAIT_POLICY": "PASSIVE"}
+
+
 def run_json_child(cmd: list[str], env: dict[str, str] | None = None) -> Any:
     """Run ``cmd`` (a fresh interpreter, e.g. ``python -m benchmarks.<study> --child``, from
     the repository root) and parse the last line of its stdout as JSON."""

@@ -42,16 +42,14 @@ def add_run_options(p: argparse.ArgumentParser, work: Path, workers: int = 2) ->
     _schedule.add_options(p, workers=workers)
 
 
-def child_env() -> dict[str, str]:
+def child_env(threads: int = 1) -> dict[str, str]:
     """The environment of a study's ``lvseg`` child process: this checkout's packages on
-    ``PYTHONPATH``, one thread (OMP, MKL, numba), ``OMP_WAIT_POLICY=PASSIVE``."""
+    ``PYTHONPATH``, ``threads`` threads (OMP, MKL, numba) and ``OMP_WAIT_POLICY=PASSIVE``
+    (:func:`benchmarks._harness.thread_env`)."""
     env = dict(os.environ)
     paths = [h.REPO, h.REPO / "plugins" / "stardp", h.REPO / "examples" / "lv_segmentation"]
     env["PYTHONPATH"] = os.pathsep.join([*map(str, paths), env.get("PYTHONPATH", "")]).rstrip(":")
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        env[name] = "1"
-    env["OMP_WAIT_POLICY"] = "PASSIVE"
-    return env
+    return {**env, **h.thread_env(threads)}
 
 
 def acdc_training(data_dir: Path, study: str) -> Path:

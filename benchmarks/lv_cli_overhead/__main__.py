@@ -40,7 +40,6 @@ idle CPU cores) or ``--quick`` (1 round, no warm-up, extra 10 iterations; about 
 from __future__ import annotations
 
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -52,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import _harness as H
+from benchmarks._lv_runs import child_env
 
 HERE = Path(__file__).resolve().parent
 REPO = H.REPO
@@ -59,17 +59,6 @@ METHODS = ("unet", "edpcnn")
 CLOCKS = ("wall", "cpu", "fit", "fit_cpu", "step", "step_cpu")
 #: Iterations the long run adds to the short one (``--extra``).
 EXTRA = 50
-
-
-def child_env(threads: int) -> dict[str, str]:
-    """The environment of an ``lvseg`` run: this checkout's packages, ``threads`` threads."""
-    env = dict(os.environ)
-    paths = [REPO, REPO / "plugins" / "stardp", REPO / "examples" / "lv_segmentation"]
-    env["PYTHONPATH"] = os.pathsep.join([*map(str, paths), env.get("PYTHONPATH", "")]).rstrip(":")
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        env[name] = str(threads)
-    env["OMP_WAIT_POLICY"] = "PASSIVE"
-    return env
 
 
 def train_once(method: str, iterations: int, env: dict[str, str]) -> dict[str, float]:
@@ -102,7 +91,7 @@ def _children_cpu() -> float:
 
 def measure(base: int, extra: int, rounds: int, warmup: int, threads: int) -> dict[str, Any]:
     """Interleaved rounds; per round and method the seconds per extra iteration of each clock."""
-    env = child_env(threads)
+    env = child_env(threads)  # this checkout's packages, ``threads`` threads
     per_round: list[dict[str, Any]] = []
     for r in range(warmup + rounds):
         load = H.Load()

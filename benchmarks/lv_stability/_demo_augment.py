@@ -49,9 +49,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks import _harness as H
+from benchmarks._lv_runs import child_env
 from benchmarks.lv_stability._demo_outputs import write
-from benchmarks.lv_stability._demo_runs import (METHODS, PRESETS, RECORD, DemoRun, child,
-                                                child_env)
+from benchmarks.lv_stability._demo_runs import METHODS, PRESETS, RECORD, DemoRun, child
 
 #: The demo's iterations per method (lvseg's defaults when this module was written).
 ITERATIONS = {"edpcnn": 150, "unet": 200}

@@ -174,14 +174,6 @@ def train_and_score(run: DemoRun, work: Path) -> dict[str, Any]:
             **_lv_runs.commit_record(commit)}  # fmt: skip
 
 
-def child_env(threads: int) -> dict[str, str]:
-    """:func:`_lv_runs.child_env` with ``threads`` OMP, MKL and numba threads."""
-    env = _lv_runs.child_env()
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        env[name] = str(threads)
-    return env
-
-
 def child(runs: list[DemoRun], work: Path) -> None:
     """The child process: register :data:`PARTS`, then train and score each run in turn,
     printing its record on standard output as soon as it is done."""

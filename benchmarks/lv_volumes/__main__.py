@@ -70,9 +70,10 @@ def validation_patients(data_dir: Path) -> list[Path]:
 
 
 def star_lines(segmenter: Any) -> int | None:
-    """The star lines of a :class:`lvseg.centre_free.RunSegmenter`'s contours; ``None`` for a
-    method without the DP (a ``unet`` run predicts its mask: no star)."""
-    return segmenter.star.n_lines if segmenter.method.dp else None
+    """The star lines of a :class:`lvseg.centre_free.RunSegmenter`'s contours; ``None`` without
+    a star (:attr:`~lvseg.centre_free.RunSegmenter.drawn_star`: a ``unet`` run's mask)."""
+    star = segmenter.drawn_star
+    return None if star is None else star.n_lines
 
 
 def _recorder(segmenter: Any, log: list[Any]) -> Any:

@@ -73,12 +73,8 @@ def export(rev: str, dest: Path) -> Path:
 
 def child_env(tree: Path) -> dict[str, str]:
     """The environment of a timing process: only ``tree``'s packages, one thread."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(tree), str(tree / "plugins" / "stardp")])
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        env[name] = "1"
-    env["OMP_WAIT_POLICY"] = "PASSIVE"
-    return env
+    paths = os.pathsep.join([str(tree), str(tree / "plugins" / "stardp")])
+    return {**os.environ, **H.thread_env(), "PYTHONPATH": paths}
 
 
 def timing(tree: Path, grads: Path, quick: bool) -> dict[str, Any]:

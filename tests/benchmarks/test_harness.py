@@ -83,3 +83,20 @@ def test_a_study_replots_its_own_quick_result(study: str, tmp_path: Path,
     h.atomic_write(tmp_path / f"{study}_quick.json", json.dumps({"rows": 1}))
     module.main(["--quick", "--replot", "--out", str(tmp_path)])
     assert drawn == [({"rows": 1}, tmp_path / f"{study}_quick.png")]
+
+
+def test_a_child_runs_on_the_threads_asked_with_this_checkouts_packages_first(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import _lv_runs
+
+    assert h.thread_env(3) == {"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "3",
+                               "NUMBA_NUM_THREADS": "3", "OMP_WAIT_POLICY": "PASSIVE"}
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    env = _lv_runs.child_env()
+    assert [env[k] for k in h.THREAD_VARIABLES] == ["1"] * 3
+    assert h.THREAD_VARIABLES == ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+    assert env["PYTHONPATH"].split(":") == [str(h.REPO), str(h.REPO / "plugins" / "stardp"),
+                                            str(h.REPO / "examples" / "lv_segmentation"),
+                                            "/elsewhere"]
+    assert _lv_runs.child_env(2)["NUMBA_NUM_THREADS"] == "2"

@@ -7,20 +7,31 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.lv_volumes.slices import slice_rows, summarize
-from lvseg.volumes import SliceResult, read_patient, write_phantom_patient
+from lvseg.volumes import CardiacCase, SliceResult, read_patient, write_phantom_patient
+
+
+def _true_results(case: CardiacCase, *, star: bool = False) -> list[SliceResult]:
+    """A segmenter's results that are ``case``'s truth, one per slice in ``(t, z)`` order: the
+    true mask (empty in frames without truth), centred at its centroid (the middle without an
+    LV); with ``star``, a contour of 8 lines of 3 px in a star of radius 20 px (none at the rim).
+    """
+    n_t, n_z, height, width = case.volume.array.shape
+    results = []
+    for t in range(n_t):
+        for z in range(n_z):
+            true = case.truth[t][z] if t in case.truth else np.zeros((height, width), bool)
+            rows, cols = np.nonzero(true) if true.any() else ([height // 2], [width // 2])
+            centre = (float(np.mean(cols)), float(np.mean(rows)))
+            contour = (np.full(8, 3.0), 20.0) if star else ()
+            results.append(SliceResult(true, bool(true.any()), centre, *contour))
+    return results
 
 
 def test_each_slice_gets_its_category_and_volume_error(tmp_path: Path) -> None:
     folder = write_phantom_patient(tmp_path, "patient905", size=48, n_frames=4)
     case = read_patient(folder, cine=False)
-    n_t, n_z = case.volume.array.shape[:2]
-    results = []
-    for t in range(n_t):
-        for z in range(n_z):
-            true = case.truth[t][z] if t in case.truth else np.zeros((48, 48), bool)
-            rows, cols = np.nonzero(true) if true.any() else ([24], [24])
-            centre = (float(np.mean(cols)), float(np.mean(rows)))
-            results.append(SliceResult(true, bool(true.any()), centre, np.full(8, 3.0), 20.0))
+    n_z = case.volume.array.shape[1]
+    results = _true_results(case, star=True)
     ed = case.ed * n_z
     lv = [z for z in range(n_z) if case.truth[case.ed][z].any()]
     results[ed + lv[0]] = SliceResult(np.zeros((48, 48), bool), False)  # missed
@@ -43,14 +54,8 @@ def test_each_slice_gets_its_category_and_volume_error(tmp_path: Path) -> None:
 def test_a_wrong_slice_without_a_warning_is_counted_silent(tmp_path: Path) -> None:
     folder = write_phantom_patient(tmp_path, "patient906", size=48, n_frames=4)
     case = read_patient(folder, cine=False)
-    n_t, n_z = case.volume.array.shape[:2]
-    results = []
-    for t in range(n_t):
-        for z in range(n_z):
-            true = case.truth[t][z] if t in case.truth else np.zeros((48, 48), bool)
-            rows, cols = np.nonzero(true) if true.any() else ([24], [24])
-            results.append(SliceResult(true, bool(true.any()),
-                                       (float(np.mean(cols)), float(np.mean(rows)))))
+    n_z = case.volume.array.shape[1]
+    results = _true_results(case)
     disc = np.ones((48, 48), bool)
     empty = [z for z in range(n_z) if not case.truth[case.es][z].any()]
     for z in empty[:2]:  # two false LVs at ES: one warned (named by frame), one not

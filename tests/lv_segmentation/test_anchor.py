@@ -187,6 +187,8 @@ def test_cli_find(tiny_runs: dict[str, Path], tmp_path: Path,
         assert main(argv + ([] if find == "auto" else ["--find", find])) == 0
         report = json.loads(out.read_text())
         assert (report["find"], report["finder"]) == (find, finder)
+        star = ("delta", "n_lines", "edge_offset", "smoothing")
+        assert [report[k] for k in star] == [None] * 4  # a unet run's mask: no star
         assert f"LV found by {finder}" in capsys.readouterr().out
     assert main(["predict", str(tiny_runs["unet"]), str(tmp_path / "acdc" / "patient901"),
                  "--center", "3,4", "--find", "motion", "--out", str(tmp_path / "o")]) == 2

@@ -73,6 +73,22 @@ def test_a_25_line_run_segments_volumes_with_50_lines(runs: dict[int, Path]) -> 
     assert RunSegmenter(run).star == star
 
 
+@pytest.mark.parametrize(("method", "lines"), [(None, {50}), ("unet", set())])
+def test_the_drawn_star_is_the_one_the_contours_have_and_none_for_unet(
+        runs: dict[int, Path], method: str | None, lines: set[int]) -> None:
+    """``drawn_star`` (what the records say) agrees with the contours returned: the 25-line
+    run's 50-line star as ``unet-dp``, none when the same weights predict as ``unet`` (a mask)."""
+    images, _, truth = phantom_cine(size=48, n_frames=1)
+    segmenter = RunSegmenter(load_run(runs[25]), method=method, min_area_mm2=0.0)
+    results = segmenter(images, truth.spacing)
+    assert any(r.has_lv for r in results)
+    assert {len(r.radii) for r in results if r.radii is not None} == lines
+    if method == "unet":
+        assert segmenter.drawn_star is None
+    else:
+        assert segmenter.drawn_star == segmenter.star and segmenter.star.n_lines == 50
+
+
 @pytest.mark.parametrize("n_lines", [25, 12, 75])
 def test_an_explicit_n_lines_wins_lower_values_included(runs: dict[int, Path],
                                                         n_lines: int) -> None:

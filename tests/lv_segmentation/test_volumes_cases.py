@@ -83,9 +83,14 @@ def test_two_frames_marked_ed_and_es(tmp_path: Path) -> None:
                             folder / "patient009_frame03.nii.gz")
     assert (case.ed, case.es, case.patient_id) == (0, 1, "patient009_frame01")
     assert case.volume.array.shape == (2, 10, 48, 48) and not case.truth
-    with pytest.raises(ValueError, match=r"an ED or ES input must be one 3-D frame; got 5"):
-        case_from_frames(write_phantom_patient(tmp_path, "patient010", size=48, n_frames=5)
-                         / "patient010_4d.nii.gz", folder / "patient009_frame03.nii.gz")
+    four_d = write_phantom_patient(tmp_path, "patient010", size=48, n_frames=5)
+    four_d = four_d / "patient010_4d.nii.gz"
+    for ed, es in ((four_d, folder / "patient009_frame03.nii.gz"),
+                   (folder / "patient009_frame01.nii.gz", four_d)):  # either side
+        with pytest.raises(ValueError, match=r"patient010_4d.nii.gz: an ED or ES input must be "
+                           r"one 3-D frame; got 5 frames \(give a 4-D cine with its ED/ES "
+                           r"indices\)$"):
+            case_from_frames(ed, es)
     cine = case_from_volume(tmp_path / "patient010" / "patient010_4d.nii.gz", ed=0, es=2)
     assert (cine.ed, cine.es, cine.volume.n_frames) == (0, 2, 5)
     with pytest.raises(ValueError, match=r"es must be a frame index in \[0, 4\]; got 7"):

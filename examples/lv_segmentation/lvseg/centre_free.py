@@ -156,6 +156,12 @@ class RunSegmenter:
         self.min_area_mm2, self.refine = float(min_area_mm2), bool(refine)
         self.fallback, self.find = bool(fallback), find
 
+    @property
+    def drawn_star(self) -> StarConfig | None:
+        """The star the contours are drawn with (``star``); ``None`` for a method without
+        the DP (``unet`` predicts the U-Net's mask: no star). What a record says it used."""
+        return self.star if self.method.dp else None
+
     def finder(self, n_frames: int) -> str:
         """The finder used for an input of ``n_frames`` frames: ``"map"`` or ``"motion"``.
 

@@ -219,12 +219,13 @@ def evaluate_run_volumes(
 
 
 def _star_record(segmenter: Any) -> dict[str, Any]:
-    """The star a :class:`~lvseg.centre_free.RunSegmenter` drew its contours with; null for a
-    method without the DP (a ``unet`` run predicts its mask: no star)."""
-    star = segmenter.star
-    values = (star.delta, star.n_lines, star.edge_offset, star.smoothing_width)
+    """The star a :class:`~lvseg.centre_free.RunSegmenter` drew its contours with
+    (:attr:`~lvseg.centre_free.RunSegmenter.drawn_star`); null without one."""
+    star = segmenter.drawn_star
     keys = ("delta", "n_lines", "edge_offset", "smoothing")
-    return dict(zip(keys, values if segmenter.method.dp else (None,) * len(keys)))
+    if star is None:
+        return dict.fromkeys(keys)
+    return dict(zip(keys, (star.delta, star.n_lines, star.edge_offset, star.smoothing_width)))
 
 
 def _finite(value: float) -> float | None:

@@ -54,12 +54,12 @@ float32, so values agree to float32 rounding (relative :math:`10^{-6}`; HD95 to
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["as_numpy", "assd", "boundary", "hausdorff_distance", "hd95", "mask_pair",
-           "surface_distances"]
+__all__ = ["as_numpy", "assd", "boundary", "hausdorff_distance", "hausdorff_nd", "hd95",
+           "mask_pair", "surface_distances"]
 
 
 def boundary(mask: Any) -> np.ndarray:
@@ -72,11 +72,16 @@ def boundary(mask: Any) -> np.ndarray:
                [1, 0, 1],
                [1, 1, 1]])
     """
+    return _boundary(_mask(mask, "mask"))
+
+
+def _boundary(m: np.ndarray) -> np.ndarray:
+    """The voxels of bool mask ``m`` (any dimension) with a face neighbour outside it or the
+    array: the 4-neighbours of a 2-D mask, the 6 of a 3-D one."""
     from scipy import ndimage  # imported here: `lvseg --help` needs no scipy
 
-    m = _mask(mask, "mask")
-    cross = ndimage.generate_binary_structure(2, 1)
-    return m & ~ndimage.binary_erosion(m, structure=cross, border_value=0)
+    faces = ndimage.generate_binary_structure(m.ndim, 1)
+    return m & ~ndimage.binary_erosion(m, structure=faces, border_value=0)
 
 
 def surface_distances(
@@ -93,11 +98,16 @@ def surface_distances(
         ``(pred_to_true, true_to_pred)``, float64 arrays of the boundary sizes; both empty if
         either mask is empty (the distances are undefined).
     """
+    return _distances(*mask_pair(pred, true), _spacing(spacing))
+
+
+def _distances(p: np.ndarray, t: np.ndarray, sampling: Sequence[float]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`surface_distances` of two checked bool masks of one shape, any dimension, voxel
+    size ``sampling`` (mm per axis)."""
     from scipy import ndimage  # imported here: `lvseg --help` needs no scipy
 
-    p, t = mask_pair(pred, true)
-    sampling = _spacing(spacing)
-    bp, bt = boundary(p), boundary(t)
+    bp, bt = _boundary(p), _boundary(t)
     if not bp.any() or not bt.any():
         return np.zeros(0), np.zeros(0)
     to_true = ndimage.distance_transform_edt(~bt, sampling=sampling)
@@ -116,7 +126,22 @@ def hausdorff_distance(pred: Any, true: Any, spacing: float | Sequence[float] = 
         >>> hausdorff_distance(a, b, spacing=(1.0, 2.0))
         2.0
     """
-    return _from_distances(pred, true, spacing, lambda a, b: float(max(a.max(), b.max())))
+    return hausdorff_nd(*mask_pair(pred, true), _spacing(spacing))
+
+
+def hausdorff_nd(pred: np.ndarray, true: np.ndarray, sampling: Sequence[float]) -> float:
+    """:func:`hausdorff_distance` of two bool masks of one shape and any dimension, with the
+    pixel (voxel) size ``sampling`` in mm, one per axis; the boundary is the mask voxels with a
+    face neighbour outside the mask or the array. The caller checks the masks and ``sampling``:
+    :func:`hausdorff_distance` in 2-D, :func:`lvseg.volumes.hausdorff_3d` in 3-D.
+
+    Example:
+        >>> a = np.zeros((3, 5, 5), bool); a[1, 2, 2] = True
+        >>> b = np.zeros((3, 5, 5), bool); b[2, 2, 2] = True
+        >>> hausdorff_nd(a, b, (10.0, 1.0, 1.0))
+        10.0
+    """
+    return _from_masks(pred, true, sampling, lambda a, b: float(max(a.max(), b.max())))
 
 
 def hd95(pred: Any, true: Any, spacing: float | Sequence[float] = 1.0) -> float:
@@ -133,8 +158,8 @@ def hd95(pred: Any, true: Any, spacing: float | Sequence[float] = 1.0) -> float:
         >>> hd95(a, b, spacing=(1.0, 2.0))
         2.0
     """
-    return _from_distances(
-        pred, true, spacing,
+    return _from_masks(
+        *mask_pair(pred, true), _spacing(spacing),
         lambda a, b: float(max(np.percentile(a, 95.0), np.percentile(b, 95.0))),
     )  # fmt: skip
 
@@ -144,18 +169,21 @@ def assd(pred: Any, true: Any, spacing: float | Sequence[float] = 1.0) -> float:
 
     Returns 0.0 if both masks are empty and ``nan`` if exactly one is.
     """
-    return _from_distances(
-        pred, true, spacing, lambda a, b: float((a.sum() + b.sum()) / (a.size + b.size))
-    )
+    return _from_masks(
+        *mask_pair(pred, true), _spacing(spacing),
+        lambda a, b: float((a.sum() + b.sum()) / (a.size + b.size)),
+    )  # fmt: skip
 
 
-def _from_distances(pred: Any, true: Any, spacing: Any, reduce: Any) -> float:
-    p, t = mask_pair(pred, true)
+def _from_masks(p: np.ndarray, t: np.ndarray, sampling: Sequence[float],
+                reduce: Callable[[np.ndarray, np.ndarray], float]) -> float:
+    """``reduce(pred_to_true, true_to_pred)`` of two checked masks; the empty conventions of
+    the module docstring: 0.0 when both are empty, ``nan`` when exactly one is."""
     if not p.any() and not t.any():
         return 0.0
     if not p.any() or not t.any():
         return math.nan
-    return reduce(*surface_distances(p, t, spacing))
+    return reduce(*_distances(p, t, sampling))
 
 
 def as_numpy(x: Any) -> np.ndarray:

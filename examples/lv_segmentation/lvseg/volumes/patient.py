@@ -179,11 +179,8 @@ def case_from_frames(ed: str | os.PathLike[str], es: str | os.PathLike[str],
             or spacing.
     """
     volumes = [read_volume(ed), read_volume(es)]
-    for volume in volumes:
-        if volume.n_frames != 1:
-            raise ValueError(f"{volume.source}: an ED or ES input must be one 3-D frame; got "
-                             f"{volume.n_frames} frames (give a 4-D cine with its ED/ES indices)")
-    volume = _stack(volumes, [0, 1], f"{volumes[0].source} + {volumes[1].source}")
+    volume = _stack(volumes, [0, 1], f"{volumes[0].source} + {volumes[1].source}",
+                    role="an ED or ES input", fix=" (give a 4-D cine with its ED/ES indices)")
     return CardiacCase(patient_id or _stem(ed), volume, 0, 1)
 
 
@@ -198,12 +195,15 @@ def _stem(path: str | os.PathLike[str]) -> str:
     return re.sub(r"\.nii(\.gz)?$", "", name, flags=re.IGNORECASE)
 
 
-def _stack(volumes: list[Volume], numbers: list[int], source: str) -> Volume:
+def _stack(volumes: list[Volume], numbers: list[int], source: str, *,
+           role: str = "a frame file", fix: str = "") -> Volume:
+    """One volume of the frames ``numbers`` from single-frame ``volumes`` of one shape and
+    spacing; ``role`` and ``fix`` word the error for an input of several frames."""
     first = volumes[0]
     for other in volumes:
         if other.n_frames != 1:
-            raise ValueError(f"{other.source}: a frame file must be 3-D (one frame); got "
-                             f"{other.n_frames} frames")
+            raise ValueError(f"{other.source}: {role} must be one 3-D frame; got "
+                             f"{other.n_frames} frames{fix}")
         if other.array.shape[1:] != first.array.shape[1:] or not np.allclose(
                 other.spacing, first.spacing, rtol=1e-4):
             raise ValueError(f"{other.source}: shape {other.array.shape[1:]} / spacing "

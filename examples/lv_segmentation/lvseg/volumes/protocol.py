@@ -23,15 +23,14 @@ import math
 from typing import Any, Sequence
 
 import numpy as np
-from scipy import ndimage
 
+from lvseg.surface import hausdorff_nd
 from lvseg.volumes.cardiac import ejection_fraction, lv_volume_ml
 
 __all__ = ["PHASES", "dice_3d", "hausdorff_3d", "pearson", "score_case", "summarize_cases"]
 
 #: The phases scored, with the names used in keys (``dice_ed``) and rows (``"ED"``).
 PHASES = ("ED", "ES")
-_BALL = ndimage.generate_binary_structure(3, 1)
 
 
 def _masks(pred: Any, true: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -70,15 +69,7 @@ def hausdorff_3d(pred: Any, true: Any, spacing: Sequence[float]) -> float:
     sampling = tuple(float(s) for s in spacing)
     if len(sampling) != 3 or not all(math.isfinite(s) and s > 0 for s in sampling):
         raise ValueError(f"spacing must be (dz, dy, dx), three positive mm; got {spacing!r}")
-    if not p.any() and not t.any():
-        return 0.0
-    if not p.any() or not t.any():
-        return math.nan
-    bp = p & ~ndimage.binary_erosion(p, structure=_BALL, border_value=0)
-    bt = t & ~ndimage.binary_erosion(t, structure=_BALL, border_value=0)
-    to_true = ndimage.distance_transform_edt(~bt, sampling=sampling)[bp]
-    to_pred = ndimage.distance_transform_edt(~bp, sampling=sampling)[bt]
-    return float(max(to_true.max(), to_pred.max()))
+    return hausdorff_nd(p, t, sampling)
 
 
 def score_case(pred: np.ndarray, true: np.ndarray, spacing: Sequence[float],
