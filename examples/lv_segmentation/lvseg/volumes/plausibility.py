@@ -1,7 +1,7 @@
 """Plausibility checks of one slice's result: each returns a warning naming the slice, or ``None``.
 
 A slice is named by its frame and slice indices (:func:`where`), so a warning reads
-``"frame 3, slice 7: ..."``. The checks are pure functions of the result; :func:`check_slice`
+``"frame 3, slice 7: ..."``, the checks across ED and ES included. The checks are pure functions of the result; :func:`check_slice`
 runs all that apply. :func:`check_es_area` compares each slice's LV area (:func:`lv_area_mm2`)
 across the ED and ES frames, where both are known, and :func:`check_es_stack_ends` the two ends
 of the ES stack with the LV's contraction. None refuses a result: the warnings go to the user
@@ -174,56 +174,62 @@ def check_slice(mask: np.ndarray, spacing: Sequence[float], name: str, *,
 
 
 def check_es_area(ed_areas: Sequence[float], es_areas: Sequence[float], *,
-                  factor: float = ES_AREA_FACTOR) -> list[str]:
+                  frames: tuple[int, int], factor: float = ES_AREA_FACTOR) -> list[str]:
     """Warn for each slice whose LV area at ES exceeds ``factor`` times its area at ED.
 
-    Only slices with LV at both phases (area > 0) are compared.
+    Only slices with LV at both phases (area > 0) are compared. The warning names the ES slice.
 
     Args:
         ed_areas: the LV area (mm²) of each slice of the ED frame (:func:`lv_area_mm2`).
         es_areas: the LV area (mm²) of the same slices in the ES frame.
+        frames: the frame numbers of ED and ES (as in :func:`where`).
         factor: warn above this ratio, ``> 0``.
 
     Raises:
         ValueError: if the areas are not two 1-D sequences of one length of finite areas
-            ``>= 0``, or ``factor`` is not a finite number ``> 0``.
+            ``>= 0``, ``frames`` is not two integers, or ``factor`` is not a finite number
+            ``> 0``.
 
     Example:
-        >>> check_es_area([16.0, 0.0], [24.0, 4.0])  # doctest: +NORMALIZE_WHITESPACE
-        ['slice 0: the LV area at ES (24 mm²) is 1.5 times its area at ED (16 mm²);
+        >>> check_es_area([16.0, 0.0], [24.0, 4.0], frames=(1, 12))
+        ... # doctest: +NORMALIZE_WHITESPACE
+        ['frame 12, slice 0: the LV area at ES (24 mm²) is 1.5 times its area at ED (16 mm²);
           the systolic contour is likely wrong']
     """
-    ed_areas, es_areas = _phase_areas(ed_areas, es_areas, factor)
-    return [f"slice {z}: the LV area at ES ({es:.4g} mm²) is {es / ed:.3g} times its area at ED "
+    ed_areas, es_areas, (_, es_frame) = _phase_areas(ed_areas, es_areas, frames, factor)
+    return [f"{where(es_frame, z)}: the LV area at ES ({es:.4g} mm²) is {es / ed:.3g} times its area at ED "
             f"({ed:.4g} mm²); the systolic contour is likely wrong"
             for z, (ed, es) in enumerate(zip(ed_areas.tolist(), es_areas.tolist()))
             if ed > 0 and es > factor * ed]
 
 
 def check_es_stack_ends(ed_areas: Sequence[float], es_areas: Sequence[float], *,
-                        factor: float = ES_END_FACTOR) -> list[str]:
+                        frames: tuple[int, int], factor: float = ES_END_FACTOR) -> list[str]:
     """Warn for an end slice of the ES stack that did not contract with the LV.
 
     The ends are the first and the last slice with LV at ES (when at least two have one). An end
     warns when the same slice has no LV at ED (on the ground truth of the 80 training patients,
     the LV at ES never reaches beyond the LV at ED), or when its ES/ED area ratio exceeds
-    ``factor`` times the median ES/ED ratio of all slices with LV at both phases.
+    ``factor`` times the median ES/ED ratio of all slices with LV at both phases. The warning
+    names the ES slice.
 
     Args:
         ed_areas: the LV area (mm²) of each slice of the ED frame (:func:`lv_area_mm2`).
         es_areas: the LV area (mm²) of the same slices in the ES frame.
+        frames: the frame numbers of ED and ES (as in :func:`where`).
         factor: warn above this ratio to the median, ``> 0``.
 
     Raises:
         ValueError: as :func:`check_es_area`.
 
     Example:
-        >>> check_es_stack_ends([16.0] * 4, [8.0, 8.0, 8.0, 16.0])  # doctest: +NORMALIZE_WHITESPACE
-        ['slice 3: an end of the LV stack at ES kept 1 times its ED area (16 mm²) while the LV
+        >>> check_es_stack_ends([16.0] * 4, [8.0, 8.0, 8.0, 16.0], frames=(1, 12))
+        ... # doctest: +NORMALIZE_WHITESPACE
+        ['frame 12, slice 3: an end of the LV stack at ES kept 1 times its ED area (16 mm²) while the LV
           kept 0.5 (median of 4 slices); the LV may end a slice earlier (atrium, outflow tract
           or apex wall?)']
     """
-    ed_areas, es_areas = _phase_areas(ed_areas, es_areas, factor)
+    ed_areas, es_areas, (_, es_frame) = _phase_areas(ed_areas, es_areas, frames, factor)
     with_lv = np.flatnonzero(es_areas > 0)
     if len(with_lv) < 2:
         return []
@@ -232,23 +238,24 @@ def check_es_stack_ends(ed_areas: Sequence[float], es_areas: Sequence[float], *,
     warnings = []
     for z in (int(with_lv[0]), int(with_lv[-1])):
         if ed_areas[z] == 0:
-            warnings.append(f"slice {z}: an end of the LV stack at ES has LV ({es_areas[z]:.4g} "
+            warnings.append(f"{where(es_frame, z)}: an end of the LV stack at ES has LV ({es_areas[z]:.4g} "
                             "mm²) where ED has none; the LV may end a slice earlier (atrium, "
                             "outflow tract or apex wall?)")
             continue
         median = float(np.median(ratios))
         ratio = float(es_areas[z] / ed_areas[z])
         if ratio > factor * median:
-            warnings.append(f"slice {z}: an end of the LV stack at ES kept {ratio:.2g} times its "
+            warnings.append(f"{where(es_frame, z)}: an end of the LV stack at ES kept {ratio:.2g} times its "
                             f"ED area ({ed_areas[z]:.4g} mm²) while the LV kept {median:.2g} "
                             f"(median of {len(ratios)} slices); the LV may end a slice earlier "
                             "(atrium, outflow tract or apex wall?)")
     return warnings
 
 
-def _phase_areas(ed_areas: Sequence[float], es_areas: Sequence[float], factor: float
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """The per-slice areas of ED and ES as arrays, checked (for the checks across phases)."""
+def _phase_areas(ed_areas: Sequence[float], es_areas: Sequence[float], frames: tuple[int, int],
+                 factor: float) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """The per-slice areas of ED and ES as arrays and the two frame numbers, checked (for the
+    checks across phases)."""
     ed_areas = np.asarray(ed_areas, dtype=np.float64)
     es_areas = np.asarray(es_areas, dtype=np.float64)
     if ed_areas.ndim != 1 or ed_areas.shape != es_areas.shape:
@@ -259,4 +266,9 @@ def _phase_areas(ed_areas: Sequence[float], es_areas: Sequence[float], factor: f
             raise ValueError(f"{name} must be finite areas >= 0 mm²; got {areas.tolist()}")
     if not (math.isfinite(factor) and factor > 0):
         raise ValueError(f"factor must be a finite number > 0; got {factor!r}")
-    return ed_areas, es_areas
+    try:
+        ed_frame, es_frame = (int(f) for f in frames)
+    except (TypeError, ValueError):
+        raise ValueError(f"frames must be the ED and ES frame numbers, two integers; got "
+                         f"{frames!r}") from None
+    return ed_areas, es_areas, (ed_frame, es_frame)

@@ -80,9 +80,10 @@ def segment_volume(volume: Volume, segmenter: SliceSegmenter, *, ed: int | None 
 
     Warnings name slices by the frame numbers of ``volume.frames`` and the slice index. With the
     ED and ES frame indices given, each slice's LV area is also compared across them
-    (:func:`~lvseg.volumes.plausibility.check_es_area`: ``"slice 3: the LV area at ES ..."``),
-    and so are the ends of the ES stack
-    (:func:`~lvseg.volumes.plausibility.check_es_stack_ends`: ``"slice 0: an end of ..."``).
+    (:func:`~lvseg.volumes.plausibility.check_es_area`: ``"frame 12, slice 3: the LV area at
+    ES ..."``), and so are the ends of the ES stack
+    (:func:`~lvseg.volumes.plausibility.check_es_stack_ends`: ``"frame 12, slice 0: an end of
+    ..."``).
 
     Raises:
         ValueError: naming ``volume.source``, if the segmenter returns the wrong number of
@@ -126,8 +127,9 @@ def segment_volume(volume: Volume, segmenter: SliceSegmenter, *, ed: int | None 
                                     radii=result.radii, star_radius=result.star_radius))
     if ed is not None and es is not None and ed != es:
         ed_areas, es_areas = lv_area_mm2(masks[[ed, es]], volume.spacing[1:])
-        warnings.extend(check_es_area(ed_areas, es_areas))
-        warnings.extend(check_es_stack_ends(ed_areas, es_areas))
+        frames = (volume.frames[ed], volume.frames[es])
+        warnings.extend(check_es_area(ed_areas, es_areas, frames=frames))
+        warnings.extend(check_es_stack_ends(ed_areas, es_areas, frames=frames))
     return VolumeSegmentation(masks, lv_volume_ml(masks, volume.spacing), no_lv, warnings)
 
 
