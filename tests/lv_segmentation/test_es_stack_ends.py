@@ -131,7 +131,11 @@ def test_segment_volume_checks_only_when_ed_and_es_are_given_and_keeps_the_masks
     volume = Volume(np.zeros((2, *ed.shape)), SPACING, "pair", frames=[1, 12])
     plain = segment_volume(volume, _returning(ed, es))
     checked = segment_volume(volume, _returning(ed, es), ed=0, es=1)
-    assert plain.warnings == [] and _slices(checked.warnings) == [4]
+    ends = [w for w in checked.warnings if "an end of the LV stack at ES" in w]
+    assert plain.warnings == [] and _slices(ends) == [4]
+    # (the flat ED stack and the ES slice 4 do not taper toward the apex: check_apex_end's)
+    assert [w.split(":")[0] for w in checked.warnings if "toward the apex" in w] == [
+        "frame 1, slice 4", "frame 12, slice 4"]
     np.testing.assert_array_equal(checked.masks, np.stack([ed, es]))  # a warning only
     np.testing.assert_array_equal(checked.volumes_ml, plain.volumes_ml)
 
@@ -156,5 +160,7 @@ def test_predict_counts_a_false_lv_at_the_es_apex_in_its_json(tmp_path: Path) ->
     (record,) = predict_volumes([folder], segmenter(True), tmp_path / "out")
     assert clean["warnings"] == []
     # ACDC numbers frames from 1: the ES frame (index 1 of the cine) is frame 2
-    assert [w.split(":")[0] for w in record["warnings"]] == [f"frame {truth.es + 1}, slice 7"]
+    # the stack-end warning, then check_apex_end's (slice 7 at its ED size does not taper)
+    assert [w.split(":")[0] for w in record["warnings"]] == [f"frame {truth.es + 1}, slice 7"] * 2
     assert "an end of the LV stack at ES" in record["warnings"][0]
+    assert "the last LV slice toward the apex" in record["warnings"][1]
