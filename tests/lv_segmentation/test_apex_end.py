@@ -1,4 +1,4 @@
-"""The apex-end check (issue #19): the last LV slice of a stack that does not taper is warned about."""
+"""The apex-end check (issue #19): the last LV slice of a stack that does not taper warns."""
 
 from __future__ import annotations
 
@@ -64,9 +64,9 @@ def test_the_factor_is_the_named_constant_and_at_it_warns() -> None:
     assert check_apex_end([500.0, 100.0, 90.0], 1, factor=0.95) is None
     with pytest.raises(ValueError, match="factor must be a finite number > 0; got 0"):
         check_apex_end([1.0, 1.0], 1, factor=0)
-    with pytest.raises(ValueError, match=r"areas must be finite areas >= 0 mm²; got \[1.0, -1.0\]"):
+    with pytest.raises(ValueError, match=r"areas must be finite areas >= 0 mm²; got \[1.0, -1"):
         check_apex_end([1.0, -1.0], 1)
-    with pytest.raises(ValueError, match=r"areas must be 1-D, one area per slice; got shape \(1, 2\)"):
+    with pytest.raises(ValueError, match=r"areas must be 1-D, one area per slice; got shape \(1,"):
         check_apex_end([[1.0, 1.0]], 1)
 
 
@@ -79,7 +79,8 @@ def test_random_stacks_agree_with_a_plain_reference() -> None:
         areas = lv_area_mm2(_stack(pixels), (1.0, 1.0))
         expected = _reference(pixels, APEX_END_FACTOR)
         got = check_apex_end(areas, 5)
-        assert ([] if got is None else [int(got.split(":")[0].rsplit(" ", 1)[1])]) == expected, pixels
+        named = [] if got is None else [int(got.split(":")[0].rsplit(" ", 1)[1])]
+        assert named == expected, pixels
         warned += bool(expected)
     assert 20 < warned < 280  # both outcomes were exercised
 

@@ -57,7 +57,8 @@ def test_the_slice_grown_1_5_times_is_named_with_its_areas_in_mm2() -> None:
     masks = _pair()
     warnings = check_es_area(*_areas(masks[0], masks[1]), frames=FRAMES)
     ed, es = 100 * 1.875, 150 * 1.875  # by hand: pixels times dy * dx
-    assert warnings == [f"frame 12, slice 1: the LV area at ES ({es:.4g} mm²) is 1.5 times its area at ED "
+    assert warnings == [f"frame 12, slice 1: the LV area at ES ({es:.4g} mm²) is 1.5 times its "
+                        "area at ED "
                         f"({ed:.4g} mm²); the systolic contour is likely wrong"]
     assert "(281.2 mm²)" in warnings[0] and "(187.5 mm²)" in warnings[0]
 
@@ -96,9 +97,11 @@ def test_the_ratio_rule_on_areas_against_a_hand_computed_reference() -> None:
     # 4: 1.5 -> yes; 5: no LV at ES -> no.
     warnings = check_es_area(ed, es, frames=FRAMES)
     assert [w.split(":")[0] for w in warnings] == ["frame 12, slice 1", "frame 12, slice 4"]
-    assert warnings[1] == ("frame 12, slice 4: the LV area at ES (120 mm²) is 1.5 times its area at ED "
+    assert warnings[1] == ("frame 12, slice 4: the LV area at ES (120 mm²) is 1.5 times its "
+                           "area at ED "
                            "(80 mm²); the systolic contour is likely wrong")
-    assert "is 1.25 times" in check_es_area(ed, es, frames=FRAMES, factor=1.2)[0]  # slice 0 above 1.2
+    # slice 0 is above 1.2
+    assert "is 1.25 times" in check_es_area(ed, es, frames=FRAMES, factor=1.2)[0]
     assert check_es_area(ed, es, frames=FRAMES, factor=1.5) == []  # slice 4's 1.5 is not above it
 
 
@@ -114,7 +117,8 @@ def test_segment_volume_checks_only_when_ed_and_es_are_given_and_keeps_the_masks
     np.testing.assert_array_equal(checked.masks, masks)  # a warning only
     np.testing.assert_array_equal(checked.volumes_ml, plain.volumes_ml)
     reversed_ = segment_volume(volume, _returning(masks), ed=1, es=0)  # slice 0 grows 1.78x
-    assert [w.split(":")[0] for w in reversed_.warnings if "the LV area at ES" in w] == ["frame 1, slice 0"]
+    named = [w.split(":")[0] for w in reversed_.warnings if "the LV area at ES" in w]
+    assert named == ["frame 1, slice 0"]  # the ES frame is now frame 1
 
 
 def test_predict_on_a_patient_folder_counts_the_warning_in_its_json(tmp_path: Path) -> None:

@@ -3,9 +3,9 @@ r"""Segmenting a whole volume with any slice segmenter, checking every slice's r
 This is where a centre-free segmenter plugs in: anything callable as a :class:`SliceSegmenter`
 (the images of a volume in, one :class:`SliceResult` per slice out) gives, through
 :func:`segment_volume`, the LV masks :math:`(T, Z, H, W)`, the slices found without LV, the
-plausibility warnings (:mod:`lvseg.volumes.plausibility`, :mod:`lvseg.volumes.stack_checks`) and the volumes in mL
-(:mod:`lvseg.volumes.cardiac`). The segmenter sees the whole cine at once, so it may batch
-slices, use neighbouring slices or the beating of the LV between frames.
+plausibility warnings (:mod:`lvseg.volumes.plausibility`, :mod:`lvseg.volumes.stack_checks`)
+and the volumes in mL (:mod:`lvseg.volumes.cardiac`). The segmenter sees the whole cine at once,
+so it may batch slices, use neighbouring slices or the beating of the LV between frames.
 """
 
 from __future__ import annotations
