@@ -37,19 +37,19 @@ CATEGORIES = ("ok", "rim", "centre outside", "missed", "false LV", "no LV")
 
 #: The categories of a wrong contour: without a warning, a silent failure.
 WRONG = ("false LV", "centre outside", "rim")
-_WARNING = re.compile(r"^(?:frame (\d+), )?slice (\d+): ")
+_WARNING = re.compile(r"^frame (\d+), slice (\d+): ")
 
 
 def warned_slices(warnings: list[str], frames: tuple[int, ...], ed: int, es: int
                   ) -> set[tuple[str, int]]:
     """The ``(phase, z)`` of the ED/ES slices that ``warnings`` name (``"frame F, slice Z: ..."``
-    with ``F`` in ``frames``, the volume's frame numbers; ``"slice Z: ..."``, the checks across
-    ED and ES, names the ES slice).
+    with ``F`` in ``frames``, the volume's frame numbers; every plausibility warning names its
+    frame, the checks across ED and ES included).
 
     Example:
-        >>> sorted(warned_slices(["frame 13, slice 2: x", "slice 0: y", "frame 5, slice 1: z"],
-        ...                      (1, 13), ed=0, es=1))
-        [('ES', 0), ('ES', 2)]
+        >>> sorted(warned_slices(["frame 13, slice 2: x", "frame 1, slice 0: y",
+        ...                       "frame 5, slice 1: z", "slice 3: no frame"], (1, 13), ed=0, es=1))
+        [('ED', 0), ('ES', 2)]
     """
     phase_of = {frames[ed]: "ED", frames[es]: "ES"}
     out = set()
@@ -57,7 +57,7 @@ def warned_slices(warnings: list[str], frames: tuple[int, ...], ed: int, es: int
         match = _WARNING.match(warning)
         if match is None:
             continue
-        phase = "ES" if match.group(1) is None else phase_of.get(int(match.group(1)))
+        phase = phase_of.get(int(match.group(1)))
         if phase is not None:
             out.add((phase, int(match.group(2))))
     return out

@@ -68,7 +68,11 @@ def test_a_wrong_slice_without_a_warning_is_counted_silent(tmp_path: Path) -> No
     assert warned == {("ES", empty[0]), ("ED", empty[1])}
     summary = summarize(rows)["ES"]
     assert summary["false LV"]["slices"] == 2 and summary["silent"]["slices"] == 1
-    # the checks across ED and ES name the ES slice without a frame
-    rows = slice_rows([folder], [results], [warnings + [f"slice {empty[1]}: across phases"]])
+    # every warning names its frame: one without a frame names no slice (no guess), and the
+    # checks across ED and ES name the ES frame
+    rows = slice_rows([folder], [results], [warnings + [f"slice {empty[1]}: no frame"]])
+    assert summarize(rows)["ES"]["silent"]["slices"] == 1
+    rows = slice_rows([folder], [results],
+                      [warnings + [f"frame {frame_es}, slice {empty[1]}: across phases"]])
     assert "silent" not in summarize(rows)["ES"]
     assert "silent" not in summarize(slice_rows([folder], [results]))["ED"]

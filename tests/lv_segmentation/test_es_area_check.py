@@ -21,6 +21,7 @@ from lvseg.volumes import (
 )
 
 SPACING = (10.0, 1.5, 1.25)  # (dz, dy, dx); a pixel is 1.875 mm²
+FRAMES = (1, 12)  # the ED and ES frame numbers the warnings name
 
 
 def _square(side: int, size: int = 32) -> np.ndarray:
@@ -54,9 +55,10 @@ def _returning(masks: np.ndarray):
 
 def test_the_slice_grown_1_5_times_is_named_with_its_areas_in_mm2() -> None:
     masks = _pair()
-    warnings = check_es_area(*_areas(masks[0], masks[1]))
+    warnings = check_es_area(*_areas(masks[0], masks[1]), frames=FRAMES)
     ed, es = 100 * 1.875, 150 * 1.875  # by hand: pixels times dy * dx
-    assert warnings == [f"slice 1: the LV area at ES ({es:.4g} mm²) is 1.5 times its area at ED "
+    assert warnings == [f"frame 12, slice 1: the LV area at ES ({es:.4g} mm²) is 1.5 times its "
+                        "area at ED "
                         f"({ed:.4g} mm²); the systolic contour is likely wrong"]
     assert "(281.2 mm²)" in warnings[0] and "(187.5 mm²)" in warnings[0]
 
@@ -64,9 +66,9 @@ def test_the_slice_grown_1_5_times_is_named_with_its_areas_in_mm2() -> None:
 def test_equal_and_shrinking_areas_and_lv_at_one_phase_only_give_no_warning() -> None:
     masks = _pair()
     masks[1, 1] = masks[0, 1]  # the grown slice back to equal: slice 3 (ES only) stays
-    assert check_es_area(*_areas(masks[0], masks[1])) == []
+    assert check_es_area(*_areas(masks[0], masks[1]), frames=FRAMES) == []
     masks[0, 3], masks[1, 3] = masks[1, 3], False  # LV at ED only
-    assert check_es_area(*_areas(masks[0], masks[1])) == []
+    assert check_es_area(*_areas(masks[0], masks[1]), frames=FRAMES) == []
 
 
 def test_the_factor_is_the_named_constant_and_a_ratio_at_it_does_not_warn() -> None:
@@ -74,16 +76,16 @@ def test_the_factor_is_the_named_constant_and_a_ratio_at_it_does_not_warn() -> N
     es = ed.copy()
     ed[0, :20, :20] = True  # 400 px
     es[0].flat[:int(400 * ES_AREA_FACTOR)] = True  # exactly the factor: not above it
-    assert check_es_area(*_areas(ed, es, (1.0, 1.0))) == []
+    assert check_es_area(*_areas(ed, es, (1.0, 1.0)), frames=FRAMES) == []
     es[0].flat[int(400 * ES_AREA_FACTOR)] = True
-    assert len(check_es_area(*_areas(ed, es, (1.0, 1.0)))) == 1
-    assert check_es_area(*_areas(ed, es, (1.0, 1.0)), factor=2.0) == []
+    assert len(check_es_area(*_areas(ed, es, (1.0, 1.0)), frames=FRAMES)) == 1
+    assert check_es_area(*_areas(ed, es, (1.0, 1.0)), frames=FRAMES, factor=2.0) == []
     with pytest.raises(ValueError, match="factor must be a finite number > 0; got 0"):
-        check_es_area(*_areas(ed, es, (1.0, 1.0)), factor=0)
+        check_es_area(*_areas(ed, es, (1.0, 1.0)), frames=FRAMES, factor=0)
     with pytest.raises(ValueError, match=r"one length; got shapes \(1,\) and \(2,\)"):
-        check_es_area([400.0], [400.0, 1.0])
+        check_es_area([400.0], [400.0, 1.0], frames=FRAMES)
     with pytest.raises(ValueError, match=r"es_areas must be finite areas >= 0 mm²; got \[-1.0\]"):
-        check_es_area([400.0], [-1.0])
+        check_es_area([400.0], [-1.0], frames=FRAMES)
 
 
 def test_the_ratio_rule_on_areas_against_a_hand_computed_reference() -> None:
@@ -93,12 +95,14 @@ def test_the_ratio_rule_on_areas_against_a_hand_computed_reference() -> None:
     # 0: 1.25, at the factor -> no; 1: 1.0025 x 1.25 -> yes; 2: no LV at ED -> no;
     # 3: 0.5 (ED is 2 times ES: a rule with ED and ES swapped would warn) -> no;
     # 4: 1.5 -> yes; 5: no LV at ES -> no.
-    warnings = check_es_area(ed, es)
-    assert [w.split(":")[0] for w in warnings] == ["slice 1", "slice 4"]
-    assert warnings[1] == ("slice 4: the LV area at ES (120 mm²) is 1.5 times its area at ED "
+    warnings = check_es_area(ed, es, frames=FRAMES)
+    assert [w.split(":")[0] for w in warnings] == ["frame 12, slice 1", "frame 12, slice 4"]
+    assert warnings[1] == ("frame 12, slice 4: the LV area at ES (120 mm²) is 1.5 times its "
+                           "area at ED "
                            "(80 mm²); the systolic contour is likely wrong")
-    assert "is 1.25 times" in check_es_area(ed, es, factor=1.2)[0]  # slice 0 above 1.2
-    assert check_es_area(ed, es, factor=1.5) == []  # slice 4's 1.5 is not above it
+    # slice 0 is above 1.2
+    assert "is 1.25 times" in check_es_area(ed, es, frames=FRAMES, factor=1.2)[0]
+    assert check_es_area(ed, es, frames=FRAMES, factor=1.5) == []  # slice 4's 1.5 is not above it
 
 
 def test_segment_volume_checks_only_when_ed_and_es_are_given_and_keeps_the_masks() -> None:
@@ -109,11 +113,12 @@ def test_segment_volume_checks_only_when_ed_and_es_are_given_and_keeps_the_masks
     # (slice 3, LV at ES only and an end of the ES stack, is check_es_stack_ends' warning)
     area = [w for w in checked.warnings if "the LV area at ES" in w]
     assert plain.warnings == [] and len(area) == 1
-    assert area[0].startswith("slice 1: the LV area at ES")
+    assert area[0].startswith("frame 12, slice 1: the LV area at ES")
     np.testing.assert_array_equal(checked.masks, masks)  # a warning only
     np.testing.assert_array_equal(checked.volumes_ml, plain.volumes_ml)
     reversed_ = segment_volume(volume, _returning(masks), ed=1, es=0)  # slice 0 grows 1.78x
-    assert [w.split(":")[0] for w in reversed_.warnings if "the LV area at ES" in w] == ["slice 0"]
+    named = [w.split(":")[0] for w in reversed_.warnings if "the LV area at ES" in w]
+    assert named == ["frame 1, slice 0"]  # the ES frame is now frame 1
 
 
 def test_predict_on_a_patient_folder_counts_the_warning_in_its_json(tmp_path: Path) -> None:
@@ -133,5 +138,6 @@ def test_predict_on_a_patient_folder_counts_the_warning_in_its_json(tmp_path: Pa
         return results
 
     (record,) = predict_volumes([folder], inflated_es, tmp_path / "out")
-    assert [w.split(":")[0] for w in record["warnings"]] == ["slice 4"]
+    # ACDC numbers frames from 1: the ES frame (index 1 of the cine) is frame 2
+    assert [w.split(":")[0] for w in record["warnings"]] == [f"frame {truth.es + 1}, slice 4"]
 

@@ -20,6 +20,7 @@ from lvseg.volumes import (
 )
 
 SPACING = (10.0, 1.5, 1.25)  # (dz, dy, dx); a pixel is 1.875 mm²
+FRAMES = (1, 12)  # the ED and ES frame numbers the warnings name
 
 
 def _stack(ed_px: list[int], es_px: list[int], size: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -38,7 +39,10 @@ def _areas(ed: np.ndarray, es: np.ndarray, spacing) -> tuple[np.ndarray, np.ndar
 
 
 def _slices(warnings: list[str]) -> list[int]:
-    return [int(w.split(":")[0].removeprefix("slice ")) for w in warnings]
+    """The slice indices the warnings name, each checked to name the ES frame (``FRAMES[1]``)."""
+    names = [w.split(":")[0] for w in warnings]
+    assert all(n.startswith(f"frame {FRAMES[1]}, slice ") for n in names), names
+    return [int(n.rsplit(" ", 1)[1]) for n in names]
 
 
 def _reference(ed_px: list[int], es_px: list[int], factor: float) -> list[int]:
@@ -60,8 +64,8 @@ def _reference(ed_px: list[int], es_px: list[int], factor: float) -> list[int]:
 def test_an_end_that_kept_its_ed_area_is_named_with_both_ratios() -> None:
     # the LV keeps half its area at ES; slice 4 (an end) keeps all of it: 2 x the median
     ed, es = _stack([0, 400, 400, 400, 400, 0], [0, 200, 200, 200, 400, 0])
-    warnings = check_es_stack_ends(*_areas(ed, es, SPACING[1:]))
-    assert warnings == [f"slice 4: an end of the LV stack at ES kept 1 times its ED area "
+    warnings = check_es_stack_ends(*_areas(ed, es, SPACING[1:]), frames=FRAMES)
+    assert warnings == [f"frame 12, slice 4: an end of the LV stack at ES kept 1 times its ED area "
                         f"({400 * 1.875:.4g} mm²) while the LV kept 0.5 (median of 4 slices); "
                         "the LV may end a slice earlier (atrium, outflow tract or apex wall?)"]
 
@@ -69,35 +73,36 @@ def test_an_end_that_kept_its_ed_area_is_named_with_both_ratios() -> None:
 def test_only_the_two_ends_are_checked_and_lv_at_es_only_warns_there() -> None:
     # slice 2 keeps its ED area but is inside the stack: not an end, no warning
     ed, es = _stack([400, 400, 400, 400, 0], [200, 200, 400, 200, 0])
-    assert check_es_stack_ends(*_areas(ed, es, SPACING[1:])) == []
+    assert check_es_stack_ends(*_areas(ed, es, SPACING[1:]), frames=FRAMES) == []
     # slice 4 has LV at ES only: the ES stack reaches beyond the ED stack
     ed, es = _stack([400, 400, 400, 400, 0], [200, 200, 200, 200, 90])
-    (warning,) = check_es_stack_ends(*_areas(ed, es, SPACING[1:]))
-    assert warning.startswith(f"slice 4: an end of the LV stack at ES has LV ({90 * 1.875:.4g} "
+    (warning,) = check_es_stack_ends(*_areas(ed, es, SPACING[1:]), frames=FRAMES)
+    assert warning.startswith("frame 12, slice 4: an end of the LV stack at ES has LV "
+                              f"({90 * 1.875:.4g} "
                               "mm²) where ED has none")
     # the same slice inside the ES stack is not this check's (nor check_es_area's) business
     ed, es = _stack([400, 400, 0, 400, 400], [200, 200, 90, 200, 200])
-    assert check_es_stack_ends(*_areas(ed, es, SPACING[1:])) == []
+    assert check_es_stack_ends(*_areas(ed, es, SPACING[1:]), frames=FRAMES) == []
 
 
 def test_the_factor_is_the_named_constant_and_a_ratio_at_it_does_not_warn() -> None:
     at = int(200 * ES_END_FACTOR)  # median 0.5: the end at ES_END_FACTOR x 0.5 exactly
     ed, es = _stack([400, 400, 400, 400, 400], [200, 200, 200, 200, at])
-    assert check_es_stack_ends(*_areas(ed, es, (1.0, 1.0))) == []
+    assert check_es_stack_ends(*_areas(ed, es, (1.0, 1.0)), frames=FRAMES) == []
     ed, es = _stack([400, 400, 400, 400, 400], [200, 200, 200, 200, at + 1])
-    assert _slices(check_es_stack_ends(*_areas(ed, es, (1.0, 1.0)))) == [4]
-    assert check_es_stack_ends(*_areas(ed, es, (1.0, 1.0)), factor=2.0) == []
+    assert _slices(check_es_stack_ends(*_areas(ed, es, (1.0, 1.0)), frames=FRAMES)) == [4]
+    assert check_es_stack_ends(*_areas(ed, es, (1.0, 1.0)), frames=FRAMES, factor=2.0) == []
     with pytest.raises(ValueError, match="factor must be a finite number > 0; got 0"):
-        check_es_stack_ends(*_areas(ed, es, (1.0, 1.0)), factor=0)
+        check_es_stack_ends(*_areas(ed, es, (1.0, 1.0)), frames=FRAMES, factor=0)
     with pytest.raises(ValueError, match=r"got shapes \(5,\) and \(\)"):
-        check_es_stack_ends(*_areas(ed, es[0], (1.0, 1.0)))
+        check_es_stack_ends(*_areas(ed, es[0], (1.0, 1.0)), frames=FRAMES)
 
 
 def test_fewer_than_two_es_slices_have_no_ends() -> None:
     ed, es = _stack([400, 400, 400], [0, 400, 0])
-    assert check_es_stack_ends(*_areas(ed, es, (1.0, 1.0))) == []
+    assert check_es_stack_ends(*_areas(ed, es, (1.0, 1.0)), frames=FRAMES) == []
     ed, es = _stack([400, 400, 400], [0, 0, 0])
-    assert check_es_stack_ends(*_areas(ed, es, (1.0, 1.0))) == []
+    assert check_es_stack_ends(*_areas(ed, es, (1.0, 1.0)), frames=FRAMES) == []
 
 
 def test_random_stacks_agree_with_a_plain_reference() -> None:
@@ -110,7 +115,8 @@ def test_random_stacks_agree_with_a_plain_reference() -> None:
         es_px = [b if b or rng.random() > 0.1 else int(rng.integers(20, 200)) for b in es_px]
         ed, es = _stack(ed_px, es_px, size=32)
         expected = _reference(ed_px, es_px, ES_END_FACTOR)
-        assert _slices(check_es_stack_ends(*_areas(ed, es, (1.0, 1.0)))) == expected, (ed_px, es_px)
+        warnings = check_es_stack_ends(*_areas(ed, es, (1.0, 1.0)), frames=FRAMES)
+        assert _slices(warnings) == expected, (ed_px, es_px)
         warned += bool(expected)
     assert 20 < warned < 280  # both outcomes were exercised
 
@@ -126,7 +132,11 @@ def test_segment_volume_checks_only_when_ed_and_es_are_given_and_keeps_the_masks
     volume = Volume(np.zeros((2, *ed.shape)), SPACING, "pair", frames=[1, 12])
     plain = segment_volume(volume, _returning(ed, es))
     checked = segment_volume(volume, _returning(ed, es), ed=0, es=1)
-    assert plain.warnings == [] and _slices(checked.warnings) == [4]
+    ends = [w for w in checked.warnings if "an end of the LV stack at ES" in w]
+    assert plain.warnings == [] and _slices(ends) == [4]
+    # (the flat ED stack and the ES slice 4 do not taper toward the apex: check_apex_end's)
+    assert [w.split(":")[0] for w in checked.warnings if "toward the apex" in w] == [
+        "frame 1, slice 4", "frame 12, slice 4"]
     np.testing.assert_array_equal(checked.masks, np.stack([ed, es]))  # a warning only
     np.testing.assert_array_equal(checked.volumes_ml, plain.volumes_ml)
 
@@ -150,5 +160,8 @@ def test_predict_counts_a_false_lv_at_the_es_apex_in_its_json(tmp_path: Path) ->
     (clean,) = predict_volumes([folder], segmenter(False), tmp_path / "clean")
     (record,) = predict_volumes([folder], segmenter(True), tmp_path / "out")
     assert clean["warnings"] == []
-    assert [w.split(":")[0] for w in record["warnings"]] == ["slice 7"]
+    # ACDC numbers frames from 1: the ES frame (index 1 of the cine) is frame 2
+    # the stack-end warning, then check_apex_end's (slice 7 at its ED size does not taper)
+    assert [w.split(":")[0] for w in record["warnings"]] == [f"frame {truth.es + 1}, slice 7"] * 2
     assert "an end of the LV stack at ES" in record["warnings"][0]
+    assert "the last LV slice toward the apex" in record["warnings"][1]

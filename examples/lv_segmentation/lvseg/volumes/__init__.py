@@ -7,7 +7,8 @@ One concept per module:
   (``Info.cfg``), two marked frames, or a volume with given frames;
 - :mod:`lvseg.volumes.segment` — :func:`segment_volume` runs any :class:`SliceSegmenter` on
   every slice and checks each result;
-- :mod:`lvseg.volumes.plausibility` — the checks, each a warning naming the slice;
+- :mod:`lvseg.volumes.plausibility` — the checks of one slice, each a warning naming the slice;
+- :mod:`lvseg.volumes.stack_checks` — the checks of a stack: across ED and ES, and its ends;
 - :mod:`lvseg.volumes.cardiac` — LV volume (mL) and ejection fraction;
 - :mod:`lvseg.volumes.protocol` — 3-D Dice and Hausdorff distance over the full image,
   EDV/ESV/EF agreement, the summary keys;
@@ -50,12 +51,8 @@ from lvseg.volumes.patient import (
 )
 from lvseg.volumes.phantoms import PhantomTruth, phantom_cine, write_phantom_patient
 from lvseg.volumes.plausibility import (
-    ES_AREA_FACTOR,
-    ES_END_FACTOR,
     check_area,
     check_center_inside,
-    check_es_area,
-    check_es_stack_ends,
     check_rim,
     check_slice,
     lv_area_mm2,
@@ -69,9 +66,18 @@ from lvseg.volumes.segment import (
     largest_component,
     segment_volume,
 )
+from lvseg.volumes.stack_checks import (
+    APEX_END_FACTOR,
+    ES_AREA_FACTOR,
+    ES_END_FACTOR,
+    check_apex_end,
+    check_es_area,
+    check_es_stack_ends,
+)
 from lvseg.volumes.write import MASK_LABEL, volume_record, write_mask_nifti, write_volume_results
 
 __all__ = [
+    "APEX_END_FACTOR",
     "ES_AREA_FACTOR",
     "ES_END_FACTOR",
     "MASK_LABEL",
@@ -89,6 +95,7 @@ __all__ = [
     "case_from_volume",
     "check_area",
     "check_center_inside",
+    "check_apex_end",
     "check_es_area",
     "check_es_stack_ends",
     "check_rim",
@@ -129,8 +136,11 @@ MAX_VOXELS = MAX_VOXELS
 #: Accepted distance between short-axis slices in mm (:mod:`lvseg.volumes.io`).
 SLICE_SPACING_RANGE_MM = SLICE_SPACING_RANGE_MM
 #: Largest plausible ratio of a slice's LV area at ES to its area at ED
-#: (:mod:`lvseg.volumes.plausibility`).
+#: (:mod:`lvseg.volumes.stack_checks`).
 ES_AREA_FACTOR = ES_AREA_FACTOR
 #: Largest plausible ES/ED area ratio of an end slice of the ES stack over the LV's median
-#: (:mod:`lvseg.volumes.plausibility`).
+#: (:mod:`lvseg.volumes.stack_checks`).
 ES_END_FACTOR = ES_END_FACTOR
+#: Smallest ratio of the apex end's LV area to the slice before it that warns
+#: (:mod:`lvseg.volumes.stack_checks`).
+APEX_END_FACTOR = APEX_END_FACTOR

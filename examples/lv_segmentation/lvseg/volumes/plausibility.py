@@ -2,10 +2,9 @@
 
 A slice is named by its frame and slice indices (:func:`where`), so a warning reads
 ``"frame 3, slice 7: ..."``. The checks are pure functions of the result; :func:`check_slice`
-runs all that apply. :func:`check_es_area` compares each slice's LV area (:func:`lv_area_mm2`)
-across the ED and ES frames, where both are known, and :func:`check_es_stack_ends` the two ends
-of the ES stack with the LV's contraction. None refuses a result: the warnings go to the user
-and into the JSON.
+runs all that apply. The checks of a whole stack (across the ED and ES frames, and of its ends)
+are in :mod:`lvseg.volumes.stack_checks` and importable from here. None refuses a result: the
+warnings go to the user and into the JSON.
 """
 
 from __future__ import annotations
@@ -17,28 +16,20 @@ import numpy as np
 
 from lvseg.star import RIM_FRACTION, RIM_TOLERANCE, at_rim, lines_at_rim, mostly_at_rim
 
-__all__ = ["ES_AREA_FACTOR", "ES_END_FACTOR", "MAX_AREA_MM2", "MIN_AREA_MM2", "RIM_FRACTION",
-           "RIM_TOLERANCE", "at_rim", "check_area", "check_center_inside", "check_es_area",
-           "check_es_stack_ends", "check_rim", "check_slice", "lines_at_rim", "lv_area_mm2",
-           "where"]
+#: The checks across ED and ES and of a stack's ends, in :mod:`lvseg.volumes.stack_checks`;
+#: importable from here too (looked up there on first use: that module names slices with
+#: :func:`where`).
+_STACK_CHECKS = ("APEX_END_FACTOR", "ES_AREA_FACTOR", "ES_END_FACTOR", "check_apex_end",
+                 "check_es_area", "check_es_stack_ends")
+
+__all__ = ["MAX_AREA_MM2", "MIN_AREA_MM2", "RIM_FRACTION", "RIM_TOLERANCE", "at_rim",
+           "check_area", "check_center_inside", "check_rim", "check_slice", "lines_at_rim",
+           "lv_area_mm2", "where", *_STACK_CHECKS]
 
 #: Smallest plausible LV blood-pool area (mm²) of a slice with LV: a few pixels at the apex.
 MIN_AREA_MM2 = 20.0
 #: Largest plausible LV blood-pool area (mm²): beyond the most dilated ventricles at the base.
 MAX_AREA_MM2 = 6000.0
-#: Largest plausible ratio of a slice's LV area at ES to its area at ED. In systole the cavity
-#: shrinks: on the ground truth of the 100 ACDC training patients (slices with LV at both
-#: phases), 20 of 874 slices have an ES area above the ED area, 11 above 1.1 times it and 6
-#: (0.7 %) above 1.25 times it.
-ES_AREA_FACTOR = 1.25
-#: Largest plausible contraction ratio of an end slice of the ES stack relative to the LV's: its
-#: ES/ED area ratio over the median ES/ED ratio of the slices with LV at both phases
-#: (:func:`check_es_stack_ends`). A false LV at a stack end at ES (the atrium or outflow tract at
-#: the base, the apex wall) often keeps its ED size while the LV contracts. Chosen on the thesis'
-#: training patients only (``benchmarks/lv_volumes/README.md``, "Stack ends at ES"): the best
-#: ES Dice of 1.5 / 1.75 / 2 / 2.5 had the flagged slices been dropped, on four runs; on the
-#: ground truth of the 80 training patients, 12 of 160 ES stack ends exceed it.
-ES_END_FACTOR = 1.75
 
 
 def where(frame: int, slice_index: int) -> str:
@@ -173,90 +164,10 @@ def check_slice(mask: np.ndarray, spacing: Sequence[float], name: str, *,
     return [w for w in warnings if w is not None]
 
 
-def check_es_area(ed_areas: Sequence[float], es_areas: Sequence[float], *,
-                  factor: float = ES_AREA_FACTOR) -> list[str]:
-    """Warn for each slice whose LV area at ES exceeds ``factor`` times its area at ED.
+def __getattr__(name: str):
+    """The names of :mod:`lvseg.volumes.stack_checks`, importable from here."""
+    if name in _STACK_CHECKS:
+        from lvseg.volumes import stack_checks
 
-    Only slices with LV at both phases (area > 0) are compared.
-
-    Args:
-        ed_areas: the LV area (mm²) of each slice of the ED frame (:func:`lv_area_mm2`).
-        es_areas: the LV area (mm²) of the same slices in the ES frame.
-        factor: warn above this ratio, ``> 0``.
-
-    Raises:
-        ValueError: if the areas are not two 1-D sequences of one length of finite areas
-            ``>= 0``, or ``factor`` is not a finite number ``> 0``.
-
-    Example:
-        >>> check_es_area([16.0, 0.0], [24.0, 4.0])  # doctest: +NORMALIZE_WHITESPACE
-        ['slice 0: the LV area at ES (24 mm²) is 1.5 times its area at ED (16 mm²);
-          the systolic contour is likely wrong']
-    """
-    ed_areas, es_areas = _phase_areas(ed_areas, es_areas, factor)
-    return [f"slice {z}: the LV area at ES ({es:.4g} mm²) is {es / ed:.3g} times its area at ED "
-            f"({ed:.4g} mm²); the systolic contour is likely wrong"
-            for z, (ed, es) in enumerate(zip(ed_areas.tolist(), es_areas.tolist()))
-            if ed > 0 and es > factor * ed]
-
-
-def check_es_stack_ends(ed_areas: Sequence[float], es_areas: Sequence[float], *,
-                        factor: float = ES_END_FACTOR) -> list[str]:
-    """Warn for an end slice of the ES stack that did not contract with the LV.
-
-    The ends are the first and the last slice with LV at ES (when at least two have one). An end
-    warns when the same slice has no LV at ED (on the ground truth of the 80 training patients,
-    the LV at ES never reaches beyond the LV at ED), or when its ES/ED area ratio exceeds
-    ``factor`` times the median ES/ED ratio of all slices with LV at both phases.
-
-    Args:
-        ed_areas: the LV area (mm²) of each slice of the ED frame (:func:`lv_area_mm2`).
-        es_areas: the LV area (mm²) of the same slices in the ES frame.
-        factor: warn above this ratio to the median, ``> 0``.
-
-    Raises:
-        ValueError: as :func:`check_es_area`.
-
-    Example:
-        >>> check_es_stack_ends([16.0] * 4, [8.0, 8.0, 8.0, 16.0])  # doctest: +NORMALIZE_WHITESPACE
-        ['slice 3: an end of the LV stack at ES kept 1 times its ED area (16 mm²) while the LV
-          kept 0.5 (median of 4 slices); the LV may end a slice earlier (atrium, outflow tract
-          or apex wall?)']
-    """
-    ed_areas, es_areas = _phase_areas(ed_areas, es_areas, factor)
-    with_lv = np.flatnonzero(es_areas > 0)
-    if len(with_lv) < 2:
-        return []
-    both = (ed_areas > 0) & (es_areas > 0)
-    ratios = es_areas[both] / ed_areas[both]
-    warnings = []
-    for z in (int(with_lv[0]), int(with_lv[-1])):
-        if ed_areas[z] == 0:
-            warnings.append(f"slice {z}: an end of the LV stack at ES has LV ({es_areas[z]:.4g} "
-                            "mm²) where ED has none; the LV may end a slice earlier (atrium, "
-                            "outflow tract or apex wall?)")
-            continue
-        median = float(np.median(ratios))
-        ratio = float(es_areas[z] / ed_areas[z])
-        if ratio > factor * median:
-            warnings.append(f"slice {z}: an end of the LV stack at ES kept {ratio:.2g} times its "
-                            f"ED area ({ed_areas[z]:.4g} mm²) while the LV kept {median:.2g} "
-                            f"(median of {len(ratios)} slices); the LV may end a slice earlier "
-                            "(atrium, outflow tract or apex wall?)")
-    return warnings
-
-
-def _phase_areas(ed_areas: Sequence[float], es_areas: Sequence[float], factor: float
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """The per-slice areas of ED and ES as arrays, checked (for the checks across phases)."""
-    ed_areas = np.asarray(ed_areas, dtype=np.float64)
-    es_areas = np.asarray(es_areas, dtype=np.float64)
-    if ed_areas.ndim != 1 or ed_areas.shape != es_areas.shape:
-        raise ValueError(f"ed_areas and es_areas must be 1-D, one area per slice, of one "
-                         f"length; got shapes {ed_areas.shape} and {es_areas.shape}")
-    for name, areas in (("ed_areas", ed_areas), ("es_areas", es_areas)):
-        if not (np.isfinite(areas).all() and (areas >= 0).all()):
-            raise ValueError(f"{name} must be finite areas >= 0 mm²; got {areas.tolist()}")
-    if not (math.isfinite(factor) and factor > 0):
-        raise ValueError(f"factor must be a finite number > 0; got {factor!r}")
-    return ed_areas, es_areas
+        return getattr(stack_checks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

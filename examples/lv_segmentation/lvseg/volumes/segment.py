@@ -3,9 +3,9 @@ r"""Segmenting a whole volume with any slice segmenter, checking every slice's r
 This is where a centre-free segmenter plugs in: anything callable as a :class:`SliceSegmenter`
 (the images of a volume in, one :class:`SliceResult` per slice out) gives, through
 :func:`segment_volume`, the LV masks :math:`(T, Z, H, W)`, the slices found without LV, the
-plausibility warnings (:mod:`lvseg.volumes.plausibility`) and the volumes in mL
-(:mod:`lvseg.volumes.cardiac`). The segmenter sees the whole cine at once, so it may batch
-slices, use neighbouring slices or the beating of the LV between frames.
+plausibility warnings (:mod:`lvseg.volumes.plausibility`, :mod:`lvseg.volumes.stack_checks`)
+and the volumes in mL (:mod:`lvseg.volumes.cardiac`). The segmenter sees the whole cine at once,
+so it may batch slices, use neighbouring slices or the beating of the LV between frames.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from scipy import ndimage
 
 from lvseg.volumes.cardiac import Phases, lv_volume_ml, phases
 from lvseg.volumes.io import Volume
-from lvseg.volumes.plausibility import (check_es_area, check_es_stack_ends, check_slice,
-                                         lv_area_mm2, where)
+from lvseg.volumes.plausibility import check_slice, lv_area_mm2, where
+from lvseg.volumes.stack_checks import check_apex_end, check_es_area, check_es_stack_ends
 
 __all__ = ["SliceResult", "SliceSegmenter", "VolumeSegmentation", "largest_component",
            "segment_volume"]
@@ -80,9 +80,12 @@ def segment_volume(volume: Volume, segmenter: SliceSegmenter, *, ed: int | None 
 
     Warnings name slices by the frame numbers of ``volume.frames`` and the slice index. With the
     ED and ES frame indices given, each slice's LV area is also compared across them
-    (:func:`~lvseg.volumes.plausibility.check_es_area`: ``"slice 3: the LV area at ES ..."``),
-    and so are the ends of the ES stack
-    (:func:`~lvseg.volumes.plausibility.check_es_stack_ends`: ``"slice 0: an end of ..."``).
+    (:func:`~lvseg.volumes.stack_checks.check_es_area`: ``"frame 12, slice 3: the LV area at
+    ES ..."``), and so are the ends of the ES stack
+    (:func:`~lvseg.volumes.stack_checks.check_es_stack_ends`: ``"frame 12, slice 0: an end of
+    ..."``) and the apex end of the ED and of the ES stack
+    (:func:`~lvseg.volumes.stack_checks.check_apex_end`: ``"frame 1, slice 9: the last LV slice
+    toward the apex ..."``).
 
     Raises:
         ValueError: naming ``volume.source``, if the segmenter returns the wrong number of
@@ -126,8 +129,13 @@ def segment_volume(volume: Volume, segmenter: SliceSegmenter, *, ed: int | None 
                                     radii=result.radii, star_radius=result.star_radius))
     if ed is not None and es is not None and ed != es:
         ed_areas, es_areas = lv_area_mm2(masks[[ed, es]], volume.spacing[1:])
-        warnings.extend(check_es_area(ed_areas, es_areas))
-        warnings.extend(check_es_stack_ends(ed_areas, es_areas))
+        frames = (volume.frames[ed], volume.frames[es])
+        warnings.extend(check_es_area(ed_areas, es_areas, frames=frames))
+        warnings.extend(check_es_stack_ends(ed_areas, es_areas, frames=frames))
+        for areas, frame in zip((ed_areas, es_areas), frames):
+            apex = check_apex_end(areas, frame)
+            if apex is not None:
+                warnings.append(apex)
     return VolumeSegmentation(masks, lv_volume_ml(masks, volume.spacing), no_lv, warnings)
 
 
