@@ -41,8 +41,8 @@ def test_a_false_lv_past_the_apex_is_named_with_both_areas() -> None:
     areas = lv_area_mm2(_stack([600, 500, 300, 200, 200, 0]), SPACING[1:])
     assert check_apex_end(areas, 13) == (
         f"frame 13, slice 4: the last LV slice toward the apex ({200 * 1.875:.4g} mm²) is 1 "
-        f"times the slice before it ({200 * 1.875:.4g} mm²); the LV should taper there (a false "
-        "LV past the apex?)")
+        f"times its neighbour toward the base ({200 * 1.875:.4g} mm²); the LV should taper there "
+        "(a false LV past the apex?)")
     assert "(375 mm²)" in check_apex_end(areas, 13)
 
 
@@ -111,3 +111,26 @@ def test_the_stack_checks_stay_importable_from_plausibility() -> None:
     assert plausibility.ES_END_FACTOR == stack_checks.ES_END_FACTOR
     with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
         plausibility.nothing  # noqa: B018
+
+
+def test_the_apex_end_is_told_from_the_taper_when_the_stack_runs_apex_first() -> None:
+    """A stack stored apex first (some DICOM series, other NIfTI writers): the order comes from
+    the areas (the base half holds more), so the false LV past the apex is still named, at slice
+    1 now, and a tapering reversed stack raises nothing."""
+    from lvseg.volumes.stack_checks import apex_is_last
+
+    forward = [600, 500, 300, 200, 200, 0]
+    reverse = forward[::-1]  # slice 0 empty, slice 1 the false LV, slice 5 the base
+    ed = lv_area_mm2(_stack(reverse), SPACING[1:])
+    es = lv_area_mm2(_stack([0, 150, 150, 200, 300, 400]), SPACING[1:])
+    assert apex_is_last(lv_area_mm2(_stack(forward), SPACING[1:])) is True
+    # halves by hand (px): first 200 + 200 + 150 + 150 = 700, last 500 + 600 + 300 + 400 = 1800
+    assert apex_is_last(ed, es) is False  # 1800 >= 1.5 x 700
+    assert apex_is_last(ed, es, margin=2.6) is True  # 1800 < 2.6 x 700: the stored order
+    warning = check_apex_end(ed, 1, apex_last=False)
+    assert warning is not None and warning.startswith("frame 1, slice 1: ")
+    assert check_apex_end(lv_area_mm2(_stack([0, 100, 300, 500, 600]), SPACING[1:]), 1,
+                          apex_last=False) is None
+    # read the wrong way round, the base end (600 after 500: 1.2) would have warned
+    assert check_apex_end(lv_area_mm2(_stack([0, 100, 300, 500, 600]), SPACING[1:]), 1) is not None
+    assert apex_is_last([0.0, 0.0]) is True  # nothing to tell: the stored order

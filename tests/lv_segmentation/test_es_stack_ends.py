@@ -63,7 +63,9 @@ def _reference(ed_px: list[int], es_px: list[int], factor: float) -> list[int]:
 
 def test_an_end_that_kept_its_ed_area_is_named_with_both_ratios() -> None:
     # the LV keeps half its area at ES; slice 4 (an end) keeps all of it: 2 x the median
-    ed, es = _stack([0, 400, 400, 400, 400, 0], [0, 200, 200, 200, 400, 0])
+    # ES/ED 0.5 on slices 1-3, 1.0 at slice 4 (> 1.75 x 0.5); base first (the halves hold
+    # 1100 against 800 px at ED, 550 against 600 at ES: 250 more toward slice 1)
+    ed, es = _stack([0, 600, 500, 400, 400, 0], [0, 300, 250, 200, 400, 0])
     warnings = check_es_stack_ends(*_areas(ed, es, SPACING[1:]), frames=FRAMES)
     assert warnings == [f"frame 12, slice 4: an end of the LV stack at ES kept 1 times its ED area "
                         f"({400 * 1.875:.4g} mm²) while the LV kept 0.5 (median of 4 slices); "
@@ -128,13 +130,15 @@ def _returning(ed: np.ndarray, es: np.ndarray):
 
 
 def test_segment_volume_checks_only_when_ed_and_es_are_given_and_keeps_the_masks() -> None:
-    ed, es = _stack([0, 400, 400, 400, 400, 0], [0, 200, 200, 200, 400, 0])
+    # ES/ED 0.5 on slices 1-3, 1.0 at slice 4 (> 1.75 x 0.5); base first (the halves hold
+    # 1100 against 800 px at ED, 550 against 600 at ES: 250 more toward slice 1)
+    ed, es = _stack([0, 600, 500, 400, 400, 0], [0, 300, 250, 200, 400, 0])
     volume = Volume(np.zeros((2, *ed.shape)), SPACING, "pair", frames=[1, 12])
     plain = segment_volume(volume, _returning(ed, es))
     checked = segment_volume(volume, _returning(ed, es), ed=0, es=1)
     ends = [w for w in checked.warnings if "an end of the LV stack at ES" in w]
     assert plain.warnings == [] and _slices(ends) == [4]
-    # (the flat ED stack and the ES slice 4 do not taper toward the apex: check_apex_end's)
+    # (slice 4 does not taper toward the apex at ED (1.0) nor at ES (2.0): check_apex_end's)
     assert [w.split(":")[0] for w in checked.warnings if "toward the apex" in w] == [
         "frame 1, slice 4", "frame 12, slice 4"]
     np.testing.assert_array_equal(checked.masks, np.stack([ed, es]))  # a warning only

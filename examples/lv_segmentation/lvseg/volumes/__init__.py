@@ -68,8 +68,10 @@ from lvseg.volumes.segment import (
 )
 from lvseg.volumes.stack_checks import (
     APEX_END_FACTOR,
+    APEX_FIRST_MARGIN,
     ES_AREA_FACTOR,
     ES_END_FACTOR,
+    apex_is_last,
     check_apex_end,
     check_es_area,
     check_es_stack_ends,
@@ -78,6 +80,7 @@ from lvseg.volumes.write import MASK_LABEL, volume_record, write_mask_nifti, wri
 
 __all__ = [
     "APEX_END_FACTOR",
+    "APEX_FIRST_MARGIN",
     "ES_AREA_FACTOR",
     "ES_END_FACTOR",
     "MASK_LABEL",
@@ -90,6 +93,7 @@ __all__ = [
     "SliceSegmenter",
     "Volume",
     "VolumeSegmentation",
+    "apex_is_last",
     "bland_altman_figure",
     "case_from_frames",
     "case_from_volume",
@@ -141,6 +145,9 @@ ES_AREA_FACTOR = ES_AREA_FACTOR
 #: Largest plausible ES/ED area ratio of an end slice of the ES stack over the LV's median
 #: (:mod:`lvseg.volumes.stack_checks`).
 ES_END_FACTOR = ES_END_FACTOR
-#: Smallest ratio of the apex end's LV area to the slice before it that warns
+#: Smallest ratio of the apex end's LV area to its neighbour's toward the base that warns
 #: (:mod:`lvseg.volumes.stack_checks`).
 APEX_END_FACTOR = APEX_END_FACTOR
+#: How much more LV area the last half of a stack must hold than the first to read it as stored
+#: apex first (:mod:`lvseg.volumes.stack_checks`).
+APEX_FIRST_MARGIN = APEX_FIRST_MARGIN

@@ -19,7 +19,8 @@ from scipy import ndimage
 from lvseg.volumes.cardiac import Phases, lv_volume_ml, phases
 from lvseg.volumes.io import Volume
 from lvseg.volumes.plausibility import check_slice, lv_area_mm2, where
-from lvseg.volumes.stack_checks import check_apex_end, check_es_area, check_es_stack_ends
+from lvseg.volumes.stack_checks import (apex_is_last, check_apex_end, check_es_area,
+                                        check_es_stack_ends)
 
 __all__ = ["SliceResult", "SliceSegmenter", "VolumeSegmentation", "largest_component",
            "segment_volume"]
@@ -132,8 +133,9 @@ def segment_volume(volume: Volume, segmenter: SliceSegmenter, *, ed: int | None 
         frames = (volume.frames[ed], volume.frames[es])
         warnings.extend(check_es_area(ed_areas, es_areas, frames=frames))
         warnings.extend(check_es_stack_ends(ed_areas, es_areas, frames=frames))
+        apex_last = apex_is_last(ed_areas, es_areas)
         for areas, frame in zip((ed_areas, es_areas), frames):
-            apex = check_apex_end(areas, frame)
+            apex = check_apex_end(areas, frame, apex_last=apex_last)
             if apex is not None:
                 warnings.append(apex)
     return VolumeSegmentation(masks, lv_volume_ml(masks, volume.spacing), no_lv, warnings)
