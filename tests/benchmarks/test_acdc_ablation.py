@@ -237,6 +237,7 @@ def test_every_row_draws_the_contour_where_the_study_started(tmp_path: Path) -> 
                for v in VARIANTS}
     assert offsets.pop("edpcnn-aug-semi-edge") == 0.5 == offsets.pop("edpcnn-aug-semi-avg")
     assert offsets.pop("edpcnn-aug-noflip-semi") == 0.5 == offsets.pop("edpcnn-aug-noflip-edge")
+    assert offsets.pop("edpcnn-defaults-1000") == 0.5 == offsets.pop("unet-defaults-1000")
     assert set(offsets.values()) == {0.0}, offsets
 
 
@@ -258,6 +259,8 @@ def test_every_row_without_augment_trains_as_it_did_before_the_default(tmp_path:
     assert augmented == {"unet-aug", "edpcnn-aug", "unet-aug-semi", "edpcnn-aug-semi",
                          "edpcnn-aug-semi-edge", "edpcnn-aug-semi-avg"}
     assert {augment.pop(v) for v in augmented} == {"standard"}
+    # the rows at lvseg's defaults of 1000 iterations train as lvseg train does now
+    assert augment.pop("edpcnn-defaults-1000") == "noflip" == augment.pop("unet-defaults-1000")
     assert len(augment) > 10 and set(augment.values()) == {"none"}, augment
 
 
