@@ -1,4 +1,4 @@
-"""The centre-jump check (issue #19): an ES star centre far from its neighbours' and its own at ED."""
+"""The centre-jump check (issue #19): an ES star centre far from its neighbours' and from ED's."""
 
 from __future__ import annotations
 

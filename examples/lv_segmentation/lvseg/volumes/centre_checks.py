@@ -112,7 +112,8 @@ def _spacing(spacing: Sequence[float]) -> tuple[float, float]:
     try:
         dy, dx = (float(s) for s in spacing)
     except (TypeError, ValueError):
-        raise ValueError(f"spacing must be the pixel size (dy, dx) in mm; got {spacing!r}") from None
+        raise ValueError(f"spacing must be the pixel size (dy, dx) in mm; got {spacing!r}"
+                         ) from None
     if not (math.isfinite(dy) and math.isfinite(dx) and dy > 0 and dx > 0):
         raise ValueError(f"spacing must be two finite sizes > 0 mm; got {spacing!r}")
     return dy, dx
