@@ -9,6 +9,7 @@ One concept per module:
   every slice and checks each result;
 - :mod:`lvseg.volumes.plausibility` — the checks of one slice, each a warning naming the slice;
 - :mod:`lvseg.volumes.stack_checks` — the checks of a stack: across ED and ES, and its ends;
+- :mod:`lvseg.volumes.centre_checks` — the check of the star centres of the ES stack;
 - :mod:`lvseg.volumes.cardiac` — LV volume (mL) and ejection fraction;
 - :mod:`lvseg.volumes.protocol` — 3-D Dice and Hausdorff distance over the full image,
   EDV/ESV/EF agreement, the summary keys;
@@ -32,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from lvseg.volumes.cardiac import Phases, ejection_fraction, lv_volume_ml, phases
+from lvseg.volumes.centre_checks import CENTRE_JUMP_FACTOR, check_es_centre_jump
 from lvseg.volumes.figures import bland_altman_figure, montage_figure
 from lvseg.volumes.io import (
     MAX_VOXELS,
@@ -81,6 +83,7 @@ from lvseg.volumes.write import MASK_LABEL, volume_record, write_mask_nifti, wri
 __all__ = [
     "APEX_END_FACTOR",
     "APEX_FIRST_MARGIN",
+    "CENTRE_JUMP_FACTOR",
     "ES_AREA_FACTOR",
     "ES_END_FACTOR",
     "MASK_LABEL",
@@ -101,6 +104,7 @@ __all__ = [
     "check_center_inside",
     "check_apex_end",
     "check_es_area",
+    "check_es_centre_jump",
     "check_es_stack_ends",
     "check_rim",
     "check_slice",
@@ -151,3 +155,6 @@ APEX_END_FACTOR = APEX_END_FACTOR
 #: How much more LV area the last half of a stack must hold than the first to read it as stored
 #: apex first (:mod:`lvseg.volumes.stack_checks`).
 APEX_FIRST_MARGIN = APEX_FIRST_MARGIN
+#: How many LV radii an ES slice's star centre may lie from its neighbours' and its own at ED
+#: (:mod:`lvseg.volumes.centre_checks`).
+CENTRE_JUMP_FACTOR = CENTRE_JUMP_FACTOR

@@ -3,9 +3,10 @@ r"""Segmenting a whole volume with any slice segmenter, checking every slice's r
 This is where a centre-free segmenter plugs in: anything callable as a :class:`SliceSegmenter`
 (the images of a volume in, one :class:`SliceResult` per slice out) gives, through
 :func:`segment_volume`, the LV masks :math:`(T, Z, H, W)`, the slices found without LV, the
-plausibility warnings (:mod:`lvseg.volumes.plausibility`, :mod:`lvseg.volumes.stack_checks`)
-and the volumes in mL (:mod:`lvseg.volumes.cardiac`). The segmenter sees the whole cine at once,
-so it may batch slices, use neighbouring slices or the beating of the LV between frames.
+plausibility warnings (:mod:`lvseg.volumes.plausibility`, :mod:`lvseg.volumes.stack_checks`,
+:mod:`lvseg.volumes.centre_checks`) and the volumes in mL (:mod:`lvseg.volumes.cardiac`). The
+segmenter sees the whole cine at once, so it may batch slices, use neighbouring slices or the
+beating of the LV between frames.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from lvseg.volumes.cardiac import Phases, lv_volume_ml, phases
+from lvseg.volumes.centre_checks import check_es_centre_jump
 from lvseg.volumes.io import Volume
 from lvseg.volumes.plausibility import check_slice, lv_area_mm2, where
 from lvseg.volumes.stack_checks import (apex_is_last, check_apex_end, check_es_area,
@@ -86,7 +88,9 @@ def segment_volume(volume: Volume, segmenter: SliceSegmenter, *, ed: int | None 
     (:func:`~lvseg.volumes.stack_checks.check_es_stack_ends`: ``"frame 12, slice 0: an end of
     ..."``) and the apex end of the ED and of the ES stack
     (:func:`~lvseg.volumes.stack_checks.check_apex_end`: ``"frame 1, slice 9: the last LV slice
-    toward the apex ..."``).
+    toward the apex ..."``), and the star centre of each ES slice against its neighbours' and
+    its own at ED (:func:`~lvseg.volumes.centre_checks.check_es_centre_jump`: ``"frame 12, slice
+    6: the star centre at ES is ..."``).
 
     Raises:
         ValueError: naming ``volume.source``, if the segmenter returns the wrong number of
@@ -105,6 +109,7 @@ def segment_volume(volume: Volume, segmenter: SliceSegmenter, *, ed: int | None 
         raise ValueError(f"{volume.source}: the segmenter returned {len(results)} results for "
                          f"{n_t} x {n_z} = {n_t * n_z} slices")
     masks = np.zeros((n_t, n_z, height, width), dtype=bool)
+    centres: list[list[tuple[float, float] | None]] = [[None] * n_z for _ in range(n_t)]
     no_lv: list[tuple[int, int]] = []
     warnings: list[str] = []
     for i, result in enumerate(results):
@@ -124,6 +129,7 @@ def segment_volume(volume: Volume, segmenter: SliceSegmenter, *, ed: int | None 
             warnings.append(f"{name}: the LV was found but its mask is empty")
             continue
         masks[t, z] = mask
+        centres[t][z] = result.center
         if result.note:
             warnings.append(f"{name}: {result.note}")
         warnings.extend(check_slice(mask, volume.spacing[1:], name, center=result.center,
@@ -138,6 +144,8 @@ def segment_volume(volume: Volume, segmenter: SliceSegmenter, *, ed: int | None 
             apex = check_apex_end(areas, frame, apex_last=apex_last)
             if apex is not None:
                 warnings.append(apex)
+        warnings.extend(check_es_centre_jump(centres[ed], centres[es], ed_areas, es_areas,
+                                             spacing=volume.spacing[1:], frames=frames))
     return VolumeSegmentation(masks, lv_volume_ml(masks, volume.spacing), no_lv, warnings)
 
 

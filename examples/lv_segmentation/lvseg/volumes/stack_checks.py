@@ -6,7 +6,8 @@ slice's LV area (:func:`~lvseg.volumes.plausibility.lv_area_mm2`) across them
 (:func:`check_es_stack_ends`) and the apex end of each of the two stacks against the slice
 before it (:func:`check_apex_end`). Each warning names its frame and slice
 (:func:`~lvseg.volumes.plausibility.where`); none changes a mask. The thresholds were chosen on
-the thesis' training patients only (``benchmarks/lv_volumes/README.md``).
+the thesis' training patients only (``benchmarks/lv_volumes/README.md``). The check of the star
+centres across the ES stack is in :mod:`lvseg.volumes.centre_checks`.
 """
 
 from __future__ import annotations
