@@ -236,8 +236,8 @@ def _predict_volumes(args: argparse.Namespace, config: Any) -> int:
             phases = (f"; EDV {record['edv_ml']:.1f} mL, ESV {record['esv_ml']:.1f} mL, EF "
                       f"{record['ef']:.1f} %")
         print(f"{image}: LV volume per frame (mL) {volumes}{phases}; "
-              f"{len(record['slices_without_lv'])} slices without LV; "
-              f"{len(record['warnings'])} warnings -> {config.out}")
+              f"{_count(len(record['slices_without_lv']), 'slice')} without LV; "
+              f"{_count(len(record['warnings']), 'warning')} -> {config.out}")
         for warning in record["warnings"]:
             print(f"lvseg: warning: {image}: {warning}", file=sys.stderr)
     return 0
@@ -272,6 +272,16 @@ def _run(argv: list[str]) -> int:
     except (RunDirError, CheckpointError, OSError, ValueError, FloatingPointError) as error:
         print(f"lvseg: error: {error}", file=sys.stderr)  # FloatingPointError: a diverged run
         return 2
+
+
+def _count(n: int, noun: str) -> str:
+    """A count and its noun for the summary lines.
+
+    Example:
+        >>> _count(1, "warning"), _count(0, "slice"), _count(3, "slice")
+        ('1 warning', '0 slices', '3 slices')
+    """
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 if __name__ == "__main__":
