@@ -13,8 +13,9 @@ A benchmark script keeps only its experiment and calls these helpers:
   :func:`parser` (the common ``--quick``/``--replot``/``--out`` options), :func:`results_of`,
   :func:`result_file` and :func:`raw_log` (where a study's results and raw run logs go),
   :func:`replot` (``--replot``: the PNG redrawn from the JSON);
-* plots: :func:`pyplot` (matplotlib with the Agg backend), :func:`errorbar` (median with the
-  interquartile range as bars), :func:`save` (one dpi and layout for every PNG);
+* plots (:mod:`benchmarks._plots`, importable from here): :func:`pyplot` (matplotlib with the
+  Agg backend), :func:`errorbar` (median with the interquartile range as bars), :func:`save` (one
+  dpi and layout for every PNG);
 * subprocesses: :func:`run_json_child` (run a measurement in a fresh process, read its JSON),
   :func:`git_commit`.
 
@@ -32,11 +33,13 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks._plots import errorbar, pyplot, save  # noqa: F401  (part of this module's API)
 
 ROOT = Path(__file__).resolve().parent  # benchmarks/
 REPO = ROOT.parent  # studies run as ``python -m benchmarks.<study>`` from here
@@ -242,38 +245,6 @@ def parser(doc: str | None, quick: str, replot: bool = True,
     if replot:
         p.add_argument("--replot", action="store_true", help="only redraw the PNGs from the JSON")
     return p
-
-
-# ---------------------------------------------------------------------------- plots
-def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the non-interactive Agg backend."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def errorbar(ax: Any, xs: Sequence[float], stats: Sequence[dict[str, Any]], scale: float = 1.0,
-             **kw: Any) -> None:  # fmt: skip
-    """Medians with the interquartile range as error bars, from :func:`summary` dictionaries."""
-    med = np.array([s["median"] for s in stats]) * scale
-    low = med - np.array([s["q25"] for s in stats]) * scale
-    high = np.array([s["q75"] for s in stats]) * scale - med
-    ax.errorbar(xs, med, yerr=[low, high], marker="o", ms=4, capsize=3, **kw)
-
-
-def save(fig: Any, path: Path, dpi: int = 110,
-         rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> None:  # fmt: skip
-    """Tight layout inside ``rect`` (room for a figure legend), save at ``dpi``, close.
-
-    The saved area is cropped to what was drawn (``bbox_inches="tight"``), so a legend placed
-    outside the axes is never clipped.
-    """
-    fig.tight_layout(rect=rect)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    pyplot().close(fig)
 
 
 # ---------------------------------------------------------------------------- subprocesses
