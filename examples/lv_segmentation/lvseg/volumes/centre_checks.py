@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from lvseg.volumes.plausibility import where
-from lvseg.volumes.stack_checks import _phase_areas
+from lvseg.volumes.stack_checks import check_phase_inputs
 
 __all__ = ["CENTRE_JUMP_FACTOR", "check_es_centre_jump"]
 
@@ -76,7 +76,7 @@ def check_es_centre_jump(ed_centres: Sequence[Sequence[float] | None],
         Slices 0 and 2 are 10 mm from their neighbour too, but at their own ED centre: no
         warning.
     """
-    ed_areas, es_areas, (_, es_frame) = _phase_areas(ed_areas, es_areas, frames, factor)
+    ed_areas, es_areas, (_, es_frame) = check_phase_inputs(ed_areas, es_areas, frames, factor)
     n = len(es_areas)
     if len(ed_centres) != n or len(es_centres) != n:
         raise ValueError(f"ed_centres and es_centres must have one centre per slice, {n} like "
