@@ -1,13 +1,15 @@
 """Shared fixtures of the lvseg tests: the bundled sample, a small copy of it, the tiny synthetic
-data the training tests share, tiny trained runs, and one torch thread."""
+data the training tests share, tiny trained runs, one torch thread, and segment_volume on a
+given ED/ES pair."""
 
 from __future__ import annotations
 
 import shutil
 from typing import Any
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -89,3 +91,36 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def unet_run(tiny_runs: dict[str, Path], tmp_path: Path) -> Path:
     """A copy of the trained unet run that a test may change."""
     return Path(shutil.copytree(tiny_runs["unet"], tmp_path / "run"))
+
+
+@pytest.fixture()
+def segment_ed_es() -> Callable[..., tuple[Any, Any]]:
+    """``plain, checked = segment_ed_es(results, spacing)``: segment a two-frame volume (ED
+    frame 1, ES frame 12) whose segmenter returns ``results``, without and with the checks
+    across ED and ES (``segment_volume(..., ed=0, es=1)``), asserting that the checks change
+    neither a mask nor a volume (they only warn).
+
+    ``results`` holds the :class:`~lvseg.volumes.SliceResult` of each ED slice then each ES
+    slice, or is masks ``(2, Z, H, W)``: a slice has LV where its mask has a pixel.
+    """
+    from lvseg.volumes import SliceResult, Volume, segment_volume
+
+    def run(results: np.ndarray | Sequence[Any], spacing: tuple[float, float, float]
+            ) -> tuple[Any, Any]:
+        if isinstance(results, np.ndarray):
+            slices = results.reshape(-1, *results.shape[2:])
+            results = [SliceResult(m, bool(m.any())) for m in slices]
+        masks = np.stack([r.mask for r in results])
+        masks = masks.reshape(2, len(results) // 2, *masks.shape[1:])
+        volume = Volume(np.zeros(masks.shape), spacing, "pair", frames=[1, 12])
+
+        def segment(images: np.ndarray, spacing: tuple[float, float, float]) -> list[Any]:
+            return list(results)
+
+        plain = segment_volume(volume, segment)
+        checked = segment_volume(volume, segment, ed=0, es=1)
+        np.testing.assert_array_equal(checked.masks, masks)  # a warning only
+        np.testing.assert_array_equal(checked.volumes_ml, plain.volumes_ml)
+        return plain, checked
+
+    return run

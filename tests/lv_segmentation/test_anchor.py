@@ -159,6 +159,7 @@ def test_motion_without_motion_falls_back_to_the_map_and_says_so(frames: int, re
     (np.full((2, 3, 8, 8), np.nan), (1.0, 1.0), "images must be finite"),
     (np.zeros((2, 3, 8, 8)), (0.0, 1.0), r"spacing must be \(row_mm, col_mm\), two positive"),
     (np.zeros((2, 3, 8, 8)), (1.0,), r"spacing must be .*got \(1.0,\)"),
+    (np.zeros((2, 3, 8, 8)), None, r"spacing must be \(row_mm, col_mm\), .*got None"),
 ])
 def test_bad_input_is_refused(images: np.ndarray, spacing: tuple[float, ...], message: str
                               ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -73,6 +74,14 @@ def test_hausdorff_uses_the_anisotropic_spacing_and_the_empty_conventions() -> N
     empty = np.zeros_like(a)
     assert (dice_3d(empty, empty), hausdorff_3d(empty, empty, SPACING)) == (1.0, 0.0)
     assert dice_3d(a, empty) == 0.0 and math.isnan(hausdorff_3d(a, empty, SPACING))
+
+
+@pytest.mark.parametrize("spacing", [(10.0, 0.0, 1.25), (1.5, 1.25), None, "abc", 1.5])
+def test_hausdorff_refuses_a_spacing_that_is_not_three_sizes_naming_it(spacing) -> None:
+    a = np.ones((2, 3, 3), bool)
+    with pytest.raises(ValueError, match=r"spacing must be \(dz, dy, dx\), three positive mm; got "
+                       + re.escape(repr(spacing))):
+        hausdorff_3d(a, a, spacing)
 
 
 def test_score_case_by_hand() -> None:

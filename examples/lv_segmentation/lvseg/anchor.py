@@ -46,6 +46,7 @@ from scipy import ndimage
 from torch import nn
 
 from lvseg.data import CROP_SIZE, SPACING_MM
+from lvseg.data.types import positive_sizes
 from lvseg.inference_options import MIN_AREA_MM2
 from lvseg.locate import (MAX_JUMP_MM, Blob, Located, foreground_maps, label_blobs,
                           located_from_grid)
@@ -78,8 +79,8 @@ def _frames(images: np.ndarray) -> np.ndarray:
 
 
 def _check_spacing(spacing: tuple[float, float]) -> tuple[float, float]:
-    values = tuple(float(s) for s in spacing)
-    if len(values) != 2 or not all(math.isfinite(s) and s > 0 for s in values):
+    values = positive_sizes(spacing, 2)
+    if values is None:
         raise ValueError(f"spacing must be (row_mm, col_mm), two positive numbers; got "
                          f"{spacing!r}")
     return values  # type: ignore[return-value]

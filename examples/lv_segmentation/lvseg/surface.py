@@ -58,6 +58,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from lvseg.data.types import positive_sizes
+
 __all__ = ["as_numpy", "assd", "boundary", "hausdorff_distance", "hausdorff_nd", "hd95",
            "mask_pair", "surface_distances"]
 
@@ -218,10 +220,9 @@ def _spacing(spacing: float | Sequence[float]) -> tuple[float, float]:
         values = np.asarray(spacing, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
         values = np.zeros(0)
-    if values.size == 1:
-        values = np.repeat(values, 2)
-    if values.size != 2 or not (np.isfinite(values).all() and (values > 0).all()):
+    pair = positive_sizes(np.repeat(values, 2) if values.size == 1 else values, 2)
+    if pair is None:
         raise ValueError(
             f"spacing must be a positive number or (row_mm, col_mm); got {spacing!r}"
         )
-    return float(values[0]), float(values[1])
+    return pair[0], pair[1]

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from lvseg.data.readers import read_nifti_file
-from lvseg.data.types import LoadReport, Slice, positive_pair
+from lvseg.data.types import LoadReport, Slice, positive_sizes
 
 __all__ = [
     "LV_LABEL",
@@ -205,7 +205,7 @@ def patient_hint(folder: str | os.PathLike[str]) -> str:
 
 def _read_volume(path: Path, labels: bool) -> tuple[np.ndarray, tuple[float, float]]:
     nifti = read_nifti_file(path, ndims=(2, 3), labels=labels)
-    spacing = positive_pair(nifti.zooms[:2])
+    spacing = positive_sizes(nifti.zooms[:2], 2)
     if spacing is None:
         raise ValueError(f"{path}: header pixel spacing must be two positive numbers; got "
                          f"{nifti.zooms[:2]}")

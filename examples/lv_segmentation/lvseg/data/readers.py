@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lvseg.data.types import positive_pair
+from lvseg.data.types import positive_sizes
 
 __all__ = ["MAX_VOXELS", "NiftiFile", "check_size", "dicom_pixels", "dicom_spacing",
            "nifti_shape", "read_nifti_file"]
@@ -132,7 +132,7 @@ def dicom_spacing(ds: Any, path: str | os.PathLike[str], *, required: bool = Tru
     value = ds.get("PixelSpacing")
     if value is None and not required:
         return None
-    spacing = positive_pair(value)
+    spacing = positive_sizes(value, 2)
     if spacing is None:
         raise ValueError(f"{path}: DICOM has no valid PixelSpacing (row, column mm); got "
                          f"{value!r}")

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 __all__ = ["SPACING_RANGE_MM", "LoadReport", "Skipped", "Slice", "check_pixels", "check_spacing",
-           "positive_pair"]
+           "positive_sizes"]
 
 #: The pixel sizes (mm) lvseg accepts, from any file or option. Short-axis cardiac MRI has about
 #: 0.5-3 mm; a size far outside is a broken header (a mask covering the whole image at 0.01 mm,
@@ -34,7 +34,7 @@ def check_spacing(spacing: object, name: str = "spacing") -> tuple[float, float]
         (1.25, 1.25)
     """
     low, high = SPACING_RANGE_MM
-    values = positive_pair(spacing)
+    values = positive_sizes(spacing, 2)
     if values is None:
         raise ValueError(
             f"{name} must be (row_mm, col_mm), two positive numbers; got {spacing!r}"
@@ -45,25 +45,29 @@ def check_spacing(spacing: object, name: str = "spacing") -> tuple[float, float]
             f"about 0.5-3 mm); got {values[0]:g} x {values[1]:g} mm: check the file's pixel "
             "spacing (or --spacing)"
         )
-    return values
+    return (values[0], values[1])
 
 
-def positive_pair(value: object) -> tuple[float, float] | None:
-    """``value`` as two finite positive floats, or ``None`` when it is not that.
+def positive_sizes(value: object, count: int) -> tuple[float, ...] | None:
+    """``value`` as ``count`` finite floats ``> 0``, or ``None`` when it is not that.
 
-    The rule every pixel spacing follows, whatever file or option it comes from.
+    The rule every pixel or voxel spacing follows, whatever file, option or argument it comes
+    from; each caller refuses a ``None`` with a message naming its argument, what it expected
+    and what it got.
 
     Example:
-        >>> positive_pair(["1.25", 1.5]), positive_pair((0, 1)), positive_pair(None)
+        >>> positive_sizes(["1.25", 1.5], 2), positive_sizes((0, 1), 2), positive_sizes(None, 2)
         ((1.25, 1.5), None, None)
+        >>> positive_sizes((10, 1.5, 1.25), 3), positive_sizes((1.5, 1.25), 3)
+        ((10.0, 1.5, 1.25), None)
     """
     try:
         values = tuple(float(v) for v in value)  # type: ignore[union-attr]
     except (TypeError, ValueError):
         return None
-    if len(values) != 2 or not all(math.isfinite(v) and v > 0 for v in values):
+    if len(values) != count or not all(math.isfinite(v) and v > 0 for v in values):
         return None
-    return (values[0], values[1])
+    return values
 
 
 def check_pixels(image: np.ndarray, name: str = "image") -> None:

@@ -18,8 +18,9 @@ from typing import Sequence
 
 import numpy as np
 
+from lvseg.data.types import positive_sizes
 from lvseg.volumes.plausibility import where
-from lvseg.volumes.stack_checks import _phase_areas
+from lvseg.volumes.stack_checks import check_phase_inputs
 
 __all__ = ["CENTRE_JUMP_FACTOR", "check_es_centre_jump"]
 
@@ -76,12 +77,16 @@ def check_es_centre_jump(ed_centres: Sequence[Sequence[float] | None],
         Slices 0 and 2 are 10 mm from their neighbour too, but at their own ED centre: no
         warning.
     """
-    ed_areas, es_areas, (_, es_frame) = _phase_areas(ed_areas, es_areas, frames, factor)
+    ed_areas, es_areas, (_, es_frame) = check_phase_inputs(ed_areas, es_areas, frames, factor)
     n = len(es_areas)
     if len(ed_centres) != n or len(es_centres) != n:
         raise ValueError(f"ed_centres and es_centres must have one centre per slice, {n} like "
                          f"the areas; got {len(ed_centres)} and {len(es_centres)}")
-    dy, dx = _spacing(spacing)
+    pixel = positive_sizes(spacing, 2)
+    if pixel is None:
+        raise ValueError(f"spacing must be the pixel size (dy, dx) in mm, two finite sizes > 0; "
+                         f"got {spacing!r}")
+    dy, dx = pixel
     ed_mm = [_centre_mm("ed_centres", z, c, dx, dy) for z, c in enumerate(ed_centres)]
     es_mm = [_centre_mm("es_centres", z, c, dx, dy) for z, c in enumerate(es_centres)]
     with_lv = [z for z in range(n) if es_areas[z] > 0 and es_mm[z] is not None]
@@ -105,18 +110,6 @@ def check_es_centre_jump(ed_centres: Sequence[Sequence[float] | None],
                 f"{factor:g} times its LV radius ({radius:.3g} mm); the star may be centred "
                 "outside the LV")
     return warnings
-
-
-def _spacing(spacing: Sequence[float]) -> tuple[float, float]:
-    """``(dy, dx)`` checked to be two finite pixel sizes ``> 0`` mm."""
-    try:
-        dy, dx = (float(s) for s in spacing)
-    except (TypeError, ValueError):
-        raise ValueError(f"spacing must be the pixel size (dy, dx) in mm; got {spacing!r}"
-                         ) from None
-    if not (math.isfinite(dy) and math.isfinite(dx) and dy > 0 and dx > 0):
-        raise ValueError(f"spacing must be two finite sizes > 0 mm; got {spacing!r}")
-    return dy, dx
 
 
 def _centre_mm(name: str, z: int, centre: Sequence[float] | None, dx: float, dy: float

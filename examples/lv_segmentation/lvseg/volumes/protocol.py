@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lvseg.data.types import positive_sizes
 from lvseg.surface import hausdorff_nd
 from lvseg.volumes.cardiac import ejection_fraction, lv_volume_ml
 
@@ -66,8 +67,8 @@ def hausdorff_3d(pred: Any, true: Any, spacing: Sequence[float]) -> float:
         10.0
     """
     p, t = _masks(pred, true)
-    sampling = tuple(float(s) for s in spacing)
-    if len(sampling) != 3 or not all(math.isfinite(s) and s > 0 for s in sampling):
+    sampling = positive_sizes(spacing, 3)
+    if sampling is None:
         raise ValueError(f"spacing must be (dz, dy, dx), three positive mm; got {spacing!r}")
     return hausdorff_nd(p, t, sampling)
 

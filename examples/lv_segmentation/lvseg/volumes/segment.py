@@ -137,6 +137,8 @@ def segment_volume(volume: Volume, segmenter: SliceSegmenter, *, ed: int | None 
     if ed is not None and es is not None and ed != es:
         ed_areas, es_areas = lv_area_mm2(masks[[ed, es]], volume.spacing[1:])
         frames = (volume.frames[ed], volume.frames[es])
+        # each check validates the areas again, as for any caller: one pass over Z floats,
+        # nothing next to segmenting, so no unchecked path is kept for this caller
         warnings.extend(check_es_area(ed_areas, es_areas, frames=frames))
         warnings.extend(check_es_stack_ends(ed_areas, es_areas, frames=frames))
         apex_last = apex_is_last(ed_areas, es_areas)

@@ -75,7 +75,7 @@ def check_es_area(ed_areas: Sequence[float], es_areas: Sequence[float], *,
         ['frame 12, slice 0: the LV area at ES (24 mm²) is 1.5 times its area at ED (16 mm²);
           the systolic contour is likely wrong']
     """
-    ed_areas, es_areas, (_, es_frame) = _phase_areas(ed_areas, es_areas, frames, factor)
+    ed_areas, es_areas, (_, es_frame) = check_phase_inputs(ed_areas, es_areas, frames, factor)
     return [f"{where(es_frame, z)}: the LV area at ES ({es:.4g} mm²) is {es / ed:.3g} times its "
             f"area at ED ({ed:.4g} mm²); the systolic contour is likely wrong"
             for z, (ed, es) in enumerate(zip(ed_areas.tolist(), es_areas.tolist()))
@@ -109,7 +109,7 @@ def check_es_stack_ends(ed_areas: Sequence[float], es_areas: Sequence[float], *,
           while the LV kept 0.5 (median of 4 slices); the LV may end a slice earlier (atrium,
           outflow tract or apex wall?)']
     """
-    ed_areas, es_areas, (_, es_frame) = _phase_areas(ed_areas, es_areas, frames, factor)
+    ed_areas, es_areas, (_, es_frame) = check_phase_inputs(ed_areas, es_areas, frames, factor)
     with_lv = np.flatnonzero(es_areas > 0)
     if len(with_lv) < 2:
         return []
@@ -214,10 +214,24 @@ def _factor(factor: float) -> None:
         raise ValueError(f"factor must be a finite number > 0; got {factor!r}")
 
 
-def _phase_areas(ed_areas: Sequence[float], es_areas: Sequence[float], frames: tuple[int, int],
-                 factor: float) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-    """The per-slice areas of ED and ES as arrays and the two frame numbers, checked (for the
-    checks across phases)."""
+def check_phase_inputs(ed_areas: Sequence[float], es_areas: Sequence[float],
+                       frames: tuple[int, int], factor: float
+                       ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """The inputs of a check across ED and ES, checked: the areas as arrays and the frames.
+
+    Shared by the checks across phases here and in :mod:`lvseg.volumes.centre_checks`, so each
+    refuses the same inputs with the same message; not part of the package's API.
+
+    Returns:
+        ``(ed_areas, es_areas, (ed_frame, es_frame))``: the areas as 1-D float arrays.
+
+    Raises:
+        ValueError: as :func:`check_es_area`.
+
+    Example:
+        >>> check_phase_inputs([16.0, 0.0], [8.0, 0.0], (1, 12), 1.25)
+        (array([16.,  0.]), array([8., 0.]), (1, 12))
+    """
     ed_shape, es_shape = np.shape(ed_areas), np.shape(es_areas)
     if len(ed_shape) != 1 or ed_shape != es_shape:
         raise ValueError(f"ed_areas and es_areas must be 1-D, one area per slice, of one "
