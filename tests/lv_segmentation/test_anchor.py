@@ -18,7 +18,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from lvseg.anchor import MOTION_SMOOTHING_PX, locate_motion, motion_anchor, motion_map
+from lvseg.anchor import (MOTION_SMOOTHING_PX, STACK_REACH_MM, locate_motion, motion_anchor,
+                          motion_map)
 from lvseg.centre_free import RunSegmenter
 from lvseg.cli import main
 from lvseg.locate import locate
@@ -102,6 +103,27 @@ def test_locate_motion_finds_every_lv_slice_and_maps_the_blob_back(cine: bool) -
             assert np.hypot(found.centers[k, 0] - cols.mean(),
                             found.centers[k, 1] - rows.mean()) < 1.0, (t, z)
             assert dice_3d(found.masks[k][None], lv[t, z][None]) > 0.95, (t, z)
+
+
+def test_a_slice_whose_blob_stays_off_the_stack_is_centred_at_the_stack_s_median() -> None:
+    """The stack step (STACK_REACH_MM): on one slice the LV is dark and a bright disc lies
+    36 px (56 mm) below it, so every crop's blob there is the disc, even the crop at the
+    stack's median; the slice is centred at the median (on the LV), the disc still says it has
+    LV and is its fallback mask."""
+    pair, lv, spacing = _beating(decoy=False)
+    z = 3
+    rows, cols = np.nonzero(lv[0, z])
+    pair[0, z][lv[0, z]] = pair[0, z].min()  # the LV's blood pool as dark as the background
+    grid_r, grid_c = np.mgrid[:SIZE, :SIZE]
+    disc = np.hypot(grid_c - cols.mean(), grid_r - (rows.mean() + 36)) <= 10
+    pair[0, z][disc] = pair.max()
+    assert STACK_REACH_MM / spacing[1] < 36 - 10
+    found = locate_motion(Centred(), pair, spacing[1:], min_area_mm2=300.0)
+    assert found is not None and found.has_lv[z]
+    others = [found.centers[t * 10 + k] for t in range(2) for k in LV_SLICES if (t, k) != (0, z)]
+    np.testing.assert_allclose(found.centers[z], np.median(others, axis=0), atol=0.6)
+    assert np.hypot(found.centers[z, 0] - cols.mean(), found.centers[z, 1] - rows.mean()) < 2.0
+    assert dice_3d(found.masks[z][None], disc[None]) > 0.9  # the blob found, kept as fallback
 
 
 def test_the_default_finder_segments_the_phantom_with_a_centred_crop_locator() -> None:
