@@ -129,3 +129,27 @@ def test_acdc_patient_volumes_equal_the_sum_of_the_2d_loaders_slice_areas() -> N
         assert lv_volume_ml(case.truth[t], case.volume.spacing) == pytest.approx(by_area)
         np.testing.assert_array_equal(case.volume.array[t, slices[0].extras["z"]],
                                       slices[0].image)
+
+
+@pytest.mark.parametrize("ed, es, message", [
+    (0, 2, r"es must be a frame index in \[0, 1\]; got 2"),
+    (-1, 0, r"ed must be a frame index in \[0, 1\]; got -1"),
+    (0.0, 1, r"ed must be a frame index in \[0, 1\]; got 0.0"),
+    (True, 1, r"ed must be a frame index in \[0, 1\]; got True"),
+])
+def test_segment_volume_refuses_a_frame_that_is_not_an_index_before_segmenting(
+        ed: object, es: object, message: str) -> None:
+    """A negative index is not counted from the end, a float or a bool is not rounded: each
+    would check and score another frame than the one meant (a silent wrong answer)."""
+    from lvseg.volumes import SliceResult, Volume, segment_volume
+
+    calls = []
+
+    def segmenter(images: np.ndarray, spacing: tuple[float, float, float]) -> list[SliceResult]:
+        calls.append(images.shape)
+        return [SliceResult(np.ones(images.shape[-2:], bool), True)] * 4
+
+    volume = Volume(np.zeros((2, 2, 8, 8)), (10.0, 1.0, 1.0), "demo")
+    with pytest.raises(ValueError, match=message):
+        segment_volume(volume, segmenter, ed=ed, es=es)  # type: ignore[arg-type]
+    assert calls == []

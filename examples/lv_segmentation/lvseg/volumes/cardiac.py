@@ -80,8 +80,27 @@ def phases(volumes_ml: Sequence[float], ed: int, es: int) -> Phases:
         Phases(edv_ml=150.0, esv_ml=60.0, ef_percent=60.0)
     """
     volumes = [float(v) for v in volumes_ml]
-    for name, t in (("ed", ed), ("es", es)):
-        if not 0 <= int(t) < len(volumes):
-            raise ValueError(f"{name} must be a frame index in [0, {len(volumes) - 1}]; got {t}")
-    edv, esv = volumes[int(ed)], volumes[int(es)]
+    edv = volumes[frame_index("ed", ed, len(volumes))]
+    esv = volumes[frame_index("es", es, len(volumes))]
     return Phases(edv, esv, ejection_fraction(edv, esv))
+
+
+def frame_index(name: str, t: object, n_frames: int) -> int:
+    """``t`` checked to be a frame index: an integer in ``[0, n_frames)``.
+
+    Raises:
+        ValueError: naming ``name``, for a non-integer (``1.5``, ``True``, ``"2"``) or an index
+            outside the frames (negative indices are refused, not counted from the end).
+
+    Example:
+        >>> frame_index("es", 2, 3)
+        2
+        >>> frame_index("es", 3, 3)
+        Traceback (most recent call last):
+        ...
+        ValueError: es must be a frame index in [0, 2]; got 3
+    """
+    if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)) \
+            or not 0 <= int(t) < n_frames:
+        raise ValueError(f"{name} must be a frame index in [0, {n_frames - 1}]; got {t!r}")
+    return int(t)

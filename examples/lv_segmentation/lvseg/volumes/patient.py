@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from lvseg.data.acdc import LV_LABEL
+from lvseg.volumes.cardiac import frame_index
 from lvseg.volumes.io import Volume, read_nifti, read_volume
 
 __all__ = ["LV_LABEL", "CardiacCase", "case_from_frames", "case_from_volume", "read_info",
@@ -61,9 +62,11 @@ class CardiacCase:
             raise ValueError(f"{self.volume.source}: give both ED and ES frames or neither; got "
                              f"ed={self.ed}, es={self.es}")
         for name, t in (("ed", self.ed), ("es", self.es)):
-            if t is not None and not (isinstance(t, (int, np.integer)) and 0 <= t < n):
-                raise ValueError(f"{self.volume.source}: {name} must be a frame index in "
-                                 f"[0, {n - 1}]; got {t!r}")
+            if t is not None:
+                try:
+                    frame_index(name, t, n)
+                except ValueError as error:
+                    raise ValueError(f"{self.volume.source}: {error}") from None
         shape = self.volume.array.shape[1:]
         for t, mask in self.truth.items():
             if not 0 <= t < n or np.shape(mask) != shape:

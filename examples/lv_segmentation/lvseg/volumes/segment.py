@@ -17,7 +17,7 @@ from typing import NamedTuple, Protocol, Sequence
 import numpy as np
 from scipy import ndimage
 
-from lvseg.volumes.cardiac import Phases, lv_volume_ml, phases
+from lvseg.volumes.cardiac import Phases, frame_index, lv_volume_ml, phases
 from lvseg.volumes.centre_checks import check_es_centre_jump
 from lvseg.volumes.io import Volume
 from lvseg.volumes.plausibility import check_slice, lv_area_mm2, where
@@ -93,8 +93,10 @@ def segment_volume(volume: Volume, segmenter: SliceSegmenter, *, ed: int | None 
     6: the star centre at ES is ..."``).
 
     Raises:
-        ValueError: naming ``volume.source``, if the segmenter returns the wrong number of
-            results or a mask of the wrong shape, or an LV-free slice with a non-empty mask.
+        ValueError: if ``ed`` or ``es`` is given but is not a frame index of ``volume``
+            (before anything is segmented); naming ``volume.source``, if the segmenter returns
+            the wrong number of results or a mask of the wrong shape, or an LV-free slice with
+            a non-empty mask.
 
     Example:
         >>> v = Volume(np.zeros((1, 2, 8, 8)), (10.0, 1.0, 1.0), "demo")
@@ -104,6 +106,10 @@ def segment_volume(volume: Volume, segmenter: SliceSegmenter, *, ed: int | None 
         [(0, 0), (0, 1)]
     """
     n_t, n_z, height, width = volume.array.shape
+    if ed is not None:
+        ed = frame_index("ed", ed, n_t)
+    if es is not None:
+        es = frame_index("es", es, n_t)
     results = list(segmenter(volume.array, volume.spacing))
     if len(results) != n_t * n_z:
         raise ValueError(f"{volume.source}: the segmenter returned {len(results)} results for "
